@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "ringmaster",
+      "sources": [
+        "native/addon.cc",
+        "native/segment.cc",
+        "native/robust_lock.cc",
+        "native/process_table.cc",
+        "native/io_handles.cc",
+        "native/file_table.cc",
+        "native/uring.cc",
+        "native/thread_backend.cc",
+        "native/completion_kinds.cc",
+        "native/atomics.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-pthread"],
+      "ldflags": ["-pthread"]
+    }
+  ]
+}

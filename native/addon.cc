@@ -1,0 +1,1044 @@
+// N-API surface. A Session is one attached JS environment (the postmaster's main
+// thread, a forked worker, or a worker thread): it owns a process slot, a doorbell
+// thread that turns completed handles into promise resolutions on its JS thread,
+// and the list of its in-flight handles. The Segment (mapping, rings, watcher
+// threads that reap) is per process and shared by every Session in the process.
+#include <napi.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <map>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "atomics.h"
+#include "segment.h"
+#include "thread_backend.h"
+
+using namespace rm;
+
+namespace {
+
+constexpr int64_t kLockTimeoutNs = 2000000000;  // a SIGSTOPped holder: error, not a hang
+constexpr uint32_t kOpFields = 8;
+
+std::mutex g_mu;
+std::map<uint64_t, Segment*> g_segments;  // every segment this process has mapped
+
+bool test_hooks_enabled() {
+  const char* v = getenv("RINGMASTER_TEST_HOOKS");
+  return v && strcmp(v, "1") == 0;
+}
+
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& msg, int err = 0) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  if (err) e.Set("errno", Napi::Number::New(env, -std::abs(err)));
+  return e;
+}
+
+std::string errno_code(int e) {
+  e = std::abs(e);
+  switch (e) {
+    case EAGAIN: return "EAGAIN";
+    case EBADF: return "EBADF";
+    case ECANCELED: return "ECANCELED";
+    case EINVAL: return "EINVAL";
+    case EIO: return "EIO";
+    case ENOENT: return "ENOENT";
+    case ENOMEM: return "ENOMEM";
+    case ENOSPC: return "ENOSPC";
+    case ENOSYS: return "ENOSYS";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case EEXIST: return "EEXIST";
+    case EXDEV: return "EXDEV";
+    case EMFILE: return "EMFILE";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ESHUTDOWN: return "ESHUTDOWN";
+    case EISDIR: return "EISDIR";
+    case ENOTDIR: return "ENOTDIR";
+    case ELOOP: return "ELOOP";
+    case EFAULT: return "EFAULT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EINTR: return "EINTR";
+    case EPROTO: return "EPROTO";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    default: return "E" + std::to_string(e);
+  }
+}
+
+void start_watchers(Segment* seg, const std::vector<uint32_t>& rings);
+
+struct ProcessRole { bool reaps = true; };
+
+class Session : public Napi::ObjectWrap<Session> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static Napi::FunctionReference* ctor;
+  Session(const Napi::CallbackInfo& info);
+  ~Session() override;
+
+  void Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env);
+
+ private:
+  Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value OpenFile(const Napi::CallbackInfo& info);
+  Napi::Value CloseFile(const Napi::CallbackInfo& info);
+  Napi::Value FileInfo(const Napi::CallbackInfo& info);
+  Napi::Value Arena(const Napi::CallbackInfo& info);
+  Napi::Value ArenaAlloc(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value ForkFds(const Napi::CallbackInfo& info);
+  Napi::Value CleanupProcess(const Napi::CallbackInfo& info);
+  Napi::Value SweepDeadSlots(const Napi::CallbackInfo& info);
+  Napi::Value ReapNow(const Napi::CallbackInfo& info);
+  Napi::Value SetRunState(const Napi::CallbackInfo& info);
+  Napi::Value RunState(const Napi::CallbackInfo& info);
+  Napi::Value Inflight(const Napi::CallbackInfo& info);
+  Napi::Value HandlesInUse(const Napi::CallbackInfo& info);
+  Napi::Value Detach(const Napi::CallbackInfo& info);
+  Napi::Value WaitWord(const Napi::CallbackInfo& info);
+  Napi::Value DebugHoldLock(const Napi::CallbackInfo& info);
+  Napi::Value DebugSubmitRawNop(const Napi::CallbackInfo& info);
+  Napi::Value DebugScribble(const Napi::CallbackInfo& info);
+
+  bool CheckOpen(Napi::Env env);
+  void DoorbellMain();
+  void DeliverOnJs(Napi::Env env, std::vector<int32_t>* batch);
+  void DetachNative();
+  static void CleanupHook(void* arg);
+
+ public:
+  Segment* seg_ = nullptr;
+  int slot_ = -1;
+  uint32_t home_ring_ = 0;
+  bool detached_ = true;
+  std::mutex mu_;
+  std::vector<std::pair<uint32_t, uint32_t>> inflight_;
+  std::thread doorbell_;
+  std::atomic<bool> closing_{false};
+  Napi::ThreadSafeFunction tsfn_;
+  bool tsfn_ref_ = false;
+  Napi::Reference<Napi::ArrayBuffer> arena_ab_;
+  napi_env env_ = nullptr;
+  bool hook_added_ = false;
+};
+
+Napi::FunctionReference* Session::ctor = nullptr;
+
+Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {}
+
+Session::~Session() { DetachNative(); }
+
+void Session::CleanupHook(void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  s->hook_added_ = false;
+  s->DetachNative();
+}
+
+void Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env) {
+  seg_ = seg;
+  slot_ = slot;
+  home_ring_ = seg->slots[slot].home_ring;
+  detached_ = false;
+  env_ = env;
+  tsfn_ = Napi::ThreadSafeFunction::New(env, on_complete, "ringmaster-completions", 0, 1);
+  tsfn_.Unref(env);  // only in-flight IO keeps the event loop alive
+  doorbell_ = std::thread([this] { DoorbellMain(); });
+  napi_add_env_cleanup_hook(env, CleanupHook, this);
+  hook_added_ = true;
+}
+
+// Collect completed handles this session issued and hand them to its JS thread.
+// Runs on its own thread so the JS thread never blocks and a busy JS thread in one
+// process never delays another process: the reaping happened elsewhere already.
+void Session::DoorbellMain() {
+  ProcSlot* me = &seg_->slots[slot_];
+  for (;;) {
+    uint32_t seen = load_acquire(&me->doorbell);
+    auto* batch = new std::vector<int32_t>();
+    bool empty;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (size_t i = 0; i < inflight_.size();) {
+        int32_t res;
+        uint32_t reaper;
+        if (handle_collect(seg_->handles, inflight_[i].first, inflight_[i].second, &res, &reaper)) {
+          batch->push_back((int32_t)inflight_[i].first);
+          batch->push_back((int32_t)inflight_[i].second);
+          batch->push_back(res);
+          batch->push_back((int32_t)reaper);
+          inflight_[i] = inflight_.back();
+          inflight_.pop_back();
+        } else {
+          i++;
+        }
+      }
+      empty = inflight_.empty();
+    }
+    if (!batch->empty()) {
+      uint64_t n = batch->size() / 4;
+      stat_add(&me->stat_completed, n);
+      for (size_t i = 3; i < batch->size(); i += 4)
+        if ((uint32_t)(*batch)[i] != (uint32_t)slot_ &&
+            ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots || seg_->slots[(*batch)[i]].pid != me->pid))
+          stat_add(&me->stat_completed_by_other, (uint64_t)1);
+      napi_status st = tsfn_.NonBlockingCall(batch, [this](Napi::Env env, Napi::Function fn, std::vector<int32_t>* b) {
+        DeliverOnJs(env, b);
+        (void)fn;
+      });
+      if (st != napi_ok) delete batch;
+    } else {
+      delete batch;
+    }
+    if (closing_.load() && empty) return;
+    futex_wait(&me->doorbell, seen, closing_.load() ? 10000000 : 250000000);
+  }
+}
+
+void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
+  Napi::HandleScope scope(env);
+  auto arr = Napi::Int32Array::New(env, b->size());
+  memcpy(arr.Data(), b->data(), b->size() * sizeof(int32_t));
+  delete b;
+  Napi::Object self = Value();
+  Napi::Value cb = self.Get("_onCompletions");
+  if (cb.IsFunction()) cb.As<Napi::Function>().Call(self, {arr});
+  std::lock_guard<std::mutex> g(mu_);
+  if (inflight_.empty() && tsfn_ref_ && !detached_) {
+    tsfn_.Unref(env);
+    tsfn_ref_ = false;
+  }
+}
+
+void cleanup_slot(Segment* seg, uint32_t slot, bool process_died);
+
+void Session::DetachNative() {
+  if (detached_) return;
+  detached_ = true;
+  closing_ = true;
+  slot_ring_doorbell(&seg_->slots[slot_]);
+  if (doorbell_.joinable()) doorbell_.join();
+  tsfn_.Release();
+  if (hook_added_) {
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    hook_added_ = false;
+  }
+  if (!arena_ab_.IsEmpty()) {
+    // Views over the arena become zero-length instead of dangling after unmap.
+    Napi::ArrayBuffer ab = arena_ab_.Value();
+    if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
+    arena_ab_.Reset();
+  }
+  // Anything still in flight is orphaned: the completer frees it.
+  cleanup_slot(seg_, (uint32_t)slot_, false);
+  Segment* seg = seg_;
+  bool last;
+  {
+    std::lock_guard<std::mutex> g(seg->mu);
+    last = --seg->env_refs == 0;
+  }
+  if (last) {
+    seg->stopping = true;
+    if (load_acquire(&seg->hdr->backend) == BACKEND_IO_URING) {
+      for (uint32_t r = 0; r < seg->rings.size(); r++) ring_wake_watchers(*seg, r);
+    }
+    for (auto& t : seg->watchers) if (t.joinable()) t.join();
+    seg->watchers.clear();
+    if (seg->pool) thread_backend_stop(seg->pool);
+    seg->pool = nullptr;
+    {
+      std::lock_guard<std::mutex> g(g_mu);
+      g_segments.erase(seg->id);
+    }
+    segment_unmap(seg);
+    delete seg;
+  }
+  seg_ = nullptr;
+}
+
+bool Session::CheckOpen(Napi::Env env) {
+  if (detached_ || !seg_) {
+    make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+void cleanup_slot(Segment* seg, uint32_t slot, bool process_died) {
+  ProcSlot* s = &seg->slots[slot];
+  uint32_t expected = SLOT_ACTIVE;
+  if (!cas(&s->state, &expected, (uint32_t)SLOT_CLEANING)) return;
+  bool threads = load_relaxed(&seg->hdr->backend) == BACKEND_THREADS;
+  // Threads backend: a dead process's pool died with it, so its in-flight IO never
+  // completes: fail it now (running completion actions so others' waiters wake).
+  bool in_flight_dies = threads && process_died;
+  struct Ctx { Segment* seg; } ctx{seg};
+  handles_release_owner(
+      seg->handles, slot, in_flight_dies,
+      [](void* c, IoHandle* h, uint32_t) {
+        auto* cx = static_cast<Ctx*>(c);
+        run_completion_kind(load_relaxed(&h->kind), load_relaxed(&h->kind_arg), -ECANCELED, cx->seg->arena);
+      },
+      &ctx);
+  if (threads) thread_backend_forget_slot(seg, slot);
+  if (process_died) stat_add(&seg->hdr->stat_dead_slots_cleaned, (uint64_t)1);
+  slot_release(s);
+}
+
+void watcher_main(Segment* seg, uint32_t ring) {
+  RingMap& m = seg->rings[ring];
+  struct __kernel_timespec ts = {0, 250000000};
+  struct io_uring_getevents_arg arg = {};
+  arg.ts = (uint64_t)(uintptr_t)&ts;
+  while (!seg->stopping.load()) {
+    // All watchers wake on a CQE (kernel fact 10); whoever takes the completion lock
+    // reaps for everyone and rings the issuers' doorbells.
+    sys_io_uring_enter(m.fd, 0, 1, IORING_ENTER_GETEVENTS | (1U << 3) /* EXT_ARG */, &arg, sizeof(arg));
+    if (seg->stopping.load()) break;
+    ring_reap(*seg, ring, seg->reaper_slot, kLockTimeoutNs);
+  }
+}
+
+void start_watchers(Segment* seg, const std::vector<uint32_t>& rings) {
+  for (uint32_t r : rings) seg->watchers.emplace_back(watcher_main, seg, r);
+}
+
+Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps, Napi::Function on_complete,
+                         bool new_segment) {
+  SegmentHeader* h = seg->hdr;
+  uint32_t ring_count = h->ring_count ? h->ring_count : 1;
+  int slot = slot_claim(seg->slots, h->max_slots, kind, 0, reaps);
+  if (slot < 0) {
+    make_error(env, "ERR_RINGMASTER_NO_SLOTS",
+               "all " + std::to_string(h->max_slots) + " process slots are in use (raise maxProcesses)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  store_relaxed(&seg->slots[slot].home_ring, (uint32_t)slot % ring_count);
+  {
+    std::lock_guard<std::mutex> g(seg->mu);
+    seg->env_refs++;
+    if (new_segment) {
+      seg->reaper_slot = (uint32_t)slot;
+      if (h->backend == BACKEND_IO_URING) {
+        std::vector<uint32_t> rings;
+        bool all = kind == SLOT_POSTMASTER || h->topology == TOPO_SHARED;
+        for (uint32_t r = 0; r < h->ring_count; r++)
+          if (all || r == (uint32_t)slot % ring_count) rings.push_back(r);
+        if (reaps) start_watchers(seg, rings);
+      } else {
+        const char* n = getenv("RINGMASTER_THREADS");
+        int threads = n ? atoi(n) : 4;
+        seg->pool = thread_backend_start(seg, threads > 0 && threads <= 64 ? threads : 4);
+      }
+    }
+  }
+  Napi::Object obj = env.GetInstanceData<Napi::FunctionReference>()->New({});
+  Session* s = Session::Unwrap(obj);
+  s->Bind(seg, slot, on_complete, env);
+  return obj;
+}
+
+// createSegment(options, onCompletions)
+Napi::Value CreateSegment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  SegmentConfig cfg;
+  cfg.ring_count = o.Get("rings").As<Napi::Number>().Uint32Value();
+  cfg.ring_entries = o.Get("ringEntries").As<Napi::Number>().Uint32Value();
+  cfg.max_slots = o.Get("maxProcesses").As<Napi::Number>().Uint32Value();
+  cfg.max_files = o.Get("maxFiles").As<Napi::Number>().Uint32Value();
+  cfg.arena_size = (uint64_t)o.Get("arenaSize").As<Napi::Number>().DoubleValue();
+  cfg.sqpoll = o.Get("sqpoll").As<Napi::Boolean>().Value();
+  cfg.fixed_buffers = o.Get("fixedBuffers").As<Napi::Boolean>().Value();
+  cfg.topology = o.Get("topology").As<Napi::String>().Utf8Value() == "per-process" ? TOPO_PER_PROCESS : TOPO_SHARED;
+  cfg.backend = o.Get("backend").As<Napi::String>().Utf8Value() == "threads" ? BACKEND_THREADS : BACKEND_IO_URING;
+  cfg.data_dir = o.Get("dataDir").As<Napi::String>().Utf8Value();
+  bool reaps = o.Get("reaper").As<Napi::Boolean>().Value();
+  auto* seg = new Segment();
+  std::string err;
+  int rc = segment_create(cfg, seg, &err);
+  if (rc < 0) {
+    delete seg;
+    make_error(env, errno_code(rc), err, rc).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_segments[seg->id] = seg;
+  }
+  return make_session(env, seg, SLOT_POSTMASTER, reaps, info[1].As<Napi::Function>(), true);
+}
+
+// attachForked(memfd, ringFds, options, onCompletions)
+Napi::Value AttachForked(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int memfd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Array fds = info[1].As<Napi::Array>();
+  std::vector<int> ring_fds;
+  for (uint32_t i = 0; i < fds.Length(); i++) ring_fds.push_back(fds.Get(i).As<Napi::Number>().Int32Value());
+  bool reaps = info[2].As<Napi::Object>().Get("reaper").As<Napi::Boolean>().Value();
+  auto* seg = new Segment();
+  std::string err;
+  int rc = segment_attach(memfd, ring_fds, seg, &err);
+  if (rc < 0) {
+    delete seg;
+    make_error(env, "ERR_RINGMASTER_ATTACH", err, rc).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    if (g_segments.count(seg->id)) {
+      segment_unmap(seg);
+      delete seg;
+      make_error(env, "ERR_RINGMASTER_ALREADY_ATTACHED", "this process is already attached to that segment")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    g_segments[seg->id] = seg;
+  }
+  if (!segment_running(*seg)) {
+    {
+      std::lock_guard<std::mutex> g(g_mu);
+      g_segments.erase(seg->id);
+    }
+    segment_unmap(seg);
+    delete seg;
+    make_error(env, "ESHUTDOWN", "the postmaster has stopped; its rings accept no more IO", ESHUTDOWN)
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return make_session(env, seg, SLOT_FORKED, reaps, info[3].As<Napi::Function>(), true);
+}
+
+// attachThread(segmentId, onCompletions): a worker thread of a process that has the segment mapped.
+Napi::Value AttachThread(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double id = info[0].As<Napi::Number>().DoubleValue();
+  Segment* seg = nullptr;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    auto it = g_segments.find((uint64_t)id);
+    if (it != g_segments.end()) seg = it->second;
+  }
+  if (!seg) {
+    make_error(env, "ERR_RINGMASTER_NOT_ATTACHED",
+               "this process has no mapping of segment " + std::to_string((uint64_t)id) +
+                   ": attach the process (main thread) first; a thread token only works inside the process that made it")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!segment_running(*seg)) {
+    make_error(env, "ESHUTDOWN", "the postmaster has stopped; its rings accept no more IO", ESHUTDOWN)
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return make_session(env, seg, SLOT_THREAD, false, info[1].As<Napi::Function>(), false);
+}
+
+// Parse one op; returns 0 or -errno with *why set.
+int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHandle* h, std::string* why) {
+  Segment* seg = s->seg_;
+  SegmentHeader* hdr = seg->hdr;
+  double op = f[0], link = f[1], file = f[2], off = f[3], len = f[4], arena = f[5], kind = f[6], karg = f[7];
+  if (!(op >= 0 && op < OP_MAX) || op != std::floor(op)) { *why = "unknown op"; return -EINVAL; }
+  r->op = (uint8_t)op;
+  if (!(link >= 0 && link <= 7) || link != std::floor(link)) { *why = "bad link flags"; return -EINVAL; }
+  r->link_flags = (uint8_t)link;
+  r->file_slot = 0;
+  if (r->op != OP_NOP) {
+    int slot = file_lookup(seg->files, hdr->max_files, file, nullptr);
+    if (slot < 0) { *why = "unknown or closed file id " + std::to_string((long long)file); return -EBADF; }
+    r->file_slot = (uint32_t)slot;
+  }
+  r->offset = 0; r->len = 0; r->addr = 0; r->fixed_buffer = false; r->buf_index = 0; r->position_independent = true;
+  uint64_t arena_off = kNoArena;
+  if (r->op == OP_READ || r->op == OP_WRITE) {
+    if (!(off >= 0 && off <= 9007199254740991.0) || off != std::floor(off)) { *why = "offset out of range"; return -ERANGE; }
+    if (!(len >= 0 && len <= 0x7fffffff) || len != std::floor(len)) { *why = "length out of range"; return -ERANGE; }
+    r->offset = (uint64_t)off;
+    r->len = (uint32_t)len;
+    if (arena >= 0) {
+      if (arena != std::floor(arena) || arena > (double)seg->arena.size || (uint64_t)arena + r->len > seg->arena.size) {
+        *why = "arena range outside the shared segment";
+        return -ERANGE;
+      }
+      arena_off = (uint64_t)arena;
+      bool fixed = hdr->fixed_buffers && (arena_off >> 30) == ((arena_off + (r->len ? r->len - 1 : 0)) >> 30);
+      bool sqpoll = hdr->sqpoll;
+      // Fixed buffers are checked against the range as registered, in the registrant's
+      // address space (kernel fact 4); so is every address an SQPOLL thread touches.
+      uint64_t base = (fixed || sqpoll) ? seg->registrant_arena_base : (uint64_t)(uintptr_t)seg->arena.base;
+      r->addr = base + arena_off;
+      r->fixed_buffer = fixed;
+      r->buf_index = (uint16_t)(arena_off >> 30);
+      r->position_independent = seg->same_address || fixed || sqpoll;
+    } else {
+      if (!buf.IsTypedArray()) { *why = "a private buffer must be a Uint8Array"; return -EINVAL; }
+      Napi::TypedArray ta = buf.As<Napi::TypedArray>();
+      if (ta.ByteLength() < r->len) { *why = "length exceeds the buffer"; return -ERANGE; }
+      if (hdr->sqpoll) { *why = "SQPOLL rings need arena buffers (the poller runs in the postmaster)"; return -EOPNOTSUPP; }
+      r->addr = (uint64_t)(uintptr_t)((uint8_t*)ta.ArrayBuffer().Data() + ta.ByteOffset());
+      r->position_independent = false;
+    }
+  }
+  if (!(kind >= 0 && kind < CK_MAX) || kind != std::floor(kind) || !(karg >= 0) || karg > 9007199254740991.0) {
+    *why = "bad completion kind";
+    return -EINVAL;
+  }
+  if (!kind_arg_valid((uint16_t)kind, (uint64_t)karg, seg->arena)) { *why = "bad completion kind argument"; return -ERANGE; }
+  store_relaxed(&h->op, r->op);
+  store_relaxed(&h->link_flags, r->link_flags);
+  store_relaxed(&h->file_slot, r->file_slot);
+  store_relaxed(&h->offset, r->offset);
+  store_relaxed(&h->len, r->len);
+  store_relaxed(&h->arena_offset, arena_off);
+  store_relaxed(&h->kind, (uint16_t)kind);
+  store_relaxed(&h->kind_arg, (uint64_t)karg);
+  store_relaxed(&h->submit_ns, monotonic_ns());
+  return 0;
+}
+
+// submit(ring, ops: Float64Array(8n), buffers: Array) -> Uint32Array(2n) of (index, gen),
+// or a negative errno number for back-pressure (-EAGAIN) and shutdown (-ESHUTDOWN).
+Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  SegmentHeader* hdr = seg_->hdr;
+  if (!segment_running(*seg_)) return Napi::Number::New(env, -ESHUTDOWN);
+  uint32_t ring = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : home_ring_;
+  if (hdr->backend == BACKEND_IO_URING && ring >= seg_->rings.size()) {
+    Napi::RangeError::New(env, "ring index out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Float64Array ops = info[1].As<Napi::Float64Array>();
+  Napi::Array bufs = info[2].As<Napi::Array>();
+  uint32_t n = (uint32_t)(ops.ElementLength() / kOpFields);
+  uint32_t max_batch = hdr->backend == BACKEND_IO_URING ? hdr->rings[ring].sq_entries : hdr->max_handles;
+  if (n == 0 || n > max_batch) {
+    Napi::RangeError::New(env, "a batch holds 1.." + std::to_string(max_batch) + " ops (ring size)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<SqeRequest> reqs(n);
+  std::vector<uint32_t> got;
+  for (uint32_t i = 0; i < n; i++) {
+    int64_t idx = handle_reserve(seg_->handles, (uint32_t)slot_);
+    if (idx < 0) {
+      for (uint32_t k : got) handle_unreserve(seg_->handles, k);
+      return Napi::Number::New(env, -EAGAIN);  // every handle in flight: the caller waits
+    }
+    got.push_back((uint32_t)idx);
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    IoHandle* h = &seg_->handles.handles[got[i]];
+    std::string why;
+    int rc = parse_op(this, ops.Data() + i * kOpFields, bufs.Get(i), &reqs[i], h, &why);
+    if (rc < 0) {
+      for (uint32_t k : got) handle_unreserve(seg_->handles, k);
+      std::string code = rc == -EBADF ? "ERR_RINGMASTER_BAD_FILE" : rc == -ERANGE ? "ERR_OUT_OF_RANGE" : "ERR_INVALID_ARG";
+      Napi::Error e = rc == -ERANGE ? (Napi::Error)Napi::RangeError::New(env, "op " + std::to_string(i) + ": " + why)
+                                    : (Napi::Error)Napi::TypeError::New(env, "op " + std::to_string(i) + ": " + why);
+      if (rc == -EBADF || rc == -EOPNOTSUPP) e = make_error(env, rc == -EBADF ? code : "EOPNOTSUPP", "op " + std::to_string(i) + ": " + why, rc);
+      e.Set("code", Napi::String::New(env, rc == -EOPNOTSUPP ? "EOPNOTSUPP" : code));
+      e.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    reqs[i].handle_index = got[i];
+    reqs[i].handle_gen = hw_gen(load_acquire(&h->word));
+    store_relaxed(&h->ring, (uint16_t)ring);
+    store_relaxed(&h->batch_pos, (uint16_t)i);
+  }
+  {
+    // Registered before submission so a completion can never be missed by the doorbell thread.
+    std::lock_guard<std::mutex> g(mu_);
+    for (uint32_t i = 0; i < n; i++) inflight_.emplace_back(reqs[i].handle_index, reqs[i].handle_gen);
+    if (!tsfn_ref_) {
+      tsfn_.Ref(env);
+      tsfn_ref_ = true;
+    }
+  }
+  int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs)
+                                            : thread_backend_submit(seg_->pool, reqs.data(), n, (uint32_t)slot_);
+  if (rc < 0) {
+    // Nothing was published: take the handles back.
+    std::lock_guard<std::mutex> g(mu_);
+    for (uint32_t i = 0; i < n; i++) {
+      for (size_t k = 0; k < inflight_.size(); k++)
+        if (inflight_[k].first == reqs[i].handle_index) { inflight_[k] = inflight_.back(); inflight_.pop_back(); break; }
+      handle_unreserve(seg_->handles, reqs[i].handle_index);
+    }
+    return Napi::Number::New(env, rc);
+  }
+  stat_add(&seg_->slots[slot_].stat_submitted, (uint64_t)n);
+  auto out = Napi::Uint32Array::New(env, 2 * n);
+  for (uint32_t i = 0; i < n; i++) {
+    out[2 * i] = reqs[i].handle_index;
+    out[2 * i + 1] = reqs[i].handle_gen;
+  }
+  return out;
+}
+
+// openFile(relPath, flags, mode) -> file id
+Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int flags = info[1].As<Napi::Number>().Int32Value();
+  int mode = info[2].As<Napi::Number>().Int32Value();
+  if (path.empty() || path.size() >= kMaxRelPath || path.find('\0') != std::string::npos) {
+    Napi::RangeError::New(env, "file path must be 1.." + std::to_string(kMaxRelPath - 1) + " bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  struct open_how how = {};
+  how.flags = (uint64_t)(flags | O_CLOEXEC);
+  how.mode = (flags & O_CREAT) ? (uint64_t)mode : 0;
+  // RESOLVE_BENEATH: no "..", absolute path or symlink may leave the data directory.
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  int fd = (int)syscall(SYS_openat2, seg_->data_dir_fd, path.c_str(), &how, sizeof(how));
+  if (fd < 0) {
+    int e = errno;
+    std::string msg = e == EXDEV ? "path '" + path + "' escapes the data directory"
+                                 : "cannot open '" + path + "': " + strerror(e);
+    make_error(env, e == EXDEV ? "ERR_RINGMASTER_PATH_ESCAPE" : errno_code(e), msg, e).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int slot = file_claim(seg_->files, seg_->hdr->max_files);
+  if (slot < 0) {
+    close(fd);
+    make_error(env, "EMFILE", "the shared file table is full (raise maxFiles)", EMFILE).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  FileEntry* e = &seg_->files[slot];
+  memset(e->path, 0, sizeof(e->path));
+  memcpy(e->path, path.c_str(), path.size());
+  store_relaxed(&e->open_flags, (uint32_t)flags);
+  store_relaxed(&e->opener_pid, (int32_t)getpid());
+  uint32_t gen = load_relaxed(&e->generation);
+  if (seg_->hdr->backend == BACKEND_IO_URING) {
+    for (uint32_t r = 0; r < seg_->rings.size(); r++) {
+      struct io_uring_files_update up = {};
+      up.offset = (uint32_t)slot;
+      up.fds = (uint64_t)(uintptr_t)&fd;
+      int rc = sys_io_uring_register(seg_->rings[r].fd, IORING_REGISTER_FILES_UPDATE, &up, 1);
+      if (rc < 0) {
+        int minus1 = -1;
+        for (uint32_t k = 0; k < r; k++) {  // roll back what this open installed
+          struct io_uring_files_update undo = {};
+          undo.offset = (uint32_t)slot;
+          undo.fds = (uint64_t)(uintptr_t)&minus1;
+          sys_io_uring_register(seg_->rings[k].fd, IORING_REGISTER_FILES_UPDATE, &undo, 1);
+        }
+        close(fd);
+        file_release(e);
+        make_error(env, errno_code(rc), std::string("registering file: ") + strerror(-rc), rc).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+    close(fd);  // every ring holds its own reference now
+  } else {
+    std::lock_guard<std::mutex> g(seg_->fd_mu);
+    if (seg_->local_fds[slot] >= 0) close(seg_->local_fds[slot]);
+    seg_->local_fds[slot] = fd;
+    seg_->local_fd_gen[slot] = gen;
+  }
+  file_publish(e);
+  return Napi::Number::New(env, (double)file_id_of((uint32_t)slot, gen));
+}
+
+Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  double id = info[0].As<Napi::Number>().DoubleValue();
+  int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
+  if (slot < 0) return Napi::Boolean::New(env, false);
+  FileEntry* e = &seg_->files[slot];
+  uint32_t expected = F_OPEN;
+  if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) return Napi::Boolean::New(env, false);
+  if (seg_->hdr->backend == BACKEND_IO_URING) {
+    int minus1 = -1;
+    for (uint32_t r = 0; r < seg_->rings.size(); r++) {
+      struct io_uring_files_update up = {};
+      up.offset = (uint32_t)slot;
+      up.fds = (uint64_t)(uintptr_t)&minus1;
+      sys_io_uring_register(seg_->rings[r].fd, IORING_REGISTER_FILES_UPDATE, &up, 1);  // in-flight IO keeps its ref
+    }
+  } else {
+    std::lock_guard<std::mutex> g(seg_->fd_mu);
+    if (seg_->local_fds[slot] >= 0) close(seg_->local_fds[slot]);
+    seg_->local_fds[slot] = -1;
+  }
+  file_release(e);
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value Session::FileInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  double id = info[0].As<Napi::Number>().DoubleValue();
+  uint32_t flags = 0;
+  int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, &flags);
+  if (slot < 0) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  char path[kMaxRelPath];
+  memcpy(path, seg_->files[slot].path, kMaxRelPath);
+  path[kMaxRelPath - 1] = 0;
+  o.Set("path", Napi::String::New(env, path));
+  o.Set("flags", Napi::Number::New(env, flags));
+  o.Set("slot", Napi::Number::New(env, slot));
+  return o;
+}
+
+Napi::Value Session::Arena(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!arena_ab_.IsEmpty()) return arena_ab_.Value();
+  auto ab = Napi::ArrayBuffer::New(env, seg_->arena.base, seg_->arena.size);  // external, not owned
+  arena_ab_ = Napi::Reference<Napi::ArrayBuffer>::New(ab, 1);
+  return ab;
+}
+
+Napi::Value Session::ArenaAlloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  double size = info[0].As<Napi::Number>().DoubleValue();
+  double align = info[1].As<Napi::Number>().DoubleValue();
+  if (!(size > 0) || size != std::floor(size) || !(align >= 1) || ((uint64_t)align & ((uint64_t)align - 1))) {
+    Napi::RangeError::New(env, "size must be a positive integer and alignment a power of two").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint64_t* used = &seg_->hdr->arena_used;
+  uint64_t a = (uint64_t)align, sz = (uint64_t)size;
+  for (;;) {
+    uint64_t cur = load_acquire(used);
+    uint64_t start = (cur + a - 1) / a * a;
+    if (start + sz > seg_->arena.size || start + sz < start) {
+      make_error(env, "ERR_RINGMASTER_ARENA_FULL",
+                 "the shared arena has no room for " + std::to_string(sz) + " bytes (raise arenaSize)")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (cas(used, &cur, start + sz)) return Napi::Number::New(env, (double)start);
+  }
+}
+
+Napi::Value Session::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  SegmentHeader* h = seg_->hdr;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("segmentId", Napi::Number::New(env, (double)seg_->id));
+  o.Set("slot", Napi::Number::New(env, slot_));
+  o.Set("homeRing", Napi::Number::New(env, home_ring_));
+  o.Set("backend", Napi::String::New(env, h->backend == BACKEND_IO_URING ? "io_uring" : "threads"));
+  o.Set("topology", Napi::String::New(env, h->topology == TOPO_PER_PROCESS ? "per-process" : "shared"));
+  o.Set("rings", Napi::Number::New(env, h->ring_count));
+  o.Set("ringEntries", Napi::Number::New(env, h->ring_count ? h->rings[0].sq_entries : h->ring_entries));
+  o.Set("cqEntries", Napi::Number::New(env, h->ring_count ? h->rings[0].cq_entries : 0));
+  o.Set("sqpoll", Napi::Boolean::New(env, h->sqpoll != 0));
+  o.Set("fixedBuffers", Napi::Boolean::New(env, h->fixed_buffers != 0));
+  o.Set("fixedBuffersErrno", Napi::Number::New(env, h->fixed_buffers_errno));
+  o.Set("fixedFiles", Napi::Boolean::New(env, seg_->fixed_files));
+  o.Set("sameAddress", Napi::Boolean::New(env, seg_->same_address));
+  o.Set("maxHandles", Napi::Number::New(env, h->max_handles));
+  o.Set("maxFiles", Napi::Number::New(env, h->max_files));
+  o.Set("maxProcesses", Napi::Number::New(env, h->max_slots));
+  o.Set("arenaSize", Napi::Number::New(env, (double)h->arena_size));
+  o.Set("segmentSize", Napi::Number::New(env, (double)h->total_size));
+  o.Set("postmasterPid", Napi::Number::New(env, h->postmaster_pid));
+  o.Set("features", Napi::Number::New(env, h->ring_count ? h->rings[0].features : 0));
+  h->data_dir[sizeof(h->data_dir) - 1] = 0;
+  o.Set("dataDir", Napi::String::New(env, h->data_dir));
+  return o;
+}
+
+Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  SegmentHeader* h = seg_->hdr;
+  Napi::Object o = Napi::Object::New(env);
+  auto num = [&](uint64_t v) { return Napi::Number::New(env, (double)v); };
+  o.Set("corruptReports", num(load_relaxed(&h->stat_corrupt_reports)));
+  o.Set("deadProcessesCleaned", num(load_relaxed(&h->stat_dead_slots_cleaned)));
+  o.Set("handlesInUse", num(handles_in_use(seg_->handles)));
+  Napi::Array rings = Napi::Array::New(env);
+  for (uint32_t r = 0; r < h->ring_count; r++) {
+    RingShared* rs = &h->rings[r];
+    Napi::Object ro = Napi::Object::New(env);
+    ro.Set("sqes", num(load_relaxed(&rs->stat_sqes)));
+    ro.Set("enters", num(load_relaxed(&rs->stat_enters)));
+    ro.Set("cqes", num(load_relaxed(&rs->stat_cqes)));
+    ro.Set("corruptCqes", num(load_relaxed(&rs->stat_corrupt_cqes)));
+    ro.Set("staleCqes", num(load_relaxed(&rs->stat_stale_cqes)));
+    ro.Set("overflowFlushes", num(load_relaxed(&rs->stat_overflow_flushes)));
+    ro.Set("submitLockRepairs", num(load_relaxed(&rs->stat_submit_repairs)));
+    ro.Set("completionLockRepairs", num(load_relaxed(&rs->stat_reap_repairs)));
+    ro.Set("orphansReaped", num(load_relaxed(&rs->stat_orphans_reaped)));
+    ro.Set("submitLockOwnerDied", num(load_relaxed(&rs->submit_lock.owner_died_count)));
+    ro.Set("completionLockOwnerDied", num(load_relaxed(&rs->complete_lock.owner_died_count)));
+    rings.Set(r, ro);
+  }
+  o.Set("rings", rings);
+  Napi::Array procs = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < h->max_slots; i++) {
+    ProcSlot* s = &seg_->slots[i];
+    if (load_acquire(&s->state) != SLOT_ACTIVE) continue;
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("slot", num(i));
+    p.Set("pid", num(load_relaxed(&s->pid)));
+    p.Set("kind", Napi::String::New(env, s->kind == SLOT_POSTMASTER ? "postmaster" : s->kind == SLOT_FORKED ? "forked" : "thread"));
+    p.Set("submitted", num(load_relaxed(&s->stat_submitted)));
+    p.Set("completed", num(load_relaxed(&s->stat_completed)));
+    p.Set("completedByOther", num(load_relaxed(&s->stat_completed_by_other)));
+    p.Set("reaped", num(load_relaxed(&s->stat_reaped)));
+    procs.Set(k++, p);
+  }
+  o.Set("processes", procs);
+  return o;
+}
+
+Napi::Value Session::ForkFds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("memfd", Napi::Number::New(env, seg_->memfd));
+  Napi::Array fds = Napi::Array::New(env);
+  for (uint32_t r = 0; r < seg_->rings.size(); r++) fds.Set(r, Napi::Number::New(env, seg_->rings[r].fd));
+  o.Set("ringFds", fds);
+  return o;
+}
+
+// cleanupProcess(pid): free every slot that pid held (it exited). Returns slots cleaned.
+Napi::Value Session::CleanupProcess(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  int32_t pid = info[0].As<Napi::Number>().Int32Value();
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < seg_->hdr->max_slots; i++) {
+    ProcSlot* s = &seg_->slots[i];
+    if (load_acquire(&s->state) == SLOT_ACTIVE && load_relaxed(&s->pid) == pid && pid != getpid()) {
+      cleanup_slot(seg_, i, true);
+      n++;
+    }
+  }
+  return Napi::Number::New(env, n);
+}
+
+Napi::Value Session::SweepDeadSlots(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < seg_->hdr->max_slots; i++) {
+    if (slot_owner_dead(&seg_->slots[i])) {
+      cleanup_slot(seg_, i, true);
+      n++;
+    }
+  }
+  return Napi::Number::New(env, n);
+}
+
+// reapNow(ring?) -> CQEs reaped by this call (any process may reap any ring).
+Napi::Value Session::ReapNow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  int total = 0;
+  for (uint32_t r = 0; r < seg_->rings.size(); r++) {
+    if (info[0].IsNumber() && info[0].As<Napi::Number>().Uint32Value() != r) continue;
+    int rc = ring_reap(*seg_, r, (uint32_t)slot_, 0);
+    if (rc > 0) total += rc;
+  }
+  return Napi::Number::New(env, total);
+}
+
+Napi::Value Session::SetRunState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  store_release(&seg_->hdr->run_state, info[0].As<Napi::Number>().Uint32Value());
+  return env.Undefined();
+}
+
+Napi::Value Session::RunState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  return Napi::Number::New(env, load_acquire(&seg_->hdr->run_state));
+}
+
+Napi::Value Session::Inflight(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> g(mu_);
+  return Napi::Number::New(info.Env(), (double)inflight_.size());
+}
+
+Napi::Value Session::HandlesInUse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  return Napi::Number::New(env, handles_in_use(seg_->handles));
+}
+
+Napi::Value Session::Detach(const Napi::CallbackInfo& info) {
+  DetachNative();
+  return info.Env().Undefined();
+}
+
+// waitWord(arenaOffset, timeoutMs) -> result or undefined on timeout. Blocking: for
+// worker processes/threads and tests only, never the postmaster's event loop.
+Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  double off = info[0].As<Napi::Number>().DoubleValue();
+  double ms = info[1].As<Napi::Number>().DoubleValue();
+  if (!kind_arg_valid(CK_COMPLETION_WORD, (uint64_t)off, seg_->arena) || off < 0) {
+    Napi::RangeError::New(env, "completion word offset outside the arena or misaligned").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* w = reinterpret_cast<CompletionWord*>(seg_->arena.base + (uint64_t)off);
+  uint64_t deadline = monotonic_ns() + (uint64_t)(ms * 1e6);
+  while (!load_acquire(&w->done)) {
+    uint64_t now = monotonic_ns();
+    if (now >= deadline) return env.Undefined();
+    futex_wait(&w->done, 0, (int64_t)(deadline - now));
+  }
+  return Napi::Number::New(env, load_relaxed(&w->result));
+}
+
+// Test hooks (RINGMASTER_TEST_HOOKS=1 only): take a ring lock and keep it, so a test
+// can SIGKILL the holder; submit a NOP with arbitrary user_data; scribble on shared state.
+Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
+  uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
+  bool submit = info[1].As<Napi::String>().Utf8Value() == "submit";
+  RingShared* rs = &seg_->hdr->rings[r];
+  LockResult lr = robust_lock_acquire(submit ? &rs->submit_lock : &rs->complete_lock, kLockTimeoutNs);
+  if (submit && lr == LockResult::Acquired && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value()) {
+    // Simulate dying mid-submission: an intent record with a published, unsubmitted NOP.
+    RingMap& m = seg_->rings[r];
+    uint32_t tail = load_relaxed(m.sq_tail);
+    int64_t idx = handle_reserve(seg_->handles, (uint32_t)slot_);
+    if (idx >= 0) {
+      IoHandle* h = &seg_->handles.handles[idx];
+      uint32_t gen = hw_gen(load_acquire(&h->word));
+      store_relaxed(&h->kind, (uint16_t)0);
+      handle_mark_submitted(seg_->handles, (uint32_t)idx);
+      io_uring_sqe* sqe = &m.sqes[tail & *m.sq_mask];
+      memset(sqe, 0, sizeof(*sqe));
+      sqe->opcode = IORING_OP_NOP;
+      sqe->user_data = user_data_of((uint32_t)idx, gen);
+      m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
+      store_relaxed(&rs->intent_tail, tail);
+      store_relaxed(&rs->intent_count, 1u);
+      store_relaxed(&rs->intent_active, 1u);
+      store_release(m.sq_tail, tail + 1);
+      store_release(&rs->intent_published, 1u);
+    }
+  }
+  return Napi::Boolean::New(env, lr == LockResult::Acquired || lr == LockResult::AcquiredOwnerDied);
+}
+
+Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
+  uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
+  uint64_t ud = info[1].As<Napi::BigInt>().Uint64Value(nullptr);
+  RingShared* rs = &seg_->hdr->rings[r];
+  RingMap& m = seg_->rings[r];
+  if (robust_lock_acquire(&rs->submit_lock, kLockTimeoutNs) == LockResult::TimedOut) return Napi::Boolean::New(env, false);
+  uint32_t tail = load_relaxed(m.sq_tail);
+  io_uring_sqe* sqe = &m.sqes[tail & *m.sq_mask];
+  memset(sqe, 0, sizeof(*sqe));
+  sqe->opcode = IORING_OP_NOP;
+  sqe->user_data = ud;
+  m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
+  store_release(m.sq_tail, tail + 1);
+  int rc = sys_io_uring_enter(m.fd, 1, 0, 0, nullptr, 0);
+  robust_lock_release(&rs->submit_lock);
+  return Napi::Boolean::New(env, rc == 1);
+}
+
+// debugScribble(region, seed): overwrite a shared table with garbage (hostile peer).
+Napi::Value Session::DebugScribble(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
+  std::string region = info[0].As<Napi::String>().Utf8Value();
+  uint32_t seed = info[1].As<Napi::Number>().Uint32Value();
+  uint8_t* p = nullptr;
+  size_t len = 0;
+  if (region == "handles") { p = (uint8_t*)seg_->handles.handles; len = seg_->handles.count * sizeof(IoHandle); }
+  if (region == "files") { p = (uint8_t*)seg_->files; len = seg_->hdr->max_files * sizeof(FileEntry); }
+  if (!p) return Napi::Boolean::New(env, false);
+  for (size_t i = 0; i < len; i++) { seed = seed * 1103515245 + 12345; p[i] = (uint8_t)(seed >> 16); }
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Function Session::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "NativeSession", {
+    InstanceMethod("submit", &Session::Submit),
+    InstanceMethod("openFile", &Session::OpenFile),
+    InstanceMethod("closeFile", &Session::CloseFile),
+    InstanceMethod("fileInfo", &Session::FileInfo),
+    InstanceMethod("arena", &Session::Arena),
+    InstanceMethod("arenaAlloc", &Session::ArenaAlloc),
+    InstanceMethod("info", &Session::Info),
+    InstanceMethod("stats", &Session::Stats),
+    InstanceMethod("forkFds", &Session::ForkFds),
+    InstanceMethod("cleanupProcess", &Session::CleanupProcess),
+    InstanceMethod("sweepDeadSlots", &Session::SweepDeadSlots),
+    InstanceMethod("reapNow", &Session::ReapNow),
+    InstanceMethod("setRunState", &Session::SetRunState),
+    InstanceMethod("runState", &Session::RunState),
+    InstanceMethod("inflight", &Session::Inflight),
+    InstanceMethod("handlesInUse", &Session::HandlesInUse),
+    InstanceMethod("detach", &Session::Detach),
+    InstanceMethod("waitWord", &Session::WaitWord),
+    InstanceMethod("debugHoldLock", &Session::DebugHoldLock),
+    InstanceMethod("debugSubmitRawNop", &Session::DebugSubmitRawNop),
+    InstanceMethod("debugScribble", &Session::DebugScribble),
+  });
+  return f;
+}
+
+// probe() -> { ok, errno, kernel, memlock }: can this process set up an io_uring?
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  io_uring_params p;
+  memset(&p, 0, sizeof(p));
+  int fd = sys_io_uring_setup(4, &p);
+  o.Set("ok", Napi::Boolean::New(env, fd >= 0));
+  o.Set("errno", Napi::Number::New(env, fd >= 0 ? 0 : -fd));
+  o.Set("code", Napi::String::New(env, fd >= 0 ? "" : errno_code(fd)));
+  o.Set("features", Napi::Number::New(env, fd >= 0 ? p.features : 0));
+  if (fd >= 0) close(fd);
+  struct utsname u;
+  uname(&u);
+  o.Set("kernel", Napi::String::New(env, std::string(u.sysname) + " " + u.release));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function s = Session::Init(env);
+  // One constructor reference per env (main thread and each worker thread).
+  auto* ref = new Napi::FunctionReference(Napi::Persistent(s));
+  Session::ctor = ref;
+  env.SetInstanceData<Napi::FunctionReference>(ref);
+  exports.Set("NativeSession", s);
+  exports.Set("createSegment", Napi::Function::New(env, CreateSegment));
+  exports.Set("attachForked", Napi::Function::New(env, AttachForked));
+  exports.Set("attachThread", Napi::Function::New(env, AttachThread));
+  exports.Set("probe", Napi::Function::New(env, Probe));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(ringmaster, Init)

@@ -1,0 +1,34 @@
+// The shared file table: one entry per open data file, indexed exactly like the
+// rings' registered-file tables, so a file id means the same file in every process.
+// io_uring backend: the opener installs its fd into every ring's fixed-file slot
+// (ring-wide, usable by any process) and closes its own fd. Threads backend: each
+// process opens `path` itself, lazily, beneath the data directory.
+//
+// id exposed to JS = generation * 65536 + slot; a closed-and-reused slot has a new
+// generation, so a stale id is rejected rather than aliasing another file.
+#pragma once
+#include <cstdint>
+
+namespace rm {
+
+enum FileState : uint32_t { F_FREE = 0, F_OPENING = 1, F_OPEN = 2, F_CLOSING = 3 };
+constexpr uint32_t kMaxRelPath = 240;
+
+struct FileEntry {
+  uint32_t state;        // FileState; CAS only
+  uint32_t generation;   // bumped on claim
+  uint32_t open_flags;   // O_* flags the file was opened with (O_DIRECT...)
+  int32_t opener_pid;
+  char path[kMaxRelPath];  // relative to the data directory, NUL-terminated
+};
+static_assert(sizeof(FileEntry) == 256, "FileEntry layout is part of the segment ABI");
+
+inline uint64_t file_id_of(uint32_t slot, uint32_t gen) { return (uint64_t)gen * 65536u + slot; }
+
+int file_claim(FileEntry* files, uint32_t count);
+void file_publish(FileEntry* e);
+void file_release(FileEntry* e);
+// Validates a JS-supplied id against the table: returns the slot or -1.
+int file_lookup(FileEntry* files, uint32_t count, double id, uint32_t* flags_out);
+
+}  // namespace rm

@@ -1,0 +1,148 @@
+#include "io_handles.h"
+
+#include <cerrno>
+
+#include "atomics.h"
+
+namespace rm {
+
+static void free_handle(HandleTable& t, IoHandle* h, uint64_t observed) {
+  // Generation bumps on free so any stale (index, gen) reference stops matching.
+  uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(observed) + 1);
+  uint64_t expected = observed;
+  if (cas(&h->word, &expected, next)) {
+    fetch_add(t.freed_seq, 1u);
+    futex_wake_all(t.freed_seq);
+  }
+}
+
+int64_t handle_reserve(HandleTable& t, uint32_t owner) {
+  uint32_t start = load_relaxed(t.cursor);
+  for (uint32_t n = 0; n < t.count; n++) {
+    uint32_t i = (start + n) % t.count;
+    IoHandle* h = &t.handles[i];
+    uint64_t w = load_acquire(&h->word);
+    if (hw_state(w) != H_FREE) continue;
+    // Owner is recorded in the same CAS that claims the handle: a claimer killed right
+    // after it still leaves a handle whose owner the cleanup can find.
+    if (cas(&h->word, &w, hw_make(H_RESERVED, owner, 0, hw_gen(w)))) {
+      store_relaxed(t.cursor, (i + 1) % t.count);
+      return i;
+    }
+  }
+  return -1;
+}
+
+void handle_unreserve(HandleTable& t, uint32_t index) {
+  IoHandle* h = &t.handles[index];
+  uint64_t w = load_acquire(&h->word);
+  if (hw_state(w) == H_RESERVED) free_handle(t, h, w);
+}
+
+bool handle_mark_submitted(HandleTable& t, uint32_t index) {
+  IoHandle* h = &t.handles[index];
+  uint64_t w = load_acquire(&h->word);
+  if (hw_state(w) != H_RESERVED) return false;
+  return cas(&h->word, &w, hw_make(H_SUBMITTED, hw_owner(w), hw_flags(w), hw_gen(w)));
+}
+
+CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, uint32_t reaper_slot,
+                             KindAction action, void* ctx) {
+  bool action_done = false, bad_kind = false;
+  CompleteInfo info{CompleteOutcome::Corrupt, 0, 0, 0};
+  uint32_t index = (uint32_t)(user_data & 0xffffffffu);
+  uint32_t gen = (uint32_t)(user_data >> 32);
+  if (index >= t.count) return info;  // corrupt user_data: never index with it
+  IoHandle* h = &t.handles[index];
+  for (;;) {
+    uint64_t w = load_acquire(&h->word);
+    if (hw_gen(w) != gen || hw_state(w) != H_SUBMITTED) {
+      // A CQE for a handle that is not in flight: a duplicate after a reaper died
+      // mid-batch (harmless), or garbage. Either way we must not act on it.
+      info.outcome = (hw_gen(w) == gen && hw_state(w) == H_COMPLETED) ? CompleteOutcome::Stale
+                                                                       : CompleteOutcome::Corrupt;
+      return info;
+    }
+    uint32_t flags = hw_flags(w);
+    int32_t final_res = (flags & HF_CANCELLED_REPAIR) ? -ECANCELED : res;
+    // Result fields are written before the state CAS publishes them (release).
+    store_relaxed(&h->result, final_res);
+    store_relaxed(&h->reaper_slot, reaper_slot);
+    info.owner = hw_owner(w);
+    info.kind = load_relaxed(&h->kind);
+    info.kind_arg = load_relaxed(&h->kind_arg);
+    if (!action_done && action) {
+      action_done = true;
+      bad_kind = !action(ctx, info.kind, info.kind_arg, final_res);
+    }
+    uint64_t done = hw_make(H_COMPLETED, hw_owner(w), flags, gen);
+    if (!cas(&h->word, &w, done)) continue;  // an orphaning raced us: re-read
+    if (flags & HF_ORPHAN) {
+      free_handle(t, h, done);
+      info.outcome = CompleteOutcome::OrphanFreed;
+    } else {
+      info.outcome = CompleteOutcome::Delivered;
+    }
+    if (bad_kind) info.kind = 0xffff;  // the caller reports a corrupt completion action
+    return info;
+  }
+}
+
+bool handle_collect(HandleTable& t, uint32_t index, uint32_t gen, int32_t* res, uint32_t* reaper) {
+  if (index >= t.count) return false;
+  IoHandle* h = &t.handles[index];
+  uint64_t w = load_acquire(&h->word);  // pairs with the release CAS in handle_complete
+  if (hw_gen(w) != gen || hw_state(w) != H_COMPLETED) return false;
+  *res = load_relaxed(&h->result);
+  *reaper = load_relaxed(&h->reaper_slot);
+  free_handle(t, h, w);
+  return true;
+}
+
+OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_flight_dies_too,
+                                   void (*on_cancel)(void*, IoHandle*, uint32_t), void* ctx) {
+  OrphanReport r{0, 0, 0};
+  for (uint32_t i = 0; i < t.count; i++) {
+    IoHandle* h = &t.handles[i];
+    for (;;) {
+      uint64_t w = load_acquire(&h->word);
+      uint32_t st = hw_state(w);
+      if (st == H_FREE || hw_owner(w) != owner) break;
+      if (st == H_RESERVED || st == H_COMPLETED) {
+        uint64_t expected = w;
+        uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(w) + 1);
+        if (!cas(&h->word, &expected, next)) continue;
+        fetch_add(t.freed_seq, 1u);
+        futex_wake_all(t.freed_seq);
+        r.freed++;
+        break;
+      }
+      // SUBMITTED
+      if (in_flight_dies_too) {
+        uint64_t expected = w;
+        if (!cas(&h->word, &expected, hw_make(H_COMPLETED, owner, hw_flags(w), hw_gen(w)))) continue;
+        store_relaxed(&h->result, -ECANCELED);
+        if (on_cancel) on_cancel(ctx, h, i);
+        uint64_t done = hw_make(H_COMPLETED, owner, hw_flags(w), hw_gen(w));
+        free_handle(t, h, done);
+        r.cancelled++;
+        break;
+      }
+      if (hw_flags(w) & HF_ORPHAN) break;
+      uint64_t expected = w;
+      if (!cas(&h->word, &expected, hw_make(H_SUBMITTED, owner, hw_flags(w) | HF_ORPHAN, hw_gen(w)))) continue;
+      r.orphaned++;
+      break;
+    }
+  }
+  return r;
+}
+
+uint32_t handles_in_use(const HandleTable& t) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < t.count; i++)
+    if (hw_state(load_acquire(&t.handles[i].word)) != H_FREE) n++;
+  return n;
+}
+
+}  // namespace rm

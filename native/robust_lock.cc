@@ -1,0 +1,50 @@
+#include "robust_lock.h"
+
+#include <cerrno>
+#include <ctime>
+#include <unistd.h>
+
+#include "atomics.h"
+
+namespace rm {
+
+void robust_lock_init(RobustLock* lock) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&lock->mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+  lock->holder_pid = 0;
+  lock->owner_died_count = 0;
+}
+
+LockResult robust_lock_acquire(RobustLock* lock, int64_t timeout_ns) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += timeout_ns / 1000000000;
+  deadline.tv_nsec += timeout_ns % 1000000000;
+  if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
+  int rc = pthread_mutex_timedlock(&lock->mutex, &deadline);
+  if (rc == 0) {
+    store_relaxed(&lock->holder_pid, (uint32_t)getpid());
+    return LockResult::Acquired;
+  }
+  if (rc == EOWNERDEAD) {
+    // The previous holder died inside its critical section. We own the mutex now;
+    // mark it usable again, and let the caller repair the protected state.
+    pthread_mutex_consistent(&lock->mutex);
+    stat_add(&lock->owner_died_count, 1u);
+    store_relaxed(&lock->holder_pid, (uint32_t)getpid());
+    return LockResult::AcquiredOwnerDied;
+  }
+  if (rc == ETIMEDOUT) return LockResult::TimedOut;
+  return LockResult::Error;  // ENOTRECOVERABLE: only if someone unlocked without consistent()
+}
+
+void robust_lock_release(RobustLock* lock) {
+  store_relaxed(&lock->holder_pid, 0u);
+  pthread_mutex_unlock(&lock->mutex);
+}
+
+}  // namespace rm

@@ -1,0 +1,276 @@
+#include "segment.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <random>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "atomics.h"
+#include <set>
+
+namespace rm {
+
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+static constexpr uint64_t kPage = 4096;
+static constexpr uint64_t kMaxIovec = 1ull << 30;  // kernel limit per registered buffer
+
+uint64_t layout_size(const SegmentConfig& cfg, uint64_t* slots_off, uint64_t* handles_off, uint64_t* files_off,
+                     uint64_t* arena_off, uint32_t* max_handles) {
+  // Enough handles for every SQ slot of every ring; the CQ is sized to hold them all
+  // so the completion ring can never overflow (see ring_create).
+  uint32_t nh = cfg.ring_count * cfg.ring_entries;
+  if (cfg.topology == TOPO_PER_PROCESS) nh = cfg.ring_entries * cfg.ring_count;
+  *max_handles = nh;
+  uint64_t off = round_up(sizeof(SegmentHeader), kPage);
+  *slots_off = off;
+  off += round_up((uint64_t)cfg.max_slots * sizeof(ProcSlot), 64);
+  *handles_off = off;
+  off += (uint64_t)nh * sizeof(IoHandle);
+  *files_off = off;
+  off += (uint64_t)cfg.max_files * sizeof(FileEntry);
+  off = round_up(off, kPage);
+  *arena_off = off;
+  return off + round_up(cfg.arena_size, kPage);
+}
+
+static void bind_views(Segment* seg) {
+  SegmentHeader* h = seg->hdr;
+  seg->slots = reinterpret_cast<ProcSlot*>(seg->base + h->slots_off);
+  seg->handles.handles = reinterpret_cast<IoHandle*>(seg->base + h->handles_off);
+  seg->handles.count = h->max_handles;
+  seg->handles.cursor = &h->handle_cursor;
+  seg->handles.freed_seq = &h->handle_freed_seq;
+  seg->files = reinterpret_cast<FileEntry*>(seg->base + h->files_off);
+  seg->arena.base = seg->base + h->arena_off;
+  seg->arena.size = h->arena_size;
+  seg->registrant_arena_base = h->base_address + h->arena_off;
+  seg->local_fds.assign(h->max_files, -1);
+  seg->local_fd_gen.assign(h->max_files, 0);
+}
+
+static int register_arena(Segment* seg, uint32_t upto_ring, bool undo) {
+  // One iovec per GiB of arena (the kernel's per-buffer limit).
+  std::vector<iovec> iov;
+  for (uint64_t off = 0; off < seg->arena.size; off += kMaxIovec) {
+    uint64_t len = seg->arena.size - off < kMaxIovec ? seg->arena.size - off : kMaxIovec;
+    iov.push_back({seg->arena.base + off, (size_t)len});
+  }
+  for (uint32_t r = 0; r < upto_ring; r++) {
+    if (undo) {
+      sys_io_uring_register(seg->rings[r].fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+      continue;
+    }
+    int rc = sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_BUFFERS, iov.data(), (unsigned)iov.size());
+    if (rc < 0) {
+      // Undo what this attempt did on earlier rings: accounting must stay symmetric.
+      register_arena(seg, r, true);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
+  if (cfg.ring_count == 0 || cfg.ring_count > kMaxRings) { *err = "ring count out of range"; return -EINVAL; }
+  if (cfg.data_dir.size() >= sizeof(SegmentHeader::data_dir)) { *err = "data directory path too long"; return -ENAMETOOLONG; }
+  uint64_t slots_off, handles_off, files_off, arena_off;
+  uint32_t max_handles;
+  uint64_t total = layout_size(cfg, &slots_off, &handles_off, &files_off, &arena_off, &max_handles);
+
+  int dfd = open(cfg.data_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) { int e = errno; *err = "cannot open data directory " + cfg.data_dir + ": " + strerror(e); return -e; }
+
+  int fd = (int)syscall(SYS_memfd_create, "ringmaster-segment", MFD_CLOEXEC);
+  if (fd < 0) { int e = errno; close(dfd); *err = std::string("memfd_create: ") + strerror(e); return -e; }
+  if (ftruncate(fd, (off_t)total) != 0) {
+    int e = errno; close(fd); close(dfd); *err = std::string("ftruncate segment: ") + strerror(e); return -e;
+  }
+  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) { int e = errno; close(fd); close(dfd); *err = std::string("mmap segment: ") + strerror(e); return -e; }
+
+  seg->memfd = fd;
+  seg->base = static_cast<uint8_t*>(p);
+  seg->size = total;
+  seg->hdr = reinterpret_cast<SegmentHeader*>(p);
+  seg->same_address = true;
+  seg->is_postmaster = true;
+  seg->data_dir_fd = dfd;
+
+  SegmentHeader* h = seg->hdr;
+  std::random_device rd;
+  h->segment_id = ((uint64_t)rd() << 32 | rd()) & 0x1fffffffffffffull;  // fits a JS number
+  if (h->segment_id == 0) h->segment_id = 1;
+  seg->id = h->segment_id;
+  h->layout_version = kLayoutVersion;
+  h->header_size = sizeof(SegmentHeader);
+  h->total_size = total;
+  h->base_address = (uint64_t)(uintptr_t)p;
+  h->postmaster_pid = getpid();
+  h->backend = cfg.backend;
+  h->topology = cfg.topology;
+  h->ring_count = cfg.backend == BACKEND_IO_URING ? cfg.ring_count : 0;
+  h->ring_entries = cfg.ring_entries;
+  h->sqpoll = cfg.sqpoll ? 1 : 0;
+  h->max_slots = cfg.max_slots;
+  h->max_handles = max_handles;
+  h->max_files = cfg.max_files;
+  h->slots_off = slots_off;
+  h->handles_off = handles_off;
+  h->files_off = files_off;
+  h->arena_off = arena_off;
+  h->arena_size = total - arena_off;
+  robust_lock_init(&h->tb_lock);
+  memcpy(h->data_dir, cfg.data_dir.c_str(), cfg.data_dir.size() + 1);
+  bind_views(seg);
+
+  if (cfg.backend == BACKEND_IO_URING) {
+    // CQ holds one entry per handle: completions can never outnumber it.
+    uint32_t cq = max_handles < 2 * cfg.ring_entries ? 2 * cfg.ring_entries : max_handles;
+    h->cq_entries = cq;
+    seg->rings.resize(cfg.ring_count);
+    for (uint32_t r = 0; r < cfg.ring_count; r++) {
+      RingShared* rs = &h->rings[r];
+      robust_lock_init(&rs->submit_lock);
+      robust_lock_init(&rs->complete_lock);
+      rs->owner_slot = ~0u;
+      int rc = ring_create(rs, &seg->rings[r], cfg.ring_entries, cq, cfg.sqpoll, cfg.sqpoll_idle_ms);
+      if (rc < 0) {
+        *err = std::string("io_uring_setup: ") + strerror(-rc);
+        segment_unmap(seg);
+        return rc;
+      }
+      // Sparse registered-file table: every slot starts empty (-1), any process may
+      // install its own fd into a slot later (ring-wide, kernel fact 3).
+      std::vector<int> sparse(cfg.max_files, -1);
+      rc = sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_FILES, sparse.data(), cfg.max_files);
+      if (rc < 0) {
+        *err = std::string("IORING_REGISTER_FILES: ") + strerror(-rc);
+        segment_unmap(seg);
+        return rc;
+      }
+    }
+    seg->fixed_files = true;
+    if (cfg.fixed_buffers) {
+      int rc = register_arena(seg, cfg.ring_count, false);
+      h->fixed_buffers = rc == 0 ? 1 : 0;
+      h->fixed_buffers_errno = rc == 0 ? 0 : -rc;
+    } else {
+      h->fixed_buffers = 0;
+      h->fixed_buffers_errno = 0;
+    }
+  }
+  h->magic = kSegmentMagic;
+  store_release(&h->run_state, (uint32_t)RUN_RUNNING);
+  return 0;
+}
+
+int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, std::string* err) {
+  struct stat st;
+  if (fstat(memfd, &st) != 0) { int e = errno; *err = std::string("segment fd: ") + strerror(e); return -e; }
+  if ((uint64_t)st.st_size < sizeof(SegmentHeader)) { *err = "segment fd is not a ringmaster segment (too small)"; return -EINVAL; }
+  // Read the header through a temporary private copy first: it is untrusted until checked.
+  SegmentHeader probe;
+  if (pread(memfd, &probe, sizeof(probe), 0) != (ssize_t)sizeof(probe)) { *err = "cannot read segment header"; return -EIO; }
+  if (probe.magic != kSegmentMagic) { *err = "segment fd is not a ringmaster segment (bad magic)"; return -EINVAL; }
+  if (probe.layout_version != kLayoutVersion || probe.header_size != sizeof(SegmentHeader)) {
+    *err = "segment layout version " + std::to_string(probe.layout_version) + " does not match this library's " +
+           std::to_string(kLayoutVersion) + " (mixed ringmaster versions?)";
+    return -EPROTO;
+  }
+  if (probe.total_size != (uint64_t)st.st_size || probe.ring_count > kMaxRings || probe.ring_count != ring_fds.size()) {
+    *err = "segment header inconsistent with the handed-over fds";
+    return -EINVAL;
+  }
+  uint64_t total = probe.total_size;
+  void* want = (void*)(uintptr_t)probe.base_address;
+  void* p = mmap(want, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memfd, 0);
+  bool same = p != MAP_FAILED && p == want;
+  if (p != MAP_FAILED && p != want) munmap(p, total);  // old kernels treat the flag as a hint
+  if (!same) {
+    p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (p == MAP_FAILED) { int e = errno; *err = std::string("mmap segment: ") + strerror(e); return -e; }
+  }
+  seg->memfd = memfd;
+  seg->base = static_cast<uint8_t*>(p);
+  seg->size = total;
+  seg->hdr = reinterpret_cast<SegmentHeader*>(p);
+  seg->same_address = same;
+  seg->id = probe.segment_id;
+  SegmentHeader* h = seg->hdr;
+  // Every offset is validated against the size we mapped before any view is built.
+  uint64_t slots_end = h->slots_off + (uint64_t)h->max_slots * sizeof(ProcSlot);
+  uint64_t handles_end = h->handles_off + (uint64_t)h->max_handles * sizeof(IoHandle);
+  uint64_t files_end = h->files_off + (uint64_t)h->max_files * sizeof(FileEntry);
+  if (h->slots_off < sizeof(SegmentHeader) || slots_end > h->handles_off || handles_end > h->files_off ||
+      files_end > h->arena_off || h->arena_off + h->arena_size != total || h->max_files > 65535 ||
+      h->max_slots > 65535 || h->max_handles == 0) {
+    *err = "segment layout offsets are corrupt";
+    munmap(p, total);
+    return -EINVAL;
+  }
+  bind_views(seg);
+  h->data_dir[sizeof(h->data_dir) - 1] = 0;
+  seg->data_dir_fd = open(h->data_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  seg->rings.resize(h->ring_count);
+  for (uint32_t r = 0; r < h->ring_count; r++) {
+    int rc = ring_map(&h->rings[r], &seg->rings[r], ring_fds[r]);
+    if (rc < 0) {
+      *err = std::string("mapping ring ") + std::to_string(r) + ": " + strerror(-rc);
+      for (uint32_t k = 0; k < r; k++) ring_unmap(&seg->rings[k]);
+      seg->rings.clear();
+      munmap(p, total);
+      return rc;
+    }
+  }
+  seg->fixed_files = h->backend == BACKEND_IO_URING;
+  return 0;
+}
+
+void segment_unmap(Segment* seg) {
+  for (auto& r : seg->rings) ring_unmap(&r);
+  seg->rings.clear();
+  for (int fd : seg->local_fds) if (fd >= 0) close(fd);
+  seg->local_fds.clear();
+  if (seg->data_dir_fd >= 0) close(seg->data_dir_fd);
+  seg->data_dir_fd = -1;
+  if (seg->base) munmap(seg->base, seg->size);
+  seg->base = nullptr;
+  seg->hdr = nullptr;
+  if (seg->memfd >= 0) close(seg->memfd);
+  seg->memfd = -1;
+}
+
+static bool kind_action(void* ctx, uint16_t kind, uint64_t arg, int32_t res) {
+  auto* seg = static_cast<Segment*>(ctx);
+  return run_completion_kind(kind, arg, res, seg->arena);
+}
+
+void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
+                                 std::set<uint32_t>& wake) {
+  CompleteInfo info = handle_complete(seg.handles, ud, res, reaper_slot, kind_action, &seg);
+  switch (info.outcome) {
+    case CompleteOutcome::Delivered:
+      if (info.owner < seg.hdr->max_slots) wake.insert(info.owner);
+      break;
+    case CompleteOutcome::OrphanFreed: if (rs) stat_add(&rs->stat_orphans_reaped, (uint64_t)1); break;
+    case CompleteOutcome::Stale: if (rs) stat_add(&rs->stat_stale_cqes, (uint64_t)1); break;
+    case CompleteOutcome::Corrupt:
+      if (rs) stat_add(&rs->stat_corrupt_cqes, (uint64_t)1);
+      stat_add(&seg.hdr->stat_corrupt_reports, (uint64_t)1);
+      break;
+  }
+  if (info.kind == 0xffff) stat_add(&seg.hdr->stat_corrupt_reports, (uint64_t)1);
+}
+
+void ring_doorbells(Segment& seg, const std::set<uint32_t>& wake) {
+  for (uint32_t s : wake) slot_ring_doorbell(&seg.slots[s]);
+}
+
+bool segment_running(Segment& seg) { return load_acquire(&seg.hdr->run_state) == RUN_RUNNING; }
+
+}  // namespace rm

@@ -1,0 +1,135 @@
+// The shared segment: a memfd created by the postmaster and mapped by every process,
+// preferably at the same address (MAP_FIXED_NOREPLACE) so SQE addresses into the
+// arena are valid everywhere. Everything inside it refers to everything else by
+// offset or index, never by pointer. This file owns the header and the layout.
+//
+//   [SegmentHeader][ProcSlot x max_slots][IoHandle x max_handles][FileEntry x max_files]
+//   [arena: page-aligned, registered as fixed buffers when memlock allows]
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "completion_kinds.h"
+#include "file_table.h"
+#include "io_handles.h"
+#include "process_table.h"
+#include "robust_lock.h"
+#include "uring.h"
+
+namespace rm {
+
+constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
+constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kMaxRings = 64;
+
+enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
+enum Backend : uint32_t { BACKEND_IO_URING = 1, BACKEND_THREADS = 2 };
+enum Topology : uint32_t { TOPO_SHARED = 1, TOPO_PER_PROCESS = 2 };
+
+struct SegmentHeader {
+  uint64_t magic;
+  uint32_t layout_version;
+  uint32_t header_size;
+  uint64_t segment_id;      // random; names this postmaster's segment
+  uint64_t total_size;
+  uint64_t base_address;    // the postmaster's mapping address (= registrant address)
+  int32_t postmaster_pid;
+  uint32_t run_state;       // RunState
+  uint32_t backend;         // Backend
+  uint32_t topology;        // Topology
+  uint32_t ring_count;
+  uint32_t ring_entries;
+  uint32_t cq_entries;
+  uint32_t sqpoll;
+  uint32_t max_slots;
+  uint32_t max_handles;
+  uint32_t max_files;
+  uint32_t fixed_buffers;       // arena registered as one fixed buffer in every ring
+  int32_t fixed_buffers_errno;  // why not (ENOMEM: RLIMIT_MEMLOCK)
+  uint32_t pad0;
+  uint64_t slots_off;
+  uint64_t handles_off;
+  uint64_t files_off;
+  uint64_t arena_off;
+  uint64_t arena_size;
+  uint64_t arena_used;      // bump allocator for arena regions (atomic)
+  uint32_t handle_cursor;   // allocation hint (atomic)
+  uint32_t handle_freed_seq;  // futex: bumped when a handle frees
+  // threads backend: cross-process emulation of IOSQE_IO_DRAIN
+  RobustLock tb_lock;
+  uint64_t tb_next_seq;
+  uint32_t tb_inflight;     // counted chains not yet finished (futex)
+  uint32_t tb_drain_active; // futex: 1 while a drain is pending or running
+  uint64_t tb_drain_seq;
+  // statistics
+  uint64_t stat_corrupt_reports;
+  uint64_t stat_dead_slots_cleaned;
+  char data_dir[4096];
+  RingShared rings[kMaxRings];
+};
+
+struct SegmentConfig {
+  uint32_t ring_count = 1;
+  uint32_t ring_entries = 256;
+  uint32_t max_slots = 64;
+  uint32_t max_files = 256;
+  uint64_t arena_size = 16u << 20;
+  bool sqpoll = false;
+  uint32_t sqpoll_idle_ms = 50;
+  Topology topology = TOPO_SHARED;
+  Backend backend = BACKEND_IO_URING;
+  bool fixed_buffers = true;
+  std::string data_dir;
+};
+
+// This process's view of a segment. One per segment per process, shared by every
+// JS environment (main thread and worker threads) attached in this process.
+struct ThreadBackend;
+struct Segment {
+  uint64_t id = 0;
+  int memfd = -1;
+  uint8_t* base = nullptr;
+  uint64_t size = 0;
+  SegmentHeader* hdr = nullptr;
+  bool same_address = false;
+  bool is_postmaster = false;
+  ProcSlot* slots = nullptr;
+  HandleTable handles{};
+  FileEntry* files = nullptr;
+  ArenaView arena{};
+  uint64_t registrant_arena_base = 0;  // arena address as registered (postmaster's)
+  std::vector<RingMap> rings;
+  int data_dir_fd = -1;
+  // process-local
+  std::mutex mu;
+  int env_refs = 0;
+  std::vector<std::thread> watchers;
+  std::atomic<bool> stopping{false};
+  uint32_t reaper_slot = 0;  // slot credited with reaps done by this process's watchers
+  ThreadBackend* pool = nullptr;
+  std::vector<int> local_fds;  // threads backend: per-slot fd opened by this process
+  std::vector<uint32_t> local_fd_gen;
+  std::mutex fd_mu;
+  bool fixed_files = false;
+};
+
+uint64_t layout_size(const SegmentConfig& cfg, uint64_t* slots_off, uint64_t* handles_off, uint64_t* files_off,
+                     uint64_t* arena_off, uint32_t* max_handles);
+// Postmaster: create memfd + header + rings. On failure returns -errno and a message.
+int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err);
+// Child: map memfd (same address if possible), validate header, map rings.
+int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, std::string* err);
+void segment_unmap(Segment* seg);
+bool segment_running(Segment& seg);
+// Move the handle named by `ud` to COMPLETED (running its completion action) and
+// remember whose doorbell to ring; `rs` (may be null) receives the statistics.
+void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
+                        std::set<uint32_t>& wake);
+void ring_doorbells(Segment& seg, const std::set<uint32_t>& wake);
+
+}  // namespace rm

@@ -1,0 +1,321 @@
+#include "uring.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "atomics.h"
+#include "segment.h"
+
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+#ifndef IORING_ENTER_EXT_ARG
+#define IORING_ENTER_EXT_ARG (1U << 3)
+#endif
+
+namespace rm {
+
+int sys_io_uring_setup(unsigned entries, io_uring_params* p) {
+  long rc = syscall(__NR_io_uring_setup, entries, p);
+  return rc < 0 ? -errno : (int)rc;
+}
+int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void* arg, size_t argsz) {
+  long rc = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz);
+  return rc < 0 ? -errno : (int)rc;
+}
+int sys_io_uring_register(int fd, unsigned opcode, const void* arg, unsigned nr_args) {
+  long rc = syscall(__NR_io_uring_register, fd, opcode, arg, nr_args);
+  return rc < 0 ? -errno : (int)rc;
+}
+
+int ring_create(RingShared* shared, RingMap* map, uint32_t entries, uint32_t cq_entries, bool sqpoll,
+                uint32_t sqpoll_idle_ms) {
+  io_uring_params p;
+  memset(&p, 0, sizeof(p));
+  // Never SINGLE_ISSUER / DEFER_TASKRUN / COOP_TASKRUN: many tasks submit to and reap
+  // from this ring, and completions must post without the submitter's cooperation.
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+  p.cq_entries = cq_entries;
+  if (sqpoll) {
+    p.flags |= IORING_SETUP_SQPOLL;
+    p.sq_thread_idle = sqpoll_idle_ms;
+  }
+  int fd = sys_io_uring_setup(entries, &p);
+  if (fd < 0) return fd;
+  shared->sq_entries = p.sq_entries;
+  shared->cq_entries = p.cq_entries;
+  shared->setup_flags = p.flags;
+  shared->features = p.features;
+  shared->sq_off = p.sq_off;
+  shared->cq_off = p.cq_off;
+  int rc = ring_map(shared, map, fd);
+  if (rc < 0) close(fd);
+  return rc;
+}
+
+int ring_map(RingShared* shared, RingMap* m, int fd) {
+  // Offsets come from shared memory: bound them before building pointers.
+  uint32_t sq_entries = shared->sq_entries, cq_entries = shared->cq_entries;
+  if (sq_entries == 0 || sq_entries > 32768 || cq_entries == 0 || cq_entries > 65536 * 16) return -EINVAL;
+  size_t sq_len = shared->sq_off.array + sq_entries * sizeof(uint32_t);
+  size_t cq_len = shared->cq_off.cqes + cq_entries * sizeof(io_uring_cqe);
+  if (shared->sq_off.array > (1u << 24) || shared->cq_off.cqes > (1u << 24)) return -EINVAL;
+  bool single = shared->features & IORING_FEAT_SINGLE_MMAP;
+  if (single) sq_len = cq_len = sq_len > cq_len ? sq_len : cq_len;
+  void* sq = mmap(nullptr, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+  if (sq == MAP_FAILED) return -errno;
+  void* cq = sq;
+  if (!single) {
+    cq = mmap(nullptr, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
+    if (cq == MAP_FAILED) { int e = errno; munmap(sq, sq_len); return -e; }
+  }
+  size_t sqes_len = sq_entries * sizeof(io_uring_sqe);
+  void* sqes = mmap(nullptr, sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+  if (sqes == MAP_FAILED) {
+    int e = errno;
+    munmap(sq, sq_len);
+    if (!single) munmap(cq, cq_len);
+    return -e;
+  }
+  uint8_t* s = static_cast<uint8_t*>(sq);
+  uint8_t* c = static_cast<uint8_t*>(cq);
+  m->fd = fd;
+  m->sq_ptr = sq; m->sq_len = sq_len;
+  m->cq_ptr = cq; m->cq_len = single ? 0 : cq_len;
+  m->sqes = static_cast<io_uring_sqe*>(sqes); m->sqes_len = sqes_len;
+  m->sq_head = reinterpret_cast<uint32_t*>(s + shared->sq_off.head);
+  m->sq_tail = reinterpret_cast<uint32_t*>(s + shared->sq_off.tail);
+  m->sq_mask = reinterpret_cast<uint32_t*>(s + shared->sq_off.ring_mask);
+  m->sq_flags = reinterpret_cast<uint32_t*>(s + shared->sq_off.flags);
+  m->sq_array = reinterpret_cast<uint32_t*>(s + shared->sq_off.array);
+  m->cq_head = reinterpret_cast<uint32_t*>(c + shared->cq_off.head);
+  m->cq_tail = reinterpret_cast<uint32_t*>(c + shared->cq_off.tail);
+  m->cq_mask = reinterpret_cast<uint32_t*>(c + shared->cq_off.ring_mask);
+  m->cqes = reinterpret_cast<io_uring_cqe*>(c + shared->cq_off.cqes);
+  return 0;
+}
+
+void ring_unmap(RingMap* m) {
+  if (m->sqes) munmap(m->sqes, m->sqes_len);
+  if (m->sq_ptr) munmap(m->sq_ptr, m->sq_len);
+  if (m->cq_len && m->cq_ptr) munmap(m->cq_ptr, m->cq_len);
+  if (m->fd >= 0) close(m->fd);
+  *m = RingMap{};
+}
+
+static void prep_sqe(io_uring_sqe* sqe, const SqeRequest& r) {
+  memset(sqe, 0, sizeof(*sqe));
+  switch (r.op) {
+    case OP_READ: sqe->opcode = r.fixed_buffer ? IORING_OP_READ_FIXED : IORING_OP_READ; break;
+    case OP_WRITE: sqe->opcode = r.fixed_buffer ? IORING_OP_WRITE_FIXED : IORING_OP_WRITE; break;
+    case OP_FSYNC: sqe->opcode = IORING_OP_FSYNC; break;
+    case OP_FDATASYNC: sqe->opcode = IORING_OP_FSYNC; sqe->fsync_flags = IORING_FSYNC_DATASYNC; break;
+    default: sqe->opcode = IORING_OP_NOP; break;
+  }
+  if (r.op != OP_NOP) {
+    sqe->fd = (int32_t)r.file_slot;
+    sqe->flags |= IOSQE_FIXED_FILE;
+  }
+  if (r.op == OP_READ || r.op == OP_WRITE) {
+    sqe->addr = r.addr;
+    sqe->len = r.len;
+    sqe->off = r.offset;
+    // One registered iovec per GiB of arena: the index follows from the address.
+    sqe->buf_index = r.fixed_buffer ? r.buf_index : 0;
+  }
+  if (r.link_flags & LF_LINK) sqe->flags |= IOSQE_IO_LINK;
+  if (r.link_flags & LF_HARDLINK) sqe->flags |= IOSQE_IO_HARDLINK;
+  if (r.link_flags & LF_DRAIN) sqe->flags |= IOSQE_IO_DRAIN;
+  sqe->user_data = user_data_of(r.handle_index, r.handle_gen);
+}
+
+// The previous submit_lock holder died inside ring_submit. Its intent record says
+// which SQ positions it touched. Nothing it prepared may be submitted under another
+// process's identity, so: unpublished SQEs are completed as cancelled; published but
+// unsubmitted ones are rewritten as NOPs that complete as cancelled.
+static void repair_submission(Segment& seg, uint32_t ring_index, std::set<uint32_t>& wake) {
+  RingShared* rs = &seg.hdr->rings[ring_index];
+  RingMap& m = seg.rings[ring_index];
+  stat_add(&rs->stat_submit_repairs, (uint64_t)1);
+  if (!load_relaxed(&rs->intent_active)) return;
+  uint32_t mask = *m.sq_mask;
+  uint32_t start = load_relaxed(&rs->intent_tail);
+  uint32_t count = load_relaxed(&rs->intent_count);
+  if (count > rs->sq_entries) count = rs->sq_entries;  // untrusted
+  if (!load_relaxed(&rs->intent_published)) {
+    for (uint32_t i = 0; i < count; i++) {
+      uint64_t ud = load_relaxed(&m.sqes[(start + i) & mask].user_data);
+      deliver_completion(seg, ud, -ECANCELED, ~0u, rs, wake);
+    }
+  } else if (!(rs->setup_flags & IORING_SETUP_SQPOLL)) {
+    uint32_t head = load_acquire(m.sq_head);
+    uint32_t tail = load_relaxed(m.sq_tail);
+    if (tail - head <= rs->sq_entries) {
+      for (uint32_t pos = head; pos != tail; pos++) {
+        io_uring_sqe* sqe = &m.sqes[pos & mask];
+        uint64_t ud = load_relaxed(&sqe->user_data);
+        uint32_t idx = (uint32_t)ud, gen = (uint32_t)(ud >> 32);
+        if (idx < seg.handles.count) {
+          IoHandle* h = &seg.handles.handles[idx];
+          uint64_t w = load_acquire(&h->word);
+          if (hw_gen(w) == gen && hw_state(w) == H_SUBMITTED) {
+            uint64_t expected = w;
+            cas(&h->word, &expected, hw_make(H_SUBMITTED, hw_owner(w), hw_flags(w) | HF_CANCELLED_REPAIR, gen));
+          }
+        }
+        memset(sqe, 0, sizeof(*sqe));
+        sqe->opcode = IORING_OP_NOP;
+        sqe->user_data = ud;
+        m.sq_array[pos & mask] = pos & mask;
+      }
+      sys_io_uring_enter(m.fd, tail - head, 0, 0, nullptr, 0);
+    }
+  }
+  store_relaxed(&rs->intent_active, 0u);
+}
+
+int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns) {
+  RingShared* rs = &seg.hdr->rings[ring_index];
+  RingMap& m = seg.rings[ring_index];
+  std::set<uint32_t> wake;
+  LockResult lr = robust_lock_acquire(&rs->submit_lock, lock_timeout_ns);
+  if (lr == LockResult::TimedOut) return -ETIMEDOUT;
+  if (lr == LockResult::Error) return -ENOTRECOVERABLE;
+  if (lr == LockResult::AcquiredOwnerDied) repair_submission(seg, ring_index, wake);
+  if (!segment_running(seg)) {
+    robust_lock_release(&rs->submit_lock);
+    ring_doorbells(seg, wake);
+    return -ESHUTDOWN;
+  }
+  bool sqpoll = rs->setup_flags & IORING_SETUP_SQPOLL;
+  uint32_t entries = rs->sq_entries;
+  uint32_t mask = *m.sq_mask;
+  uint32_t head = load_acquire(m.sq_head);  // pairs with the kernel's release of sq head
+  uint32_t tail = load_relaxed(m.sq_tail);  // only submit_lock holders write it
+  if (tail - head > entries || entries - (tail - head) < n) {
+    robust_lock_release(&rs->submit_lock);
+    ring_doorbells(seg, wake);
+    return -EAGAIN;  // SQPOLL has not consumed yet: the caller retries later
+  }
+  store_relaxed(&rs->intent_tail, tail);
+  store_relaxed(&rs->intent_count, n);
+  store_relaxed(&rs->intent_published, 0u);
+  store_release(&rs->intent_active, 1u);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t idx = (tail + i) & mask;
+    prep_sqe(&m.sqes[idx], reqs[i]);
+    m.sq_array[idx] = idx;
+    handle_mark_submitted(seg.handles, reqs[i].handle_index);
+  }
+  // Publish: SQE stores happen-before the kernel's acquire load of the tail.
+  store_release(m.sq_tail, tail + n);
+  store_release(&rs->intent_published, 1u);
+  stat_add(&rs->stat_sqes, (uint64_t)n);
+  int result = (int)n;
+  if (sqpoll) {
+    if (load_acquire(m.sq_flags) & IORING_SQ_NEED_WAKEUP)
+      sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
+  } else {
+    uint32_t submitted = 0;
+    int tries = 0;
+    while (submitted < n) {
+      int rc = sys_io_uring_enter(m.fd, n - submitted, 0, 0, nullptr, 0);
+      stat_add(&rs->stat_enters, (uint64_t)1);
+      if (rc > 0) { submitted += (uint32_t)rc; continue; }
+      if ((rc == -EINTR || rc == -EAGAIN || rc == -EBUSY || rc == 0) && ++tries < 1000) {
+        if (rc == -EBUSY || rc == -EAGAIN) sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
+        continue;
+      }
+      // Hard failure: take back what the kernel did not consume so no other process
+      // submits it, and complete those handles with the error.
+      store_release(m.sq_tail, tail + submitted);
+      for (uint32_t i = submitted; i < n; i++)
+        deliver_completion(seg, user_data_of(reqs[i].handle_index, reqs[i].handle_gen), rc < 0 ? rc : -EIO, ~0u,
+                             rs, wake);
+      result = rc < 0 ? rc : -EIO;
+      break;
+    }
+  }
+  store_release(&rs->intent_active, 0u);
+  robust_lock_release(&rs->submit_lock);
+  ring_doorbells(seg, wake);
+  return result;
+}
+
+int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns) {
+  RingShared* rs = &seg.hdr->rings[ring_index];
+  RingMap& m = seg.rings[ring_index];
+  LockResult lr = robust_lock_acquire(&rs->complete_lock, lock_timeout_ns);
+  if (lr == LockResult::TimedOut) return -ETIMEDOUT;
+  if (lr == LockResult::Error) return -ENOTRECOVERABLE;
+  // A reaper that died mid-batch left the CQ head at the first CQE it had not
+  // finished; CQEs it did finish are re-read and detected as stale by generation.
+  if (lr == LockResult::AcquiredOwnerDied) stat_add(&rs->stat_reap_repairs, (uint64_t)1);
+  std::set<uint32_t> wake;
+  uint32_t mask = *m.cq_mask;
+  int processed = 0;
+  for (;;) {
+    uint32_t head = load_relaxed(m.cq_head);  // only complete_lock holders write it
+    uint32_t tail = load_acquire(m.cq_tail);  // pairs with the kernel's release of cq tail
+    while (head != tail) {
+      io_uring_cqe* cqe = &m.cqes[head & mask];
+      uint64_t ud = load_relaxed(&cqe->user_data);  // each field read exactly once
+      int32_t res = load_relaxed(&cqe->res);
+      if (ud != kWakeUserData) {
+        deliver_completion(seg, ud, res, reaper_slot, rs, wake);
+        processed++;
+      }
+      head++;
+      store_release(m.cq_head, head);  // release: the CQE slot may be reused by the kernel
+    }
+    if (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW) {
+      // NODROP kept completions in the kernel's overflow list: flush them into the CQ.
+      stat_add(&rs->stat_overflow_flushes, (uint64_t)1);
+      sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
+      continue;
+    }
+    break;
+  }
+  stat_add(&rs->stat_cqes, (uint64_t)processed);
+  robust_lock_release(&rs->complete_lock);
+  if (reaper_slot < seg.hdr->max_slots && processed) {
+    ProcSlot* me = &seg.slots[reaper_slot];
+    stat_add(&me->stat_reaped, (uint64_t)processed);
+  }
+  ring_doorbells(seg, wake);
+  return processed;
+}
+
+int ring_wake_watchers(Segment& seg, uint32_t ring_index) {
+  RingShared* rs = &seg.hdr->rings[ring_index];
+  RingMap& m = seg.rings[ring_index];
+  LockResult lr = robust_lock_acquire(&rs->submit_lock, 500000000);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;
+  std::set<uint32_t> wake;
+  if (lr == LockResult::AcquiredOwnerDied) repair_submission(seg, ring_index, wake);
+  uint32_t head = load_acquire(m.sq_head), tail = load_relaxed(m.sq_tail);
+  int rc = -EAGAIN;
+  if (tail - head < rs->sq_entries) {
+    uint32_t idx = tail & *m.sq_mask;
+    memset(&m.sqes[idx], 0, sizeof(io_uring_sqe));
+    m.sqes[idx].opcode = IORING_OP_NOP;
+    m.sqes[idx].user_data = kWakeUserData;
+    m.sq_array[idx] = idx;
+    store_release(m.sq_tail, tail + 1);
+    if (rs->setup_flags & IORING_SETUP_SQPOLL)
+      rc = sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
+    else
+      rc = sys_io_uring_enter(m.fd, 1, 0, 0, nullptr, 0);
+  }
+  robust_lock_release(&rs->submit_lock);
+  ring_doorbells(seg, wake);
+  return rc;
+}
+
+}  // namespace rm

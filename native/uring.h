@@ -1,0 +1,104 @@
+// One io_uring ring shared by many processes. The ring itself lives in kernel
+// memory that each process mmaps from the ring fd; what the processes share
+// besides is `RingShared` in the segment header: the two cross-process locks and
+// the submission intent record used to repair after a submitter dies.
+//
+// Submission: submit_lock is held from reading the SQ tail, through writing SQEs
+// and publishing the tail, to io_uring_enter. Whoever enters submits every published
+// SQE under its own identity (fd table, mm, creds), so an SQE must never be left
+// published for another process to submit (kernel fact 2). Reaping: complete_lock is
+// held while the CQ head is advanced; every CQE is validated before use.
+#pragma once
+#include <linux/io_uring.h>
+#include <cstdint>
+
+#include "robust_lock.h"
+
+namespace rm {
+
+struct Segment;
+
+struct RingShared {
+  RobustLock submit_lock;
+  RobustLock complete_lock;
+  uint32_t sq_entries;
+  uint32_t cq_entries;
+  uint32_t setup_flags;
+  uint32_t features;
+  struct io_sqring_offsets sq_off;
+  struct io_cqring_offsets cq_off;
+  uint32_t owner_slot;        // per-process topology: the slot that submits here; ~0 = shared
+  // Submission intent, written under submit_lock, read by the next holder if this
+  // one died (EOWNERDEAD): which SQ positions it was filling and whether it had
+  // already published the tail.
+  uint32_t intent_active;
+  uint32_t intent_tail;
+  uint32_t intent_count;
+  uint32_t intent_published;
+  // statistics (relaxed)
+  uint64_t stat_sqes;
+  uint64_t stat_enters;
+  uint64_t stat_cqes;
+  uint64_t stat_corrupt_cqes;
+  uint64_t stat_stale_cqes;
+  uint64_t stat_overflow_flushes;
+  uint64_t stat_submit_repairs;
+  uint64_t stat_reap_repairs;
+  uint64_t stat_orphans_reaped;
+};
+
+// This process's mapping of one ring.
+struct RingMap {
+  int fd = -1;
+  void* sq_ptr = nullptr;
+  size_t sq_len = 0;
+  void* cq_ptr = nullptr;
+  size_t cq_len = 0;
+  io_uring_sqe* sqes = nullptr;
+  size_t sqes_len = 0;
+  uint32_t* sq_head = nullptr;
+  uint32_t* sq_tail = nullptr;
+  uint32_t* sq_mask = nullptr;
+  uint32_t* sq_flags = nullptr;
+  uint32_t* sq_array = nullptr;
+  uint32_t* cq_head = nullptr;
+  uint32_t* cq_tail = nullptr;
+  uint32_t* cq_mask = nullptr;
+  io_uring_cqe* cqes = nullptr;
+};
+
+int sys_io_uring_setup(unsigned entries, io_uring_params* p);
+int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void* arg, size_t argsz);
+int sys_io_uring_register(int fd, unsigned opcode, const void* arg, unsigned nr_args);
+
+// Postmaster: create a ring, fill `shared`, map it. Returns 0 or -errno.
+int ring_create(RingShared* shared, RingMap* map, uint32_t entries, uint32_t cq_entries, bool sqpoll,
+                uint32_t sqpoll_idle_ms);
+// Any process: map a ring from its fd and the offsets in `shared`.
+int ring_map(RingShared* shared, RingMap* map, int fd);
+void ring_unmap(RingMap* map);
+
+// One SQE's worth of request, already validated by the caller.
+struct SqeRequest {
+  uint32_t handle_index;
+  uint32_t handle_gen;
+  uint8_t op;
+  uint8_t link_flags;
+  uint32_t file_slot;
+  uint64_t offset;
+  uint64_t addr;       // address valid in this process (or the registrant's, for fixed buffers)
+  uint32_t len;
+  bool fixed_buffer;   // addr lies in the registered arena: use READ_FIXED/WRITE_FIXED
+  uint16_t buf_index;  // which registered iovec (one per GiB of arena)
+  bool position_independent;  // addr valid in every process (same-address arena)
+};
+
+// Returns the number of SQEs submitted (== n) or -errno; on error none of the
+// requests is left published. -EAGAIN: the SQ had no room, retry later.
+int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns);
+// Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
+int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns);
+// Wake every watcher blocked on this ring (a NOP whose CQE is ignored).
+int ring_wake_watchers(Segment& seg, uint32_t ring_index);
+
+}  // namespace rm
