@@ -1,0 +1,82 @@
+import { constants as fsc } from 'node:fs';
+import type { Ringmaster } from './ringmaster';
+import { RingmasterError, fromNative, typeError } from './errors';
+
+export interface FileOpenOptions {
+  /** Create the file (mode 0600) if it does not exist. */
+  create?: boolean;
+  /** O_DIRECT: bypass the page cache. Buffers, offsets and lengths must be aligned (arena slices are). */
+  direct?: boolean;
+  /** O_DSYNC: every write is durable when it completes. */
+  dsync?: boolean;
+  /** Truncate to zero length on open. */
+  truncate?: boolean;
+  /** Open read-only. */
+  readOnly?: boolean;
+}
+
+/**
+ * An open data file. Its `id` names the same file in every attached process: pass the
+ * number to a worker and `db.files.get(id)` there; no process but the opener needs an fd.
+ */
+export class FileHandle {
+  readonly id: number;
+  readonly path: string;
+  readonly direct: boolean;
+  #db: Ringmaster;
+  #closed = false;
+  constructor(db: Ringmaster, id: number, path: string, direct: boolean) {
+    this.#db = db;
+    this.id = id;
+    this.path = path;
+    this.direct = direct;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  /** Removes the file from the shared table, for every process. In-flight IO finishes first in the kernel. */
+  async close(): Promise<void> {
+    if (this.#closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' is already closed`);
+    this.#closed = true;
+    this.#db._native().closeFile(this.id);
+  }
+}
+
+export class Files {
+  #db: Ringmaster;
+  constructor(db: Ringmaster) {
+    this.#db = db;
+  }
+
+  /** Opens `relativePath` inside the data directory and installs it in the shared file table. */
+  async open(relativePath: string, options: FileOpenOptions = {}): Promise<FileHandle> {
+    if (typeof relativePath !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'file path must be a string');
+    if (relativePath.length === 0) throw typeError('ERR_INVALID_ARG_VALUE', 'file path must not be empty');
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'file options must be an object');
+    for (const k of Object.keys(options)) {
+      if (!['create', 'direct', 'dsync', 'truncate', 'readOnly'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown file option '${k}'`);
+      if (typeof (options as Record<string, unknown>)[k] !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', `file option '${k}' must be a boolean`);
+    }
+    let flags = options.readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
+    if (options.create) flags |= fsc.O_CREAT;
+    if (options.direct) flags |= fsc.O_DIRECT;
+    if (options.dsync) flags |= fsc.O_DSYNC;
+    if (options.truncate) flags |= fsc.O_TRUNC;
+    const n = this.#db._native();
+    let id: number;
+    try {
+      id = n.openFile(relativePath, flags, 0o600);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return new FileHandle(this.#db, id, relativePath, !!options.direct);
+  }
+
+  /** A handle for a file another process opened. Throws if the id is unknown or closed. */
+  get(id: number): FileHandle {
+    if (typeof id !== 'number') throw typeError('ERR_INVALID_ARG_TYPE', 'file id must be a number');
+    const info = this.#db._native().fileInfo(id);
+    if (!info) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `no open file with id ${id}`);
+    return new FileHandle(this.#db, id, info.path, (info.flags & fsc.O_DIRECT) !== 0);
+  }
+}

@@ -1,0 +1,11 @@
+export { Postmaster, open, ATTACH_ENV } from './postmaster';
+export type { ProcessExit } from './postmaster';
+export { attach } from './attach';
+export type { AttachOptions } from './attach';
+export { Ringmaster, Batch } from './ringmaster';
+export type { Features, ThreadToken } from './ringmaster';
+export { FileHandle, Files } from './files';
+export type { FileOpenOptions } from './files';
+export { RingmasterError, IoCancelledError, errnoName } from './errors';
+export type { StartOptions } from './options';
+export type { ArenaSlice, IoBuffer, IoResult, OpOptions, OpName } from './io';

@@ -1,0 +1,65 @@
+// Loads the compiled addon. It is built from source by `npm install` (node-gyp).
+import path from 'node:path';
+
+export interface NativeInfo {
+  segmentId: number;
+  slot: number;
+  homeRing: number;
+  backend: 'io_uring' | 'threads';
+  topology: 'shared' | 'per-process';
+  rings: number;
+  ringEntries: number;
+  cqEntries: number;
+  sqpoll: boolean;
+  fixedBuffers: boolean;
+  fixedBuffersErrno: number;
+  fixedFiles: boolean;
+  sameAddress: boolean;
+  maxHandles: number;
+  maxFiles: number;
+  maxProcesses: number;
+  arenaSize: number;
+  segmentSize: number;
+  postmasterPid: number;
+  features: number;
+  dataDir: string;
+}
+
+export interface NativeSession {
+  submit(ring: number | undefined, ops: Float64Array, buffers: (Uint8Array | undefined)[]): Uint32Array | number;
+  openFile(path: string, flags: number, mode: number): number;
+  closeFile(id: number): boolean;
+  fileInfo(id: number): { path: string; flags: number; slot: number } | null;
+  arena(): ArrayBuffer;
+  arenaAlloc(size: number, align: number): number;
+  info(): NativeInfo;
+  stats(): any;
+  forkFds(): { memfd: number; ringFds: number[] };
+  cleanupProcess(pid: number): number;
+  sweepDeadSlots(): number;
+  reapNow(ring?: number): number;
+  setRunState(state: number): void;
+  runState(): number;
+  inflight(): number;
+  handlesInUse(): number;
+  detach(): void;
+  waitWord(offset: number, timeoutMs: number): number | undefined;
+  debugHoldLock(ring: number, which: 'submit' | 'complete', midSubmit?: boolean): boolean;
+  debugSubmitRawNop(ring: number, userData: bigint): boolean;
+  debugScribble(region: 'handles' | 'files', seed: number): boolean;
+  _onCompletions?: (batch: Int32Array) => void;
+}
+
+export interface NativeAddon {
+  createSegment(options: Record<string, unknown>, onCompletions: (b: Int32Array) => void): NativeSession;
+  attachForked(memfd: number, ringFds: number[], options: { reaper: boolean }, onCompletions: (b: Int32Array) => void): NativeSession;
+  attachThread(segmentId: number, onCompletions: (b: Int32Array) => void): NativeSession;
+  probe(): { ok: boolean; errno: number; code: string; features: number; kernel: string };
+}
+
+export const RUN_RUNNING = 1;
+export const RUN_STOPPING = 2;
+export const RUN_STOPPED = 3;
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+export const native: NativeAddon = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));

@@ -1,0 +1,388 @@
+// The per-process (per JS environment) handle: files, IO, batches, arena, stats.
+// The postmaster, every forked worker and every worker thread each hold one.
+import { EventEmitter } from 'node:events';
+import { constants } from 'node:os';
+import { FileHandle, Files } from './files';
+import { RingmasterError, fromNative, ioError, rangeError, typeError } from './errors';
+import {
+  ArenaSlice, DRAIN, EncodedOp, HARDLINK, IoBuffer, IoResult, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC,
+  OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags,
+} from './io';
+import { NativeInfo, NativeSession } from './native';
+
+const EAGAIN = constants.errno.EAGAIN;
+const ETIMEDOUT = constants.errno.ETIMEDOUT;
+const ESHUTDOWN = 108;  // Linux ESHUTDOWN (not in os.constants.errno)
+
+/** What the postmaster got when it set things up. Same object in every process. */
+export interface Features {
+  backend: 'io_uring' | 'threads';
+  /** Why the backend is what it is (e.g. "io_uring_setup: EPERM" for the fallback). */
+  backendReason: string;
+  fixedBuffers: boolean;
+  /** Why fixed buffers are off, if they are. */
+  fixedBuffersReason: string;
+  fixedFiles: boolean;
+  sqpoll: boolean;
+  topology: 'shared' | 'per-process';
+  rings: number;
+  ringEntries: number;
+  /** This process mapped the segment at the postmaster's address (SQE addresses valid everywhere). */
+  sameAddress: boolean;
+  kernel: string;
+}
+
+interface PendingBatch {
+  results: IoResult[];
+  remaining: number;
+  resolve: (r: IoResult[]) => void;
+  keep: unknown[];  // private buffers must stay alive until the kernel is done with them
+}
+
+interface PendingOp {
+  gen: number;
+  batch: PendingBatch;
+  pos: number;
+  name: (typeof OP_NAMES)[number];
+}
+
+export interface ThreadToken {
+  ringmasterSegment: number;
+  features: Features;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class Ringmaster extends EventEmitter {
+  readonly files: Files;
+  readonly features: Features;
+  #native: NativeSession | null;
+  #info: NativeInfo;
+  #pending = new Map<number, PendingOp>();
+  #arena: ArrayBuffer | null = null;
+  #closing: Promise<void> | null = null;
+  #submitTimeoutMs: number;
+
+  /** @internal */
+  constructor(session: NativeSession, features: Omit<Features, 'sameAddress'>, submitTimeoutMs = 30000) {
+    super();
+    this.#native = session;
+    this.#info = session.info();
+    this.features = Object.freeze({ ...features, sameAddress: this.#info.sameAddress });
+    this.files = new Files(this);
+    this.#submitTimeoutMs = submitTimeoutMs;
+    session._onCompletions = (b) => this.#onCompletions(b);
+  }
+
+  /** @internal */
+  _native(): NativeSession {
+    if (!this.#native) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
+    return this.#native;
+  }
+
+  /** @internal the arena's ArrayBuffer in this environment, if a view was made */
+  _arenaBuffer(): ArrayBuffer | null {
+    return this.#arena;
+  }
+
+  get closed(): boolean {
+    return this.#native === null || this.#closing !== null;
+  }
+  /** This environment's process slot (appears as `reapedBy` in other processes' results). */
+  get slot(): number {
+    return this.#info.slot;
+  }
+  get info(): NativeInfo {
+    return this.#info;
+  }
+
+  // ---- arena ----------------------------------------------------------------
+
+  /** Allocates `size` bytes of shared arena memory (never freed; carve your pools from it). */
+  allocate(size: number, options: { align?: number } = {}): ArenaSlice {
+    if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0) throw rangeError('ERR_OUT_OF_RANGE', `size must be a positive integer, got ${size}`);
+    const align = options.align ?? 4096;
+    let offset: number;
+    try {
+      offset = this._native().arenaAlloc(size, align);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return this.arenaSlice(offset, size);
+  }
+
+  /** A slice of the arena at a known offset (e.g. one another process allocated). */
+  arenaSlice(offset: number, length: number): ArenaSlice {
+    checkOffset('offset', offset);
+    checkOffset('length', length);
+    if (offset + length > this.#info.arenaSize) throw rangeError('ERR_OUT_OF_RANGE', `arena slice ${offset}+${length} exceeds the arena (${this.#info.arenaSize} bytes)`);
+    if (!this.#arena) this.#arena = this._native().arena();
+    return Object.freeze({ offset, length, bytes: new Uint8Array(this.#arena, offset, length) });
+  }
+
+  /** Allocates an 8-byte completion word: pass its offset as `completionWord` on an op. */
+  completionWord(): number {
+    const s = this.allocate(8, { align: 8 });
+    return s.offset;
+  }
+
+  /** State of a completion word: `undefined` while pending, else the op's result. */
+  completionWordResult(offset: number): number | undefined {
+    const s = this.arenaSlice(offset, 8);
+    const v = new Int32Array(s.bytes.buffer, s.bytes.byteOffset, 2);
+    return Atomics.load(v, 0) ? Atomics.load(v, 1) : undefined;
+  }
+
+  // ---- IO ---------------------------------------------------------------------
+
+  /** Reads up to `target`'s length at `offset`. Resolves with the bytes read (short at EOF). */
+  async read(file: FileHandle | number, offset: number | bigint, target: IoBuffer, options?: OpOptions): Promise<number> {
+    const [r] = await this.batch().read(file, offset, target, options).submit();
+    if (!r.ok) throw r.error;
+    return r.result;
+  }
+
+  /** Writes `source` at `offset`. Resolves with the bytes written. */
+  async write(file: FileHandle | number, offset: number | bigint, source: IoBuffer, options?: OpOptions): Promise<number> {
+    const [r] = await this.batch().write(file, offset, source, options).submit();
+    if (!r.ok) throw r.error;
+    return r.result;
+  }
+
+  async fsync(file: FileHandle | number, options?: OpOptions): Promise<void> {
+    const [r] = await this.batch().fsync(file, options).submit();
+    if (!r.ok) throw r.error;
+  }
+
+  async fdatasync(file: FileHandle | number, options?: OpOptions): Promise<void> {
+    const [r] = await this.batch().fdatasync(file, options).submit();
+    if (!r.ok) throw r.error;
+  }
+
+  /** Starts a batch: ops submitted together in one io_uring_enter, optionally linked. */
+  batch(options: { ring?: number } = {}): Batch {
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'batch options must be an object');
+    if (options.ring !== undefined) {
+      if (!Number.isInteger(options.ring) || options.ring < 0 || options.ring >= Math.max(1, this.#info.rings)) {
+        throw rangeError('ERR_OUT_OF_RANGE', `ring must be in 0..${Math.max(1, this.#info.rings) - 1}`);
+      }
+    }
+    return new Batch(this, options.ring);
+  }
+
+  /** Reaps completions of every ring now, from this thread (watchers normally do it). */
+  reapCompletions(ring?: number): number {
+    return this._native().reapNow(ring);
+  }
+
+  /** Statistics: per ring, per process, global. */
+  stats(): any {
+    return this._native().stats();
+  }
+
+  /** IO handles in use across all processes (0 when the system is idle). */
+  handlesInUse(): number {
+    return this._native().handlesInUse();
+  }
+
+  /** A token a worker thread of *this process* passes to `attach(token)`. */
+  threadToken(): ThreadToken {
+    return { ringmasterSegment: this.#info.segmentId, features: this.features };
+  }
+
+  /**
+   * Detaches this environment: waits (bounded) for its in-flight IO, then releases its
+   * process slot. Further calls throw ERR_RINGMASTER_CLOSED.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      const deadline = Date.now() + (options.timeoutMs ?? 5000);
+      while (this.#pending.size > 0 && Date.now() < deadline) await sleep(2);
+      const n = this.#native;
+      this.#native = null;
+      this.#arena = null;
+      n?.detach();
+      for (const [, p] of this.#pending) {
+        p.batch.results[p.pos] = { op: p.name, ok: false, result: -ESHUTDOWN, reapedBy: -1, error: new RingmasterError('ERR_RINGMASTER_CLOSED', 'handle closed before this IO completed') };
+        if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
+      }
+      this.#pending.clear();
+    })();
+    return this.#closing;
+  }
+
+  /** @internal */
+  async _submit(ring: number | undefined, ops: EncodedOp[], keep: unknown[]): Promise<IoResult[]> {
+    if (this.#closing) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
+    const n = this._native();
+    const fields = new Float64Array(ops.length * OP_FIELDS);
+    const buffers: (Uint8Array | undefined)[] = [];
+    ops.forEach((op, i) => {
+      fields.set(op.fields, i * OP_FIELDS);
+      buffers.push(op.buffer);
+    });
+    const deadline = Date.now() + this.#submitTimeoutMs;
+    let delay = 0;
+    for (;;) {
+      let r: Uint32Array | number;
+      try {
+        r = n.submit(ring, fields, buffers);
+      } catch (e) {
+        throw fromNative(e);
+      }
+      if (typeof r !== 'number') return this.#track(r, ops, keep);
+      if (r === -ESHUTDOWN) throw new RingmasterError('ESHUTDOWN', 'the postmaster has stopped: its rings accept no more IO', { errno: r });
+      if (r !== -EAGAIN && r !== -ETIMEDOUT) throw ioError(r, 'submit');
+      // Back-pressure: every IO handle is in flight, or a ring lock is held by a stopped
+      // process. Wait (bounded) rather than fail.
+      if (Date.now() > deadline) {
+        throw new RingmasterError('ETIMEDOUT', `no IO handle or ring lock became available within ${this.#submitTimeoutMs} ms`, { errno: -ETIMEDOUT });
+      }
+      await sleep(delay);
+      delay = Math.min(delay ? delay * 2 : 1, 20);
+      if (this.#closing || !this.#native) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
+    }
+  }
+
+  #track(handles: Uint32Array, ops: EncodedOp[], keep: unknown[]): Promise<IoResult[]> {
+    return new Promise((resolve) => {
+      const batch: PendingBatch = { results: new Array(ops.length), remaining: ops.length, resolve, keep };
+      for (let i = 0; i < ops.length; i++) {
+        this.#pending.set(handles[2 * i], { gen: handles[2 * i + 1], batch, pos: i, name: ops[i].name });
+      }
+    });
+  }
+
+  #onCompletions(b: Int32Array): void {
+    for (let i = 0; i < b.length; i += 4) {
+      const index = b[i];
+      const gen = b[i + 1] >>> 0;
+      const res = b[i + 2];
+      const reaper = b[i + 3];
+      const p = this.#pending.get(index);
+      if (!p || p.gen !== gen) continue;  // not ours (stale): never act on it
+      this.#pending.delete(index);
+      const r: IoResult = { op: p.name, ok: res >= 0, result: res, reapedBy: reaper };
+      if (res < 0) r.error = ioError(res, `${p.name} (op ${p.pos})`, p.pos);
+      p.batch.results[p.pos] = r;
+      if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
+    }
+  }
+}
+
+/**
+ * Ops submitted together. `link()` / `hardlink()` / `drain()` apply to the op added last.
+ * A soft-linked chain stops at the first op whose result is not the full request: the
+ * rest complete with `IoCancelledError` (ECANCELED). Links never span batches.
+ */
+export class Batch {
+  #db: Ringmaster;
+  #ring: number | undefined;
+  #ops: EncodedOp[] = [];
+  #keep: unknown[] = [];
+  #submitted = false;
+
+  /** @internal */
+  constructor(db: Ringmaster, ring: number | undefined) {
+    this.#db = db;
+    this.#ring = ring;
+  }
+
+  get length(): number {
+    return this.#ops.length;
+  }
+
+  read(file: FileHandle | number, offset: number | bigint, target: IoBuffer, options?: OpOptions): this {
+    return this.#rw(OP_READ, file, offset, target, options);
+  }
+
+  write(file: FileHandle | number, offset: number | bigint, source: IoBuffer, options?: OpOptions): this {
+    return this.#rw(OP_WRITE, file, offset, source, options);
+  }
+
+  fsync(file: FileHandle | number, options?: OpOptions): this {
+    return this.#push(OP_FSYNC, this.#fileId(file), 0, 0, -1, undefined, options);
+  }
+
+  fdatasync(file: FileHandle | number, options?: OpOptions): this {
+    return this.#push(OP_FDATASYNC, this.#fileId(file), 0, 0, -1, undefined, options);
+  }
+
+  nop(options?: OpOptions): this {
+    return this.#push(OP_NOP, 0, 0, 0, -1, undefined, options);
+  }
+
+  link(): this {
+    return this.#flag(LINK, HARDLINK);
+  }
+  hardlink(): this {
+    return this.#flag(HARDLINK, LINK);
+  }
+  drain(): this {
+    return this.#flag(DRAIN, 0);
+  }
+
+  /** Submits every op in one go. Resolves with one result per op (never rejects for IO errors). */
+  submit(): Promise<IoResult[]> {
+    if (this.#submitted) return Promise.reject(new RingmasterError('ERR_RINGMASTER_BATCH_SUBMITTED', 'this batch was already submitted'));
+    if (this.#ops.length === 0) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', 'cannot submit an empty batch'));
+    this.#submitted = true;
+    return this.#db._submit(this.#ring, this.#ops, this.#keep);
+  }
+
+  #flag(set: number, clear: number): this {
+    const last = this.#ops[this.#ops.length - 1];
+    if (!last) throw new RingmasterError('ERR_RINGMASTER_EMPTY_BATCH', 'link()/hardlink()/drain() apply to the last op: add an op first');
+    last.fields[1] = (last.fields[1] & ~clear) | set;
+    return this;
+  }
+
+  #fileId(file: FileHandle | number): number {
+    if (file instanceof FileHandle) {
+      if (file.closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${file.path}' is closed`);
+      return file.id;
+    }
+    if (typeof file !== 'number' || !Number.isInteger(file) || file < 0) throw typeError('ERR_INVALID_ARG_TYPE', 'file must be a FileHandle or a file id');
+    return file;
+  }
+
+  #rw(op: number, file: FileHandle | number, offset: number | bigint, buf: IoBuffer, options?: OpOptions): this {
+    const id = this.#fileId(file);
+    const off = checkOffset('offset', offset);
+    if (buf instanceof Uint8Array) {
+      const arena = this.#arenaOffsetOf(buf);
+      if (arena >= 0) return this.#push(op, id, off, buf.byteLength, arena, undefined, options);
+      this.#keep.push(buf);
+      return this.#push(op, id, off, buf.byteLength, -1, buf, options);
+    }
+    if (buf && typeof buf === 'object' && typeof (buf as ArenaSlice).offset === 'number' && typeof (buf as ArenaSlice).length === 'number') {
+      const s = buf as ArenaSlice;
+      checkOffset('arena offset', s.offset);
+      checkOffset('arena length', s.length);
+      return this.#push(op, id, off, s.length, s.offset, undefined, options);
+    }
+    throw typeError('ERR_INVALID_ARG_TYPE', `${OP_NAMES[op]} needs a Uint8Array or an arena slice`);
+  }
+
+  // A Uint8Array that views the arena goes through the shared (fixed-buffer) path.
+  #arenaOffsetOf(u: Uint8Array): number {
+    const arena = this.#db._arenaBuffer();
+    return arena && u.buffer === arena ? u.byteOffset : -1;
+  }
+
+  #push(op: number, file: number, offset: number, length: number, arena: number, buffer: Uint8Array | undefined, options?: OpOptions): this {
+    if (this.#submitted) throw new RingmasterError('ERR_RINGMASTER_BATCH_SUBMITTED', 'this batch was already submitted');
+    const flags = linkFlags(options);
+    let kind = KIND_NONE;
+    let kindArg = 0;
+    if (options?.completionWord !== undefined) {
+      kind = KIND_COMPLETION_WORD;
+      kindArg = checkOffset('completionWord', options.completionWord);
+    }
+    this.#ops.push({ fields: [op, flags, file, offset, length, arena, kind, kindArg], buffer, name: OP_NAMES[op] });
+    return this;
+  }
+}
