@@ -46,7 +46,7 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
       if (m && typeof m === 'object' && (m as { ringmaster?: string }).ringmaster === 'stop') db.emit('stop');
     };
     process.on('message', onMessage);
-    process.once('disconnect', () => {
+    const onDisconnect = () => {
       process.off('message', onMessage);
       let alive = true;
       try {
@@ -63,9 +63,13 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
         }
         db.emit('postmaster-exit');
       }
+    };
+    process.once('disconnect', onDisconnect);
+    // Our listeners must not keep the worker alive once it closed its handle.
+    db.once('close', () => {
+      process.off('message', onMessage);
+      process.off('disconnect', onDisconnect);
     });
-    // The IPC channel must not keep a worker alive by itself.
-    (process as unknown as { channel?: { unref(): void } }).channel?.unref();
   }
   return db;
 }

@@ -39,8 +39,15 @@ interface PendingBatch {
   keep: unknown[];  // private buffers must stay alive until the kernel is done with them
 }
 
+// Pending ops are keyed by (handle index, generation): the doorbell thread frees a
+// handle before its completion reaches this thread, so a new submission may already
+// hold the same index with the next generation.
+const GEN_SCALE = 2 ** 21;  // handle index < 2^21, generation < 2^32: key < 2^53
+function pendingKey(index: number, gen: number): number {
+  return gen * GEN_SCALE + index;
+}
+
 interface PendingOp {
-  gen: number;
   batch: PendingBatch;
   pos: number;
   name: (typeof OP_NAMES)[number];
@@ -210,6 +217,7 @@ export class Ringmaster extends EventEmitter {
         if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
       }
       this.#pending.clear();
+      this.emit('close');
     })();
     return this.#closing;
   }
@@ -251,7 +259,7 @@ export class Ringmaster extends EventEmitter {
     return new Promise((resolve) => {
       const batch: PendingBatch = { results: new Array(ops.length), remaining: ops.length, resolve, keep };
       for (let i = 0; i < ops.length; i++) {
-        this.#pending.set(handles[2 * i], { gen: handles[2 * i + 1], batch, pos: i, name: ops[i].name });
+        this.#pending.set(pendingKey(handles[2 * i], handles[2 * i + 1]), { batch, pos: i, name: ops[i].name });
       }
     });
   }
@@ -262,9 +270,10 @@ export class Ringmaster extends EventEmitter {
       const gen = b[i + 1] >>> 0;
       const res = b[i + 2];
       const reaper = b[i + 3];
-      const p = this.#pending.get(index);
-      if (!p || p.gen !== gen) continue;  // not ours (stale): never act on it
-      this.#pending.delete(index);
+      const key = pendingKey(index, gen);
+      const p = this.#pending.get(key);
+      if (!p) continue;  // not ours: never act on it
+      this.#pending.delete(key);
       const r: IoResult = { op: p.name, ok: res >= 0, result: res, reapedBy: reaper };
       if (res < 0) r.error = ioError(res, `${p.name} (op ${p.pos})`, p.pos);
       p.batch.results[p.pos] = r;

@@ -75,8 +75,14 @@ static int32_t run_one(Segment* seg, const SqeRequest& r) {
   if (fd < 0) return fd;
   ssize_t rc;
   switch (r.op) {
-    case OP_READ: rc = pread(fd, (void*)(uintptr_t)r.addr, r.len, (off_t)r.offset); break;
-    case OP_WRITE: rc = pwrite(fd, (const void*)(uintptr_t)r.addr, r.len, (off_t)r.offset); break;
+    case OP_READ:
+      rc = pread(fd, (void*)(uintptr_t)r.addr, r.len, (off_t)r.offset);
+      if (rc < 0 && errno == ESPIPE) rc = read(fd, (void*)(uintptr_t)r.addr, r.len);  // pipes, like io_uring
+      break;
+    case OP_WRITE:
+      rc = pwrite(fd, (const void*)(uintptr_t)r.addr, r.len, (off_t)r.offset);
+      if (rc < 0 && errno == ESPIPE) rc = write(fd, (const void*)(uintptr_t)r.addr, r.len);
+      break;
     case OP_FSYNC: rc = fsync(fd); break;
     case OP_FDATASYNC: rc = fdatasync(fd); break;
     default: return -EINVAL;

@@ -1,0 +1,98 @@
+import { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+// The tests use the built package, exactly as users do (and as forked workers must).
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+export const rm: typeof import('../core/index') = require('..');
+
+export const WORKER = path.join(__dirname, 'fixtures', 'worker.cjs');
+
+export function tempDir(prefix = 'rm-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export const backend = process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'auto';
+
+/** A forked worker driven by RPC messages (see fixtures/worker.cjs). */
+export class Worker {
+  readonly child: ChildProcess;
+  #next = 1;
+  #waiting = new Map<number, { resolve: (v: any) => void; reject: (e: any) => void }>();
+  readonly events: string[] = [];
+  readonly ready: Promise<void>;
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+
+  constructor(child: ChildProcess) {
+    this.child = child;
+    let ready!: () => void;
+    this.ready = new Promise((r) => (ready = r));
+    child.on('message', (m: any) => {
+      if (m?.event) {
+        this.events.push(m.event);
+        if (m.event === 'ready') ready();
+        return;
+      }
+      const w = this.#waiting.get(m?.id);
+      if (!w) return;
+      this.#waiting.delete(m.id);
+      if (m.ok) w.resolve(m.result);
+      else w.reject(Object.assign(new Error(m.error.message), { code: m.error.code, name: m.error.name }));
+    });
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+      for (const [, w] of this.#waiting) w.reject(new Error(`worker ${child.pid} exited (${code ?? signal})`));
+      this.#waiting.clear();
+      resolve({ code, signal });
+    }));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  call<T = any>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      this.child.send({ id, cmd, args });
+    });
+  }
+
+  kill9(): Promise<{ code: number | null; signal: string | null }> {
+    this.child.kill('SIGKILL');
+    return this.exited;
+  }
+}
+
+export async function forkWorker(pm: import('../core/index').Postmaster, options: { reaper?: boolean; attach?: boolean } = {}): Promise<Worker> {
+  const w = new Worker(pm.fork(WORKER, [], { reaper: options.reaper ?? true }));
+  await w.ready;
+  if (options.attach !== false) await w.call('attach', options.reaper === undefined ? {} : { reaper: options.reaper });
+  return w;
+}
+
+export async function startPm(dir: string, extra: Record<string, unknown> = {}): Promise<import('../core/index').Postmaster> {
+  return rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, ...extra } as any);
+}
+
+/** Resolves true if `p` settles within `ms`; never a timing assertion, only "did it happen yet". */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let done = false;
+  p.then(() => (done = true), () => (done = true));
+  const end = Date.now() + ms;
+  while (!done && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  return done;
+}
+
+export async function waitFor(pred: () => boolean | Promise<boolean>, ms = 10000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
