@@ -186,11 +186,8 @@ export class Postmaster extends Ringmaster {
       const exits = [...this.#children.values()].map((c) => new Promise<void>((resolve) => {
         if (c.exitCode !== null || c.signalCode !== null) return resolve();
         c.once('exit', () => resolve());
-        try {
-          c.send({ ringmaster: 'stop' });
-        } catch {
-          /* channel already closed */
-        }
+        // A child that is already dying has no channel: that is not the postmaster's error.
+        if (c.connected) c.send({ ringmaster: 'stop' }, () => {});
       }));
       const timer = new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());
       await Promise.race([Promise.all(exits), timer]);
