@@ -281,13 +281,23 @@ void cleanup_slot(Segment* seg, uint32_t slot, bool process_died) {
   // completes: fail it now (running completion actions so others' waiters wake).
   bool in_flight_dies = threads && process_died;
   struct Ctx { Segment* seg; } ctx{seg};
+  std::vector<OrphanRef> orphans;
   handles_release_owner(
       seg->handles, slot, in_flight_dies,
       [](void* c, IoHandle* h, uint32_t) {
         auto* cx = static_cast<Ctx*>(c);
         run_completion_kind(load_relaxed(&h->kind), load_relaxed(&h->kind_arg), -ECANCELED, cx->seg->arena);
       },
-      &ctx);
+      &ctx, &orphans);
+  if (!threads && process_died && !orphans.empty()) {
+    // The dead process's requests that are still armed (pipes, sockets) are not
+    // cancelled by its death: cancel them so they complete (-ECANCELED) and free.
+    for (uint32_t r = 0; r < seg->rings.size(); r++) {
+      std::vector<uint64_t> uds;
+      for (auto& o : orphans) if (o.ring == r) uds.push_back(user_data_of(o.index, o.gen));
+      if (!uds.empty()) ring_cancel(*seg, r, uds.data(), (uint32_t)uds.size(), kLockTimeoutNs);
+    }
+  }
   if (threads) thread_backend_forget_slot(seg, slot);
   if (process_died) stat_add(&seg->hdr->stat_dead_slots_cleaned, (uint64_t)1);
   slot_release(s);

@@ -100,7 +100,8 @@ bool handle_collect(HandleTable& t, uint32_t index, uint32_t gen, int32_t* res, 
 }
 
 OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_flight_dies_too,
-                                   void (*on_cancel)(void*, IoHandle*, uint32_t), void* ctx) {
+                                   void (*on_cancel)(void*, IoHandle*, uint32_t), void* ctx,
+                                   std::vector<OrphanRef>* orphans) {
   OrphanReport r{0, 0, 0};
   for (uint32_t i = 0; i < t.count; i++) {
     IoHandle* h = &t.handles[i];
@@ -131,6 +132,7 @@ OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_fligh
       if (hw_flags(w) & HF_ORPHAN) break;
       uint64_t expected = w;
       if (!cas(&h->word, &expected, hw_make(H_SUBMITTED, owner, hw_flags(w) | HF_ORPHAN, hw_gen(w)))) continue;
+      if (orphans) orphans->push_back({i, hw_gen(w), load_relaxed(&h->ring)});
       r.orphaned++;
       break;
     }

@@ -12,6 +12,7 @@
 // If the issuer dies, its handles get the ORPHAN flag and the completer frees them.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace rm {
 
@@ -24,7 +25,8 @@ enum IoOp : uint8_t { OP_NOP = 0, OP_READ = 1, OP_WRITE = 2, OP_FSYNC = 3, OP_FD
 enum IoLinkFlag : uint8_t { LF_LINK = 1, LF_HARDLINK = 2, LF_DRAIN = 4 };
 
 constexpr uint64_t kNoArena = ~0ull;
-constexpr uint64_t kWakeUserData = ~0ull;  // NOP used to wake watcher threads
+constexpr uint64_t kWakeUserData = ~0ull;        // NOP used to wake watcher threads
+constexpr uint64_t kCancelUserData = ~0ull - 1;  // ASYNC_CANCEL issued for a dead issuer's IO
 
 struct IoHandle {
   uint64_t word;        // state:8 | owner:16 | flags:8 | generation:32
@@ -80,8 +82,10 @@ bool handle_collect(HandleTable& t, uint32_t index, uint32_t gen, int32_t* res, 
 // flight. If `in_flight_dies_too`, in-flight handles are completed with -ECANCELED now
 // (threads backend: the pool died with the process). Returns handles touched.
 struct OrphanReport { uint32_t freed; uint32_t orphaned; uint32_t cancelled; };
+struct OrphanRef { uint32_t index; uint32_t gen; uint16_t ring; };
 OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_flight_dies_too,
-                                   void (*on_cancel)(void* ctx, IoHandle* h, uint32_t index), void* ctx);
+                                   void (*on_cancel)(void* ctx, IoHandle* h, uint32_t index), void* ctx,
+                                   std::vector<OrphanRef>* orphans);
 uint32_t handles_in_use(const HandleTable& t);
 
 }  // namespace rm

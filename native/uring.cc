@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <vector>
 
 #include "atomics.h"
 #include "segment.h"
@@ -267,7 +268,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
       io_uring_cqe* cqe = &m.cqes[head & mask];
       uint64_t ud = load_relaxed(&cqe->user_data);  // each field read exactly once
       int32_t res = load_relaxed(&cqe->res);
-      if (ud != kWakeUserData) {
+      if (ud != kWakeUserData && ud != kCancelUserData) {
         deliver_completion(seg, ud, res, reaper_slot, rs, wake);
         processed++;
       }
@@ -290,6 +291,38 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
   }
   ring_doorbells(seg, wake);
   return processed;
+}
+
+int ring_cancel(Segment& seg, uint32_t ring_index, const uint64_t* user_data, uint32_t n, int64_t lock_timeout_ns) {
+  RingShared* rs = &seg.hdr->rings[ring_index];
+  RingMap& m = seg.rings[ring_index];
+  std::set<uint32_t> wake;
+  uint32_t done = 0;
+  while (done < n) {
+    LockResult lr = robust_lock_acquire(&rs->submit_lock, lock_timeout_ns);
+    if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;
+    if (lr == LockResult::AcquiredOwnerDied) repair_submission(seg, ring_index, wake);
+    uint32_t head = load_acquire(m.sq_head), tail = load_relaxed(m.sq_tail);
+    uint32_t room = tail - head <= rs->sq_entries ? rs->sq_entries - (tail - head) : 0;
+    uint32_t k = n - done < room ? n - done : room;
+    for (uint32_t i = 0; i < k; i++) {
+      uint32_t idx = (tail + i) & *m.sq_mask;
+      io_uring_sqe* sqe = &m.sqes[idx];
+      memset(sqe, 0, sizeof(*sqe));
+      sqe->opcode = IORING_OP_ASYNC_CANCEL;
+      sqe->addr = user_data[done + i];  // the request to cancel, matched ring-wide
+      sqe->user_data = kCancelUserData;
+      m.sq_array[idx] = idx;
+    }
+    store_release(m.sq_tail, tail + k);
+    if (k && !(rs->setup_flags & IORING_SETUP_SQPOLL)) sys_io_uring_enter(m.fd, k, 0, 0, nullptr, 0);
+    else if (k) sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
+    robust_lock_release(&rs->submit_lock);
+    done += k;
+    if (!k) usleep(1000);
+  }
+  ring_doorbells(seg, wake);
+  return (int)n;
 }
 
 int ring_wake_watchers(Segment& seg, uint32_t ring_index) {

@@ -98,6 +98,10 @@ struct SqeRequest {
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns);
 // Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
 int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns);
+// Ask the kernel to cancel in-flight requests by user_data (IORING_OP_ASYNC_CANCEL).
+// Used for a dead issuer's IO: a poll-armed request (pipe, socket) is not cancelled
+// when its submitter dies and would otherwise stay in flight forever.
+int ring_cancel(Segment& seg, uint32_t ring_index, const uint64_t* user_data, uint32_t n, int64_t lock_timeout_ns);
 // Wake every watcher blocked on this ring (a NOP whose CQE is ignored).
 int ring_wake_watchers(Segment& seg, uint32_t ring_index);
 
