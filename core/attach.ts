@@ -75,7 +75,8 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
 }
 
 function attachThread(token: ThreadToken, options: AttachOptions): Ringmaster {
-  if (token === null || typeof token !== 'object' || typeof token.ringmasterSegment !== 'number') {
+  if (token === null || typeof token !== 'object' || typeof token.ringmasterSegment !== 'number' ||
+      token.features === null || typeof token.features !== 'object') {
     throw typeError('ERR_INVALID_ARG_TYPE', 'attach(token): token must come from db.threadToken()');
   }
   let session;

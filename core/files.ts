@@ -1,6 +1,9 @@
 import { constants as fsc } from 'node:fs';
 import type { Ringmaster } from './ringmaster';
-import { RingmasterError, fromNative, typeError } from './errors';
+import { RingmasterError, fromNative, rangeError, typeError } from './errors';
+
+/** Longest relative path the shared file table stores (native/file_table.h kMaxRelPath - 1). */
+const MAX_PATH_BYTES = 239;
 
 export interface FileOpenOptions {
   /** Create the file (mode 0600) if it does not exist. */
@@ -37,8 +40,9 @@ export class FileHandle {
   /** Removes the file from the shared table, for every process. In-flight IO finishes first in the kernel. */
   async close(): Promise<void> {
     if (this.#closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' is already closed`);
+    const n = this.#db._native();  // throws ERR_RINGMASTER_CLOSED, leaving this handle open
     this.#closed = true;
-    this.#db._native().closeFile(this.id);
+    if (!n.closeFile(this.id)) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' (id ${this.id}) was already closed by another handle`);
   }
 }
 
@@ -52,6 +56,8 @@ export class Files {
   async open(relativePath: string, options: FileOpenOptions = {}): Promise<FileHandle> {
     if (typeof relativePath !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'file path must be a string');
     if (relativePath.length === 0) throw typeError('ERR_INVALID_ARG_VALUE', 'file path must not be empty');
+    if (relativePath.includes('\0')) throw typeError('ERR_INVALID_ARG_VALUE', 'file path must not contain NUL bytes');
+    if (Buffer.byteLength(relativePath) > MAX_PATH_BYTES) throw rangeError('ERR_OUT_OF_RANGE', `file path must be at most ${MAX_PATH_BYTES} bytes`);
     if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'file options must be an object');
     for (const k of Object.keys(options)) {
       if (!['create', 'direct', 'dsync', 'truncate', 'readOnly'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown file option '${k}'`);

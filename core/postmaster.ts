@@ -1,7 +1,7 @@
 // The postmaster: creates the shared segment and the rings, forks workers that attach
 // to them, notices when they die, and shuts everything down in order.
 import { ChildProcess, ForkOptions, fork as cpFork } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
 import { Features, Ringmaster } from './ringmaster';
 import { RingmasterError, errnoName, fromNative, typeError } from './errors';
@@ -56,8 +56,8 @@ export class Postmaster extends Ringmaster {
   /** Creates the segment, rings and registered tables; probes features once. */
   static async start(options: StartOptions): Promise<Postmaster> {
     const o = resolveStartOptions(options);
+    if (existsSync(o.dataDir) && !statSync(o.dataDir).isDirectory()) throw typeError('ERR_INVALID_ARG_VALUE', `dataDir '${o.dataDir}' exists and is not a directory`);
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-    if (!statSync(o.dataDir).isDirectory()) throw typeError('ERR_INVALID_ARG_VALUE', `dataDir '${o.dataDir}' is not a directory`);
     const dataDir = realpathSync(o.dataDir);
     const probe = native.probe();
     let backend: 'io_uring' | 'threads' = o.backend === 'threads' ? 'threads' : 'io_uring';

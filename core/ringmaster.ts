@@ -111,6 +111,9 @@ export class Ringmaster extends EventEmitter {
   allocate(size: number, options: { align?: number } = {}): ArenaSlice {
     if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0) throw rangeError('ERR_OUT_OF_RANGE', `size must be a positive integer, got ${size}`);
     const align = options.align ?? 4096;
+    if (typeof align !== 'number' || !Number.isInteger(align) || align < 1 || (align & (align - 1)) !== 0 || align > 1 << 30) {
+      throw rangeError('ERR_OUT_OF_RANGE', `align must be a power of two, got ${align}`);
+    }
     let offset: number;
     try {
       offset = this._native().arenaAlloc(size, align);
@@ -137,6 +140,7 @@ export class Ringmaster extends EventEmitter {
 
   /** State of a completion word: `undefined` while pending, else the op's result. */
   completionWordResult(offset: number): number | undefined {
+    if (typeof offset !== 'number' || offset % 8 !== 0) throw rangeError('ERR_OUT_OF_RANGE', `a completion word offset is a multiple of 8, got ${offset}`);
     const s = this.arenaSlice(offset, 8);
     const v = new Int32Array(s.bytes.buffer, s.bytes.byteOffset, 2);
     return Atomics.load(v, 0) ? Atomics.load(v, 1) : undefined;
@@ -241,6 +245,7 @@ export class Ringmaster extends EventEmitter {
       } catch (e) {
         throw fromNative(e);
       }
+      if (r === undefined) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this environment is shutting down');
       if (typeof r !== 'number') return this.#track(r, ops, keep);
       if (r === -ESHUTDOWN) throw new RingmasterError('ESHUTDOWN', 'the postmaster has stopped: its rings accept no more IO', { errno: r });
       if (r !== -EAGAIN && r !== -ETIMEDOUT) throw ioError(r, 'submit');
@@ -338,6 +343,8 @@ export class Batch {
   submit(): Promise<IoResult[]> {
     if (this.#submitted) return Promise.reject(new RingmasterError('ERR_RINGMASTER_BATCH_SUBMITTED', 'this batch was already submitted'));
     if (this.#ops.length === 0) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', 'cannot submit an empty batch'));
+    const max = this.#db.features.ringEntries;
+    if (this.#ops.length > max) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `a batch holds at most ringEntries (${max}) ops, got ${this.#ops.length}`));
     this.#submitted = true;
     return this.#db._submit(this.#ring, this.#ops, this.#keep);
   }

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <map>
+#include <memory>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -38,6 +39,12 @@ Napi::Error make_error(Napi::Env env, const std::string& code, const std::string
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("code", Napi::String::New(env, code));
   if (err) e.Set("errno", Napi::Number::New(env, -std::abs(err)));
+  return e;
+}
+
+Napi::Error range_error(Napi::Env env, const std::string& msg) {
+  Napi::Error e = Napi::RangeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
   return e;
 }
 
@@ -112,6 +119,7 @@ class Session : public Napi::ObjectWrap<Session> {
   void DoorbellMain();
   void DeliverOnJs(Napi::Env env, std::vector<int32_t>* batch);
   void DetachNative();
+  void CancelAndDrain(int64_t timeout_ns);
   static void CleanupHook(void* arg);
 
  public:
@@ -197,19 +205,23 @@ void Session::DoorbellMain() {
     } else {
       delete batch;
     }
-    if (closing_.load() && empty) return;
-    futex_wait(&me->doorbell, seen, closing_.load() ? 10000000 : 250000000);
+    if (closing_.load()) return;
+    futex_wait(&me->doorbell, seen, 250000000);
   }
 }
 
 void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
+  std::unique_ptr<std::vector<int32_t>> owned(b);
+  if (env == nullptr || detached_) return;  // environment tearing down: nobody to resolve
   Napi::HandleScope scope(env);
   auto arr = Napi::Int32Array::New(env, b->size());
+  // Every napi call can fail while a worker thread is being terminated: check, never assume.
+  if (arr.IsEmpty() || arr.Data() == nullptr) return;
   memcpy(arr.Data(), b->data(), b->size() * sizeof(int32_t));
-  delete b;
   Napi::Object self = Value();
+  if (self.IsEmpty()) return;
   Napi::Value cb = self.Get("_onCompletions");
-  if (cb.IsFunction()) cb.As<Napi::Function>().Call(self, {arr});
+  if (!cb.IsEmpty() && cb.IsFunction()) cb.As<Napi::Function>().Call(self, {arr});
   std::lock_guard<std::mutex> g(mu_);
   if (inflight_.empty() && tsfn_ref_ && !detached_) {
     tsfn_.Unref(env);
@@ -219,9 +231,42 @@ void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
 
 void cleanup_slot(Segment* seg, uint32_t slot, bool process_died);
 
+// Cancel what this environment still has in flight and wait (bounded) until it is
+// done: the kernel or the pool may otherwise write into buffers of a heap that is
+// about to be freed (a terminated worker thread).
+void Session::CancelAndDrain(int64_t timeout_ns) {
+  std::vector<uint64_t> uds;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& p : inflight_) uds.push_back(user_data_of(p.first, p.second));
+  }
+  if (uds.empty()) return;
+  if (seg_->hdr->backend == BACKEND_IO_URING) {
+    std::map<uint32_t, std::vector<uint64_t>> by_ring;
+    for (uint64_t ud : uds) {
+      uint32_t idx = (uint32_t)ud;
+      if (idx < seg_->handles.count) by_ring[load_relaxed(&seg_->handles.handles[idx].ring)].push_back(ud);
+    }
+    for (auto& [r, v] : by_ring)
+      if (r < seg_->rings.size()) ring_cancel(*seg_, r, v.data(), (uint32_t)v.size(), kLockTimeoutNs);
+  } else if (seg_->pool) {
+    thread_backend_cancel_issuer(seg_->pool, (uint32_t)slot_);
+  }
+  uint64_t deadline = monotonic_ns() + (uint64_t)timeout_ns;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (inflight_.empty()) return;
+    }
+    if (monotonic_ns() >= deadline) return;
+    usleep(1000);
+  }
+}
+
 void Session::DetachNative() {
   if (detached_) return;
   detached_ = true;
+  CancelAndDrain(10000000000ll);
   closing_ = true;
   slot_ring_doorbell(&seg_->slots[slot_]);
   if (doorbell_.joinable()) doorbell_.join();
@@ -357,6 +402,24 @@ Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps,
   return obj;
 }
 
+// Undo a segment registration whose first session could not be created.
+void forget_segment(Segment* seg, bool close_fds) {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_segments.erase(seg->id);
+  }
+  seg->stopping = true;
+  for (uint32_t r = 0; r < seg->rings.size(); r++) ring_wake_watchers(*seg, r);
+  for (auto& t : seg->watchers) if (t.joinable()) t.join();
+  if (seg->pool) thread_backend_stop(seg->pool);
+  if (!close_fds) {  // inherited from the postmaster: a later attach() needs them again
+    for (auto& r : seg->rings) r.fd = -1;
+    seg->memfd = -1;
+  }
+  segment_unmap(seg);
+  delete seg;
+}
+
 // createSegment(options, onCompletions)
 Napi::Value CreateSegment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -385,7 +448,9 @@ Napi::Value CreateSegment(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> g(g_mu);
     g_segments[seg->id] = seg;
   }
-  return make_session(env, seg, SLOT_POSTMASTER, reaps, info[1].As<Napi::Function>(), true);
+  Napi::Value sess = make_session(env, seg, SLOT_POSTMASTER, reaps, info[1].As<Napi::Function>(), true);
+  if (sess.IsUndefined()) forget_segment(seg, true);
+  return sess;
 }
 
 // attachForked(memfd, ringFds, options, onCompletions)
@@ -426,7 +491,10 @@ Napi::Value AttachForked(const Napi::CallbackInfo& info) {
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return make_session(env, seg, SLOT_FORKED, reaps, info[3].As<Napi::Function>(), true);
+  Napi::Value sess = make_session(env, seg, SLOT_FORKED, reaps, info[3].As<Napi::Function>(), true);
+  // No slot: undo the mapping so a later attach() can succeed once a slot frees up.
+  if (sess.IsUndefined()) forget_segment(seg, false);
+  return sess;
 }
 
 // attachThread(segmentId, onCompletions): a worker thread of a process that has the segment mapped.
@@ -494,9 +562,11 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
     } else {
       if (!buf.IsTypedArray()) { *why = "a private buffer must be a Uint8Array"; return -EINVAL; }
       Napi::TypedArray ta = buf.As<Napi::TypedArray>();
+      Napi::ArrayBuffer ab = ta.ArrayBuffer();
+      if (ab.IsEmpty() || (ab.Data() == nullptr && ta.ByteLength() > 0)) { *why = "buffer is detached"; return -EINVAL; }
       if (ta.ByteLength() < r->len) { *why = "length exceeds the buffer"; return -ERANGE; }
       if (hdr->sqpoll) { *why = "SQPOLL rings need arena buffers (the poller runs in the postmaster)"; return -EOPNOTSUPP; }
-      r->addr = (uint64_t)(uintptr_t)((uint8_t*)ta.ArrayBuffer().Data() + ta.ByteOffset());
+      r->addr = (uint64_t)(uintptr_t)((uint8_t*)ab.Data() + ta.ByteOffset());
       r->position_independent = false;
     }
   }
@@ -525,16 +595,23 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   SegmentHeader* hdr = seg_->hdr;
   if (!segment_running(*seg_)) return Napi::Number::New(env, -ESHUTDOWN);
   uint32_t ring = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : home_ring_;
-  if (hdr->backend == BACKEND_IO_URING && ring >= seg_->rings.size()) {
-    Napi::RangeError::New(env, "ring index out of range").ThrowAsJavaScriptException();
+  if (ring >= (hdr->ring_count ? hdr->ring_count : hdr->configured_rings)) {
+    range_error(env, "ring index out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      !info[2].IsArray()) {
+    Napi::TypeError::New(env, "submit(ring, Float64Array ops, Array buffers)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Float64Array ops = info[1].As<Napi::Float64Array>();
   Napi::Array bufs = info[2].As<Napi::Array>();
+  if (ops.Data() == nullptr || ops.ElementLength() % kOpFields != 0) return env.Undefined();  // terminating env
   uint32_t n = (uint32_t)(ops.ElementLength() / kOpFields);
-  uint32_t max_batch = hdr->backend == BACKEND_IO_URING ? hdr->rings[ring].sq_entries : hdr->max_handles;
+  // Both backends accept the same batches: at most one ring's worth (ringEntries).
+  uint32_t max_batch = hdr->backend == BACKEND_IO_URING ? hdr->rings[ring].sq_entries : hdr->ring_entries;
   if (n == 0 || n > max_batch) {
-    Napi::RangeError::New(env, "a batch holds 1.." + std::to_string(max_batch) + " ops (ring size)").ThrowAsJavaScriptException();
+    range_error(env, "a batch holds 1.." + std::to_string(max_batch) + " ops (ringEntries)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::vector<SqeRequest> reqs(n);
@@ -550,11 +627,16 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < n; i++) {
     IoHandle* h = &seg_->handles.handles[got[i]];
     std::string why;
-    int rc = parse_op(this, ops.Data() + i * kOpFields, bufs.Get(i), &reqs[i], h, &why);
+    Napi::Value bi = bufs.Get(i);
+    if (bi.IsEmpty()) {  // terminating env
+      for (uint32_t k : got) handle_unreserve(seg_->handles, k);
+      return env.Undefined();
+    }
+    int rc = parse_op(this, ops.Data() + i * kOpFields, bi, &reqs[i], h, &why);
     if (rc < 0) {
       for (uint32_t k : got) handle_unreserve(seg_->handles, k);
       std::string code = rc == -EBADF ? "ERR_RINGMASTER_BAD_FILE" : rc == -ERANGE ? "ERR_OUT_OF_RANGE" : "ERR_INVALID_ARG";
-      Napi::Error e = rc == -ERANGE ? (Napi::Error)Napi::RangeError::New(env, "op " + std::to_string(i) + ": " + why)
+      Napi::Error e = rc == -ERANGE ? range_error(env, "op " + std::to_string(i) + ": " + why)
                                     : (Napi::Error)Napi::TypeError::New(env, "op " + std::to_string(i) + ": " + why);
       if (rc == -EBADF || rc == -EOPNOTSUPP) e = make_error(env, rc == -EBADF ? code : "EOPNOTSUPP", "op " + std::to_string(i) + ": " + why, rc);
       e.Set("code", Napi::String::New(env, rc == -EOPNOTSUPP ? "EOPNOTSUPP" : code));
@@ -589,6 +671,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   }
   stat_add(&seg_->slots[slot_].stat_submitted, (uint64_t)n);
   auto out = Napi::Uint32Array::New(env, 2 * n);
+  if (out.IsEmpty() || out.Data() == nullptr) return env.Undefined();  // terminating: IO still completes, orphaned at detach
   for (uint32_t i = 0; i < n; i++) {
     out[2 * i] = reqs[i].handle_index;
     out[2 * i + 1] = reqs[i].handle_gen;
@@ -604,7 +687,7 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
   int flags = info[1].As<Napi::Number>().Int32Value();
   int mode = info[2].As<Napi::Number>().Int32Value();
   if (path.empty() || path.size() >= kMaxRelPath || path.find('\0') != std::string::npos) {
-    Napi::RangeError::New(env, "file path must be 1.." + std::to_string(kMaxRelPath - 1) + " bytes").ThrowAsJavaScriptException();
+    range_error(env, "file path must be 1.." + std::to_string(kMaxRelPath - 1) + " bytes without NUL").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   struct open_how how = {};
@@ -721,7 +804,7 @@ Napi::Value Session::ArenaAlloc(const Napi::CallbackInfo& info) {
   double size = info[0].As<Napi::Number>().DoubleValue();
   double align = info[1].As<Napi::Number>().DoubleValue();
   if (!(size > 0) || size != std::floor(size) || !(align >= 1) || ((uint64_t)align & ((uint64_t)align - 1))) {
-    Napi::RangeError::New(env, "size must be a positive integer and alignment a power of two").ThrowAsJavaScriptException();
+    range_error(env, "size must be a positive integer and alignment a power of two").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   uint64_t* used = &seg_->hdr->arena_used;
@@ -749,7 +832,7 @@ Napi::Value Session::Info(const Napi::CallbackInfo& info) {
   o.Set("homeRing", Napi::Number::New(env, home_ring_));
   o.Set("backend", Napi::String::New(env, h->backend == BACKEND_IO_URING ? "io_uring" : "threads"));
   o.Set("topology", Napi::String::New(env, h->topology == TOPO_PER_PROCESS ? "per-process" : "shared"));
-  o.Set("rings", Napi::Number::New(env, h->ring_count));
+  o.Set("rings", Napi::Number::New(env, h->configured_rings));
   o.Set("ringEntries", Napi::Number::New(env, h->ring_count ? h->rings[0].sq_entries : h->ring_entries));
   o.Set("cqEntries", Napi::Number::New(env, h->ring_count ? h->rings[0].cq_entries : 0));
   o.Set("sqpoll", Napi::Boolean::New(env, h->sqpoll != 0));
@@ -905,7 +988,7 @@ Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
   double off = info[0].As<Napi::Number>().DoubleValue();
   double ms = info[1].As<Napi::Number>().DoubleValue();
   if (!kind_arg_valid(CK_COMPLETION_WORD, (uint64_t)off, seg_->arena) || off < 0) {
-    Napi::RangeError::New(env, "completion word offset outside the arena or misaligned").ThrowAsJavaScriptException();
+    range_error(env, "completion word offset outside the arena or misaligned").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   auto* w = reinterpret_cast<CompletionWord*>(seg_->arena.base + (uint64_t)off);

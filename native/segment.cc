@@ -114,6 +114,7 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
   h->backend = cfg.backend;
   h->topology = cfg.topology;
   h->ring_count = cfg.backend == BACKEND_IO_URING ? cfg.ring_count : 0;
+  h->configured_rings = cfg.ring_count;
   h->ring_entries = cfg.ring_entries;
   h->sqpoll = cfg.sqpoll ? 1 : 0;
   h->max_slots = cfg.max_slots;

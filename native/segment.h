@@ -51,7 +51,7 @@ struct SegmentHeader {
   uint32_t max_files;
   uint32_t fixed_buffers;       // arena registered as one fixed buffer in every ring
   int32_t fixed_buffers_errno;  // why not (ENOMEM: RLIMIT_MEMLOCK)
-  uint32_t pad0;
+  uint32_t configured_rings;    // rings asked for (the threads backend maps none but accepts the indices)
   uint64_t slots_off;
   uint64_t handles_off;
   uint64_t files_off;

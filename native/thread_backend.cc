@@ -235,6 +235,28 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n,
   return (int)n;
 }
 
+uint32_t thread_backend_cancel_issuer(ThreadBackend* tb, uint32_t issuer) {
+  std::vector<Chain> mine;
+  {
+    std::lock_guard<std::mutex> g(tb->mu);
+    for (auto it = tb->queue.begin(); it != tb->queue.end();) {
+      if (it->issuer == issuer) { mine.push_back(std::move(*it)); it = tb->queue.erase(it); }
+      else ++it;
+    }
+  }
+  std::set<uint32_t> wake;
+  uint32_t n = 0;
+  for (auto& c : mine) {
+    for (auto& r : c.reqs) {
+      deliver_completion(*tb->seg, user_data_of(r.handle_index, r.handle_gen), -ECANCELED, tb->seg->reaper_slot, nullptr, wake);
+      n++;
+    }
+    finish_chain(tb, c);
+  }
+  ring_doorbells(*tb->seg, wake);
+  return n;
+}
+
 void thread_backend_forget_slot(Segment* seg, uint32_t slot) {
   SegmentHeader* h = seg->hdr;
   LockResult lr = robust_lock_acquire(&h->tb_lock, 2000000000);

@@ -19,6 +19,9 @@ void thread_backend_stop(ThreadBackend* tb);
 // Queues the requests; completion is delivered through the handle table. `issuer`
 // is the slot that owns the handles (for dead-process accounting).
 int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n, uint32_t issuer);
+// Complete every chain `issuer` has queued but not started with -ECANCELED (its
+// environment is going away). Returns the number of requests cancelled.
+uint32_t thread_backend_cancel_issuer(ThreadBackend* tb, uint32_t issuer);
 // A process died: forget the drain accounting it held.
 void thread_backend_forget_slot(Segment* seg, uint32_t slot);
 
