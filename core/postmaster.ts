@@ -194,7 +194,8 @@ export class Postmaster extends Ringmaster {
       for (const c of this.#children.values()) c.kill('SIGKILL');
       await Promise.all(exits);
       n.setRunState(RUN_STOPPED);
-      await super.close({ timeoutMs: 0 });
+      // Completions already collected may still be on their way to this thread.
+      await super.close({ timeoutMs: Math.max(1000, deadline - Date.now()) });
     })();
     return this.#stopping;
   }

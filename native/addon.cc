@@ -30,6 +30,13 @@ constexpr uint32_t kOpFields = 8;
 std::mutex g_mu;
 std::map<uint64_t, Segment*> g_segments;  // every segment this process has mapped
 
+// RINGMASTER_TRACE=1: lifecycle events on stderr (debugging aid, off by default).
+bool trace_enabled() {
+  static const bool on = [] { const char* v = getenv("RINGMASTER_TRACE"); return v && *v == '1'; }();
+  return on;
+}
+#define RM_TRACE(...) do { if (trace_enabled()) { fprintf(stderr, "[ringmaster %d] ", (int)getpid()); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
 bool test_hooks_enabled() {
   const char* v = getenv("RINGMASTER_TEST_HOOKS");
   return v && strcmp(v, "1") == 0;
@@ -129,6 +136,7 @@ class Session : public Napi::ObjectWrap<Session> {
   bool detached_ = true;
   std::mutex mu_;
   std::vector<std::pair<uint32_t, uint32_t>> inflight_;
+  uint32_t undelivered_ = 0;  // batches handed to the tsfn, not yet run on the JS thread
   std::thread doorbell_;
   std::atomic<bool> closing_{false};
   Napi::ThreadSafeFunction tsfn_;
@@ -136,16 +144,21 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Reference<Napi::ArrayBuffer> arena_ab_;
   napi_env env_ = nullptr;
   bool hook_added_ = false;
+  bool strong_ = false;  // holding a strong reference to our JS object (while attached)
 };
 
 Napi::FunctionReference* Session::ctor = nullptr;
 
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {}
 
-Session::~Session() { DetachNative(); }
+Session::~Session() {
+  RM_TRACE("session %p destroyed (detached=%d)", (void*)this, (int)detached_);
+  DetachNative();
+}
 
 void Session::CleanupHook(void* arg) {
   auto* s = static_cast<Session*>(arg);
+  RM_TRACE("session %p env cleanup hook", (void*)s);
   s->hook_added_ = false;
   s->DetachNative();
 }
@@ -159,6 +172,13 @@ void Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env
   tsfn_ = Napi::ThreadSafeFunction::New(env, on_complete, "ringmaster-completions", 0, 1);
   tsfn_.Unref(env);  // only in-flight IO keeps the event loop alive
   doorbell_ = std::thread([this] { DoorbellMain(); });
+  // An attached session owns a process slot and delivers completions to its JS object:
+  // hold that object strongly until detach. ObjectWrap alone is weak, and an awaiting
+  // caller's frame -> promise -> resolver -> handle cycle has no other root, so GC
+  // would otherwise collect a handle with IO in flight (seen: a hung await).
+  Ref();
+  strong_ = true;
+  RM_TRACE("session %p bound: segment %llu slot %d", (void*)this, (unsigned long long)seg->id, slot);
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hook_added_ = true;
 }
@@ -192,16 +212,25 @@ void Session::DoorbellMain() {
     }
     if (!batch->empty()) {
       uint64_t n = batch->size() / 4;
+      RM_TRACE("session %p doorbell delivers %llu", (void*)this, (unsigned long long)n);
       stat_add(&me->stat_completed, n);
       for (size_t i = 3; i < batch->size(); i += 4)
         if ((uint32_t)(*batch)[i] != (uint32_t)slot_ &&
             ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots || seg_->slots[(*batch)[i]].pid != me->pid))
           stat_add(&me->stat_completed_by_other, (uint64_t)1);
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        undelivered_++;  // keeps the loop referenced until JS has resolved these
+      }
       napi_status st = tsfn_.NonBlockingCall(batch, [this](Napi::Env env, Napi::Function fn, std::vector<int32_t>* b) {
         DeliverOnJs(env, b);
         (void)fn;
       });
-      if (st != napi_ok) delete batch;
+      if (st != napi_ok) {
+        delete batch;
+        std::lock_guard<std::mutex> g(mu_);
+        undelivered_--;
+      }
     } else {
       delete batch;
     }
@@ -212,6 +241,10 @@ void Session::DoorbellMain() {
 
 void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
   std::unique_ptr<std::vector<int32_t>> owned(b);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    undelivered_--;
+  }
   if (env == nullptr || detached_) return;  // environment tearing down: nobody to resolve
   Napi::HandleScope scope(env);
   auto arr = Napi::Int32Array::New(env, b->size());
@@ -223,7 +256,7 @@ void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
   Napi::Value cb = self.Get("_onCompletions");
   if (!cb.IsEmpty() && cb.IsFunction()) cb.As<Napi::Function>().Call(self, {arr});
   std::lock_guard<std::mutex> g(mu_);
-  if (inflight_.empty() && tsfn_ref_ && !detached_) {
+  if (inflight_.empty() && undelivered_ == 0 && tsfn_ref_ && !detached_) {
     tsfn_.Unref(env);
     tsfn_ref_ = false;
   }
@@ -265,6 +298,7 @@ void Session::CancelAndDrain(int64_t timeout_ns) {
 
 void Session::DetachNative() {
   if (detached_) return;
+  RM_TRACE("session %p detaching: segment %llu slot %d", (void*)this, (unsigned long long)seg_->id, slot_);
   detached_ = true;
   CancelAndDrain(10000000000ll);
   closing_ = true;
@@ -274,6 +308,10 @@ void Session::DetachNative() {
   if (hook_added_) {
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
     hook_added_ = false;
+  }
+  if (strong_) {
+    strong_ = false;
+    Unref();  // now collectable; the destructor finds it detached
   }
   if (!arena_ab_.IsEmpty()) {
     // Views over the arena become zero-length instead of dangling after unmap.
@@ -659,6 +697,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   }
   int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs)
                                             : thread_backend_submit(seg_->pool, reqs.data(), n, (uint32_t)slot_);
+  RM_TRACE("session %p submit n=%u rc=%d first=(%u,%u)", (void*)this, n, rc, reqs[0].handle_index, reqs[0].handle_gen);
   if (rc < 0) {
     // Nothing was published: take the handles back.
     std::lock_guard<std::mutex> g(mu_);
@@ -1041,7 +1080,8 @@ Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
   if (!CheckOpen(env)) return env.Undefined();
   if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
-  uint64_t ud = info[1].As<Napi::BigInt>().Uint64Value(nullptr);
+  bool lossless = true;
+  uint64_t ud = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
   RingShared* rs = &seg_->hdr->rings[r];
   RingMap& m = seg_->rings[r];
   if (robust_lock_acquire(&rs->submit_lock, kLockTimeoutNs) == LockResult::TimedOut) return Napi::Boolean::New(env, false);
