@@ -68,10 +68,13 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
   const env = process.env.RINGMASTER_BACKEND;
   if (env === 'threads' || env === 'io_uring') backend = env;
   const arenaSize = positiveInt('arenaSize', o.arenaSize, 16 << 20, 4096, 2 ** 40);
+  const rings = positiveInt('rings', o.rings, 1, 1, 64);
+  // Every ring's CQ holds one entry per IO handle (rings x ringEntries): the kernel's limit is 65536.
+  if (rings * ringEntries > 65536) throw rangeError('ERR_OUT_OF_RANGE', `rings x ringEntries must be at most 65536, got ${rings} x ${ringEntries}`);
   return {
     dataDir: o.dataDir,
     backend,
-    rings: positiveInt('rings', o.rings, 1, 1, 64),
+    rings,
     ringEntries,
     topology: oneOf('topology', o.topology, 'shared', ['shared', 'per-process'] as const),
     sqpoll: bool('sqpoll', o.sqpoll, false),

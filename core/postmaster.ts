@@ -78,7 +78,8 @@ export class Postmaster extends Ringmaster {
       session = native.createSegment({ ...base, backend }, () => {});
     } catch (e) {
       const err = fromNative(e) as RingmasterError;
-      const soft = ['ENOMEM', 'EPERM', 'ENOSYS', 'EINVAL'].includes(err.code);
+      // Only "io_uring is not available to us" falls back; anything else is a real error.
+      const soft = ['ENOMEM', 'EPERM', 'ENOSYS'].includes(err.code);
       if (backend !== 'io_uring' || o.backend === 'io_uring' || !soft) throw err;
       backend = 'threads';
       backendReason = `${err.message}; fell back`;

@@ -58,6 +58,10 @@ export interface ThreadToken {
   features: Features;
 }
 
+// Private buffers of IO that had not completed when its handle closed: the kernel (or
+// the threads backend) may still write into them, so they are never released.
+const retainedAfterClose: unknown[] = [];
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -217,6 +221,7 @@ export class Ringmaster extends EventEmitter {
       this.#arena = null;
       n?.detach();
       for (const [, p] of this.#pending) {
+        if (p.batch.keep.length) retainedAfterClose.push(p.batch.keep);
         p.batch.results[p.pos] = { op: p.name, ok: false, result: -ESHUTDOWN, reapedBy: -1, error: new RingmasterError('ERR_RINGMASTER_CLOSED', 'handle closed before this IO completed') };
         if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
       }

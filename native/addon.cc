@@ -125,7 +125,8 @@ class Session : public Napi::ObjectWrap<Session> {
   bool CheckOpen(Napi::Env env);
   void DoorbellMain();
   void DeliverOnJs(Napi::Env env, std::vector<int32_t>* batch);
-  void DetachNative();
+  // JS close() has already waited for its IO; the env cleanup hook has not.
+  void DetachNative(int64_t drain_timeout_ns = 500000000ll);
   void CancelAndDrain(int64_t timeout_ns);
   static void CleanupHook(void* arg);
 
@@ -160,7 +161,8 @@ void Session::CleanupHook(void* arg) {
   auto* s = static_cast<Session*>(arg);
   RM_TRACE("session %p env cleanup hook", (void*)s);
   s->hook_added_ = false;
-  s->DetachNative();
+  // The environment's heap is about to go: wait longer for IO into its buffers.
+  s->DetachNative(10000000000ll);
 }
 
 void Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env) {
@@ -216,7 +218,8 @@ void Session::DoorbellMain() {
       stat_add(&me->stat_completed, n);
       for (size_t i = 3; i < batch->size(); i += 4)
         if ((uint32_t)(*batch)[i] != (uint32_t)slot_ &&
-            ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots || seg_->slots[(*batch)[i]].pid != me->pid))
+            ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots ||
+             load_relaxed(&seg_->slots[(*batch)[i]].pid) != load_relaxed(&me->pid)))
           stat_add(&me->stat_completed_by_other, (uint64_t)1);
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -296,11 +299,11 @@ void Session::CancelAndDrain(int64_t timeout_ns) {
   }
 }
 
-void Session::DetachNative() {
+void Session::DetachNative(int64_t drain_timeout_ns) {
   if (detached_) return;
   RM_TRACE("session %p detaching: segment %llu slot %d", (void*)this, (unsigned long long)seg_->id, slot_);
   detached_ = true;
-  CancelAndDrain(10000000000ll);
+  CancelAndDrain(drain_timeout_ns);
   closing_ = true;
   slot_ring_doorbell(&seg_->slots[slot_]);
   if (doorbell_.joinable()) doorbell_.join();
@@ -326,6 +329,10 @@ void Session::DetachNative() {
   {
     std::lock_guard<std::mutex> g(seg->mu);
     last = --seg->env_refs == 0;
+    auto& ls = seg->local_slots;
+    for (size_t i = 0; i < ls.size(); i++) if (ls[i] == (uint32_t)slot_) { ls.erase(ls.begin() + i); break; }
+    // Reaps by this process's threads are credited to a session that still exists.
+    if (!ls.empty() && load_relaxed(&seg->reaper_slot) == (uint32_t)slot_) store_relaxed(&seg->reaper_slot, ls[0]);
   }
   if (last) {
     seg->stopping = true;
@@ -334,14 +341,21 @@ void Session::DetachNative() {
     }
     for (auto& t : seg->watchers) if (t.joinable()) t.join();
     seg->watchers.clear();
-    if (seg->pool) thread_backend_stop(seg->pool);
+    bool pool_gone = true;
+    if (seg->pool) pool_gone = thread_backend_stop(seg->pool, 2000000000ll);
     seg->pool = nullptr;
     {
       std::lock_guard<std::mutex> g(g_mu);
       g_segments.erase(seg->id);
     }
-    segment_unmap(seg);
-    delete seg;
+    if (pool_gone) {
+      segment_unmap(seg);
+      delete seg;
+    } else {
+      // A pool thread is blocked in a syscall and may still complete into the segment:
+      // leave the mapping (and this Segment) in place rather than hang or crash.
+      RM_TRACE("segment %llu kept mapped: a pool thread is still blocked", (unsigned long long)seg->id);
+    }
   }
   seg_ = nullptr;
 }
@@ -396,7 +410,7 @@ void watcher_main(Segment* seg, uint32_t ring) {
     // reaps for everyone and rings the issuers' doorbells.
     sys_io_uring_enter(m.fd, 0, 1, IORING_ENTER_GETEVENTS | (1U << 3) /* EXT_ARG */, &arg, sizeof(arg));
     if (seg->stopping.load()) break;
-    ring_reap(*seg, ring, seg->reaper_slot, kLockTimeoutNs);
+    ring_reap(*seg, ring, load_relaxed(&seg->reaper_slot), kLockTimeoutNs);
   }
 }
 
@@ -419,8 +433,9 @@ Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps,
   {
     std::lock_guard<std::mutex> g(seg->mu);
     seg->env_refs++;
+    seg->local_slots.push_back((uint32_t)slot);
     if (new_segment) {
-      seg->reaper_slot = (uint32_t)slot;
+      store_relaxed(&seg->reaper_slot, (uint32_t)slot);
       if (h->backend == BACKEND_IO_URING) {
         std::vector<uint32_t> rings;
         bool all = kind == SLOT_POSTMASTER || h->topology == TOPO_SHARED;
@@ -449,7 +464,8 @@ void forget_segment(Segment* seg, bool close_fds) {
   seg->stopping = true;
   for (uint32_t r = 0; r < seg->rings.size(); r++) ring_wake_watchers(*seg, r);
   for (auto& t : seg->watchers) if (t.joinable()) t.join();
-  if (seg->pool) thread_backend_stop(seg->pool);
+  bool pool_gone = seg->pool ? thread_backend_stop(seg->pool, 2000000000ll) : true;
+  if (!pool_gone) return;  // keep the mapping for the stuck thread (never happens before first use)
   if (!close_fds) {  // inherited from the postmaster: a later attach() needs them again
     for (auto& r : seg->rings) r.fd = -1;
     seg->memfd = -1;
@@ -570,12 +586,14 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
   if (!(link >= 0 && link <= 7) || link != std::floor(link)) { *why = "bad link flags"; return -EINVAL; }
   r->link_flags = (uint8_t)link;
   r->file_slot = 0;
+  r->file_gen = 0;
   if (r->op != OP_NOP) {
     int slot = file_lookup(seg->files, hdr->max_files, file, nullptr);
     if (slot < 0) { *why = "unknown or closed file id " + std::to_string((long long)file); return -EBADF; }
     r->file_slot = (uint32_t)slot;
+    r->file_gen = (uint32_t)((uint64_t)file / 65536u);
   }
-  r->offset = 0; r->len = 0; r->addr = 0; r->fixed_buffer = false; r->buf_index = 0; r->position_independent = true;
+  r->offset = 0; r->len = 0; r->addr = 0; r->fixed_buffer = false; r->buf_index = 0;
   uint64_t arena_off = kNoArena;
   if (r->op == OP_READ || r->op == OP_WRITE) {
     if (!(off >= 0 && off <= 9007199254740991.0) || off != std::floor(off)) { *why = "offset out of range"; return -ERANGE; }
@@ -596,7 +614,6 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
       r->addr = base + arena_off;
       r->fixed_buffer = fixed;
       r->buf_index = (uint16_t)(arena_off >> 30);
-      r->position_independent = seg->same_address || fixed || sqpoll;
     } else {
       if (!buf.IsTypedArray()) { *why = "a private buffer must be a Uint8Array"; return -EINVAL; }
       Napi::TypedArray ta = buf.As<Napi::TypedArray>();
@@ -605,7 +622,6 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
       if (ta.ByteLength() < r->len) { *why = "length exceeds the buffer"; return -ERANGE; }
       if (hdr->sqpoll) { *why = "SQPOLL rings need arena buffers (the poller runs in the postmaster)"; return -EOPNOTSUPP; }
       r->addr = (uint64_t)(uintptr_t)((uint8_t*)ab.Data() + ta.ByteOffset());
-      r->position_independent = false;
     }
   }
   if (!(kind >= 0 && kind < CK_MAX) || kind != std::floor(kind) || !(karg >= 0) || karg > 9007199254740991.0) {
@@ -776,10 +792,7 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
     }
     close(fd);  // every ring holds its own reference now
   } else {
-    std::lock_guard<std::mutex> g(seg_->fd_mu);
-    if (seg_->local_fds[slot] >= 0) close(seg_->local_fds[slot]);
-    seg_->local_fds[slot] = fd;
-    seg_->local_fd_gen[slot] = gen;
+    thread_backend_adopt_fd(seg_->pool, (uint32_t)slot, gen, fd);
   }
   file_publish(e);
   return Napi::Number::New(env, (double)file_id_of((uint32_t)slot, gen));
@@ -803,9 +816,7 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
       sys_io_uring_register(seg_->rings[r].fd, IORING_REGISTER_FILES_UPDATE, &up, 1);  // in-flight IO keeps its ref
     }
   } else {
-    std::lock_guard<std::mutex> g(seg_->fd_mu);
-    if (seg_->local_fds[slot] >= 0) close(seg_->local_fds[slot]);
-    seg_->local_fds[slot] = -1;
+    thread_backend_forget_fd(seg_->pool, (uint32_t)slot);  // other processes drop theirs on next use (generation)
   }
   file_release(e);
   return Napi::Boolean::New(env, true);
@@ -1067,9 +1078,9 @@ Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
       m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
       store_relaxed(&rs->intent_tail, tail);
       store_relaxed(&rs->intent_count, 1u);
+      store_relaxed(&rs->intent_prepared, 1u);
       store_relaxed(&rs->intent_active, 1u);
       store_release(m.sq_tail, tail + 1);
-      store_release(&rs->intent_published, 1u);
     }
   }
   return Napi::Boolean::New(env, lr == LockResult::Acquired || lr == LockResult::AcquiredOwnerDied);

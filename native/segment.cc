@@ -49,8 +49,6 @@ static void bind_views(Segment* seg) {
   seg->arena.base = seg->base + h->arena_off;
   seg->arena.size = h->arena_size;
   seg->registrant_arena_base = h->base_address + h->arena_off;
-  seg->local_fds.assign(h->max_files, -1);
-  seg->local_fd_gen.assign(h->max_files, 0);
 }
 
 static int register_arena(Segment* seg, uint32_t upto_ring, bool undo) {
@@ -235,8 +233,6 @@ int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, st
 void segment_unmap(Segment* seg) {
   for (auto& r : seg->rings) ring_unmap(&r);
   seg->rings.clear();
-  for (int fd : seg->local_fds) if (fd >= 0) close(fd);
-  seg->local_fds.clear();
   if (seg->data_dir_fd >= 0) close(seg->data_dir_fd);
   seg->data_dir_fd = -1;
   if (seg->base) munmap(seg->base, seg->size);

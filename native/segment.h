@@ -110,11 +110,11 @@ struct Segment {
   int env_refs = 0;
   std::vector<std::thread> watchers;
   std::atomic<bool> stopping{false};
-  uint32_t reaper_slot = 0;  // slot credited with reaps done by this process's watchers
+  // Slot credited with reaps by this process's watchers and pool: one of this
+  // process's live sessions (moves on when that session detaches). Atomic access.
+  uint32_t reaper_slot = 0;
+  std::vector<uint32_t> local_slots;  // live sessions of this process (under mu)
   ThreadBackend* pool = nullptr;
-  std::vector<int> local_fds;  // threads backend: per-slot fd opened by this process
-  std::vector<uint32_t> local_fd_gen;
-  std::mutex fd_mu;
   bool fixed_files = false;
 };
 

@@ -1,17 +1,19 @@
 #include "thread_backend.h"
 
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
-#include <cstring>
 
 #include "atomics.h"
 #include "segment.h"
@@ -21,58 +23,93 @@ namespace rm {
 struct Chain {
   std::vector<SqeRequest> reqs;
   uint64_t seq = 0;
-  bool counted = false;   // included in tb_inflight
-  bool drain = false;     // first op carries IOSQE_IO_DRAIN semantics
+  bool counted = false;      // included in tb_inflight
+  bool drain = false;        // first op carries IOSQE_IO_DRAIN semantics
   bool drain_owner = false;  // this chain is the pending drain (tb_drain_seq)
   uint32_t issuer = 0;
+};
+
+// A per-process fd for one file-table slot, shared by the pool threads using it:
+// it is closed only when the last user is done, so a concurrent close or reopen
+// can never make an IO land on a recycled fd number.
+struct LocalFd {
+  int fd;
+  uint32_t gen;
+  explicit LocalFd(int f, uint32_t g) : fd(f), gen(g) {}
+  ~LocalFd() { if (fd >= 0) close(fd); }
 };
 
 struct ThreadBackend {
   Segment* seg;
   std::mutex mu;
   std::condition_variable cv;
+  std::condition_variable exited_cv;
   std::deque<Chain> queue;
   std::vector<std::thread> threads;
+  int running = 0;
   bool stopping = false;
+  std::mutex fd_mu;
+  std::vector<std::shared_ptr<LocalFd>> fds;
 };
 
 static uint64_t* slot_counted(Segment* seg, uint32_t slot) { return &seg->slots[slot].tb_counted; }
 static uint64_t* slot_owns_drain(Segment* seg, uint32_t slot) { return &seg->slots[slot].tb_owns_drain; }
 
+// tb_lock guards tb_next_seq, tb_drain_seq, tb_drain_active and tb_inflight updates.
+// A holder that is SIGSTOPped stalls the pool (not the JS thread): keep retrying.
+static void tb_lock(SegmentHeader* h) {
+  for (;;) {
+    LockResult lr = robust_lock_acquire(&h->tb_lock, 1000000000);
+    if (lr == LockResult::Acquired || lr == LockResult::AcquiredOwnerDied) return;
+  }
+}
+
 // Called with tb_lock held.
 static void become_drain_owner(Segment* seg, Chain& c) {
   store_relaxed(&seg->hdr->tb_drain_active, 1u);
-  seg->hdr->tb_drain_seq = c.seq;
+  store_relaxed(&seg->hdr->tb_drain_seq, c.seq);
   store_relaxed(slot_owns_drain(seg, c.issuer), (uint64_t)1);
   c.drain_owner = true;
 }
 
-static int local_fd(Segment* seg, uint32_t file_slot) {
-  if (file_slot >= seg->hdr->max_files) return -EBADF;
+static std::shared_ptr<LocalFd> local_fd(ThreadBackend* tb, uint32_t file_slot, uint32_t want_gen, int* err) {
+  Segment* seg = tb->seg;
+  if (file_slot >= seg->hdr->max_files) { *err = -EBADF; return nullptr; }
   FileEntry* e = &seg->files[file_slot];
-  if (load_acquire(&e->state) != F_OPEN) return -EBADF;
-  uint32_t gen = load_relaxed(&e->generation);
-  std::lock_guard<std::mutex> g(seg->fd_mu);
-  if (seg->local_fds[file_slot] >= 0 && seg->local_fd_gen[file_slot] == gen) return seg->local_fds[file_slot];
-  if (seg->local_fds[file_slot] >= 0) close(seg->local_fds[file_slot]);
-  seg->local_fds[file_slot] = -1;
+  // The op names a generation: if the slot was closed and reused since, it is not our file.
+  if (load_acquire(&e->state) != F_OPEN || load_relaxed(&e->generation) != want_gen) { *err = -EBADF; return nullptr; }
+  std::lock_guard<std::mutex> g(tb->fd_mu);
+  auto& cur = tb->fds[file_slot];
+  if (cur && cur->gen == want_gen) return cur;
   char path[kMaxRelPath];
   memcpy(path, e->path, kMaxRelPath);
-  path[kMaxRelPath - 1] = 0;  // copied once, then validated: another process wrote it
+  path[kMaxRelPath - 1] = 0;  // copied once, then used: another process wrote it
   struct open_how how = {};
   how.flags = (load_relaxed(&e->open_flags) & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   int fd = (int)syscall(SYS_openat2, seg->data_dir_fd, path, &how, sizeof(how));
-  if (fd < 0) return -errno;
-  seg->local_fds[file_slot] = fd;
-  seg->local_fd_gen[file_slot] = gen;
-  return fd;
+  if (fd < 0) { *err = -errno; return nullptr; }
+  cur = std::make_shared<LocalFd>(fd, want_gen);  // the old one closes when its last user drops it
+  return cur;
 }
 
-static int32_t run_one(Segment* seg, const SqeRequest& r) {
+void thread_backend_adopt_fd(ThreadBackend* tb, uint32_t file_slot, uint32_t gen, int fd) {
+  std::lock_guard<std::mutex> g(tb->fd_mu);
+  if (file_slot < tb->fds.size()) tb->fds[file_slot] = std::make_shared<LocalFd>(fd, gen);
+  else close(fd);
+}
+
+void thread_backend_forget_fd(ThreadBackend* tb, uint32_t file_slot) {
+  std::lock_guard<std::mutex> g(tb->fd_mu);
+  if (file_slot < tb->fds.size()) tb->fds[file_slot].reset();
+}
+
+static int32_t run_one(ThreadBackend* tb, const SqeRequest& r) {
   if (r.op == OP_NOP) return 0;
-  int fd = local_fd(seg, r.file_slot);
-  if (fd < 0) return fd;
+  int err = 0;
+  std::shared_ptr<LocalFd> lf = local_fd(tb, r.file_slot, r.file_gen, &err);
+  if (!lf) return err;
+  int fd = lf->fd;
   ssize_t rc;
   switch (r.op) {
     case OP_READ:
@@ -95,10 +132,9 @@ static int32_t run_one(Segment* seg, const SqeRequest& r) {
 static bool pass_gate(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
   for (;;) {
-    LockResult lr = robust_lock_acquire(&h->tb_lock, 1000000000);
-    if (lr == LockResult::TimedOut || lr == LockResult::Error) { if (tb->stopping) return false; continue; }
+    tb_lock(h);
     bool active = load_relaxed(&h->tb_drain_active);
-    if (!active || c.seq <= h->tb_drain_seq) {
+    if (!active || c.seq <= load_relaxed(&h->tb_drain_seq)) {
       if (c.drain && !c.drain_owner && !active) become_drain_owner(tb->seg, c);
       if (!c.counted) {
         fetch_add(&h->tb_inflight, 1u);
@@ -116,7 +152,7 @@ static bool pass_gate(ThreadBackend* tb, Chain& c) {
 
 static void finish_chain(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
-  robust_lock_acquire(&h->tb_lock, 1000000000);
+  tb_lock(h);
   if (c.counted) {
     fetch_sub(&h->tb_inflight, 1u);
     fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1);
@@ -130,13 +166,20 @@ static void finish_chain(ThreadBackend* tb, Chain& c) {
   futex_wake_all(&h->tb_drain_active);
 }
 
+static void cancel_chain(ThreadBackend* tb, Chain& c) {
+  std::set<uint32_t> wake;
+  for (auto& r : c.reqs)
+    deliver_completion(*tb->seg, user_data_of(r.handle_index, r.handle_gen), -ECANCELED,
+                       load_relaxed(&tb->seg->reaper_slot), nullptr, wake);
+  ring_doorbells(*tb->seg, wake);
+}
+
 static void run_chain(ThreadBackend* tb, Chain& c) {
   Segment* seg = tb->seg;
   SegmentHeader* h = seg->hdr;
-  std::set<uint32_t> wake;
   if (!pass_gate(tb, c)) {
-    for (auto& r : c.reqs) deliver_completion(*seg, user_data_of(r.handle_index, r.handle_gen), -ECANCELED, seg->reaper_slot, nullptr, wake);
-    ring_doorbells(*seg, wake);
+    cancel_chain(tb, c);
+    finish_chain(tb, c);
     return;
   }
   if (c.drain_owner) {
@@ -147,6 +190,7 @@ static void run_chain(ThreadBackend* tb, Chain& c) {
       futex_wait(&h->tb_inflight, n, 50000000);
     }
   }
+  std::set<uint32_t> wake;
   bool cancelled = false;
   for (size_t i = 0; i < c.reqs.size(); i++) {
     const SqeRequest& r = c.reqs[i];
@@ -154,12 +198,12 @@ static void run_chain(ThreadBackend* tb, Chain& c) {
     if (cancelled) {
       res = -ECANCELED;
     } else {
-      res = run_one(seg, r);
-      bool expected_len = r.op == OP_READ || r.op == OP_WRITE ? res == (int32_t)r.len : res >= 0;
+      res = run_one(tb, r);
+      bool full = r.op == OP_READ || r.op == OP_WRITE ? res == (int32_t)r.len : res >= 0;
       // A soft link breaks on any result other than the full request; a hard link does not.
-      if (!expected_len && (r.link_flags & LF_LINK) && !(r.link_flags & LF_HARDLINK)) cancelled = true;
+      if (!full && (r.link_flags & LF_LINK) && !(r.link_flags & LF_HARDLINK)) cancelled = true;
     }
-    deliver_completion(*seg, user_data_of(r.handle_index, r.handle_gen), res, seg->reaper_slot, nullptr, wake);
+    deliver_completion(*seg, user_data_of(r.handle_index, r.handle_gen), res, load_relaxed(&seg->reaper_slot), nullptr, wake);
   }
   finish_chain(tb, c);
   ring_doorbells(*seg, wake);
@@ -171,7 +215,11 @@ static void worker_main(ThreadBackend* tb) {
     {
       std::unique_lock<std::mutex> lk(tb->mu);
       tb->cv.wait(lk, [&] { return tb->stopping || !tb->queue.empty(); });
-      if (tb->queue.empty()) return;
+      if (tb->queue.empty()) {
+        tb->running--;
+        tb->exited_cv.notify_all();
+        return;
+      }
       c = std::move(tb->queue.front());
       tb->queue.pop_front();
     }
@@ -182,23 +230,42 @@ static void worker_main(ThreadBackend* tb) {
 ThreadBackend* thread_backend_start(Segment* seg, int threads) {
   auto* tb = new ThreadBackend();
   tb->seg = seg;
+  tb->fds.resize(seg->hdr->max_files);
+  tb->running = threads;
   for (int i = 0; i < threads; i++) tb->threads.emplace_back(worker_main, tb);
   return tb;
 }
 
-void thread_backend_stop(ThreadBackend* tb) {
+bool thread_backend_stop(ThreadBackend* tb, int64_t timeout_ns) {
+  std::deque<Chain> left;
   {
     std::lock_guard<std::mutex> g(tb->mu);
-    tb->stopping = true;  // queued chains still run: workers exit only when the queue is empty
+    tb->stopping = true;
+    left.swap(tb->queue);  // not started: cancelled, never run after the caller detaches
   }
   tb->cv.notify_all();
+  for (auto& c : left) {
+    cancel_chain(tb, c);
+    finish_chain(tb, c);
+  }
+  bool all_exited;
+  {
+    std::unique_lock<std::mutex> lk(tb->mu);
+    all_exited = tb->exited_cv.wait_for(lk, std::chrono::nanoseconds(timeout_ns), [&] { return tb->running == 0; });
+  }
+  if (!all_exited) {
+    // A pool thread is stuck in a blocking syscall (a pipe read nobody feeds). Joining
+    // would hang the caller: let it go, and keep everything it may still touch alive.
+    for (auto& t : tb->threads) t.detach();
+    return false;
+  }
   for (auto& t : tb->threads) t.join();
   delete tb;
+  return true;
 }
 
 int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n, uint32_t issuer) {
   SegmentHeader* h = tb->seg->hdr;
-  for (uint32_t i = 0; i < n; i++) handle_mark_submitted(tb->seg->handles, reqs[i].handle_index);
   std::vector<Chain> chains;
   Chain cur;
   for (uint32_t i = 0; i < n; i++) {
@@ -211,10 +278,12 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n,
     }
   }
   LockResult lr = robust_lock_acquire(&h->tb_lock, 2000000000);
-  if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;  // handles still RESERVED
+  for (uint32_t i = 0; i < n; i++) handle_mark_submitted(tb->seg->handles, reqs[i].handle_index);
   bool active = load_relaxed(&h->tb_drain_active);
   for (auto& c : chains) {
-    c.seq = ++h->tb_next_seq;
+    c.seq = load_relaxed(&h->tb_next_seq) + 1;
+    store_relaxed(&h->tb_next_seq, c.seq);
     // Chains submitted while a drain is pending are counted only when they start.
     if (!active) {
       c.counted = true;
@@ -226,11 +295,13 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n,
       active = true;
     }
   }
-  robust_lock_release(&h->tb_lock);
   {
+    // Queued while tb_lock is held, so this process's queue is in sequence order: a
+    // gated (later) chain can never sit in front of an earlier one it would wait for.
     std::lock_guard<std::mutex> g(tb->mu);
     for (auto& c : chains) tb->queue.push_back(std::move(c));
   }
+  robust_lock_release(&h->tb_lock);
   tb->cv.notify_all();
   return (int)n;
 }
@@ -244,16 +315,12 @@ uint32_t thread_backend_cancel_issuer(ThreadBackend* tb, uint32_t issuer) {
       else ++it;
     }
   }
-  std::set<uint32_t> wake;
   uint32_t n = 0;
   for (auto& c : mine) {
-    for (auto& r : c.reqs) {
-      deliver_completion(*tb->seg, user_data_of(r.handle_index, r.handle_gen), -ECANCELED, tb->seg->reaper_slot, nullptr, wake);
-      n++;
-    }
+    n += (uint32_t)c.reqs.size();
+    cancel_chain(tb, c);
     finish_chain(tb, c);
   }
-  ring_doorbells(*tb->seg, wake);
   return n;
 }
 

@@ -15,7 +15,14 @@ struct Segment;
 struct ThreadBackend;
 
 ThreadBackend* thread_backend_start(Segment* seg, int threads);
-void thread_backend_stop(ThreadBackend* tb);
+// Cancels queued chains and waits up to `timeout_ns` for the pool to exit. Returns
+// false if a thread is stuck in a blocking syscall: it is detached, and the caller
+// must then keep the segment mapped (the thread may still touch it).
+bool thread_backend_stop(ThreadBackend* tb, int64_t timeout_ns);
+// This process opened the file itself: use that fd for its slot (generation `gen`).
+void thread_backend_adopt_fd(ThreadBackend* tb, uint32_t file_slot, uint32_t gen, int fd);
+// The file was closed: drop this process's fd once in-flight IO is done with it.
+void thread_backend_forget_fd(ThreadBackend* tb, uint32_t file_slot);
 // Queues the requests; completion is delivered through the handle table. `issuer`
 // is the slot that owns the handles (for dead-process accounting).
 int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n, uint32_t issuer);

@@ -147,16 +147,21 @@ static void repair_submission(Segment& seg, uint32_t ring_index, std::set<uint32
   if (!load_relaxed(&rs->intent_active)) return;
   uint32_t mask = *m.sq_mask;
   uint32_t start = load_relaxed(&rs->intent_tail);
-  uint32_t count = load_relaxed(&rs->intent_count);
-  if (count > rs->sq_entries) count = rs->sq_entries;  // untrusted
-  if (!load_relaxed(&rs->intent_published)) {
-    for (uint32_t i = 0; i < count; i++) {
+  uint32_t prepared = load_relaxed(&rs->intent_prepared);
+  if (prepared > rs->sq_entries) prepared = rs->sq_entries;  // untrusted
+  uint32_t tail = load_relaxed(m.sq_tail);
+  if (tail == start) {
+    // Never published: the kernel cannot see these SQEs. Complete the handles of the
+    // ones fully prepared (and so SUBMITTED) as cancelled; slots past `prepared`
+    // hold stale SQEs of older batches and are not looked at.
+    for (uint32_t i = 0; i < prepared; i++) {
       uint64_t ud = load_relaxed(&m.sqes[(start + i) & mask].user_data);
       deliver_completion(seg, ud, -ECANCELED, ~0u, rs, wake);
     }
   } else if (!(rs->setup_flags & IORING_SETUP_SQPOLL)) {
+    // Published, maybe partly consumed. What the kernel has not consumed must not be
+    // submitted under our identity (fact 2): rewrite it as NOPs completing as cancelled.
     uint32_t head = load_acquire(m.sq_head);
-    uint32_t tail = load_relaxed(m.sq_tail);
     if (tail - head <= rs->sq_entries) {
       for (uint32_t pos = head; pos != tail; pos++) {
         io_uring_sqe* sqe = &m.sqes[pos & mask];
@@ -175,7 +180,8 @@ static void repair_submission(Segment& seg, uint32_t ring_index, std::set<uint32
         sqe->user_data = ud;
         m.sq_array[pos & mask] = pos & mask;
       }
-      sys_io_uring_enter(m.fd, tail - head, 0, 0, nullptr, 0);
+      for (int tries = 0; load_acquire(m.sq_head) != tail && tries < 100; tries++)
+        sys_io_uring_enter(m.fd, tail - load_acquire(m.sq_head), 0, 0, nullptr, 0);
     }
   }
   store_relaxed(&rs->intent_active, 0u);
@@ -206,40 +212,45 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   }
   store_relaxed(&rs->intent_tail, tail);
   store_relaxed(&rs->intent_count, n);
-  store_relaxed(&rs->intent_published, 0u);
+  store_relaxed(&rs->intent_prepared, 0u);
   store_release(&rs->intent_active, 1u);
   for (uint32_t i = 0; i < n; i++) {
     uint32_t idx = (tail + i) & mask;
     prep_sqe(&m.sqes[idx], reqs[i]);
     m.sq_array[idx] = idx;
     handle_mark_submitted(seg.handles, reqs[i].handle_index);
+    store_release(&rs->intent_prepared, i + 1);  // this SQE and its handle are complete
   }
   // Publish: SQE stores happen-before the kernel's acquire load of the tail.
   store_release(m.sq_tail, tail + n);
-  store_release(&rs->intent_published, 1u);
   stat_add(&rs->stat_sqes, (uint64_t)n);
   int result = (int)n;
   if (sqpoll) {
     if (load_acquire(m.sq_flags) & IORING_SQ_NEED_WAKEUP)
       sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
   } else {
-    uint32_t submitted = 0;
+    // Enter until the kernel's head reaches our tail: progress is measured on the ring,
+    // not by adding up return values.
+    uint32_t target = tail + n;
     int tries = 0;
-    while (submitted < n) {
-      int rc = sys_io_uring_enter(m.fd, n - submitted, 0, 0, nullptr, 0);
+    for (;;) {
+      uint32_t head_now = load_acquire(m.sq_head);
+      if (head_now == target) break;
+      int rc = sys_io_uring_enter(m.fd, target - head_now, 0, 0, nullptr, 0);
       stat_add(&rs->stat_enters, (uint64_t)1);
-      if (rc > 0) { submitted += (uint32_t)rc; continue; }
+      if (rc > 0) continue;
       if ((rc == -EINTR || rc == -EAGAIN || rc == -EBUSY || rc == 0) && ++tries < 1000) {
         if (rc == -EBUSY || rc == -EAGAIN) sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
         continue;
       }
       // Hard failure: take back what the kernel did not consume so no other process
-      // submits it, and complete those handles with the error.
-      store_release(m.sq_tail, tail + submitted);
-      for (uint32_t i = submitted; i < n; i++)
+      // submits it, and complete those handles with the error (per-op results).
+      uint32_t consumed = load_acquire(m.sq_head) - tail;
+      if (consumed > n) consumed = n;
+      store_release(m.sq_tail, tail + consumed);
+      for (uint32_t i = consumed; i < n; i++)
         deliver_completion(seg, user_data_of(reqs[i].handle_index, reqs[i].handle_gen), rc < 0 ? rc : -EIO, ~0u,
-                             rs, wake);
-      result = rc < 0 ? rc : -EIO;
+                           rs, wake);
       break;
     }
   }

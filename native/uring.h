@@ -29,12 +29,13 @@ struct RingShared {
   struct io_cqring_offsets cq_off;
   uint32_t owner_slot;        // per-process topology: the slot that submits here; ~0 = shared
   // Submission intent, written under submit_lock, read by the next holder if this
-  // one died (EOWNERDEAD): which SQ positions it was filling and whether it had
-  // already published the tail.
+  // one died (EOWNERDEAD): the SQ tail it started from, how many SQEs it meant to
+  // publish and how many it had fully prepared. Whether it published is read from
+  // the SQ tail itself (== intent_tail: not yet), so no window separates the two.
   uint32_t intent_active;
   uint32_t intent_tail;
   uint32_t intent_count;
-  uint32_t intent_published;
+  uint32_t intent_prepared;
   // statistics (relaxed)
   uint64_t stat_sqes;
   uint64_t stat_enters;
@@ -90,11 +91,13 @@ struct SqeRequest {
   uint32_t len;
   bool fixed_buffer;   // addr lies in the registered arena: use READ_FIXED/WRITE_FIXED
   uint16_t buf_index;  // which registered iovec (one per GiB of arena)
-  bool position_independent;  // addr valid in every process (same-address arena)
+  uint32_t file_gen;   // generation of the file id (threads backend re-checks it)
 };
 
-// Returns the number of SQEs submitted (== n) or -errno; on error none of the
-// requests is left published. -EAGAIN: the SQ had no room, retry later.
+// Returns n once every request is accounted for: in flight, or (if io_uring_enter
+// failed hard) completed with that error through the normal delivery path. Returns
+// -errno only when nothing was published (-EAGAIN: no SQ room; -ETIMEDOUT: lock;
+// -ESHUTDOWN): the handles are then still RESERVED and the caller takes them back.
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns);
 // Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
 int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns);

@@ -1,6 +1,6 @@
 // Orderly shutdown, postmaster death, and the optional ring layouts.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker, backend, forkWorker, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
@@ -58,6 +58,34 @@ describe('pm.stop()', () => {
     w.child.disconnect();  // the test's channel: after this nothing of ours keeps it alive
     const { code } = await w.exited;
     expect(code).toBe(0);
+    await pm.stop();
+  });
+});
+
+describe('closing with IO that cannot finish', () => {
+  it('close() with a read blocked on a pipe returns, and the read is reported failed', async () => {
+    const pm = await startPm(dir);
+    const fifo = path.join(pm.dataDir, 'blocked');
+    execFileSync('mkfifo', ['-m', '0600', fifo]);
+    const f = await pm.files.open('blocked');
+    const read = pm.read(f, 0, new Uint8Array(8));
+    read.catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    await pm.stop({ timeoutMs: 500 });
+    expect(Date.now() - t0).toBeLessThan(30000);  // bounded, not a performance threshold: it used to hang
+    await expect(read).rejects.toBeInstanceOf(rm.RingmasterError);
+  });
+
+  it('a stale file id (slot closed and reused) is refused, never aliased to the new file', async () => {
+    const pm = await startPm(dir);
+    const a = await pm.files.open('a.dat', { create: true });
+    const staleId = a.id;
+    await a.close();
+    const b = await pm.files.open('b.dat', { create: true });
+    expect(b.id % 65536).toBe(staleId % 65536);  // same table slot, new generation
+    await expect(pm.write(staleId, 0, Buffer.from('x'))).rejects.toMatchObject({ code: 'ERR_RINGMASTER_BAD_FILE' });
+    expect(readFileSync(path.join(pm.dataDir, 'b.dat')).length).toBe(0);
     await pm.stop();
   });
 });
