@@ -48,6 +48,12 @@ int ring_create(RingShared* shared, RingMap* map, uint32_t entries, uint32_t cq_
     p.sq_thread_idle = sqpoll_idle_ms;
   }
   int fd = sys_io_uring_setup(entries, &p);
+  if (fd == -EINVAL) {
+    // Kernels before 5.18 reject SUBMIT_ALL. We do not depend on it: ring_submit enters
+    // until the SQ head reaches its tail, whatever each enter consumed.
+    p.flags &= ~IORING_SETUP_SUBMIT_ALL;
+    fd = sys_io_uring_setup(entries, &p);
+  }
   if (fd < 0) return fd;
   shared->sq_entries = p.sq_entries;
   shared->cq_entries = p.cq_entries;
