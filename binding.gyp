@@ -12,7 +12,10 @@
         "native/uring.cc",
         "native/thread_backend.cc",
         "native/completion_kinds.cc",
-        "native/atomics.cc"
+        "native/atomics.cc",
+        "native/shared_wait.cc",
+        "native/bufferpool_napi.cc",
+        "native/wal_napi.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "_GNU_SOURCE"],

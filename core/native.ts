@@ -43,7 +43,10 @@ export interface NativeSession {
   inflight(): number;
   handlesInUse(): number;
   detach(): void;
-  waitWord(offset: number, timeoutMs: number): number | undefined;
+  waitWord(offset: number, value: number): number;
+  cancelWait(id: number): void;
+  regionSet(name: string, offset: number, size: number): void;
+  regionGet(name: string): { offset: number; size: number } | null;
   debugHoldLock(ring: number, which: 'submit' | 'complete', midSubmit?: boolean): boolean;
   debugSubmitRawNop(ring: number, userData: bigint): boolean;
   debugScribble(region: 'handles' | 'files', seed: number): boolean;

@@ -72,6 +72,7 @@ export class Ringmaster extends EventEmitter {
   #native: NativeSession | null;
   #info: NativeInfo;
   #pending = new Map<number, PendingOp>();
+  #waits = new Map<number, (value: number | undefined) => void>();
   #arena: ArrayBuffer | null = null;
   #closing: Promise<void> | null = null;
   #submitTimeoutMs: number;
@@ -140,6 +141,55 @@ export class Ringmaster extends EventEmitter {
   completionWord(): number {
     const s = this.allocate(8, { align: 8 });
     return s.offset;
+  }
+
+  /**
+   * Resolves with the op's result once the completion word is set, by whichever
+   * process completes the IO; `undefined` if `timeoutMs` passes first. Never blocks.
+   */
+  async waitCompletionWord(offset: number, options: { timeoutMs?: number } = {}): Promise<number | undefined> {
+    const now = this.completionWordResult(offset);
+    if (now !== undefined) return now;
+    const done = await this._waitWord(offset, 0, options.timeoutMs ?? 30000);
+    return done === undefined ? undefined : this.completionWordResult(offset);
+  }
+
+  /**
+   * @internal Resolves with the word's new value once the 32-bit arena word at `offset`
+   * differs from `value` (any process may change it and call the shared waker), or
+   * `undefined` after `timeoutMs`.
+   */
+  _waitWord(offset: number, value: number, timeoutMs: number): Promise<number | undefined> {
+    const n = this._native();
+    const id = n.waitWord(offset, value >>> 0);
+    if (id === 0) {
+      const s = this.arenaSlice(offset, 4);
+      return Promise.resolve(new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0]);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waits.delete(id);
+        this.#native?.cancelWait(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.#waits.set(id, (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
+    });
+  }
+
+  /** @internal a named arena region published by the postmaster (module state). */
+  _regionGet(name: string): { offset: number; size: number } | null {
+    return this._native().regionGet(name);
+  }
+  /** @internal */
+  _regionSet(name: string, offset: number, size: number): void {
+    try {
+      this._native().regionSet(name, offset, size);
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /** State of a completion word: `undefined` while pending, else the op's result. */
@@ -226,6 +276,8 @@ export class Ringmaster extends EventEmitter {
         if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
       }
       this.#pending.clear();
+      for (const [, w] of this.#waits) w(undefined);
+      this.#waits.clear();
       this.emit('close');
     })();
     return this.#closing;
@@ -276,6 +328,14 @@ export class Ringmaster extends EventEmitter {
 
   #onCompletions(b: Int32Array): void {
     for (let i = 0; i < b.length; i += 4) {
+      if (b[i] === -1) {  // a shared wait resolved: [-1, id, value, 0]
+        const w = this.#waits.get(b[i + 1] >>> 0);
+        if (w) {
+          this.#waits.delete(b[i + 1] >>> 0);
+          w(b[i + 2] >>> 0);
+        }
+        continue;
+      }
       const index = b[i];
       const gen = b[i + 1] >>> 0;
       const res = b[i + 2];

@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "atomics.h"
+#include "modules.h"
 #include "segment.h"
+#include "shared_wait.h"
 #include "thread_backend.h"
 
 using namespace rm;
@@ -118,6 +120,9 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value HandlesInUse(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value WaitWord(const Napi::CallbackInfo& info);
+  Napi::Value CancelWait(const Napi::CallbackInfo& info);
+  Napi::Value RegionSet(const Napi::CallbackInfo& info);
+  Napi::Value RegionGet(const Napi::CallbackInfo& info);
   Napi::Value DebugHoldLock(const Napi::CallbackInfo& info);
   Napi::Value DebugSubmitRawNop(const Napi::CallbackInfo& info);
   Napi::Value DebugScribble(const Napi::CallbackInfo& info);
@@ -138,6 +143,9 @@ class Session : public Napi::ObjectWrap<Session> {
   std::mutex mu_;
   std::vector<std::pair<uint32_t, uint32_t>> inflight_;
   uint32_t undelivered_ = 0;  // batches handed to the tsfn, not yet run on the JS thread
+  struct WordWait { uint32_t id; uint64_t offset; uint32_t value; };
+  std::vector<WordWait> waits_;  // shared waits of this environment (shared_wait.h)
+  uint32_t next_wait_id_ = 0;
   std::thread doorbell_;
   std::atomic<bool> closing_{false};
   Napi::ThreadSafeFunction tsfn_;
@@ -210,14 +218,30 @@ void Session::DoorbellMain() {
           i++;
         }
       }
+      for (size_t i = 0; i < waits_.size();) {
+        auto* word = reinterpret_cast<uint32_t*>(seg_->arena.base + waits_[i].offset);
+        uint32_t v = __atomic_load_n(word, __ATOMIC_SEQ_CST);
+        if (v != waits_[i].value) {
+          batch->push_back(-1);  // a wait, not an IO
+          batch->push_back((int32_t)waits_[i].id);
+          batch->push_back((int32_t)v);
+          batch->push_back(0);
+          waits_[i] = waits_.back();
+          waits_.pop_back();
+          if (waits_.empty()) set_slot_waiting(*seg_, (uint32_t)slot_, false);
+        } else {
+          i++;
+        }
+      }
       empty = inflight_.empty();
     }
     if (!batch->empty()) {
-      uint64_t n = batch->size() / 4;
+      uint64_t n = 0;
+      for (size_t i = 0; i < batch->size(); i += 4) if ((*batch)[i] >= 0) n++;
       RM_TRACE("session %p doorbell delivers %llu", (void*)this, (unsigned long long)n);
       stat_add(&me->stat_completed, n);
       for (size_t i = 3; i < batch->size(); i += 4)
-        if ((uint32_t)(*batch)[i] != (uint32_t)slot_ &&
+        if ((*batch)[i - 3] >= 0 && (uint32_t)(*batch)[i] != (uint32_t)slot_ &&
             ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots ||
              load_relaxed(&seg_->slots[(*batch)[i]].pid) != load_relaxed(&me->pid)))
           stat_add(&me->stat_completed_by_other, (uint64_t)1);
@@ -259,7 +283,7 @@ void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
   Napi::Value cb = self.Get("_onCompletions");
   if (!cb.IsEmpty() && cb.IsFunction()) cb.As<Napi::Function>().Call(self, {arr});
   std::lock_guard<std::mutex> g(mu_);
-  if (inflight_.empty() && undelivered_ == 0 && tsfn_ref_ && !detached_) {
+  if (inflight_.empty() && waits_.empty() && undelivered_ == 0 && tsfn_ref_ && !detached_) {
     tsfn_.Unref(env);
     tsfn_ref_ = false;
   }
@@ -322,6 +346,11 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
     arena_ab_.Reset();
   }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    waits_.clear();
+  }
+  set_slot_waiting(*seg_, (uint32_t)slot_, false);
   // Anything still in flight is orphaned: the completer frees it.
   cleanup_slot(seg_, (uint32_t)slot_, false);
   Segment* seg = seg_;
@@ -383,7 +412,7 @@ void cleanup_slot(Segment* seg, uint32_t slot, bool process_died) {
       seg->handles, slot, in_flight_dies,
       [](void* c, IoHandle* h, uint32_t) {
         auto* cx = static_cast<Ctx*>(c);
-        run_completion_kind(load_relaxed(&h->kind), load_relaxed(&h->kind_arg), -ECANCELED, cx->seg->arena);
+        run_completion_kind(*cx->seg, load_relaxed(&h->kind), load_relaxed(&h->kind_arg), -ECANCELED);
       },
       &ctx, &orphans);
   if (!threads && process_died && !orphans.empty()) {
@@ -628,7 +657,7 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
     *why = "bad completion kind";
     return -EINVAL;
   }
-  if (!kind_arg_valid((uint16_t)kind, (uint64_t)karg, seg->arena)) { *why = "bad completion kind argument"; return -ERANGE; }
+  if (!kind_arg_valid(*seg, (uint16_t)kind, (uint64_t)karg)) { *why = "bad completion kind argument"; return -ERANGE; }
   store_relaxed(&h->op, r->op);
   store_relaxed(&h->link_flags, r->link_flags);
   store_relaxed(&h->file_slot, r->file_slot);
@@ -1030,25 +1059,82 @@ Napi::Value Session::Detach(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// waitWord(arenaOffset, timeoutMs) -> result or undefined on timeout. Blocking: for
-// worker processes/threads and tests only, never the postmaster's event loop.
+// waitWord(arenaOffset, value) -> wait id (> 0), or 0 if the word already differs.
+// The doorbell thread resolves the wait (delivered as [-1, id, newValue, 0]) once the
+// word differs from `value`. JS bounds it with its own timer and cancelWait(id).
 Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  double off = info[0].As<Napi::Number>().DoubleValue();
-  double ms = info[1].As<Napi::Number>().DoubleValue();
-  if (!kind_arg_valid(CK_COMPLETION_WORD, (uint64_t)off, seg_->arena) || off < 0) {
-    range_error(env, "completion word offset outside the arena or misaligned").ThrowAsJavaScriptException();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "waitWord(offset, value)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto* w = reinterpret_cast<CompletionWord*>(seg_->arena.base + (uint64_t)off);
-  uint64_t deadline = monotonic_ns() + (uint64_t)(ms * 1e6);
-  while (!load_acquire(&w->done)) {
-    uint64_t now = monotonic_ns();
-    if (now >= deadline) return env.Undefined();
-    futex_wait(&w->done, 0, (int64_t)(deadline - now));
+  double off = info[0].As<Napi::Number>().DoubleValue();
+  uint32_t value = info[1].As<Napi::Number>().Uint32Value();
+  if (!(off >= 0) || off != std::floor(off) || !word_offset_valid(*seg_, (uint64_t)off)) {
+    range_error(env, "wait word offset outside the arena or misaligned").ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  return Napi::Number::New(env, load_relaxed(&w->result));
+  auto* word = reinterpret_cast<uint32_t*>(seg_->arena.base + (uint64_t)off);
+  std::lock_guard<std::mutex> g(mu_);
+  uint32_t id = ++next_wait_id_;
+  if (id == 0) id = ++next_wait_id_;
+  waits_.push_back({id, (uint64_t)off, value});
+  set_slot_waiting(*seg_, (uint32_t)slot_, true);
+  // Flag first, then look: a waker that changed the word before we flagged is seen here.
+  if (__atomic_load_n(word, __ATOMIC_SEQ_CST) != value) {
+    waits_.pop_back();
+    if (waits_.empty()) set_slot_waiting(*seg_, (uint32_t)slot_, false);
+    return Napi::Number::New(env, 0);
+  }
+  if (!tsfn_ref_) {
+    tsfn_.Ref(env);
+    tsfn_ref_ = true;
+  }
+  return Napi::Number::New(env, id);
+}
+
+Napi::Value Session::CancelWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (detached_) return env.Undefined();
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  std::lock_guard<std::mutex> g(mu_);
+  for (size_t i = 0; i < waits_.size(); i++)
+    if (waits_[i].id == id) { waits_[i] = waits_.back(); waits_.pop_back(); break; }
+  if (waits_.empty()) set_slot_waiting(*seg_, (uint32_t)slot_, false);
+  if (inflight_.empty() && waits_.empty() && undelivered_ == 0 && tsfn_ref_) {
+    tsfn_.Unref(env);
+    tsfn_ref_ = false;
+  }
+  return env.Undefined();
+}
+
+// regionSet(name, offset, size) / regionGet(name) -> {offset, size} | null
+Napi::Value Session::RegionSet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  int rc = region_set(*seg_, name.c_str(), (uint64_t)info[1].As<Napi::Number>().DoubleValue(),
+                      (uint64_t)info[2].As<Napi::Number>().DoubleValue());
+  if (rc < 0) make_error(env, errno_code(rc), "region '" + name + "': " + strerror(-rc), rc).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value Session::RegionGet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  uint64_t off = 0, size = 0;
+  int rc = region_get(*seg_, name.c_str(), &off, &size);
+  if (rc == -ENOENT) return env.Null();
+  if (rc < 0) {
+    make_error(env, errno_code(rc), "region '" + name + "': " + strerror(-rc), rc).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("offset", Napi::Number::New(env, (double)off));
+  o.Set("size", Napi::Number::New(env, (double)size));
+  return o;
 }
 
 // Test hooks (RINGMASTER_TEST_HOOKS=1 only): take a ring lock and keep it, so a test
@@ -1144,12 +1230,40 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("handlesInUse", &Session::HandlesInUse),
     InstanceMethod("detach", &Session::Detach),
     InstanceMethod("waitWord", &Session::WaitWord),
+    InstanceMethod("cancelWait", &Session::CancelWait),
+    InstanceMethod("regionSet", &Session::RegionSet),
+    InstanceMethod("regionGet", &Session::RegionGet),
     InstanceMethod("debugHoldLock", &Session::DebugHoldLock),
     InstanceMethod("debugSubmitRawNop", &Session::DebugSubmitRawNop),
     InstanceMethod("debugScribble", &Session::DebugScribble),
   });
   return f;
 }
+
+}  // namespace
+
+namespace rm {
+Segment* session_segment(Napi::Env env, Napi::Value v, uint32_t* slot) {
+  Napi::FunctionReference* ctor = env.GetInstanceData<Napi::FunctionReference>();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor->Value())) {
+    Napi::TypeError::New(env, "expected a NativeSession").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  Session* s = Session::Unwrap(v.As<Napi::Object>());
+  if (!s || s->detached_ || !s->seg_) {
+    make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (slot) *slot = (uint32_t)s->slot_;
+  return s->seg_;
+}
+Napi::Error module_error(Napi::Env env, const std::string& code, const std::string& msg, int err) {
+  return make_error(env, code, msg, err);
+}
+}  // namespace rm
+
+namespace {
 
 // probe() -> { ok, errno, kernel, memlock }: can this process set up an io_uring?
 Napi::Value Probe(const Napi::CallbackInfo& info) {
@@ -1180,6 +1294,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachForked", Napi::Function::New(env, AttachForked));
   exports.Set("attachThread", Napi::Function::New(env, AttachThread));
   exports.Set("probe", Napi::Function::New(env, Probe));
+  register_bufferpool_exports(env, exports);
+  register_wal_exports(env, exports);
   return exports;
 }
 

@@ -1,27 +1,48 @@
 #include "completion_kinds.h"
 
 #include "atomics.h"
+#include "segment.h"
+#include "shared_wait.h"
 
 namespace rm {
 
-bool kind_arg_valid(uint16_t kind, uint64_t kind_arg, const ArenaView& arena) {
-  switch (kind) {
-    case CK_NONE: return true;
-    case CK_COMPLETION_WORD:
-      return kind_arg % alignof(CompletionWord) == 0 && kind_arg <= arena.size &&
-             arena.size - kind_arg >= sizeof(CompletionWord);
-    default: return false;
-  }
+namespace {
+// Zero-initialized before any dynamic initializer runs, so module registrations
+// (static initializers in other files) may run in any order.
+KindValidate g_validate[CK_MAX];
+KindAction g_action[CK_MAX];
+
+bool word_valid(Segment& seg, uint64_t arg) {
+  return arg % alignof(CompletionWord) == 0 && arg <= seg.arena.size && seg.arena.size - arg >= sizeof(CompletionWord);
 }
 
-bool run_completion_kind(uint16_t kind, uint64_t kind_arg, int32_t res, const ArenaView& arena) {
-  if (!kind_arg_valid(kind, kind_arg, arena)) return false;
-  if (kind == CK_COMPLETION_WORD) {
-    auto* w = reinterpret_cast<CompletionWord*>(arena.base + kind_arg);
-    store_relaxed(&w->result, res);
-    store_release(&w->done, 1u);  // pairs with load_acquire of `done` by waiters
-    futex_wake_all(&w->done);
-  }
+void word_action(Segment& seg, uint64_t arg, int32_t res) {
+  auto* w = reinterpret_cast<CompletionWord*>(seg.arena.base + arg);
+  store_relaxed(&w->result, res);
+  store_release(&w->done, 1u);  // pairs with load_acquire of `done` by waiters
+  futex_wake_all(&w->done);
+  wake_word_waiters(seg);
+}
+
+const bool registered = register_completion_kind(CK_COMPLETION_WORD, word_valid, word_action);
+}  // namespace
+
+bool register_completion_kind(uint16_t kind, KindValidate validate, KindAction action) {
+  if (kind == CK_NONE || kind >= CK_MAX) return false;
+  g_validate[kind] = validate;
+  g_action[kind] = action;
+  return true;
+}
+
+bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg) {
+  if (kind == CK_NONE) return true;
+  if (kind >= CK_MAX || !g_validate[kind]) return false;
+  return g_validate[kind](seg, kind_arg);
+}
+
+bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res) {
+  if (!kind_arg_valid(seg, kind, kind_arg)) return false;
+  if (kind != CK_NONE) g_action[kind](seg, kind_arg, res);
   return true;
 }
 

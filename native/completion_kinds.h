@@ -3,18 +3,25 @@
 // not be the issuer. Each action touches only shared memory, by arena offset, and
 // validates its argument (another process wrote it).
 //
-// The buffer pool and WAL add their kinds here (buffer-read-done, wal-write-done...).
+// The ids are fixed here (they are part of the segment ABI); each module registers
+// the functions for its ids from its own file (buffer pool, WAL), at load time.
 #pragma once
 #include <cstdint>
 
 namespace rm {
+
+struct Segment;
 
 enum CompletionKind : uint16_t {
   CK_NONE = 0,
   // kind_arg = arena offset of a CompletionWord. Stores the result, sets `done`,
   // and wakes every process waiting on it: the primitive "others wait on my IO".
   CK_COMPLETION_WORD = 1,
-  CK_MAX = 2,
+  CK_BUFFER_READ_DONE = 2,   // bufferpool: kind_arg = buffer id
+  CK_BUFFER_WRITE_DONE = 3,  // bufferpool: kind_arg = buffer id
+  CK_WAL_WRITE_DONE = 4,     // wal: kind_arg = module-defined
+  CK_WAL_SYNC_DONE = 5,      // wal: kind_arg = module-defined
+  CK_MAX = 16,
 };
 
 struct CompletionWord {
@@ -24,8 +31,16 @@ struct CompletionWord {
 
 struct ArenaView { uint8_t* base; uint64_t size; };
 
+// Validate `arg` for `kind` (false: reject the op / report the completion corrupt).
+using KindValidate = bool (*)(Segment& seg, uint64_t arg);
+// Run the action for a completed IO with result `res`.
+using KindAction = void (*)(Segment& seg, uint64_t arg, int32_t res);
+
+// Called from a static initializer of the module that owns `kind`.
+bool register_completion_kind(uint16_t kind, KindValidate validate, KindAction action);
+
+bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg);
 // Returns false if the kind or its argument is invalid (reported as corrupt by the caller).
-bool kind_arg_valid(uint16_t kind, uint64_t kind_arg, const ArenaView& arena);
-bool run_completion_kind(uint16_t kind, uint64_t kind_arg, int32_t res, const ArenaView& arena);
+bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res);
 
 }  // namespace rm

@@ -47,7 +47,7 @@ bool handle_mark_submitted(HandleTable& t, uint32_t index) {
 }
 
 CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, uint32_t reaper_slot,
-                             KindAction action, void* ctx) {
+                             CompletionHook action, void* ctx) {
   bool action_done = false, bad_kind = false;
   CompleteInfo info{CompleteOutcome::Corrupt, 0, 0, 0};
   uint32_t index = (uint32_t)(user_data & 0xffffffffu);

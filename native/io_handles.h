@@ -73,9 +73,9 @@ struct CompleteInfo { CompleteOutcome outcome; uint32_t owner; uint16_t kind; ui
 // SUBMITTED -> COMPLETED for a CQE's user_data. Validates everything it reads. The
 // completion action (by kind id) runs before the state flips, so when the issuer sees
 // COMPLETED the shared state the action maintains is already updated.
-using KindAction = bool (*)(void* ctx, uint16_t kind, uint64_t kind_arg, int32_t res);
+using CompletionHook = bool (*)(void* ctx, uint16_t kind, uint64_t kind_arg, int32_t res);
 CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, uint32_t reaper_slot,
-                             KindAction action, void* ctx);
+                             CompletionHook action, void* ctx);
 // COMPLETED -> FREE by the issuer. Returns false if the handle is not (index, gen) COMPLETED.
 bool handle_collect(HandleTable& t, uint32_t index, uint32_t gen, int32_t* res, uint32_t* reaper);
 // A slot's owner died: free what it reserved or already completed, orphan what is in

@@ -124,6 +124,7 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
   h->arena_off = arena_off;
   h->arena_size = total - arena_off;
   robust_lock_init(&h->tb_lock);
+  robust_lock_init(&h->regions_lock);
   memcpy(h->data_dir, cfg.data_dir.c_str(), cfg.data_dir.size() + 1);
   bind_views(seg);
 
@@ -243,8 +244,50 @@ void segment_unmap(Segment* seg) {
 }
 
 static bool kind_action(void* ctx, uint16_t kind, uint64_t arg, int32_t res) {
-  auto* seg = static_cast<Segment*>(ctx);
-  return run_completion_kind(kind, arg, res, seg->arena);
+  return run_completion_kind(*static_cast<Segment*>(ctx), kind, arg, res);
+}
+
+int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size) {
+  size_t n = strlen(name);
+  if (n == 0 || n >= sizeof(SegmentHeader::Region::name)) return -ENAMETOOLONG;
+  if (offset > seg.arena.size || seg.arena.size - offset < size) return -ERANGE;
+  SegmentHeader* h = seg.hdr;
+  LockResult lr = robust_lock_acquire(&h->regions_lock, 2000000000);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;
+  int rc = -ENOSPC;
+  for (auto& r : h->regions) {
+    if (r.name[0] && strncmp(r.name, name, sizeof(r.name)) == 0) { rc = -EEXIST; break; }
+  }
+  if (rc != -EEXIST) {
+    for (auto& r : h->regions) {
+      if (r.name[0]) continue;
+      r.offset = offset;
+      r.size = size;
+      memcpy(r.name, name, n + 1);
+      rc = 0;
+      break;
+    }
+  }
+  robust_lock_release(&h->regions_lock);
+  return rc;
+}
+
+int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size) {
+  SegmentHeader* h = seg.hdr;
+  LockResult lr = robust_lock_acquire(&h->regions_lock, 2000000000);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;
+  int rc = -ENOENT;
+  for (auto& r : h->regions) {
+    if (r.name[0] && strncmp(r.name, name, sizeof(r.name)) == 0) {
+      uint64_t o = r.offset, s = r.size;  // read once, then validated
+      rc = (o <= seg.arena.size && seg.arena.size - o >= s) ? 0 : -EINVAL;
+      *offset = o;
+      *size = s;
+      break;
+    }
+  }
+  robust_lock_release(&h->regions_lock);
+  return rc;
 }
 
 void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,

@@ -66,6 +66,12 @@ struct SegmentHeader {
   uint32_t tb_inflight;     // counted chains not yet finished (futex)
   uint32_t tb_drain_active; // futex: 1 while a drain is pending or running
   uint64_t tb_drain_seq;
+  // Slots with at least one shared wait registered (shared_wait.h), seq_cst bits.
+  uint64_t waiting_slots[64];
+  // Named arena regions (a module's shared state: buffer pool, WAL buffer), set by the
+  // postmaster before it forks, looked up by name in every process.
+  struct Region { char name[24]; uint64_t offset; uint64_t size; } regions[16];
+  RobustLock regions_lock;
   // statistics
   uint64_t stat_corrupt_reports;
   uint64_t stat_dead_slots_cleaned;
@@ -126,6 +132,9 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err);
 int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, std::string* err);
 void segment_unmap(Segment* seg);
 bool segment_running(Segment& seg);
+// Named regions: 0 or -errno (-EEXIST, -ENOSPC, -ENOENT, -ENAMETOOLONG).
+int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size);
+int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size);
 // Move the handle named by `ud` to COMPLETED (running its completion action) and
 // remember whose doorbell to ring; `rs` (may be null) receives the statistics.
 void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,

@@ -163,6 +163,26 @@ describe('forked workers', () => {
     expect(r[0]).toMatchObject({ ok: true, result: 5, data: 'hello' });
   });
 
+  it('a third process awaiting a completion word wakes when another process\'s IO completes', async () => {
+    const fifo = path.join(pm.dataDir, 'fifo4');
+    execFileSync('mkfifo', ['-m', '0600', fifo]);
+    const f = await pm.files.open('fifo4');
+    const [a, c] = [await spawn(), await spawn()];
+    const word = pm.completionWord();
+    await a.call('start', { ops: [{ op: 'read', file: f.id, offset: 0, length: 3, opts: { completionWord: word } }] });
+    const waiterC = c.call('waitWord', { offset: word, timeoutMs: 15000 });
+    const waiterPm = pm.waitCompletionWord(word, { timeoutMs: 15000 });
+    expect(await settlesWithin(waiterC, 200)).toBe(false);  // nothing completed yet
+    writeFileSync(fifo, 'xyz');
+    expect(await waiterC).toBe(3);
+    expect(await waiterPm).toBe(3);
+  });
+
+  it('waitCompletionWord resolves undefined after its timeout, and leaves nothing behind', async () => {
+    const w = pm.completionWord();
+    expect(await pm.waitCompletionWord(w, { timeoutMs: 50 })).toBeUndefined();
+  });
+
   it('drain waits for IO in flight from another process', async () => {
     const fifo = path.join(pm.dataDir, 'fifo2');
     execFileSync('mkfifo', ['-m', '0600', fifo]);
