@@ -9,3 +9,8 @@ export type { FileOpenOptions } from './files';
 export { RingmasterError, IoCancelledError, errnoName } from './errors';
 export type { StartOptions } from './options';
 export type { ArenaSlice, IoBuffer, IoResult, OpOptions, OpName } from './io';
+export { BufferPool } from '../bufferpool/index';
+export type { BufferPoolOptions } from '../bufferpool/index';
+export { Wal } from '../wal/index';
+export type { WalOptions } from '../wal/index';
+export type { WalHook } from './modules';

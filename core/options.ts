@@ -32,9 +32,16 @@ export interface StartOptions {
   reaper?: boolean;
   /** How long a submission may wait for a free IO handle or a ring lock, ms (default 30000). */
   submitTimeoutMs?: number;
+  /** The shared buffer pool (bufferpool/): its options; omitted = no buffer pool. */
+  bufferPool?: import('../bufferpool/index').BufferPoolOptions;
+  /** The write-ahead log (wal/): its options; omitted = no WAL. */
+  wal?: import('../wal/index').WalOptions;
 }
 
-export interface ResolvedStartOptions extends Required<StartOptions> {}
+export interface ResolvedStartOptions extends Required<Omit<StartOptions, 'bufferPool' | 'wal'>> {
+  bufferPool?: StartOptions['bufferPool'];
+  wal?: StartOptions['wal'];
+}
 
 function positiveInt(name: string, v: unknown, def: number, min: number, max: number): number {
   if (v === undefined) return def;
@@ -60,7 +67,10 @@ function oneOf<T extends string>(name: string, v: unknown, def: T, allowed: read
 export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
   if (o === null || typeof o !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object with at least { dataDir }');
   if (typeof o.dataDir !== 'string' || o.dataDir.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'options.dataDir must be a non-empty string');
-  const known = new Set(['dataDir', 'backend', 'rings', 'ringEntries', 'topology', 'sqpoll', 'sqpollIdleMs', 'fixedBuffers', 'maxProcesses', 'maxFiles', 'arenaSize', 'reaper', 'submitTimeoutMs']);
+  const known = new Set(['dataDir', 'backend', 'rings', 'ringEntries', 'topology', 'sqpoll', 'sqpollIdleMs', 'fixedBuffers', 'maxProcesses', 'maxFiles', 'arenaSize', 'reaper', 'submitTimeoutMs', 'bufferPool', 'wal']);
+  for (const k of ['bufferPool', 'wal'] as const) {
+    if (o[k] !== undefined && (o[k] === null || typeof o[k] !== 'object')) throw typeError('ERR_INVALID_ARG_TYPE', `options.${k} must be an object`);
+  }
   for (const k of Object.keys(o)) if (!known.has(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown option '${k}'`);
   const ringEntries = positiveInt('ringEntries', o.ringEntries, 256, 4, 4096);
   if ((ringEntries & (ringEntries - 1)) !== 0) throw rangeError('ERR_OUT_OF_RANGE', `ringEntries must be a power of two, got ${ringEntries}`);
@@ -85,5 +95,7 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
     arenaSize,
     reaper: bool('reaper', o.reaper, true),
     submitTimeoutMs: positiveInt('submitTimeoutMs', o.submitTimeoutMs, 30000, 1, 2 ** 31 - 1),
+    bufferPool: o.bufferPool,
+    wal: o.wal,
   };
 }

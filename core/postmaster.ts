@@ -7,6 +7,9 @@ import { Features, Ringmaster } from './ringmaster';
 import { RingmasterError, errnoName, fromNative, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
+import { initModules } from './modules';
+import '../bufferpool/index';  // registers the module's init hook
+import '../wal/index';
 
 export const ATTACH_ENV = 'RINGMASTER_ATTACH';
 /** First fd number in a forked child that carries ringmaster fds (0-2 stdio, 3 ipc). */
@@ -103,7 +106,14 @@ export class Postmaster extends Ringmaster {
       warnOnce('RINGMASTER_FALLBACK', `ringmaster: ${backendReason}; using the threads backend (pread/pwrite on a thread pool)`);
     }
     if (backend === 'io_uring' && o.fixedBuffers && !info.fixedBuffers) warnOnce('RINGMASTER_NO_FIXED_BUFFERS', `ringmaster: fixed buffers off: ${fixedBuffersReason}`);
-    return new Postmaster(session, features, dataDir, o.submitTimeoutMs);
+    const pm = new Postmaster(session, features, dataDir, o.submitTimeoutMs);
+    try {
+      await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
+    } catch (e) {
+      await pm.stop({ timeoutMs: 1000 });
+      throw e;
+    }
+    return pm;
   }
 
   /** Live children started with `fork()` / `clusterFork()`, by pid. */

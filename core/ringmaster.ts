@@ -69,6 +69,8 @@ function sleep(ms: number): Promise<void> {
 export class Ringmaster extends EventEmitter {
   readonly files: Files;
   readonly features: Features;
+  #buffers: import('../bufferpool/index').BufferPool | null = null;
+  #wal: import('../wal/index').Wal | null = null;
   #native: NativeSession | null;
   #info: NativeInfo;
   #pending = new Map<number, PendingOp>();
@@ -92,6 +94,20 @@ export class Ringmaster extends EventEmitter {
   _native(): NativeSession {
     if (!this.#native) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
     return this.#native;
+  }
+
+  /** The shared buffer pool (configured with the `bufferPool` start option). */
+  get buffers(): import('../bufferpool/index').BufferPool {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    if (!this.#buffers) this.#buffers = new (require('../bufferpool/index').BufferPool)(this);
+    return this.#buffers!;
+  }
+
+  /** The shared write-ahead log (configured with the `wal` start option). */
+  get wal(): import('../wal/index').Wal {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    if (!this.#wal) this.#wal = new (require('../wal/index').Wal)(this);
+    return this.#wal!;
   }
 
   /** @internal the arena's ArrayBuffer in this environment, if a view was made */
