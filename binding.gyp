@@ -14,6 +14,7 @@
         "native/completion_kinds.cc",
         "native/atomics.cc",
         "native/shared_wait.cc",
+        "native/fault_injection.cc",
         "native/bufferpool_napi.cc",
         "native/wal_napi.cc"
       ],

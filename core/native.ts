@@ -50,6 +50,9 @@ export interface NativeSession {
   debugHoldLock(ring: number, which: 'submit' | 'complete', midSubmit?: boolean): boolean;
   debugSubmitRawNop(ring: number, userData: bigint): boolean;
   debugScribble(region: 'handles' | 'files', seed: number): boolean;
+  /** Test hooks only: install (or clear, with null) fault rule `index`. */
+  debugSetFault(index: number, rule: { opMask?: number; fileSlot?: number; kind?: number; skip?: number; repeat?: boolean | number; error?: number } | null): boolean;
+  debugFaultFired(index: number): number;
   _onCompletions?: (batch: Int32Array) => void;
 }
 

@@ -65,6 +65,10 @@ export class Postmaster extends Ringmaster {
     const probe = native.probe();
     let backend: 'io_uring' | 'threads' = o.backend === 'threads' ? 'threads' : 'io_uring';
     let backendReason = o.backend === 'threads' ? (process.env.RINGMASTER_BACKEND === 'threads' ? 'forced by RINGMASTER_BACKEND=threads' : "forced by option backend: 'threads'") : 'io_uring available';
+    const unavailable = ['ENOSYS', 'EPERM', 'ENOMEM'].includes(probe.code);
+    if (backend === 'io_uring' && !probe.ok && !unavailable) {
+      throw new RingmasterError(probe.code, `io_uring_setup failed with ${probe.code}`, { errno: -probe.errno });
+    }
     if (backend === 'io_uring' && !probe.ok) {
       const why = `io_uring_setup failed with ${probe.code} (${probe.code === 'EPERM' ? 'kernel.io_uring_disabled or a seccomp filter' : probe.code === 'ENOSYS' ? 'no io_uring in this kernel or sandbox' : probe.code === 'ENOMEM' ? 'RLIMIT_MEMLOCK too low for the ring' : 'unavailable'})`;
       if (o.backend === 'io_uring') throw new RingmasterError(probe.code || 'ENOSYS', `backend 'io_uring' requested but ${why}`, { errno: -probe.errno });

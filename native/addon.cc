@@ -126,6 +126,8 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value DebugHoldLock(const Napi::CallbackInfo& info);
   Napi::Value DebugSubmitRawNop(const Napi::CallbackInfo& info);
   Napi::Value DebugScribble(const Napi::CallbackInfo& info);
+  Napi::Value DebugSetFault(const Napi::CallbackInfo& info);
+  Napi::Value DebugFaultFired(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
   void DoorbellMain();
@@ -271,8 +273,15 @@ void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
   {
     std::lock_guard<std::mutex> g(mu_);
     undelivered_--;
+    if (detached_) {
+      if (undelivered_ == 0 && strong_ && env != nullptr) {
+        strong_ = false;
+        Unref();
+      }
+      return;  // detached: nobody to resolve
+    }
   }
-  if (env == nullptr || detached_) return;  // environment tearing down: nobody to resolve
+  if (env == nullptr) return;  // environment tearing down
   Napi::HandleScope scope(env);
   auto arr = Napi::Int32Array::New(env, b->size());
   // Every napi call can fail while a worker thread is being terminated: check, never assume.
@@ -336,9 +345,14 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
     hook_added_ = false;
   }
-  if (strong_) {
-    strong_ = false;
-    Unref();  // now collectable; the destructor finds it detached
+  {
+    // Queued completion batches still reference this object: stay strongly held until
+    // the last one has run (DeliverOnJs drops the reference then).
+    std::lock_guard<std::mutex> g(mu_);
+    if (strong_ && undelivered_ == 0) {
+      strong_ = false;
+      Unref();  // now collectable; the destructor finds it detached
+    }
   }
   if (!arena_ab_.IsEmpty()) {
     // Views over the arena become zero-length instead of dangling after unmap.
@@ -351,8 +365,6 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     waits_.clear();
   }
   set_slot_waiting(*seg_, (uint32_t)slot_, false);
-  // Anything still in flight is orphaned: the completer frees it.
-  cleanup_slot(seg_, (uint32_t)slot_, false);
   Segment* seg = seg_;
   bool last;
   {
@@ -360,9 +372,12 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     last = --seg->env_refs == 0;
     auto& ls = seg->local_slots;
     for (size_t i = 0; i < ls.size(); i++) if (ls[i] == (uint32_t)slot_) { ls.erase(ls.begin() + i); break; }
-    // Reaps by this process's threads are credited to a session that still exists.
+    // Reaps by this process's threads are credited to a session that still exists,
+    // moved before our slot is freed (and maybe claimed by someone else).
     if (!ls.empty() && load_relaxed(&seg->reaper_slot) == (uint32_t)slot_) store_relaxed(&seg->reaper_slot, ls[0]);
   }
+  // Anything still in flight is orphaned: the completer frees it.
+  cleanup_slot(seg_, (uint32_t)slot_, false);
   if (last) {
     seg->stopping = true;
     if (load_acquire(&seg->hdr->backend) == BACKEND_IO_URING) {
@@ -424,7 +439,10 @@ void cleanup_slot(Segment* seg, uint32_t slot, bool process_died) {
       if (!uds.empty()) ring_cancel(*seg, r, uds.data(), (uint32_t)uds.size(), kLockTimeoutNs);
     }
   }
-  if (threads) thread_backend_forget_slot(seg, slot);
+  // A dead process's pool died with it: forget its drain accounting. A live detach's
+  // chains still finish (or were cancelled) through finish_chain, which accounts them.
+  if (threads && process_died) thread_backend_forget_slot(seg, slot);
+  run_slot_cleanup_hooks(*seg, slot, process_died);
   if (process_died) stat_add(&seg->hdr->stat_dead_slots_cleaned, (uint64_t)1);
   slot_release(s);
 }
@@ -1194,6 +1212,46 @@ Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, rc == 1);
 }
 
+// debugSetFault(index, {opMask, fileSlot, kind, skip, repeat, error}) / debugSetFault(index, null)
+// -> false unless RINGMASTER_TEST_HOOKS=1. debugFaultFired(index) -> how often it fired.
+Napi::Value Session::DebugSetFault(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
+  uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+  if (i >= kMaxFaultRules) {
+    range_error(env, "fault rule index out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  FaultTable* ft = &seg_->hdr->faults;
+  FaultRule* r = &ft->rules[i];
+  store_relaxed(&r->active, 0u);
+  if (info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    auto num = [&](const char* k, double d) { Napi::Value v = o.Get(k); return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d; };
+    r->op_mask = (uint32_t)num("opMask", 0);
+    r->file_slot = (int32_t)num("fileSlot", -1);
+    r->kind = (int32_t)num("kind", -1);
+    store_relaxed(&r->skip, (uint32_t)num("skip", 0));
+    r->repeat = num("repeat", 0) != 0;
+    r->error = (int32_t)num("error", -EIO);
+    store_relaxed(&r->fired, 0u);
+    store_release(&r->active, 1u);
+  }
+  uint32_t any = 0;
+  for (auto& rule : ft->rules) any |= load_relaxed(&rule.active);
+  store_release(&ft->enabled, any);
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value Session::DebugFaultFired(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+  if (i >= kMaxFaultRules) return Napi::Number::New(env, 0);
+  return Napi::Number::New(env, load_relaxed(&seg_->hdr->faults.rules[i].fired));
+}
+
 // debugScribble(region, seed): overwrite a shared table with garbage (hostile peer).
 Napi::Value Session::DebugScribble(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1236,6 +1294,8 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("debugHoldLock", &Session::DebugHoldLock),
     InstanceMethod("debugSubmitRawNop", &Session::DebugSubmitRawNop),
     InstanceMethod("debugScribble", &Session::DebugScribble),
+    InstanceMethod("debugSetFault", &Session::DebugSetFault),
+    InstanceMethod("debugFaultFired", &Session::DebugFaultFired),
   });
   return f;
 }

@@ -50,6 +50,8 @@ int slot_claim(ProcSlot* slots, uint32_t count, SlotKind kind, uint32_t home_rin
     s->home_ring = home_ring;
     s->stat_submitted = s->stat_completed = s->stat_completed_by_other = 0;
     s->stat_reaped = s->stat_reaped_for_other = 0;
+    s->tb_counted = 0;
+    s->tb_owns_drain = 0;
     fetch_add(&s->generation, 1u);
     store_release(&s->state, (uint32_t)SLOT_ACTIVE);  // pairs with load_acquire in readers
     return (int)i;
@@ -69,6 +71,21 @@ bool slot_owner_dead(const ProcSlot* slot) {
   if (kill(pid, 0) != 0 && errno == ESRCH) return true;
   uint64_t st = process_start_time(pid);
   return st != 0 && st != load_relaxed(&slot->start_time);
+}
+
+namespace {
+SlotCleanupHook g_cleanup_hooks[8];  // zero-initialized before module static initializers run
+}
+
+bool register_slot_cleanup_hook(SlotCleanupHook hook) {
+  for (auto& h : g_cleanup_hooks) {
+    if (!h) { h = hook; return true; }
+  }
+  return false;
+}
+
+void run_slot_cleanup_hooks(Segment& seg, uint32_t slot, bool process_died) {
+  for (auto& h : g_cleanup_hooks) if (h) h(seg, slot, process_died);
 }
 
 void slot_ring_doorbell(ProcSlot* slot) {

@@ -40,4 +40,12 @@ void slot_release(ProcSlot* slot);
 bool slot_owner_dead(const ProcSlot* slot);
 void slot_ring_doorbell(ProcSlot* slot);
 
+// Modules that keep per-process state in shared memory (pins, content locks, WAL
+// insertion reservations) register a hook, run by whoever cleans a dead or detached
+// slot, after its IO handles were released. `process_died` is false for a detach.
+struct Segment;
+using SlotCleanupHook = void (*)(Segment& seg, uint32_t slot, bool process_died);
+bool register_slot_cleanup_hook(SlotCleanupHook hook);
+void run_slot_cleanup_hooks(Segment& seg, uint32_t slot, bool process_died);
+
 }  // namespace rm

@@ -144,6 +144,12 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
         segment_unmap(seg);
         return rc;
       }
+      if (!(rs->features & IORING_FEAT_EXT_ARG)) {
+        // Watchers wait with a timeout (EXT_ARG, Linux 5.11): without it, no ring.
+        *err = "io_uring lacks IORING_FEAT_EXT_ARG (Linux < 5.11)";
+        segment_unmap(seg);
+        return -ENOSYS;
+      }
       // Sparse registered-file table: every slot starts empty (-1), any process may
       // install its own fd into a slot later (ring-wide, kernel fact 3).
       std::vector<int> sparse(cfg.max_files, -1);

@@ -1,6 +1,7 @@
 #include "thread_backend.h"
 
 #include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -47,7 +48,7 @@ struct ThreadBackend {
   std::deque<Chain> queue;
   std::vector<std::thread> threads;
   int running = 0;
-  bool stopping = false;
+  std::atomic<bool> stopping{false};
   std::mutex fd_mu;
   std::vector<std::shared_ptr<LocalFd>> fds;
 };
@@ -61,6 +62,7 @@ static void tb_lock(SegmentHeader* h) {
   for (;;) {
     LockResult lr = robust_lock_acquire(&h->tb_lock, 1000000000);
     if (lr == LockResult::Acquired || lr == LockResult::AcquiredOwnerDied) return;
+    if (lr == LockResult::Error) usleep(1000);  // never a hot spin
   }
 }
 
@@ -89,6 +91,13 @@ static std::shared_ptr<LocalFd> local_fd(ThreadBackend* tb, uint32_t file_slot, 
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   int fd = (int)syscall(SYS_openat2, seg->data_dir_fd, path, &how, sizeof(how));
   if (fd < 0) { *err = -errno; return nullptr; }
+  // The slot may have been closed and reused while we opened its path: then this is
+  // someone else's file.
+  if (load_acquire(&e->state) != F_OPEN || load_relaxed(&e->generation) != want_gen) {
+    close(fd);
+    *err = -EBADF;
+    return nullptr;
+  }
   cur = std::make_shared<LocalFd>(fd, want_gen);  // the old one closes when its last user drops it
   return cur;
 }
@@ -186,7 +195,12 @@ static void run_chain(ThreadBackend* tb, Chain& c) {
     // Wait until every chain counted before us has finished (we count ourselves).
     for (;;) {
       uint32_t n = load_acquire(&h->tb_inflight);
-      if (n <= 1 || tb->stopping) break;
+      if (n <= 1) break;
+      if (tb->stopping) {  // never run a drain we could not honour
+        cancel_chain(tb, c);
+        finish_chain(tb, c);
+        return;
+      }
       futex_wait(&h->tb_inflight, n, 50000000);
     }
   }
@@ -264,8 +278,29 @@ bool thread_backend_stop(ThreadBackend* tb, int64_t timeout_ns) {
   return true;
 }
 
-int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n, uint32_t issuer) {
+int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t n_in, uint32_t issuer) {
   SegmentHeader* h = tb->seg->hdr;
+  LockResult lr = robust_lock_acquire(&h->tb_lock, 2000000000);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;  // handles still RESERVED
+  // Injected faults complete their ops now (test hooks only); the rest is queued.
+  std::vector<SqeRequest> kept(reqs_in, reqs_in + n_in);
+  if (load_relaxed(&h->faults.enabled)) {
+    std::set<uint32_t> wake;
+    std::vector<uint8_t> skip_store(n_in);
+    bool* skip = reinterpret_cast<bool*>(skip_store.data());
+    if (apply_faults(*tb->seg, reqs_in, n_in, skip, wake)) {
+      kept.clear();
+      for (uint32_t i = 0; i < n_in; i++) {
+        if (skip[i]) continue;
+        SqeRequest q = reqs_in[i];
+        if (i + 1 < n_in && skip[i + 1]) q.link_flags &= ~(LF_LINK | LF_HARDLINK);
+        kept.push_back(q);
+      }
+    }
+    ring_doorbells(*tb->seg, wake);
+  }
+  const SqeRequest* reqs = kept.data();
+  uint32_t n = (uint32_t)kept.size();
   std::vector<Chain> chains;
   Chain cur;
   for (uint32_t i = 0; i < n; i++) {
@@ -277,8 +312,6 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n,
       cur = Chain{};
     }
   }
-  LockResult lr = robust_lock_acquire(&h->tb_lock, 2000000000);
-  if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;  // handles still RESERVED
   for (uint32_t i = 0; i < n; i++) handle_mark_submitted(tb->seg->handles, reqs[i].handle_index);
   bool active = load_relaxed(&h->tb_drain_active);
   for (auto& c : chains) {
@@ -303,7 +336,7 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs, uint32_t n,
   }
   robust_lock_release(&h->tb_lock);
   tb->cv.notify_all();
-  return (int)n;
+  return (int)n_in;
 }
 
 uint32_t thread_backend_cancel_issuer(ThreadBackend* tb, uint32_t issuer) {

@@ -216,6 +216,29 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     ring_doorbells(seg, wake);
     return -EAGAIN;  // SQPOLL has not consumed yet: the caller retries later
   }
+  // Injected faults complete their ops here; the rest is submitted (test hooks only).
+  const uint32_t n_all = n;
+  std::vector<SqeRequest> kept;
+  if (load_relaxed(&seg.hdr->faults.enabled)) {
+    std::vector<uint8_t> skip_store(n);
+    bool* skip = reinterpret_cast<bool*>(skip_store.data());
+    if (apply_faults(seg, reqs, n, skip, wake)) {
+      for (uint32_t i = 0; i < n; i++) {
+        if (skip[i]) continue;
+        SqeRequest q = reqs[i];
+        // Its chain successor completed already: do not link into an unrelated SQE.
+        if (i + 1 < n && skip[i + 1]) q.link_flags &= ~(LF_LINK | LF_HARDLINK);
+        kept.push_back(q);
+      }
+      if (kept.empty()) {
+        robust_lock_release(&rs->submit_lock);
+        ring_doorbells(seg, wake);
+        return (int)n_all;
+      }
+      reqs = kept.data();
+      n = (uint32_t)kept.size();
+    }
+  }
   store_relaxed(&rs->intent_tail, tail);
   store_relaxed(&rs->intent_count, n);
   store_relaxed(&rs->intent_prepared, 0u);
@@ -230,7 +253,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   // Publish: SQE stores happen-before the kernel's acquire load of the tail.
   store_release(m.sq_tail, tail + n);
   stat_add(&rs->stat_sqes, (uint64_t)n);
-  int result = (int)n;
+  int result = (int)n_all;
   if (sqpoll) {
     if (load_acquire(m.sq_flags) & IORING_SQ_NEED_WAKEUP)
       sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
