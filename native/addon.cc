@@ -1207,9 +1207,13 @@ Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
   sqe->user_data = ud;
   m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
   store_release(m.sq_tail, tail + 1);
-  int rc = sys_io_uring_enter(m.fd, 1, 0, 0, nullptr, 0);
+  int rc = 0;
+  for (int tries = 0; load_acquire(m.sq_head) != tail + 1 && tries < 1000; tries++)
+    rc = sys_io_uring_enter(m.fd, tail + 1 - load_acquire(m.sq_head), 0, 0, nullptr, 0);
+  bool ok = load_acquire(m.sq_head) == tail + 1;
   robust_lock_release(&rs->submit_lock);
-  return Napi::Boolean::New(env, rc == 1);
+  (void)rc;
+  return Napi::Boolean::New(env, ok);
 }
 
 // debugSetFault(index, {opMask, fileSlot, kind, skip, repeat, error}) / debugSetFault(index, null)

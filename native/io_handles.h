@@ -59,7 +59,7 @@ struct HandleTable {
   IoHandle* handles;
   uint32_t count;
   uint32_t* cursor;        // shared allocation hint
-  uint32_t* freed_seq;     // futex bumped on every free: back-pressure waiters
+  uint32_t* freed_seq;     // handles freed so far (statistics)
 };
 
 // Returns the index, or -1 if every handle is in use.

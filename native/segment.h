@@ -60,7 +60,7 @@ struct SegmentHeader {
   uint64_t arena_size;
   uint64_t arena_used;      // bump allocator for arena regions (atomic)
   uint32_t handle_cursor;   // allocation hint (atomic)
-  uint32_t handle_freed_seq;  // futex: bumped when a handle frees
+  uint32_t handle_freed_seq;  // handles freed so far (statistics, relaxed)
   // threads backend: cross-process emulation of IOSQE_IO_DRAIN
   RobustLock tb_lock;
   uint64_t tb_next_seq;
