@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// `npm run soak -- <scenario> [options]`: reliability soaks (see RELIABILITY.md).
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const [scenario, ...rest] = process.argv.slice(2);
+const scenarios = { kill: 'kill.cjs' };
+if (!scenarios[scenario]) {
+  console.error(`usage: npm run soak -- <${Object.keys(scenarios).join('|')}> [--kills N] [--workers W] [--seconds S]`);
+  process.exit(2);
+}
+const r = spawnSync(process.execPath, [path.join(__dirname, scenarios[scenario]), ...rest], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
