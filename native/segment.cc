@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <cstdlib>
 
 #include "atomics.h"
 #include <set>
@@ -194,7 +195,13 @@ int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, st
   }
   uint64_t total = probe.total_size;
   void* want = (void*)(uintptr_t)probe.base_address;
-  void* p = mmap(want, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memfd, 0);
+  // Test hook: map elsewhere, as a process whose address space is taken there would,
+  // so the translation path (fixed buffers addressed in the registrant's space) runs.
+  const char* hooks = getenv("RINGMASTER_TEST_HOOKS");
+  const char* force = getenv("RINGMASTER_FORCE_TRANSLATION");
+  bool force_translation = hooks && strcmp(hooks, "1") == 0 && force && strcmp(force, "1") == 0;
+  void* p = force_translation ? MAP_FAILED
+                              : mmap(want, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memfd, 0);
   bool same = p != MAP_FAILED && p == want;
   if (p != MAP_FAILED && p != want) munmap(p, total);  // old kernels treat the flag as a hint
   if (!same) {

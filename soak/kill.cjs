@@ -27,6 +27,7 @@ async function main() {
   const acked = new Array(WORKERS).fill(0);    // next unacknowledged seq per worker id
   const lastProgress = new Array(WORKERS).fill(Date.now());
   const alive = new Map();                      // worker id -> child
+  const killedByUs = new WeakSet();
   let kills = 0;
   let maxStall = 0;
   let failure = null;
@@ -43,8 +44,10 @@ async function main() {
       }
       if (m.error) failure = failure ?? `worker ${id}: ${m.error}`;
     });
-    child.on('exit', () => {
+    child.on('exit', (code, signal) => {
       if (alive.get(id) === child) alive.delete(id);
+      // Only our SIGKILLs may end a worker: any other exit is a failure of the run.
+      if (!killedByUs.has(child) && !stopping) failure = failure ?? `worker ${id} (pid ${child.pid}) exited on its own (code ${code}, signal ${signal})`;
       if (!stopping) setTimeout(() => spawn(id), Math.random() * 50);  // the postmaster restarts it
     });
   }
@@ -61,6 +64,7 @@ async function main() {
     if (ids.length === 0) continue;
     const victim = ids[Math.floor(Math.random() * ids.length)];
     const before = Date.now();
+    killedByUs.add(alive.get(victim));
     alive.get(victim).kill('SIGKILL');
     kills++;
     // Survivors must keep making progress.

@@ -77,6 +77,19 @@ describe('forked workers', () => {
     expect(readFileSync(path.join(pm.dataDir, 'arena.dat')).toString()).toBe(payload);
   });
 
+  it('a worker mapped at another address still does arena IO (fixed buffers by the registrant\'s address)', async () => {
+    const f = await pm.files.open('translated.dat', { create: true });
+    const w = new Worker(pm.fork(WORKER, [], { env: { ...process.env, RINGMASTER_FORCE_TRANSLATION: '1' } }));
+    workers.push(w);
+    await w.ready;
+    const info = await w.call('attach');
+    expect(info.sameAddress).toBe(false);
+    const payload = 'translated-' + 'y'.repeat(5000);
+    expect(await w.call('write', { file: f.id, offset: 4096, data: payload, arena: true })).toBe(payload.length);
+    expect(await w.call('read', { file: f.id, offset: 4096, length: payload.length, arena: true })).toBe(payload);
+    expect(readFileSync(path.join(pm.dataDir, 'translated.dat')).subarray(4096).toString()).toBe(payload);
+  });
+
   it('a chain write(WAL) -> fdatasync -> write(data) submitted by a worker completes in order', async () => {
     const wal = await pm.files.open('wal', { create: true });
     const data = await pm.files.open('data', { create: true });

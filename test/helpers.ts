@@ -68,8 +68,9 @@ export class Worker {
   }
 }
 
-export async function forkWorker(pm: import('../core/index').Postmaster, options: { reaper?: boolean; attach?: boolean } = {}): Promise<Worker> {
-  const w = new Worker(pm.fork(WORKER, [], { reaper: options.reaper ?? true }));
+export async function forkWorker(pm: import('../core/index').Postmaster, options: { reaper?: boolean; attach?: boolean; env?: Record<string, string> } = {}): Promise<Worker> {
+  const env = options.env ? { ...process.env, ...options.env } : undefined;
+  const w = new Worker(pm.fork(WORKER, [], { reaper: options.reaper ?? true, ...(env ? { env } : {}) }));
   await w.ready;
   if (options.attach !== false) await w.call('attach', options.reaper === undefined ? {} : { reaper: options.reaper });
   return w;
