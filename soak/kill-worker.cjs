@@ -7,7 +7,8 @@ const rm = require(path.join(__dirname, '..'));
 
 const REC = 64;
 const [fileId, regionArg, startSeqArg] = process.argv.slice(2).map(Number);
-const REGION = regionArg * (1 << 24);  // 16 MiB per worker id: room for 262144 records
+const REGION_BYTES = 2 ** 30;  // 1 GiB (sparse) per worker id: 16M records
+const REGION = regionArg * REGION_BYTES;
 
 function record(seq) {
   const b = Buffer.alloc(REC);
@@ -26,6 +27,7 @@ function record(seq) {
   process.send({ ready: true, pid: process.pid });
   for (;;) {
     const n = 1 + Math.floor(Math.random() * 8);
+    if ((seq + n) * REC > REGION_BYTES) throw new Error('region full: the soak ran longer than its layout allows');
     const b = db.batch();
     for (let i = 0; i < n; i++) b.write(f, REGION + (seq + i) * REC, record(seq + i), { link: true });
     b.fdatasync(f);
