@@ -26,7 +26,8 @@ export interface NativeInfo {
 }
 
 export interface NativeSession {
-  submit(ring: number | undefined, ops: Float64Array, buffers: (Uint8Array | undefined)[]): Uint32Array | number;
+  /** Per op: (handle index, generation, result or INT32_MIN while pending, reaper slot). */
+  submit(ring: number | undefined, ops: Float64Array, buffers: (Uint8Array | undefined)[]): Int32Array | number;
   openFile(path: string, flags: number, mode: number): number;
   closeFile(id: number): boolean;
   fileInfo(id: number): { path: string; flags: number; slot: number } | null;

@@ -43,6 +43,7 @@ interface PendingBatch {
 // handle before its completion reaches this thread, so a new submission may already
 // hold the same index with the next generation.
 const GEN_SCALE = 2 ** 21;  // handle index < 2^21, generation < 2^32: key < 2^53
+const PENDING = -(2 ** 31);  // submit() result slot of an op that has not completed yet
 function pendingKey(index: number, gen: number): number {
   return gen * GEN_SCALE + index;
 }
@@ -312,14 +313,19 @@ export class Ringmaster extends EventEmitter {
     const deadline = Date.now() + this.#submitTimeoutMs;
     let delay = 0;
     for (;;) {
-      let r: Uint32Array | number;
+      let r: Int32Array | number;
       try {
         r = n.submit(ring, fields, buffers);
       } catch (e) {
         throw fromNative(e);
       }
       if (r === undefined) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this environment is shutting down');
-      if (typeof r !== 'number') return this.#track(r, ops, keep);
+      if (typeof r !== 'number') {
+        const settled = this.#track(r, ops, keep);
+        // Other ops of ours that completed by now (reaped inline) follow this batch's entries.
+        if (r.length > 4 * ops.length) this.#onCompletions(r.subarray(4 * ops.length));
+        return settled;
+      }
       if (r === -ESHUTDOWN) throw new RingmasterError('ESHUTDOWN', 'the postmaster has stopped: its rings accept no more IO', { errno: r });
       if (r !== -EAGAIN && r !== -ETIMEDOUT) throw ioError(r, 'submit');
       // Back-pressure: every IO handle is in flight, or a ring lock is held by a stopped
@@ -333,13 +339,27 @@ export class Ringmaster extends EventEmitter {
     }
   }
 
-  #track(handles: Uint32Array, ops: EncodedOp[], keep: unknown[]): Promise<IoResult[]> {
+  // `handles`: per op (index, generation, result or PENDING, reaper slot). Ops that
+  // completed inline (reaped on this thread during submit) are settled at once.
+  #track(handles: Int32Array, ops: EncodedOp[], keep: unknown[]): Promise<IoResult[]> {
     return new Promise((resolve) => {
       const batch: PendingBatch = { results: new Array(ops.length), remaining: ops.length, resolve, keep };
       for (let i = 0; i < ops.length; i++) {
-        this.#pending.set(pendingKey(handles[2 * i], handles[2 * i + 1]), { batch, pos: i, name: ops[i].name });
+        const res = handles[4 * i + 2];
+        if (res === PENDING) {
+          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, name: ops[i].name });
+        } else {
+          this.#settle(batch, i, ops[i].name, res, handles[4 * i + 3]);
+        }
       }
     });
+  }
+
+  #settle(batch: PendingBatch, pos: number, name: (typeof OP_NAMES)[number], res: number, reaper: number): void {
+    const r: IoResult = { op: name, ok: res >= 0, result: res, reapedBy: reaper };
+    if (res < 0) r.error = ioError(res, `${name} (op ${pos})`, pos);
+    batch.results[pos] = r;
+    if (--batch.remaining === 0) batch.resolve(batch.results);
   }
 
   #onCompletions(b: Int32Array): void {
@@ -360,10 +380,7 @@ export class Ringmaster extends EventEmitter {
       const p = this.#pending.get(key);
       if (!p) continue;  // not ours: never act on it
       this.#pending.delete(key);
-      const r: IoResult = { op: p.name, ok: res >= 0, result: res, reapedBy: reaper };
-      if (res < 0) r.error = ioError(res, `${p.name} (op ${p.pos})`, p.pos);
-      p.batch.results[p.pos] = r;
-      if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
+      this.#settle(p.batch, p.pos, p.name, res, reaper);
     }
   }
 }

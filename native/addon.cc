@@ -28,6 +28,7 @@ namespace {
 
 constexpr int64_t kLockTimeoutNs = 2000000000;  // a SIGSTOPped holder: error, not a hang
 constexpr uint32_t kOpFields = 8;
+constexpr int32_t kPending = INT32_MIN;  // in submit()'s result: not completed yet
 
 std::mutex g_mu;
 std::map<uint64_t, Segment*> g_segments;  // every segment this process has mapped
@@ -688,8 +689,9 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
   return 0;
 }
 
-// submit(ring, ops: Float64Array(8n), buffers: Array) -> Uint32Array(2n) of (index, gen),
-// or a negative errno number for back-pressure (-EAGAIN) and shutdown (-ESHUTDOWN).
+// submit(ring, ops: Float64Array(8n), buffers: Array) -> Int32Array(4n) of (index, gen,
+// result or INT32_MIN if still pending, reaper slot), or a negative errno number for
+// back-pressure (-EAGAIN) and shutdown (-ESHUTDOWN).
 Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
@@ -772,12 +774,68 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, rc);
   }
   stat_add(&seg_->slots[slot_].stat_submitted, (uint64_t)n);
-  auto out = Napi::Uint32Array::New(env, 2 * n);
-  if (out.IsEmpty() || out.Data() == nullptr) return env.Undefined();  // terminating: IO still completes, orphaned at detach
-  for (uint32_t i = 0; i < n; i++) {
-    out[2 * i] = reqs[i].handle_index;
-    out[2 * i + 1] = reqs[i].handle_gen;
+  // Inline reaping: a page-cache hit (or a NOP) completes inside io_uring_enter, so
+  // its CQE is usually there already. Take it now, on this thread, if the completion
+  // lock is free (never wait for it), and hand this batch's finished ops straight back:
+  // no watcher, doorbell or uv_async hop. The CAS in handle_collect guarantees each
+  // completion is collected once, here or by the doorbell thread.
+  // After the batch's n entries come this session's other ops that completed by now
+  // (also reaped here): they are delivered too, instead of by the doorbell thread.
+  // Only a process that reaps (runs watchers) reaps inline: `reaper: false` means
+  // others complete this process's IO.
+  bool inline_reap = hdr->backend == BACKEND_IO_URING && !seg_->watchers.empty() &&
+                     ring_reap(*seg_, ring, (uint32_t)slot_, 0, (uint32_t)slot_) >= 0;
+  std::vector<int32_t> others;
+  std::vector<int32_t> mine(4 * n);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (uint32_t i = 0; i < n; i++) {
+      int32_t res = kPending;
+      uint32_t reaper = 0;
+      if (handle_collect(seg_->handles, reqs[i].handle_index, reqs[i].handle_gen, &res, &reaper)) {
+        for (size_t k = 0; k < inflight_.size(); k++)
+          if (inflight_[k].first == reqs[i].handle_index && inflight_[k].second == reqs[i].handle_gen) {
+            inflight_[k] = inflight_.back();
+            inflight_.pop_back();
+            break;
+          }
+        stat_add(&seg_->slots[slot_].stat_completed, (uint64_t)1);
+      } else {
+        res = kPending;
+        reaper = 0;
+      }
+      mine[4 * i] = (int32_t)reqs[i].handle_index;
+      mine[4 * i + 1] = (int32_t)reqs[i].handle_gen;
+      mine[4 * i + 2] = res;
+      mine[4 * i + 3] = (int32_t)reaper;
+    }
+    if (inline_reap) {
+      // We did not ring our own doorbell for what we reaped: collect all of it now.
+      for (size_t k = 0; k < inflight_.size();) {
+        int32_t res;
+        uint32_t reaper;
+        if (handle_collect(seg_->handles, inflight_[k].first, inflight_[k].second, &res, &reaper)) {
+          others.push_back((int32_t)inflight_[k].first);
+          others.push_back((int32_t)inflight_[k].second);
+          others.push_back(res);
+          others.push_back((int32_t)reaper);
+          inflight_[k] = inflight_.back();
+          inflight_.pop_back();
+          stat_add(&seg_->slots[slot_].stat_completed, (uint64_t)1);
+        } else {
+          k++;
+        }
+      }
+    }
+    if (inflight_.empty() && waits_.empty() && undelivered_ == 0 && tsfn_ref_) {
+      tsfn_.Unref(env);
+      tsfn_ref_ = false;
+    }
   }
+  auto out = Napi::Int32Array::New(env, mine.size() + others.size());
+  if (out.IsEmpty() || out.Data() == nullptr) return env.Undefined();  // terminating env
+  memcpy(out.Data(), mine.data(), mine.size() * sizeof(int32_t));
+  if (!others.empty()) memcpy(out.Data() + mine.size(), others.data(), others.size() * sizeof(int32_t));
   return out;
 }
 

@@ -289,7 +289,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   return result;
 }
 
-int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns) {
+int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns, uint32_t quiet_slot) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
   LockResult lr = robust_lock_acquire(&rs->complete_lock, lock_timeout_ns);
@@ -329,6 +329,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
     ProcSlot* me = &seg.slots[reaper_slot];
     stat_add(&me->stat_reaped, (uint64_t)processed);
   }
+  wake.erase(quiet_slot);
   ring_doorbells(seg, wake);
   return processed;
 }

@@ -100,7 +100,10 @@ struct SqeRequest {
 // -ESHUTDOWN): the handles are then still RESERVED and the caller takes them back.
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns);
 // Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
-int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns);
+// `quiet_slot`: a slot whose doorbell is not rung because the caller (that slot's own
+// JS thread, reaping inline) collects its completions itself right after; ~0u: none.
+int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns,
+              uint32_t quiet_slot = ~0u);
 // Ask the kernel to cancel in-flight requests by user_data (IORING_OP_ASYNC_CANCEL).
 // Used for a dead issuer's IO: a poll-armed request (pipe, socket) is not cancelled
 // when its submitter dies and would otherwise stay in flight forever.
