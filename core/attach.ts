@@ -25,7 +25,7 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
     throw new RingmasterError('ERR_RINGMASTER_NOT_FORKED', `this process was not started by pm.fork() or pm.clusterFork() (no ${ATTACH_ENV} in its environment); worker threads pass a token: attach(db.threadToken())`);
   }
   if (forkedAttached) throw new RingmasterError('ERR_RINGMASTER_ALREADY_ATTACHED', 'this process is already attached; use the handle attach() returned');
-  let spec: { v: number; memfd: number; ringFds: number[]; postmasterPid: number; features: Features; reaper: boolean };
+  let spec: { v: number; memfd: number; ringFds: number[]; eventFds?: number[]; postmasterPid: number; features: Features; reaper: boolean };
   try {
     spec = JSON.parse(raw);
   } catch {
@@ -34,7 +34,7 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
   if (spec?.v !== 1 || !Number.isInteger(spec.memfd) || !Array.isArray(spec.ringFds)) throw new RingmasterError('ERR_RINGMASTER_ATTACH', `${ATTACH_ENV} has an unknown format`);
   let session;
   try {
-    session = native.attachForked(spec.memfd, spec.ringFds, { reaper: options.reaper ?? spec.reaper ?? true }, () => {});
+    session = native.attachForked(spec.memfd, spec.ringFds, { reaper: options.reaper ?? spec.reaper ?? true, eventFds: Array.isArray(spec.eventFds) ? spec.eventFds : [] }, () => {});
   } catch (e) {
     throw fromNative(e);
   }

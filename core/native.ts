@@ -35,7 +35,7 @@ export interface NativeSession {
   arenaAlloc(size: number, align: number): number;
   info(): NativeInfo;
   stats(): any;
-  forkFds(): { memfd: number; ringFds: number[] };
+  forkFds(): { memfd: number; ringFds: number[]; eventFds: number[] };
   cleanupProcess(pid: number): number;
   sweepDeadSlots(): number;
   reapNow(ring?: number): number;
@@ -59,7 +59,7 @@ export interface NativeSession {
 
 export interface NativeAddon {
   createSegment(options: Record<string, unknown>, onCompletions: (b: Int32Array) => void): NativeSession;
-  attachForked(memfd: number, ringFds: number[], options: { reaper: boolean }, onCompletions: (b: Int32Array) => void): NativeSession;
+  attachForked(memfd: number, ringFds: number[], options: { reaper: boolean; eventFds?: number[] }, onCompletions: (b: Int32Array) => void): NativeSession;
   attachThread(segmentId: number, onCompletions: (b: Int32Array) => void): NativeSession;
   probe(): { ok: boolean; errno: number; code: string; features: number; kernel: string };
 }

@@ -126,10 +126,13 @@ export class Postmaster extends Ringmaster {
   }
 
   #attachEnv(reaper: boolean): { stdio: (number | 'ipc' | 'inherit' | 'pipe' | 'ignore')[]; env: string } {
-    const { memfd, ringFds } = this._native().forkFds();
+    const { memfd, ringFds, eventFds } = this._native().forkFds();
+    // Child fds: 4 = segment memfd, then the ring fds, then their eventfds (if any).
     const ringChildFds = ringFds.map((_, i) => FIRST_FD + 1 + i);
-    const env = JSON.stringify({ v: 1, memfd: FIRST_FD, ringFds: ringChildFds, segment: this.info.segmentId, postmasterPid: process.pid, features: this.features, reaper });
-    return { stdio: [memfd, ...ringFds], env };
+    const haveEvents = eventFds.length > 0 && eventFds.every((fd) => fd >= 0);
+    const eventChildFds = haveEvents ? eventFds.map((_, i) => FIRST_FD + 1 + ringFds.length + i) : [];
+    const env = JSON.stringify({ v: 1, memfd: FIRST_FD, ringFds: ringChildFds, eventFds: eventChildFds, segment: this.info.segmentId, postmasterPid: process.pid, features: this.features, reaper });
+    return { stdio: [memfd, ...ringFds, ...(haveEvents ? eventFds : [])], env };
   }
 
   /**

@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <map>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <memory>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -91,6 +93,19 @@ std::string errno_code(int e) {
 
 void start_watchers(Segment* seg, const std::vector<uint32_t>& rings);
 
+// Wake this process's watcher threads (they then see `stopping`): the local stop
+// eventfd for eventfd watchers, a NOP on the ring for GETEVENTS watchers.
+void wake_local_watchers(Segment* seg) {
+  if (seg->stop_efd >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(seg->stop_efd, &one, sizeof(one));
+    (void)w;
+  }
+  if (load_acquire(&seg->hdr->backend) != BACKEND_IO_URING) return;
+  for (uint32_t r = 0; r < seg->rings.size(); r++)
+    if (seg->rings[r].efd < 0) ring_wake_watchers(*seg, r);
+}
+
 struct ProcessRole { bool reaps = true; };
 
 class Session : public Napi::ObjectWrap<Session> {
@@ -157,6 +172,7 @@ class Session : public Napi::ObjectWrap<Session> {
   napi_env env_ = nullptr;
   bool hook_added_ = false;
   bool strong_ = false;  // holding a strong reference to our JS object (while attached)
+  bool tearing_down_ = false;  // detaching from the env cleanup hook
 };
 
 Napi::FunctionReference* Session::ctor = nullptr;
@@ -172,6 +188,7 @@ void Session::CleanupHook(void* arg) {
   auto* s = static_cast<Session*>(arg);
   RM_TRACE("session %p env cleanup hook", (void*)s);
   s->hook_added_ = false;
+  s->tearing_down_ = true;  // no HandleScope and no JS ever again: touch no JS handles
   // The environment's heap is about to go: wait longer for IO into its buffers.
   s->DetachNative(10000000000ll);
 }
@@ -237,6 +254,10 @@ void Session::DoorbellMain() {
         }
       }
       empty = inflight_.empty();
+      // Counted as undelivered in the same critical section that took the ops out of
+      // inflight_: no one may see "nothing in flight, nothing undelivered" (and unref
+      // the loop) while this batch is on its way to the JS thread.
+      if (!batch->empty()) undelivered_++;
     }
     if (!batch->empty()) {
       uint64_t n = 0;
@@ -248,10 +269,6 @@ void Session::DoorbellMain() {
             ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots ||
              load_relaxed(&seg_->slots[(*batch)[i]].pid) != load_relaxed(&me->pid)))
           stat_add(&me->stat_completed_by_other, (uint64_t)1);
-      {
-        std::lock_guard<std::mutex> g(mu_);
-        undelivered_++;  // keeps the loop referenced until JS has resolved these
-      }
       napi_status st = tsfn_.NonBlockingCall(batch, [this](Napi::Env env, Napi::Function fn, std::vector<int32_t>* b) {
         DeliverOnJs(env, b);
         (void)fn;
@@ -355,8 +372,11 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
       Unref();  // now collectable; the destructor finds it detached
     }
   }
-  if (!arena_ab_.IsEmpty()) {
+  if (tearing_down_) {
+    arena_ab_.SuppressDestruct();  // the environment frees its references itself
+  } else if (!arena_ab_.IsEmpty()) {
     // Views over the arena become zero-length instead of dangling after unmap.
+    Napi::HandleScope scope(Napi::Env(env_));
     Napi::ArrayBuffer ab = arena_ab_.Value();
     if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
     arena_ab_.Reset();
@@ -381,9 +401,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
   cleanup_slot(seg_, (uint32_t)slot_, false);
   if (last) {
     seg->stopping = true;
-    if (load_acquire(&seg->hdr->backend) == BACKEND_IO_URING) {
-      for (uint32_t r = 0; r < seg->rings.size(); r++) ring_wake_watchers(*seg, r);
-    }
+    wake_local_watchers(seg);
     for (auto& t : seg->watchers) if (t.joinable()) t.join();
     seg->watchers.clear();
     bool pool_gone = true;
@@ -450,12 +468,44 @@ void cleanup_slot(Segment* seg, uint32_t slot, bool process_died) {
 
 void watcher_main(Segment* seg, uint32_t ring) {
   RingMap& m = seg->rings[ring];
+  uint32_t reaper = 0;
+  if (m.efd >= 0) {
+    // Wait for the ring's async-completion eventfd. EPOLLEXCLUSIVE: one event wakes one
+    // watcher among all processes, not all of them; that one reaps for everybody and
+    // rings the issuers' doorbells. The 250 ms timeout sweeps up after a waker that died
+    // between consuming the event and reaping.
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u32 = 1;
+    epoll_ctl(ep, EPOLL_CTL_ADD, m.efd, &ev);
+    struct epoll_event stop = {};
+    stop.events = EPOLLIN;
+    stop.data.u32 = 2;
+    if (seg->stop_efd >= 0) epoll_ctl(ep, EPOLL_CTL_ADD, seg->stop_efd, &stop);
+    while (!seg->stopping.load()) {
+      struct epoll_event got[2];
+      int n = epoll_wait(ep, got, 2, 250);
+      if (seg->stopping.load()) break;
+      for (int i = 0; i < n; i++) {
+        if (got[i].data.u32 == 1) {
+          uint64_t v;
+          ssize_t r = read(m.efd, &v, sizeof(v));  // may be EAGAIN: another process took it
+          (void)r;
+        }
+      }
+      reaper = load_relaxed(&seg->reaper_slot);
+      if (n > 0 || ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW))
+        ring_reap(*seg, ring, reaper, kLockTimeoutNs);
+    }
+    close(ep);
+    return;
+  }
+  // No eventfd: wait in io_uring_enter. Every watcher wakes on every CQE (kernel fact 10).
   struct __kernel_timespec ts = {0, 250000000};
   struct io_uring_getevents_arg arg = {};
   arg.ts = (uint64_t)(uintptr_t)&ts;
   while (!seg->stopping.load()) {
-    // All watchers wake on a CQE (kernel fact 10); whoever takes the completion lock
-    // reaps for everyone and rings the issuers' doorbells.
     sys_io_uring_enter(m.fd, 0, 1, IORING_ENTER_GETEVENTS | (1U << 3) /* EXT_ARG */, &arg, sizeof(arg));
     if (seg->stopping.load()) break;
     ring_reap(*seg, ring, load_relaxed(&seg->reaper_slot), kLockTimeoutNs);
@@ -463,6 +513,7 @@ void watcher_main(Segment* seg, uint32_t ring) {
 }
 
 void start_watchers(Segment* seg, const std::vector<uint32_t>& rings) {
+  if (seg->stop_efd < 0) seg->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   for (uint32_t r : rings) seg->watchers.emplace_back(watcher_main, seg, r);
 }
 
@@ -510,12 +561,12 @@ void forget_segment(Segment* seg, bool close_fds) {
     g_segments.erase(seg->id);
   }
   seg->stopping = true;
-  for (uint32_t r = 0; r < seg->rings.size(); r++) ring_wake_watchers(*seg, r);
+  wake_local_watchers(seg);
   for (auto& t : seg->watchers) if (t.joinable()) t.join();
   bool pool_gone = seg->pool ? thread_backend_stop(seg->pool, 2000000000ll) : true;
   if (!pool_gone) return;  // keep the mapping for the stuck thread (never happens before first use)
   if (!close_fds) {  // inherited from the postmaster: a later attach() needs them again
-    for (auto& r : seg->rings) r.fd = -1;
+    for (auto& r : seg->rings) { r.fd = -1; r.efd = -1; }
     seg->memfd = -1;
   }
   segment_unmap(seg);
@@ -562,10 +613,17 @@ Napi::Value AttachForked(const Napi::CallbackInfo& info) {
   Napi::Array fds = info[1].As<Napi::Array>();
   std::vector<int> ring_fds;
   for (uint32_t i = 0; i < fds.Length(); i++) ring_fds.push_back(fds.Get(i).As<Napi::Number>().Int32Value());
-  bool reaps = info[2].As<Napi::Object>().Get("reaper").As<Napi::Boolean>().Value();
+  Napi::Object aopts = info[2].As<Napi::Object>();
+  bool reaps = aopts.Get("reaper").As<Napi::Boolean>().Value();
+  std::vector<int> event_fds;
+  Napi::Value ev = aopts.Get("eventFds");
+  if (ev.IsArray()) {
+    Napi::Array a = ev.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) event_fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
   auto* seg = new Segment();
   std::string err;
-  int rc = segment_attach(memfd, ring_fds, seg, &err);
+  int rc = segment_attach(memfd, ring_fds, event_fds, seg, &err);
   if (rc < 0) {
     delete seg;
     make_error(env, "ERR_RINGMASTER_ATTACH", err, rc).ThrowAsJavaScriptException();
@@ -785,6 +843,10 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   // others complete this process's IO.
   bool inline_reap = hdr->backend == BACKEND_IO_URING && !seg_->watchers.empty() &&
                      ring_reap(*seg_, ring, (uint32_t)slot_, 0, (uint32_t)slot_) >= 0;
+  // Inline completions do not signal the eventfd: a submitter that does not reap hands
+  // what it left in the CQ to a watcher somewhere.
+  if (hdr->backend == BACKEND_IO_URING && !inline_reap && ring_cq_pending(seg_->rings[ring]))
+    ring_poke_reapers(seg_->rings[ring]);
   std::vector<int32_t> others;
   std::vector<int32_t> mine(4 * n);
   {
@@ -1061,6 +1123,9 @@ Napi::Value Session::ForkFds(const Napi::CallbackInfo& info) {
   Napi::Array fds = Napi::Array::New(env);
   for (uint32_t r = 0; r < seg_->rings.size(); r++) fds.Set(r, Napi::Number::New(env, seg_->rings[r].fd));
   o.Set("ringFds", fds);
+  Napi::Array efds = Napi::Array::New(env);
+  for (uint32_t r = 0; r < seg_->rings.size(); r++) efds.Set(r, Napi::Number::New(env, seg_->rings[r].efd));
+  o.Set("eventFds", efds);
   return o;
 }
 

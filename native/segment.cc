@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <cstdlib>
 
@@ -145,6 +146,17 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
         segment_unmap(seg);
         return rc;
       }
+      // Watchers wait on an eventfd signalled only by async completions, so inline
+      // completions (reaped by their submitter) wake no one. Optional: without it
+      // watchers fall back to GETEVENTS.
+      const char* watch = getenv("RINGMASTER_WATCH");  // 'getevents': the old mode, for comparison
+      bool want_efd = !(watch && strcmp(watch, "getevents") == 0);
+      int efd = want_efd ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+      if (efd >= 0 && sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_EVENTFD_ASYNC, &efd, 1) == 0) {
+        seg->rings[r].efd = efd;
+      } else if (efd >= 0) {
+        close(efd);
+      }
       if (!(rs->features & IORING_FEAT_EXT_ARG)) {
         // Watchers wait with a timeout (EXT_ARG, Linux 5.11): without it, no ring.
         *err = "io_uring lacks IORING_FEAT_EXT_ARG (Linux < 5.11)";
@@ -176,7 +188,8 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
   return 0;
 }
 
-int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, std::string* err) {
+int segment_attach(int memfd, const std::vector<int>& ring_fds, const std::vector<int>& event_fds, Segment* seg,
+                   std::string* err) {
   struct stat st;
   if (fstat(memfd, &st) != 0) { int e = errno; *err = std::string("segment fd: ") + strerror(e); return -e; }
   if ((uint64_t)st.st_size < sizeof(SegmentHeader)) { *err = "segment fd is not a ringmaster segment (too small)"; return -EINVAL; }
@@ -232,6 +245,7 @@ int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, st
   seg->rings.resize(h->ring_count);
   for (uint32_t r = 0; r < h->ring_count; r++) {
     int rc = ring_map(&h->rings[r], &seg->rings[r], ring_fds[r]);
+    if (rc == 0 && r < event_fds.size()) seg->rings[r].efd = event_fds[r];
     if (rc < 0) {
       *err = std::string("mapping ring ") + std::to_string(r) + ": " + strerror(-rc);
       for (uint32_t k = 0; k < r; k++) ring_unmap(&seg->rings[k]);
@@ -245,6 +259,8 @@ int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, st
 }
 
 void segment_unmap(Segment* seg) {
+  if (seg->stop_efd >= 0) close(seg->stop_efd);
+  seg->stop_efd = -1;
   for (auto& r : seg->rings) ring_unmap(&r);
   seg->rings.clear();
   if (seg->data_dir_fd >= 0) close(seg->data_dir_fd);

@@ -118,6 +118,7 @@ struct Segment {
   int env_refs = 0;
   std::vector<std::thread> watchers;
   std::atomic<bool> stopping{false};
+  int stop_efd = -1;  // process-local: wakes this process's watchers at detach
   // Slot credited with reaps by this process's watchers and pool: one of this
   // process's live sessions (moves on when that session detaches). Atomic access.
   uint32_t reaper_slot = 0;
@@ -131,7 +132,8 @@ uint64_t layout_size(const SegmentConfig& cfg, uint64_t* slots_off, uint64_t* ha
 // Postmaster: create memfd + header + rings. On failure returns -errno and a message.
 int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err);
 // Child: map memfd (same address if possible), validate header, map rings.
-int segment_attach(int memfd, const std::vector<int>& ring_fds, Segment* seg, std::string* err);
+int segment_attach(int memfd, const std::vector<int>& ring_fds, const std::vector<int>& event_fds, Segment* seg,
+                   std::string* err);
 void segment_unmap(Segment* seg);
 bool segment_running(Segment& seg);
 // Named regions: 0 or -errno (-EEXIST, -ENOSPC, -ENOENT, -ENAMETOOLONG).

@@ -108,7 +108,20 @@ int ring_map(RingShared* shared, RingMap* m, int fd) {
   return 0;
 }
 
+bool ring_cq_pending(RingMap& m) {
+  return load_acquire(m.cq_tail) != load_acquire(m.cq_head);
+}
+
+void ring_poke_reapers(RingMap& m) {
+  if (m.efd < 0) return;
+  uint64_t one = 1;
+  ssize_t w = write(m.efd, &one, sizeof(one));
+  (void)w;
+}
+
 void ring_unmap(RingMap* m) {
+  if (m->efd >= 0) close(m->efd);
+  m->efd = -1;
   if (m->sqes) munmap(m->sqes, m->sqes_len);
   if (m->sq_ptr) munmap(m->sq_ptr, m->sq_len);
   if (m->cq_len && m->cq_ptr) munmap(m->cq_ptr, m->cq_len);
@@ -325,6 +338,30 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
   }
   stat_add(&rs->stat_cqes, (uint64_t)processed);
   robust_lock_release(&rs->complete_lock);
+  // A CQE posted after our last look, whose poster found the lock taken (an inline
+  // reaper's trylock), would wait for the next event: look again after unlocking.
+  if (ring_cq_pending(m)) {
+    LockResult again = robust_lock_acquire(&rs->complete_lock, 0);
+    if (again == LockResult::Acquired || again == LockResult::AcquiredOwnerDied) {
+      for (;;) {
+        uint32_t head = load_relaxed(m.cq_head);
+        uint32_t tail = load_acquire(m.cq_tail);
+        if (head == tail) break;
+        while (head != tail) {
+          io_uring_cqe* cqe = &m.cqes[head & mask];
+          uint64_t ud = load_relaxed(&cqe->user_data);
+          int32_t res = load_relaxed(&cqe->res);
+          if (ud != kWakeUserData && ud != kCancelUserData) {
+            deliver_completion(seg, ud, res, reaper_slot, rs, wake);
+            processed++;
+          }
+          head++;
+          store_release(m.cq_head, head);
+        }
+      }
+      robust_lock_release(&rs->complete_lock);
+    }
+  }
   if (reaper_slot < seg.hdr->max_slots && processed) {
     ProcSlot* me = &seg.slots[reaper_slot];
     stat_add(&me->stat_reaped, (uint64_t)processed);

@@ -51,6 +51,10 @@ struct RingShared {
 // This process's mapping of one ring.
 struct RingMap {
   int fd = -1;
+  // Registered with IORING_REGISTER_EVENTFD_ASYNC: signalled for completions that did
+  // not happen inline in io_uring_enter. Shared by every process (passed like the
+  // ring fd); -1 if the kernel lacks it (watchers then wait in GETEVENTS).
+  int efd = -1;
   void* sq_ptr = nullptr;
   size_t sq_len = 0;
   void* cq_ptr = nullptr;
@@ -108,6 +112,11 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
 // Used for a dead issuer's IO: a poll-armed request (pipe, socket) is not cancelled
 // when its submitter dies and would otherwise stay in flight forever.
 int ring_cancel(Segment& seg, uint32_t ring_index, const uint64_t* user_data, uint32_t n, int64_t lock_timeout_ns);
+// True if the CQ holds entries nobody has reaped yet.
+bool ring_cq_pending(RingMap& m);
+// Signal the ring's eventfd so one watcher (in any process) reaps: used by a submitter
+// that does not reap itself and left CQEs behind (inline completions do not signal).
+void ring_poke_reapers(RingMap& m);
 // Wake every watcher blocked on this ring (a NOP whose CQE is ignored).
 int ring_wake_watchers(Segment& seg, uint32_t ring_index);
 

@@ -17,3 +17,19 @@ describe('handle lifetime', () => {
     }
   });
 });
+
+describe('event loop', () => {
+  it('stays alive while IO is in flight, with nothing else keeping it (30000 reads at depth 16)', () => {
+    const dir = tempDir();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const r = spawnSync(process.execPath, [path.join(__dirname, 'fixtures', 'loop-alive.cjs'), path.join(dir, String(round))], { encoding: 'utf8', timeout: 60000 });
+        expect(r.stderr).not.toMatch(/Error|FATAL/);
+        expect(r.stdout.trim()).toBe('ok');
+        expect(r.status).toBe(0);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
