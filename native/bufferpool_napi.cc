@@ -143,14 +143,16 @@ void chain_remove(PoolView& v, uint32_t bucket, uint32_t id) {
   }
 }
 
-// Pin: refcount+1, and usage+1 (up to 5) if `use`. CAS only.
-void pin_state(BufDesc* d, bool use) {
+// Pin: refcount+1, and usage+1 (up to 5) if `use`. CAS only. A full pin count
+// (2^18 - 1) is never exceeded: the caller reports too many pins.
+bool pin_state(BufDesc* d, bool use) {
   uint64_t s = load_acquire(&d->state);
   for (;;) {
+    if ((s & BS_PIN_MASK) == BS_PIN_MASK) return false;
     uint64_t ns = s + 1;
     uint64_t u = (s & BS_USAGE_MASK) >> BS_USAGE_SHIFT;
     if (use && u < BS_USAGE_MAX) ns += 1ull << BS_USAGE_SHIFT;
-    if (cas(&d->state, &s, ns)) return;
+    if (cas(&d->state, &s, ns)) return true;
   }
 }
 
@@ -209,8 +211,9 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     if (!lock_part(pl)) return arr(env, {PIN_EXHAUSTED});
     int64_t found = chain_find(v, bucket, file, block);
     if (found >= 0) {
-      pin_state(&v.d[found], true);
+      bool pinned = pin_state(&v.d[found], true);
       robust_lock_release(pl);
+      if (!pinned) return arr(env, {PIN_TOO_MANY});
       if (!record_pin(c, (uint32_t)found)) {
         unpin_state(&v.d[found]);
         return arr(env, {PIN_TOO_MANY});
@@ -245,8 +248,9 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     found = chain_find(v, bucket, file, block);
     if (found >= 0) {  // someone else brought it in meanwhile: use theirs
       unpin_state(d);
-      pin_state(&v.d[found], true);
+      bool pinned = pin_state(&v.d[found], true);
       robust_lock_release(pl);
+      if (!pinned) return arr(env, {PIN_TOO_MANY});
       if (!record_pin(c, (uint32_t)found)) { unpin_state(&v.d[found]); return arr(env, {PIN_TOO_MANY}); }
       return arr(env, {PIN_OK, (double)found});
     }
@@ -475,7 +479,7 @@ Napi::Value PinById(const Napi::CallbackInfo& info) {
   BufDesc* d = &c.v.d[id];
   uint64_t s = load_acquire(&d->state);
   for (;;) {
-    if (!(s & BS_TAG) || !(s & BS_VALID)) return env.Null();
+    if (!(s & BS_TAG) || !(s & BS_VALID) || (s & BS_PIN_MASK) == BS_PIN_MASK) return env.Null();
     if (cas(&d->state, &s, s + 1)) break;
   }
   if (!record_pin(c, id)) { unpin_state(d); return env.Null(); }
