@@ -304,6 +304,7 @@ export class BufferPool {
   async #pinSlow(fileId: number, blk: number): Promise<number> {
     const deadline = Date.now() + this.#pinWaitMs;
     let delay = 1;
+    let lastFlushError: unknown;
     for (;;) {
       const r = N.bpPin(this.#n(), fileId, blk);
       if (r[0] === 0) return r[1];
@@ -313,12 +314,14 @@ export class BufferPool {
         try {
           await this.#flushId(r[1]);
           continue;
-        } catch {
-          /* fall through to the bounded wait */
+        } catch (e) {
+          lastFlushError = e;  // fall through to the bounded wait
         }
       }
       if (Date.now() >= deadline) {
-        throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned for ${this.#pinWaitMs} ms`);
+        const why = lastFlushError ? ' or dirty (writing one back failed: see cause)' : '';
+        throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned${why} for ${this.#pinWaitMs} ms`,
+          lastFlushError ? { cause: lastFlushError } : {});
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 20);

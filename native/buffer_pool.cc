@@ -248,8 +248,8 @@ int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_
   uint8_t* base = seg.arena.base + off;
   auto* ph = reinterpret_cast<PoolHeader*>(base);
   if (load_acquire(&ph->magic) != 0) return -EEXIST;
-  memcpy(ph, &h, sizeof(h));
-  ph->magic = 0;
+  h.magic = 0;
+  memcpy(ph, &h, sizeof(h));  // nobody reads the header before the magic below is published
   auto* locks = reinterpret_cast<LockCell*>(base + h.locks_off);
   for (uint32_t i = 0; i < kPoolPartitions; i++) robust_lock_init(&locks[i].lock);
   store_release(&ph->magic, kPoolMagic);  // pairs with load_acquire in pool_view

@@ -115,6 +115,17 @@ describe('buffer pool: sharing reads across processes', () => {
     await waitFor(() => pm!.buffers.stats().ioInProgress === 0, 20000, 'no IO left in progress');
   });
 
+  it('a process killed after claiming a read it never submitted: cleanup ends the claim and others read the page', async () => {
+    await setup(16);
+    const f = await makeFile('d', 4);
+    const a = await worker();
+    a.call('claimThenDie', { file: f.id, block: 3 }).catch(() => {});
+    expect((await a.exited).signal).toBe('SIGKILL');
+    const b = await worker();
+    expect((await b.call('read', { file: f.id, block: 3 })).sum).toBe(sum(pageImage(4)));
+    await waitFor(() => pm!.buffers.stats().pinned === 0, 20000, "the dead process's pin to go");
+  });
+
   it('prefetch and stream: pages come back in order with reads batched', async () => {
     await setup(32);
     const f = await makeFile('d', 24);
