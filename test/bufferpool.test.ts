@@ -141,6 +141,22 @@ describe('buffer pool: sharing reads across processes', () => {
     await pm!.buffers.prefetch(f, [0, 1, 2, 3]);  // already there: no IO
     expect(pm!.buffers.stats().global.reads).toBe(24);
     expect(pm!.buffers.stats().pinned).toBe(0);
+    // 16 cold pages: one batch, so (io_uring) one io_uring_enter for all 16 reads.
+    const g = await makeFile('e', 16);
+    const r0 = pm!.stats().rings[0];
+    await pm!.buffers.prefetch(g, Array.from({ length: 16 }, (_, i) => i));
+    expect(pm!.buffers.stats().global.reads).toBe(40);
+    if (pm!.features.backend === 'io_uring') {
+      const r1 = pm!.stats().rings[0];
+      expect(r1.sqes - r0.sqes).toBe(16);
+      expect(r1.enters - r0.enters).toBeLessThanOrEqual(2);
+    }
+    for (let i = 0; i < 16; i++) {
+      const b = await pm!.buffers.read(g, i);  // hits now
+      expect(b.page[100]).toBe(i + 1);
+      b.release();
+    }
+    expect(pm!.buffers.stats().global.reads).toBe(40);
   });
 });
 
