@@ -355,7 +355,9 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     }
   }
   if (!arena_ab_.IsEmpty()) {
-    // Views over the arena become zero-length instead of dangling after unmap.
+    // Views over the arena become zero-length instead of dangling after unmap. Own
+    // handle scope: the env cleanup hook (worker.terminate()) runs outside any JS scope.
+    Napi::HandleScope scope{Napi::Env(env_)};
     Napi::ArrayBuffer ab = arena_ab_.Value();
     if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
     arena_ab_.Reset();

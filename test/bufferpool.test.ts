@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
+import { Worker as ThreadWorker } from 'node:worker_threads';
 import { Worker, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'bufferpool-worker.cjs');
@@ -294,6 +295,30 @@ describe('buffer pool: pins, locks, eviction', () => {
       { numRuns: 8 },
     );
     expect(pm!.buffers.stats().global.evictions).toBeGreaterThan(0);
+    expect(pm!.buffers.stats().pinned).toBe(0);
+  });
+});
+
+describe('buffer pool: worker threads', () => {
+  it("worker threads share the process's pool; a terminated thread's pins and locks are released by its detach", async () => {
+    await setup(16);
+    const f = await makeFile('d', 8);
+    const mine = await pm!.buffers.read(f, 2);
+    const t = new ThreadWorker(path.join(__dirname, 'fixtures', 'bufferpool-thread.cjs'), {
+      workerData: { token: pm!.threadToken(), fileId: f.id, blocks: [2, 3, 4], lock: true },
+    });
+    const m: any = await new Promise((resolve, reject) => { t.once('message', resolve); t.once('error', reject); });
+    expect(m.error).toBeUndefined();
+    expect(m.out.map((x: any) => x.byte)).toEqual([3, 4, 5]);
+    expect(m.out[0].bufferId).toBe(mine.bufferId);  // the same shared buffer
+    expect(m.stats.hits).toBe(1);
+    expect(m.stats.reads).toBe(2);
+    expect(pm!.buffers.stats().pinned).toBe(3);
+    await t.terminate();  // never released: the environment's detach gives the pins back
+    await waitFor(() => pm!.buffers.stats().pinned === 1, 20000, "the thread's pins to go");
+    // Its shared lock went too: the exclusive lock is granted.
+    await mine.lockExclusive();
+    mine.release();
     expect(pm!.buffers.stats().pinned).toBe(0);
   });
 });
