@@ -1,24 +1,683 @@
-// The shared buffer pool (issue 3). Native state part: native/bufferpool_napi.cc.
+// The shared buffer pool (issue 3): policy and the public API. The shared structure
+// (descriptors, mapping table, pin records, completion actions) is native/buffer_pool.h.
 import { registerModule } from '../core/modules';
+import type { WalHook } from '../core/modules';
 import type { Ringmaster } from '../core/ringmaster';
+import { FileHandle } from '../core/files';
+import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
+import { native } from '../core/native';
+import type { EncodedOp, IoResult } from '../core/io';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const N: any = native;
+
+const OP_READ = 1;
+const KIND_BUFFER_READ_DONE = 2;   // native/completion_kinds.h
+const KIND_BUFFER_WRITE_DONE = 3;
+const EIO = 5;
+const ERR_CHECKSUM = -10001;       // native/buffer_pool.h
+const ERR_SHORT_READ = -10002;
+const MAX_LSN = (1n << 64n) - 1n;
+
+/** Bytes at the start of every page the pool owns: 8-byte LSN (LE), 4-byte CRC32C, 4 reserved. */
+export const PAGE_HEADER_SIZE = 16;
 
 export interface BufferPoolOptions {
-  /** Number of pages in the pool. */
+  /** Number of pages in the pool (default 256). */
   pages?: number;
   /** Page size in bytes: 4096..32768, a power of two (default 8192). */
   pageSize?: number;
 }
 
+export interface BufferPoolConfig {
+  /** How writeback honours WAL-before-data: one linked batch (default) or wait for `hook.flush`. */
+  walBeforeData?: 'link' | 'wait';
+  /** How long `read` waits for an unpinned buffer before ERR_RINGMASTER_POOL_EXHAUSTED (default 5000). */
+  pinWaitMs?: number;
+  /** How long a reader waits for another process's IO on the same page (default 30000). */
+  ioWaitMs?: number;
+  /** How long lockShared/lockExclusive wait (default 30000). */
+  lockWaitMs?: number;
+}
+
+export interface BufferPoolStats {
+  hits: number;
+  misses: number;
+  reads: number;
+  writes: number;
+  evictions: number;
+  /** Reads that waited for another reader's IO instead of issuing their own. */
+  ioWaits: number;
+  /** Reads (issued by this process / by anyone) completed by a process other than the issuer. */
+  completedByOther: number;
+}
+
+interface PoolInfo {
+  offset: number;
+  pages: number;
+  pageSize: number;
+  descOffset: number;
+  descSize: number;
+  ioSeqField: number;
+  lockField: number;
+  pagesOffset: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function errorCode(err: number): string {
+  if (err === ERR_CHECKSUM) return 'ERR_RINGMASTER_CHECKSUM';
+  if (err === ERR_SHORT_READ) return 'ERR_RINGMASTER_SHORT_READ';
+  return errnoName(err);
+}
+
+function intOpt(name: string, v: unknown, def: number, lo: number, hi: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be an integer`);
+  if (v < lo || v > hi) throw rangeError('ERR_OUT_OF_RANGE', `${name} must be in ${lo}..${hi}, got ${v}`);
+  return v;
+}
+
+/** Computes and stores the page checksum (bytes 8..12) of a page image, e.g. to build files offline. */
+export function setPageChecksum(page: Uint8Array): number {
+  return N.bpSetChecksum(page);
+}
+
+/**
+ * A pinned page of the pool. `page` views shared memory: hold `lockShared()` to read it
+ * consistently and `lockExclusive()` to change it (then `markDirty(lsn)`). Bytes
+ * 0..16 are the page header; the pool writes the LSN and checksum there.
+ */
+export class PinnedBuffer {
+  readonly bufferId: number;
+  readonly file: number;
+  readonly block: number;
+  #pool: BufferPool;
+  #page: Uint8Array;
+  #released = false;
+  #lock: 0 | 1 | 2 = 0;  // none, shared, exclusive
+
+  /** @internal */
+  constructor(pool: BufferPool, id: number, file: number, block: number, page: Uint8Array) {
+    this.#pool = pool;
+    this.bufferId = id;
+    this.file = file;
+    this.block = block;
+    this.#page = page;
+  }
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  get page(): Uint8Array {
+    this.#alive('page');
+    return this.#page;
+  }
+
+  /** The page LSN (from the page header). */
+  get lsn(): bigint {
+    this.#alive('lsn');
+    return new DataView(this.#page.buffer, this.#page.byteOffset, 8).getBigUint64(0, true);
+  }
+
+  #alive(what: string): void {
+    if (this.#released) throw new RingmasterError('ERR_RINGMASTER_BUFFER_RELEASED', `${what}: buffer ${this.bufferId} was already released`);
+  }
+
+  /** Unpins the buffer (and drops its content lock, if held). */
+  release(): void {
+    this.#alive('release');
+    if (this.#lock) this.unlock();
+    this.#released = true;
+    this.#pool._unpin(this.bufferId);
+  }
+
+  lockShared(): Promise<void> {
+    return this.#lockAs(1);
+  }
+
+  lockExclusive(): Promise<void> {
+    return this.#lockAs(2);
+  }
+
+  async #lockAs(mode: 1 | 2): Promise<void> {
+    this.#alive(mode === 1 ? 'lockShared' : 'lockExclusive');
+    if (this.#lock) throw new RingmasterError('ERR_RINGMASTER_LOCK_HELD', `buffer ${this.bufferId} is already locked by this handle`);
+    this.#lock = mode;  // claimed now so a second concurrent call fails cleanly
+    try {
+      await this.#pool._lock(this.bufferId, mode === 2);
+    } catch (e) {
+      this.#lock = 0;
+      throw e;
+    }
+    if (this.#released) {  // released while waiting: give the lock back
+      this.#pool._unlock(this.bufferId, mode === 2);
+      this.#lock = 0;
+    }
+  }
+
+  unlock(): void {
+    this.#alive('unlock');
+    if (!this.#lock) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED', `buffer ${this.bufferId} is not locked by this handle`);
+    const excl = this.#lock === 2;
+    this.#lock = 0;
+    this.#pool._unlock(this.bufferId, excl);
+  }
+
+  /** Marks the page dirty with WAL position `lsn`; needs the exclusive lock. */
+  markDirty(lsn: bigint): void {
+    this.#alive('markDirty');
+    if (typeof lsn !== 'bigint') throw typeError('ERR_INVALID_ARG_TYPE', 'lsn must be a bigint');
+    if (lsn < 0n || lsn > MAX_LSN) throw rangeError('ERR_OUT_OF_RANGE', 'lsn must be in 0..2^64-1');
+    if (this.#lock !== 2) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `markDirty needs the exclusive lock on buffer ${this.bufferId}`);
+    this.#pool._markDirty(this.bufferId, lsn);
+  }
+}
+
 /** Per-environment handle on the shared buffer pool (`db.buffers`). */
 export class BufferPool {
   readonly db: Ringmaster;
+  #info: PoolInfo | null = null;
+  #hook: WalHook | null = null;
+  #strategy: 'link' | 'wait' = 'link';
+  #pinWaitMs = 5000;
+  #ioWaitMs = 30000;
+  #lockWaitMs = 30000;
+  #bgTimer: NodeJS.Timeout | null = null;
+
   constructor(db: Ringmaster) {
     this.db = db;
+    db.once('close', () => this.stopBackgroundWriter());
+  }
+
+  #n(): unknown {
+    return this.db._native();
+  }
+
+  #inf(): PoolInfo {
+    if (!this.#info) {
+      const i = N.bpInfo(this.#n());
+      if (!i) throw new RingmasterError('ERR_RINGMASTER_NO_BUFFER_POOL', 'no buffer pool: start the postmaster with the bufferPool option');
+      this.#info = i as PoolInfo;
+    }
+    return this.#info;
+  }
+
+  get pageSize(): number {
+    return this.#inf().pageSize;
+  }
+  get pages(): number {
+    return this.#inf().pages;
+  }
+
+  configure(options: BufferPoolConfig): void {
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object');
+    for (const k of Object.keys(options)) {
+      if (!['walBeforeData', 'pinWaitMs', 'ioWaitMs', 'lockWaitMs'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown buffer pool option '${k}'`);
+    }
+    if (options.walBeforeData !== undefined) {
+      if (options.walBeforeData !== 'link' && options.walBeforeData !== 'wait') throw typeError('ERR_INVALID_ARG_VALUE', "walBeforeData must be 'link' or 'wait'");
+      this.#strategy = options.walBeforeData;
+    }
+    this.#pinWaitMs = intOpt('pinWaitMs', options.pinWaitMs, this.#pinWaitMs, 0, 2 ** 31 - 1);
+    this.#ioWaitMs = intOpt('ioWaitMs', options.ioWaitMs, this.#ioWaitMs, 1, 2 ** 31 - 1);
+    this.#lockWaitMs = intOpt('lockWaitMs', options.lockWaitMs, this.#lockWaitMs, 0, 2 ** 31 - 1);
+  }
+
+  /** Installs the WAL's hook (null: every LSN counts as durable). */
+  setWalHook(hook: WalHook | null, options: { walBeforeData?: 'link' | 'wait' } = {}): void {
+    if (hook !== null) {
+      if (typeof hook !== 'object' || typeof hook.flushedLsn !== 'function' || typeof hook.flush !== 'function' || typeof hook.appendFlushChain !== 'function') {
+        throw typeError('ERR_INVALID_ARG_TYPE', 'hook must implement WalHook (flushedLsn, flush, appendFlushChain)');
+      }
+    }
+    if (options.walBeforeData !== undefined) this.configure({ walBeforeData: options.walBeforeData });
+    this.#hook = hook;
+  }
+
+  #fileId(file: FileHandle | number): number {
+    if (file instanceof FileHandle) {
+      if (file.closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${file.path}' is closed`);
+      return file.id;
+    }
+    if (typeof file !== 'number' || !Number.isSafeInteger(file) || file < 0) throw typeError('ERR_INVALID_ARG_TYPE', 'file must be a FileHandle or a file id');
+    return file;
+  }
+
+  #block(block: number | bigint, name = 'block'): number {
+    let b: number;
+    if (typeof block === 'bigint') {
+      if (block < 0n || block > BigInt(Number.MAX_SAFE_INTEGER)) throw rangeError('ERR_OUT_OF_RANGE', `${name} out of range`);
+      b = Number(block);
+    } else if (typeof block === 'number') {
+      if (!Number.isInteger(block) || block < 0) throw rangeError('ERR_OUT_OF_RANGE', `${name} must be a non-negative integer, got ${block}`);
+      b = block;
+    } else {
+      throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be a number or bigint`);
+    }
+    if (b * this.#inf().pageSize > Number.MAX_SAFE_INTEGER) throw rangeError('ERR_OUT_OF_RANGE', `${name} ${b} is past the largest addressable offset`);
+    return b;
+  }
+
+  #ioSeqOff(id: number): number {
+    const i = this.#inf();
+    return i.descOffset + id * i.descSize + i.ioSeqField;
+  }
+  #lockOff(id: number): number {
+    const i = this.#inf();
+    return i.descOffset + id * i.descSize + i.lockField;
+  }
+  #pageSlice(id: number): { offset: number; length: number } {
+    const i = this.#inf();
+    return { offset: i.pagesOffset + id * i.pageSize, length: i.pageSize };
+  }
+
+  /**
+   * A pinned buffer holding `block` of `file`, valid when the promise resolves. Readers
+   * of the same page share one IO. `mode: 'zero'` returns a zeroed page without IO (new
+   * pages past EOF); if the page is already in the pool, it is returned as it is.
+   */
+  async read(file: FileHandle | number, block: number | bigint, options: { mode?: 'normal' | 'zero' } = {}): Promise<PinnedBuffer> {
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'read options must be an object');
+    const mode = options.mode ?? 'normal';
+    if (mode !== 'normal' && mode !== 'zero') throw typeError('ERR_INVALID_ARG_VALUE', "mode must be 'normal' or 'zero'");
+    const fileId = this.#fileId(file);
+    const blk = this.#block(block);
+    // No await before the read is submitted: a caller that goes busy right after
+    // calling read() has its IO in flight already.
+    let id = this.#pinNow(fileId, blk);
+    if (id < 0) id = await this.#pinSlow(fileId, blk);
+    return this.#ready(id, fileId, blk, mode === 'zero', 0, true);
+  }
+
+  // -1: the slow path is needed (no clean victim, or pool exhausted).
+  #pinNow(fileId: number, blk: number): number {
+    const r = N.bpPin(this.#n(), fileId, blk);
+    if (r[0] === 0) return r[1];
+    if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
+    return -1;
+  }
+
+  async #pinSlow(fileId: number, blk: number): Promise<number> {
+    const deadline = Date.now() + this.#pinWaitMs;
+    let delay = 1;
+    let lastFlushError: unknown;
+    for (;;) {
+      const r = N.bpPin(this.#n(), fileId, blk);
+      if (r[0] === 0) return r[1];
+      if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
+      if (r[0] === 3) {
+        // Only dirty buffers are evictable: write one back (WAL first), then retry.
+        try {
+          await this.#flushId(r[1]);
+          continue;
+        } catch (e) {
+          lastFlushError = e;  // fall through to the bounded wait
+        }
+      }
+      if (Date.now() >= deadline) {
+        const why = lastFlushError ? ' or dirty (writing one back failed: see cause)' : '';
+        throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned${why} for ${this.#pinWaitMs} ms`,
+          lastFlushError ? { cause: lastFlushError } : {});
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 20);
+    }
+  }
+
+  async #ready(id: number, fileId: number, blk: number, zero: boolean, waited: number, first: boolean): Promise<PinnedBuffer> {
+    const n = this.#n();
+    const deadline = Date.now() + this.#ioWaitMs;
+    let retries = 0;
+    try {
+      for (;;) {
+        const r = N.bpStartIo(n, id, waited, zero, first);
+        first = false;
+        if (r[0] === 0) return new PinnedBuffer(this, id, fileId, blk, this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
+        if (r[0] === 1) {
+          await this.#submitReads([[id, r[1], fileId, blk]]);
+          waited = r[1];
+          continue;
+        }
+        if (r[0] === 2) {
+          const left = deadline - Date.now();
+          if (left <= 0) throw new RingmasterError('ERR_RINGMASTER_IO_TIMEOUT', `waited ${this.#ioWaitMs} ms for another process's read of block ${blk}`);
+          await this.db._waitWord(this.#ioSeqOff(id), r[1], Math.min(left, 1000));
+          waited = r[1];
+          continue;
+        }
+        const code = errorCode(r[1]);
+        // ECANCELED: the issuer died or detached; retry with our own read.
+        if (code === 'ECANCELED' && retries++ < 5) {
+          waited = 0;
+          continue;
+        }
+        throw new RingmasterError(code, `reading block ${blk} of file ${fileId} into the buffer pool failed: ${code}`, { errno: r[1] > -10000 ? r[1] : undefined });
+      }
+    } catch (e) {
+      try {
+        N.bpUnpin(n, id);
+      } catch {
+        /* handle closed */
+      }
+      throw e;
+    }
+  }
+
+  // One batch (one io_uring_enter) for the claimed reads [id, seq, fileId, block].
+  #submitReads(list: [number, number, number, number][]): Promise<IoResult[]> {
+    const n = this.#n();
+    const ps = this.#inf().pageSize;
+    const ops: EncodedOp[] = list.map(([id, seq, fileId, blk]) => ({
+      fields: [OP_READ, 0, fileId, blk * ps, ps, this.#pageSlice(id).offset, KIND_BUFFER_READ_DONE, (seq & 0xfffff) * 2 ** 32 + id],
+      buffer: undefined,
+      name: 'read',
+    }));
+    const abort = (errno: number) => {
+      for (const [id, seq] of list) {
+        try {
+          N.bpAbortIo(n, id, seq, -Math.abs(errno), false);
+        } catch {
+          /* closed */
+        }
+      }
+    };
+    let p: Promise<IoResult[]>;
+    try {
+      p = this.db._submit(undefined, ops, []);
+    } catch (e) {
+      abort(EIO);
+      throw e;
+    }
+    for (const [id, seq] of list) N.bpSubmitted(n, id, seq);
+    // A rejected submit never reached the ring: end the claims (no-op if they completed).
+    return p.catch((e) => {
+      abort((e as { errno?: number }).errno ?? EIO);
+      throw e;
+    });
+  }
+
+  /** Starts reads of `blocks` (one batch per ring's worth) and resolves when they are in the pool. */
+  async prefetch(file: FileHandle | number, blocks: Iterable<number | bigint>): Promise<void> {
+    const fileId = this.#fileId(file);
+    if (blocks === null || typeof blocks !== 'object' || typeof (blocks as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+      throw typeError('ERR_INVALID_ARG_TYPE', 'blocks must be an iterable of block numbers');
+    }
+    const list = [...blocks].map((b) => this.#block(b));
+    const results = await Promise.allSettled(this.#readMany(fileId, list));
+    for (const r of results) if (r.status === 'fulfilled') r.value.release();
+  }
+
+  // Pins each block; the reads it must issue go out in one batch per ringEntries.
+  #readMany(fileId: number, blocks: number[]): Promise<PinnedBuffer>[] {
+    const n = this.#n();
+    const out: Promise<PinnedBuffer>[] = [];
+    const claimed: [number, number, number, number][] = [];
+    const slots: number[] = [];
+    for (const blk of blocks) {
+      let id: number;
+      try {
+        id = this.#pinNow(fileId, blk);
+      } catch (e) {
+        out.push(Promise.reject(e));
+        continue;
+      }
+      if (id < 0) {
+        out.push(this.read(fileId, blk));
+        continue;
+      }
+      const r = N.bpStartIo(n, id, 0, false, true);
+      if (r[0] === 1) {
+        claimed.push([id, r[1], fileId, blk]);
+        slots.push(out.length);
+        out.push(null as unknown as Promise<PinnedBuffer>);
+      } else {
+        out.push(this.#ready(id, fileId, blk, false, r[0] === 2 ? r[1] : 0, false));
+      }
+    }
+    const max = this.db.features.ringEntries;
+    for (let i = 0; i < claimed.length; i += max) {
+      const chunk = claimed.slice(i, i + max);
+      const p = this.#submitReads(chunk);
+      chunk.forEach(([id, seq, , blk], k) => {
+        out[slots[i + k]] = p.then(
+          () => this.#ready(id, fileId, blk, false, seq, false),
+          () => this.#ready(id, fileId, blk, false, seq, false),
+        );
+      });
+    }
+    for (const p of out) p.catch(() => {});  // the caller handles each in turn
+    return out;
+  }
+
+  /**
+   * Pinned buffers for blocks fromBlock..toBlock-1 in order, keeping `depth` reads in
+   * flight (issued in batches). Release each buffer when done with it.
+   */
+  async *stream(file: FileHandle | number, fromBlock: number | bigint, toBlock: number | bigint, options: { depth?: number } = {}): AsyncGenerator<PinnedBuffer> {
+    const fileId = this.#fileId(file);
+    const from = this.#block(fromBlock, 'fromBlock');
+    const to = this.#block(toBlock, 'toBlock');
+    if (to < from) throw rangeError('ERR_OUT_OF_RANGE', 'toBlock must not be before fromBlock');
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'stream options must be an object');
+    const depth = intOpt('depth', options.depth, 8, 1, this.db.features.ringEntries);
+    const queue: Promise<PinnedBuffer>[] = [];
+    let next = from;
+    const refill = () => {
+      const want = Math.min(depth - queue.length, to - next);
+      if (want <= 0) return;
+      const blocks = Array.from({ length: want }, (_, i) => next + i);
+      next += want;
+      queue.push(...this.#readMany(fileId, blocks));
+    };
+    try {
+      refill();
+      while (queue.length) {
+        const b = await queue.shift()!;
+        if (queue.length <= depth / 2) refill();  // top up in batches, not one by one
+        yield b;
+      }
+    } finally {
+      for (const p of queue) p.then((b) => b.release(), () => {});
+    }
+  }
+
+  // ---- writeback ----------------------------------------------------------
+
+  // Writes back buffer `id` if it is still dirty (pin + shared lock held meanwhile).
+  async #flushId(id: number): Promise<boolean> {
+    const t = N.bpPinById(this.#n(), id);
+    if (!t) return false;
+    const buf = new PinnedBuffer(this, id, t[0], t[1], this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
+    try {
+      if (!t[2]) return false;
+      await buf.lockShared();
+      return await this.#writeBack(id);
+    } finally {
+      buf.release();
+    }
+  }
+
+  async #writeBack(id: number): Promise<boolean> {
+    const n = this.#n();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = N.bpStartWrite(n, id);
+      if (r[0] === 1) return false;
+      if (r[0] === 2) {
+        await this.db._waitWord(this.#ioSeqOff(id), r[1], 1000);
+        continue;
+      }
+      const seq: number = r[1];
+      const lsn = (BigInt(r[4]) << 32n) | BigInt(r[5]);
+      await this.#writeWithWal(id, seq, r[2], r[3], lsn);
+      return true;
+    }
+    return false;
+  }
+
+  // WAL-before-data: the page (LSN `lsn`) is written only once the WAL is durable to it.
+  async #writeWithWal(id: number, seq: number, fileId: number, blk: number, lsn: bigint): Promise<void> {
+    const n = this.#n();
+    const ps = this.#inf().pageSize;
+    const arg = (seq & 0xfffff) * 2 ** 32 + id;
+    const page = this.#pageSlice(id);
+    const abort = (errno: number) => {
+      try {
+        N.bpAbortIo(n, id, seq, -Math.abs(errno), true);
+      } catch {
+        /* closed */
+      }
+    };
+    const hook = this.#hook;
+    let batch;
+    let onWal: ((results: IoResult[], firstIndex: number) => void) | null = null;
+    try {
+      batch = this.db.batch();
+      if (hook && hook.flushedLsn() < lsn) {
+        if (this.#strategy === 'link') onWal = hook.appendFlushChain(batch, lsn);
+        if (!onWal) {
+          if (batch.length) throw new RingmasterError('ERR_RINGMASTER_WAL_HOOK', 'appendFlushChain returned null but added ops');
+          await hook.flush(lsn);
+          if (hook.flushedLsn() < lsn) throw new RingmasterError('ERR_RINGMASTER_WAL_NOT_DURABLE', `the WAL is not durable up to ${lsn} after flush`);
+        }
+      }
+    } catch (e) {
+      abort(EIO);
+      throw e;
+    }
+    const pos = batch.length;
+    let p: Promise<IoResult[]>;
+    try {
+      batch.write(fileId, blk * ps, page as import("../core/io").ArenaSlice)._setKind(KIND_BUFFER_WRITE_DONE, arg);
+      p = batch.submit();
+    } catch (e) {
+      abort(EIO);
+      throw e;
+    }
+    N.bpSubmitted(n, id, seq);
+    let res: IoResult[];
+    try {
+      res = await p;
+    } catch (e) {
+      abort((e as { errno?: number }).errno ?? EIO);
+      throw e;
+    }
+    if (onWal) onWal(res, 0);
+    const w = res[pos];
+    if (!w.ok) throw w.error ?? new RingmasterError('EIO', `page write of block ${blk} failed`);
+  }
+
+  /** Writes back every dirty page (checkpoint). Resolves with the number of pages written. */
+  async flushAll(): Promise<number> {
+    let written = 0;
+    for (let pass = 0; pass < 4; pass++) {
+      const ids: number[] = N.bpDirty(this.#n(), this.#inf().pages, false);
+      if (ids.length === 0) break;
+      const max = Math.max(1, Math.min(64, this.db.features.ringEntries >> 1));
+      for (let i = 0; i < ids.length; i += max) {
+        const rs = await Promise.all(ids.slice(i, i + max).map((id) => this.#flushId(id)));
+        written += rs.filter(Boolean).length;
+      }
+    }
+    return written;
+  }
+
+  /** Writes dirty unpinned pages ahead of eviction every `intervalMs`, at most `maxPages` a round. */
+  startBackgroundWriter(options: { intervalMs?: number; maxPages?: number } = {}): { stop(): void } {
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object');
+    const intervalMs = intOpt('intervalMs', options.intervalMs, 200, 1, 3600000);
+    const maxPages = intOpt('maxPages', options.maxPages, 16, 1, 1 << 20);
+    this.#inf();
+    this.stopBackgroundWriter();
+    let busy = false;
+    const timer = setInterval(async () => {
+      if (busy || this.db.closed) return;
+      busy = true;
+      try {
+        const ids: number[] = N.bpDirty(this.#n(), maxPages, true);
+        await Promise.all(ids.map((id) => this.#flushId(id).catch(() => false)));
+      } catch {
+        /* closed meanwhile */
+      } finally {
+        busy = false;
+      }
+    }, intervalMs);
+    timer.unref();
+    this.#bgTimer = timer;
+    return { stop: () => this.stopBackgroundWriter() };
+  }
+
+  stopBackgroundWriter(): void {
+    if (this.#bgTimer) clearInterval(this.#bgTimer);
+    this.#bgTimer = null;
+  }
+
+  /** Counters of this environment (`process`) and of all processes (`global`), plus current buffer states. */
+  stats(): { process: BufferPoolStats; global: BufferPoolStats; pinned: number; dirty: number; valid: number; ioInProgress: number } {
+    return N.bpStats(this.#n());
+  }
+
+  // ---- used by PinnedBuffer -------------------------------------------------
+
+  /** @internal */
+  _unpin(id: number): void {
+    if (!N.bpUnpin(this.#n(), id)) throw new RingmasterError('ERR_RINGMASTER_NOT_PINNED', `buffer ${id} is not pinned by this environment`);
+  }
+
+  /** @internal */
+  async _lock(id: number, exclusive: boolean): Promise<void> {
+    const deadline = Date.now() + this.#lockWaitMs;
+    for (;;) {
+      let r: number[];
+      try {
+        r = N.bpLock(this.#n(), id, exclusive);
+      } catch (e) {
+        throw fromNative(e);
+      }
+      if (r[0] === 1) return;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new RingmasterError('ERR_RINGMASTER_LOCK_TIMEOUT', `buffer ${id}: content lock not granted within ${this.#lockWaitMs} ms`);
+      await this.db._waitWord(this.#lockOff(id), r[1], Math.min(left, 1000));
+    }
+  }
+
+  /** @internal */
+  _unlock(id: number, exclusive: boolean): void {
+    if (!N.bpUnlock(this.#n(), id, exclusive)) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED', `buffer ${id} is not locked by this environment`);
+  }
+
+  /** @internal */
+  _markDirty(id: number, lsn: bigint): void {
+    if (!N.bpMarkDirty(this.#n(), id, lsn)) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `markDirty needs the exclusive lock on buffer ${id}`);
   }
 }
 
 registerModule('bufferPool', {
-  init(_db: Ringmaster, _options: unknown): void {
-    // Filled in by the buffer pool issue.
+  init(db: Ringmaster, options: unknown): void {
+    const o = (options ?? {}) as BufferPoolOptions;
+    for (const k of Object.keys(o)) {
+      if (k !== 'pages' && k !== 'pageSize') throw typeError('ERR_INVALID_ARG_VALUE', `unknown bufferPool option '${k}'`);
+    }
+    const pages = intOpt('bufferPool.pages', o.pages, 256, 1, 1 << 24);
+    const pageSize = intOpt('bufferPool.pageSize', o.pageSize, 8192, 4096, 32768);
+    if ((pageSize & (pageSize - 1)) !== 0) throw rangeError('ERR_OUT_OF_RANGE', `bufferPool.pageSize must be a power of two, got ${pageSize}`);
+    const size: number = N.bpLayout(pages, pageSize, db.info.maxProcesses);
+    let slice;
+    try {
+      slice = db.allocate(size, { align: 4096 });
+    } catch (e) {
+      throw new RingmasterError('ERR_RINGMASTER_ARENA_TOO_SMALL',
+        `the buffer pool needs ${size} bytes of arena (${pages} pages x ${pageSize} bytes + descriptors and pin tables), ` +
+        `more than is free in arenaSize (${db.info.arenaSize}): raise arenaSize or lower bufferPool.pages`, { cause: e });
+    }
+    try {
+      N.bpInit(db._native(), slice.offset, size, pages, pageSize);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    db._regionSet('bufferpool', slice.offset, size);
   },
 });

@@ -447,6 +447,15 @@ export class Batch {
     return this.#db._submit(this.#ring, this.#ops, this.#keep);
   }
 
+  /** @internal Sets the completion kind (a module's id from native/completion_kinds.h) of the op added last. */
+  _setKind(kind: number, kindArg: number): this {
+    const last = this.#ops[this.#ops.length - 1];
+    if (!last) throw new RingmasterError('ERR_RINGMASTER_EMPTY_BATCH', '_setKind applies to the last op: add an op first');
+    last.fields[6] = kind;
+    last.fields[7] = kindArg;
+    return this;
+  }
+
   #flag(set: number, clear: number): this {
     const last = this.#ops[this.#ops.length - 1];
     if (!last) throw new RingmasterError('ERR_RINGMASTER_EMPTY_BATCH', 'link()/hardlink()/drain() apply to the last op: add an op first');

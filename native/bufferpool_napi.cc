@@ -1,11 +1,619 @@
-// N-API surface of the bufferpool module (native state part). Filled in by the bufferpool issue.
+// N-API surface of the buffer pool. Every function takes the NativeSession as its
+// first argument; the pool's shared layout and rules live in buffer_pool.h/.cc.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "atomics.h"
+#include "buffer_pool.h"
 #include "modules.h"
+#include "segment.h"
+#include "shared_wait.h"
 
 namespace rm {
 
+namespace {
+
+// Status codes returned to JS.
+enum : int32_t {
+  PIN_OK = 0,          // [0, id]
+  PIN_NEED_CLEAN = 3,  // [3, dirty victim id]: write it back, then retry
+  PIN_EXHAUSTED = 4,   // every buffer pinned or in IO
+  PIN_TOO_MANY = 5,    // this slot's pin table is full
+  IO_VALID = 0,        // [0]
+  IO_CLAIMED = 1,      // [1, seq]: caller must read (or zero-fill was done)
+  IO_WAIT = 2,         // [2, seq]: another IO in progress; wait for io_seq != seq
+  IO_FAILED = 3,       // [3, err]: the IO this caller waited for failed
+};
+
+struct Ctx {
+  Segment* seg = nullptr;
+  uint32_t slot = 0;
+  PoolView v;
+};
+
+bool ctx(const Napi::CallbackInfo& info, Ctx* c) {
+  Napi::Env env = info.Env();
+  c->seg = session_segment(env, info[0], &c->slot);
+  if (!c->seg) return false;
+  if (!pool_view(*c->seg, &c->v)) {
+    module_error(env, "ERR_RINGMASTER_NO_BUFFER_POOL", "no buffer pool in this segment (start the postmaster with the bufferPool option)").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (c->slot >= c->v.max_slots) {
+    module_error(env, "ERR_RINGMASTER_CORRUPT", "slot outside the buffer pool's slot table").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+bool num_arg(const Napi::CallbackInfo& info, size_t i, double lo, double hi, double* out) {
+  if (!info[i].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "expected a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || d != std::floor(d)) {
+    Napi::RangeError::New(info.Env(), "number out of range").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = d;
+  return true;
+}
+
+bool buf_arg(const Napi::CallbackInfo& info, size_t i, Ctx& c, uint32_t* id) {
+  double d;
+  if (!num_arg(info, i, 0, (double)c.v.n - 1, &d)) return false;
+  *id = (uint32_t)d;
+  return true;
+}
+
+Napi::Value arr(Napi::Env env, std::initializer_list<double> xs) {
+  Napi::Array a = Napi::Array::New(env, xs.size());
+  uint32_t i = 0;
+  for (double x : xs) a.Set(i++, Napi::Number::New(env, x));
+  return a;
+}
+
+PinEntry* slot_entries(Ctx& c) { return &c.v.pins[(uint64_t)c.slot * kPinsPerSlot]; }
+
+// The slot's record for buffer `id` (create: a free one if none). Only this slot's
+// own JS thread writes its entries (and the cleaner, once the slot is no longer live).
+PinEntry* entry_for(Ctx& c, uint32_t id, bool create) {
+  PinEntry* e = slot_entries(c);
+  PinEntry* free_e = nullptr;
+  for (uint32_t i = 0; i < kPinsPerSlot; i++) {
+    uint32_t b1 = load_relaxed(&e[i].buf_plus1);
+    if (b1 == id + 1) return &e[i];
+    if (b1 == 0 && !free_e) free_e = &e[i];
+  }
+  if (!create || !free_e) return nullptr;
+  store_relaxed(&free_e->pins, 0u);
+  store_relaxed(&free_e->shared_locks, 0u);
+  store_relaxed(&free_e->exclusive, 0u);
+  store_release(&free_e->buf_plus1, id + 1);
+  return free_e;
+}
+
+void entry_maybe_free(PinEntry* e) {
+  if (load_relaxed(&e->pins) == 0 && load_relaxed(&e->shared_locks) == 0 && load_relaxed(&e->exclusive) == 0)
+    store_release(&e->buf_plus1, 0u);
+}
+
+uint32_t bucket_of(PoolView& v, uint64_t file, uint64_t block) {
+  uint64_t x = file * 0x9E3779B97F4A7C15ull ^ (block + 0x7F4A7C15ull) * 0xC2B2AE3D27D4EB4Full;
+  x ^= x >> 29;
+  return (uint32_t)(x & (v.nbuckets - 1));
+}
+RobustLock* part_lock(PoolView& v, uint32_t bucket) { return &v.locks[bucket % kPoolPartitions].lock; }
+
+bool lock_part(RobustLock* l) {
+  // No repair needed on EOWNERDEAD: chain edits are single stores of hash_next/bucket
+  // heads done while the victim is pinned by the editor, so a half-done edit leaves at
+  // worst an unreachable (tagless) buffer, which the clock sweep reuses.
+  LockResult r = robust_lock_acquire(l, 2000000000);
+  return r == LockResult::Acquired || r == LockResult::AcquiredOwnerDied;
+}
+
+// Chain walk under the partition lock; every link is bounds-checked and the walk is
+// bounded (a corrupt cycle cannot hang us).
+int64_t chain_find(PoolView& v, uint32_t bucket, uint64_t file, uint64_t block) {
+  uint32_t b1 = load_acquire(&v.buckets[bucket]);
+  for (uint32_t steps = 0; b1 && b1 <= v.n && steps <= v.n; steps++) {
+    BufDesc* d = &v.d[b1 - 1];
+    if ((load_acquire(&d->state) & BS_TAG) && load_relaxed(&d->file_id) == file && load_relaxed(&d->block) == block) return b1 - 1;
+    b1 = load_relaxed(&d->hash_next);
+  }
+  return -1;
+}
+
+void chain_remove(PoolView& v, uint32_t bucket, uint32_t id) {
+  uint32_t* link = &v.buckets[bucket];
+  for (uint32_t steps = 0; steps <= v.n; steps++) {
+    uint32_t b1 = load_acquire(link);
+    if (b1 == 0 || b1 > v.n) return;
+    if (b1 == id + 1) {
+      store_release(link, load_relaxed(&v.d[id].hash_next));
+      store_relaxed(&v.d[id].hash_next, 0u);
+      return;
+    }
+    link = &v.d[b1 - 1].hash_next;
+  }
+}
+
+// Pin: refcount+1, and usage+1 (up to 5) if `use`. CAS only. A full pin count
+// (2^18 - 1) is never exceeded: the caller reports too many pins.
+bool pin_state(BufDesc* d, bool use) {
+  uint64_t s = load_acquire(&d->state);
+  for (;;) {
+    if ((s & BS_PIN_MASK) == BS_PIN_MASK) return false;
+    uint64_t ns = s + 1;
+    uint64_t u = (s & BS_USAGE_MASK) >> BS_USAGE_SHIFT;
+    if (use && u < BS_USAGE_MAX) ns += 1ull << BS_USAGE_SHIFT;
+    if (cas(&d->state, &s, ns)) return true;
+  }
+}
+
+bool unpin_state(BufDesc* d) {
+  uint64_t s = load_acquire(&d->state);
+  for (;;) {
+    if ((s & BS_PIN_MASK) == 0) return false;
+    if (cas(&d->state, &s, s - 1)) return true;
+  }
+}
+
+bool record_pin(Ctx& c, uint32_t id) {
+  PinEntry* e = entry_for(c, id, true);
+  if (!e) return false;
+  store_release(&e->pins, load_relaxed(&e->pins) + 1);
+  return true;
+}
+
+// Clock sweep: returns a victim id pinned by us (refcount 0 -> 1), or -1 with
+// *dirty = a dirty unpinned candidate (or -1).
+int64_t clock_victim(PoolView& v, int64_t* dirty) {
+  *dirty = -1;
+  uint64_t limit = (uint64_t)v.n * (BS_USAGE_MAX + 2);
+  for (uint64_t i = 0; i < limit; i++) {
+    uint32_t id = fetch_add(&v.h->clock_hand, 1u) % v.n;
+    BufDesc* d = &v.d[id];
+    uint64_t s = load_acquire(&d->state);
+    for (;;) {
+      if ((s & BS_PIN_MASK) || (s & BS_IO)) break;
+      if (s & BS_USAGE_MASK) {
+        if (cas(&d->state, &s, (uint64_t)(s - (1ull << BS_USAGE_SHIFT)))) break;
+        continue;
+      }
+      if (s & BS_DIRTY) {
+        if (*dirty < 0) *dirty = id;
+        break;
+      }
+      if (cas(&d->state, &s, s + 1)) return id;
+    }
+  }
+  return -1;
+}
+
+// bpPin(session, fileId, block) -> [0, id] | [3, dirtyId] | [4] | [5]
+Napi::Value Pin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  double fd, bd;
+  if (!num_arg(info, 1, 0, 9007199254740991.0, &fd) || !num_arg(info, 2, 0, 9007199254740991.0, &bd)) return env.Undefined();
+  uint64_t file = (uint64_t)fd, block = (uint64_t)bd;
+  PoolView& v = c.v;
+  uint32_t bucket = bucket_of(v, file, block);
+  RobustLock* pl = part_lock(v, bucket);
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    if (!lock_part(pl)) return arr(env, {PIN_EXHAUSTED});
+    int64_t found = chain_find(v, bucket, file, block);
+    if (found >= 0) {
+      bool pinned = pin_state(&v.d[found], true);
+      robust_lock_release(pl);
+      if (!pinned) return arr(env, {PIN_TOO_MANY});
+      if (!record_pin(c, (uint32_t)found)) {
+        unpin_state(&v.d[found]);
+        return arr(env, {PIN_TOO_MANY});
+      }
+      return arr(env, {PIN_OK, (double)found});
+    }
+    robust_lock_release(pl);
+    int64_t dirty;
+    int64_t vid = clock_victim(v, &dirty);
+    if (vid < 0) return dirty >= 0 ? arr(env, {PIN_NEED_CLEAN, (double)dirty}) : arr(env, {PIN_EXHAUSTED});
+    BufDesc* d = &v.d[vid];
+    uint64_t s = load_acquire(&d->state);
+    bool evicted = false;
+    if (s & BS_TAG) {
+      // Our pin keeps other evictors away, so the tag is stable; lookups may still pin
+      // it, which the CAS below detects.
+      uint64_t of = load_relaxed(&d->file_id), ob = load_relaxed(&d->block);
+      uint32_t obucket = bucket_of(v, of, ob);
+      RobustLock* ol = part_lock(v, obucket);
+      if (!lock_part(ol)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
+      s = load_acquire(&d->state);
+      bool ok = false;
+      while ((s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO))) {
+        if (cas(&d->state, &s, (s & BS_PIN_MASK))) { ok = true; break; }  // tagless, invalid, pinned once
+      }
+      if (ok) chain_remove(v, obucket, (uint32_t)vid);
+      robust_lock_release(ol);
+      if (!ok) { unpin_state(d); continue; }
+      evicted = true;
+    }
+    if (!lock_part(pl)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
+    found = chain_find(v, bucket, file, block);
+    if (found >= 0) {  // someone else brought it in meanwhile: use theirs
+      unpin_state(d);
+      bool pinned = pin_state(&v.d[found], true);
+      robust_lock_release(pl);
+      if (!pinned) return arr(env, {PIN_TOO_MANY});
+      if (!record_pin(c, (uint32_t)found)) { unpin_state(&v.d[found]); return arr(env, {PIN_TOO_MANY}); }
+      return arr(env, {PIN_OK, (double)found});
+    }
+    store_relaxed(&d->file_id, file);
+    store_relaxed(&d->block, block);
+    store_relaxed(&d->lsn, (uint64_t)0);
+    store_relaxed(&d->hash_next, load_relaxed(&v.buckets[bucket]));
+    s = load_acquire(&d->state);
+    // Release: the tag stores above are visible to anyone who sees TAG_VALID.
+    while (!cas(&d->state, &s, (uint64_t)((s & BS_PIN_MASK) | BS_TAG | (1ull << BS_USAGE_SHIFT)))) {}
+    store_release(&v.buckets[bucket], (uint32_t)vid + 1);
+    robust_lock_release(pl);
+    if (evicted) stat_add(&v.h->gstats[ST_EVICTIONS], (uint64_t)1), stat_add(&v.sstats[c.slot].v[ST_EVICTIONS], (uint64_t)1);
+    if (!record_pin(c, (uint32_t)vid)) { unpin_state(d); return arr(env, {PIN_TOO_MANY}); }
+    return arr(env, {PIN_OK, (double)vid});
+  }
+  return arr(env, {PIN_EXHAUSTED});
+}
+
+// bpStartIo(session, id, waitedSeq, zero, first) -> [0] | [1, seq] | [2, seq] | [3, err]
+// Caller holds a pin. Claims the read if the page is neither valid nor being read.
+Napi::Value StartIo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  double waited;
+  if (!buf_arg(info, 1, c, &id) || !num_arg(info, 2, 0, 4294967295.0, &waited)) return env.Undefined();
+  bool zero = info[3].ToBoolean();
+  bool first = info[4].ToBoolean();
+  BufDesc* d = &c.v.d[id];
+  for (;;) {
+    uint32_t seq = load_acquire(&d->io_seq);  // pairs with end_io's release
+    uint64_t s = load_acquire(&d->state);
+    if (s & BS_VALID) {
+      if (first) stat_add(&c.v.h->gstats[ST_HITS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_HITS], (uint64_t)1);
+      return arr(env, {IO_VALID});
+    }
+    if (s & BS_IO) {
+      if (first) stat_add(&c.v.h->gstats[ST_IO_WAITS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_IO_WAITS], (uint64_t)1);
+      return arr(env, {IO_WAIT, (double)seq});
+    }
+    if ((s & BS_IO_ERROR) && waited != 0 && (uint32_t)waited + 1 == seq) {
+      return arr(env, {IO_FAILED, (double)load_relaxed(&d->last_error)});
+    }
+    if (!cas(&d->state, &s, (s | BS_IO) & ~BS_IO_ERROR)) continue;
+    store_relaxed(&d->io_slot, c.slot);
+    store_relaxed(&d->io_pid, (int32_t)getpid());
+    store_relaxed(&d->io_submitted, 0u);
+    uint32_t nseq = fetch_add(&d->io_seq, 1u) + 1;  // odd: in progress (pairs with waiters' acquire)
+    if (zero) {
+      memset(c.v.pages + (uint64_t)id * c.v.page_size, 0, c.v.page_size);
+      pool_read_done(*c.seg, c.v, id, nseq & 0xFFFFF, (int32_t)c.v.page_size);
+      return arr(env, {IO_VALID});
+    }
+    stat_add(&c.v.h->gstats[ST_MISSES], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_MISSES], (uint64_t)1);
+    stat_add(&c.v.h->gstats[ST_READS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_READS], (uint64_t)1);
+    return arr(env, {IO_CLAIMED, (double)nseq});
+  }
+}
+
+// bpSubmitted(session, id, seq): the claimed IO reached the ring.
+Napi::Value Submitted(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  double seq;
+  if (!buf_arg(info, 1, c, &id) || !num_arg(info, 2, 0, 4294967295.0, &seq)) return env.Undefined();
+  store_release(&c.v.d[id].io_submitted, (uint32_t)seq);
+  return env.Undefined();
+}
+
+// bpAbortIo(session, id, seq, err, write): the claimed IO never reached the ring.
+Napi::Value AbortIo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  double seq, err;
+  if (!buf_arg(info, 1, c, &id) || !num_arg(info, 2, 0, 4294967295.0, &seq) || !num_arg(info, 3, -100000, -1, &err)) return env.Undefined();
+  if (info[4].ToBoolean()) pool_write_done(*c.seg, c.v, id, (uint32_t)seq & 0xFFFFF, (int32_t)err);
+  else pool_read_done(*c.seg, c.v, id, (uint32_t)seq & 0xFFFFF, (int32_t)err);
+  return env.Undefined();
+}
+
+// bpUnpin(session, id) -> true, or false if this slot holds no pin on it.
+Napi::Value Unpin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  PinEntry* e = entry_for(c, id, false);
+  if (!e || load_relaxed(&e->pins) == 0) return Napi::Boolean::New(env, false);
+  // State first, then the record: a death in between leaves a record the cleaner
+  // clamps (never below zero), not a leaked pin.
+  bool ok = unpin_state(&c.v.d[id]);
+  store_release(&e->pins, load_relaxed(&e->pins) - 1);
+  entry_maybe_free(e);
+  return Napi::Boolean::New(env, ok);
+}
+
+// bpLock(session, id, exclusive) -> [1] acquired | [0, word] busy (wait for word to change)
+Napi::Value Lock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  bool excl = info[2].ToBoolean();
+  PinEntry* e = entry_for(c, id, false);
+  if (!e || load_relaxed(&e->pins) == 0) {
+    module_error(env, "ERR_RINGMASTER_NOT_PINNED", "lock needs a pinned buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t* w = &c.v.d[id].content_lock;
+  uint32_t cur = load_acquire(w);  // pairs with the release CAS of the unlocker
+  for (;;) {
+    uint32_t nw;
+    if (excl) {
+      if (cur != 0) return arr(env, {0, (double)cur});
+      nw = 0x80000000u;
+    } else {
+      if (cur & 0x80000000u) return arr(env, {0, (double)cur});
+      nw = cur + 1;
+    }
+    if (cas(w, &cur, nw)) break;
+  }
+  if (excl) store_release(&e->exclusive, 1u);
+  else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) + 1);
+  return arr(env, {1});
+}
+
+// bpUnlock(session, id, exclusive) -> true | false (not held)
+Napi::Value Unlock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  bool excl = info[2].ToBoolean();
+  PinEntry* e = entry_for(c, id, false);
+  if (!e || (excl ? load_relaxed(&e->exclusive) == 0 : load_relaxed(&e->shared_locks) == 0)) return Napi::Boolean::New(env, false);
+  uint32_t* w = &c.v.d[id].content_lock;
+  uint32_t cur = load_acquire(w);
+  for (;;) {
+    uint32_t nw = excl ? (cur & ~0x80000000u) : ((cur & 0x7FFFFFFFu) ? cur - 1 : cur);
+    if (nw == cur || cas(w, &cur, nw)) break;  // release: page edits visible to the next locker
+  }
+  if (excl) store_release(&e->exclusive, 0u);
+  else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
+  entry_maybe_free(e);
+  wake_word_waiters(*c.seg);
+  return Napi::Boolean::New(env, true);
+}
+
+// bpMarkDirty(session, id, lsn: bigint) -> true | false (exclusive lock not held)
+Napi::Value MarkDirty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  if (!info[2].IsBigInt()) {
+    Napi::TypeError::New(env, "lsn must be a bigint").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  bool lossless;
+  uint64_t lsn = info[2].As<Napi::BigInt>().Uint64Value(&lossless);
+  PinEntry* e = entry_for(c, id, false);
+  if (!e || load_relaxed(&e->exclusive) == 0) return Napi::Boolean::New(env, false);
+  BufDesc* d = &c.v.d[id];
+  uint8_t* p = c.v.pages + (uint64_t)id * c.v.page_size;
+  uint64_t cur = load_relaxed(&d->lsn);
+  if (lsn > cur) store_relaxed(&d->lsn, lsn), cur = lsn;
+  memcpy(p, &cur, 8);  // page LSN lives in the page header
+  store_relaxed(&d->dirty_gen, load_relaxed(&d->dirty_gen) + 1);
+  uint64_t s = load_acquire(&d->state);
+  while (!cas(&d->state, &s, s | BS_DIRTY)) {}  // release: lsn/dirty_gen visible with DIRTY
+  return Napi::Boolean::New(env, true);
+}
+
+// bpStartWrite(session, id) -> [0, seq, fileId, block, lsnHi, lsnLo] | [1] clean | [2, seq] IO busy
+// Caller holds a pin and a content lock (so the page cannot change under the write).
+Napi::Value StartWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  PinEntry* e = entry_for(c, id, false);
+  if (!e || (load_relaxed(&e->exclusive) == 0 && load_relaxed(&e->shared_locks) == 0)) {
+    module_error(env, "ERR_RINGMASTER_NOT_LOCKED", "writing a page back needs its content lock").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  BufDesc* d = &c.v.d[id];
+  for (;;) {
+    uint32_t seq = load_acquire(&d->io_seq);
+    uint64_t s = load_acquire(&d->state);
+    if (!(s & BS_VALID) || !(s & BS_DIRTY) || !(s & BS_TAG)) return arr(env, {1});
+    if (s & BS_IO) return arr(env, {2, (double)seq});
+    if (!cas(&d->state, &s, s | BS_IO)) continue;
+    store_relaxed(&d->write_gen, load_relaxed(&d->dirty_gen));
+    store_relaxed(&d->io_slot, c.slot);
+    store_relaxed(&d->io_pid, (int32_t)getpid());
+    store_relaxed(&d->io_submitted, 0u);
+    uint32_t nseq = fetch_add(&d->io_seq, 1u) + 1;
+    uint8_t* p = c.v.pages + (uint64_t)id * c.v.page_size;
+    uint32_t sum = page_checksum(p, c.v.page_size);
+    memcpy(p + 8, &sum, 4);
+    uint64_t lsn = load_relaxed(&d->lsn);
+    stat_add(&c.v.h->gstats[ST_WRITES], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_WRITES], (uint64_t)1);
+    return arr(env, {0, (double)nseq, (double)load_relaxed(&d->file_id), (double)load_relaxed(&d->block),
+                     (double)(lsn >> 32), (double)(lsn & 0xFFFFFFFFu)});
+  }
+}
+
+// bpPinById(session, id) -> [fileId, block, dirty] (pinned, no usage bump) | null if not a valid page
+Napi::Value PinById(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  BufDesc* d = &c.v.d[id];
+  uint64_t s = load_acquire(&d->state);
+  for (;;) {
+    if (!(s & BS_TAG) || !(s & BS_VALID) || (s & BS_PIN_MASK) == BS_PIN_MASK) return env.Null();
+    if (cas(&d->state, &s, s + 1)) break;
+  }
+  if (!record_pin(c, id)) { unpin_state(d); return env.Null(); }
+  return arr(env, {(double)load_relaxed(&d->file_id), (double)load_relaxed(&d->block), (s & BS_DIRTY) ? 1.0 : 0.0});
+}
+
+// bpDirty(session, max, unpinnedOnly) -> ids of dirty valid buffers
+Napi::Value Dirty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  double max;
+  if (!num_arg(info, 1, 1, 1 << 24, &max)) return env.Undefined();
+  bool unpinned = info[2].ToBoolean();
+  Napi::Array a = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (uint32_t id = 0; id < c.v.n && k < (uint32_t)max; id++) {
+    uint64_t s = load_acquire(&c.v.d[id].state);
+    if ((s & BS_DIRTY) && (s & BS_VALID) && !(s & BS_IO) && (!unpinned || (s & BS_PIN_MASK) == 0)) a.Set(k++, Napi::Number::New(env, id));
+  }
+  return a;
+}
+
+Napi::Object stats_obj(Napi::Env env, const uint64_t* v) {
+  static const char* names[ST_COUNT] = {"hits", "misses", "reads", "writes", "evictions", "ioWaits", "completedByOther", "completedForOther"};
+  Napi::Object o = Napi::Object::New(env);
+  for (uint32_t i = 0; i < ST_COUNT; i++) {
+    if (i == ST_COMPLETED_FOR_OTHER) continue;
+    o.Set(names[i], Napi::Number::New(env, (double)load_relaxed(&v[i])));
+  }
+  return o;
+}
+
+// bpStats(session) -> { process, global, pinned, dirty, valid }
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("process", stats_obj(env, c.v.sstats[c.slot].v));
+  o.Set("global", stats_obj(env, c.v.h->gstats));
+  uint32_t pinned = 0, dirty = 0, valid = 0, io = 0;
+  for (uint32_t id = 0; id < c.v.n; id++) {
+    uint64_t s = load_acquire(&c.v.d[id].state);
+    pinned += (s & BS_PIN_MASK) != 0;
+    dirty += (s & BS_DIRTY) != 0;
+    valid += (s & BS_VALID) != 0;
+    io += (s & BS_IO) != 0;
+  }
+  o.Set("pinned", Napi::Number::New(env, pinned));
+  o.Set("dirty", Napi::Number::New(env, dirty));
+  o.Set("valid", Napi::Number::New(env, valid));
+  o.Set("ioInProgress", Napi::Number::New(env, io));
+  return o;
+}
+
+// bpInfo(session) -> { offset, pages, pageSize, descOffset, pagesOffset } (arena offsets)
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Segment* seg = session_segment(env, info[0], nullptr);
+  if (!seg) return env.Undefined();
+  PoolView v;
+  if (!pool_view(*seg, &v)) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("offset", Napi::Number::New(env, (double)v.region_off));
+  o.Set("pages", Napi::Number::New(env, v.n));
+  o.Set("pageSize", Napi::Number::New(env, v.page_size));
+  o.Set("descOffset", Napi::Number::New(env, (double)(v.region_off + ((uint8_t*)v.d - v.base))));
+  o.Set("descSize", Napi::Number::New(env, (double)sizeof(BufDesc)));
+  o.Set("ioSeqField", Napi::Number::New(env, (double)offsetof(BufDesc, io_seq)));
+  o.Set("lockField", Napi::Number::New(env, (double)offsetof(BufDesc, content_lock)));
+  o.Set("pagesOffset", Napi::Number::New(env, (double)(v.region_off + (v.pages - v.base))));
+  return o;
+}
+
+// bpLayout(pages, pageSize, maxSlots) -> bytes
+Napi::Value Layout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double p, ps, ms;
+  if (!num_arg(info, 0, 1, 1 << 24, &p) || !num_arg(info, 1, 4096, 32768, &ps) || !num_arg(info, 2, 1, 4096, &ms)) return env.Undefined();
+  return Napi::Number::New(env, (double)pool_layout_size((uint32_t)p, (uint32_t)ps, (uint32_t)ms, nullptr));
+}
+
+// bpInit(session, offset, size, pages, pageSize)
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Segment* seg = session_segment(env, info[0], nullptr);
+  if (!seg) return env.Undefined();
+  double off, size, p, ps;
+  if (!num_arg(info, 1, 0, 9007199254740991.0, &off) || !num_arg(info, 2, 1, 9007199254740991.0, &size) ||
+      !num_arg(info, 3, 1, 1 << 24, &p) || !num_arg(info, 4, 4096, 32768, &ps))
+    return env.Undefined();
+  int rc = pool_init(*seg, (uint64_t)off, (uint64_t)size, (uint32_t)p, (uint32_t)ps);
+  if (rc) module_error(env, "ERR_RINGMASTER_BUFFER_POOL_INIT", "buffer pool init failed", rc).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// bpSetChecksum(page: Uint8Array) -> checksum (stored at bytes 8..12); for tools and tests.
+Napi::Value SetChecksum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Napi::TypeError::New(env, "expected a Uint8Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
+  size_t n = a.ByteLength();
+  if (n < 4096 || n > 32768 || (n & (n - 1))) {
+    Napi::RangeError::New(env, "page size must be a power of two in 4096..32768").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t sum = page_checksum(a.Data(), (uint32_t)n);
+  memcpy(a.Data() + 8, &sum, 4);
+  return Napi::Number::New(env, sum);
+}
+
+}  // namespace
+
 void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("bpPin", Napi::Function::New(env, Pin));
+  exports.Set("bpStartIo", Napi::Function::New(env, StartIo));
+  exports.Set("bpSubmitted", Napi::Function::New(env, Submitted));
+  exports.Set("bpAbortIo", Napi::Function::New(env, AbortIo));
+  exports.Set("bpUnpin", Napi::Function::New(env, Unpin));
+  exports.Set("bpLock", Napi::Function::New(env, Lock));
+  exports.Set("bpUnlock", Napi::Function::New(env, Unlock));
+  exports.Set("bpMarkDirty", Napi::Function::New(env, MarkDirty));
+  exports.Set("bpStartWrite", Napi::Function::New(env, StartWrite));
+  exports.Set("bpPinById", Napi::Function::New(env, PinById));
+  exports.Set("bpDirty", Napi::Function::New(env, Dirty));
+  exports.Set("bpStats", Napi::Function::New(env, Stats));
+  exports.Set("bpInfo", Napi::Function::New(env, Info));
+  exports.Set("bpLayout", Napi::Function::New(env, Layout));
+  exports.Set("bpInit", Napi::Function::New(env, Init));
+  exports.Set("bpSetChecksum", Napi::Function::New(env, SetChecksum));
 }
 
 }  // namespace rm

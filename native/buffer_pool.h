@@ -1,0 +1,121 @@
+// The shared buffer pool: one arena region ("bufferpool") holding a pool header,
+// buffer descriptors, the tag -> buffer mapping table (hash buckets chained through
+// the descriptors, guarded by partitioned robust locks), per-slot pin/lock records
+// (so a dead holder's pins and content locks can be given back), per-slot stats, and
+// the pages themselves (4 KiB aligned, so O_DIRECT works).
+//
+// Descriptor state is ONE 64-bit word changed only by CAS:
+//   bits  0-17 pin count | 18-20 usage count (0..5) | 22 VALID | 23 DIRTY |
+//   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID
+// `io_seq` (32-bit, waitable) is odd while an IO is in progress and even otherwise;
+// the IO's kind_arg carries (seq & 0xFFFFF) << 32 | buffer id so a stale completion
+// (for an IO that cleanup already aborted) is detected and ignored.
+// `content_lock` (32-bit, waitable): bit 31 exclusive, low bits shared holders.
+//
+// Everything inside is an offset or index; every index read from shared memory is
+// bounds-checked; this file owns the layout.
+#pragma once
+#include <cstdint>
+
+#include "robust_lock.h"
+
+namespace rm {
+
+struct Segment;
+
+constexpr uint64_t kPoolMagic = 0x4c4f4f5046554242ull;  // "BBUFPOOL"
+constexpr uint32_t kPoolPartitions = 32;
+constexpr uint32_t kPinsPerSlot = 256;
+constexpr uint32_t kPageHeaderSize = 16;  // 8-byte LSN, 4-byte CRC32C, 4 reserved
+
+constexpr uint64_t BS_PIN_MASK = (1ull << 18) - 1;
+constexpr uint64_t BS_USAGE_SHIFT = 18;
+constexpr uint64_t BS_USAGE_MASK = 7ull << BS_USAGE_SHIFT;
+constexpr uint64_t BS_USAGE_MAX = 5;
+constexpr uint64_t BS_VALID = 1ull << 22;
+constexpr uint64_t BS_DIRTY = 1ull << 23;
+constexpr uint64_t BS_IO = 1ull << 24;
+constexpr uint64_t BS_IO_ERROR = 1ull << 25;
+constexpr uint64_t BS_TAG = 1ull << 26;
+
+// Pool-specific error codes (negative, beyond errno range).
+constexpr int32_t BP_ERR_CHECKSUM = -10001;
+constexpr int32_t BP_ERR_SHORT_READ = -10002;
+
+struct PoolHeader {
+  uint64_t magic;        // stored last (release) by init
+  uint32_t pages;
+  uint32_t page_size;
+  uint32_t nbuckets;     // power of two
+  uint32_t max_slots;
+  uint64_t desc_off;     // all offsets relative to the region start
+  uint64_t buckets_off;
+  uint64_t locks_off;
+  uint64_t pins_off;
+  uint64_t sstats_off;
+  uint64_t pages_off;
+  uint64_t region_size;
+  uint32_t clock_hand;   // atomic
+  uint32_t pad;
+  uint64_t gstats[16];   // global counters (relaxed)
+};
+
+struct BufDesc {
+  uint64_t state;         // see above; CAS only
+  uint64_t file_id;       // tag: JS file id (generation * 65536 + slot)
+  uint64_t block;         // tag: block number
+  uint64_t lsn;           // page LSN (max of markDirty)
+  uint32_t io_seq;        // futex-style word: odd while IO in progress
+  uint32_t content_lock;  // waitable: bit 31 exclusive, else shared count
+  uint32_t dirty_gen;     // bumped by every markDirty
+  uint32_t write_gen;     // dirty_gen when the current write started
+  uint32_t hash_next;     // next buffer id + 1 in the bucket chain (0 = end); partition lock
+  int32_t last_error;     // result of the last failed IO
+  uint32_t io_slot;       // slot that claimed the current IO
+  int32_t io_pid;         // its pid
+  uint32_t io_submitted;  // io_seq value once submitted (cleanup aborts unsubmitted IO)
+  uint32_t pad;
+};
+static_assert(sizeof(BufDesc) == 72, "BufDesc is part of the segment ABI");
+
+struct PinEntry {
+  uint32_t buf_plus1;     // 0 = free
+  uint32_t pins;
+  uint32_t shared_locks;
+  uint32_t exclusive;
+};
+
+enum SlotStat { ST_HITS, ST_MISSES, ST_READS, ST_WRITES, ST_EVICTIONS, ST_IO_WAITS, ST_COMPLETED_BY_OTHER, ST_COMPLETED_FOR_OTHER, ST_COUNT };
+struct SlotStats { uint64_t v[8]; };
+
+struct LockCell { RobustLock lock; char pad[64 - sizeof(RobustLock) % 64]; };
+
+// Process-local view, built from a validated copy of the header.
+struct PoolView {
+  uint8_t* base = nullptr;      // region start in this process
+  uint64_t region_off = 0;      // region offset in the arena
+  PoolHeader* h = nullptr;
+  BufDesc* d = nullptr;
+  uint32_t* buckets = nullptr;
+  LockCell* locks = nullptr;
+  PinEntry* pins = nullptr;
+  SlotStats* sstats = nullptr;
+  uint8_t* pages = nullptr;
+  uint32_t n = 0, page_size = 0, nbuckets = 0, max_slots = 0;
+};
+
+uint64_t pool_layout_size(uint32_t pages, uint32_t page_size, uint32_t max_slots, PoolHeader* out);
+// 0 or -errno. Region must be zeroed arena memory.
+int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_t page_size);
+// Finds and validates the pool of this segment (false: none or corrupt).
+bool pool_view(Segment& seg, PoolView* v);
+
+uint32_t crc32c(uint32_t crc, const uint8_t* p, uint64_t n);
+uint32_t page_checksum(const uint8_t* page, uint32_t size);
+bool page_all_zero(const uint8_t* page, uint32_t size);
+
+// Completion actions (also used to abort an IO that was never submitted).
+void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);
+void pool_write_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);
+
+}  // namespace rm
