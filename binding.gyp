@@ -15,6 +15,7 @@
         "native/atomics.cc",
         "native/shared_wait.cc",
         "native/fault_injection.cc",
+        "native/crc32c.cc",
         "native/buffer_pool.cc",
         "native/bufferpool_napi.cc",
         "native/wal_napi.cc"

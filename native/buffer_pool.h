@@ -110,7 +110,7 @@ int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_
 // Finds and validates the pool of this segment (false: none or corrupt).
 bool pool_view(Segment& seg, PoolView* v);
 
-uint32_t crc32c(uint32_t crc, const uint8_t* p, uint64_t n);
+
 uint32_t page_checksum(const uint8_t* page, uint32_t size);
 bool page_all_zero(const uint8_t* page, uint32_t size);
 
