@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // The bench harness. Usage:
-//   npm run bench -- <name>|all [--smoke] [--duration=<ms>] [--file-size=<MiB>] [--out=<dir>] [--data-dir=<dir>]
+//   npm run bench -- <name>|all [--smoke] [--duration=<ms>] [--repeat=<rounds>] [--file-size=<MiB>] [--out=<dir>] [--data-dir=<dir>]
 // Workloads: cold-reads, cached-reads, durable-commits, handoff, topologies, tpcb.
 // Each writes <out>/<name>.json (machine facts, options, every point), <name>.md and <name>.svg.
 const fs = require('node:fs');
@@ -15,7 +15,7 @@ const WORKLOADS = [reads.cold, reads.cached, stubs.durable, require('./workloads
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);
-  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--file-size=MiB] [--out=dir] [--data-dir=dir]`);
+  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir]`);
   process.exit(2);
 }
 
@@ -27,6 +27,7 @@ function parseArgs(argv) {
     const [, k, v] = m;
     if (k === 'smoke') o.smoke = true;
     else if (k === 'duration') o.durationMs = Number(v);
+    else if (k === 'repeat') o.repeat = Math.max(1, Math.floor(Number(v)) || 1);
     else if (k === 'file-size') o.fileSizeMiB = Number(v);
     else if (k === 'out') o.out = v;
     else if (k === 'data-dir') o.dataDir = v;
@@ -65,7 +66,8 @@ async function main() {
   common.ensureFile(file, fileSize);
   let warmed = false;
   const ctx = {
-    smoke: args.smoke, durationMs, fileSize, file, dataDir,
+    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1,
+    load: () => Math.round(os.loadavg()[0] * 100) / 100,
     progress: (m) => common.progress(`${m}  (${Math.round((Date.now() - t0) / 1000)} s)`),
     warm: () => {
       if (!warmed) common.warmPageCache(file);
@@ -89,7 +91,7 @@ async function main() {
       name: w.name, title: w.title,
       status: res.error ? 'error' : res.skipped ? 'skipped' : 'ok',
       machine: facts,
-      config: { command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, durationMsPerPoint: durationMs, fileSize, file, smoke: args.smoke },
+      config: { command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, durationMsPerPoint: durationMs, repeat: ctx.repeat, fileSize, file, smoke: args.smoke },
       elapsedSec: Math.round((Date.now() - start) / 100) / 10,
       ...res,
     };
@@ -103,7 +105,7 @@ async function main() {
       md += `${r.md}\n`;
       svg = r.svg;
     }
-    md += `\nMachine: Linux ${facts.kernel}, ${facts.cores} cores (${facts.cpuModel}), Node ${facts.node}, ${facts.fio}, uid ${facts.uid}, memlock ${facts.memlock}, ${facts.filesystem}. ${durationMs} ms per point. Command: \`${json.config.command}\`.\n`;
+    md += `\nMachine: Linux ${facts.kernel}, ${facts.cores} cores (${facts.cpuModel}), Node ${facts.node}, ${facts.fio}, uid ${facts.uid}, memlock ${facts.memlock}, ${facts.filesystem}. ${durationMs} ms per point, ${ctx.repeat} round(s) per point (median; ratios are medians of per-round ratios). 1-min load average at start ${facts.load1}. Command: \`${json.config.command}\`.\n`;
     written.push(...common.writeOutputs(outDir, w.name, json, md, svg));
     common.progressDone();
     summary.push({ name: w.name, status: json.status, targets: res.targets || [], elapsedSec: json.elapsedSec });

@@ -90,6 +90,7 @@ function machineFacts(dataDir) {
     filesystem: fsOf(dataDir),
     ringmasterBackendEnv: process.env.RINGMASTER_BACKEND || null,
     date: new Date().toISOString(),
+    load1: round(os.loadavg()[0], 2),
   };
 }
 

@@ -24,6 +24,19 @@ function grid(ctx) {
   return { bs: [4096, 8192], depth: [1, 8, 32, 128], procs: [1, 2] };
 }
 
+function median(a) {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : round((s[s.length / 2 - 1] + s[s.length / 2]) / 2, 2);
+}
+/** The sample with the median IOPS (its latencies go with it); all rounds' IOPS kept. */
+function medianSample(list) {
+  const ok = list.filter((s) => typeof s.iops === 'number');
+  if (!ok.length) return list[0];
+  const sorted = [...ok].sort((a, b) => a.iops - b.iops);
+  const m = sorted[Math.floor((sorted.length - 1) / 2)];
+  return { ...m, rounds: list.map((s) => (typeof s.iops === 'number' ? s.iops : s.error || s.skipped)), load1: list.map((s) => s.load1) };
+}
+
 async function runEngine(e, base, ctx, psyncCache) {
   if (e.kind === 'rm') return runPoint({ ...base, engine: 'ringmaster' });
   if (e.kind === 'node') return runPoint({ ...base, engine: 'node' }, e.env);
@@ -48,19 +61,33 @@ function make(kind) {
       if (!direct) ctx.warm();
       const points = [];
       const psyncCache = new Map();
-      const total = g.bs.length * g.depth.length * g.procs.length * engines.length;
+      const total = g.bs.length * g.depth.length * g.procs.length * engines.length * ctx.repeat;
       let k = 0;
       for (const bs of g.bs) for (const procs of g.procs) for (const depth of g.depth) {
         const base = { file: ctx.file, dataDir: ctx.dataDir, fileSize: ctx.fileSize, bs, depth, procs, direct, durationMs: ctx.durationMs };
-        const results = {};
-        for (const e of engines) {
-          k++;
-          ctx.progress(`${name} [${k}/${total}] bs=${bs / 1024}k qd=${depth} procs=${procs} ${e.id}`);
-          results[e.id] = await runEngine(e, base, ctx, psyncCache);
+        // Rounds: every engine once per round, the order rotated each round, so that the
+        // engines of a point see the same machine conditions; medians over the rounds.
+        const samples = {};
+        for (const e of engines) samples[e.id] = [];
+        for (let round = 0; round < ctx.repeat; round++) {
+          const cache = new Map();
+          for (let j = 0; j < engines.length; j++) {
+            const e = engines[(j + round) % engines.length];
+            k++;
+            ctx.progress(`${name} [${k}/${total}] bs=${bs / 1024}k qd=${depth} procs=${procs} ${e.id}${ctx.repeat > 1 ? ` round ${round + 1}/${ctx.repeat}` : ''}`);
+            const load1 = ctx.load();
+            const r = await runEngine(e, base, ctx, cache);
+            samples[e.id].push({ ...r, load1 });
+          }
         }
-        const rm = results.ringmaster && results.ringmaster.iops;
+        const results = {};
+        for (const e of engines) results[e.id] = medianSample(samples[e.id]);
         const ratios = {};
-        for (const e of engines) if (e.id !== 'ringmaster') ratios[`ringmaster/${e.id}`] = ratio(rm, results[e.id] && results[e.id].iops);
+        for (const e of engines) {
+          if (e.id === 'ringmaster') continue;
+          const per = samples.ringmaster.map((s, i) => ratio(s.iops, samples[e.id][i] && samples[e.id][i].iops)).filter((v) => v !== null);
+          ratios[`ringmaster/${e.id}`] = per.length ? median(per) : null;
+        }
         points.push({ bs, depth, procs, results, ratios });
       }
       const targets = direct
@@ -117,4 +144,4 @@ function targetLine(t) {
   return `- ${t.text}: **${t.status}** (geomean ${t.geomean}×, worst ${t.worst.r}× at ${t.worst.at}, best ${t.best.r}× at ${t.best.at})`;
 }
 
-module.exports = { cold: make('cold'), cached: make('cached'), targetLine };
+module.exports = { cold: make('cold'), cached: make('cached'), targetLine, median, medianSample };
