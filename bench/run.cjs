@@ -31,6 +31,7 @@ function parseArgs(argv) {
     else if (k === 'file-size') o.fileSizeMiB = Number(v);
     else if (k === 'out') o.out = v;
     else if (k === 'data-dir') o.dataDir = v;
+    else if (k === 'render-only') o.renderOnly = true;
     else if (k === 'help') usage();
     else usage(`unknown option --${k}`);
   }
@@ -53,6 +54,7 @@ async function main() {
     console.error('bench: the package is not built: run `npm run install && npm run build:ts` first');
     process.exit(2);
   }
+  if (args.renderOnly) return renderOnly(selected, path.resolve(args.out || path.join(__dirname, 'results')));
   const durationMs = args.durationMs || (args.smoke ? 150 : 2000);
   const fileSize = (args.fileSizeMiB || (args.smoke ? 16 : 512)) * common.MiB;
   const uid = process.getuid ? process.getuid() : 'x';
@@ -105,7 +107,7 @@ async function main() {
       md += `${r.md}\n`;
       svg = r.svg;
     }
-    md += `\nMachine: Linux ${facts.kernel}, ${facts.cores} cores (${facts.cpuModel}), Node ${facts.node}, ${facts.fio}, uid ${facts.uid}, memlock ${facts.memlock}, ${facts.filesystem}. ${durationMs} ms per point, ${ctx.repeat} round(s) per point (median; ratios are medians of per-round ratios). 1-min load average at start ${facts.load1}. Command: \`${json.config.command}\`.\n`;
+    md += footer(json);
     written.push(...common.writeOutputs(outDir, w.name, json, md, svg));
     common.progressDone();
     summary.push({ name: w.name, status: json.status, targets: res.targets || [], elapsedSec: json.elapsedSec });
@@ -123,6 +125,26 @@ async function main() {
   }
   console.log(`bench: wrote ${written.length} files to ${outDir} in ${Math.round((Date.now() - t0) / 1000)} s`);
   process.exit(failed ? 1 : 0);
+}
+
+function footer(json) {
+  const f = json.machine;
+  const c = json.config;
+  return `\nMachine: Linux ${f.kernel}, ${f.cores} cores (${f.cpuModel}), Node ${f.node}, ${f.fio}, uid ${f.uid}, memlock ${f.memlock}, ${f.filesystem}. ${c.durationMsPerPoint} ms per point, ${c.repeat || 1} round(s) per point (median; ratios are medians of per-round ratios). 1-min load average at start ${f.load1}. Command: \`${c.command}\`.\n`;
+}
+
+/** Re-renders <name>.md and <name>.svg from an existing <name>.json (no measuring). */
+function renderOnly(selected, outDir) {
+  for (const w of selected) {
+    const file = path.join(outDir, `${w.name}.json`);
+    if (!fs.existsSync(file)) { console.error(`bench: no ${file}`); continue; }
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (json.status === 'error') continue;
+    const r = w.render(json);
+    fs.writeFileSync(path.join(outDir, `${w.name}.md`), `# ${w.title}\n\n${r.md}\n${footer(json)}\n`);
+    fs.writeFileSync(path.join(outDir, `${w.name}.svg`), `${r.svg}\n`);
+    console.log(`bench: re-rendered ${w.name}`);
+  }
 }
 
 main().catch((e) => {

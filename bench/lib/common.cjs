@@ -268,13 +268,19 @@ function svgBars({ title, yLabel, groups, series, values, log = false }) {
     out.push(`<text transform="translate(${cx},${T + plotH + 8}) rotate(45)" text-anchor="start">${esc(g)}</text>`);
   });
   out.push(`<line x1="${L}" x2="${W - R}" y1="${T + plotH}" y2="${T + plotH}" stroke="#333"/>`);
+  // Legend below the x labels, wrapped onto as many lines as it needs.
   let lx = L;
-  const ly = H - 14;
+  let ly = H - 14;
+  const items = [];
   series.forEach((s, si) => {
-    out.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${colors[si % colors.length]}"/>`);
-    out.push(`<text x="${lx + 14}" y="${ly}">${esc(s)}</text>`);
-    lx += 24 + s.length * 6.2;
+    const w = 24 + s.length * 6.2;
+    if (lx + w > W - R && lx > L) { lx = L; ly += 16; }
+    items.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${colors[si % colors.length]}"/>`, `<text x="${lx + 14}" y="${ly}">${esc(s)}</text>`);
+    lx += w;
   });
+  out.push(...items);
+  out[0] = out[0].replace(/height="\d+" viewBox="0 0 (\d+) \d+"/, `height="${ly + 10}" viewBox="0 0 $1 ${ly + 10}"`);
+  out[1] = `<rect width="${W}" height="${ly + 10}" fill="white"/>`;
   out.push('</svg>');
   return out.join('\n');
 }
