@@ -1,0 +1,218 @@
+'use strict';
+// Runs one measured point in a fresh process and prints one JSON line on stdout.
+// Usage: node point.cjs '<spec json>'
+//   spec.engine: 'ringmaster' | 'node' | 'handoff'
+const path = require('node:path');
+const { fork } = require('node:child_process');
+const { Worker } = require('node:worker_threads');
+const { ROOT, histMerge, newHist, histSummary, round } = require('./common.cjs');
+const { rmLoop, nodeLoop } = require('./loops.cjs');
+
+const PARTICIPANT = path.join(__dirname, 'participant.cjs');
+
+/** An RPC wrapper around a child process or a worker thread running participant.cjs. */
+class Peer {
+  constructor(target, kind) {
+    this.target = target;
+    this.kind = kind;
+    this.next = 1;
+    this.waiting = new Map();
+    this.ready = new Promise((r) => (this._ready = r));
+    const onMsg = (m) => {
+      if (m && m.event === 'ready') return this._ready();
+      const w = this.waiting.get(m && m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      if (m.ok) w.resolve(m.result);
+      else w.reject(new Error(m.error));
+    };
+    target.on('message', onMsg);
+    const onGone = (e) => {
+      for (const [, w] of this.waiting) w.reject(new Error(`participant ended: ${e && e.message ? e.message : e}`));
+      this.waiting.clear();
+    };
+    target.on('exit', onGone);
+    target.on('error', onGone);
+  }
+  call(cmd, args = {}) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      if (this.kind === 'thread') this.target.postMessage({ id, cmd, args });
+      else this.target.send({ id, cmd, args });
+    });
+  }
+}
+
+function rmStartOptions(spec) {
+  const o = spec.rm || {};
+  const need = spec.procs * (spec.depth || 1) * (spec.bs || 4096) + (1 << 20);
+  const arenaSize = Math.max(4 << 20, Math.ceil((need * 1.25) / (1 << 20)) * (1 << 20));
+  const inflight = spec.procs * (spec.depth || 1) + 16;
+  let ringEntries = 256;
+  while (ringEntries * (o.rings || 1) < inflight) ringEntries *= 2;
+  return {
+    dataDir: spec.dataDir,
+    arenaSize,
+    ringEntries: Math.min(4096, ringEntries),
+    rings: o.rings || 1,
+    topology: o.topology || 'shared',
+    sqpoll: !!o.sqpoll,
+    fixedBuffers: o.fixedBuffers !== false,
+    reaper: o.pmReaper !== false,
+    maxProcesses: 16,
+  };
+}
+
+function combine(parts, spec) {
+  const hist = newHist();
+  let iops = 0;
+  let ops = 0;
+  let errors = 0;
+  let firstError = null;
+  for (const p of parts) {
+    histMerge(hist, p.hist);
+    iops += p.iops;
+    ops += p.ops;
+    errors += p.errors;
+    firstError = firstError || p.firstError;
+  }
+  return { iops: round(iops), mbps: round((iops * spec.bs) / (1 << 20), 1), ops, errors, firstError, ...histSummary(hist) };
+}
+
+async function ringmasterPoint(spec) {
+  const rm = require(ROOT);
+  const opts = rmStartOptions(spec);
+  const pm = await rm.Postmaster.start(opts);
+  const peers = [];
+  try {
+    const file = await pm.files.open(path.basename(spec.file), { direct: !!spec.direct, readOnly: true });
+    const mode = spec.mode || 'fork';
+    for (let i = 1; i < spec.procs; i++) {
+      let p;
+      if (mode === 'threads') {
+        p = new Peer(new Worker(PARTICIPANT, { workerData: { role: 'rm-thread', token: pm.threadToken() } }), 'thread');
+      } else {
+        p = new Peer(pm.fork(PARTICIPANT, ['rm-fork'], { stdio: ['ignore', 'inherit', 'inherit'], reaper: (spec.rm || {}).workerReaper !== false }), 'proc');
+      }
+      peers.push(p);
+    }
+    for (const p of peers) {
+      await p.ready;
+      await p.call('attach', {});
+    }
+    const run = { ...spec, fileId: file.id };
+    const before = pm.stats();
+    const parts = await Promise.all([
+      rmLoop(pm, file.id, run, 1),
+      ...peers.map((p, i) => p.call('run', { ...run, seed: 1000 + i * 7919 })),
+    ]);
+    const after = pm.stats();
+    const res = combine(parts, spec);
+    const f = pm.features;
+    res.features = { backend: f.backend, backendReason: f.backendReason, fixedBuffers: f.fixedBuffers, fixedBuffersReason: f.fixedBuffersReason, fixedFiles: f.fixedFiles, sqpoll: f.sqpoll, topology: f.topology, rings: f.rings, ringEntries: f.ringEntries };
+    res.options = opts;
+    res.mode = mode;
+    res.ringStats = ringDelta(before, after);
+    for (const p of peers) await p.call('close').catch(() => {});
+    for (const p of peers) if (p.kind === 'thread') await p.target.terminate();
+    return res;
+  } finally {
+    await pm.stop({ timeoutMs: 3000 });
+  }
+}
+
+function ringDelta(a, b) {
+  try {
+    const ra = a.rings || [];
+    const rb = b.rings || [];
+    return rb.map((r, i) => ({ sqes: r.sqes - (ra[i] ? ra[i].sqes : 0), enters: r.enters - (ra[i] ? ra[i].enters : 0), cqes: r.cqes - (ra[i] ? ra[i].cqes : 0) }));
+  } catch {
+    return null;
+  }
+}
+
+async function nodePoint(spec) {
+  const peers = [];
+  for (let i = 1; i < spec.procs; i++) peers.push(new Peer(fork(PARTICIPANT, ['node'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'proc'));
+  for (const p of peers) await p.ready;
+  const parts = await Promise.all([nodeLoop(spec, 1), ...peers.map((p, i) => p.call('run', { ...spec, seed: 1000 + i * 7919 }))]);
+  for (const p of peers) p.target.kill();
+  const res = combine(parts, spec);
+  res.libuvIoUring = parts.every((p) => p.ioUringFd);
+  res.uvUseIoUring = process.env.UV_USE_IO_URING || null;
+  res.threadpool = Number(process.env.UV_THREADPOOL_SIZE || 4);
+  return res;
+}
+
+// Cross-process handoff: A submits a NOP carrying a completion word; B waits on that word.
+async function handoffPoint(spec) {
+  const rm = require(ROOT);
+  const sc = spec.scenario;
+  const pm = await rm.Postmaster.start({ dataDir: spec.dataDir, arenaSize: 4 << 20, reaper: !!sc.pmReaper, maxProcesses: 8 });
+  try {
+    const A = new Peer(pm.fork(PARTICIPANT, ['rm-fork'], { stdio: ['ignore', 'inherit', 'inherit'], reaper: sc.aReaper }), 'proc');
+    const B = new Peer(pm.fork(PARTICIPANT, ['rm-fork'], { stdio: ['ignore', 'inherit', 'inherit'], reaper: sc.bReaper }), 'proc');
+    await A.ready;
+    await B.ready;
+    const slotA = (await A.call('attach', { reaper: sc.aReaper })).slot;
+    const slotB = (await B.call('attach', { reaper: sc.bReaper })).slot;
+    const words = [];
+    for (let i = 0; i < spec.iterations + 5; i++) words.push(pm.completionWord());
+    const handoff = [];
+    const fromSubmit = [];
+    const issuer = [];
+    const submitCall = [];
+    const reapedBy = {};
+    let bad = 0;
+    const t0 = Date.now();
+    for (let i = 0; i < spec.iterations + 5; i++) {
+      await B.call('arm', { offset: words[i] });
+      await new Promise((r) => setTimeout(r, 1));  // everyone idle (threads asleep) before the IO
+      const a = await A.call('fire', { offset: words[i], busyMs: sc.busyMs || 0 });
+      const b = await B.call('collect');
+      if (b.value === undefined || b.value === null || !a.ok) { bad++; continue; }
+      if (i < 5) continue;  // warm-up
+      handoff.push((b.tWake - a.t1) / 1000);
+      fromSubmit.push((b.tWake - a.t0) / 1000);
+      submitCall.push((a.t1 - a.t0) / 1000);
+      if (!sc.busyMs) issuer.push((a.t2 - a.t1) / 1000);
+      const who = a.reapedBy === slotA ? 'A' : a.reapedBy === slotB ? 'B' : a.reapedBy === pm.slot ? 'postmaster' : String(a.reapedBy);
+      reapedBy[who] = (reapedBy[who] || 0) + 1;
+      if (Date.now() - t0 > spec.maxMs) break;
+    }
+    await A.call('close').catch(() => {});
+    await B.call('close').catch(() => {});
+    const pct = (arr, p) => {
+      if (!arr.length) return null;
+      const s = [...arr].sort((x, y) => x - y);
+      return round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)], 1);
+    };
+    return {
+      samples: handoff.length, failed: bad, reapedBy,
+      handoffP50us: pct(handoff, 50), handoffP99us: pct(handoff, 99), handoffMaxUs: pct(handoff, 100),
+      fromSubmitP50us: pct(fromSubmit, 50), fromSubmitP99us: pct(fromSubmit, 99),
+      submitCallP50us: pct(submitCall, 50), submitCallP99us: pct(submitCall, 99),
+      negativeHandoffs: handoff.filter((v) => v < 0).length,
+      issuerResolveP50us: pct(issuer, 50), issuerResolveP99us: pct(issuer, 99),
+      features: { backend: pm.features.backend, fixedBuffers: pm.features.fixedBuffers },
+    };
+  } finally {
+    await pm.stop({ timeoutMs: 3000 });
+  }
+}
+
+async function main() {
+  const spec = JSON.parse(process.argv[2]);
+  let res;
+  if (spec.engine === 'ringmaster') res = await ringmasterPoint(spec);
+  else if (spec.engine === 'node') res = await nodePoint(spec);
+  else if (spec.engine === 'handoff') res = await handoffPoint(spec);
+  else throw new Error(`unknown engine ${spec.engine}`);
+  process.stdout.write(`${JSON.stringify(res)}\n`);
+}
+
+main().then(() => process.exit(0), (e) => {
+  process.stdout.write(`${JSON.stringify({ error: `${e.code || ''} ${e.message}` })}\n`);
+  process.exit(1);
+});

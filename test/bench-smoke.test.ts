@@ -1,0 +1,96 @@
+// The bench harness (bench/run.cjs) runs every workload for a fraction of a second with
+// minimal points. Only the shape of the JSON (and that md/svg were written) is checked:
+// no timing assertions. Runs as root, as non-root (fixed buffers may be refused by
+// RLIMIT_MEMLOCK: the harness must still work) and with RINGMASTER_BACKEND=threads.
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { removeDir, tempDir } from './helpers';
+
+const REPO = path.resolve(__dirname, '..');
+const dir = tempDir('rm-bench-smoke-');
+const out = path.join(dir, 'out');
+const data = path.join(dir, 'data');
+afterAll(() => removeDir(dir));
+
+function load(name: string): any {
+  return JSON.parse(readFileSync(path.join(out, `${name}.json`), 'utf8'));
+}
+
+function isMeasured(r: any): boolean {
+  return r && typeof r.iops === 'number' && typeof r.p50us === 'number' && typeof r.p99us === 'number';
+}
+
+describe('bench harness smoke', () => {
+  let run: ReturnType<typeof spawnSync>;
+
+  it('npm run bench -- all --smoke writes every workload', () => {
+    run = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'all', '--smoke', '--duration=100', '--file-size=8', `--out=${out}`, `--data-dir=${data}`], {
+      cwd: REPO, encoding: 'utf8', timeout: 180000, env: { ...process.env, BENCH_QUIET: '1' },
+    });
+    expect(run.error, String(run.stderr)).toBeUndefined();
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    for (const name of ['cold-reads', 'cached-reads', 'durable-commits', 'handoff', 'topologies', 'tpcb']) {
+      for (const ext of ['json', 'md', 'svg']) expect(existsSync(path.join(out, `${name}.${ext}`)), `${name}.${ext}`).toBe(true);
+      expect(readFileSync(path.join(out, `${name}.svg`), 'utf8').startsWith('<svg')).toBe(true);
+      const j = load(name);
+      expect(j.name).toBe(name);
+      expect(['ok', 'skipped']).toContain(j.status);
+      expect(j.machine).toMatchObject({ kernel: expect.any(String), cores: expect.any(Number), node: process.version, fio: expect.any(String) });
+      expect(j.config.durationMsPerPoint).toBe(100);
+    }
+    expect(existsSync(path.join(out, 'summary.md'))).toBe(true);
+  });
+
+  it('read workloads: every engine at every point is measured, or an anchor is skipped with the install hint', () => {
+    for (const name of ['cold-reads', 'cached-reads']) {
+      const j = load(name);
+      expect(j.status).toBe('ok');
+      expect(j.points.length).toBeGreaterThan(0);
+      expect(j.targets.length).toBeGreaterThan(0);
+      for (const p of j.points) {
+        expect(p).toMatchObject({ bs: expect.any(Number), depth: expect.any(Number), procs: expect.any(Number) });
+        for (const e of j.engines) {
+          const r = p.results[e.id];
+          if (e.id.startsWith('fio') && r.skipped) expect(r.skipped).toMatch(/apt-get install -y fio/);
+          else expect(isMeasured(r), `${name} ${e.id}: ${JSON.stringify(r)}`).toBe(true);
+        }
+        expect(p.results.ringmaster.errors).toBe(0);
+        expect(p.results.ringmaster.features.backend).toMatch(/^(io_uring|threads)$/);
+        expect(Object.keys(p.ratios).length).toBe(j.engines.length - 1);
+      }
+    }
+  });
+
+  it('handoff: every scenario has samples and percentiles', () => {
+    const j = load('handoff');
+    expect(j.rows.length).toBe(4);
+    for (const r of j.rows) {
+      expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
+      expect(r.result.samples).toBeGreaterThan(0);
+      expect(r.result.failed).toBe(0);
+      expect(typeof r.result.handoffP50us).toBe('number');
+      expect(typeof r.result.handoffP99us).toBe('number');
+    }
+    expect(j.targets[0].text).toMatch(/p99/);
+  });
+
+  it('topologies: every variant runs (fixed buffers may be refused, never an error)', () => {
+    const j = load('topologies');
+    expect(j.rows.length).toBe(12);
+    for (const r of j.rows) {
+      expect(isMeasured(r.result), `${r.kind} ${r.variant}: ${JSON.stringify(r.result)}`).toBe(true);
+      expect(r.result.errors).toBe(0);
+      expect(typeof r.result.features.fixedBuffers).toBe('boolean');
+    }
+  });
+
+  it('WAL / buffer-pool workloads are listed as skipped, not dropped', () => {
+    for (const name of ['durable-commits', 'tpcb']) {
+      const j = load(name);
+      expect(j.status).toBe('skipped');
+      expect(j.skipped).toMatch(/needs the WAL\/buffer pool/);
+    }
+  });
+});
