@@ -487,6 +487,8 @@ export class Wal implements WalHook {
         clearTimeout(guard);
         try {
           this.#settle(results, firstIndex ?? first, n, pieces.length, upto, lens);
+        } catch {
+          /* the failed state is recorded in shared memory; flush() reports it */
         } finally {
           release();
         }
@@ -589,6 +591,11 @@ export class Wal implements WalHook {
       this.#holding = false;
       addon.walRole(this.#s(), 'flusher', false);
     }
+  }
+
+  /** @internal the file id of the segment holding `lsn` (opened if needed; postmaster init and tests). */
+  async _segmentFileId(lsn: bigint | number): Promise<number> {
+    return this.#segFile(Math.floor(toLsn(lsn) / this.#size().segmentSize));
   }
 
   /** @internal emits 'wal-failed' (once per environment) if the WAL has failed. */
@@ -732,6 +739,9 @@ registerModule('wal', {
     }
     const wal = db.wal;
     wal.recovery = info;
+    // Open the current segment now (nobody else runs yet), so appendFlushChain can be
+    // used before the first flush.
+    await wal._segmentFileId(end);
     hookBufferPool(db);
     startBackground(db, o);
   },
