@@ -11,6 +11,6 @@ export type { StartOptions } from './options';
 export type { ArenaSlice, IoBuffer, IoResult, OpOptions, OpName } from './io';
 export { BufferPool } from '../bufferpool/index';
 export type { BufferPoolOptions } from '../bufferpool/index';
-export { Wal } from '../wal/index';
-export type { WalOptions } from '../wal/index';
+export { Wal, formatLsn, segmentName, walFailedError, KIND_CHECKPOINT, KIND_PAGE_IMAGE, USER_KIND_MAX } from '../wal/index';
+export type { WalOptions, WalRecord, RedoHandler, RecoveryInfo } from '../wal/index';
 export type { WalHook } from './modules';

@@ -206,6 +206,20 @@ describe('wal: WAL-before-data chains and fsyncgate', () => {
     await expect(w.call('append', { data: 'z' })).rejects.toMatchObject({ code: 'ERR_RINGMASTER_WAL_FAILED' });
     expect(pm.wal.flushedLsn()).toBe(before);
   });
+
+  it("a worker's failed fdatasync is reported by the postmaster ('wal-failed') and fails the postmaster's flushes", async () => {
+    pm = await start();
+    const events: any[] = [];
+    pm.on('wal-failed', (e) => events.push(e));
+    const w = await walWorker(pm);
+    const lsn = BigInt(await w.call('append', { data: 'from the worker' }));
+    const segId = await pm.wal._segmentFileId(lsn);
+    pm._native().debugSetFault(0, { opMask: 1 << OP.fdatasync, fileSlot: segId % 65536, error: EIO });
+    expect(await w.call('flushCode', { lsn: lsn.toString() })).toBe('ERR_RINGMASTER_WAL_FAILED');
+    await waitFor(() => events.length > 0, 5000, "the postmaster's wal-failed event");
+    expect(events[0].errno).toBe(EIO);
+    await expect(pm.wal.flush(lsn)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_WAL_FAILED' });
+  });
 });
 
 describe('wal: dead participants', () => {
@@ -325,7 +339,10 @@ describe('wal: recovery, checkpoints, full-page images, waldump', () => {
     // The checkpoint's barrier, record and control file work from a worker too.
     const l2 = await pm.wal.append(1, Buffer.from('again'));
     await pm.wal.flush(l2);
-    await pm.wal.checkpoint();
+    const w = await walWorker(pm);
+    const ck2 = BigInt(await w.call('checkpoint'));
+    expect(ck2 > l2 - 1n).toBe(true);
+    expect(fmt.readControl(dataDir)!.checkpointLsn).toBe(Number(ck2));
   });
 
   it('the size-triggered checkpointer runs on its own', async () => {
