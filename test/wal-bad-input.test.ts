@@ -76,6 +76,21 @@ describe('wal: bad input', () => {
     await expect(startWith({ ...wal, segmentSize: 128 << 10 }, 'segsz')).rejects.toMatchObject({ code: 'ERR_RINGMASTER_WAL_CONTROL' });
   });
 
+  it('a redo handler that throws stops the start with its error (no half-recovered service)', async () => {
+    const p = await startWith(wal, 'redoerr');
+    await p.wal.flush(await p.wal.append(4, Buffer.from('boom')));
+    await p.stop();
+    await expect(startWith({ ...wal, redo: { 4: () => { throw Object.assign(new Error('redo failed'), { code: 'E_USER' }); } } }, 'redoerr'))
+      .rejects.toMatchObject({ code: 'E_USER' });
+    // Handlers registered with Wal.onRedo before the start are used too.
+    const seen: string[] = [];
+    rm.Wal.onRedo(4, (r) => { seen.push(r.payload.toString()); });
+    const p2 = await startWith(wal, 'redoerr');
+    await p2.stop();
+    expect(seen).toEqual(['boom']);
+    expect(() => rm.Wal.onRedo(0, () => {})).toThrow(RangeError);
+  });
+
   it('after all of that the WAL still commits', async () => {
     const l = await pm.wal.append(1, new Uint8Array([1, 2, 3]));
     await pm.wal.flush(l);
