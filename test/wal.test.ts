@@ -102,6 +102,21 @@ describe('wal: append and group commit', () => {
     expect(n).toBe(12);
   });
 
+  it('processes filling the buffer concurrently wait for each other\'s flushes; nothing is lost or overwritten', async () => {
+    pm = await start({ bufferSize: 64 << 10 });
+    const ws = await Promise.all([walWorker(pm), walWorker(pm), walWorker(pm)]);
+    await Promise.all(ws.map((w, i) => w.call('appendMany', { n: 40, size: 3000 + i * 100, tag: `p${i}` })));  // ~370 KB
+    await Promise.all(ws.map((w) => w.call('flush', {})));
+    expect(pm.wal.stats().spaceWaits).toBeGreaterThan(0);
+    await Promise.all(ws.map((w) => w.call('close')));
+    const seen = new Set<string>();
+    await restart({ redo: { 1: (r: any) => { seen.add(r.payload.toString()); } } });
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 40; j++) expect(seen.has(`p${i}:${j}:`.padEnd(3000 + i * 100, String.fromCharCode(65 + (j % 26))))).toBe(true);
+    }
+    expect(seen.size).toBe(120);
+  });
+
   it('commitDelayUs groups commits too', async () => {
     pm = await start({ commitDelayUs: 2000 });
     await Promise.all(Array.from({ length: 8 }, async (_, i) => pm!.wal.flush(await pm!.wal.append(1, Buffer.from(`d${i}`)))));
