@@ -2,7 +2,7 @@
 // fsync failure (fsyncgate), dead inserters and flushers, recovery, checkpoints, waldump.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { openSync, readFileSync, readdirSync, writeSync, closeSync, statSync } from 'node:fs';
+import { openSync, readFileSync, readdirSync, writeSync, closeSync, statSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { Worker, backend, removeDir, rm, tempDir, waitFor } from './helpers';
 
@@ -335,6 +335,26 @@ describe('wal: recovery, checkpoints, full-page images, waldump', () => {
     pm = await start({ redo: { 1: (r: any) => { seen.push(r.payload.toString()); } } });
     expect(seen).toEqual(['kept']);
     expect(pm.wal.recovery!.tornTail).toBe(true);
+  });
+
+  it('a segment file cut short inside the last record: the record is cut, the earlier ones stay on disk for later restarts', async () => {
+    pm = await start();
+    const a = await pm.wal.append(1, Buffer.from('first'));
+    await pm.wal.append(1, Buffer.from('second'));
+    const c = await pm.wal.append(1, Buffer.alloc(2000, 2));
+    await pm.wal.flush(c);
+    await pm.stop();
+    pm = null;
+    const segFile = path.join(dataDir, 'pg_wal', fmt.segmentName(Math.floor(Number(a) / SEG)));
+    truncateSync(segFile, (Number(c) % SEG) - 1000);
+    for (let round = 0; round < 2; round++) {
+      const seen: string[] = [];
+      pm = await start({ redo: { 1: (r: any) => { seen.push(r.payload.toString()); } } });
+      expect(seen).toEqual(['first', 'second']);
+      expect(statSync(segFile).size).toBe(SEG);  // extended in place, never replaced
+      await pm.stop();
+      pm = null;
+    }
   });
 
   it('checkpoints bound replay, recycle old segments, and survive a restart', async () => {

@@ -609,14 +609,28 @@ export class Wal implements WalHook {
   }
 }
 
-// Zero-filled segment file (written, not sparse), fsynced with its directory.
+// Zero-filled segment file (written, not sparse), fsynced with its directory. An
+// existing file is never replaced (it may hold records): a short one is extended in place.
 function preallocate(dataDir: string, segno: number, segmentSize: number): void {
   const walDir = path.join(dataDir, WAL_DIR);
   const p = path.join(walDir, segmentName(segno));
+  let size = -1;
   try {
-    if (fs.statSync(p).size >= segmentSize) return;
+    size = fs.statSync(p).size;
   } catch {
     /* missing */
+  }
+  if (size >= segmentSize) return;
+  if (size >= 0) {
+    const fd = fs.openSync(p, 'r+');
+    try {
+      const zeros = Buffer.alloc(Math.min(segmentSize - size, 1 << 20));
+      for (let off = size; off < segmentSize; off += zeros.length) fs.writeSync(fd, zeros, 0, Math.min(zeros.length, segmentSize - off), off);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return;
   }
   const tmp = p + '.tmp';
   const fd = fs.openSync(tmp, 'w', 0o600);
