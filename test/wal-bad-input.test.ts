@@ -1,6 +1,6 @@
 // Bad input to the WAL: every case fails with a typed error and leaves the WAL usable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { backend, removeDir, rm, tempDir } from './helpers';
 
@@ -68,6 +68,15 @@ describe('wal: bad input', () => {
     await p.stop();
     writeFileSync(path.join(dir, 'ctl', 'pg_control'), Buffer.alloc(64, 0x5a));
     await expect(startWith(wal, 'ctl')).rejects.toMatchObject({ code: 'ERR_RINGMASTER_WAL_CONTROL' });
+  });
+
+  it('a WAL missing the checkpoint record the control file names is refused (ERR_RINGMASTER_WAL_CORRUPT)', async () => {
+    const p = await startWith(wal, 'lost');
+    await p.wal.flush(await p.wal.append(1, Buffer.from('x')));
+    await p.wal.checkpoint();
+    await p.stop();
+    for (const f of readdirSync(path.join(dir, 'lost', 'pg_wal'))) rmSync(path.join(dir, 'lost', 'pg_wal', f));
+    await expect(startWith(wal, 'lost')).rejects.toMatchObject({ code: 'ERR_RINGMASTER_WAL_CORRUPT' });
   });
 
   it('a segment size different from the existing WAL is rejected', async () => {

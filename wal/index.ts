@@ -671,6 +671,12 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
   const handlers = new Map([...staticRedo, ...o.redo]);
   const records: WalRecord[] = [];
   const scan = scanWal(dataDir, seg, control.redoLsn, (r) => records.push(r), false);
+  // The control file promises a checkpoint record (durable before the control file was
+  // written) and the segment holding the redo point: without them, refuse to start.
+  if (scan.endLsn <= control.checkpointLsn || (scan.stop === 'missing-segment' && scan.endLsn === control.redoLsn && control.checkpointLsn > 0)) {
+    throw new RingmasterError('ERR_RINGMASTER_WAL_CORRUPT',
+      `the WAL in ${walDir} ends at ${formatLsn(scan.endLsn)} (${scan.stop}), before the checkpoint record at ${formatLsn(control.checkpointLsn)} that ${CONTROL_FILE} names`);
+  }
   const touched = new Set<string>();
   // Redo in LSN order, before any worker exists (init runs before the first fork).
   for (const r of records) {
