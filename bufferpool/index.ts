@@ -206,6 +206,17 @@ export class BufferPool {
     return this.#info;
   }
 
+  /** Whether the postmaster was started with the `bufferPool` option. */
+  get configured(): boolean {
+    if (this.#info) return true;
+    try {
+      this.#inf();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   get pageSize(): number {
     return this.#inf().pageSize;
   }

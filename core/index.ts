@@ -12,6 +12,6 @@ export type { ArenaSlice, IoBuffer, IoResult, OpOptions, OpName } from './io';
 export { BufferPool } from '../bufferpool/index';
 export type { BufferPoolOptions, BufferPoolConfig, BufferPoolStats } from '../bufferpool/index';
 export { PinnedBuffer, setPageChecksum, PAGE_HEADER_SIZE } from '../bufferpool/index';
-export { Wal } from '../wal/index';
-export type { WalOptions } from '../wal/index';
+export { Wal, formatLsn, segmentName, walFailedError, KIND_CHECKPOINT, KIND_PAGE_IMAGE, USER_KIND_MAX } from '../wal/index';
+export type { WalOptions, WalRecord, RedoHandler, RecoveryInfo } from '../wal/index';
 export type { WalHook } from './modules';

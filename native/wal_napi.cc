@@ -1,11 +1,299 @@
-// N-API surface of the wal module (native state part). Filled in by the wal issue.
+// N-API surface of the wal module. Every function takes the NativeSession first; the
+// WAL is found by region name in that session's segment (never by a JS-given offset).
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "atomics.h"
+#include "crc32c.h"
 #include "modules.h"
+#include "segment.h"
+#include "wal_buffer.h"
 
 namespace rm {
+namespace {
+
+bool get_u64(Napi::Env env, Napi::Value v, uint64_t* out, const char* what) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    int64_t sx = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (sx < 0 || !lossless) {
+      Napi::RangeError::New(env, std::string(what) + " must be a non-negative 64-bit integer").ThrowAsJavaScriptException();
+      return false;
+    }
+    *out = x;
+    return true;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || d > 9007199254740991.0 || d != (double)(uint64_t)d) {
+      Napi::RangeError::New(env, std::string(what) + " must be a non-negative integer").ThrowAsJavaScriptException();
+      return false;
+    }
+    *out = (uint64_t)d;
+    return true;
+  }
+  Napi::TypeError::New(env, std::string(what) + " must be a bigint or a number").ThrowAsJavaScriptException();
+  return false;
+}
+
+struct Ctx {
+  Segment* seg = nullptr;
+  uint32_t slot = 0;
+  WalShared* w = nullptr;
+};
+
+bool ctx(const Napi::CallbackInfo& info, Ctx* c, bool need_wal = true) {
+  Napi::Env env = info.Env();
+  c->seg = session_segment(env, info[0], &c->slot);
+  if (!c->seg) return false;
+  if (!need_wal) return true;
+  c->w = wal_get(*c->seg);
+  if (!c->w) {
+    module_error(env, "ERR_RINGMASTER_NO_WAL", "the WAL is not configured (start option `wal`)").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+Napi::Value big(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+
+// walCrc32c(bytes) -> uint32
+Napi::Value Crc32c(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Napi::TypeError::New(env, "walCrc32c(Uint8Array)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto u = info[0].As<Napi::Uint8Array>();
+  return Napi::Number::New(env, (double)(uint32_t)~crc32c(~0u, u.Data(), u.ByteLength()));
+}
+
+// walSharedSize(session) -> bytes of the shared part for this segment's slot count
+Napi::Value SharedSize(const Napi::CallbackInfo& info) {
+  Ctx c;
+  if (!ctx(info, &c, false)) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), (double)wal_shared_size(c.seg->hdr->max_slots));
+}
+
+// walInit(session, offset, bufSize, segSize, startLsn)
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c, false)) return env.Undefined();
+  uint64_t off, bs, ss, start;
+  if (!get_u64(env, info[1], &off, "offset") || !get_u64(env, info[2], &bs, "bufferSize") ||
+      !get_u64(env, info[3], &ss, "segmentSize") || !get_u64(env, info[4], &start, "startLsn"))
+    return env.Undefined();
+  int rc = wal_init(*c.seg, off, bs, ss, start);
+  if (rc < 0) module_error(env, "ERR_RINGMASTER_WAL", "wal_init failed", rc).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value AppendImpl(const Napi::CallbackInfo& info, bool abandon) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  if (!info[1].IsNumber()) {
+    Napi::TypeError::New(env, "kind must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double k = info[1].As<Napi::Number>().DoubleValue();
+  if (!(k >= 0 && k <= 65535) || k != (double)(uint32_t)k) {
+    Napi::RangeError::New(env, "kind must be an integer in 0..65535").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Napi::TypeError::New(env, "payload must be a Uint8Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto u = info[2].As<Napi::Uint8Array>();
+  if (u.ByteLength() > 0xffffffffull - 64) {
+    Napi::RangeError::New(env, "payload too large").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint64_t end = 0;
+  int rc = wal_append(*c.seg, c.slot, (uint16_t)k, u.Data(), (uint32_t)u.ByteLength(), &end, abandon);
+  if (rc == -EAGAIN) return env.Null();
+  if (rc == -EIO) {
+    module_error(env, "ERR_RINGMASTER_WAL_FAILED", "the WAL has failed (a WAL write or fdatasync failed): no further records are accepted", -EIO)
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (rc == -E2BIG) {
+    Napi::RangeError::New(env, "record larger than half the WAL buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (rc < 0) {
+    module_error(env, "ERR_RINGMASTER_WAL", "wal append failed", rc).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return big(env, end);
+}
+Napi::Value Append(const Napi::CallbackInfo& info) { return AppendImpl(info, false); }
+Napi::Value DebugAbandon(const Napi::CallbackInfo& info) {
+  if (!getenv("RINGMASTER_TEST_HOOKS")) return info.Env().Null();
+  return AppendImpl(info, true);
+}
+
+// walState(session) -> { reserved, flushed, insertedUpto, flushSeq, flushSeqOffset, failed, flusher, ... }
+Napi::Value State(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  WalShared* w = c.w;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("reserved", big(env, load_acquire(&w->reserved)));
+  o.Set("flushed", big(env, load_acquire(&w->flushed)));
+  o.Set("flushSeq", Napi::Number::New(env, load_acquire(&w->flush_seq)));
+  o.Set("flushSeqOffset", Napi::Number::New(env, (double)((uint8_t*)&w->flush_seq - c.seg->arena.base)));
+  o.Set("failed", Napi::Number::New(env, load_acquire(&w->failed)));
+  o.Set("flusher", Napi::Number::New(env, (double)load_acquire(&w->flusher) - 1));
+  o.Set("bufOffset", Napi::Number::New(env, (double)load_relaxed(&w->buf_off)));
+  o.Set("bufSize", Napi::Number::New(env, (double)load_relaxed(&w->buf_size)));
+  o.Set("segmentSize", Napi::Number::New(env, (double)load_relaxed(&w->seg_size)));
+  o.Set("startLsn", big(env, load_relaxed(&w->start_lsn)));
+  o.Set("checkpointLsn", big(env, load_acquire(&w->last_ckpt_lsn)));
+  o.Set("redoLsn", big(env, load_acquire(&w->redo_lsn)));
+  return o;
+}
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  WalShared* w = c.w;
+  Napi::Object o = Napi::Object::New(env);
+  auto n = [&](const char* k, uint64_t* p) { o.Set(k, Napi::Number::New(env, (double)load_relaxed(p))); };
+  n("appends", &w->stat_appends);
+  n("commits", &w->stat_commits);
+  n("fdatasyncs", &w->stat_syncs);
+  n("flushes", &w->stat_flushes);
+  n("writes", &w->stat_writes);
+  n("paddings", &w->stat_pads);
+  n("spaceWaits", &w->stat_space_waits);
+  n("flusherTakeovers", &w->stat_flusher_takeovers);
+  o.Set("crc32cHardware", Napi::Boolean::New(env, crc32c_hw()));
+  return o;
+}
+
+// walCount(session, 'commits' | 'fdatasyncs' | 'flushes', n)
+Napi::Value Count(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  std::string k = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  double n = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 1;
+  uint64_t v = n >= 0 && n < 1e9 ? (uint64_t)n : 1;
+  if (k == "commits") stat_add(&c.w->stat_commits, v);
+  else if (k == "fdatasyncs") stat_add(&c.w->stat_syncs, v);
+  else if (k == "flushes") stat_add(&c.w->stat_flushes, v);
+  return env.Undefined();
+}
+
+Napi::Value InsertedUpto(const Napi::CallbackInfo& info) {
+  Ctx c;
+  if (!ctx(info, &c)) return info.Env().Undefined();
+  return big(info.Env(), wal_inserted_upto(*c.seg, c.w));
+}
+
+// walRole(session, 'flusher' | 'checkpoint', acquire: boolean) -> boolean
+Napi::Value Role(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  std::string which = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  bool acquire = info[2].ToBoolean();
+  if (which == "flusher") {
+    if (acquire) return Napi::Boolean::New(env, wal_try_flusher(*c.seg, c.w, c.slot));
+    wal_release_flusher(*c.seg, c.w, c.slot);
+    return Napi::Boolean::New(env, true);
+  }
+  if (which == "checkpoint") {
+    uint32_t expect = acquire ? 0 : c.slot + 1;
+    return Napi::Boolean::New(env, cas(&c.w->ckpt_running, &expect, acquire ? c.slot + 1 : 0u));
+  }
+  Napi::TypeError::New(env, "role must be 'flusher' or 'checkpoint'").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value Publish(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint64_t lsn;
+  if (!get_u64(env, info[1], &lsn, "lsn")) return env.Undefined();
+  wal_publish(*c.seg, c.w, lsn);
+  return env.Undefined();
+}
+
+Napi::Value Fail(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  int32_t e = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -EIO;
+  wal_fail(*c.seg, c.w, e);
+  return env.Undefined();
+}
+
+// walSeg(session, segno) -> file id | -1 ; walSeg(session, segno, fileId | -1) sets/clears.
+Napi::Value Seg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint64_t segno;
+  if (!get_u64(env, info[1], &segno, "segno")) return env.Undefined();
+  WalSegFile* e = &c.w->segs[segno % kWalSegTable];
+  if (info.Length() > 2) {
+    double id = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+    // Returns the file id this entry held for another segment (the caller closes it), or -1.
+    uint64_t prev = load_acquire(&e->segno_plus1);
+    double prev_id = prev != 0 && prev != segno + 1 ? (double)load_relaxed(&e->file_id) : -1;
+    if (id < 0) {
+      uint64_t cur = segno + 1;
+      cas(&e->segno_plus1, &cur, (uint64_t)0);
+      prev_id = -1;
+    } else {
+      store_relaxed(&e->segno_plus1, (uint64_t)0);
+      store_relaxed(&e->file_id, (uint64_t)id);
+      store_release(&e->segno_plus1, segno + 1);  // pairs with the acquire below
+    }
+    return Napi::Number::New(env, prev_id);
+  }
+  if (load_acquire(&e->segno_plus1) != segno + 1) return Napi::Number::New(env, -1);
+  return Napi::Number::New(env, (double)load_relaxed(&e->file_id));
+}
+
+// walSetCheckpoint(session, checkpointLsn, redoLsn)
+Napi::Value SetCheckpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint64_t a, b;
+  if (!get_u64(env, info[1], &a, "checkpointLsn") || !get_u64(env, info[2], &b, "redoLsn")) return env.Undefined();
+  store_release(&c.w->last_ckpt_lsn, a);
+  store_release(&c.w->redo_lsn, b);
+  return env.Undefined();
+}
+
+}  // namespace
 
 void register_wal_exports(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  exports.Set("walCrc32c", Napi::Function::New(env, Crc32c));
+  exports.Set("walSharedSize", Napi::Function::New(env, SharedSize));
+  exports.Set("walInit", Napi::Function::New(env, Init));
+  exports.Set("walAppend", Napi::Function::New(env, Append));
+  exports.Set("walDebugAbandon", Napi::Function::New(env, DebugAbandon));
+  exports.Set("walState", Napi::Function::New(env, State));
+  exports.Set("walStats", Napi::Function::New(env, Stats));
+  exports.Set("walCount", Napi::Function::New(env, Count));
+  exports.Set("walInsertedUpto", Napi::Function::New(env, InsertedUpto));
+  exports.Set("walRole", Napi::Function::New(env, Role));
+  exports.Set("walPublish", Napi::Function::New(env, Publish));
+  exports.Set("walFail", Napi::Function::New(env, Fail));
+  exports.Set("walSeg", Napi::Function::New(env, Seg));
+  exports.Set("walSetCheckpoint", Napi::Function::New(env, SetCheckpoint));
 }
 
 }  // namespace rm

@@ -1,22 +1,817 @@
-// The shared write-ahead log (issue 4). Native state part: native/wal_napi.cc.
+// The shared write-ahead log (issue 4). Native state part: native/wal_buffer.{h,cc}
+// (layout, insertion, flusher election, completion kinds, slot cleanup) and
+// native/wal_napi.cc. This file is the policy: group commit, segment files, the
+// control file, recovery, checkpoints, and the WalHook for the buffer pool.
+import fs from 'node:fs';
+import path from 'node:path';
 import { registerModule } from '../core/modules';
-import type { Ringmaster } from '../core/ringmaster';
+import type { WalHook } from '../core/modules';
+import type { Batch, Ringmaster } from '../core/ringmaster';
+import type { IoResult } from '../core/io';
+import { RingmasterError, errnoName, rangeError, typeError } from '../core/errors';
+import {
+  CONTROL_FILE, ControlData, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
+  WalRecord, align8, decodePageImage, encodePageImage, formatLsn, fsyncDir, parseSegmentName, readControl, scanWal,
+  segmentName, writeControl,
+} from './format';
+
+export { formatLsn, segmentName, KIND_CHECKPOINT, KIND_PAGE_IMAGE, USER_KIND_MAX } from './format';
+export type { WalRecord } from './format';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const addon: any = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
+
+export type RedoHandler = (record: WalRecord) => void | Promise<void>;
 
 export interface WalOptions {
-  /** WAL segment file size in bytes. */
+  /** Circular WAL buffer in the arena, bytes: a multiple of 4096, at least 64 KiB (default 1 MiB). */
+  bufferSize?: number;
+  /** WAL segment file size in bytes: a multiple of 4096, at least 64 KiB (default 16 MiB). */
   segmentSize?: number;
+  /** The flusher waits this long before collecting a group, µs (default 0: off). */
+  commitDelayUs?: number;
+  /** `'fdatasync'` (default): writes linked to fdatasync; `'dsync'`: segments opened O_DSYNC, no sync op. */
+  walSync?: 'fdatasync' | 'dsync';
+  /** O_DIRECT segment files: writes of whole aligned 4 KiB blocks from the arena (default false). */
+  direct?: boolean;
+  /** Redo handlers by record kind, called in LSN order during recovery, before any worker attaches. */
+  redo?: Record<number, RedoHandler>;
+  /** Checkpoint every this many ms (postmaster; default 0: off). */
+  checkpointIntervalMs?: number;
+  /** Checkpoint when this many WAL bytes were written since the last one's redo point (default 0: off). */
+  checkpointWalBytes?: number;
+  /** Spare segment files kept (renamed) when a checkpoint recycles old ones (default 2). */
+  keepSegments?: number;
+  /** How long append/flush may wait (full buffer, busy flusher) before ETIMEDOUT, ms (default 30000). */
+  timeoutMs?: number;
 }
 
-/** Per-environment handle on the shared WAL (`db.wal`). */
-export class Wal {
+interface Resolved {
+  bufferSize: number;
+  segmentSize: number;
+  commitDelayUs: number;
+  walSync: 'fdatasync' | 'dsync';
+  direct: boolean;
+  redo: Map<number, RedoHandler>;
+  checkpointIntervalMs: number;
+  checkpointWalBytes: number;
+  keepSegments: number;
+  timeoutMs: number;
+}
+
+const KNOWN = ['bufferSize', 'segmentSize', 'commitDelayUs', 'walSync', 'direct', 'redo', 'checkpointIntervalMs', 'checkpointWalBytes', 'keepSegments', 'timeoutMs'];
+
+function int(name: string, v: unknown, def: number, min: number, max: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw typeError('ERR_INVALID_ARG_TYPE', `wal.${name} must be an integer`);
+  if (v < min || v > max) throw rangeError('ERR_OUT_OF_RANGE', `wal.${name} must be in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+export function resolveWalOptions(o: unknown): Resolved {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.wal must be an object');
+  const w = o as WalOptions;
+  for (const k of Object.keys(w)) if (!KNOWN.includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown wal option '${k}'`);
+  const bufferSize = int('bufferSize', w.bufferSize, 1 << 20, 64 << 10, 2 ** 40);
+  const segmentSize = int('segmentSize', w.segmentSize, 16 << 20, 64 << 10, 2 ** 40);
+  if (bufferSize % 4096) throw rangeError('ERR_OUT_OF_RANGE', 'wal.bufferSize must be a multiple of 4096');
+  if (segmentSize % 4096) throw rangeError('ERR_OUT_OF_RANGE', 'wal.segmentSize must be a multiple of 4096');
+  if (w.walSync !== undefined && w.walSync !== 'fdatasync' && w.walSync !== 'dsync') throw typeError('ERR_INVALID_ARG_VALUE', "wal.walSync must be 'fdatasync' or 'dsync'");
+  if (w.direct !== undefined && typeof w.direct !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'wal.direct must be a boolean');
+  const redo = new Map<number, RedoHandler>();
+  if (w.redo !== undefined) {
+    if (w.redo === null || typeof w.redo !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'wal.redo must be an object { [kind]: handler }');
+    for (const [k, fn] of Object.entries(w.redo)) {
+      const kind = Number(k);
+      if (!Number.isInteger(kind) || kind < 1 || kind > USER_KIND_MAX) throw rangeError('ERR_OUT_OF_RANGE', `wal.redo: kind must be an integer in 1..${USER_KIND_MAX}, got '${k}'`);
+      if (typeof fn !== 'function') throw typeError('ERR_INVALID_ARG_TYPE', `wal.redo[${k}] must be a function`);
+      redo.set(kind, fn);
+    }
+  }
+  return {
+    bufferSize,
+    segmentSize,
+    commitDelayUs: int('commitDelayUs', w.commitDelayUs, 0, 0, 10_000_000),
+    walSync: w.walSync ?? 'fdatasync',
+    direct: w.direct ?? false,
+    redo,
+    checkpointIntervalMs: int('checkpointIntervalMs', w.checkpointIntervalMs, 0, 0, 2 ** 31 - 1),
+    checkpointWalBytes: int('checkpointWalBytes', w.checkpointWalBytes, 0, 0, 2 ** 52),
+    keepSegments: int('keepSegments', w.keepSegments, 2, 0, 1024),
+    timeoutMs: int('timeoutMs', w.timeoutMs, 30000, 1, 2 ** 31 - 1),
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function toLsn(v: unknown, name = 'lsn'): number {
+  if (typeof v === 'bigint') {
+    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw rangeError('ERR_OUT_OF_RANGE', `${name} must be in 0..2^53-1, got ${v}`);
+    return Number(v);
+  }
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v) || v < 0) throw rangeError('ERR_OUT_OF_RANGE', `${name} must be a non-negative safe integer, got ${v}`);
+    return v;
+  }
+  throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be a bigint (or a non-negative integer)`);
+}
+
+export function walFailedError(errno: number): RingmasterError {
+  return new RingmasterError('ERR_RINGMASTER_WAL_FAILED',
+    `the WAL has failed (${errnoName(errno)} from a WAL write or fdatasync): nothing after the last durable LSN can be reported durable; restart and recover`,
+    { errno: -Math.abs(errno) });
+}
+
+// Options of the postmaster's WAL, per process (workers learn sizes from shared memory).
+const localOptions = new WeakMap<Ringmaster, Resolved>();
+const staticRedo = new Map<number, RedoHandler>();
+
+interface NativeState {
+  reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
+  bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
+}
+
+interface Piece { segno: number; fileOff: number; arenaOff: number; len: number }
+
+export interface RecoveryInfo {
+  /** Where replay started (the last checkpoint's redo LSN). */
+  fromLsn: bigint;
+  /** Where new records go. */
+  endLsn: bigint;
+  records: number;
+  /** Why the scan stopped ('end-of-wal' when the tail was clean). */
+  stop: ScanResult['stop'];
+  /** A torn or invalid record was found at the end and cut. */
+  tornTail: boolean;
+}
+
+/** Per-environment handle on the shared WAL (`db.wal`). Implements the buffer pool's WalHook. */
+export class Wal implements WalHook {
   readonly db: Ringmaster;
+  #holding = false;  // this environment holds the flusher role
+  #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number } | null = null;
+  #failedEmitted = false;
+  /** Set in the postmaster after recovery. */
+  recovery: RecoveryInfo | null = null;
+
   constructor(db: Ringmaster) {
     this.db = db;
+    // Workers: the buffer pool uses this WAL as soon as this environment touches db.wal
+    // (deferred: the pool's constructor may itself read db.wal).
+    queueMicrotask(() => {
+      if (!db.closed && this.enabled) hookBufferPool(db);
+    });
+  }
+
+  /** Registers a redo handler used by recoveries started later in this process (the start option is simpler). */
+  static onRedo(kind: number, fn: RedoHandler): void {
+    if (!Number.isInteger(kind) || kind < 1 || kind > USER_KIND_MAX) throw rangeError('ERR_OUT_OF_RANGE', `kind must be an integer in 1..${USER_KIND_MAX}`);
+    if (typeof fn !== 'function') throw typeError('ERR_INVALID_ARG_TYPE', 'redo handler must be a function');
+    staticRedo.set(kind, fn);
+  }
+
+  #s(): any {
+    return this.db._native();
+  }
+  #state(): NativeState {
+    return addon.walState(this.#s());
+  }
+  #size() {
+    if (!this.#sizes) {
+      const st = this.#state();
+      this.#sizes = { bufOffset: st.bufOffset, bufSize: st.bufSize, segmentSize: st.segmentSize, flushSeqOffset: st.flushSeqOffset };
+    }
+    return this.#sizes;
+  }
+  #opts(): Resolved | undefined {
+    return localOptions.get(this.db);
+  }
+  #timeoutMs(): number {
+    return this.#opts()?.timeoutMs ?? 30000;
+  }
+  #failed(st: NativeState): RingmasterError | null {
+    if (!st.failed) return null;
+    if (!this.#failedEmitted) {
+      this.#failedEmitted = true;
+      const e = walFailedError(st.failed);
+      queueMicrotask(() => this.db.emit('wal-failed', e));
+    }
+    return walFailedError(st.failed);
+  }
+
+  /** True if this segment has a WAL (the `wal` start option was given). */
+  get enabled(): boolean {
+    try {
+      return this.db._regionGet('wal') !== null;
+    } catch {
+      return false;
+    }
+  }
+
+  /** LSN up to which the WAL is durable (any process). */
+  flushedLsn(): bigint {
+    return this.#state().flushed;
+  }
+  /** Next LSN to be reserved (end of everything appended so far). */
+  insertLsn(): bigint {
+    return this.#state().reserved;
+  }
+  /** Whether the WAL is in the failed state (fsyncgate: permanent until restart). */
+  get failed(): boolean {
+    return this.#state().failed !== 0;
+  }
+
+  stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; crc32cHardware: boolean; syncsPerCommit: number } {
+    const s = addon.walStats(this.#s());
+    s.syncsPerCommit = s.commits ? s.fdatasyncs / s.commits : 0;
+    return s;
+  }
+
+  /**
+   * Appends a record of `kind` (1..0xFEFF) and resolves with its end LSN (pass it to
+   * `flush`). Many processes append at once; no lock is held while the record is copied.
+   */
+  append(kind: number, payload: Uint8Array): Promise<bigint> {
+    if (typeof kind !== 'number' || !Number.isInteger(kind)) return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'kind must be an integer'));
+    if (kind < 1 || kind > USER_KIND_MAX) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `kind must be in 1..${USER_KIND_MAX} (0 and 0xFF00.. are reserved), got ${kind}`));
+    if (!(payload instanceof Uint8Array)) return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'payload must be a Uint8Array'));
+    return this.#append(kind, payload);
+  }
+
+  async #append(kind: number, payload: Uint8Array): Promise<bigint> {
+    const deadline = Date.now() + this.#timeoutMs();
+    for (;;) {
+      let r: bigint | null;
+      try {
+        r = addon.walAppend(this.#s(), kind, payload);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
+        throw e;
+      }
+      if (r !== null) return r;
+      // The buffer is full of unflushed bytes: flush what is inserted, then retry.
+      const st = this.#state();
+      const err = this.#failed(st);
+      if (err) throw err;
+      if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', 'the WAL buffer stayed full (is a flusher stuck?)');
+      const upto: bigint = addon.walInsertedUpto(this.#s());
+      if (upto > st.flushed) await this.#flush(Number(upto), false);
+      else await sleep(1);
+    }
+  }
+
+  /** Resolves once the WAL is durable up to `lsn` (group commit across every process). */
+  flush(lsn?: bigint | number): Promise<void> {
+    let target: number;
+    try {
+      target = lsn === undefined ? Number(addon.walInsertedUpto(this.#s())) : toLsn(lsn);
+      if (target > Number(this.#state().reserved)) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#flush(target, true);
+  }
+
+  async #flush(target: number, commit: boolean): Promise<void> {
+    const s = this.#s();
+    if (commit) addon.walCount(s, 'commits', 1);
+    const deadline = Date.now() + this.#timeoutMs();
+    const { flushSeqOffset } = this.#size();
+    for (;;) {
+      const st = this.#state();
+      const err = this.#failed(st);
+      if (err) throw err;
+      if (Number(st.flushed) >= target) return;
+      if (!this.#holding && addon.walRole(s, 'flusher', true)) {
+        this.#holding = true;
+        try {
+          await this.#flushOnce();
+        } finally {
+          this.#holding = false;
+          addon.walRole(this.#s(), 'flusher', false);
+        }
+        continue;
+      }
+      if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(target)} within ${this.#timeoutMs()} ms`);
+      // Someone else is flushing: wait for the next publication (bounded, then re-check:
+      // a flusher that died is replaced by whoever comes next).
+      await this.db._waitWord(flushSeqOffset, st.flushSeq, 50);
+    }
+  }
+
+  // With the flusher role held: write everything inserted so far as one linked chain.
+  async #flushOnce(): Promise<void> {
+    const delay = this.#opts()?.commitDelayUs ?? 0;
+    if (delay > 0) await sleep(delay / 1000);
+    const s = this.#s();
+    const st = this.#state();
+    const from = Number(st.flushed);
+    const upto = Number(addon.walInsertedUpto(s));
+    if (upto <= from) {
+      await sleep(1);  // an earlier inserter is still copying (or died and awaits cleanup)
+      return;
+    }
+    const plan = await this.#plan(from, upto);
+    const ops: { fields: number[]; buffer: undefined; name: any }[] = [];
+    for (const p of plan.pieces) {
+      ops.push({ fields: [2 /* write */, 1 /* link */, p.fileId, p.fileOff, p.len, p.arenaOff, 4 /* CK_WAL_WRITE_DONE */, p.len], buffer: undefined, name: 'write' });
+    }
+    if (!plan.dsync) {
+      plan.files.forEach((f, i) => {
+        const last = i === plan.files.length - 1;
+        // Only the last sync publishes (kind SYNC_DONE, arg = LSN); earlier ones only report errors.
+        ops.push({ fields: [4 /* fdatasync */, last ? 0 : 1, f, 0, 0, -1, last ? 5 : 4, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
+      });
+    } else {
+      ops[ops.length - 1].fields[1] = 0;
+    }
+    addon.walCount(s, 'flushes', 1);
+    addon.walCount(s, 'fdatasyncs', plan.dsync ? 1 : plan.files.length);
+    const res = await this.db._submit(undefined, ops as any, []);
+    this.#settle(res, 0, ops.length, plan.pieces.length, plan.upto, plan.pieces.map((p) => p.len));
+  }
+
+  // Publishes, or enters the failed state. A cancelled op alone (dead issuer, repair)
+  // proves nothing either way: the next flusher writes the range again.
+  #settle(res: IoResult[], first: number, n: number, writes: number, upto: number, lens: number[]): boolean {
+    const s = this.#s();
+    let ok = true;
+    for (let i = 0; i < n; i++) {
+      const r = res[first + i];
+      if (!r) { ok = false; continue; }
+      const isWrite = i < writes;
+      if (r.result === -125 /* ECANCELED */ || r.result === -4 /* EINTR */) { ok = false; continue; }
+      if (r.result < 0 || (isWrite && r.result !== lens[i])) {
+        addon.walFail(s, r.result < 0 ? r.result : -5);
+        ok = false;
+      }
+    }
+    if (ok) addon.walPublish(s, upto);
+    const err = this.#failed(this.#state());
+    if (err) throw err;
+    return ok;
+  }
+
+  // Splits [from, upto) at buffer wraps and segment ends; opens segments as needed.
+  async #plan(from: number, upto: number): Promise<{ pieces: (Piece & { fileId: number })[]; files: number[]; upto: number; dsync: boolean }> {
+    const { bufOffset, bufSize, segmentSize } = this.#size();
+    const o = this.#opts();
+    const direct = o?.direct ?? this.#segDirect();
+    const dsync = (o?.walSync ?? this.#segDsync()) === 'dsync';
+    const maxOps = Math.max(4, this.db.features.ringEntries) - 2;  // room for the syncs
+    const pieces: (Piece & { fileId: number })[] = [];
+    const files: number[] = [];
+    let a = direct ? from - (from % 4096) : from;
+    const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
+    let end = upto;
+    while (a < b) {
+      const segno = Math.floor(a / segmentSize);
+      const segEnd = (segno + 1) * segmentSize;
+      const pos = a % bufSize;
+      const q = Math.min(b, segEnd, a - pos + bufSize);
+      // At most 2 writes (a wrap or a segment end) and so at most 2 syncs per chain;
+      // the rest goes in the next chain.
+      if (pieces.length >= Math.min(2, maxOps)) {
+        end = Math.min(end, a);
+        break;
+      }
+      const fileId = await this.#segFile(segno);
+      pieces.push({ segno, fileOff: a - segno * segmentSize, arenaOff: bufOffset + pos, len: q - a, fileId });
+      if (!files.includes(fileId)) files.push(fileId);
+      a = q;
+    }
+    return { pieces, files, upto: Math.min(end, upto), dsync };
+  }
+
+  #segDirect(): boolean {
+    return false;
+  }
+  #segDsync(): string {
+    return 'fdatasync';
+  }
+
+  // The file id of segment `segno` (flusher role held: only flushers and checkpoints open or close segments).
+  async #segFile(segno: number): Promise<number> {
+    const s = this.#s();
+    const id: number = addon.walSeg(s, segno);
+    if (id >= 0) return id;
+    const o = this.#opts();
+    const { segmentSize } = this.#size();
+    const dataDir = this.db.info.dataDir;
+    preallocate(dataDir, segno, segmentSize);
+    preallocate(dataDir, segno + 1, segmentSize);  // the next one is ready before it is needed
+    const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct: o?.direct ?? false, dsync: o?.walSync === 'dsync' });
+    const prev: number = addon.walSeg(s, segno, f.id);
+    if (prev >= 0) {
+      try {
+        await this.db.files.get(prev).close();
+      } catch {
+        /* already closed (recycled) */
+      }
+    }
+    return f.id;
+  }
+
+  /**
+   * WalHook: adds the WAL write(s) and the fdatasync that make the WAL durable up to
+   * `lsn` to `batch`, soft-linked, so an op the caller adds next runs only after the WAL
+   * is durable. Returns the callback to call with the batch's results, or null if the
+   * WAL cannot be added now (another flusher is busy, records before `lsn` are still
+   * being copied, or its segment is not open yet): then use `flush(lsn)`.
+   */
+  appendFlushChain(batch: Batch, lsn: bigint): ((results: IoResult[], firstIndex: number) => void) | null {
+    const target = toLsn(lsn);
+    const s = this.#s();
+    const st = this.#state();
+    const err = this.#failed(st);
+    if (err) throw err;
+    if (target > Number(st.reserved)) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
+    addon.walCount(s, 'commits', 1);
+    if (Number(st.flushed) >= target) return () => {};
+    if (this.#holding || !addon.walRole(s, 'flusher', true)) return null;
+    this.#holding = true;
+    const release = () => {
+      if (!this.#holding) return;
+      this.#holding = false;
+      try {
+        addon.walRole(this.#s(), 'flusher', false);
+      } catch {
+        /* closed */
+      }
+    };
+    try {
+      const from = Number(this.#state().flushed);
+      const upto = Number(addon.walInsertedUpto(s));
+      if (upto < target) {
+        release();
+        return null;
+      }
+      const { bufOffset, bufSize, segmentSize } = this.#size();
+      const o = this.#opts();
+      const direct = o?.direct ?? false;
+      const dsync = o?.walSync === 'dsync';
+      const pieces: (Piece & { fileId: number })[] = [];
+      const files: number[] = [];
+      let a = direct ? from - (from % 4096) : from;
+      const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
+      while (a < b) {
+        const segno = Math.floor(a / segmentSize);
+        const pos = a % bufSize;
+        const q = Math.min(b, (segno + 1) * segmentSize, a - pos + bufSize);
+        const fileId: number = addon.walSeg(s, segno);
+        if (fileId < 0) {  // opening a segment is async: let flush() do it
+          release();
+          return null;
+        }
+        pieces.push({ segno, fileOff: a - segno * segmentSize, arenaOff: bufOffset + pos, len: q - a, fileId });
+        if (!files.includes(fileId)) files.push(fileId);
+        a = q;
+      }
+      if (pieces.length + (dsync ? 0 : files.length) + 1 > this.db.features.ringEntries) {
+        release();
+        return null;
+      }
+      const first = batch.length;
+      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true });
+      if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
+      const n = batch.length - first;
+      addon.walCount(s, 'flushes', 1);
+      addon.walCount(s, 'fdatasyncs', dsync ? 1 : files.length);
+      // Never wedge the WAL if the caller never submits or never calls back.
+      const guard = setTimeout(release, this.#timeoutMs());
+      guard.unref?.();
+      const lens = pieces.map((p) => p.len);
+      return (results: IoResult[], firstIndex: number) => {
+        clearTimeout(guard);
+        try {
+          this.#settle(results, firstIndex ?? first, n, pieces.length, upto, lens);
+        } catch {
+          /* the failed state is recorded in shared memory; flush() reports it */
+        } finally {
+          release();
+        }
+      };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Appends a full-page image of `block` of a data file; recovery writes it back (torn-page repair). */
+  appendPageImage(file: string | { path: string } | number, block: number, bytes: Uint8Array): Promise<bigint> {
+    let rel: string;
+    try {
+      if (typeof file === 'string') rel = file;
+      else if (typeof file === 'number') rel = this.db.files.get(file).path;
+      else if (file && typeof file === 'object' && typeof (file as { path: unknown }).path === 'string') rel = (file as { path: string }).path;
+      else throw typeError('ERR_INVALID_ARG_TYPE', 'file must be a relative path, a FileHandle or a file id');
+      if (rel.length === 0 || path.isAbsolute(rel) || rel.split(/[\\/]/).includes('..')) throw typeError('ERR_INVALID_ARG_VALUE', 'file must be a relative path inside the data directory');
+      if (!Number.isSafeInteger(block) || block < 0) throw rangeError('ERR_OUT_OF_RANGE', 'block must be a non-negative integer');
+      if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'bytes must be a non-empty Uint8Array');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#append(KIND_PAGE_IMAGE, encodePageImage(rel, block, bytes));
+  }
+
+  /**
+   * Checkpoint: flush dirty pages (`db.buffers.flushAll()` if the buffer pool has it),
+   * a drain barrier, a checkpoint record made durable, the control file updated
+   * atomically, then old segments recycled. Resolves with the checkpoint's LSN.
+   */
+  async checkpoint(): Promise<bigint> {
+    const s = this.#s();
+    const err = this.#failed(this.#state());
+    if (err) throw err;
+    const deadline = Date.now() + this.#timeoutMs();
+    while (!addon.walRole(s, 'checkpoint', true)) {
+      if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', 'another checkpoint did not finish in time');
+      await sleep(5);
+    }
+    try {
+      const redo = Number(this.#state().reserved);
+      // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
+      const bufs = this.db.buffers;
+      if (bufs.configured) await bufs.flushAll();
+      // Barrier: every IO submitted before this point (any process) has completed.
+      await this.db.batch().nop({ drain: true }).submit();
+      const payload = Buffer.alloc(8);
+      payload.writeBigUInt64LE(BigInt(redo), 0);
+      const end = await this.#append(KIND_CHECKPOINT, payload);
+      await this.#flush(Number(end), false);
+      const ckptLsn = Number(end) - align8(HEADER_SIZE + 8);
+      const { segmentSize } = this.#size();
+      writeControl(this.db.info.dataDir, { segmentSize, checkpointLsn: ckptLsn, redoLsn: redo, time: Date.now() });
+      addon.walSetCheckpoint(s, ckptLsn, redo);
+      await this.#recycle(Math.floor(redo / segmentSize));
+      return BigInt(ckptLsn);
+    } finally {
+      addon.walRole(this.#s(), 'checkpoint', false);
+    }
+  }
+
+  // Segments wholly before the redo point are renamed to future names (spares) or removed.
+  async #recycle(redoSeg: number): Promise<void> {
+    const s = this.#s();
+    const deadline = Date.now() + this.#timeoutMs();
+    while (this.#holding || !addon.walRole(s, 'flusher', true)) {
+      if (Date.now() > deadline) return;  // recycling is an optimisation: try next time
+      await sleep(1);
+    }
+    this.#holding = true;
+    try {
+      const dataDir = this.db.info.dataDir;
+      const walDir = path.join(dataDir, WAL_DIR);
+      const segs = fs.readdirSync(walDir).map(parseSegmentName).filter((n): n is number => n !== null).sort((x, y) => x - y);
+      let top = Math.max(redoSeg, ...segs);
+      const currentSeg = Math.floor(Number(this.#state().reserved) / this.#size().segmentSize);
+      const keep = this.#opts()?.keepSegments ?? 2;
+      for (const segno of segs) {
+        if (segno >= redoSeg) break;
+        const id: number = addon.walSeg(s, segno);
+        if (id >= 0) {
+          addon.walSeg(s, segno, -1);
+          try {
+            await this.db.files.get(id).close();
+          } catch {
+            /* already closed */
+          }
+        }
+        const from = path.join(walDir, segmentName(segno));
+        if (top - currentSeg < keep) {
+          top++;
+          fs.renameSync(from, path.join(walDir, segmentName(top)));
+        } else {
+          fs.unlinkSync(from);
+        }
+      }
+      fsyncDir(walDir);
+    } finally {
+      this.#holding = false;
+      addon.walRole(this.#s(), 'flusher', false);
+    }
+  }
+
+  /** @internal the file id of the segment holding `lsn` (opened if needed; postmaster init and tests). */
+  async _segmentFileId(lsn: bigint | number): Promise<number> {
+    return this.#segFile(Math.floor(toLsn(lsn) / this.#size().segmentSize));
+  }
+
+  /** @internal emits 'wal-failed' (once per environment) if the WAL has failed. */
+  _pollFailed(): boolean {
+    return this.#failed(this.#state()) !== null;
+  }
+
+  /** @internal test hook: reserve and half-copy a record, then abandon it (as if the process died mid-copy). */
+  _debugAbandon(kind: number, payload: Uint8Array): bigint | null {
+    return addon.walDebugAbandon(this.#s(), kind, payload);
   }
 }
 
+// Zero-filled segment file (written, not sparse), fsynced with its directory. An
+// existing file is never replaced (it may hold records): a short one is extended in place.
+function preallocate(dataDir: string, segno: number, segmentSize: number): void {
+  const walDir = path.join(dataDir, WAL_DIR);
+  const p = path.join(walDir, segmentName(segno));
+  let size = -1;
+  try {
+    size = fs.statSync(p).size;
+  } catch {
+    /* missing */
+  }
+  if (size >= segmentSize) return;
+  if (size >= 0) {
+    const fd = fs.openSync(p, 'r+');
+    try {
+      const zeros = Buffer.alloc(Math.min(segmentSize - size, 1 << 20));
+      for (let off = size; off < segmentSize; off += zeros.length) fs.writeSync(fd, zeros, 0, Math.min(zeros.length, segmentSize - off), off);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return;
+  }
+  const tmp = p + '.tmp';
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    const zeros = Buffer.alloc(Math.min(segmentSize, 1 << 20));
+    for (let off = 0; off < segmentSize; off += zeros.length) fs.writeSync(fd, zeros, 0, Math.min(zeros.length, segmentSize - off), off);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, p);
+  fsyncDir(walDir);
+}
+
+// ---- postmaster: recovery, then the shared WAL ----------------------------------------
+
+async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInfo; control: ControlData }> {
+  const dataDir = db.info.dataDir;
+  const walDir = path.join(dataDir, WAL_DIR);
+  fs.mkdirSync(walDir, { recursive: true, mode: 0o700 });
+  let control: ControlData | null;
+  try {
+    control = readControl(dataDir);
+  } catch (e) {
+    throw new RingmasterError('ERR_RINGMASTER_WAL_CONTROL', (e as Error).message);
+  }
+  if (!control) {
+    // Fresh WAL: LSNs start at segment 1 (LSN 0 means "none").
+    control = { segmentSize: o.segmentSize, checkpointLsn: 0, redoLsn: o.segmentSize, time: Date.now() };
+    for (const f of fs.readdirSync(walDir)) if (parseSegmentName(f) !== null) fs.unlinkSync(path.join(walDir, f));
+    preallocate(dataDir, 1, o.segmentSize);
+    writeControl(dataDir, control);
+  }
+  if (control.segmentSize !== o.segmentSize) {
+    throw new RingmasterError('ERR_RINGMASTER_WAL_CONTROL', `the WAL in ${dataDir} uses ${control.segmentSize}-byte segments, but wal.segmentSize is ${o.segmentSize}`);
+  }
+  const seg = control.segmentSize;
+  const handlers = new Map([...staticRedo, ...o.redo]);
+  const records: WalRecord[] = [];
+  const scan = scanWal(dataDir, seg, control.redoLsn, (r) => records.push(r), false);
+  // The control file promises a checkpoint record (durable before the control file was
+  // written) and the segment holding the redo point: without them, refuse to start.
+  if (scan.endLsn <= control.checkpointLsn || (scan.stop === 'missing-segment' && scan.endLsn === control.redoLsn && control.checkpointLsn > 0)) {
+    throw new RingmasterError('ERR_RINGMASTER_WAL_CORRUPT',
+      `the WAL in ${walDir} ends at ${formatLsn(scan.endLsn)} (${scan.stop}), before the checkpoint record at ${formatLsn(control.checkpointLsn)} that ${CONTROL_FILE} names`);
+  }
+  const touched = new Set<string>();
+  // Redo in LSN order, before any worker exists (init runs before the first fork).
+  for (const r of records) {
+    if (r.kind === KIND_PAGE_IMAGE) {
+      const img = decodePageImage(r.payload);
+      if (img && !path.isAbsolute(img.path) && !img.path.split(/[\\/]/).includes('..')) {
+        const p = path.join(dataDir, img.path);
+        const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+        try {
+          fs.writeSync(fd, img.data, 0, img.data.length, img.block * img.data.length);
+        } finally {
+          fs.closeSync(fd);
+        }
+        touched.add(p);
+      }
+    }
+    const h = handlers.get(r.kind);
+    if (h) await h(r);
+  }
+  for (const p of touched) {
+    const fd = fs.openSync(p, 'r+');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  // Cut the torn tail: zero the rest of the last segment, drop later segments, so an
+  // old record can never reappear after the new ones.
+  const end = scan.endLsn;
+  const endSeg = Math.floor(end / seg);
+  preallocate(dataDir, endSeg, seg);
+  const fd = fs.openSync(path.join(walDir, segmentName(endSeg)), 'r+');
+  try {
+    const off = end - endSeg * seg;
+    const zeros = Buffer.alloc(Math.min(seg - off, 1 << 20));
+    for (let p = off; p < seg; p += zeros.length) fs.writeSync(fd, zeros, 0, Math.min(zeros.length, seg - p), p);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  for (const f of fs.readdirSync(walDir)) {
+    const n = parseSegmentName(f);
+    if (n !== null && n > endSeg) fs.unlinkSync(path.join(walDir, f));
+    if (f.endsWith('.tmp')) fs.unlinkSync(path.join(walDir, f));
+  }
+  fsyncDir(walDir);
+  const tornTail = scan.stop !== 'end-of-wal' && scan.stop !== 'missing-segment';
+  return {
+    control,
+    info: { fromLsn: BigInt(control.redoLsn), endLsn: BigInt(end), records: records.length, stop: scan.stop, tornTail },
+  };
+}
+
 registerModule('wal', {
-  init(_db: Ringmaster, _options: unknown): void {
-    // Filled in by the WAL issue.
+  async init(db: Ringmaster, options: unknown): Promise<void> {
+    const o = resolveWalOptions(options);
+    localOptions.set(db, o);
+    const { info, control } = await recover(db, o);
+    const n = db._native();
+    const shared: number = addon.walSharedSize(n);
+    const slice = db.allocate(shared + o.bufferSize, { align: 4096 });
+    const end = Number(info.endLsn);
+    addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end);
+    db._regionSet('wal', slice.offset, shared + o.bufferSize);
+    addon.walSetCheckpoint(n, control.checkpointLsn, control.redoLsn);
+    // The durable bytes of the last (partial) block go back into the buffer: an aligned
+    // (O_DIRECT) write of that block must not overwrite them with zeros.
+    const blockStart = end - (end % 4096);
+    if (blockStart < end) {
+      const f = fs.openSync(path.join(db.info.dataDir, WAL_DIR, segmentName(Math.floor(end / o.segmentSize))), 'r');
+      try {
+        const tail = Buffer.alloc(end - blockStart);
+        fs.readSync(f, tail, 0, tail.length, blockStart % o.segmentSize);
+        const pos = blockStart % o.bufferSize;
+        db.arenaSlice(slice.offset + shared + pos, tail.length).bytes.set(tail);
+      } finally {
+        fs.closeSync(f);
+      }
+    }
+    const wal = db.wal;
+    wal.recovery = info;
+    // Open the current segment now (nobody else runs yet), so appendFlushChain can be
+    // used before the first flush.
+    await wal._segmentFileId(end);
+    hookBufferPool(db);
+    startBackground(db, o);
   },
 });
+
+function hookBufferPool(db: Ringmaster): void {
+  try {
+    // WAL-before-data: the buffer pool's writeback uses this WAL.
+    if (db.buffers.configured) db.buffers.setWalHook(db.wal);
+  } catch {
+    /* no buffer pool configured */
+  }
+}
+
+// Postmaster: report a failed WAL ('wal-failed') and run the checkpointer.
+function startBackground(db: Ringmaster, o: Resolved): void {
+  let lastCkpt = Date.now();
+  let running = false;
+  const timer = setInterval(() => {
+    if (db.closed) {
+      clearInterval(timer);
+      return;
+    }
+    let st: NativeState;
+    try {
+      st = addon.walState(db._native());
+    } catch {
+      clearInterval(timer);
+      return;
+    }
+    if (st.failed) {
+      db.wal._pollFailed();
+      return;
+    }
+    if (running) return;
+    const due = (o.checkpointIntervalMs > 0 && Date.now() - lastCkpt >= o.checkpointIntervalMs) ||
+      (o.checkpointWalBytes > 0 && Number(st.reserved) - Number(st.redoLsn) >= o.checkpointWalBytes);
+    if (!due) return;
+    running = true;
+    db.wal.checkpoint().catch(() => {}).finally(() => {
+      running = false;
+      lastCkpt = Date.now();
+    });
+  }, 100);
+  timer.unref();
+  db.once('close', () => clearInterval(timer));
+}
+
+// Workers: hook the buffer pool as soon as the WAL is reachable in this environment.
+export function attachWal(db: Ringmaster): void {
+  hookBufferPool(db);
+}

@@ -1,0 +1,365 @@
+// The shared WAL buffer: see wal_buffer.h for the protocol.
+#include "wal_buffer.h"
+
+#include <nmmintrin.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "atomics.h"
+#include "completion_kinds.h"
+#include "crc32c.h"
+#include "process_table.h"
+#include "segment.h"
+#include "shared_wait.h"
+
+namespace rm {
+
+
+
+// ---- lookup --------------------------------------------------------------------
+
+namespace {
+// Immutable configuration, validated once per process and kept in a local copy so
+// hot paths never re-read (and re-trust) shared fields.
+struct WalView {
+  WalShared* w = nullptr;
+  uint8_t* buf = nullptr;
+  uint64_t buf_size = 0;
+  WalInsert* ins = nullptr;
+  uint32_t max_slots = 0;
+};
+std::mutex g_mu;
+std::unordered_map<uint64_t, WalView> g_views;  // by segment id
+
+bool in_arena(Segment& seg, uint64_t off, uint64_t len) {
+  return off <= seg.arena.size && seg.arena.size - off >= len;
+}
+
+bool view_of(Segment& seg, WalView* out) {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    auto it = g_views.find(seg.id);
+    if (it != g_views.end() && it->second.w && (uint8_t*)it->second.w >= seg.arena.base &&
+        (uint8_t*)it->second.w < seg.arena.base + seg.arena.size) {
+      *out = it->second;
+      return true;
+    }
+  }
+  uint64_t off = 0, size = 0;
+  if (region_get(seg, "wal", &off, &size) != 0) return false;
+  if (off % 64 || size < sizeof(WalShared) || !in_arena(seg, off, sizeof(WalShared))) return false;
+  auto* w = reinterpret_cast<WalShared*>(seg.arena.base + off);
+  if (load_acquire(&w->magic) != kWalMagic) return false;
+  uint64_t buf_off = load_relaxed(&w->buf_off), buf_size = load_relaxed(&w->buf_size);
+  uint64_t ins_off = load_relaxed(&w->inserts_off);
+  uint32_t max_slots = load_relaxed(&w->max_slots);
+  if (max_slots == 0 || max_slots > seg.hdr->max_slots) return false;
+  if (buf_size == 0 || buf_size % kWalBlock || buf_off % kWalBlock || !in_arena(seg, buf_off, buf_size)) return false;
+  if (ins_off % 8 || !in_arena(seg, ins_off, (uint64_t)max_slots * sizeof(WalInsert))) return false;
+  WalView v;
+  v.w = w;
+  v.buf = seg.arena.base + buf_off;
+  v.buf_size = buf_size;
+  v.ins = reinterpret_cast<WalInsert*>(seg.arena.base + ins_off);
+  v.max_slots = max_slots;
+  std::lock_guard<std::mutex> g(g_mu);
+  g_views[seg.id] = v;
+  *out = v;
+  return true;
+}
+
+inline uint64_t load_sc(const uint64_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+inline uint32_t load_sc(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+template <typename T> inline void store_sc(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+
+void buf_write(const WalView& v, uint64_t lsn, const uint8_t* src, uint64_t n) {
+  uint64_t pos = lsn % v.buf_size;
+  uint64_t first = n < v.buf_size - pos ? n : v.buf_size - pos;
+  memcpy(v.buf + pos, src, first);
+  if (n > first) memcpy(v.buf, src + first, n - first);
+}
+void buf_zero(const WalView& v, uint64_t lsn, uint64_t n) {
+  uint64_t pos = lsn % v.buf_size;
+  uint64_t first = n < v.buf_size - pos ? n : v.buf_size - pos;
+  memset(v.buf + pos, 0, first);
+  if (n > first) memset(v.buf, 0, n - first);
+}
+void buf_read(const WalView& v, uint64_t lsn, uint8_t* dst, uint64_t n) {
+  uint64_t pos = lsn % v.buf_size;
+  uint64_t first = n < v.buf_size - pos ? n : v.buf_size - pos;
+  memcpy(dst, v.buf + pos, first);
+  if (n > first) memcpy(dst + first, v.buf, n - first);
+}
+
+// Writes header + payload at `lsn`, CRC over everything after the crc field.
+void put_record(const WalView& v, uint64_t lsn, uint16_t kind, const uint8_t* payload, uint32_t n, uint32_t total) {
+  WalRecordHeader h{};
+  h.total_len = total;
+  h.lsn = lsn;
+  h.kind = kind;
+  h.flags = 0;
+  h.magic = kWalRecMagic;
+  uint32_t c = crc32c(~0u, reinterpret_cast<const uint8_t*>(&h) + 4, kWalHeaderSize - 4);
+  c = crc32c(c, payload, n);
+  h.crc = ~c;
+  buf_write(v, lsn + kWalHeaderSize, payload, n);
+  buf_write(v, lsn, reinterpret_cast<const uint8_t*>(&h), kWalHeaderSize);
+}
+
+// A valid padding record over [lsn, lsn + len) (len >= header, multiple of 8).
+void put_padding(const WalView& v, uint64_t lsn, uint32_t len) {
+  buf_zero(v, lsn, len);
+  WalRecordHeader h{};
+  h.total_len = len;
+  h.lsn = lsn;
+  h.kind = 0;
+  h.magic = kWalRecMagic;
+  uint32_t c = crc32c(~0u, reinterpret_cast<const uint8_t*>(&h) + 4, kWalHeaderSize - 4);
+  static const uint8_t zeros[4096] = {};
+  uint64_t left = len - kWalHeaderSize;
+  while (left) {
+    uint64_t k = left < sizeof(zeros) ? left : sizeof(zeros);
+    c = crc32c(c, zeros, k);
+    left -= k;
+  }
+  h.crc = ~c;
+  buf_write(v, lsn, reinterpret_cast<const uint8_t*>(&h), kWalHeaderSize);
+}
+
+// A complete record of someone's at `lsn` in the buffer (header fields and CRC agree).
+bool record_complete_at(const WalView& v, uint64_t lsn, uint32_t len) {
+  WalRecordHeader h;
+  buf_read(v, lsn, reinterpret_cast<uint8_t*>(&h), kWalHeaderSize);
+  if (h.magic != kWalRecMagic || h.lsn != lsn || h.total_len < kWalHeaderSize || h.total_len > v.buf_size / 2) return false;
+  uint32_t c = crc32c(~0u, reinterpret_cast<const uint8_t*>(&h) + 4, kWalHeaderSize - 4);
+  uint8_t tmp[4096];
+  uint64_t done = kWalHeaderSize;
+  while (done < h.total_len) {
+    uint64_t k = h.total_len - done < sizeof(tmp) ? h.total_len - done : sizeof(tmp);
+    buf_read(v, lsn + done, tmp, k);
+    c = crc32c(c, tmp, k);
+    done += k;
+  }
+  (void)len;
+  return ~c == h.crc;
+}
+
+void bump_and_wake(Segment& seg, WalShared* w) {
+  fetch_add(&w->flush_seq, 1u);  // acq_rel: the flushed/failed store above is visible first
+  wake_word_waiters(seg);
+}
+
+// ---- slot cleanup: a dead inserter or flusher must not wedge the WAL ---------------
+
+void wal_cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
+  WalView v;
+  if (!view_of(seg, &v) || slot >= v.max_slots) return;
+  WalShared* w = v.w;
+  uint32_t me = slot + 1;
+  if (cas(&w->flusher, &me, 0u)) {
+    stat_add(&w->stat_flusher_takeovers, (uint64_t)1);
+    bump_and_wake(seg, w);
+  }
+  me = slot + 1;
+  cas(&w->ckpt_running, &me, 0u);
+  WalInsert* e = &v.ins[slot];
+  uint32_t st = load_sc(&e->state);
+  if (st == WI_IDLE) return;
+  uint64_t s = load_sc(&e->start);
+  uint32_t len = load_relaxed(&e->len);
+  if (len < kWalHeaderSize || len % 8 || len > v.buf_size / 2) {  // untrusted: not ours to pad
+    store_sc(&e->state, (uint32_t)WI_IDLE);
+    return;
+  }
+  bool ours = st == WI_COPYING;
+  if (st == WI_TRYING) {
+    // Died around its CAS: the range is ours only if `reserved` moved past `s` and no
+    // other inserter claims `s` (one that is still TRYING gets a short grace period).
+    ours = load_sc(&w->reserved) > s && load_acquire(&w->flushed) <= s;
+    for (uint32_t j = 0; ours && j < v.max_slots; j++) {
+      if (j == slot) continue;
+      for (int tries = 0; tries < 200; tries++) {
+        uint32_t sj = load_sc(&v.ins[j].state);
+        if (sj == WI_IDLE || load_sc(&v.ins[j].start) != s) break;
+        if (sj == WI_COPYING) { ours = false; break; }
+        if (slot_owner_dead(&seg.slots[j])) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    if (ours && record_complete_at(v, s, len)) ours = false;
+  }
+  (void)process_died;
+  if (ours) {
+    put_padding(v, s, len);
+    stat_add(&w->stat_pads, (uint64_t)1);
+  }
+  store_sc(&e->state, (uint32_t)WI_IDLE);  // release: the padding is visible first
+}
+
+// ---- completion kinds --------------------------------------------------------------
+
+bool write_done_valid(Segment& seg, uint64_t arg) {
+  WalView v;
+  return view_of(seg, &v) && arg <= 0xffffffffull;
+}
+// kind_arg = requested length. Errors other than a cancellation fail the WAL.
+void write_done(Segment& seg, uint64_t arg, int32_t res) {
+  WalView v;
+  if (!view_of(seg, &v)) return;
+  if (res == -ECANCELED || res == -EINTR) return;  // never ran (dead issuer, broken link)
+  if (res < 0) wal_fail(seg, v.w, res);
+  else if ((uint64_t)res != arg) wal_fail(seg, v.w, -EIO);  // short write: ENOSPC and friends
+  else stat_add(&v.w->stat_writes, (uint64_t)1);
+}
+bool sync_done_valid(Segment& seg, uint64_t arg) {
+  WalView v;
+  return view_of(seg, &v) && arg < (1ull << 62);
+}
+// kind_arg = the LSN this sync makes durable (the writes before it in its chain).
+void sync_done(Segment& seg, uint64_t arg, int32_t res) {
+  WalView v;
+  if (!view_of(seg, &v)) return;
+  if (res == -ECANCELED || res == -EINTR) return;
+  if (res < 0) {
+    wal_fail(seg, v.w, res);
+    return;
+  }
+  wal_publish(seg, v.w, arg);
+}
+
+const bool g_registered = register_completion_kind(CK_WAL_WRITE_DONE, write_done_valid, write_done) &&
+                          register_completion_kind(CK_WAL_SYNC_DONE, sync_done_valid, sync_done) &&
+                          register_slot_cleanup_hook(wal_cleanup_hook);
+}  // namespace
+
+// ---- API -----------------------------------------------------------------------
+
+uint64_t wal_shared_size(uint32_t max_slots) {
+  uint64_t n = sizeof(WalShared) + (uint64_t)max_slots * sizeof(WalInsert);
+  return (n + kWalBlock - 1) / kWalBlock * kWalBlock;
+}
+
+WalShared* wal_get(Segment& seg) {
+  WalView v;
+  return view_of(seg, &v) ? v.w : nullptr;
+}
+
+int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, uint64_t start_lsn) {
+  uint32_t max_slots = seg.hdr->max_slots;
+  uint64_t shared = wal_shared_size(max_slots);
+  if (off % kWalBlock || buf_size == 0 || buf_size % kWalBlock || seg_size == 0 || seg_size % kWalBlock) return -EINVAL;
+  if (!in_arena(seg, off, shared + buf_size)) return -ERANGE;
+  auto* w = reinterpret_cast<WalShared*>(seg.arena.base + off);
+  memset(w, 0, shared);
+  w->version = 1;
+  w->max_slots = max_slots;
+  w->buf_off = off + shared;
+  w->buf_size = buf_size;
+  w->seg_size = seg_size;
+  w->inserts_off = off + sizeof(WalShared);
+  w->reserved = start_lsn;
+  w->flushed = start_lsn;
+  w->start_lsn = start_lsn;
+  store_release(&w->magic, kWalMagic);  // published last: lookups check it first
+  return 0;
+}
+
+int wal_append(Segment& seg, uint32_t slot, uint16_t kind, const uint8_t* payload, uint32_t n, uint64_t* end,
+               bool debug_abandon) {
+  WalView v;
+  if (!view_of(seg, &v)) return -ENOENT;
+  if (slot >= v.max_slots) return -EINVAL;
+  WalShared* w = v.w;
+  uint64_t total = (uint64_t)kWalHeaderSize + n;
+  uint64_t len = (total + 7) & ~7ull;
+  if (len > v.buf_size / 2) return -E2BIG;
+  if (load_acquire(&w->failed)) return -EIO;
+  WalInsert* e = &v.ins[slot];
+  uint64_t r = load_sc(&w->reserved);
+  for (;;) {
+    // Never reserve over unflushed bytes, nor over the flushed part of the block an
+    // aligned write may still rewrite.
+    uint64_t limit = (load_acquire(&w->flushed) & ~(uint64_t)(kWalBlock - 1)) + v.buf_size;
+    if (r + len > limit) {
+      store_sc(&e->state, (uint32_t)WI_IDLE);
+      stat_add(&w->stat_space_waits, (uint64_t)1);
+      return -EAGAIN;
+    }
+    store_relaxed(&e->len, (uint32_t)len);
+    store_sc(&e->start, r);
+    store_sc(&e->state, (uint32_t)WI_TRYING);  // seq_cst: pairs with the flusher's scan
+    if (__atomic_compare_exchange_n(&w->reserved, &r, r + len, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) break;
+  }
+  store_sc(&e->state, (uint32_t)WI_COPYING);
+  if (debug_abandon) {  // test hook: die mid-copy (half a payload, no header)
+    buf_write(v, r + kWalHeaderSize, payload, n / 2);
+    *end = r + len;
+    return 0;
+  }
+  if (len > total) buf_zero(v, r + total, len - total);
+  put_record(v, r, kind, payload, n, (uint32_t)total);
+  store_release(&e->state, (uint32_t)WI_IDLE);  // pairs with the flusher's load: the copy is visible
+  stat_add(&w->stat_appends, (uint64_t)1);
+  *end = r + len;
+  return 0;
+}
+
+uint64_t wal_inserted_upto(Segment& seg, WalShared* w) {
+  WalView v;
+  if (!view_of(seg, &v)) return 0;
+  uint64_t m = load_sc(&w->reserved);  // first, then the entries (see the header)
+  for (uint32_t i = 0; i < v.max_slots; i++) {
+    if (load_sc(&v.ins[i].state) == WI_IDLE) continue;
+    uint64_t s = load_sc(&v.ins[i].start);
+    if (s < m) m = s;
+  }
+  uint64_t f = load_acquire(&w->flushed);
+  return m < f ? f : m;
+}
+
+bool wal_try_flusher(Segment& seg, WalShared* w, uint32_t slot) {
+  uint32_t cur = load_acquire(&w->flusher);
+  if (cur == 0) return cas(&w->flusher, &cur, slot + 1);
+  if (cur == slot + 1) return false;
+  uint32_t other = cur - 1;
+  // A flusher whose slot is gone (cleanup not run yet) is replaced.
+  if (other >= seg.hdr->max_slots || load_acquire(&seg.slots[other].state) != SLOT_ACTIVE ||
+      slot_owner_dead(&seg.slots[other])) {
+    if (cas(&w->flusher, &cur, slot + 1)) {
+      stat_add(&w->stat_flusher_takeovers, (uint64_t)1);
+      return true;
+    }
+  }
+  return false;
+}
+
+void wal_release_flusher(Segment& seg, WalShared* w, uint32_t slot) {
+  uint32_t me = slot + 1;
+  if (cas(&w->flusher, &me, 0u)) bump_and_wake(seg, w);  // waiters may now take the role
+}
+
+void wal_publish(Segment& seg, WalShared* w, uint64_t lsn) {
+  if (load_acquire(&w->failed)) return;  // a failed WAL never reports durability again
+  if (lsn > load_sc(&w->reserved)) return;
+  uint64_t cur = load_acquire(&w->flushed);
+  while (cur < lsn) {
+    if (cas(&w->flushed, &cur, lsn)) {
+      bump_and_wake(seg, w);
+      return;
+    }
+  }
+}
+
+void wal_fail(Segment& seg, WalShared* w, int32_t err) {
+  uint32_t zero = 0;
+  uint32_t e = (uint32_t)(err < 0 ? -err : err);
+  if (e == 0) e = EIO;
+  if (cas(&w->failed, &zero, e)) bump_and_wake(seg, w);
+}
+
+}  // namespace rm
