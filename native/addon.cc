@@ -775,8 +775,13 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
     range_error(env, "a batch holds 1.." + std::to_string(max_batch) + " ops (ringEntries)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  std::vector<SqeRequest> reqs(n);
-  std::vector<uint32_t> got;
+  // Per-thread scratch, reused: no allocation per submit (submit never re-enters).
+  thread_local std::vector<SqeRequest> reqs;
+  thread_local std::vector<uint32_t> got;
+  thread_local std::vector<int32_t> mine;
+  thread_local std::vector<int32_t> others;
+  reqs.resize(n);
+  got.clear();
   for (uint32_t i = 0; i < n; i++) {
     int64_t idx = handle_reserve(seg_->handles, (uint32_t)slot_);
     if (idx < 0) {
@@ -847,8 +852,8 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   // what it left in the CQ to a watcher somewhere.
   if (hdr->backend == BACKEND_IO_URING && !inline_reap && ring_cq_pending(seg_->rings[ring]))
     ring_poke_reapers(seg_->rings[ring]);
-  std::vector<int32_t> others;
-  std::vector<int32_t> mine(4 * n);
+  others.clear();
+  mine.assign(4 * n, 0);
   {
     std::lock_guard<std::mutex> g(mu_);
     for (uint32_t i = 0; i < n; i++) {

@@ -15,7 +15,7 @@ static bool matches(const FaultRule& r, const SqeRequest& q, uint16_t kind) {
   return true;
 }
 
-uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, std::set<uint32_t>& wake) {
+uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, WakeSet& wake) {
   FaultTable* ft = &seg.hdr->faults;
   for (uint32_t i = 0; i < n; i++) skip[i] = false;
   if (!load_relaxed(&ft->enabled)) return 0;

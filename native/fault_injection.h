@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <set>
 
+#include "process_table.h"
 #include "uring.h"
 
 namespace rm {
@@ -33,6 +34,6 @@ struct FaultTable {
 
 // Returns how many of `reqs` were completed here (their handles are COMPLETED and
 // `skip[i]` set); the caller submits the others. Chains are respected.
-uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, std::set<uint32_t>& wake);
+uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, WakeSet& wake);
 
 }  // namespace rm

@@ -40,6 +40,24 @@ void slot_release(ProcSlot* slot);
 bool slot_owner_dead(const ProcSlot* slot);
 void slot_ring_doorbell(ProcSlot* slot);
 
+// The slots whose doorbells a completer rings once it is done (deduplicated). Fixed
+// capacity, no allocation on the per-IO path; past capacity it remembers to ring all.
+struct WakeSet {
+  static constexpr uint32_t kCap = 32;
+  uint32_t slots[kCap];
+  uint32_t n = 0;
+  bool all = false;
+  void insert(uint32_t s) {
+    for (uint32_t i = 0; i < n; i++) if (slots[i] == s) return;
+    if (n < kCap) slots[n++] = s;
+    else all = true;
+  }
+  void erase(uint32_t s) {
+    for (uint32_t i = 0; i < n; i++)
+      if (slots[i] == s) { slots[i] = slots[--n]; return; }
+  }
+};
+
 // Modules that keep per-process state in shared memory (pins, content locks, WAL
 // insertion reservations) register a hook, run by whoever cleans a dead or detached
 // slot, after its IO handles were released. `process_died` is false for a detach.

@@ -8,6 +8,13 @@
 
 namespace rm {
 
+// holder_pid is diagnostic; getpid() is a system call, once per lock would be on every IO.
+static uint32_t cached_pid() {
+  static thread_local uint32_t pid = 0;
+  if (pid == 0) pid = (uint32_t)getpid();
+  return pid;
+}
+
 void robust_lock_init(RobustLock* lock) {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
@@ -27,7 +34,7 @@ LockResult robust_lock_acquire(RobustLock* lock, int64_t timeout_ns) {
   if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
   int rc = pthread_mutex_timedlock(&lock->mutex, &deadline);
   if (rc == 0) {
-    store_relaxed(&lock->holder_pid, (uint32_t)getpid());
+    store_relaxed(&lock->holder_pid, cached_pid());
     return LockResult::Acquired;
   }
   if (rc == EOWNERDEAD) {
@@ -35,7 +42,7 @@ LockResult robust_lock_acquire(RobustLock* lock, int64_t timeout_ns) {
     // mark it usable again, and let the caller repair the protected state.
     pthread_mutex_consistent(&lock->mutex);
     stat_add(&lock->owner_died_count, 1u);
-    store_relaxed(&lock->holder_pid, (uint32_t)getpid());
+    store_relaxed(&lock->holder_pid, cached_pid());
     return LockResult::AcquiredOwnerDied;
   }
   if (rc == ETIMEDOUT) return LockResult::TimedOut;

@@ -320,7 +320,7 @@ int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size)
 }
 
 void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
-                                 std::set<uint32_t>& wake) {
+                                 WakeSet& wake) {
   CompleteInfo info = handle_complete(seg.handles, ud, res, reaper_slot, kind_action, &seg);
   switch (info.outcome) {
     case CompleteOutcome::Delivered:
@@ -336,8 +336,13 @@ void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_
   if (info.kind == 0xffff) stat_add(&seg.hdr->stat_corrupt_reports, (uint64_t)1);
 }
 
-void ring_doorbells(Segment& seg, const std::set<uint32_t>& wake) {
-  for (uint32_t s : wake) slot_ring_doorbell(&seg.slots[s]);
+void ring_doorbells(Segment& seg, const WakeSet& wake) {
+  if (wake.all) {  // more distinct issuers than the set holds: ring every active slot
+    for (uint32_t s = 0; s < seg.hdr->max_slots; s++)
+      if (load_acquire(&seg.slots[s].state) == SLOT_ACTIVE) slot_ring_doorbell(&seg.slots[s]);
+    return;
+  }
+  for (uint32_t i = 0; i < wake.n; i++) slot_ring_doorbell(&seg.slots[wake.slots[i]]);
 }
 
 bool segment_running(Segment& seg) { return load_acquire(&seg.hdr->run_state) == RUN_RUNNING; }

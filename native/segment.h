@@ -142,7 +142,7 @@ int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size)
 // Move the handle named by `ud` to COMPLETED (running its completion action) and
 // remember whose doorbell to ring; `rs` (may be null) receives the statistics.
 void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
-                        std::set<uint32_t>& wake);
-void ring_doorbells(Segment& seg, const std::set<uint32_t>& wake);
+                        WakeSet& wake);
+void ring_doorbells(Segment& seg, const WakeSet& wake);
 
 }  // namespace rm

@@ -176,7 +176,7 @@ static void finish_chain(ThreadBackend* tb, Chain& c) {
 }
 
 static void cancel_chain(ThreadBackend* tb, Chain& c) {
-  std::set<uint32_t> wake;
+  WakeSet wake;
   for (auto& r : c.reqs)
     deliver_completion(*tb->seg, user_data_of(r.handle_index, r.handle_gen), -ECANCELED,
                        load_relaxed(&tb->seg->reaper_slot), nullptr, wake);
@@ -204,7 +204,7 @@ static void run_chain(ThreadBackend* tb, Chain& c) {
       futex_wait(&h->tb_inflight, n, 50000000);
     }
   }
-  std::set<uint32_t> wake;
+  WakeSet wake;
   bool cancelled = false;
   for (size_t i = 0; i < c.reqs.size(); i++) {
     const SqeRequest& r = c.reqs[i];
@@ -285,7 +285,7 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   // Injected faults complete their ops now (test hooks only); the rest is queued.
   std::vector<SqeRequest> kept(reqs_in, reqs_in + n_in);
   if (load_relaxed(&h->faults.enabled)) {
-    std::set<uint32_t> wake;
+    WakeSet wake;
     std::vector<uint8_t> skip_store(n_in);
     bool* skip = reinterpret_cast<bool*>(skip_store.data());
     if (apply_faults(*tb->seg, reqs_in, n_in, skip, wake)) {

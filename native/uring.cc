@@ -159,7 +159,7 @@ static void prep_sqe(io_uring_sqe* sqe, const SqeRequest& r) {
 // which SQ positions it touched. Nothing it prepared may be submitted under another
 // process's identity, so: unpublished SQEs are completed as cancelled; published but
 // unsubmitted ones are rewritten as NOPs that complete as cancelled.
-static void repair_submission(Segment& seg, uint32_t ring_index, std::set<uint32_t>& wake) {
+static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
   stat_add(&rs->stat_submit_repairs, (uint64_t)1);
@@ -209,7 +209,7 @@ static void repair_submission(Segment& seg, uint32_t ring_index, std::set<uint32
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
-  std::set<uint32_t> wake;
+  WakeSet wake;
   LockResult lr = robust_lock_acquire(&rs->submit_lock, lock_timeout_ns);
   if (lr == LockResult::TimedOut) return -ETIMEDOUT;
   if (lr == LockResult::Error) return -ENOTRECOVERABLE;
@@ -311,7 +311,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
   // A reaper that died mid-batch left the CQ head at the first CQE it had not
   // finished; CQEs it did finish are re-read and detected as stale by generation.
   if (lr == LockResult::AcquiredOwnerDied) stat_add(&rs->stat_reap_repairs, (uint64_t)1);
-  std::set<uint32_t> wake;
+  WakeSet wake;
   uint32_t mask = *m.cq_mask;
   int processed = 0;
   for (;;) {
@@ -374,7 +374,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
 int ring_cancel(Segment& seg, uint32_t ring_index, const uint64_t* user_data, uint32_t n, int64_t lock_timeout_ns) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
-  std::set<uint32_t> wake;
+  WakeSet wake;
   uint32_t done = 0;
   while (done < n) {
     LockResult lr = robust_lock_acquire(&rs->submit_lock, lock_timeout_ns);
@@ -408,7 +408,7 @@ int ring_wake_watchers(Segment& seg, uint32_t ring_index) {
   RingMap& m = seg.rings[ring_index];
   LockResult lr = robust_lock_acquire(&rs->submit_lock, 500000000);
   if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;
-  std::set<uint32_t> wake;
+  WakeSet wake;
   if (lr == LockResult::AcquiredOwnerDied) repair_submission(seg, ring_index, wake);
   uint32_t head = load_acquire(m.sq_head), tail = load_relaxed(m.sq_tail);
   int rc = -EAGAIN;
