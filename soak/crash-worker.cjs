@@ -1,0 +1,18 @@
+// Power-cut soak worker: 8 concurrent sessions append a record and flush it (group
+// commit); each acknowledged record is reported with its end LSN.
+const path = require('node:path');
+const rm = require(path.join(__dirname, '..'));
+
+(async () => {
+  const db = await rm.attach();
+  const id = process.argv[2];
+  let seq = 0;
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (;;) {
+      const rec = `w${id}:${seq++}`;
+      const lsn = await db.wal.append(1, Buffer.from(rec.padEnd(60, '.')));
+      await db.wal.flush(lsn);
+      process.send({ ack: rec, lsn: lsn.toString() });
+    }
+  }));
+})().catch((e) => process.send?.({ error: String(e && e.stack) }));
