@@ -4,7 +4,7 @@ const path = require('node:path');
 const rm = require(path.join(__dirname, '..'));
 
 (async () => {
-  const [dataDir, workers, segmentSize] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+  const [dataDir, workers, segmentSize, round] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), process.argv[5]];
   const pm = await rm.Postmaster.start({
     dataDir,
     arenaSize: 4 << 20,
@@ -12,7 +12,7 @@ const rm = require(path.join(__dirname, '..'));
     wal: { segmentSize, bufferSize: 256 << 10 },
   });
   for (let i = 0; i < workers; i++) {
-    const w = pm.fork(path.join(__dirname, 'crash-worker.cjs'), [String(i)], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const w = pm.fork(path.join(__dirname, 'crash-worker.cjs'), [String(i), round], { stdio: ['ignore', 'inherit', 'inherit'] });
     w.on('message', (m) => process.send(m));
   }
   process.send({ hostReady: true });

@@ -6,10 +6,11 @@ const rm = require(path.join(__dirname, '..'));
 (async () => {
   const db = await rm.attach();
   const id = process.argv[2];
+  const round = process.argv[3];  // ids unique across rounds: a record can only match itself
   let seq = 0;
   await Promise.all(Array.from({ length: 8 }, async () => {
     for (;;) {
-      const rec = `w${id}:${seq++}`;
+      const rec = `r${round}w${id}:${seq++}`;
       const lsn = await db.wal.append(1, Buffer.from(rec.padEnd(60, '.')));
       await db.wal.flush(lsn);
       process.send({ ack: rec, lsn: lsn.toString() });

@@ -24,9 +24,9 @@ const TEAR = args.includes('--tear');
 const SEG = 256 << 10;
 const backend = process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'auto';
 
-function runRound(dataDir, acked, written) {
+function runRound(dataDir, acked, written, round) {
   return new Promise((resolve, reject) => {
-    const host = fork(path.join(__dirname, 'crash-host.cjs'), [dataDir, String(WORKERS), String(SEG)], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const host = fork(path.join(__dirname, 'crash-host.cjs'), [dataDir, String(WORKERS), String(SEG), String(round)], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const target = 20 + Math.floor(Math.random() * 400);
     let n = 0;
     let maxLsn = 0n;
@@ -90,7 +90,7 @@ async function main() {
     const written = new Set();
     let maxLsn;
     try {
-      maxLsn = await runRound(dataDir, roundAcked, written);
+      maxLsn = await runRound(dataDir, roundAcked, written, round);
     } catch (e) {
       failure = `round ${round}: ${e.message}`;
       break;
@@ -112,7 +112,7 @@ async function main() {
     // unacknowledged records may appear (durable before the cut); nothing else may.
     const missing = [...roundAcked].filter((id) => !found.has(id));
     const shrunk = [...sinceCheckpoint].filter((id) => !found.has(id));
-    const foreign = [...found].filter((id) => !/^w\d+:\d+$/.test(id));
+    const foreign = [...found].filter((id) => !/^r\d+w\d+:\d+$/.test(id));
     recoveredTotal += found.size;
     unacknowledgedRecovered += [...found].filter((id) => !roundAcked.has(id) && !sinceCheckpoint.has(id)).length;
     for (const id of roundAcked) acked.add(id);
