@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// npm run demo [-- --seconds=20] [-- --threads] [-- --data-dir=DIR] [-- --sessions=16] [-- --accounts=N]
+// npm run demo [-- --seconds=20] [-- --threads] [-- --data-dir=DIR] [-- --sessions=16] [-- --accounts=N] [-- --kill-at=S] [-- --pool-pages=N] [-- --quiet]
+// DEMO_JSON=file writes the summary as JSON; exit status 0 iff the invariant holds after recovery.
 // A postmaster on a temp data dir, 2 workers running the TPC-B-like load (bench/tpcb),
 // a live progress line; in the forked mode one worker is SIGKILLed mid-run and the
 // postmaster forks it again (pm.on('exit')). Then a summary, a restart on the same data
@@ -14,7 +15,7 @@ const engine = require('../bench/tpcb/engine.cjs');
 const { newHist, histMerge, histSummary, round } = require('../bench/lib/common.cjs');
 
 function args() {
-  const o = { seconds: 20, threads: false, sessions: 16, workers: 2, dataDir: null, accounts: undefined, killAt: null, quiet: false };
+  const o = { seconds: 20, threads: false, sessions: 16, workers: 2, dataDir: null, accounts: undefined, killAt: null, quiet: false, poolPages: null };
   const av = process.argv.slice(2);
   for (let i = 0; i < av.length; i++) {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(av[i]);
@@ -27,15 +28,16 @@ function args() {
     else if (m[1] === 'accounts') o.accounts = Number(v);
     else if (m[1] === 'kill-at') o.killAt = Number(v);
     else if (m[1] === 'quiet') o.quiet = true;
+    else if (m[1] === 'pool-pages') o.poolPages = Number(v);
     else throw new Error(`demo: unknown option --${m[1]}`);
   }
   if (o.killAt === null) o.killAt = o.seconds / 2;
   return o;
 }
 
-function poolOptions(g) {
-  const pages = Math.min(4096, engine.poolPagesFor(g, 400000));
-  return { pages, arenaSize: pages * 8192 + (6 << 20) };
+function poolOptions(g, o) {
+  const pages = o.poolPages || Math.min(4096, engine.poolPagesFor(g, Math.max(20000, o.seconds * 15000)));
+  return { pages, arenaSize: pages * 8192 + (4 << 20) };
 }
 
 async function main() {
@@ -44,7 +46,7 @@ async function main() {
   const line = (s) => (process.stdout.isTTY && !o.quiet ? process.stdout.write(`\r${s.padEnd(110)}`) : null);
   const say = (s) => { if (process.stdout.isTTY && !o.quiet) process.stdout.write('\r'.padEnd(112) + '\r'); console.log(s); };
   let g = { ...engine.geometry({ scale: 1, accounts: o.accounts }), workers: o.workers };
-  const { pages, arenaSize } = poolOptions(g);
+  const { pages, arenaSize } = poolOptions(g, o);
   const startOpts = { dataDir, arenaSize, maxProcesses: 16, bufferPool: { pages }, wal: {} };
   say(`demo: data dir ${dataDir}; TPC-B-like scale 1 (${g.branches} branch, ${g.tellers} tellers, ${g.accounts} accounts), ${o.workers} ${o.threads ? 'worker threads (piscina)' : 'forked workers'} x ${o.sessions} sessions, ${o.seconds} s`);
   let pm = await rm.Postmaster.start(startOpts);

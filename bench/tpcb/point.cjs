@@ -53,9 +53,9 @@ async function rmPoint(spec) {
   const rm = require(ROOT);
   const dir = freshDir(spec, 'rm');
   let g = spec.kind === 'tpcb' ? { ...engine.geometry(spec.g), workers: spec.procs } : null;
-  const pages = g ? Math.min(4096, engine.poolPagesFor(g, 100000)) : 64;
+  const pages = g ? Math.min(4096, engine.poolPagesFor(g, spec.historyRows || 100000)) : 32;
   const pm = await rm.Postmaster.start({
-    dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: (pages * 8 + 1024 + 2048) * 1024 + (4 << 20),
+    dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: pages * 8192 + (4 << 20),
     ringEntries: 1024, bufferPool: { pages }, wal: { bufferSize: 1 << 20, segmentSize: 16 << 20 },
   });
   const peers = [];

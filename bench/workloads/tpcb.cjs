@@ -19,7 +19,7 @@ module.exports = {
     const rows = [];
     const n = PS.length * 3;
     let k = 0;
-    const base = { kind: 'tpcb', durationMs: dur, dataDir: ctx.dataDir, g };
+    const base = { kind: 'tpcb', durationMs: dur, dataDir: ctx.dataDir, g, historyRows: ctx.smoke ? 4000 : 100000 };
     for (const P of PS) {
       ctx.progress(`tpcb [${++k}/${n}] ringmaster ${P} forked workers x ${S} sessions`);
       rows.push({ engine: 'ringmaster', mode: 'processes', P, S, result: await runTpcbPoint({ ...base, engine: 'rm', procs: P, sessions: S, mode: 'fork' }) });
