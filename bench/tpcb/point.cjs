@@ -118,7 +118,7 @@ async function sqlitePoint(spec) {
     for (const p of peers) await p.ready;
     const parts = await Promise.all(peers.map((p) => p.call('run', { kind: spec.kind, sessions: 1, durationMs: spec.durationMs, g, sqlite: { file, synchronous: spec.synchronous } })));
     const res = combine(parts, spec.durationMs);
-    res.settings = `journal_mode=WAL, synchronous=${spec.synchronous}, busy_timeout=10000, ${spec.procs} process(es), one connection each${g ? ', BEGIN IMMEDIATE' : ''}`;
+    res.settings = `journal_mode=WAL, synchronous=${spec.synchronous}, busy_timeout=10000, ${spec.procs} process(es), one connection each, BEGIN IMMEDIATE`;
     if (g) {
       const c = new Database(file);
       const s = (q) => c.prepare(q).pluck().get();

@@ -48,8 +48,11 @@ function sqliteRun(a) {
   const payload = Buffer.alloc(100, 0x61);
   let step;
   if (a.kind === 'commits') {
+    // BEGIN IMMEDIATE, as in tpcb: a plain autocommit INSERT starts deferred, and with two
+    // processes the busy handler's sleeps (not the fsync) would set the rate.
     const ins = sdb.prepare('INSERT INTO log(data) VALUES (?)');
-    step = () => ins.run(payload);
+    const tx = sdb.transaction(() => ins.run(payload));
+    step = () => tx.immediate();
   } else {
     const g = a.g;
     let seed = (process.pid * 2654435761) >>> 0 || 1;

@@ -44,7 +44,7 @@ module.exports = {
   render(res) {
     const md = mdTable(['engine', 'mode', 'P', 'S', 'tps', 'p50 µs', 'p99 µs', 'fdatasyncs/commit', 'invariant', 'notes'], res.rows.map((r) => {
       const x = r.result;
-      if (x.error || x.skipped) return [r.engine, r.mode, r.P, r.S, '–', '–', '–', '–', '–', (x.error || x.skipped).slice(0, 160)];
+      if (x.error || x.skipped) return [r.engine, r.mode, r.P, r.S, '–', '–', '–', '–', '–', (x.error || x.skipped).slice(0, 240)];
       return [r.engine, r.mode, r.P, r.S, x.commitsPerSec, x.p50us, x.p99us, x.fdatasyncsPerCommit ?? '–', x.invariant ? (x.invariant.ok ? 'holds' : 'BROKEN') : '–', x.pool ? `pool hits ${x.pool.hits}, completedByOther ${x.pool.completedByOther}` : ''];
     }));
     const ok = res.rows.filter((r) => !r.result.error && !r.result.skipped);
