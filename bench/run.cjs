@@ -9,9 +9,8 @@ const os = require('node:os');
 const path = require('node:path');
 const common = require('./lib/common.cjs');
 const reads = require('./workloads/reads.cjs');
-const stubs = require('./workloads/stubs.cjs');
 
-const WORKLOADS = [reads.cold, reads.cached, stubs.durable, require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), stubs.tpcb];
+const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'), require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), require('./workloads/tpcb.cjs')];
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);

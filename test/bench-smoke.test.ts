@@ -86,11 +86,34 @@ describe('bench harness smoke', () => {
     }
   });
 
-  it('WAL / buffer-pool workloads are listed as skipped, not dropped', () => {
-    for (const name of ['durable-commits', 'tpcb']) {
-      const j = load(name);
-      expect(j.status).toBe('skipped');
-      expect(j.skipped).toMatch(/needs the WAL\/buffer pool/);
+  it('durable-commits: ringmaster points measured with fdatasyncs/commit; sqlite and fio anchors measured or skipped with a reason', () => {
+    const j = load('durable-commits');
+    expect(j.status).toBe('ok');
+    expect(j.targets[0].text).toMatch(/5x better-sqlite3/);
+    const rmRows = j.rows.filter((r: any) => r.engine === 'ringmaster');
+    expect(rmRows.length).toBeGreaterThan(0);
+    for (const r of rmRows) {
+      expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
+      expect(r.result).toMatchObject({ commits: expect.any(Number), commitsPerSec: expect.any(Number), fdatasyncsPerCommit: expect.any(Number), backend: expect.stringMatching(/^(io_uring|threads)$/) });
+      expect(r.result.commits).toBeGreaterThan(0);
     }
+    for (const r of j.rows.filter((x: any) => x.engine !== 'ringmaster')) {
+      if (r.result.skipped) expect(r.result.skipped).toMatch(/install/);
+      else expect(r.result, JSON.stringify(r.result)).toMatchObject({ commitsPerSec: expect.any(Number) });
+    }
+  });
+
+  it('tpcb: processes and threads measured, the invariant holds in every ringmaster and sqlite point; pgbench skipped with the hint', () => {
+    const j = load('tpcb');
+    expect(j.status).toBe('ok');
+    expect(j.durability).toMatch(/wal\.flush/);
+    for (const r of j.rows) {
+      if (r.engine === 'PostgreSQL pgbench') { expect(r.result.skipped).toMatch(/apt-get install postgresql/); continue; }
+      if (r.result.skipped) { expect(r.engine).toMatch(/sqlite/); continue; }
+      expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
+      expect(r.result.commits).toBeGreaterThan(0);
+      expect(r.result.invariant.ok, JSON.stringify(r.result.invariant)).toBe(true);
+    }
+    expect(j.rows.some((r: any) => r.engine === 'ringmaster' && r.mode === 'threads')).toBe(true);
   });
 });

@@ -1,0 +1,145 @@
+'use strict';
+// Runs one durable-commits / tpcb point in a fresh process; prints one JSON line.
+// spec: { engine: 'rm'|'sqlite', kind: 'commits'|'tpcb', procs, sessions, durationMs, dataDir, mode: 'fork'|'threads', g, synchronous }
+const fs = require('node:fs');
+const path = require('node:path');
+const { fork } = require('node:child_process');
+const { Worker } = require('node:worker_threads');
+const { newHist, histMerge, histSummary, round } = require('../lib/common.cjs');
+const engine = require('./engine.cjs');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const WORKER = path.join(__dirname, 'worker.cjs');
+
+class Peer {
+  constructor(target, kind) {
+    this.target = target; this.kind = kind; this.next = 1; this.waiting = new Map();
+    this.ready = new Promise((r) => (this._ready = r));
+    target.on('message', (m) => {
+      if (m && m.event === 'ready') return this._ready();
+      const w = this.waiting.get(m && m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      if (m.ok) w.resolve(m.result); else w.reject(new Error(m.error));
+    });
+    const gone = (e) => { for (const [, w] of this.waiting) w.reject(new Error(`participant ended: ${e && e.message ? e.message : e}`)); this.waiting.clear(); };
+    target.on('exit', gone);
+    target.on('error', gone);
+  }
+  call(cmd, args = {}) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      if (this.kind === 'thread') this.target.postMessage({ id, cmd, args }); else this.target.send({ id, cmd, args });
+    });
+  }
+}
+
+function combine(parts, durationMs) {
+  const hist = newHist();
+  let commits = 0;
+  for (const p of parts) { histMerge(hist, p.hist); commits += p.commits; }
+  return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist) };
+}
+
+function freshDir(spec, tag) {
+  const dir = path.join(spec.dataDir, `${tag}-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+async function rmPoint(spec) {
+  const rm = require(ROOT);
+  const dir = freshDir(spec, 'rm');
+  let g = spec.kind === 'tpcb' ? { ...engine.geometry(spec.g), workers: spec.procs } : null;
+  const pages = g ? Math.min(4096, engine.poolPagesFor(g, spec.historyRows || 100000)) : 32;
+  const pm = await rm.Postmaster.start({
+    dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: pages * 8192 + (4 << 20),
+    ringEntries: 1024, bufferPool: { pages }, wal: { bufferSize: 1 << 20, segmentSize: 16 << 20 },
+  });
+  const peers = [];
+  try {
+    if (g) g = await engine.load(pm, g);
+    for (let i = 0; i < spec.procs; i++) {
+      peers.push(spec.mode === 'threads'
+        ? new Peer(new Worker(WORKER, { workerData: { token: pm.threadToken() } }), 'thread')
+        : new Peer(pm.fork(WORKER, ['fork'], { stdio: ['ignore', 'inherit', 'inherit'] }), 'proc'));
+    }
+    for (const p of peers) { await p.ready; await p.call('attach'); }
+    const w0 = pm.wal.stats();
+    const parts = await Promise.all(peers.map((p, i) => p.call('run', { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, g, worker: i })));
+    const w1 = pm.wal.stats();
+    const res = combine(parts, spec.durationMs);
+    res.fdatasyncs = w1.fdatasyncs - w0.fdatasyncs;
+    res.walCommits = w1.commits - w0.commits;
+    res.fdatasyncsPerCommit = res.commits ? round(res.fdatasyncs / res.commits, 4) : null;
+    res.backend = pm.features.backend;
+    if (g) {
+      res.invariant = await engine.check(pm, g);
+      res.pool = pm.buffers.stats().global;
+    }
+    for (const p of peers) await p.call('close').catch(() => {});
+    for (const p of peers) if (p.kind === 'thread') await p.target.terminate();
+    return res;
+  } finally {
+    await pm.stop({ timeoutMs: 3000 });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function sqlitePoint(spec) {
+  const Database = require('better-sqlite3');
+  const dir = freshDir(spec, 'sqlite');
+  const file = path.join(dir, 'bench.sqlite');
+  const d = new Database(file);
+  d.pragma('journal_mode = WAL');
+  const g = spec.kind === 'tpcb' ? engine.geometry(spec.g) : null;
+  if (!g) d.exec('CREATE TABLE log(id INTEGER PRIMARY KEY, data BLOB)');
+  else {
+    d.exec(`CREATE TABLE branches(bid INTEGER PRIMARY KEY, bbalance INTEGER, filler TEXT);
+      CREATE TABLE tellers(tid INTEGER PRIMARY KEY, bid INTEGER, tbalance INTEGER, filler TEXT);
+      CREATE TABLE accounts(aid INTEGER PRIMARY KEY, bid INTEGER, abalance INTEGER, filler TEXT);
+      CREATE TABLE history(tid INTEGER, bid INTEGER, aid INTEGER, delta INTEGER, mtime INTEGER, filler TEXT);`);
+    const fill = ' '.repeat(84);
+    d.transaction(() => {
+      const b = d.prepare('INSERT INTO branches VALUES (?, 0, ?)');
+      for (let i = 1; i <= g.branches; i++) b.run(i, fill);
+      const t = d.prepare('INSERT INTO tellers VALUES (?, ?, 0, ?)');
+      for (let i = 1; i <= g.tellers; i++) t.run(i, 1 + ((i - 1) % g.branches), fill);
+      const a = d.prepare('INSERT INTO accounts VALUES (?, ?, 0, ?)');
+      for (let i = 1; i <= g.accounts; i++) a.run(i, 1 + ((i - 1) % g.branches), fill);
+    })();
+  }
+  d.close();
+  const peers = [];
+  try {
+    for (let i = 0; i < spec.procs; i++) peers.push(new Peer(fork(WORKER, ['sqlite'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'proc'));
+    for (const p of peers) await p.ready;
+    const parts = await Promise.all(peers.map((p) => p.call('run', { kind: spec.kind, sessions: 1, durationMs: spec.durationMs, g, sqlite: { file, synchronous: spec.synchronous } })));
+    const res = combine(parts, spec.durationMs);
+    res.settings = `journal_mode=WAL, synchronous=${spec.synchronous}, busy_timeout=10000, ${spec.procs} process(es), one connection each, BEGIN IMMEDIATE`;
+    if (g) {
+      const c = new Database(file);
+      const s = (q) => c.prepare(q).pluck().get();
+      res.invariant = { accounts: s('SELECT sum(abalance) FROM accounts'), tellers: s('SELECT sum(tbalance) FROM tellers'), branches: s('SELECT sum(bbalance) FROM branches'), history: s('SELECT sum(delta) FROM history') };
+      res.invariant.ok = res.invariant.accounts === res.invariant.tellers && res.invariant.tellers === res.invariant.branches && res.invariant.branches === res.invariant.history;
+      c.close();
+    }
+    for (const p of peers) await p.call('close').catch(() => {});
+    return res;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const spec = JSON.parse(process.argv[2]);
+  const res = spec.engine === 'sqlite' ? await sqlitePoint(spec) : await rmPoint(spec);
+  process.stdout.write(`${JSON.stringify(res)}\n`);
+}
+
+main().then(() => process.exit(0), (e) => {
+  process.stdout.write(`${JSON.stringify({ error: `${e.code || ''} ${e.stack || e.message}` })}\n`);
+  process.exit(1);
+});

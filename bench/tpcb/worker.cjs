@@ -1,0 +1,116 @@
+'use strict';
+// A load participant for durable-commits and tpcb: a forked ringmaster worker
+// (pm.fork, argv[2] === 'fork'), a ringmaster worker thread (workerData.token), or a
+// better-sqlite3 process (argv[2] === 'sqlite'). Messages { id, cmd, args } -> { id, ok, result | error }.
+// 'run' args: { kind: 'commits'|'tpcb', sessions, durationMs, g, worker, sqlite: { file, synchronous } }
+const path = require('node:path');
+const { isMainThread, parentPort, workerData } = require('node:worker_threads');
+const { newHist, histAdd } = require('../lib/common.cjs');
+const engine = require('./engine.cjs');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const role = isMainThread ? process.argv[2] : 'thread';
+let db = null;
+let sdb = null;
+
+async function rmRun(a) {
+  const hist = newHist();
+  let commits = 0;
+  const end = Date.now() + a.durationMs;
+  const payload = Buffer.alloc(100, 0x61);
+  let eng = null;
+  if (a.kind === 'tpcb') eng = await engine.Engine.open(db, a.g, a.worker);
+  await Promise.all(Array.from({ length: a.sessions }, async () => {
+    while (Date.now() < end) {
+      const t0 = process.hrtime.bigint();
+      if (eng) await eng.txn();
+      else await db.wal.flush(await db.wal.append(1, payload));
+      histAdd(hist, Number(process.hrtime.bigint() - t0));
+      commits++;
+    }
+  }));
+  return { commits, hist };
+}
+
+function sqliteOpen(a) {
+  const Database = require('better-sqlite3');
+  sdb = new Database(a.sqlite.file);
+  sdb.pragma('journal_mode = WAL');
+  sdb.pragma(`synchronous = ${a.sqlite.synchronous}`);
+  sdb.pragma('busy_timeout = 10000');
+}
+
+function sqliteRun(a) {
+  if (!sdb) sqliteOpen(a);
+  const hist = newHist();
+  let commits = 0;
+  const end = Date.now() + a.durationMs;
+  const payload = Buffer.alloc(100, 0x61);
+  let step;
+  if (a.kind === 'commits') {
+    // BEGIN IMMEDIATE, as in tpcb: a plain autocommit INSERT starts deferred, and with two
+    // processes the busy handler's sleeps (not the fsync) would set the rate.
+    const ins = sdb.prepare('INSERT INTO log(data) VALUES (?)');
+    const tx = sdb.transaction(() => ins.run(payload));
+    step = () => tx.immediate();
+  } else {
+    const g = a.g;
+    let seed = (process.pid * 2654435761) >>> 0 || 1;
+    const rnd = (n) => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return (seed % n) + 1; };
+    const ua = sdb.prepare('UPDATE accounts SET abalance = abalance + ? WHERE aid = ?');
+    const sa = sdb.prepare('SELECT abalance FROM accounts WHERE aid = ?');
+    const ut = sdb.prepare('UPDATE tellers SET tbalance = tbalance + ? WHERE tid = ?');
+    const ub = sdb.prepare('UPDATE branches SET bbalance = bbalance + ? WHERE bid = ?');
+    const ih = sdb.prepare('INSERT INTO history(tid, bid, aid, delta, mtime, filler) VALUES (?, ?, ?, ?, ?, ?)');
+    const tx = sdb.transaction((aid, tid, bid, delta) => {
+      ua.run(delta, aid); sa.get(aid); ut.run(delta, tid); ub.run(delta, bid);
+      ih.run(tid, bid, aid, delta, Date.now(), '');
+    });
+    // BEGIN IMMEDIATE: take the write lock up front (as pgbench's row locks would), no
+    // SQLITE_BUSY upgrade deadlocks between processes.
+    step = () => tx.immediate(rnd(g.accounts), rnd(g.tellers), rnd(g.branches), rnd(10001) - 5001);
+  }
+  while (Date.now() < end) {
+    const t0 = process.hrtime.bigint();
+    step();
+    histAdd(hist, Number(process.hrtime.bigint() - t0));
+    commits++;
+  }
+  return { commits, hist };
+}
+
+const handlers = {
+  async attach() {
+    const rm = require(ROOT);
+    db = role === 'thread' ? await rm.attach(workerData.token) : await rm.attach();
+    return { slot: db.slot, pid: process.pid };
+  },
+  async run(a) {
+    if (role === 'sqlite') return sqliteRun(a);
+    return rmRun(a);
+  },
+  async stats() {
+    return { wal: db.wal.stats(), pool: db.buffers.stats() };
+  },
+  async close() {
+    if (db) await db.close();
+    if (sdb) sdb.close();
+    db = null;
+    if (isMainThread) setTimeout(() => process.exit(0), 20);
+    return true;
+  },
+};
+
+function onMessage(m, reply) {
+  if (!m || typeof m !== 'object' || m.id === undefined) return;
+  Promise.resolve().then(() => handlers[m.cmd](m.args || {}))
+    .then((result) => reply({ id: m.id, ok: true, result }), (e) => reply({ id: m.id, ok: false, error: `${e.code || ''} ${e.stack || e.message}` }));
+}
+
+if (isMainThread) {
+  process.on('message', (m) => onMessage(m, (r) => process.send(r)));
+  process.send({ event: 'ready' });
+} else {
+  parentPort.on('message', (m) => onMessage(m, (r) => parentPort.postMessage(r)));
+  parentPort.postMessage({ event: 'ready' });
+}

@@ -1,0 +1,125 @@
+'use strict';
+// Workload: durable commits. P processes x S sessions each append a 100-byte WAL record and
+// flush it (group commit) per commit, vs better-sqlite3 (WAL mode, synchronous FULL and
+// NORMAL, P processes, one-row INSERT per transaction) and fio's fdatasync loop (floor).
+const path = require('node:path');
+const fs = require('node:fs');
+const { spawn } = require('node:child_process');
+const { mdTable, svgBars, fmt, ratio, round, fioVersion, FIO_HINT } = require('../lib/common.cjs');
+
+const POINT = path.join(__dirname, '..', 'tpcb', 'point.cjs');
+
+function sqliteAvailable() {
+  try {
+    require('better-sqlite3');
+    return null;
+  } catch (e) {
+    return `skipped: better-sqlite3 is not installed or did not build (${String(e.message).split('\n')[0]}): npm install (it builds from source with node-gyp)`;
+  }
+}
+
+function runTpcbPoint(spec) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [POINT, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const limit = setTimeout(() => child.kill('SIGKILL'), spec.durationMs + 120000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(limit);
+      const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      let res = null;
+      try { res = line ? JSON.parse(line) : null; } catch { /* below */ }
+      if (!res || code !== 0) resolve({ error: `point exited ${code ?? signal}: ${(res && res.error) || err.trim().split('\n').slice(-3).join(' | ') || 'no output'}` });
+      else resolve(res);
+    });
+  });
+}
+
+function fioSync(dataDir, durationMs) {
+  return new Promise((resolve) => {
+    if (!fioVersion()) return resolve({ skipped: FIO_HINT });
+    const file = path.join(dataDir, 'fio-fdatasync.dat');
+    const args = ['--name=fdatasync', `--filename=${file}`, '--size=64m', '--ioengine=sync', '--fdatasync=1', '--rw=write', '--bs=4k', '--iodepth=1',
+      '--time_based', `--runtime=${Math.max(1, Math.round(durationMs))}ms`, '--lat_percentiles=1', '--percentile_list=50:99', '--output-format=json'];
+    const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => {
+      try { fs.rmSync(file, { force: true }); } catch { /* ignore */ }
+      try {
+        const j = JSON.parse(out.slice(out.indexOf('{')));
+        const w = j.jobs[0].write;
+        const wl = (w.lat_ns && w.lat_ns.percentile) || {};
+        const s = j.jobs[0].sync || {};
+        const sl = (s.lat_ns && s.lat_ns.percentile) || {};
+        // one commit = write + fdatasync: p50/p99 of the write latency plus the sync latency
+        resolve({
+          commitsPerSec: round(w.iops), writeP50us: round((wl['50.000000'] || 0) / 1000, 1),
+          syncP50us: round((sl['50.000000'] || 0) / 1000, 1), syncP99us: round((sl['99.000000'] || 0) / 1000, 1),
+          p50us: round(((wl['50.000000'] || 0) + (sl['50.000000'] || 0)) / 1000, 1), p99us: round(((wl['99.000000'] || 0) + (sl['99.000000'] || 0)) / 1000, 1),
+          cmd: `fio ${args.join(' ')}`,
+        });
+      } catch {
+        resolve({ error: `fio exited ${code}: ${err.trim().split('\n').slice(-2).join(' | ')}`, cmd: `fio ${args.join(' ')}` });
+      }
+    });
+  });
+}
+
+module.exports = {
+  name: 'durable-commits',
+  title: 'Durable commits: WAL group commit (P processes x S sessions) vs better-sqlite3 and fio fdatasync',
+  runTpcbPoint,
+  sqliteAvailable,
+  async run(ctx) {
+    const dur = ctx.smoke ? Math.min(ctx.durationMs, 300) : ctx.durationMs;
+    const PS = ctx.smoke ? [1, 2] : [1, 2];
+    const SS = ctx.smoke ? [1, 8] : [1, 8, 32];
+    const sqliteSkip = sqliteAvailable();
+    const rows = [];
+    const sqlite = {};
+    const n = PS.length * SS.length + PS.length * 2 + 1;
+    let k = 0;
+    const base = { kind: 'commits', durationMs: dur, dataDir: ctx.dataDir };
+    for (const P of PS) {
+      for (const S of SS) {
+        ctx.progress(`durable-commits [${++k}/${n}] ringmaster P=${P} S=${S}`);
+        rows.push({ engine: 'ringmaster', P, S, result: await runTpcbPoint({ ...base, engine: 'rm', procs: P, sessions: S }) });
+      }
+      for (const sync of ['FULL', 'NORMAL']) {
+        ctx.progress(`durable-commits [${++k}/${n}] better-sqlite3 P=${P} synchronous=${sync}`);
+        const r = sqliteSkip ? { skipped: sqliteSkip } : await runTpcbPoint({ ...base, engine: 'sqlite', procs: P, synchronous: sync });
+        sqlite[`${P}:${sync}`] = r;
+        rows.push({ engine: `better-sqlite3 WAL ${sync}`, P, S: 1, result: r });
+      }
+    }
+    ctx.progress(`durable-commits [${++k}/${n}] fio fdatasync loop`);
+    const fio = await fioSync(ctx.dataDir, dur);
+    rows.push({ engine: 'fio sync+fdatasync 4k', P: 1, S: 1, result: fio });
+    const top = rows.find((r) => r.engine === 'ringmaster' && r.P === 2 && r.S === 32) || rows.filter((r) => r.engine === 'ringmaster').pop();
+    const anchor = sqlite['2:FULL'];
+    const rt = ratio(top.result.commitsPerSec, anchor && anchor.commitsPerSec);
+    const spc = top.result.fdatasyncsPerCommit;
+    const targets = [{
+      key: 'durableRatio', text: `ringmaster ${top.P} processes x ${top.S} sessions >= 5x better-sqlite3 WAL+FULL (2 processes) commits/s, fdatasyncs/commit <= 0.1`,
+      ratio: rt, fdatasyncsPerCommit: spc,
+      status: rt === null ? 'not measured' : rt >= 5 && spc <= 0.1 ? `met (${rt}x, ${spc} fdatasyncs/commit)` : `not met (${rt}x, ${spc} fdatasyncs/commit)`,
+    }];
+    return { durationMs: dur, rows, targets, durability: 'ringmaster: wal.flush(lsn) before a commit is acknowledged (write -> fdatasync of the WAL segment, group commit); better-sqlite3: journal_mode=WAL with synchronous=FULL (fsync of the WAL at every commit) or NORMAL (no fsync at commit: not durable on power loss); fio: write(4k) + fdatasync per op' };
+  },
+  render(res) {
+    const md = mdTable(['engine', 'P', 'S', 'commits/s', 'p50 µs', 'p99 µs', 'fdatasyncs/commit', 'notes'], res.rows.map((r) => {
+      const x = r.result;
+      if (x.error || x.skipped) return [r.engine, r.P, r.S, '–', '–', '–', '–', (x.error || x.skipped).slice(0, 120)];
+      return [r.engine, r.P, r.S, x.commitsPerSec, x.p50us, x.p99us, x.fdatasyncsPerCommit ?? (r.engine.startsWith('fio') ? 1 : '–'), x.settings || x.cmd || `backend ${x.backend}`];
+    }));
+    const ok = res.rows.filter((r) => !r.result.error && !r.result.skipped);
+    const svg = svgBars({ title: 'Durable commits/s', yLabel: 'commits/s', groups: ok.map((r) => `${r.engine} P${r.P} S${r.S}`), series: ['commits/s'], values: ok.map((r) => [r.result.commitsPerSec]), log: true });
+    const t = res.targets[0];
+    return { md: `Durability: ${res.durability}. better-sqlite3 is synchronous: one connection per process (S does not apply).\n\n${md}\n\n**Target**: ${t.text}: **${t.status}**`, svg };
+  },
+};
