@@ -3,7 +3,7 @@ import type { Ringmaster } from './ringmaster';
 import { RingmasterError, fromNative, rangeError, typeError } from './errors';
 
 /** Longest relative path the shared file table stores (native/file_table.h kMaxRelPath - 1). */
-const MAX_PATH_BYTES = 239;
+const MAX_PATH_BYTES = 215;
 
 export interface FileOpenOptions {
   /** Create the file (mode 0600) if it does not exist. */
@@ -37,7 +37,10 @@ export class FileHandle {
   get closed(): boolean {
     return this.#closed;
   }
-  /** Removes the file from the shared table, for every process. In-flight IO finishes first in the kernel. */
+  /**
+   * Releases this handle. The file leaves the shared table (for every process) when the
+   * last handle on it, in any process, is closed. In-flight IO finishes first in the kernel.
+   */
   async close(): Promise<void> {
     if (this.#closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' is already closed`);
     const n = this.#db._native();  // throws ERR_RINGMASTER_CLOSED, leaving this handle open
@@ -78,11 +81,15 @@ export class Files {
     return new FileHandle(this.#db, id, relativePath, !!options.direct);
   }
 
-  /** A handle for a file another process opened. Throws if the id is unknown or closed. */
+  /**
+   * A handle for a file another process opened (counted like an open: close it when
+   * done). Throws if the id is unknown or closed.
+   */
   get(id: number): FileHandle {
     if (typeof id !== 'number') throw typeError('ERR_INVALID_ARG_TYPE', 'file id must be a number');
-    const info = this.#db._native().fileInfo(id);
-    if (!info) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `no open file with id ${id}`);
+    const n = this.#db._native();
+    const info = n.fileInfo(id);
+    if (!info || !n.fileRef(id)) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `no open file with id ${id}`);
     return new FileHandle(this.#db, id, info.path, (info.flags & fsc.O_DIRECT) !== 0);
   }
 }

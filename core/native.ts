@@ -31,6 +31,7 @@ export interface NativeSession {
   openFile(path: string, flags: number, mode: number): number;
   closeFile(id: number): boolean;
   fileInfo(id: number): { path: string; flags: number; slot: number } | null;
+  fileRef(id: number): boolean;
   arena(): ArrayBuffer;
   arenaAlloc(size: number, align: number): number;
   info(): NativeInfo;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <map>
+#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <memory>
@@ -122,6 +123,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
   Napi::Value CloseFile(const Napi::CallbackInfo& info);
   Napi::Value FileInfo(const Napi::CallbackInfo& info);
+  Napi::Value FileRef(const Napi::CallbackInfo& info);
   Napi::Value Arena(const Napi::CallbackInfo& info);
   Napi::Value ArenaAlloc(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
@@ -930,8 +932,35 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
     make_error(env, e == EXDEV ? "ERR_RINGMASTER_PATH_ESCAPE" : errno_code(e), msg, e).ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    make_error(env, errno_code(e), std::string("fstat: ") + strerror(e), e).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t access = (uint32_t)flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);  // what the fd is, not how it was made
+  LockResult lr = robust_lock_acquire(&seg_->hdr->files_lock, kLockTimeoutNs);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) {
+    close(fd);
+    make_error(env, "ETIMEDOUT", "the shared file table is locked by a stopped process", ETIMEDOUT).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  for (uint32_t i = 0; i < seg_->hdr->max_files; i++) {
+    FileEntry* f = &seg_->files[i];
+    if (load_acquire(&f->state) != F_OPEN || f->dev != (uint64_t)st.st_dev || f->ino != (uint64_t)st.st_ino ||
+        (load_relaxed(&f->open_flags) & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC)) != access)
+      continue;
+    // Already open with the same access: one identity, one id. Our fd is not needed.
+    f->open_count++;
+    uint32_t gen = load_relaxed(&f->generation);
+    robust_lock_release(&seg_->hdr->files_lock);
+    close(fd);
+    return Napi::Number::New(env, (double)file_id_of(i, gen));
+  }
   int slot = file_claim(seg_->files, seg_->hdr->max_files);
   if (slot < 0) {
+    robust_lock_release(&seg_->hdr->files_lock);
     close(fd);
     make_error(env, "EMFILE", "the shared file table is full (raise maxFiles)", EMFILE).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -941,6 +970,9 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
   memcpy(e->path, path.c_str(), path.size());
   store_relaxed(&e->open_flags, (uint32_t)flags);
   store_relaxed(&e->opener_pid, (int32_t)getpid());
+  e->dev = (uint64_t)st.st_dev;
+  e->ino = (uint64_t)st.st_ino;
+  e->open_count = 1;
   uint32_t gen = load_relaxed(&e->generation);
   if (seg_->hdr->backend == BACKEND_IO_URING) {
     for (uint32_t r = 0; r < seg_->rings.size(); r++) {
@@ -958,6 +990,7 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
         }
         close(fd);
         file_release(e);
+        robust_lock_release(&seg_->hdr->files_lock);
         make_error(env, errno_code(rc), std::string("registering file: ") + strerror(-rc), rc).ThrowAsJavaScriptException();
         return env.Undefined();
       }
@@ -967,6 +1000,7 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
     thread_backend_adopt_fd(seg_->pool, (uint32_t)slot, gen, fd);
   }
   file_publish(e);
+  robust_lock_release(&seg_->hdr->files_lock);
   return Napi::Number::New(env, (double)file_id_of((uint32_t)slot, gen));
 }
 
@@ -974,11 +1008,25 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   double id = info[0].As<Napi::Number>().DoubleValue();
+  LockResult lr = robust_lock_acquire(&seg_->hdr->files_lock, kLockTimeoutNs);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) return Napi::Boolean::New(env, false);
   int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
-  if (slot < 0) return Napi::Boolean::New(env, false);
+  if (slot < 0) {
+    robust_lock_release(&seg_->hdr->files_lock);
+    return Napi::Boolean::New(env, false);
+  }
   FileEntry* e = &seg_->files[slot];
+  if (e->open_count > 1) {  // other handles (any process) still use it
+    e->open_count--;
+    robust_lock_release(&seg_->hdr->files_lock);
+    return Napi::Boolean::New(env, true);
+  }
   uint32_t expected = F_OPEN;
-  if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) return Napi::Boolean::New(env, false);
+  if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) {
+    robust_lock_release(&seg_->hdr->files_lock);
+    return Napi::Boolean::New(env, false);
+  }
+  e->open_count = 0;
   if (seg_->hdr->backend == BACKEND_IO_URING) {
     int minus1 = -1;
     for (uint32_t r = 0; r < seg_->rings.size(); r++) {
@@ -991,7 +1039,21 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
     thread_backend_forget_fd(seg_->pool, (uint32_t)slot);  // other processes drop theirs on next use (generation)
   }
   file_release(e);
+  robust_lock_release(&seg_->hdr->files_lock);
   return Napi::Boolean::New(env, true);
+}
+
+// fileRef(id) -> true if the id names an open file; counts one more handle on it.
+Napi::Value Session::FileRef(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  double id = info[0].As<Napi::Number>().DoubleValue();
+  LockResult lr = robust_lock_acquire(&seg_->hdr->files_lock, kLockTimeoutNs);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) return Napi::Boolean::New(env, false);
+  int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
+  if (slot >= 0) seg_->files[slot].open_count++;
+  robust_lock_release(&seg_->hdr->files_lock);
+  return Napi::Boolean::New(env, slot >= 0);
 }
 
 Napi::Value Session::FileInfo(const Napi::CallbackInfo& info) {
@@ -1406,6 +1468,7 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("openFile", &Session::OpenFile),
     InstanceMethod("closeFile", &Session::CloseFile),
     InstanceMethod("fileInfo", &Session::FileInfo),
+    InstanceMethod("fileRef", &Session::FileRef),
     InstanceMethod("arena", &Session::Arena),
     InstanceMethod("arenaAlloc", &Session::ArenaAlloc),
     InstanceMethod("info", &Session::Info),

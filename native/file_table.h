@@ -12,13 +12,21 @@
 namespace rm {
 
 enum FileState : uint32_t { F_FREE = 0, F_OPENING = 1, F_OPEN = 2, F_CLOSING = 3 };
-constexpr uint32_t kMaxRelPath = 240;
+constexpr uint32_t kMaxRelPath = 216;
 
+// One entry per open file *identity* (device, inode, access flags): opening a file that
+// is already open returns its id and counts a reference, so every process and the
+// buffer pool (which tags pages by file id) see one file, never two aliases of it.
+// open_count and the dedupe scan are guarded by SegmentHeader::files_lock.
 struct FileEntry {
   uint32_t state;        // FileState; CAS only
   uint32_t generation;   // bumped on claim
   uint32_t open_flags;   // O_* flags the file was opened with (O_DIRECT...)
   int32_t opener_pid;
+  uint32_t open_count;   // FileHandles open on it, in every process (files_lock)
+  uint32_t pad;
+  uint64_t dev;          // st_dev and st_ino of the file: its identity
+  uint64_t ino;
   char path[kMaxRelPath];  // relative to the data directory, NUL-terminated
 };
 static_assert(sizeof(FileEntry) == 256, "FileEntry layout is part of the segment ABI");

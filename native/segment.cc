@@ -127,6 +127,7 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
   h->arena_size = total - arena_off;
   robust_lock_init(&h->tb_lock);
   robust_lock_init(&h->regions_lock);
+  robust_lock_init(&h->files_lock);
   memcpy(h->data_dir, cfg.data_dir.c_str(), cfg.data_dir.size() + 1);
   bind_views(seg);
 

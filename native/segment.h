@@ -25,7 +25,7 @@
 namespace rm {
 
 constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
-constexpr uint32_t kLayoutVersion = 2;  // bump on any change to a shared structure
+constexpr uint32_t kLayoutVersion = 3;  // bump on any change to a shared structure
 constexpr uint32_t kMaxRings = 64;
 
 enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
@@ -73,6 +73,7 @@ struct SegmentHeader {
   // postmaster before it forks, looked up by name in every process.
   struct Region { char name[24]; uint64_t offset; uint64_t size; } regions[16];
   RobustLock regions_lock;
+  RobustLock files_lock;  // file open/close: dedupe by identity, reference counts
   FaultTable faults;  // test-only fault injection rules (fault_injection.h)
   // statistics
   uint64_t stat_corrupt_reports;

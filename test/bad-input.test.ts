@@ -263,9 +263,9 @@ describe('files.open', () => {
     await expectError(() => pm.files.open('a.dat', 'rw' as any), TypeError, 'ERR_INVALID_ARG_TYPE');
   });
 
-  it('a path longer than 239 bytes is a RangeError ERR_OUT_OF_RANGE', async () => {
+  it('a path longer than 215 bytes is a RangeError ERR_OUT_OF_RANGE', async () => {
     const pm = await start();
-    await expectError(() => pm.files.open('x'.repeat(240), { create: true }), RangeError, 'ERR_OUT_OF_RANGE');
+    await expectError(() => pm.files.open('x'.repeat(216), { create: true }), RangeError, 'ERR_OUT_OF_RANGE');
   });
 
   it('a path containing a NUL byte is a TypeError ERR_INVALID_ARG_VALUE', async () => {
@@ -403,14 +403,16 @@ describe('IO arguments', () => {
     await stillWorks(pm, await pm.files.open('a.dat'));
   });
 
-  it('a file closed through another handle, then used by id or by the old handle, is ERR_RINGMASTER_BAD_FILE', async () => {
+  it('a file whose last handle closed, then used by its id, is ERR_RINGMASTER_BAD_FILE', async () => {
     const pm = await start();
     const f = await pm.files.open('a.dat', { create: true });
     const other = pm.files.get(f.id);
     await other.close();
-    await expectError(() => pm.write(f.id, 0, Buffer.from('x')), rm.RingmasterError, 'ERR_RINGMASTER_BAD_FILE');
-    await expectError(() => pm.write(f, 0, Buffer.from('x')), rm.RingmasterError, 'ERR_RINGMASTER_BAD_FILE');
-    await expectError(() => pm.fsync(f), rm.RingmasterError, 'ERR_RINGMASTER_BAD_FILE');
+    expect(await pm.write(f, 0, Buffer.from('x'))).toBe(1);  // f still holds a reference
+    const id = f.id;
+    await f.close();
+    await expectError(() => pm.write(id, 0, Buffer.from('x')), rm.RingmasterError, 'ERR_RINGMASTER_BAD_FILE');
+    await expectError(() => pm.fsync(id), rm.RingmasterError, 'ERR_RINGMASTER_BAD_FILE');
     expect(pm.handlesInUse()).toBe(0);
     await stillWorks(pm, await pm.files.open('a.dat'));
   });
@@ -726,11 +728,27 @@ describe('lifecycle', () => {
     await stillWorks(pm, g);
   });
 
-  it('closing a FileHandle whose file another handle already closed is ERR_RINGMASTER_FILE_CLOSED', async () => {
+  it('files.get() counts a reference: the file stays open until every handle is closed, and a handle closes once', async () => {
     const pm = await start();
     const f = await pm.files.open('a.dat', { create: true });
-    await pm.files.get(f.id).close();
-    await expectError(() => f.close(), rm.RingmasterError, 'ERR_RINGMASTER_FILE_CLOSED');
+    const g = pm.files.get(f.id);
+    await g.close();
+    await expectError(() => g.close(), rm.RingmasterError, 'ERR_RINGMASTER_FILE_CLOSED');
+    expect(pm.files.get(f.id).path).toBe('a.dat');  // still open: f (and this get) hold it
+  });
+
+  it('opening a path that is already open returns the same file id (one identity, never two aliases)', async () => {
+    const pm = await start();
+    const a = await pm.files.open('same.dat', { create: true });
+    const b = await pm.files.open('same.dat');
+    const c = await pm.files.open('./same.dat');
+    expect(b.id).toBe(a.id);
+    expect(c.id).toBe(a.id);
+    const d = await pm.files.open('same.dat', { direct: true });  // different access: its own entry
+    expect(d.id).not.toBe(a.id);
+    await a.close();
+    await b.close();
+    expect(await pm.write(c, 0, Buffer.from('still open'))).toBe(10);
   });
 
   it('closing a FileHandle after its Ringmaster closed is ERR_RINGMASTER_CLOSED and leaves the file open', async () => {
