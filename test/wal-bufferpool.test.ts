@@ -288,6 +288,32 @@ describe('wal + buffer pool: crash recovery through redo handlers into the pool'
   });
 });
 
+describe('wal + buffer pool: page LSN', () => {
+  it('the page LSN never goes backwards: a page loaded from disk keeps its LSN through a markDirty with a lower LSN', async () => {
+    await start();
+    const file = await P.rowsFile(pm!);
+    const lsn = await pm!.wal.append(P.KIND_SET, P.encode(4, 0, 7));
+    await P.setRow(pm!, file, 4, 0, 7, lsn);
+    await pm!.wal.flush(lsn);
+    expect(await pm!.buffers.flushAll()).toBe(1);
+    expect(diskLsn(4)).toBe(lsn);
+    await pm!.stop();
+    pm = null;
+    await start();  // an empty pool: page 4 comes back from disk with LSN `lsn`
+    const f2 = await P.rowsFile(pm!);
+    const b = await pm!.buffers.read(f2, 4);
+    expect(b.lsn).toBe(lsn);
+    await b.lockExclusive();
+    b.page[P.rowOffset(1)] = 1;  // an unlogged (hint-style) change
+    b.markDirty(0n);
+    expect(b.lsn).toBe(lsn);
+    b.release();
+    expect(await pm!.buffers.flushAll()).toBe(1);
+    expect(diskLsn(4)).toBe(lsn);  // a redo that skips records at or below the page LSN still works
+    expect(diskRow(4, 0)).toBe(7);
+  });
+});
+
 describe('wal + buffer pool: checkpoints with dirty pages', () => {
   it('a checkpoint writes the dirty pages (from another process) to disk; a restart replays only the records after it', async () => {
     await start({ pages: 8 });
