@@ -427,7 +427,13 @@ Napi::Value MarkDirty(const Napi::CallbackInfo& info) {
   uint8_t* p = c.v.pages + (uint64_t)id * c.v.page_size;
   uint64_t cur = load_relaxed(&d->lsn);
   if (lsn > cur) store_relaxed(&d->lsn, lsn), cur = lsn;
-  memcpy(p, &cur, 8);  // page LSN lives in the page header
+  // The page LSN lives in the page header and never goes backwards: d->lsn starts at 0
+  // when the page is loaded, so the LSN the page came from disk with counts too (it was
+  // durable when that image was written, so the WAL check keeps using d->lsn alone).
+  uint64_t hdr;
+  memcpy(&hdr, p, 8);
+  if (hdr > cur) cur = hdr;
+  memcpy(p, &cur, 8);
   store_relaxed(&d->dirty_gen, load_relaxed(&d->dirty_gen) + 1);
   uint64_t s = load_acquire(&d->state);
   while (!cas(&d->state, &s, s | BS_DIRTY)) {}  // release: lsn/dirty_gen visible with DIRTY

@@ -21,7 +21,11 @@ export type { WalRecord } from './format';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const addon: any = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
 
-export type RedoHandler = (record: WalRecord) => void | Promise<void>;
+/**
+ * A redo handler gets the record and the postmaster being started (recovery runs inside
+ * `Postmaster.start`, before it resolves): apply the change through `db.buffers` / `db.files`.
+ */
+export type RedoHandler = (record: WalRecord, db: Ringmaster) => void | Promise<void>;
 
 export interface WalOptions {
   /** Circular WAL buffer in the arena, bytes: a multiple of 4096, at least 64 KiB (default 1 MiB). */
@@ -695,7 +699,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
       }
     }
     const h = handlers.get(r.kind);
-    if (h) await h(r);
+    if (h) await h(r, db);
   }
   for (const p of touched) {
     const fd = fs.openSync(p, 'r+');
