@@ -168,7 +168,15 @@ export class PinnedBuffer {
   }
 
   /** Marks the page dirty with WAL position `lsn`; needs the exclusive lock. */
-  markDirty(lsn: bigint): void {
+  /**
+   * Marks the page dirty (exclusive lock required). With `lsn`, also raises the page LSN
+   * to it (it never goes backwards); without, keeps it. Safe order across checkpoints
+   * (PostgreSQL's rule): lockExclusive → change the page → markDirty() → append the WAL
+   * record → markDirty(itsLsn) → release. Dirtying *before* the append guarantees that a
+   * checkpoint whose redo point follows the record finds the page dirty, and its
+   * writeback waits for the lock, so it writes the change with its LSN.
+   */
+  markDirty(lsn: bigint = 0n): void {
     this.#alive('markDirty');
     if (typeof lsn !== 'bigint') throw typeError('ERR_INVALID_ARG_TYPE', 'lsn must be a bigint');
     if (lsn < 0n || lsn > MAX_LSN) throw rangeError('ERR_OUT_OF_RANGE', 'lsn must be in 0..2^64-1');

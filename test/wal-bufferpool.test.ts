@@ -352,33 +352,32 @@ describe('wal + buffer pool: checkpoints with dirty pages', () => {
     for (let i = 0; i < 4; i++) expect(await poolRow(pm!, f2, 3 + i, 7)).toBe(2000 + i);
   });
 
-  // BUG: a checkpoint has no interlock with an update in progress. Its redo point is the
-  // insert LSN at the time it starts (wal/index.ts, checkpoint(): `redo = reserved`), and
-  // it flushes only the pages that are dirty then (db.buffers.flushAll()). An update whose
-  // record was appended before the redo point but whose page was not yet dirtied
-  // (append -> lock -> apply -> markDirty(lsn): markDirty needs the LSN, so the page can
-  // only be dirtied after the append) is neither flushed by the checkpoint nor replayed
-  // by recovery (which starts at the redo point): the acknowledged update is lost after a
-  // crash. Holding the exclusive lock across the append does not help either: the
-  // checkpoint does not wait for exclusive holders. PostgreSQL closes this window by
-  // dirtying the buffer before inserting the record and with delayChkpt; here the WAL
-  // needs a "checkpoint waits for in-progress updates" guard (or the redo point must be
-  // taken only after every record before it has been applied).
-  it.fails('an update whose record precedes the checkpoint redo point but whose page is dirtied after the checkpoint survives a crash', async () => {
-    await start({ pages: 8 });
-    const file = await P.rowsFile(pm!);
-    const w = await worker();
-    const lsn = await w.call('append', { p: 1, r: 2, v: 4242 });
-    await pm!.wal.checkpoint();  // redo point past the record; page 1 is not dirty yet
-    await w.call('apply', { file, p: 1, r: 2, v: 4242, lsn, flush: true });  // durable: acknowledged
-    expect(pm!.wal.flushedLsn() >= BigInt(lsn)).toBe(true);
-    // Crash: nothing but what is on disk survives (stop() does not write the pool back).
-    await w.kill9();
-    await pm!.stop();
-    pm = null;
-    const counter = { calls: 0, applied: 0 };
-    await start({ redo: P.makeRedo(counter) });
-    const f2 = await P.rowsFile(pm!);
-    expect(await poolRow(pm!, f2, 1, 2)).toBe(4242);
-  });
+  // A checkpoint can land anywhere in an update. With the safe order (the page is
+  // dirtied before its WAL record is appended, all under the exclusive lock), none of
+  // those places loses the update: if the redo point follows the record, the page is
+  // dirty and the checkpoint's writeback waits for the lock and writes the change; if
+  // it precedes the record, recovery replays it. (Appending before taking the lock is
+  // unsafe: see bufferpool/index.ts markDirty.)
+  for (const where of ['between dirtying and the WAL append', 'between the WAL append and setting the page LSN'] as const) {
+    it(`a checkpoint ${where} loses nothing across a crash (safe update order)`, async () => {
+      await start({ pages: 8 });
+      const file = await P.rowsFile(pm!);
+      const w = await worker();
+      await w.call('begin', { file, p: 1, r: 2, v: 4242 });
+      if (where.includes('setting')) await w.call('appendHeld');
+      const checkpoint = pm!.wal.checkpoint();  // waits for the page lock in its writeback
+      await new Promise((r) => setTimeout(r, 50));
+      const lsn = await w.call('finish');  // durable: acknowledged
+      await checkpoint;
+      expect(pm!.wal.flushedLsn() >= BigInt(lsn)).toBe(true);
+      // Crash: nothing but what is on disk survives (stop() does not write the pool back).
+      await w.kill9();
+      await pm!.stop();
+      pm = null;
+      const counter = { calls: 0, applied: 0 };
+      await start({ redo: P.makeRedo(counter) });
+      const f2 = await P.rowsFile(pm!);
+      expect(await poolRow(pm!, f2, 1, 2)).toBe(4242);
+    });
+  }
 });
