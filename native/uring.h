@@ -51,9 +51,9 @@ struct RingShared {
 // This process's mapping of one ring.
 struct RingMap {
   int fd = -1;
-  // Registered with IORING_REGISTER_EVENTFD_ASYNC: signalled for completions that did
-  // not happen inline in io_uring_enter. Shared by every process (passed like the
-  // ring fd); -1 if the kernel lacks it (watchers then wait in GETEVENTS).
+  // Registered with IORING_REGISTER_EVENTFD: signalled for every CQE posted. Shared by
+  // every process (passed like the ring fd); -1 if unavailable (watchers then wait in
+  // GETEVENTS).
   int efd = -1;
   void* sq_ptr = nullptr;
   size_t sq_len = 0;

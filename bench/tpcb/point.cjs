@@ -53,7 +53,8 @@ async function rmPoint(spec) {
   const rm = require(ROOT);
   const dir = freshDir(spec, 'rm');
   let g = spec.kind === 'tpcb' ? { ...engine.geometry(spec.g), workers: spec.procs } : null;
-  const pages = g ? Math.min(4096, engine.poolPagesFor(g, spec.historyRows || 100000)) : 32;
+  // spec.poolPages: a pool smaller than the data, so evictions write dirty pages back.
+  const pages = spec.poolPages || (g ? Math.min(4096, engine.poolPagesFor(g, spec.historyRows || 100000)) : 32);
   const pm = await rm.Postmaster.start({
     dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: pages * 8192 + (4 << 20),
     ringEntries: 1024, bufferPool: { pages }, wal: { bufferSize: 1 << 20, segmentSize: 16 << 20 },
@@ -66,7 +67,8 @@ async function rmPoint(spec) {
         ? new Peer(new Worker(WORKER, { workerData: { token: pm.threadToken() } }), 'thread')
         : new Peer(pm.fork(WORKER, ['fork'], { stdio: ['ignore', 'inherit', 'inherit'] }), 'proc'));
     }
-    for (const p of peers) { await p.ready; await p.call('attach'); }
+    if (spec.walBeforeData) pm.buffers.configure({ walBeforeData: spec.walBeforeData });
+    for (const p of peers) { await p.ready; await p.call('attach', { walBeforeData: spec.walBeforeData }); }
     const w0 = pm.wal.stats();
     const parts = await Promise.all(peers.map((p, i) => p.call('run', { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, g, worker: i })));
     const w1 = pm.wal.stats();

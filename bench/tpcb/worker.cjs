@@ -80,9 +80,11 @@ function sqliteRun(a) {
 }
 
 const handlers = {
-  async attach() {
+  async attach(a = {}) {
     const rm = require(ROOT);
     db = role === 'thread' ? await rm.attach(workerData.token) : await rm.attach();
+    // Each process writes back what it evicts: the strategy is set per environment.
+    if (a.walBeforeData) db.buffers.configure({ walBeforeData: a.walBeforeData });
     return { slot: db.slot, pid: process.pid };
   },
   async run(a) {
