@@ -825,7 +825,8 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
       tsfn_ref_ = true;
     }
   }
-  int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs)
+  bool will_reap_inline = hdr->backend == BACKEND_IO_URING && !seg_->watchers.empty();
+  int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs, will_reap_inline)
                                             : thread_backend_submit(seg_->pool, reqs.data(), n, (uint32_t)slot_);
   RM_TRACE("session %p submit n=%u rc=%d first=(%u,%u)", (void*)this, n, rc, reqs[0].handle_index, reqs[0].handle_gen);
   if (rc < 0) {

@@ -104,6 +104,7 @@ int ring_map(RingShared* shared, RingMap* m, int fd) {
   m->cq_head = reinterpret_cast<uint32_t*>(c + shared->cq_off.head);
   m->cq_tail = reinterpret_cast<uint32_t*>(c + shared->cq_off.tail);
   m->cq_mask = reinterpret_cast<uint32_t*>(c + shared->cq_off.ring_mask);
+  m->cq_flags = shared->cq_off.flags ? reinterpret_cast<uint32_t*>(c + shared->cq_off.flags) : nullptr;
   m->cqes = reinterpret_cast<io_uring_cqe*>(c + shared->cq_off.cqes);
   return 0;
 }
@@ -206,7 +207,8 @@ static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) 
   store_relaxed(&rs->intent_active, 0u);
 }
 
-int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns) {
+int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns,
+                bool inline_reap) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
   WakeSet wake;
@@ -274,6 +276,8 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     // Enter until the kernel's head reaches our tail: progress is measured on the ring,
     // not by adding up return values.
     uint32_t target = tail + n;
+    bool quiet = inline_reap && m.efd >= 0 && m.cq_flags;
+    if (quiet) __atomic_fetch_or(m.cq_flags, (uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
     int tries = 0;
     for (;;) {
       uint32_t head_now = load_acquire(m.sq_head);
@@ -295,6 +299,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
                            rs, wake);
       break;
     }
+    if (quiet) __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
   }
   store_release(&rs->intent_active, 0u);
   robust_lock_release(&rs->submit_lock);

@@ -69,6 +69,7 @@ struct RingMap {
   uint32_t* cq_head = nullptr;
   uint32_t* cq_tail = nullptr;
   uint32_t* cq_mask = nullptr;
+  uint32_t* cq_flags = nullptr;  // IORING_CQ_EVENTFD_DISABLED lives here
   io_uring_cqe* cqes = nullptr;
 };
 
@@ -102,7 +103,12 @@ struct SqeRequest {
 // failed hard) completed with that error through the normal delivery path. Returns
 // -errno only when nothing was published (-EAGAIN: no SQ room; -ETIMEDOUT: lock;
 // -ESHUTDOWN): the handles are then still RESERVED and the caller takes them back.
-int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns);
+// `inline_reap`: the caller reaps inline right after; the eventfd is then disabled
+// around its io_uring_enter (under the submit lock), so its own inline completions
+// wake no watcher. Anything posted in that window is in the CQ before the caller's
+// inline reap (or, if its trylock fails, the lock holder's re-check) looks.
+int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns,
+                bool inline_reap = false);
 // Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
 // `quiet_slot`: a slot whose doorbell is not rung because the caller (that slot's own
 // JS thread, reaping inline) collects its completions itself right after; ~0u: none.
