@@ -164,6 +164,9 @@ static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) 
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
   stat_add(&rs->stat_submit_repairs, (uint64_t)1);
+  // A holder killed between disabling the eventfd and re-enabling it would leave every
+  // watcher deaf (but for the 250 ms sweep): re-enable it.
+  if (m.cq_flags) __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
   if (!load_relaxed(&rs->intent_active)) return;
   uint32_t mask = *m.sq_mask;
   uint32_t start = load_relaxed(&rs->intent_tail);
