@@ -1009,24 +1009,17 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   double id = info[0].As<Napi::Number>().DoubleValue();
-  LockResult lr = robust_lock_acquire(&seg_->hdr->files_lock, kLockTimeoutNs);
-  if (lr == LockResult::TimedOut || lr == LockResult::Error) return Napi::Boolean::New(env, false);
+  RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
+  if (!guard.held()) return Napi::Boolean::New(env, false);
   int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
-  if (slot < 0) {
-    robust_lock_release(&seg_->hdr->files_lock);
-    return Napi::Boolean::New(env, false);
-  }
+  if (slot < 0) return Napi::Boolean::New(env, false);
   FileEntry* e = &seg_->files[slot];
   if (e->open_count > 1) {  // other handles (any process) still use it
     e->open_count--;
-    robust_lock_release(&seg_->hdr->files_lock);
     return Napi::Boolean::New(env, true);
   }
   uint32_t expected = F_OPEN;
-  if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) {
-    robust_lock_release(&seg_->hdr->files_lock);
-    return Napi::Boolean::New(env, false);
-  }
+  if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) return Napi::Boolean::New(env, false);
   e->open_count = 0;
   if (seg_->hdr->backend == BACKEND_IO_URING) {
     int minus1 = -1;
@@ -1040,7 +1033,6 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
     thread_backend_forget_fd(seg_->pool, (uint32_t)slot);  // other processes drop theirs on next use (generation)
   }
   file_release(e);
-  robust_lock_release(&seg_->hdr->files_lock);
   return Napi::Boolean::New(env, true);
 }
 
@@ -1049,11 +1041,10 @@ Napi::Value Session::FileRef(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   double id = info[0].As<Napi::Number>().DoubleValue();
-  LockResult lr = robust_lock_acquire(&seg_->hdr->files_lock, kLockTimeoutNs);
-  if (lr == LockResult::TimedOut || lr == LockResult::Error) return Napi::Boolean::New(env, false);
+  RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
+  if (!guard.held()) return Napi::Boolean::New(env, false);
   int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
   if (slot >= 0) seg_->files[slot].open_count++;
-  robust_lock_release(&seg_->hdr->files_lock);
   return Napi::Boolean::New(env, slot >= 0);
 }
 

@@ -21,4 +21,21 @@ void robust_lock_init(RobustLock* lock);
 LockResult robust_lock_acquire(RobustLock* lock, int64_t timeout_ns);
 void robust_lock_release(RobustLock* lock);
 
+// Scoped hold of a RobustLock: released on every path out of the scope.
+class RobustGuard {
+ public:
+  RobustGuard(RobustLock* lock, int64_t timeout_ns) : lock_(lock) {
+    LockResult r = robust_lock_acquire(lock, timeout_ns);
+    held_ = r == LockResult::Acquired || r == LockResult::AcquiredOwnerDied;
+  }
+  ~RobustGuard() { if (held_) robust_lock_release(lock_); }
+  RobustGuard(const RobustGuard&) = delete;
+  RobustGuard& operator=(const RobustGuard&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  RobustLock* lock_;
+  bool held_;
+};
+
 }  // namespace rm
