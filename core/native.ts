@@ -25,6 +25,11 @@ export interface NativeInfo {
   dataDir: string;
 }
 
+/** Named kill points (test hooks): a process arriving at an armed one SIGKILLs itself. */
+export type KillPointName =
+  | 'handles-reserved' | 'sqes-reserved' | 'sqes-published' | 'cqe-delivered'
+  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written';
+
 export interface NativeSession {
   /** Per op: (handle index, generation, result or INT32_MIN while pending, reaper slot). */
   submit(ring: number | undefined, ops: Float64Array, buffers: (Uint8Array | undefined)[]): Int32Array | number;
@@ -53,8 +58,11 @@ export interface NativeSession {
   debugSubmitRawNop(ring: number, userData: bigint): boolean;
   debugScribble(region: 'handles' | 'files', seed: number): boolean;
   /** Test hooks only: install (or clear, with null) fault rule `index`. */
-  debugSetFault(index: number, rule: { opMask?: number; fileSlot?: number; kind?: number; skip?: number; repeat?: boolean | number; error?: number } | null): boolean;
+  debugSetFault(index: number, rule: { opMask?: number; fileSlot?: number; kind?: number; skip?: number; repeat?: boolean | number; error?: number; delayUs?: number } | null): boolean;
   debugFaultFired(index: number): number;
+  debugKillPoint(name: KillPointName, rule: { pid?: number; skip?: number } | null): boolean;
+  debugKillPointFired(name: KillPointName): number;
+  killPoint(name: KillPointName, probe?: boolean): boolean;
   _onCompletions?: (batch: Int32Array) => void;
 }
 

@@ -146,6 +146,9 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value DebugScribble(const Napi::CallbackInfo& info);
   Napi::Value DebugSetFault(const Napi::CallbackInfo& info);
   Napi::Value DebugFaultFired(const Napi::CallbackInfo& info);
+  Napi::Value DebugKillPoint(const Napi::CallbackInfo& info);
+  Napi::Value DebugKillPointFired(const Napi::CallbackInfo& info);
+  Napi::Value KillPoint(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
   void DoorbellMain();
@@ -378,7 +381,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     arena_ab_.SuppressDestruct();  // the environment frees its references itself
   } else if (!arena_ab_.IsEmpty()) {
     // Views over the arena become zero-length instead of dangling after unmap.
-    Napi::HandleScope scope(Napi::Env(env_));
+    Napi::HandleScope scope{Napi::Env(env_)};
     Napi::ArrayBuffer ab = arena_ab_.Value();
     if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
     arena_ab_.Reset();
@@ -825,6 +828,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
       tsfn_ref_ = true;
     }
   }
+  kill_point(&hdr->faults, KP_HANDLES_RESERVED);
   bool will_reap_inline = hdr->backend == BACKEND_IO_URING && !seg_->watchers.empty();
   int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs, will_reap_inline)
                                             : thread_backend_submit(seg_->pool, reqs.data(), n, (uint32_t)slot_);
@@ -1421,6 +1425,7 @@ Napi::Value Session::DebugSetFault(const Napi::CallbackInfo& info) {
     store_relaxed(&r->skip, (uint32_t)num("skip", 0));
     r->repeat = num("repeat", 0) != 0;
     r->error = (int32_t)num("error", -EIO);
+    r->delay_us = (uint32_t)num("delayUs", 0);
     store_relaxed(&r->fired, 0u);
     store_release(&r->active, 1u);
   }
@@ -1436,6 +1441,66 @@ Napi::Value Session::DebugFaultFired(const Napi::CallbackInfo& info) {
   uint32_t i = info[0].As<Napi::Number>().Uint32Value();
   if (i >= kMaxFaultRules) return Napi::Number::New(env, 0);
   return Napi::Number::New(env, load_relaxed(&seg_->hdr->faults.rules[i].fired));
+}
+
+// debugKillPoint(name, {pid, skip} | null): arm (or disarm) a named kill point; the
+// matching process SIGKILLs itself on arrival. -> false unless RINGMASTER_TEST_HOOKS=1.
+// debugKillPointFired(name) -> arrivals that died there. killPoint(name): a JS-side
+// point (WAL, checkpoint) -- never dies unless a test armed it.
+static int kill_point_arg(Napi::Env env, const Napi::Value& v) {
+  int kp = v.IsString() ? kill_point_by_name(v.As<Napi::String>().Utf8Value().c_str()) : -1;
+  if (kp < 0) {
+    std::string names;
+    for (uint32_t i = 0; i < KP_COUNT; i++) names += std::string(i ? ", " : "") + kKillPointNames[i];
+    make_error(env, "ERR_INVALID_ARG_VALUE", "unknown kill point (known: " + names + ")").ThrowAsJavaScriptException();
+  }
+  return kp;
+}
+
+Napi::Value Session::DebugKillPoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  int kp = kill_point_arg(env, info[0]);
+  if (kp < 0) return env.Undefined();
+  if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
+  FaultTable* ft = &seg_->hdr->faults;
+  KillRule& k = ft->kills[kp];
+  store_relaxed(&k.armed, 0u);
+  if (info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    auto num = [&](const char* key) { Napi::Value v = o.Get(key); return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.0; };
+    store_relaxed(&k.pid, (int32_t)num("pid"));
+    store_relaxed(&k.skip, (uint32_t)num("skip"));
+    store_relaxed(&k.fired, 0u);
+    store_release(&k.armed, 1u);
+  }
+  uint32_t any = 0;
+  for (auto& r : ft->kills) any |= load_relaxed(&r.armed);
+  store_release(&ft->kill_enabled, any);
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value Session::DebugKillPointFired(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  int kp = kill_point_arg(env, info[0]);
+  if (kp < 0) return env.Undefined();
+  return Napi::Number::New(env, load_relaxed(&seg_->hdr->faults.kills[kp].fired));
+}
+
+Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  int kp = kill_point_arg(env, info[0]);
+  if (kp < 0) return env.Undefined();
+  FaultTable* ft = &seg_->hdr->faults;
+  if (info[1].ToBoolean()) {  // killPoint(name, true): would this process die there? (no death)
+    KillRule& k = ft->kills[kp];
+    int32_t pid = load_relaxed(&k.pid);
+    return Napi::Boolean::New(env, load_relaxed(&ft->kill_enabled) && load_relaxed(&k.armed) && (pid == 0 || pid == (int32_t)getpid()));
+  }
+  kill_point(ft, (rm::KillPoint)kp);
+  return Napi::Boolean::New(env, false);
 }
 
 // debugScribble(region, seed): overwrite a shared table with garbage (hostile peer).
@@ -1483,6 +1548,9 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("debugScribble", &Session::DebugScribble),
     InstanceMethod("debugSetFault", &Session::DebugSetFault),
     InstanceMethod("debugFaultFired", &Session::DebugFaultFired),
+    InstanceMethod("debugKillPoint", &Session::DebugKillPoint),
+    InstanceMethod("debugKillPointFired", &Session::DebugKillPointFired),
+    InstanceMethod("killPoint", &Session::KillPoint),
   });
   return f;
 }

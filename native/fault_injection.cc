@@ -1,6 +1,9 @@
 #include "fault_injection.h"
 
 #include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <unistd.h>
 
 #include "atomics.h"
 #include "segment.h"
@@ -15,9 +18,10 @@ static bool matches(const FaultRule& r, const SqeRequest& q, uint16_t kind) {
   return true;
 }
 
-uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, WakeSet& wake) {
+uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, uint32_t* delay_us, WakeSet& wake) {
   FaultTable* ft = &seg.hdr->faults;
   for (uint32_t i = 0; i < n; i++) skip[i] = false;
+  if (delay_us) for (uint32_t i = 0; i < n; i++) delay_us[i] = 0;
   if (!load_relaxed(&ft->enabled)) return 0;
   uint32_t done = 0;
   bool cancel_rest = false;  // inside a soft-linked chain whose earlier op "failed"
@@ -37,10 +41,14 @@ uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* sk
           fetch_sub(&r.skip, 1u);
           continue;
         }
-        fire = true;
-        res = r.error ? r.error : (int32_t)(q.len / 2);
         fetch_add(&r.fired, 1u);
         if (!r.repeat) store_relaxed(&r.active, 0u);
+        if (r.delay_us) {  // not a failure: the op runs late
+          if (delay_us) delay_us[i] = r.delay_us;
+          break;
+        }
+        fire = true;
+        res = r.error ? r.error : (int32_t)(q.len / 2);
         break;
       }
     }
@@ -56,6 +64,34 @@ uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* sk
     if (!linked) cancel_rest = false;  // chain ends here
   }
   return done;
+}
+
+const char* const kKillPointNames[KP_COUNT] = {
+    "handles-reserved",         "sqes-reserved",             "sqes-published",
+    "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
+    "checkpoint-record-durable", "checkpoint-control-written",
+};
+
+int kill_point_by_name(const char* name) {
+  for (uint32_t i = 0; i < KP_COUNT; i++)
+    if (strcmp(name, kKillPointNames[i]) == 0) return (int)i;
+  return -1;
+}
+
+void kill_point_slow(FaultTable* ft, KillPoint kp) {
+  KillRule& k = ft->kills[kp];
+  if (!load_relaxed(&k.armed)) return;
+  int32_t pid = load_relaxed(&k.pid);
+  if (pid != 0 && pid != (int32_t)getpid()) return;
+  for (;;) {  // countdown: exactly one arrival dies
+    uint32_t left = load_relaxed(&k.skip);
+    if (left == 0) break;
+    if (cas(&k.skip, &left, left - 1)) return;
+  }
+  uint32_t one = 1;
+  if (!cas(&k.armed, &one, 0u)) return;  // another arrival took it
+  fetch_add(&k.fired, 1u);
+  raise(SIGKILL);
 }
 
 }  // namespace rm

@@ -2,7 +2,10 @@
 // rules). A rule matches ops by op type, file slot and completion kind; its Nth match
 // (and every later one, if `repeat`) completes with `error` (or a short result)
 // without reaching the kernel; the rest of its soft-linked chain is cancelled, as
-// the kernel would. Off by default and free when off: one relaxed load per submit.
+// the kernel would, or is delayed by `delay_us` (a linked IORING_OP_TIMEOUT in front of
+// it; the threads backend sleeps before running it). Kill points: a process reaching
+// an armed named point SIGKILLs itself there (a peer dying at that exact instruction).
+// Off by default and free when off: one relaxed load per submit / per point.
 #pragma once
 #include <cstdint>
 #include <set>
@@ -24,16 +27,49 @@ struct FaultRule {
   uint32_t repeat;     // keep firing after the first time
   int32_t error;       // negative errno to complete with; 0 = short result (len / 2)
   uint32_t fired;      // how often it fired (atomic)
+  uint32_t delay_us;   // > 0: not an error, the op runs after this delay
+  uint32_t pad;
+};
+
+// Named places where a test can make a process die (SIGKILL itself). JS-side points
+// (WAL, checkpoint) call kill_point through the addon by name.
+enum KillPoint : uint32_t {
+  KP_HANDLES_RESERVED = 0,      // IO handles RESERVED, nothing submitted yet
+  KP_SQES_RESERVED,             // submission lock held, SQ slots claimed, first SQE written, tail not published
+  KP_SQES_PUBLISHED,            // submission lock held, SQ tail published, io_uring_enter not called
+  KP_CQE_DELIVERED,             // completion lock held, a CQE delivered, CQ head not yet advanced
+  KP_WAL_WRITTEN,               // WAL flusher: write done, fdatasync not issued, nothing published
+  KP_CHECKPOINT_PAGES_FLUSHED,  // checkpoint: pages flushed, checkpoint record not written
+  KP_CHECKPOINT_RECORD_DURABLE, // checkpoint: record durable, control file not updated
+  KP_CHECKPOINT_CONTROL_WRITTEN,// checkpoint: control.tmp written and synced, not renamed
+  KP_COUNT
+};
+extern const char* const kKillPointNames[KP_COUNT];
+int kill_point_by_name(const char* name);  // -1 if unknown
+
+struct KillRule {
+  uint32_t armed;  // 1 = the next matching arrival (after `skip`) dies
+  int32_t pid;     // only this process (0 = any)
+  uint32_t skip;   // arrivals to let through first (atomic countdown)
+  uint32_t fired;  // arrivals that died here (set just before the SIGKILL)
 };
 
 struct FaultTable {
-  uint32_t enabled;    // any rule active (relaxed load on every submit)
-  uint32_t pad;
+  uint32_t enabled;       // any rule active (relaxed load on every submit)
+  uint32_t kill_enabled;  // any kill point armed (relaxed load at every point)
   FaultRule rules[kMaxFaultRules];
+  KillRule kills[KP_COUNT];
 };
 
 // Returns how many of `reqs` were completed here (their handles are COMPLETED and
 // `skip[i]` set); the caller submits the others. Chains are respected.
-uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, WakeSet& wake);
+// `delay_us` (may be null: delays ignored) gets each kept op's injected delay, 0 if none.
+uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, uint32_t* delay_us, WakeSet& wake);
+
+void kill_point_slow(FaultTable* ft, KillPoint kp);
+// Dies here if `kp` is armed for this process (test hooks only; otherwise one load).
+inline void kill_point(FaultTable* ft, KillPoint kp) {
+  if (__builtin_expect(__atomic_load_n(&ft->kill_enabled, __ATOMIC_RELAXED) != 0, 0)) kill_point_slow(ft, kp);
+}
 
 }  // namespace rm

@@ -27,6 +27,8 @@ enum IoLinkFlag : uint8_t { LF_LINK = 1, LF_HARDLINK = 2, LF_DRAIN = 4 };
 constexpr uint64_t kNoArena = ~0ull;
 constexpr uint64_t kWakeUserData = ~0ull;        // NOP used to wake watcher threads
 constexpr uint64_t kCancelUserData = ~0ull - 1;  // ASYNC_CANCEL issued for a dead issuer's IO
+constexpr uint64_t kDelayUserData = ~0ull - 2;   // TIMEOUT in front of an op (injected delay, tests)
+inline bool is_internal_user_data(uint64_t ud) { return ud >= kDelayUserData; }  // no handle behind it
 
 struct IoHandle {
   uint64_t word;        // state:8 | owner:16 | flags:8 | generation:32

@@ -23,6 +23,7 @@ namespace rm {
 
 struct Chain {
   std::vector<SqeRequest> reqs;
+  std::vector<uint32_t> delay_us;  // injected delay per op (test hooks), usually all 0
   uint64_t seq = 0;
   bool counted = false;      // included in tb_inflight
   bool drain = false;        // first op carries IOSQE_IO_DRAIN semantics
@@ -212,6 +213,12 @@ static void run_chain(ThreadBackend* tb, Chain& c) {
     if (cancelled) {
       res = -ECANCELED;
     } else {
+      // An injected delay: the op runs late (in 1 ms steps, so stop stays bounded).
+      for (uint32_t left = i < c.delay_us.size() ? c.delay_us[i] : 0; left > 0 && !tb->stopping;) {
+        uint32_t step = left < 1000 ? left : 1000;
+        usleep(step);
+        left -= step;
+      }
       res = run_one(tb, r);
       bool full = r.op == OP_READ || r.op == OP_WRITE ? res == (int32_t)r.len : res >= 0;
       // A soft link breaks on any result other than the full request; a hard link does not.
@@ -284,18 +291,21 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;  // handles still RESERVED
   // Injected faults complete their ops now (test hooks only); the rest is queued.
   std::vector<SqeRequest> kept(reqs_in, reqs_in + n_in);
+  std::vector<uint32_t> delays;  // injected delay per kept op (test hooks), empty if none
   if (load_relaxed(&h->faults.enabled)) {
     WakeSet wake;
     std::vector<uint8_t> skip_store(n_in);
     bool* skip = reinterpret_cast<bool*>(skip_store.data());
-    if (apply_faults(*tb->seg, reqs_in, n_in, skip, wake)) {
-      kept.clear();
-      for (uint32_t i = 0; i < n_in; i++) {
-        if (skip[i]) continue;
-        SqeRequest q = reqs_in[i];
-        if (i + 1 < n_in && skip[i + 1]) q.link_flags &= ~(LF_LINK | LF_HARDLINK);
-        kept.push_back(q);
-      }
+    std::vector<uint32_t> delay_in(n_in);
+    apply_faults(*tb->seg, reqs_in, n_in, skip, delay_in.data(), wake);
+    kept.clear();
+    delays.clear();
+    for (uint32_t i = 0; i < n_in; i++) {
+      if (skip[i]) continue;
+      SqeRequest q = reqs_in[i];
+      if (i + 1 < n_in && skip[i + 1]) q.link_flags &= ~(LF_LINK | LF_HARDLINK);
+      kept.push_back(q);
+      delays.push_back(delay_in[i]);
     }
     ring_doorbells(*tb->seg, wake);
   }
@@ -306,6 +316,7 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   for (uint32_t i = 0; i < n; i++) {
     if (cur.reqs.empty()) cur.drain = reqs[i].link_flags & LF_DRAIN;
     cur.reqs.push_back(reqs[i]);
+    cur.delay_us.push_back(delays.empty() ? 0 : delays[i]);
     if (!(reqs[i].link_flags & (LF_LINK | LF_HARDLINK)) || i == n - 1) {
       cur.issuer = issuer;
       chains.push_back(std::move(cur));
@@ -328,12 +339,14 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
       active = true;
     }
   }
+  kill_point(&h->faults, KP_SQES_RESERVED);  // counted in tb_inflight, not queued
   {
     // Queued while tb_lock is held, so this process's queue is in sequence order: a
     // gated (later) chain can never sit in front of an earlier one it would wait for.
     std::lock_guard<std::mutex> g(tb->mu);
     for (auto& c : chains) tb->queue.push_back(std::move(c));
   }
+  kill_point(&h->faults, KP_SQES_PUBLISHED);
   robust_lock_release(&h->tb_lock);
   tb->cv.notify_all();
   return (int)n_in;

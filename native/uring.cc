@@ -179,7 +179,7 @@ static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) 
     // hold stale SQEs of older batches and are not looked at.
     for (uint32_t i = 0; i < prepared; i++) {
       uint64_t ud = load_relaxed(&m.sqes[(start + i) & mask].user_data);
-      deliver_completion(seg, ud, -ECANCELED, ~0u, rs, wake);
+      if (!is_internal_user_data(ud)) deliver_completion(seg, ud, -ECANCELED, ~0u, rs, wake);
     }
   } else if (!(rs->setup_flags & IORING_SETUP_SQPOLL)) {
     // Published, maybe partly consumed. What the kernel has not consumed must not be
@@ -237,40 +237,84 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   // Injected faults complete their ops here; the rest is submitted (test hooks only).
   const uint32_t n_all = n;
   std::vector<SqeRequest> kept;
+  std::vector<uint32_t> delays;  // per kept op: injected delay (a linked TIMEOUT in front)
+  uint32_t n_delays = 0;
   if (load_relaxed(&seg.hdr->faults.enabled)) {
     std::vector<uint8_t> skip_store(n);
     bool* skip = reinterpret_cast<bool*>(skip_store.data());
-    if (apply_faults(seg, reqs, n, skip, wake)) {
+    std::vector<uint32_t> delay_in(n);
+    apply_faults(seg, reqs, n, skip, delay_in.data(), wake);
+    for (uint32_t i = 0; i < n; i++) {
+      if (skip[i]) continue;
+      SqeRequest q = reqs[i];
+      // Its chain successor completed already: do not link into an unrelated SQE.
+      if (i + 1 < n && skip[i + 1]) q.link_flags &= ~(LF_LINK | LF_HARDLINK);
+      kept.push_back(q);
+      // SQPOLL reads the timespec later, from the ring creator's memory: no delays there.
+      uint32_t d = sqpoll ? 0 : delay_in[i];
+      delays.push_back(d);
+      if (d) n_delays++;
+    }
+    if (kept.empty()) {
+      robust_lock_release(&rs->submit_lock);
+      ring_doorbells(seg, wake);
+      return (int)n_all;
+    }
+    reqs = kept.data();
+    n = (uint32_t)kept.size();
+    if (entries - (tail - head) < n + n_delays) {
+      // Faults already fired for this batch; its ops complete as if the ring refused them.
+      robust_lock_release(&rs->submit_lock);
       for (uint32_t i = 0; i < n; i++) {
-        if (skip[i]) continue;
-        SqeRequest q = reqs[i];
-        // Its chain successor completed already: do not link into an unrelated SQE.
-        if (i + 1 < n && skip[i + 1]) q.link_flags &= ~(LF_LINK | LF_HARDLINK);
-        kept.push_back(q);
+        handle_mark_submitted(seg.handles, reqs[i].handle_index);
+        deliver_completion(seg, user_data_of(reqs[i].handle_index, reqs[i].handle_gen), -EAGAIN, ~0u, rs, wake);
       }
-      if (kept.empty()) {
-        robust_lock_release(&rs->submit_lock);
-        ring_doorbells(seg, wake);
-        return (int)n_all;
-      }
-      reqs = kept.data();
-      n = (uint32_t)kept.size();
+      ring_doorbells(seg, wake);
+      return (int)n_all;
     }
   }
+  // SQE position -> request (or -1: an injected delay's TIMEOUT). The timespecs are read
+  // by the kernel at submission, inside our own io_uring_enter below.
+  std::vector<int32_t> sqe_req;
+  std::vector<__kernel_timespec> delay_ts(n_delays);
+  const uint32_t n_sqes = n + n_delays;
   store_relaxed(&rs->intent_tail, tail);
-  store_relaxed(&rs->intent_count, n);
+  store_relaxed(&rs->intent_count, n_sqes);
   store_relaxed(&rs->intent_prepared, 0u);
   store_release(&rs->intent_active, 1u);
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t idx = (tail + i) & mask;
+  for (uint32_t i = 0, pos = 0, d = 0; i < n; i++) {
+    if (n_delays && delays[i]) {
+      uint32_t idx = (tail + pos) & mask;
+      io_uring_sqe* t = &m.sqes[idx];
+      memset(t, 0, sizeof(*t));
+      delay_ts[d].tv_sec = delays[i] / 1000000;
+      delay_ts[d].tv_nsec = (long long)(delays[i] % 1000000) * 1000;
+      t->opcode = IORING_OP_TIMEOUT;
+      t->fd = -1;
+      t->addr = (uint64_t)(uintptr_t)&delay_ts[d++];
+      t->len = 1;
+      // Hard link: the op runs when the timer fires (-ETIME) and not before.
+      t->flags = IOSQE_IO_HARDLINK | ((reqs[i].link_flags & LF_DRAIN) ? IOSQE_IO_DRAIN : 0);
+      t->user_data = kDelayUserData;
+      m.sq_array[idx] = idx;
+      sqe_req.push_back(-1);
+      store_release(&rs->intent_prepared, ++pos);
+      SqeRequest q = reqs[i];
+      q.link_flags &= ~LF_DRAIN;  // moved to the head of the pair
+      kept[i] = q;
+    }
+    uint32_t idx = (tail + pos) & mask;
     prep_sqe(&m.sqes[idx], reqs[i]);
     m.sq_array[idx] = idx;
     handle_mark_submitted(seg.handles, reqs[i].handle_index);
-    store_release(&rs->intent_prepared, i + 1);  // this SQE and its handle are complete
+    if (n_delays) sqe_req.push_back((int32_t)i);
+    store_release(&rs->intent_prepared, ++pos);  // this SQE and its handle are complete
+    if (i == 0) kill_point(&seg.hdr->faults, KP_SQES_RESERVED);
   }
   // Publish: SQE stores happen-before the kernel's acquire load of the tail.
-  store_release(m.sq_tail, tail + n);
-  stat_add(&rs->stat_sqes, (uint64_t)n);
+  store_release(m.sq_tail, tail + n_sqes);
+  stat_add(&rs->stat_sqes, (uint64_t)n_sqes);
+  kill_point(&seg.hdr->faults, KP_SQES_PUBLISHED);
   int result = (int)n_all;
   if (sqpoll) {
     if (load_acquire(m.sq_flags) & IORING_SQ_NEED_WAKEUP)
@@ -278,7 +322,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   } else {
     // Enter until the kernel's head reaches our tail: progress is measured on the ring,
     // not by adding up return values.
-    uint32_t target = tail + n;
+    uint32_t target = tail + n_sqes;
     bool quiet = inline_reap && m.efd >= 0 && m.cq_flags;
     if (quiet) __atomic_fetch_or(m.cq_flags, (uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
     int tries = 0;
@@ -295,11 +339,14 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
       // Hard failure: take back what the kernel did not consume so no other process
       // submits it, and complete those handles with the error (per-op results).
       uint32_t consumed = load_acquire(m.sq_head) - tail;
-      if (consumed > n) consumed = n;
+      if (consumed > n_sqes) consumed = n_sqes;
       store_release(m.sq_tail, tail + consumed);
-      for (uint32_t i = consumed; i < n; i++)
+      for (uint32_t p = consumed; p < n_sqes; p++) {
+        int32_t i = n_delays ? sqe_req[p] : (int32_t)p;
+        if (i < 0) continue;  // an injected delay's TIMEOUT: no handle
         deliver_completion(seg, user_data_of(reqs[i].handle_index, reqs[i].handle_gen), rc < 0 ? rc : -EIO, ~0u,
                            rs, wake);
+      }
       break;
     }
     if (quiet) __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
@@ -329,9 +376,10 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
       io_uring_cqe* cqe = &m.cqes[head & mask];
       uint64_t ud = load_relaxed(&cqe->user_data);  // each field read exactly once
       int32_t res = load_relaxed(&cqe->res);
-      if (ud != kWakeUserData && ud != kCancelUserData) {
+      if (!is_internal_user_data(ud)) {
         deliver_completion(seg, ud, res, reaper_slot, rs, wake);
         processed++;
+        kill_point(&seg.hdr->faults, KP_CQE_DELIVERED);
       }
       head++;
       store_release(m.cq_head, head);  // release: the CQE slot may be reused by the kernel
@@ -359,7 +407,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
           io_uring_cqe* cqe = &m.cqes[head & mask];
           uint64_t ud = load_relaxed(&cqe->user_data);
           int32_t res = load_relaxed(&cqe->res);
-          if (ud != kWakeUserData && ud != kCancelUserData) {
+          if (!is_internal_user_data(ud)) {
             deliver_completion(seg, ud, res, reaper_slot, rs, wake);
             processed++;
           }

@@ -63,4 +63,46 @@ describe('fault injection', () => {
     expect(await w.call('write', { file: f.id, offset: 0, data: 'x' })).toBe(1);
     expect(pm.handlesInUse()).toBe(0);
   });
+
+  it('a delayed write completes late with its full result; the op linked after it waits for it, an unrelated op does not', async () => {
+    const a = await pm.files.open('delayed', { create: true });
+    const c = await pm.files.open('other', { create: true });
+    pm._native().debugSetFault(0, { opMask: 1 << OP.write, fileSlot: a.id % 65536, delayUs: 300_000 });
+    const order: string[] = [];
+    const chain = pm.batch()
+      .write(a, 0, Buffer.from('AAAA'), { link: true })
+      .write(a, 0, Buffer.from('BBBB'))
+      .submit()
+      .then((r) => { order.push('chain'); return r; });
+    await pm.write(c, 0, Buffer.from('C'));
+    order.push('unrelated');
+    const r = await chain;
+    expect(r.map((x) => x.result)).toEqual([4, 4]);
+    expect(order).toEqual(['unrelated', 'chain']);
+    // The linked write ran after the delayed one, not before it.
+    expect(readFileSync(path.join(pm.dataDir, 'delayed')).toString()).toBe('BBBB');
+    expect(pm._native().debugFaultFired(0)).toBe(1);
+    expect(pm.handlesInUse()).toBe(0);
+  });
+});
+
+describe('fault injection: WAL', () => {
+  it('an fdatasync slower than wal.timeoutMs: a waiting commit gets ETIMEDOUT and is not reported durable; it is once the sync lands', async () => {
+    await pm.stop();
+    pm = await startPm(dir, { wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, timeoutMs: 200 } });
+    const first = await pm.wal.append(1, Buffer.from('first'));
+    pm._native().debugSetFault(0, { opMask: 1 << OP.fdatasync, delayUs: 1_000_000 });
+    const slow = pm.wal.flush(first);  // becomes the flusher; its fdatasync is delayed
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await pm.wal.append(1, Buffer.from('second'));
+    let flushedAtTimeout = -1n;
+    await expect(pm.wal.flush(second).catch((e) => { flushedAtTimeout = pm.wal.flushedLsn(); throw e; }))
+      .rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(flushedAtTimeout).toBeLessThan(second);
+    await slow;  // the delayed sync lands: the first record is durable
+    expect(pm.wal.flushedLsn()).toBeGreaterThanOrEqual(first);
+    await pm.wal.flush(second);
+    expect(pm.wal.flushedLsn()).toBeGreaterThanOrEqual(second);
+    expect(pm._native().debugFaultFired(0)).toBe(1);
+  });
 });

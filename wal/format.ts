@@ -96,7 +96,7 @@ function fsyncDir(dir: string): void {
 }
 
 /** Atomic update: write a temp file, fsync it, rename over, fsync the directory. */
-export function writeControl(dataDir: string, c: ControlData): void {
+export function writeControl(dataDir: string, c: ControlData, beforeRename?: () => void): void {
   const b = Buffer.alloc(CONTROL_SIZE);
   b.writeUInt32LE(CONTROL_MAGIC, 0);
   b.writeUInt32LE(1, 4);
@@ -113,6 +113,7 @@ export function writeControl(dataDir: string, c: ControlData): void {
   } finally {
     fs.closeSync(fd);
   }
+  beforeRename?.();  // test hook: a kill point between the synced temp file and the rename
   fs.renameSync(tmp, path.join(dataDir, CONTROL_FILE));
   fsyncDir(dataDir);
 }

@@ -331,6 +331,13 @@ export class Wal implements WalHook {
     } else {
       ops[ops.length - 1].fields[1] = 0;
     }
+    if (!plan.dsync && s.killPoint('wal-written', true)) {
+      // Test hook: split the chain so this process dies with the WAL written but not synced.
+      const writes = ops.slice(0, plan.pieces.length);
+      writes[writes.length - 1].fields[1] = 0;
+      await this.db._submit(undefined, writes as any, []);
+      s.killPoint('wal-written');
+    }
     addon.walCount(s, 'flushes', 1);
     addon.walCount(s, 'fdatasyncs', plan.dsync ? 1 : plan.files.length);
     const res = await this.db._submit(undefined, ops as any, []);
@@ -541,13 +548,16 @@ export class Wal implements WalHook {
       if (bufs.configured) await bufs.flushAll();
       // Barrier: every IO submitted before this point (any process) has completed.
       await this.db.batch().nop({ drain: true }).submit();
+      s.killPoint('checkpoint-pages-flushed');
       const payload = Buffer.alloc(8);
       payload.writeBigUInt64LE(BigInt(redo), 0);
       const end = await this.#append(KIND_CHECKPOINT, payload);
       await this.#flush(Number(end), false);
       const ckptLsn = Number(end) - align8(HEADER_SIZE + 8);
       const { segmentSize } = this.#size();
-      writeControl(this.db.info.dataDir, { segmentSize, checkpointLsn: ckptLsn, redoLsn: redo, time: Date.now() });
+      s.killPoint('checkpoint-record-durable');
+      writeControl(this.db.info.dataDir, { segmentSize, checkpointLsn: ckptLsn, redoLsn: redo, time: Date.now() },
+        () => s.killPoint('checkpoint-control-written'));
       addon.walSetCheckpoint(s, ckptLsn, redo);
       await this.#recycle(Math.floor(redo / segmentSize));
       return BigInt(ckptLsn);
