@@ -116,7 +116,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Session(const Napi::CallbackInfo& info);
   ~Session() override;
 
-  void Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env);
+  bool Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env);
 
  private:
   Napi::Value Submit(const Napi::CallbackInfo& info);
@@ -198,13 +198,14 @@ void Session::CleanupHook(void* arg) {
   s->DetachNative(10000000000ll);
 }
 
-void Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env) {
+bool Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env) {
+  tsfn_ = Napi::ThreadSafeFunction::New(env, on_complete, "ringmaster-completions", 0, 1);
+  if ((napi_threadsafe_function)tsfn_ == nullptr) return false;  // the environment is terminating
   seg_ = seg;
   slot_ = slot;
   home_ring_ = seg->slots[slot].home_ring;
   detached_ = false;
   env_ = env;
-  tsfn_ = Napi::ThreadSafeFunction::New(env, on_complete, "ringmaster-completions", 0, 1);
   tsfn_.Unref(env);  // only in-flight IO keeps the event loop alive
   doorbell_ = std::thread([this] { DoorbellMain(); });
   // An attached session owns a process slot and delivers completions to its JS object:
@@ -216,6 +217,7 @@ void Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env
   RM_TRACE("session %p bound: segment %llu slot %d", (void*)this, (unsigned long long)seg->id, slot);
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hook_added_ = true;
+  return true;
 }
 
 // Collect completed handles this session issued and hand them to its JS thread.
@@ -553,9 +555,23 @@ Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps,
       }
     }
   }
-  Napi::Object obj = env.GetInstanceData<Napi::FunctionReference>()->New({});
-  Session* s = Session::Unwrap(obj);
-  s->Bind(seg, slot, on_complete, env);
+  // A worker thread terminated inside attach() gets here with an environment that can
+  // no longer run JS: construction fails and yields an empty object. Unwrapping that
+  // (node-addon-api: Error::New on a null env) aborts the whole process, so check
+  // every step and give the slot back instead.
+  Napi::FunctionReference* ctor = env.GetInstanceData<Napi::FunctionReference>();
+  Napi::Object obj = ctor ? ctor->New({}) : Napi::Object();
+  Session* s = obj.IsEmpty() ? nullptr : Session::Unwrap(obj);
+  if (s == nullptr || !s->Bind(seg, slot, on_complete, env)) {
+    {
+      std::lock_guard<std::mutex> g(seg->mu);
+      seg->env_refs--;
+      auto& ls = seg->local_slots;
+      for (size_t i = 0; i < ls.size(); i++) if (ls[i] == (uint32_t)slot) { ls.erase(ls.begin() + i); break; }
+    }
+    cleanup_slot(seg, (uint32_t)slot, false);
+    return env.Undefined();  // callers that created the segment undo it (forget_segment)
+  }
   return obj;
 }
 

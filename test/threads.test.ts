@@ -73,13 +73,27 @@ describe('worker threads', () => {
   it('a thread terminated with IO in flight leaves no leaked handles', async () => {
     const f = await pm.files.open('term.dat', { create: true });
     const t = new ThreadWorker(THREAD, { workerData: { token: pm.threadToken(), fileId: f.id, base: 0, n: 2000, tag: 'K', announce: true } });
-    // Terminate once it is attached and submitting (terminating it *inside* attach() can
-    // abort the process: a known bug, see the session note).
+    // Terminate once it is attached and submitting (terminations during attach: next test).
     await new Promise((r) => t.once('message', r));
     await new Promise((r) => setTimeout(r, 5));
     await t.terminate();
     await waitFor(() => pm.handlesInUse() === 0, 10000, 'handles to be freed');
     await waitFor(() => pm.stats().processes.length === 1, 5000, 'slot release');
+    expect(await pm.write(f, 0, Buffer.from('still works'))).toBe(11);
+  });
+
+  it('threads terminated at random moments, many inside attach(): the process survives, no slot or handle leaks', async () => {
+    // Regression: a terminating environment made session construction fail, and
+    // node-addon-api aborted the whole process (Error::New on a null env).
+    const f = await pm.files.open('attach-term.dat', { create: true });
+    for (let i = 0; i < 120; i++) {
+      const t = new ThreadWorker(THREAD, { workerData: { token: pm.threadToken(), fileId: f.id, base: 0, n: 20, tag: 'T' } });
+      t.on('error', () => {});
+      await new Promise((r) => setTimeout(r, Math.random() * 40));
+      await t.terminate();
+    }
+    await waitFor(() => pm.handlesInUse() === 0, 10000, 'handles to be freed');
+    await waitFor(() => pm.stats().processes.length === 1, 5000, 'every thread slot to be released');
     expect(await pm.write(f, 0, Buffer.from('still works'))).toBe(11);
   });
 });
