@@ -587,6 +587,9 @@ export class BufferPool {
     if (onWal) onWal(res, 0);
     const w = res[pos];
     if (!w.ok) throw w.error ?? new RingmasterError('EIO', `page write of block ${blk} failed`);
+    // A short write left a torn page on disk: the page stays dirty (native side) and the
+    // caller -- a checkpoint above all -- must not count it as written.
+    if (w.result !== ps) throw new RingmasterError('EIO', `page write of block ${blk} was short (${w.result} of ${ps} bytes)`, { errno: -5 });
   }
 
   /** Writes back every dirty page (checkpoint). Resolves with the number of pages written. */
