@@ -1488,7 +1488,8 @@ Napi::Value Session::DebugScribble(const Napi::CallbackInfo& info) {
     else { p = (uint8_t*)v.buckets; entry = sizeof(uint32_t); entries = v.nbuckets; }
   }
   if (!p) return Napi::Boolean::New(env, false);
-  auto next = [&seed] { seed = seed * 1103515245 + 12345; return seed >> 8; };
+  seed = seed * 2654435761u | 1;  // xorshift32: every output byte random (an LCG's low bits are not)
+  auto next = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
   auto fill = [&](uint8_t* e) { for (size_t i = 0; i < entry; i++) e[i] = (uint8_t)next(); };
   if (count == 0 || count >= entries) {
     for (size_t k = 0; k < entries; k++) fill(p + k * entry);
