@@ -5,7 +5,8 @@
 // crashes; the corruption is counted; checkIntegrity({ repair }) brings IO back; and
 // the postmaster still stops cleanly.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { Worker, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
 
@@ -85,6 +86,7 @@ describe('hostile shared memory: the IO handle table', () => {
       await a.call('startLoop', { kind: 'io', path: 'io.dat', base: 0 });
       const mine = loop.start(pm, { kind: 'io', path: 'io.dat', base: 1 << 20 });
       await bothProgress(a, mine, 'ok', 5, 'IO before the scribble');
+      expect(pm.checkIntegrity().anomalies).toEqual([]);  // no false alarms on a busy, healthy table
       const reports0 = pm.stats().corruptReports;
 
       expect(await scribble(s, 'handles', count, a, mine)).toBeGreaterThan(0);
@@ -112,6 +114,35 @@ describe('hostile shared memory: the IO handle table', () => {
   }
 });
 
+describe('hostile shared memory: an op in flight', () => {
+  it('a read parked on a FIFO whose handle is scribbled fails with ERR_RINGMASTER_CORRUPT (and runs its completion action) instead of waiting forever', async () => {
+    dir = tempDir('rm-hostile-');
+    pm = await startPm(dir, { ringEntries: 32, submitTimeoutMs: SUBMIT_TIMEOUT_MS });
+    const fifo = path.join(pm.dataDir, 'p.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const f = await pm.files.open('p.fifo');
+    const word = pm.completionWord();
+    const target = new Uint8Array(16);
+    const pending = pm.read(f, 0, target, { completionWord: word });
+    pending.catch(() => {});
+    const s = await worker();
+    await waitFor(() => pm!.handlesInUse() > 0, 10000, 'the read to be in flight');
+    expect(await s.call<number>('scribble', { region: 'handles', seed: 42 })).toBe(pm.info.maxHandles);
+    // Before the fix nothing ever settled this promise: its CQE is (rightly) rejected as corrupt.
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_RINGMASTER_CORRUPT' });
+    expect(pm.completionWordResult(word)).toBe(-117);  // the action ran, with the issuer's own copy of its argument
+    expect(pm.stats().corruptHandles).toBe(1);
+    // Let the parked read finish (its CQE is then counted as corrupt, never delivered).
+    const w = openSync(fifo, 'w');
+    writeSync(w, Buffer.from('0123456789abcdef'));
+    closeSync(w);
+    pm.checkIntegrity({ repair: true });
+    await quitCleanly([s]);
+    await pm.stop();
+    pm = null;
+  });
+});
+
 describe('hostile shared memory: the buffer pool', () => {
   const cases = [
     ['bufferDescriptors', 4], ['bufferDescriptors', 'all'], ['mappingTable', 8], ['mappingTable', 'all'],
@@ -135,6 +166,7 @@ describe('hostile shared memory: the buffer pool', () => {
       await a.call('startLoop', { kind: 'pool', path: 'pages.dat', blocks: BLOCKS });
       const mine = loop.start(pm, { kind: 'pool', path: 'pages.dat', blocks: BLOCKS });
       await bothProgress(a, mine, 'ok', 10, 'page reads before the scribble');
+      expect(pm.checkIntegrity().anomalies).toEqual([]);  // no false alarms on a busy, healthy pool
       const reports0 = pm.stats().corruptReports;
 
       expect(await scribble(s, region, count, a, mine)).toBeGreaterThan(0);
