@@ -17,6 +17,7 @@ const KIND_BUFFER_WRITE_DONE = 3;
 const EIO = 5;
 const ERR_CHECKSUM = -10001;       // native/buffer_pool.h
 const ERR_SHORT_READ = -10002;
+const ERR_CORRUPT = -117;          // EUCLEAN: shared state scribbled on (core/errors.ts)
 const MAX_LSN = (1n << 64n) - 1n;
 
 /** Bytes at the start of every page the pool owns: 8-byte LSN (LE), 4-byte CRC32C, 4 reserved. */
@@ -52,6 +53,10 @@ export interface BufferPoolStats {
   completedByOther: number;
 }
 
+function corruptPool(what: string): RingmasterError {
+  return new RingmasterError('ERR_RINGMASTER_CORRUPT', `${what} (another process wrote garbage into shared memory; see stats().corruptDescriptors, db.checkIntegrity())`, { errno: ERR_CORRUPT });
+}
+
 interface PoolInfo {
   offset: number;
   pages: number;
@@ -70,6 +75,7 @@ function sleep(ms: number): Promise<void> {
 function errorCode(err: number): string {
   if (err === ERR_CHECKSUM) return 'ERR_RINGMASTER_CHECKSUM';
   if (err === ERR_SHORT_READ) return 'ERR_RINGMASTER_SHORT_READ';
+  if (err === ERR_CORRUPT) return 'ERR_RINGMASTER_CORRUPT';
   return errnoName(err);
 }
 
@@ -316,6 +322,7 @@ export class BufferPool {
   #pinNow(fileId: number, blk: number): number {
     const r = N.bpPin(this.#n(), fileId, blk);
     if (r[0] === 0) return r[1];
+    if (r[0] === 6) throw corruptPool(`block ${blk} of file ${fileId}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
     if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
     return -1;
   }
@@ -327,6 +334,7 @@ export class BufferPool {
     for (;;) {
       const r = N.bpPin(this.#n(), fileId, blk);
       if (r[0] === 0) return r[1];
+      if (r[0] === 6) throw corruptPool(`block ${blk} of file ${fileId}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
       if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
       if (r[0] === 3) {
         // Only dirty buffers are evictable: write one back (WAL first), then retry.
@@ -353,8 +361,9 @@ export class BufferPool {
     let retries = 0;
     try {
       for (;;) {
-        const r = N.bpStartIo(n, id, waited, zero, first);
+        const r = N.bpStartIo(n, id, waited, zero, first, fileId, blk);
         first = false;
+        if (r[0] === 4) throw corruptPool(`block ${blk} of file ${fileId}: descriptor of buffer ${id} is corrupt`);
         if (r[0] === 0) return new PinnedBuffer(this, id, fileId, blk, this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
         if (r[0] === 1) {
           await this.#submitReads([[id, r[1], fileId, blk]]);
@@ -448,7 +457,7 @@ export class BufferPool {
         out.push(this.read(fileId, blk));
         continue;
       }
-      const r = N.bpStartIo(n, id, 0, false, true);
+      const r = N.bpStartIo(n, id, 0, false, true, fileId, blk);
       if (r[0] === 1) {
         claimed.push([id, r[1], fileId, blk]);
         slots.push(out.length);
@@ -525,6 +534,7 @@ export class BufferPool {
     for (let attempt = 0; attempt < 5; attempt++) {
       const r = N.bpStartWrite(n, id);
       if (r[0] === 1) return false;
+      if (r[0] === 3) throw corruptPool(`writing back buffer ${id}: its descriptor or mapping entry is corrupt, so where it belongs is unknown`);
       if (r[0] === 2) {
         await this.db._waitWord(this.#ioSeqOff(id), r[1], 1000);
         continue;
@@ -638,7 +648,11 @@ export class BufferPool {
   }
 
   /** Counters of this environment (`process`) and of all processes (`global`), plus current buffer states. */
-  stats(): { process: BufferPoolStats; global: BufferPoolStats; pinned: number; dirty: number; valid: number; ioInProgress: number } {
+  stats(): {
+    process: BufferPoolStats; global: BufferPoolStats; pinned: number; dirty: number; valid: number; ioInProgress: number;
+    /** Garbage found on operations' paths (state words, tags; chain links), and integrity repairs. */
+    corruptDescriptors: number; corruptMapping: number; integrityRepairs: number;
+  } {
     return N.bpStats(this.#n());
   }
 
@@ -673,7 +687,13 @@ export class BufferPool {
 
   /** @internal */
   _markDirty(id: number, lsn: bigint): void {
-    if (!N.bpMarkDirty(this.#n(), id, lsn)) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `markDirty needs the exclusive lock on buffer ${id}`);
+    let ok: boolean;
+    try {
+      ok = N.bpMarkDirty(this.#n(), id, lsn);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    if (!ok) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `markDirty needs the exclusive lock on buffer ${id}`);
   }
 }
 

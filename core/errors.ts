@@ -36,7 +36,15 @@ export class IoCancelledError extends RingmasterError {
   }
 }
 
+/** Result of an op whose shared IO handle another process wrote garbage over (EUCLEAN). */
+export const CORRUPT_RESULT = -117;
+
+export function corruptError(what: string, opIndex?: number): RingmasterError {
+  return new RingmasterError('ERR_RINGMASTER_CORRUPT', `${what}: shared state of this IO was corrupted by another process (see stats().corruptReports)`, { errno: CORRUPT_RESULT, opIndex });
+}
+
 export function ioError(res: number, what: string, opIndex?: number): RingmasterError {
+  if (res === CORRUPT_RESULT) return corruptError(what, opIndex);
   const name = errnoName(res);
   if (name === 'ECANCELED') {
     return new IoCancelledError(`${what}: cancelled (an earlier op of its linked chain failed or was short, or its issuer died)`, opIndex);

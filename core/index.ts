@@ -3,7 +3,7 @@ export type { ProcessExit } from './postmaster';
 export { attach } from './attach';
 export type { AttachOptions } from './attach';
 export { Ringmaster, Batch } from './ringmaster';
-export type { Features, ThreadToken } from './ringmaster';
+export type { Features, ThreadToken, IntegrityAnomaly, IntegrityReport } from './ringmaster';
 export { FileHandle, Files } from './files';
 export type { FileOpenOptions } from './files';
 export { RingmasterError, IoCancelledError, errnoName } from './errors';

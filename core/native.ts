@@ -56,7 +56,9 @@ export interface NativeSession {
   regionGet(name: string): { offset: number; size: number } | null;
   debugHoldLock(ring: number, which: 'submit' | 'complete', midSubmit?: boolean): boolean;
   debugSubmitRawNop(ring: number, userData: bigint): boolean;
-  debugScribble(region: 'handles' | 'files', seed: number): boolean;
+  /** Test hooks only: garbage over a whole shared table, or over `count` random entries. Returns entries written (false: hooks off / no such region). */
+  debugScribble(region: 'handles' | 'files' | 'bufferDescriptors' | 'mappingTable', seed: number, count?: number): number | false;
+  verifyHandles(repair: boolean): { found: number; repaired: number; anomalies: { index: number; problem: string; word: string; repaired: boolean }[] };
   /** Test hooks only: install (or clear, with null) fault rule `index`. */
   debugSetFault(index: number, rule: { opMask?: number; fileSlot?: number; kind?: number; skip?: number; repeat?: boolean | number; error?: number; delayUs?: number } | null): boolean;
   debugFaultFired(index: number): number;

@@ -3,12 +3,12 @@
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { FileHandle, Files } from './files';
-import { RingmasterError, fromNative, ioError, rangeError, typeError } from './errors';
+import { CORRUPT_RESULT, RingmasterError, corruptError, fromNative, ioError, rangeError, typeError } from './errors';
 import {
   ArenaSlice, DRAIN, EncodedOp, HARDLINK, IoBuffer, IoResult, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC,
   OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags,
 } from './io';
-import { NativeInfo, NativeSession } from './native';
+import { NativeInfo, NativeSession, native } from './native';
 
 const EAGAIN = constants.errno.EAGAIN;
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
@@ -52,6 +52,23 @@ interface PendingOp {
   batch: PendingBatch;
   pos: number;
   name: (typeof OP_NAMES)[number];
+  len: number;
+}
+
+/** What `checkIntegrity()` found in one shared table entry. */
+export interface IntegrityAnomaly {
+  structure: 'ioHandle' | 'bufferDescriptor' | 'mappingTable';
+  index: number;
+  problem: string;
+  repaired: boolean;
+}
+
+export interface IntegrityReport {
+  ok: boolean;
+  /** Anomalies found (all of them); `anomalies` lists at most 64 per structure. */
+  found: number;
+  repaired: number;
+  anomalies: IntegrityAnomaly[];
 }
 
 export interface ThreadToken {
@@ -264,6 +281,35 @@ export class Ringmaster extends EventEmitter {
     return this._native().stats();
   }
 
+  /**
+   * Scans the shared IO handle table and (if configured) the buffer pool's descriptors
+   * and mapping table for states no legal transition produces (another process wrote
+   * garbage). O(table), bounded: the handle scan is lock-free, the pool scan holds its
+   * partition locks for one pass. With `repair`, garbage entries are reset (see
+   * docs/ARCHITECTURE.md, "Shared memory is untrusted"). Emits 'corruption' if any.
+   */
+  checkIntegrity(options: { repair?: boolean } = {}): IntegrityReport {
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object');
+    const repair = options.repair === true;
+    const n = this._native();
+    const h = n.verifyHandles(repair);
+    const report: IntegrityReport = {
+      ok: true, found: h.found, repaired: h.repaired,
+      anomalies: h.anomalies.map((a) => ({ structure: 'ioHandle' as const, index: a.index, problem: `${a.problem} (word ${a.word})`, repaired: a.repaired })),
+    };
+    if (this.buffers.configured) {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const p = (native as any).bpVerify(n, repair);
+      report.found += p.found;
+      report.repaired += p.repaired;
+      report.anomalies.push(...p.anomalies);
+      if (p.lockTimeout) report.anomalies.push({ structure: 'mappingTable', index: -1, problem: 'a partition lock stayed held: mapping table not checked', repaired: false });
+    }
+    report.ok = report.found === 0;
+    if (!report.ok) this.emit('corruption', report);
+    return report;
+  }
+
   /** IO handles in use across all processes (0 when the system is idle). */
   handlesInUse(): number {
     return this._native().handlesInUse();
@@ -347,17 +393,25 @@ export class Ringmaster extends EventEmitter {
       for (let i = 0; i < ops.length; i++) {
         const res = handles[4 * i + 2];
         if (res === PENDING) {
-          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, name: ops[i].name });
+          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, name: ops[i].name, len: ops[i].fields[4] });
         } else {
-          this.#settle(batch, i, ops[i].name, res, handles[4 * i + 3]);
+          this.#settle(batch, i, ops[i].name, res, handles[4 * i + 3], ops[i].fields[4]);
         }
       }
     });
   }
 
-  #settle(batch: PendingBatch, pos: number, name: (typeof OP_NAMES)[number], res: number, reaper: number): void {
+  #settle(batch: PendingBatch, pos: number, name: (typeof OP_NAMES)[number], res: number, reaper: number, len: number): void {
+    // The result came through shared memory: one no op can produce is corruption.
+    const rw = name === 'read' || name === 'write';
+    if (res > (rw ? len : 0)) res = CORRUPT_RESULT;
+    if (res === CORRUPT_RESULT && batch.keep.length) {
+      // The kernel or a pool thread may still be doing this IO: never free its buffers.
+      retainedAfterClose.push(batch.keep);
+    }
     const r: IoResult = { op: name, ok: res >= 0, result: res, reapedBy: reaper };
-    if (res < 0) r.error = ioError(res, `${name} (op ${pos})`, pos);
+    if (res === CORRUPT_RESULT) r.error = corruptError(`${name} (op ${pos})`, pos);
+    else if (res < 0) r.error = ioError(res, `${name} (op ${pos})`, pos);
     batch.results[pos] = r;
     if (--batch.remaining === 0) batch.resolve(batch.results);
   }
@@ -380,7 +434,7 @@ export class Ringmaster extends EventEmitter {
       const p = this.#pending.get(key);
       if (!p) continue;  // not ours: never act on it
       this.#pending.delete(key);
-      this.#settle(p.batch, p.pos, p.name, res, reaper);
+      this.#settle(p.batch, p.pos, p.name, res, reaper, p.len);
     }
   }
 }

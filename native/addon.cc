@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "atomics.h"
+#include "buffer_pool.h"
 #include "modules.h"
 #include "segment.h"
 #include "shared_wait.h"
@@ -111,6 +112,8 @@ struct ProcessRole { bool reaps = true; };
 
 class Session : public Napi::ObjectWrap<Session> {
  public:
+  // Process-local copies of what each in-flight op is: trusted, unlike its handle.
+  struct InflightOp { uint32_t index; uint32_t gen; uint16_t ring; uint16_t kind; uint64_t kind_arg; };
   static Napi::Function Init(Napi::Env env);
   static Napi::FunctionReference* ctor;
   Session(const Napi::CallbackInfo& info);
@@ -144,6 +147,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value DebugHoldLock(const Napi::CallbackInfo& info);
   Napi::Value DebugSubmitRawNop(const Napi::CallbackInfo& info);
   Napi::Value DebugScribble(const Napi::CallbackInfo& info);
+  Napi::Value VerifyHandles(const Napi::CallbackInfo& info);
   Napi::Value DebugSetFault(const Napi::CallbackInfo& info);
   Napi::Value DebugFaultFired(const Napi::CallbackInfo& info);
   Napi::Value DebugKillPoint(const Napi::CallbackInfo& info);
@@ -151,6 +155,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value KillPoint(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
+  bool HandleScribbled(const InflightOp& op);
   void DoorbellMain();
   void DeliverOnJs(Napi::Env env, std::vector<int32_t>* batch);
   // JS close() has already waited for its IO; the env cleanup hook has not.
@@ -164,7 +169,7 @@ class Session : public Napi::ObjectWrap<Session> {
   uint32_t home_ring_ = 0;
   bool detached_ = true;
   std::mutex mu_;
-  std::vector<std::pair<uint32_t, uint32_t>> inflight_;
+  std::vector<InflightOp> inflight_;
   uint32_t undelivered_ = 0;  // batches handed to the tsfn, not yet run on the JS thread
   struct WordWait { uint32_t id; uint64_t offset; uint32_t value; };
   std::vector<WordWait> waits_;  // shared waits of this environment (shared_wait.h)
@@ -220,6 +225,15 @@ bool Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env
   return true;
 }
 
+// While we are attached, only we free our handles (collect) and only our slot's cleanup
+// orphans them: any other generation, owner or state is another process's garbage.
+bool Session::HandleScribbled(const InflightOp& op) {
+  uint64_t w = load_acquire(&seg_->handles.handles[op.index].word);
+  uint32_t st = hw_state(w);
+  return hw_gen(w) != op.gen || hw_owner(w) != (uint32_t)slot_ || st == H_FREE || st > H_COMPLETED ||
+         (hw_flags(w) & ~HF_KNOWN);
+}
+
 // Collect completed handles this session issued and hand them to its JS thread.
 // Runs on its own thread so the JS thread never blocks and a busy JS thread in one
 // process never delays another process: the reaping happened elsewhere already.
@@ -234,11 +248,25 @@ void Session::DoorbellMain() {
       for (size_t i = 0; i < inflight_.size();) {
         int32_t res;
         uint32_t reaper;
-        if (handle_collect(seg_->handles, inflight_[i].first, inflight_[i].second, &res, &reaper)) {
-          batch->push_back((int32_t)inflight_[i].first);
-          batch->push_back((int32_t)inflight_[i].second);
+        if (handle_collect(seg_->handles, inflight_[i].index, inflight_[i].gen, &res, &reaper)) {
+          batch->push_back((int32_t)inflight_[i].index);
+          batch->push_back((int32_t)inflight_[i].gen);
           batch->push_back(res);
           batch->push_back((int32_t)reaper);
+          inflight_[i] = inflight_.back();
+          inflight_.pop_back();
+        } else if (HandleScribbled(inflight_[i])) {
+          // Our in-flight handle no longer says it is ours: another process wrote over
+          // it, and its CQE will be rejected as corrupt. Fail the op here, running its
+          // completion action with our trusted copy of (kind, arg), so shared state
+          // (a buffer's IO, the WAL) does not wait forever for it.
+          stat_add(&seg_->hdr->stat_corrupt_handles, (uint64_t)1);
+          stat_add(&seg_->hdr->stat_corrupt_reports, (uint64_t)1);
+          run_completion_kind(*seg_, inflight_[i].kind, inflight_[i].kind_arg, kCorruptResult);
+          batch->push_back((int32_t)inflight_[i].index);
+          batch->push_back((int32_t)inflight_[i].gen);
+          batch->push_back(kCorruptResult);
+          batch->push_back(-1);
           inflight_[i] = inflight_.back();
           inflight_.pop_back();
         } else {
@@ -272,7 +300,7 @@ void Session::DoorbellMain() {
       RM_TRACE("session %p doorbell delivers %llu", (void*)this, (unsigned long long)n);
       stat_add(&me->stat_completed, n);
       for (size_t i = 3; i < batch->size(); i += 4)
-        if ((*batch)[i - 3] >= 0 && (uint32_t)(*batch)[i] != (uint32_t)slot_ &&
+        if ((*batch)[i - 3] >= 0 && (*batch)[i] != -1 && (uint32_t)(*batch)[i] != (uint32_t)slot_ &&
             ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots ||
              load_relaxed(&seg_->slots[(*batch)[i]].pid) != load_relaxed(&me->pid)))
           stat_add(&me->stat_completed_by_other, (uint64_t)1);
@@ -329,18 +357,13 @@ void cleanup_slot(Segment* seg, uint32_t slot, bool process_died);
 // done: the kernel or the pool may otherwise write into buffers of a heap that is
 // about to be freed (a terminated worker thread).
 void Session::CancelAndDrain(int64_t timeout_ns) {
-  std::vector<uint64_t> uds;
+  std::map<uint32_t, std::vector<uint64_t>> by_ring;  // our own record of the ring, not the handle's
   {
     std::lock_guard<std::mutex> g(mu_);
-    for (auto& p : inflight_) uds.push_back(user_data_of(p.first, p.second));
+    for (auto& p : inflight_) by_ring[p.ring].push_back(user_data_of(p.index, p.gen));
   }
-  if (uds.empty()) return;
+  if (by_ring.empty()) return;
   if (seg_->hdr->backend == BACKEND_IO_URING) {
-    std::map<uint32_t, std::vector<uint64_t>> by_ring;
-    for (uint64_t ud : uds) {
-      uint32_t idx = (uint32_t)ud;
-      if (idx < seg_->handles.count) by_ring[load_relaxed(&seg_->handles.handles[idx].ring)].push_back(ud);
-    }
     for (auto& [r, v] : by_ring)
       if (r < seg_->rings.size()) ring_cancel(*seg_, r, v.data(), (uint32_t)v.size(), kLockTimeoutNs);
   } else if (seg_->pool) {
@@ -762,8 +785,10 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
   store_relaxed(&h->offset, r->offset);
   store_relaxed(&h->len, r->len);
   store_relaxed(&h->arena_offset, arena_off);
-  store_relaxed(&h->kind, (uint16_t)kind);
-  store_relaxed(&h->kind_arg, (uint64_t)karg);
+  r->kind = (uint16_t)kind;
+  r->kind_arg = (uint64_t)karg;
+  store_relaxed(&h->kind, r->kind);
+  store_relaxed(&h->kind_arg, r->kind_arg);
   store_relaxed(&h->submit_ns, monotonic_ns());
   return 0;
 }
@@ -838,7 +863,8 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   {
     // Registered before submission so a completion can never be missed by the doorbell thread.
     std::lock_guard<std::mutex> g(mu_);
-    for (uint32_t i = 0; i < n; i++) inflight_.emplace_back(reqs[i].handle_index, reqs[i].handle_gen);
+    for (uint32_t i = 0; i < n; i++)
+      inflight_.push_back({reqs[i].handle_index, reqs[i].handle_gen, (uint16_t)ring, reqs[i].kind, reqs[i].kind_arg});
     if (!tsfn_ref_) {
       tsfn_.Ref(env);
       tsfn_ref_ = true;
@@ -854,7 +880,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> g(mu_);
     for (uint32_t i = 0; i < n; i++) {
       for (size_t k = 0; k < inflight_.size(); k++)
-        if (inflight_[k].first == reqs[i].handle_index) { inflight_[k] = inflight_.back(); inflight_.pop_back(); break; }
+        if (inflight_[k].index == reqs[i].handle_index) { inflight_[k] = inflight_.back(); inflight_.pop_back(); break; }
       handle_unreserve(seg_->handles, reqs[i].handle_index);
     }
     return Napi::Number::New(env, rc);
@@ -884,7 +910,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
       uint32_t reaper = 0;
       if (handle_collect(seg_->handles, reqs[i].handle_index, reqs[i].handle_gen, &res, &reaper)) {
         for (size_t k = 0; k < inflight_.size(); k++)
-          if (inflight_[k].first == reqs[i].handle_index && inflight_[k].second == reqs[i].handle_gen) {
+          if (inflight_[k].index == reqs[i].handle_index && inflight_[k].gen == reqs[i].handle_gen) {
             inflight_[k] = inflight_.back();
             inflight_.pop_back();
             break;
@@ -904,9 +930,9 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
       for (size_t k = 0; k < inflight_.size();) {
         int32_t res;
         uint32_t reaper;
-        if (handle_collect(seg_->handles, inflight_[k].first, inflight_[k].second, &res, &reaper)) {
-          others.push_back((int32_t)inflight_[k].first);
-          others.push_back((int32_t)inflight_[k].second);
+        if (handle_collect(seg_->handles, inflight_[k].index, inflight_[k].gen, &res, &reaper)) {
+          others.push_back((int32_t)inflight_[k].index);
+          others.push_back((int32_t)inflight_[k].gen);
           others.push_back(res);
           others.push_back((int32_t)reaper);
           inflight_[k] = inflight_.back();
@@ -1156,6 +1182,9 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
   auto num = [&](uint64_t v) { return Napi::Number::New(env, (double)v); };
   o.Set("corruptReports", num(load_relaxed(&h->stat_corrupt_reports)));
   o.Set("deadProcessesCleaned", num(load_relaxed(&h->stat_dead_slots_cleaned)));
+  o.Set("corruptHandles", num(load_relaxed(&h->stat_corrupt_handles)));
+  o.Set("integrityAnomalies", num(load_relaxed(&h->stat_integrity_anomalies)));
+  o.Set("integrityRepairs", num(load_relaxed(&h->stat_integrity_repairs)));
   o.Set("handlesInUse", num(handles_in_use(seg_->handles)));
   Napi::Array rings = Napi::Array::New(env);
   for (uint32_t r = 0; r < h->ring_count; r++) {
@@ -1519,20 +1548,75 @@ Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, false);
 }
 
-// debugScribble(region, seed): overwrite a shared table with garbage (hostile peer).
+// debugScribble(region, seed, count?): overwrite a shared table with garbage (a hostile
+// peer): the whole table, or `count` entries chosen at random. Returns entries written.
+// Regions: 'handles', 'files', 'bufferDescriptors', 'mappingTable' (hash bucket heads).
 Napi::Value Session::DebugScribble(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
   std::string region = info[0].As<Napi::String>().Utf8Value();
   uint32_t seed = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t count = info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
   uint8_t* p = nullptr;
-  size_t len = 0;
-  if (region == "handles") { p = (uint8_t*)seg_->handles.handles; len = seg_->handles.count * sizeof(IoHandle); }
-  if (region == "files") { p = (uint8_t*)seg_->files; len = seg_->hdr->max_files * sizeof(FileEntry); }
+  size_t entry = 0, entries = 0;
+  if (region == "handles") { p = (uint8_t*)seg_->handles.handles; entry = sizeof(IoHandle); entries = seg_->handles.count; }
+  if (region == "files") { p = (uint8_t*)seg_->files; entry = sizeof(FileEntry); entries = seg_->hdr->max_files; }
+  if (region == "bufferDescriptors" || region == "mappingTable") {
+    PoolView v;
+    if (!pool_view(*seg_, &v)) return Napi::Boolean::New(env, false);
+    if (region == "bufferDescriptors") { p = (uint8_t*)v.d; entry = sizeof(BufDesc); entries = v.n; }
+    else { p = (uint8_t*)v.buckets; entry = sizeof(uint32_t); entries = v.nbuckets; }
+  }
   if (!p) return Napi::Boolean::New(env, false);
-  for (size_t i = 0; i < len; i++) { seed = seed * 1103515245 + 12345; p[i] = (uint8_t)(seed >> 16); }
-  return Napi::Boolean::New(env, true);
+  seed = seed * 2654435761u | 1;  // xorshift32: every output byte random (an LCG's low bits are not)
+  auto next = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
+  auto fill = [&](uint8_t* e) { for (size_t i = 0; i < entry; i++) e[i] = (uint8_t)next(); };
+  if (count == 0 || count >= entries) {
+    for (size_t k = 0; k < entries; k++) fill(p + k * entry);
+    return Napi::Number::New(env, (double)entries);
+  }
+  for (uint32_t k = 0; k < count; k++) fill(p + (size_t)(next() % entries) * entry);
+  return Napi::Number::New(env, count);
+}
+
+uint32_t slot_state_of(void* ctx, uint32_t slot) {
+  auto* seg = static_cast<Segment*>(ctx);
+  return slot < seg->hdr->max_slots ? load_acquire(&seg->slots[slot].state) : (uint32_t)SLOT_FREE;
+}
+
+// verifyHandles(repair) -> { found, repaired, anomalies: [{ index, problem, word, repaired }] }
+// One lock-free pass over the handle table (handles_verify); at most 64 anomalies listed.
+Napi::Value Session::VerifyHandles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  bool repair = info[0].ToBoolean();
+  std::vector<HandleAnomaly> list;
+  SegmentHeader* h = seg_->hdr;
+  VerifyCounts c = handles_verify(seg_->handles, h->max_slots, h->ring_count ? h->ring_count : h->configured_rings,
+                                  slot_state_of, seg_, repair, &list, 64);
+  uint32_t found = c.found, repaired = c.repaired;
+  Napi::Array arr = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", Napi::Number::New(env, list[i].index));
+    o.Set("problem", Napi::String::New(env, handle_problem_name(list[i].problem)));
+    char word[24];
+    snprintf(word, sizeof(word), "0x%016llx", (unsigned long long)list[i].word);
+    o.Set("word", Napi::String::New(env, word));
+    o.Set("repaired", Napi::Boolean::New(env, list[i].repaired));
+    arr.Set(i, o);
+  }
+  if (found) {
+    stat_add(&h->stat_integrity_anomalies, (uint64_t)found);
+    stat_add(&h->stat_corrupt_reports, (uint64_t)found);
+  }
+  if (repaired) stat_add(&h->stat_integrity_repairs, (uint64_t)repaired);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("found", Napi::Number::New(env, found));
+  o.Set("repaired", Napi::Number::New(env, repaired));
+  o.Set("anomalies", arr);
+  return o;
 }
 
 Napi::Function Session::Init(Napi::Env env) {
@@ -1562,6 +1646,7 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("debugHoldLock", &Session::DebugHoldLock),
     InstanceMethod("debugSubmitRawNop", &Session::DebugSubmitRawNop),
     InstanceMethod("debugScribble", &Session::DebugScribble),
+    InstanceMethod("verifyHandles", &Session::VerifyHandles),
     InstanceMethod("debugSetFault", &Session::DebugSetFault),
     InstanceMethod("debugFaultFired", &Session::DebugFaultFired),
     InstanceMethod("debugKillPoint", &Session::DebugKillPoint),

@@ -231,6 +231,11 @@ bool pool_view(Segment& seg, PoolView* v) {
   return true;
 }
 
+void pool_report_corrupt(Segment& seg, PoolView& v, GlobalStat which) {
+  stat_add(&v.h->gstats[which], (uint64_t)1);
+  stat_add(&seg.hdr->stat_corrupt_reports, (uint64_t)1);
+}
+
 void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res) {
   BufDesc* d = &v.d[id];
   int32_t err = 0;

@@ -37,6 +37,18 @@ constexpr uint64_t BS_DIRTY = 1ull << 23;
 constexpr uint64_t BS_IO = 1ull << 24;
 constexpr uint64_t BS_IO_ERROR = 1ull << 25;
 constexpr uint64_t BS_TAG = 1ull << 26;
+constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG;
+
+// A state word no legal transition produces: unknown bits, usage > 5, a flag on a
+// tagless buffer (eviction clears them all), DIRTY without VALID, VALID with IO_ERROR.
+inline bool desc_state_valid(uint64_t s) {
+  if (s & ~BS_KNOWN) return false;
+  if (((s & BS_USAGE_MASK) >> BS_USAGE_SHIFT) > BS_USAGE_MAX) return false;
+  if (!(s & BS_TAG) && (s & (BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR))) return false;
+  if ((s & BS_DIRTY) && !(s & BS_VALID)) return false;
+  if ((s & BS_VALID) && (s & BS_IO_ERROR)) return false;
+  return true;
+}
 
 // Pool-specific error codes (negative, beyond errno range).
 constexpr int32_t BP_ERR_CHECKSUM = -10001;
@@ -86,6 +98,8 @@ struct PinEntry {
 };
 
 enum SlotStat { ST_HITS, ST_MISSES, ST_READS, ST_WRITES, ST_EVICTIONS, ST_IO_WAITS, ST_COMPLETED_BY_OTHER, ST_COMPLETED_FOR_OTHER, ST_COUNT };
+// Global-only counters, in PoolHeader::gstats past the per-slot ones (SlotStats has 8).
+enum GlobalStat { G_CORRUPT_DESCRIPTORS = ST_COUNT, G_CORRUPT_MAPPING, G_INTEGRITY_REPAIRS };
 struct SlotStats { uint64_t v[8]; };
 
 struct LockCell { RobustLock lock; char pad[64 - sizeof(RobustLock) % 64]; };
@@ -113,6 +127,10 @@ bool pool_view(Segment& seg, PoolView* v);
 
 uint32_t page_checksum(const uint8_t* page, uint32_t size);
 bool page_all_zero(const uint8_t* page, uint32_t size);
+
+// Counts a corrupt descriptor or mapping-table entry found on an operation's path
+// (pool stats and the segment's corruptReports).
+void pool_report_corrupt(Segment& seg, PoolView& v, GlobalStat which);
 
 // Completion actions (also used to abort an IO that was never submitted).
 void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);

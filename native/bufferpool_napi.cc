@@ -22,11 +22,16 @@ enum : int32_t {
   PIN_NEED_CLEAN = 3,  // [3, dirty victim id]: write it back, then retry
   PIN_EXHAUSTED = 4,   // every buffer pinned or in IO
   PIN_TOO_MANY = 5,    // this slot's pin table is full
+  PIN_CORRUPT = 6,     // [6, what]: a descriptor (0) or the mapping table (1) is corrupt
   IO_VALID = 0,        // [0]
   IO_CLAIMED = 1,      // [1, seq]: caller must read (or zero-fill was done)
   IO_WAIT = 2,         // [2, seq]: another IO in progress; wait for io_seq != seq
   IO_FAILED = 3,       // [3, err]: the IO this caller waited for failed
+  IO_CORRUPT = 4,      // [4]: the descriptor's state or tag is garbage
 };
+
+// A CAS that keeps failing means another process keeps rewriting the word.
+constexpr int kMaxCasRetries = 1000;
 
 struct Ctx {
   Segment* seg = nullptr;
@@ -117,11 +122,15 @@ bool lock_part(RobustLock* l) {
   return r == LockResult::Acquired || r == LockResult::AcquiredOwnerDied;
 }
 
+constexpr int64_t kChainBroken = -2;
+
 // Chain walk under the partition lock; every link is bounds-checked and the walk is
-// bounded (a corrupt cycle cannot hang us).
+// bounded (a corrupt cycle cannot hang us). -1: not there; kChainBroken: a link out of
+// range or more steps than buffers (a cycle): the lookup cannot be trusted either way.
 int64_t chain_find(PoolView& v, uint32_t bucket, uint64_t file, uint64_t block) {
   uint32_t b1 = load_acquire(&v.buckets[bucket]);
-  for (uint32_t steps = 0; b1 && b1 <= v.n && steps <= v.n; steps++) {
+  for (uint32_t steps = 0; b1; steps++) {
+    if (b1 > v.n || steps >= v.n) return kChainBroken;
     BufDesc* d = &v.d[b1 - 1];
     if ((load_acquire(&d->state) & BS_TAG) && load_relaxed(&d->file_id) == file && load_relaxed(&d->block) == block) return b1 - 1;
     b1 = load_relaxed(&d->hash_next);
@@ -129,18 +138,22 @@ int64_t chain_find(PoolView& v, uint32_t bucket, uint64_t file, uint64_t block) 
   return -1;
 }
 
-void chain_remove(PoolView& v, uint32_t bucket, uint32_t id) {
+// The link (bucket head or a hash_next) that points at `id`, or null if the chain does
+// not reach it or is broken.
+uint32_t* chain_link_to(PoolView& v, uint32_t bucket, uint32_t id) {
   uint32_t* link = &v.buckets[bucket];
-  for (uint32_t steps = 0; steps <= v.n; steps++) {
+  for (uint32_t steps = 0; steps < v.n; steps++) {
     uint32_t b1 = load_acquire(link);
-    if (b1 == 0 || b1 > v.n) return;
-    if (b1 == id + 1) {
-      store_release(link, load_relaxed(&v.d[id].hash_next));
-      store_relaxed(&v.d[id].hash_next, 0u);
-      return;
-    }
+    if (b1 == 0 || b1 > v.n) return nullptr;
+    if (b1 == id + 1) return link;
     link = &v.d[b1 - 1].hash_next;
   }
+  return nullptr;
+}
+
+void chain_unlink(PoolView& v, uint32_t* link, uint32_t id) {
+  store_release(link, load_relaxed(&v.d[id].hash_next));
+  store_relaxed(&v.d[id].hash_next, 0u);
 }
 
 // Pin: refcount+1, and usage+1 (up to 5) if `use`. CAS only. A full pin count
@@ -172,15 +185,18 @@ bool record_pin(Ctx& c, uint32_t id) {
 }
 
 // Clock sweep: returns a victim id pinned by us (refcount 0 -> 1), or -1 with
-// *dirty = a dirty unpinned candidate (or -1).
-int64_t clock_victim(PoolView& v, int64_t* dirty) {
+// *dirty = a dirty unpinned candidate (or -1). Buffers with a garbage state word are
+// never taken (counted in *corrupt): nothing about them can be trusted.
+int64_t clock_victim(PoolView& v, int64_t* dirty, uint32_t* corrupt) {
   *dirty = -1;
+  *corrupt = 0;
   uint64_t limit = (uint64_t)v.n * (BS_USAGE_MAX + 2);
   for (uint64_t i = 0; i < limit; i++) {
     uint32_t id = fetch_add(&v.h->clock_hand, 1u) % v.n;
     BufDesc* d = &v.d[id];
     uint64_t s = load_acquire(&d->state);
-    for (;;) {
+    for (int tries = 0; tries < kMaxCasRetries; tries++) {
+      if (!desc_state_valid(s)) { ++*corrupt; break; }
       if ((s & BS_PIN_MASK) || (s & BS_IO)) break;
       if (s & BS_USAGE_MASK) {
         if (cas(&d->state, &s, (uint64_t)(s - (1ull << BS_USAGE_SHIFT)))) break;
@@ -207,9 +223,21 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
   PoolView& v = c.v;
   uint32_t bucket = bucket_of(v, file, block);
   RobustLock* pl = part_lock(v, bucket);
+  auto corrupt = [&](GlobalStat what) {
+    pool_report_corrupt(*c.seg, v, what);
+    return arr(env, {PIN_CORRUPT, what == G_CORRUPT_MAPPING ? 1.0 : 0.0});
+  };
   for (int attempt = 0; attempt < 1000; attempt++) {
     if (!lock_part(pl)) return arr(env, {PIN_EXHAUSTED});
     int64_t found = chain_find(v, bucket, file, block);
+    if (found == kChainBroken) {
+      robust_lock_release(pl);
+      return corrupt(G_CORRUPT_MAPPING);
+    }
+    if (found >= 0 && !desc_state_valid(load_acquire(&v.d[found].state))) {
+      robust_lock_release(pl);
+      return corrupt(G_CORRUPT_DESCRIPTORS);
+    }
     if (found >= 0) {
       bool pinned = pin_state(&v.d[found], true);
       robust_lock_release(pl);
@@ -222,7 +250,9 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     }
     robust_lock_release(pl);
     int64_t dirty;
-    int64_t vid = clock_victim(v, &dirty);
+    uint32_t bad;
+    int64_t vid = clock_victim(v, &dirty, &bad);
+    if (vid < 0 && dirty < 0 && bad) return corrupt(G_CORRUPT_DESCRIPTORS);  // only garbage left to evict
     if (vid < 0) return dirty >= 0 ? arr(env, {PIN_NEED_CLEAN, (double)dirty}) : arr(env, {PIN_EXHAUSTED});
     BufDesc* d = &v.d[vid];
     uint64_t s = load_acquire(&d->state);
@@ -234,18 +264,31 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
       uint32_t obucket = bucket_of(v, of, ob);
       RobustLock* ol = part_lock(v, obucket);
       if (!lock_part(ol)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
+      // Find its link first: a tagged buffer its chain does not reach (a scribbled tag
+      // or link) must not be retagged, or it would end up on two chains.
+      uint32_t* link = chain_link_to(v, obucket, (uint32_t)vid);
+      if (!link) {
+        robust_lock_release(ol);
+        unpin_state(d);
+        return corrupt(G_CORRUPT_MAPPING);
+      }
       s = load_acquire(&d->state);
       bool ok = false;
-      while ((s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO))) {
+      for (int tries = 0; tries < kMaxCasRetries && (s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO)); tries++) {
         if (cas(&d->state, &s, (s & BS_PIN_MASK))) { ok = true; break; }  // tagless, invalid, pinned once
       }
-      if (ok) chain_remove(v, obucket, (uint32_t)vid);
+      if (ok) chain_unlink(v, link, (uint32_t)vid);
       robust_lock_release(ol);
       if (!ok) { unpin_state(d); continue; }
       evicted = true;
     }
     if (!lock_part(pl)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
     found = chain_find(v, bucket, file, block);
+    if (found == kChainBroken || (found >= 0 && !desc_state_valid(load_acquire(&v.d[found].state)))) {
+      robust_lock_release(pl);
+      unpin_state(d);
+      return corrupt(found == kChainBroken ? G_CORRUPT_MAPPING : G_CORRUPT_DESCRIPTORS);
+    }
     if (found >= 0) {  // someone else brought it in meanwhile: use theirs
       unpin_state(d);
       bool pinned = pin_state(&v.d[found], true);
@@ -260,7 +303,13 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     store_relaxed(&d->hash_next, load_relaxed(&v.buckets[bucket]));
     s = load_acquire(&d->state);
     // Release: the tag stores above are visible to anyone who sees TAG_VALID.
-    while (!cas(&d->state, &s, (uint64_t)((s & BS_PIN_MASK) | BS_TAG | (1ull << BS_USAGE_SHIFT)))) {}
+    bool tagged = false;
+    for (int tries = 0; tries < kMaxCasRetries && !tagged; tries++)
+      tagged = cas(&d->state, &s, (uint64_t)((s & BS_PIN_MASK) | BS_TAG | (1ull << BS_USAGE_SHIFT)));
+    if (!tagged) {  // only a scribbler rewrites an unlinked buffer we pinned
+      robust_lock_release(pl);
+      return corrupt(G_CORRUPT_DESCRIPTORS);
+    }
     store_release(&v.buckets[bucket], (uint32_t)vid + 1);
     robust_lock_release(pl);
     if (evicted) stat_add(&v.h->gstats[ST_EVICTIONS], (uint64_t)1), stat_add(&v.sstats[c.slot].v[ST_EVICTIONS], (uint64_t)1);
@@ -270,8 +319,9 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
   return arr(env, {PIN_EXHAUSTED});
 }
 
-// bpStartIo(session, id, waitedSeq, zero, first) -> [0] | [1, seq] | [2, seq] | [3, err]
+// bpStartIo(session, id, waitedSeq, zero, first, fileId?, block?) -> [0] | [1, seq] | [2, seq] | [3, err] | [4]
 // Caller holds a pin. Claims the read if the page is neither valid nor being read.
+// With fileId and block, the descriptor's tag must still say that page.
 Napi::Value StartIo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
@@ -282,9 +332,17 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
   bool zero = info[3].ToBoolean();
   bool first = info[4].ToBoolean();
   BufDesc* d = &c.v.d[id];
-  for (;;) {
+  bool check_tag = info[5].IsNumber() && info[6].IsNumber();
+  for (int tries = 0; tries < kMaxCasRetries; tries++) {
     uint32_t seq = load_acquire(&d->io_seq);  // pairs with end_io's release
     uint64_t s = load_acquire(&d->state);
+    // Our pin keeps the tag stable, so a different tag is another process's garbage.
+    if (!desc_state_valid(s) || !(s & BS_TAG) ||
+        (check_tag && (load_relaxed(&d->file_id) != (uint64_t)info[5].As<Napi::Number>().DoubleValue() ||
+                       load_relaxed(&d->block) != (uint64_t)info[6].As<Napi::Number>().DoubleValue()))) {
+      pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+      return arr(env, {IO_CORRUPT});
+    }
     if (s & BS_VALID) {
       if (first) stat_add(&c.v.h->gstats[ST_HITS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_HITS], (uint64_t)1);
       return arr(env, {IO_VALID});
@@ -310,6 +368,8 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
     stat_add(&c.v.h->gstats[ST_READS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_READS], (uint64_t)1);
     return arr(env, {IO_CLAIMED, (double)nseq});
   }
+  pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+  return arr(env, {IO_CORRUPT});
 }
 
 // bpSubmitted(session, id, seq): the claimed IO reached the ring.
@@ -351,7 +411,10 @@ Napi::Value Unpin(const Napi::CallbackInfo& info) {
   bool ok = unpin_state(&c.v.d[id]);
   store_release(&e->pins, load_relaxed(&e->pins) - 1);
   entry_maybe_free(e);
-  return Napi::Boolean::New(env, ok);
+  // Our record says we held a pin, so a zero count in the descriptor is garbage (or a
+  // repair reset it): report it; the caller's release still succeeded.
+  if (!ok) pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+  return Napi::Boolean::New(env, true);
 }
 
 // bpLock(session, id, exclusive) -> [1] acquired | [0, word] busy (wait for word to change)
@@ -376,6 +439,11 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
       nw = 0x80000000u;
     } else {
       if (cur & 0x80000000u) return arr(env, {0, (double)cur});
+      if (cur == 0x7FFFFFFFu) {  // no real count gets here; +1 would set the exclusive bit
+        pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+        module_error(env, "ERR_RINGMASTER_CORRUPT", "buffer " + std::to_string(id) + ": content lock word is corrupt").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
       nw = cur + 1;
     }
     if (cas(w, &cur, nw)) break;
@@ -436,12 +504,20 @@ Napi::Value MarkDirty(const Napi::CallbackInfo& info) {
   memcpy(p, &cur, 8);
   store_relaxed(&d->dirty_gen, load_relaxed(&d->dirty_gen) + 1);
   uint64_t s = load_acquire(&d->state);
-  while (!cas(&d->state, &s, s | BS_DIRTY)) {}  // release: lsn/dirty_gen visible with DIRTY
+  bool dirtied = false;  // release: lsn/dirty_gen visible with DIRTY
+  for (int tries = 0; tries < kMaxCasRetries && !dirtied && desc_state_valid(s); tries++) dirtied = cas(&d->state, &s, s | BS_DIRTY);
+  if (!dirtied) {
+    pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+    module_error(env, "ERR_RINGMASTER_CORRUPT", "buffer " + std::to_string(id) + ": state word is corrupt; the page was not marked dirty").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   return Napi::Boolean::New(env, true);
 }
 
-// bpStartWrite(session, id) -> [0, seq, fileId, block, lsnHi, lsnLo] | [1] clean | [2, seq] IO busy
+// bpStartWrite(session, id) -> [0, seq, fileId, block, lsnHi, lsnLo] | [1] clean | [2, seq] IO busy | [3] corrupt
 // Caller holds a pin and a content lock (so the page cannot change under the write).
+// The tag names the file and offset the page goes to: it is only trusted if the
+// mapping table, under its partition lock, maps that tag to this very buffer.
 Napi::Value StartWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
@@ -454,9 +530,22 @@ Napi::Value StartWrite(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   BufDesc* d = &c.v.d[id];
-  for (;;) {
+  {
+    uint64_t file = load_relaxed(&d->file_id), block = load_relaxed(&d->block);
+    uint32_t bucket = bucket_of(c.v, file, block);
+    RobustLock* pl = part_lock(c.v, bucket);
+    if (!lock_part(pl)) return arr(env, {2, (double)load_acquire(&d->io_seq)});
+    int64_t found = chain_find(c.v, bucket, file, block);
+    robust_lock_release(pl);
+    if (found != (int64_t)id || !desc_state_valid(load_acquire(&d->state))) {
+      pool_report_corrupt(*c.seg, c.v, found == kChainBroken || found < 0 ? G_CORRUPT_MAPPING : G_CORRUPT_DESCRIPTORS);
+      return arr(env, {3});
+    }
+  }
+  for (int tries = 0; tries < kMaxCasRetries; tries++) {
     uint32_t seq = load_acquire(&d->io_seq);
     uint64_t s = load_acquire(&d->state);
+    if (!desc_state_valid(s)) break;
     if (!(s & BS_VALID) || !(s & BS_DIRTY) || !(s & BS_TAG)) return arr(env, {1});
     if (s & BS_IO) return arr(env, {2, (double)seq});
     if (!cas(&d->state, &s, s | BS_IO)) continue;
@@ -473,6 +562,8 @@ Napi::Value StartWrite(const Napi::CallbackInfo& info) {
     return arr(env, {0, (double)nseq, (double)load_relaxed(&d->file_id), (double)load_relaxed(&d->block),
                      (double)(lsn >> 32), (double)(lsn & 0xFFFFFFFFu)});
   }
+  pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+  return arr(env, {3});
 }
 
 // bpPinById(session, id) -> [fileId, block, dirty] (pinned, no usage bump) | null if not a valid page
@@ -484,7 +575,11 @@ Napi::Value PinById(const Napi::CallbackInfo& info) {
   if (!buf_arg(info, 1, c, &id)) return env.Undefined();
   BufDesc* d = &c.v.d[id];
   uint64_t s = load_acquire(&d->state);
-  for (;;) {
+  for (int tries = 0;; tries++) {
+    if (tries >= kMaxCasRetries || !desc_state_valid(s)) {
+      pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+      return env.Null();
+    }
     if (!(s & BS_TAG) || !(s & BS_VALID) || (s & BS_PIN_MASK) == BS_PIN_MASK) return env.Null();
     if (cas(&d->state, &s, s + 1)) break;
   }
@@ -504,7 +599,8 @@ Napi::Value Dirty(const Napi::CallbackInfo& info) {
   uint32_t k = 0;
   for (uint32_t id = 0; id < c.v.n && k < (uint32_t)max; id++) {
     uint64_t s = load_acquire(&c.v.d[id].state);
-    if ((s & BS_DIRTY) && (s & BS_VALID) && !(s & BS_IO) && (!unpinned || (s & BS_PIN_MASK) == 0)) a.Set(k++, Napi::Number::New(env, id));
+    if (desc_state_valid(s) && (s & BS_DIRTY) && (s & BS_VALID) && !(s & BS_IO) && (!unpinned || (s & BS_PIN_MASK) == 0))
+      a.Set(k++, Napi::Number::New(env, id));
   }
   return a;
 }
@@ -539,6 +635,153 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("dirty", Napi::Number::New(env, dirty));
   o.Set("valid", Napi::Number::New(env, valid));
   o.Set("ioInProgress", Napi::Number::New(env, io));
+  o.Set("corruptDescriptors", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_CORRUPT_DESCRIPTORS])));
+  o.Set("corruptMapping", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_CORRUPT_MAPPING])));
+  o.Set("integrityRepairs", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_INTEGRITY_REPAIRS])));
+  return o;
+}
+
+// bpVerify(session, repair) -> { found, repaired, lockTimeout, anomalies: [{ structure, index, problem, repaired }] }
+// One O(pages + buckets) scan with every partition lock held (taken in ascending order;
+// nobody else holds two, so no deadlock; each bounded by the lock timeout), so the
+// mapping table is stable while it is checked. Descriptor state words still change
+// under it (pins, IO): each is read once into a local and judged on that copy.
+// Repair: a descriptor with a garbage state word is reset to free (tagless, unpinned,
+// no IO, unlocked); if anything was wrong with the mapping or a descriptor was reset,
+// the chains are rebuilt from the descriptors' tags (a duplicate tag that is unpinned
+// and clean is dropped); a claimed, unsubmitted IO of a slot that is gone is aborted.
+Napi::Value Verify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  bool repair = info[1].ToBoolean();
+  PoolView& v = c.v;
+  Segment& seg = *c.seg;
+  struct Anomaly { const char* structure; uint32_t index; const char* problem; bool repaired; };
+  std::vector<Anomaly> list;
+  uint32_t found = 0, repaired = 0;
+  auto add = [&](const char* st, uint32_t i, const char* p, bool r) {
+    found++;
+    repaired += r;
+    if (list.size() < 64) list.push_back({st, i, p, r});
+  };
+  uint32_t held = 0;
+  for (; held < kPoolPartitions; held++)
+    if (!lock_part(&v.locks[held].lock)) break;
+  bool locked = held == kPoolPartitions;
+  bool rebuild = false;
+  std::vector<uint8_t> reached(v.n, 0);
+  if (locked) {
+    for (uint32_t b = 0; b < v.nbuckets; b++) {
+      uint32_t b1 = load_acquire(&v.buckets[b]);
+      for (uint32_t steps = 0; b1; steps++) {
+        if (b1 > v.n) { add("mappingTable", b, "chain link out of range", false); rebuild = true; break; }
+        if (reached[b1 - 1]) { add("mappingTable", b, "chain cycle or buffer on two chains", false); rebuild = true; break; }
+        reached[b1 - 1] = 1;
+        BufDesc* d = &v.d[b1 - 1];
+        uint64_t st = load_acquire(&d->state);
+        if (!(st & BS_TAG)) { add("mappingTable", b, "untagged buffer on a chain", false); rebuild = true; }
+        else if (bucket_of(v, load_relaxed(&d->file_id), load_relaxed(&d->block)) != b) {
+          add("mappingTable", b, "buffer on the wrong chain for its tag", false);
+          rebuild = true;
+        }
+        b1 = load_relaxed(&d->hash_next);
+      }
+    }
+  }
+  bool woke = false;
+  for (uint32_t id = 0; id < v.n; id++) {
+    BufDesc* d = &v.d[id];
+    uint64_t st = load_acquire(&d->state);
+    if (!desc_state_valid(st)) {
+      bool r = false;
+      if (repair && locked) {
+        uint64_t expected = st;
+        r = cas(&d->state, &expected, (uint64_t)0);
+        if (r) {
+          uint32_t seq = load_acquire(&d->io_seq);
+          if (seq & 1) cas(&d->io_seq, &seq, seq + 1);  // an IO still in flight no longer matches
+          store_release(&d->content_lock, 0u);
+          store_relaxed(&d->hash_next, 0u);
+          rebuild = woke = true;
+        }
+      }
+      add("bufferDescriptor", id, "state word out of range", r);
+      continue;
+    }
+    if (load_relaxed(&d->hash_next) > v.n) { add("bufferDescriptor", id, "chain link out of range", false); rebuild = true; }
+    uint32_t lock = load_acquire(&d->content_lock);
+    if ((lock & 0x80000000u) && (lock & 0x7FFFFFFFu)) {
+      uint32_t expected = lock;
+      bool r = repair && cas(&d->content_lock, &expected, 0u);
+      woke |= r;
+      add("bufferDescriptor", id, "content lock both exclusive and shared", r);
+    }
+    if (locked && (st & BS_TAG) && !reached[id]) { add("mappingTable", id, "tagged buffer no chain reaches", false); rebuild = true; }
+    if (st & BS_IO) {
+      uint32_t seq = load_acquire(&d->io_seq), islot = load_relaxed(&d->io_slot);
+      if (islot >= v.max_slots) {
+        add("bufferDescriptor", id, "IO claimed by a slot out of range", false);
+      } else if ((seq & 1) && load_relaxed(&d->io_submitted) != seq &&
+                 load_acquire(&seg.slots[islot].state) == SLOT_FREE) {
+        // Cleanup aborts a dead slot's unsubmitted IO; this one was missed or forged.
+        bool r = false;
+        if (repair) {
+          if (st & BS_VALID) pool_write_done(seg, v, id, seq & 0xFFFFF, kCorruptResult);
+          else pool_read_done(seg, v, id, seq & 0xFFFFF, kCorruptResult);
+          r = woke = !(load_acquire(&d->state) & BS_IO);
+        }
+        add("bufferDescriptor", id, "unsubmitted IO of a slot that is gone", r);
+      }
+    }
+  }
+  if (repair && locked && rebuild) {
+    // Rebuild every chain from the tags. All partition locks are held, so no lookup,
+    // insert or eviction runs meanwhile.
+    for (uint32_t b = 0; b < v.nbuckets; b++) store_relaxed(&v.buckets[b], 0u);
+    for (uint32_t id = 0; id < v.n; id++) {
+      BufDesc* d = &v.d[id];
+      store_relaxed(&d->hash_next, 0u);
+      uint64_t st = load_acquire(&d->state);
+      if (!(st & BS_TAG) || !desc_state_valid(st)) continue;
+      uint64_t file = load_relaxed(&d->file_id), block = load_relaxed(&d->block);
+      uint32_t b = bucket_of(v, file, block);
+      if (chain_find(v, b, file, block) >= 0) {
+        uint64_t expected = st;
+        bool dropped = !(st & (BS_PIN_MASK | BS_DIRTY | BS_IO)) && cas(&d->state, &expected, (uint64_t)0);
+        add("mappingTable", id, "duplicate tag", dropped);
+        if (dropped) continue;
+      }
+      store_relaxed(&d->hash_next, load_relaxed(&v.buckets[b]));
+      store_release(&v.buckets[b], id + 1);
+    }
+    repaired++;
+    if (list.size() < 64) list.push_back({"mappingTable", 0, "chains rebuilt from the tags", true});
+  }
+  for (uint32_t i = 0; i < held; i++) robust_lock_release(&v.locks[i].lock);
+  if (woke) wake_word_waiters(seg);
+  if (found) {
+    stat_add(&seg.hdr->stat_integrity_anomalies, (uint64_t)found);
+    stat_add(&seg.hdr->stat_corrupt_reports, (uint64_t)found);
+  }
+  if (repaired) {
+    stat_add(&seg.hdr->stat_integrity_repairs, (uint64_t)repaired);
+    stat_add(&v.h->gstats[G_INTEGRITY_REPAIRS], (uint64_t)repaired);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("found", Napi::Number::New(env, found));
+  o.Set("repaired", Napi::Number::New(env, repaired));
+  o.Set("lockTimeout", Napi::Boolean::New(env, !locked));
+  Napi::Array a = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("structure", Napi::String::New(env, list[i].structure));
+    e.Set("index", Napi::Number::New(env, list[i].index));
+    e.Set("problem", Napi::String::New(env, list[i].problem));
+    e.Set("repaired", Napi::Boolean::New(env, list[i].repaired));
+    a.Set(i, e);
+  }
+  o.Set("anomalies", a);
   return o;
 }
 
@@ -616,6 +859,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpPinById", Napi::Function::New(env, PinById));
   exports.Set("bpDirty", Napi::Function::New(env, Dirty));
   exports.Set("bpStats", Napi::Function::New(env, Stats));
+  exports.Set("bpVerify", Napi::Function::New(env, Verify));
   exports.Set("bpInfo", Napi::Function::New(env, Info));
   exports.Set("bpLayout", Napi::Function::New(env, Layout));
   exports.Set("bpInit", Napi::Function::New(env, Init));

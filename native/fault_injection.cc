@@ -27,7 +27,7 @@ uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* sk
   bool cancel_rest = false;  // inside a soft-linked chain whose earlier op "failed"
   for (uint32_t i = 0; i < n; i++) {
     const SqeRequest& q = reqs[i];
-    uint16_t kind = load_relaxed(&seg.handles.handles[q.handle_index].kind);
+    uint16_t kind = q.kind;  // the issuer's copy, not the shared handle
     int32_t res = 0;
     bool fire = false;
     if (cancel_rest) {

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "atomics.h"
+#include "completion_kinds.h"
 
 namespace rm {
 
@@ -45,6 +46,10 @@ bool handle_mark_submitted(HandleTable& t, uint32_t index) {
   return cas(&h->word, &w, hw_make(H_SUBMITTED, hw_owner(w), hw_flags(w), hw_gen(w)));
 }
 
+// A CAS that keeps failing means someone keeps rewriting the word: after this many
+// re-reads we stop and call it corrupt instead of spinning.
+constexpr int kMaxCasRetries = 1000;
+
 CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, uint32_t reaper_slot,
                              CompletionHook action, void* ctx) {
   bool action_done = false, bad_kind = false;
@@ -53,9 +58,9 @@ CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, ui
   uint32_t gen = (uint32_t)(user_data >> 32);
   if (index >= t.count) return info;  // corrupt user_data: never index with it
   IoHandle* h = &t.handles[index];
-  for (;;) {
+  for (int tries = 0; tries < kMaxCasRetries; tries++) {
     uint64_t w = load_acquire(&h->word);
-    if (hw_gen(w) != gen || hw_state(w) != H_SUBMITTED) {
+    if (hw_gen(w) != gen || hw_state(w) != H_SUBMITTED || (hw_flags(w) & ~HF_KNOWN)) {
       // A CQE for a handle that is not in flight: a duplicate after a reaper died
       // mid-batch (harmless), or garbage. Either way we must not act on it.
       info.outcome = (hw_gen(w) == gen && hw_state(w) == H_COMPLETED) ? CompleteOutcome::Stale
@@ -85,6 +90,8 @@ CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, ui
     if (bad_kind) info.kind = 0xffff;  // the caller reports a corrupt completion action
     return info;
   }
+  info.outcome = CompleteOutcome::Corrupt;
+  return info;
 }
 
 bool handle_collect(HandleTable& t, uint32_t index, uint32_t gen, int32_t* res, uint32_t* reaper) {
@@ -104,10 +111,11 @@ OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_fligh
   OrphanReport r{0, 0, 0};
   for (uint32_t i = 0; i < t.count; i++) {
     IoHandle* h = &t.handles[i];
-    for (;;) {
+    for (int tries = 0; tries < kMaxCasRetries; tries++) {
       uint64_t w = load_acquire(&h->word);
       uint32_t st = hw_state(w);
       if (st == H_FREE || hw_owner(w) != owner) break;
+      if (st > H_COMPLETED) break;  // garbage, not this owner's: handles_verify repairs it
       if (st == H_RESERVED || st == H_COMPLETED) {
         uint64_t expected = w;
         uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(w) + 1);
@@ -143,6 +151,53 @@ uint32_t handles_in_use(const HandleTable& t) {
   for (uint32_t i = 0; i < t.count; i++)
     if (hw_state(load_acquire(&t.handles[i].word)) != H_FREE) n++;
   return n;
+}
+
+const char* handle_problem_name(uint32_t p) {
+  switch (p) {
+    case HP_BAD_STATE: return "state out of range";
+    case HP_BAD_FLAGS: return "unknown flag bits";
+    case HP_BAD_OWNER: return "owner slot out of range";
+    case HP_FREE_WITH_JUNK: return "free handle with owner or flags set";
+    case HP_OWNER_GONE: return "in use by a slot that is not attached";
+    case HP_BAD_RING: return "ring out of range";
+    case HP_BAD_KIND: return "completion kind out of range";
+    default: return "unknown";
+  }
+}
+
+VerifyCounts handles_verify(HandleTable& t, uint32_t max_slots, uint32_t ring_count, uint32_t (*slot_state)(void*, uint32_t),
+                            void* ctx, bool repair, std::vector<HandleAnomaly>* out, uint32_t max_out) {
+  VerifyCounts c{0, 0};
+  for (uint32_t i = 0; i < t.count; i++) {
+    IoHandle* h = &t.handles[i];
+    uint64_t w = load_acquire(&h->word);  // read once; every check below uses this copy
+    uint32_t st = hw_state(w), owner = hw_owner(w), flags = hw_flags(w);
+    uint32_t problem = 0;
+    if (st > H_COMPLETED) problem = HP_BAD_STATE;
+    else if (flags & ~HF_KNOWN) problem = HP_BAD_FLAGS;
+    else if (st == H_FREE && (owner || flags)) problem = HP_FREE_WITH_JUNK;
+    else if (st != H_FREE && owner >= max_slots) problem = HP_BAD_OWNER;
+    // Orphans legitimately outlive their owner; nothing else does (slot cleanup frees
+    // or orphans every handle of the slot before the slot becomes FREE, and the word
+    // was read before the slot state, so a claim after our read cannot fool us).
+    else if (st != H_FREE && !(flags & HF_ORPHAN) && slot_state(ctx, owner) == 0) problem = HP_OWNER_GONE;
+    bool word_garbage = problem != 0;
+    if (!problem && (st == H_SUBMITTED || st == H_COMPLETED)) {
+      if (load_relaxed(&h->ring) >= (ring_count ? ring_count : 1)) problem = HP_BAD_RING;
+      else if (load_relaxed(&h->kind) >= CK_MAX) problem = HP_BAD_KIND;
+    }
+    if (!problem) continue;
+    c.found++;
+    bool repaired = false;
+    if (repair && word_garbage) {
+      uint64_t expected = w;
+      repaired = cas(&h->word, &expected, hw_make(H_FREE, 0, 0, hw_gen(w) + 1));
+      c.repaired += repaired;
+    }
+    if (out && out->size() < max_out) out->push_back({i, problem, w, repaired});
+  }
+  return c;
 }
 
 }  // namespace rm

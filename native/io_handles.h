@@ -20,7 +20,11 @@ enum HandleState : uint32_t { H_FREE = 0, H_RESERVED = 1, H_SUBMITTED = 2, H_COM
 enum HandleFlag : uint32_t {
   HF_ORPHAN = 1,            // issuer is gone: whoever completes it also frees it
   HF_CANCELLED_REPAIR = 2,  // rewritten to a NOP by a lock repair: report -ECANCELED
+  HF_KNOWN = 3,             // any other bit is garbage
 };
+// Result of an op whose handle another process scribbled on (EUCLEAN: "structure
+// needs cleaning"); JS reports it as ERR_RINGMASTER_CORRUPT.
+constexpr int32_t kCorruptResult = -117;
 enum IoOp : uint8_t { OP_NOP = 0, OP_READ = 1, OP_WRITE = 2, OP_FSYNC = 3, OP_FDATASYNC = 4, OP_MAX = 5 };
 enum IoLinkFlag : uint8_t { LF_LINK = 1, LF_HARDLINK = 2, LF_DRAIN = 4 };
 
@@ -89,5 +93,19 @@ OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_fligh
                                    void (*on_cancel)(void* ctx, IoHandle* h, uint32_t index), void* ctx,
                                    std::vector<OrphanRef>* orphans);
 uint32_t handles_in_use(const HandleTable& t);
+
+// Integrity scan (O(table), lock-free). `slot_state(ctx, owner)` returns the owner
+// slot's SlotState. A word that no legal transition produces (unknown state or flag,
+// owner out of range, junk in a FREE word, an un-orphaned handle whose owner slot is
+// free) is "word garbage": with `repair`, it is CASed (from exactly what was read) to
+// FREE with a new generation. Field anomalies of in-flight handles are only reported.
+enum HandleProblem : uint32_t {
+  HP_BAD_STATE = 1, HP_BAD_FLAGS, HP_BAD_OWNER, HP_FREE_WITH_JUNK, HP_OWNER_GONE, HP_BAD_RING, HP_BAD_KIND,
+};
+const char* handle_problem_name(uint32_t p);
+struct HandleAnomaly { uint32_t index; uint32_t problem; uint64_t word; bool repaired; };
+struct VerifyCounts { uint32_t found; uint32_t repaired; };
+VerifyCounts handles_verify(HandleTable& t, uint32_t max_slots, uint32_t ring_count, uint32_t (*slot_state)(void*, uint32_t),
+                            void* ctx, bool repair, std::vector<HandleAnomaly>* out, uint32_t max_out);
 
 }  // namespace rm

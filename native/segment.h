@@ -25,7 +25,7 @@
 namespace rm {
 
 constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
-constexpr uint32_t kLayoutVersion = 4;  // bump on any change to a shared structure
+constexpr uint32_t kLayoutVersion = 5;  // bump on any change to a shared structure
 constexpr uint32_t kMaxRings = 64;
 
 enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
@@ -76,8 +76,11 @@ struct SegmentHeader {
   RobustLock files_lock;  // file open/close: dedupe by identity, reference counts
   FaultTable faults;  // test-only fault injection rules (fault_injection.h)
   // statistics
-  uint64_t stat_corrupt_reports;
+  uint64_t stat_corrupt_reports;     // every detection below, plus corrupt CQEs
   uint64_t stat_dead_slots_cleaned;
+  uint64_t stat_corrupt_handles;     // an issuer found its in-flight handle scribbled on
+  uint64_t stat_integrity_anomalies; // found by integrity scans (verifyHandles, bpVerify)
+  uint64_t stat_integrity_repairs;
   char data_dir[4096];
   RingShared rings[kMaxRings];
 };

@@ -88,7 +88,12 @@ static std::shared_ptr<LocalFd> local_fd(ThreadBackend* tb, uint32_t file_slot, 
   memcpy(path, e->path, kMaxRelPath);
   path[kMaxRelPath - 1] = 0;  // copied once, then used: another process wrote it
   struct open_how how = {};
-  how.flags = (load_relaxed(&e->open_flags) & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC;
+  // Only the flags openFile can set survive: a scribbled entry must not reopen the path
+  // with O_APPEND, O_TRUNC, O_PATH, O_TMPFILE or the like.
+  uint32_t allowed = O_ACCMODE | O_DIRECT | O_DSYNC | O_SYNC;
+  uint32_t flags = load_relaxed(&e->open_flags) & allowed;
+  if ((flags & O_ACCMODE) == O_ACCMODE) { *err = -EBADF; return nullptr; }
+  how.flags = flags | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   int fd = (int)syscall(SYS_openat2, seg->data_dir_fd, path, &how, sizeof(how));
   if (fd < 0) { *err = -errno; return nullptr; }

@@ -97,6 +97,8 @@ struct SqeRequest {
   bool fixed_buffer;   // addr lies in the registered arena: use READ_FIXED/WRITE_FIXED
   uint16_t buf_index;  // which registered iovec (one per GiB of arena)
   uint32_t file_gen;   // generation of the file id (threads backend re-checks it)
+  uint16_t kind;       // completion kind and argument, as validated (the issuer's copy)
+  uint64_t kind_arg;
 };
 
 // Returns n once every request is accounted for: in flight, or (if io_uring_enter
