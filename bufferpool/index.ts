@@ -17,6 +17,7 @@ const KIND_BUFFER_WRITE_DONE = 3;
 const EIO = 5;
 const ERR_CHECKSUM = -10001;       // native/buffer_pool.h
 const ERR_SHORT_READ = -10002;
+const ERR_TORN = -10003;  // the page is fenced: a holder died mid-update (restart recovers it)
 const ERR_CORRUPT = -117;          // EUCLEAN: shared state scribbled on (core/errors.ts)
 const MAX_LSN = (1n << 64n) - 1n;
 
@@ -75,6 +76,7 @@ function sleep(ms: number): Promise<void> {
 function errorCode(err: number): string {
   if (err === ERR_CHECKSUM) return 'ERR_RINGMASTER_CHECKSUM';
   if (err === ERR_SHORT_READ) return 'ERR_RINGMASTER_SHORT_READ';
+  if (err === ERR_TORN) return 'ERR_RINGMASTER_PAGE_TORN';
   if (err === ERR_CORRUPT) return 'ERR_RINGMASTER_CORRUPT';
   return errnoName(err);
 }
@@ -652,6 +654,12 @@ export class BufferPool {
     process: BufferPoolStats; global: BufferPoolStats; pinned: number; dirty: number; valid: number; ioInProgress: number;
     /** Garbage found on operations' paths (state words, tags; chain links), and integrity repairs. */
     corruptDescriptors: number; corruptMapping: number; integrityRepairs: number;
+    /**
+     * Pages fenced because an exclusive holder died mid-update (`torn` now, the first 64 of
+     * them in `tornPages`, `tornTotal` ever): reads and locks fail with
+     * `ERR_RINGMASTER_PAGE_TORN`, a checkpoint fails while one is dirty; restart to recover.
+     */
+    torn: number; tornPages: { fileId: number; block: number; dirty: boolean }[]; tornTotal: number;
   } {
     return N.bpStats(this.#n());
   }

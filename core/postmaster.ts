@@ -21,6 +21,12 @@ export interface ProcessExit {
   signal: NodeJS.Signals | null;
   /** Process slots of that pid that were freed (0 if it never attached or detached cleanly). */
   slotsCleaned: number;
+  /**
+   * Buffer-pool pages this process held exclusively when it died: maybe half-changed, now
+   * fenced (`ERR_RINGMASTER_PAGE_TORN`) until a restart recovers them from the WAL. Also
+   * emitted as `'pages-torn'`. Empty without a buffer pool.
+   */
+  tornPages: { fileId: number; block: number; dirty: boolean }[];
 }
 
 let warned = new Set<string>();
@@ -172,15 +178,28 @@ export class Postmaster extends Ringmaster {
       const pid = child.pid ?? -1;
       this.#children.delete(pid);
       let slotsCleaned = 0;
+      let tornPages: ProcessExit['tornPages'] = [];
       if (!this.closed) {
         try {
+          const pool = this.buffers.configured ? this.buffers : null;
+          const key = (t: { fileId: number; block: number }) => `${t.fileId}:${t.block}`;
+          const before = pool ? pool.stats() : null;
           slotsCleaned = this._native().cleanupProcess(pid);
+          if (pool && before) {
+            const st = pool.stats();
+            // The pages this cleanup fenced (the list holds at most 64).
+            if (st.tornTotal > before.tornTotal) {
+              const old = new Set(before.tornPages.map(key));
+              tornPages = st.tornPages.filter((t) => !old.has(key(t)));
+            }
+          }
         } catch {
           /* stopped meanwhile */
         }
       }
-      const ev: ProcessExit = { pid, code, signal, slotsCleaned };
+      const ev: ProcessExit = { pid, code, signal, slotsCleaned, tornPages };
       this.emit('exit', ev);
+      if (tornPages.length) this.emit('pages-torn', { pid, pages: tornPages });
     });
   }
 

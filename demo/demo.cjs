@@ -64,12 +64,15 @@ async function main() {
     } catch { /* stopping */ }
   };
   const onProgress = (d) => { commits += d.commits; histMerge(hist, d.hist); };
-  const w0 = pm.wal.stats();
+  let w0 = pm.wal.stats();
+  let fsyncsBefore = 0;  // fdatasyncs of postmasters replaced by a crash restart
   const t0 = Date.now();
   let stopping = false;
   const events = [];
   let killedPid = null;
   let restarts = 0;
+  let crashRestarts = 0;
+  let restarting = false;
   const children = new Map();  // worker index -> ChildProcess
   let finish;
 
@@ -84,16 +87,45 @@ async function main() {
       });
       return c;
     };
-    pm.on('exit', (e) => {
+    // A worker that died holding pages exclusively may have left them half-changed: the
+    // pool fences them (ERR_RINGMASTER_PAGE_TORN) and the postmaster does what PostgreSQL
+    // does, a crash restart: stop every worker, replay the WAL, fork the workers again.
+    const crashRestart = async (e, idx) => {
+      restarting = true;
+      events.push(`t=${round((Date.now() - t0) / 1000, 1)}s worker ${idx} (pid ${e.pid}) died holding ${e.tornPages.length} page(s) exclusively (maybe half-changed): crash restart -- every worker stopped, WAL replayed, workers forked again`);
+      say(`demo: ${events[events.length - 1]}`);
+      const gone = [...children.values()].map((c) => new Promise((r) => { if (c.exitCode !== null || c.signalCode !== null) r(); else { c.once('exit', r); c.kill('SIGKILL'); } }));
+      await Promise.all(gone);
+      fsyncsBefore += pm.wal.stats().fdatasyncs - w0.fdatasyncs;
+      await pm.stop({ timeoutMs: 5000 });
+      const records = [];
+      pm = await rm.Postmaster.start({ ...startOpts, wal: { redo: engine.redoCollector(records) } });
+      const rec = await engine.recover(pm, { ...g, files: undefined }, records, dataDir);
+      g = { ...g, files: rec.files };
+      w0 = pm.wal.stats();
+      crashRestarts++;
+      events.push(`t=${round((Date.now() - t0) / 1000, 1)}s crash restart done: ${rec.records} WAL records re-applied; ${o.workers} workers forked again`);
+      say(`demo: ${events[events.length - 1]}`);
+      pm.on('exit', onExit);
+      restarting = false;
+      for (let i = 0; i < o.workers; i++) start(i);
+    };
+    const onExit = (e) => {
       const idx = [...children].find(([, c]) => c.pid === e.pid);
-      if (!idx || stopping) return;
+      if (!idx || stopping || restarting) return;
+      if (e.tornPages.length) {
+        restarts++;
+        crashRestart(e, idx[0]).catch((err) => { say(`demo: crash restart failed: ${err.stack}`); process.exit(1); });
+        return;
+      }
       const t = round((Date.now() - t0) / 1000, 1);
       events.push(`t=${t}s worker ${idx[0]} (pid ${e.pid}) exited (${e.signal || e.code}); slots cleaned: ${e.slotsCleaned}; postmaster forks it again`);
       say(`demo: ${events[events.length - 1]}`);
       restarts++;
       const c = start(idx[0]);
       c.once('message', () => { events.push(`t=${round((Date.now() - t0) / 1000, 1)}s worker ${idx[0]} restarted as pid ${c.pid}`); say(`demo: ${events[events.length - 1]}`); });
-    });
+    };
+    pm.on('exit', onExit);
     for (let i = 0; i < o.workers; i++) start(i);
     finish = async () => {
       const gone = [...children.values()].map((c) => new Promise((r) => { if (c.exitCode !== null || c.signalCode !== null) r(); else c.once('exit', r); }));
@@ -145,12 +177,12 @@ async function main() {
   const w1 = pm.wal.stats();
   const pool = pm.buffers.stats().global;
   const s = histSummary(hist);
-  const fsyncs = w1.fdatasyncs - w0.fdatasyncs;
+  const fsyncs = fsyncsBefore + w1.fdatasyncs - w0.fdatasyncs;
   const summary = {
     seconds: round(el, 1), commits, tps: round(commits / el), p50us: s.p50us, p99us: s.p99us,
     fdatasyncs: fsyncs, fdatasyncsPerCommit: commits ? round(fsyncs / commits, 4) : null,
     ioCompletedByOtherProcess: [...ioByOther.values()].reduce((a, b) => a + b, 0), bufferPoolReadsCompletedByOther: pool.completedByOther,
-    killedPid, restarts,
+    killedPid, restarts, crashRestarts,
   };
   say('');
   say('demo summary:');

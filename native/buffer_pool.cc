@@ -101,13 +101,10 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     uint32_t b1 = load_acquire(&e[i].buf_plus1);
     if (b1 == 0 || b1 > v.n) { store_relaxed(&e[i].buf_plus1, 0u); continue; }
     BufDesc* d = &v.d[b1 - 1];
-    uint32_t excl = load_relaxed(&e[i].exclusive), sh = load_relaxed(&e[i].shared_locks), pins = load_relaxed(&e[i].pins);
+    uint32_t sh = load_relaxed(&e[i].shared_locks), pins = load_relaxed(&e[i].pins);
     uint32_t w = load_acquire(&d->content_lock);
-    for (;;) {
-      uint32_t nw = w;
-      if (excl && (nw & 0x80000000u)) nw &= ~0x80000000u;
-      uint32_t cnt = nw & 0x7FFFFFFFu;
-      nw = (nw & 0x80000000u) | (cnt - (sh < cnt ? sh : cnt));
+    while (sh && !(w & kLockExclusive)) {  // exclusive locks: by owner, below
+      uint32_t nw = w - (sh < w ? sh : w);
       if (nw == w || cas(&d->content_lock, &w, nw)) break;
     }
     uint64_t s = load_acquire(&d->state);
@@ -124,6 +121,22 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
   }
   for (uint32_t id = 0; id < v.n; id++) {
     BufDesc* d = &v.d[id];
+    // An exclusive lock this slot still holds: the holder died (or its thread was
+    // terminated) mid-update, maybe with the page half-changed. PostgreSQL restarts
+    // every process here; we fence the page (TORN) and release the lock, so waiters
+    // get ERR_RINGMASTER_PAGE_TORN instead of a torn page or a hang.
+    uint32_t mine = exclusive_word(slot);
+    if (load_acquire(&d->content_lock) == mine) {
+      uint64_t st = load_acquire(&d->state);
+      for (int tries = 0; tries < 1000 && !(st & BS_TORN); tries++)
+        if (cas(&d->state, &st, st | BS_TORN)) {
+          stat_add(&v.h->gstats[G_TORN_PAGES], (uint64_t)1);
+          break;
+        }
+      uint32_t expected = mine;
+      cas(&d->content_lock, &expected, 0u);
+      woke = true;
+    }
     uint64_t s = load_acquire(&d->state);
     if (!(s & BS_IO) || load_relaxed(&d->io_slot) != slot) continue;
     uint32_t seq = load_acquire(&d->io_seq);

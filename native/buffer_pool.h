@@ -6,11 +6,13 @@
 //
 // Descriptor state is ONE 64-bit word changed only by CAS:
 //   bits  0-17 pin count | 18-20 usage count (0..5) | 22 VALID | 23 DIRTY |
-//   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID
+//   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID |
+//   27 TORN (a dead holder's exclusive lock was taken back: fenced until restart)
 // `io_seq` (32-bit, waitable) is odd while an IO is in progress and even otherwise;
 // the IO's kind_arg carries (seq & 0xFFFFF) << 32 | buffer id so a stale completion
 // (for an IO that cleanup already aborted) is detected and ignored.
-// `content_lock` (32-bit, waitable): bit 31 exclusive, low bits shared holders.
+// `content_lock` (32-bit, waitable): bit 31 exclusive (low bits: holder slot + 1), else
+// the count of shared holders.
 //
 // Everything inside is an offset or index; every index read from shared memory is
 // bounds-checked; this file owns the layout.
@@ -37,7 +39,16 @@ constexpr uint64_t BS_DIRTY = 1ull << 23;
 constexpr uint64_t BS_IO = 1ull << 24;
 constexpr uint64_t BS_IO_ERROR = 1ull << 25;
 constexpr uint64_t BS_TAG = 1ull << 26;
-constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG;
+// TORN: an exclusive lock on this page was taken back from a holder that died (or a
+// thread that was terminated) without unlocking: the page may be half-changed. It is
+// fenced until restart: never read, locked, written back or evicted.
+constexpr uint64_t BS_TORN = 1ull << 27;
+constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN;
+
+// content_lock: exclusive = bit 31 | (holder slot + 1), so a dead holder's lock is found
+// from the word itself (a record written after the CAS could be missing); shared = count.
+constexpr uint32_t kLockExclusive = 0x80000000u;
+inline uint32_t exclusive_word(uint32_t slot) { return kLockExclusive | (slot + 1); }
 
 // A state word no legal transition produces: unknown bits, usage > 5, a flag on a
 // tagless buffer (eviction clears them all), DIRTY without VALID, VALID with IO_ERROR.
@@ -53,6 +64,7 @@ inline bool desc_state_valid(uint64_t s) {
 // Pool-specific error codes (negative, beyond errno range).
 constexpr int32_t BP_ERR_CHECKSUM = -10001;
 constexpr int32_t BP_ERR_SHORT_READ = -10002;
+constexpr int32_t BP_ERR_TORN = -10003;
 
 struct PoolHeader {
   uint64_t magic;        // stored last (release) by init
@@ -99,7 +111,7 @@ struct PinEntry {
 
 enum SlotStat { ST_HITS, ST_MISSES, ST_READS, ST_WRITES, ST_EVICTIONS, ST_IO_WAITS, ST_COMPLETED_BY_OTHER, ST_COMPLETED_FOR_OTHER, ST_COUNT };
 // Global-only counters, in PoolHeader::gstats past the per-slot ones (SlotStats has 8).
-enum GlobalStat { G_CORRUPT_DESCRIPTORS = ST_COUNT, G_CORRUPT_MAPPING, G_INTEGRITY_REPAIRS };
+enum GlobalStat { G_CORRUPT_DESCRIPTORS = ST_COUNT, G_CORRUPT_MAPPING, G_INTEGRITY_REPAIRS, G_TORN_PAGES };
 struct SlotStats { uint64_t v[8]; };
 
 struct LockCell { RobustLock lock; char pad[64 - sizeof(RobustLock) % 64]; };

@@ -197,7 +197,7 @@ int64_t clock_victim(PoolView& v, int64_t* dirty, uint32_t* corrupt) {
     uint64_t s = load_acquire(&d->state);
     for (int tries = 0; tries < kMaxCasRetries; tries++) {
       if (!desc_state_valid(s)) { ++*corrupt; break; }
-      if ((s & BS_PIN_MASK) || (s & BS_IO)) break;
+      if ((s & BS_PIN_MASK) || (s & BS_IO) || (s & BS_TORN)) break;  // a torn page stays fenced
       if (s & BS_USAGE_MASK) {
         if (cas(&d->state, &s, (uint64_t)(s - (1ull << BS_USAGE_SHIFT)))) break;
         continue;
@@ -343,6 +343,7 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
       pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
       return arr(env, {IO_CORRUPT});
     }
+    if (s & BS_TORN) return arr(env, {IO_FAILED, (double)BP_ERR_TORN});
     if (s & BS_VALID) {
       if (first) stat_add(&c.v.h->gstats[ST_HITS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_HITS], (uint64_t)1);
       return arr(env, {IO_VALID});
@@ -430,13 +431,17 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
     module_error(env, "ERR_RINGMASTER_NOT_PINNED", "lock needs a pinned buffer").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  if (load_acquire(&c.v.d[id].state) & BS_TORN) {
+    module_error(env, "ERR_RINGMASTER_PAGE_TORN", "buffer " + std::to_string(id) + ": the page was left half-changed by a holder that died; restart to recover it").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   uint32_t* w = &c.v.d[id].content_lock;
   uint32_t cur = load_acquire(w);  // pairs with the release CAS of the unlocker
   for (;;) {
     uint32_t nw;
     if (excl) {
       if (cur != 0) return arr(env, {0, (double)cur});
-      nw = 0x80000000u;
+      nw = exclusive_word(c.slot);
     } else {
       if (cur & 0x80000000u) return arr(env, {0, (double)cur});
       if (cur == 0x7FFFFFFFu) {  // no real count gets here; +1 would set the exclusive bit
@@ -466,7 +471,7 @@ Napi::Value Unlock(const Napi::CallbackInfo& info) {
   uint32_t* w = &c.v.d[id].content_lock;
   uint32_t cur = load_acquire(w);
   for (;;) {
-    uint32_t nw = excl ? (cur & ~0x80000000u) : ((cur & 0x7FFFFFFFu) ? cur - 1 : cur);
+    uint32_t nw = excl ? 0u : ((cur & 0x7FFFFFFFu) ? cur - 1 : cur);
     if (nw == cur || cas(w, &cur, nw)) break;  // release: page edits visible to the next locker
   }
   if (excl) store_release(&e->exclusive, 0u);
@@ -623,14 +628,25 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("process", stats_obj(env, c.v.sstats[c.slot].v));
   o.Set("global", stats_obj(env, c.v.h->gstats));
-  uint32_t pinned = 0, dirty = 0, valid = 0, io = 0;
+  uint32_t pinned = 0, dirty = 0, valid = 0, io = 0, torn = 0;
+  Napi::Array torn_pages = Napi::Array::New(env);
   for (uint32_t id = 0; id < c.v.n; id++) {
     uint64_t s = load_acquire(&c.v.d[id].state);
     pinned += (s & BS_PIN_MASK) != 0;
     dirty += (s & BS_DIRTY) != 0;
     valid += (s & BS_VALID) != 0;
     io += (s & BS_IO) != 0;
+    if ((s & BS_TORN) && torn++ < 64) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("fileId", Napi::Number::New(env, (double)load_relaxed(&c.v.d[id].file_id)));
+      t.Set("block", Napi::Number::New(env, (double)load_relaxed(&c.v.d[id].block)));
+      t.Set("dirty", Napi::Boolean::New(env, (s & BS_DIRTY) != 0));
+      torn_pages.Set(torn_pages.Length(), t);
+    }
   }
+  o.Set("torn", Napi::Number::New(env, torn));
+  o.Set("tornPages", torn_pages);
+  o.Set("tornTotal", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_TORN_PAGES])));
   o.Set("pinned", Napi::Number::New(env, pinned));
   o.Set("dirty", Napi::Number::New(env, dirty));
   o.Set("valid", Napi::Number::New(env, valid));
@@ -711,11 +727,11 @@ Napi::Value Verify(const Napi::CallbackInfo& info) {
     }
     if (load_relaxed(&d->hash_next) > v.n) { add("bufferDescriptor", id, "chain link out of range", false); rebuild = true; }
     uint32_t lock = load_acquire(&d->content_lock);
-    if ((lock & 0x80000000u) && (lock & 0x7FFFFFFFu)) {
+    if ((lock & kLockExclusive) && ((lock & ~kLockExclusive) == 0 || (lock & ~kLockExclusive) > v.max_slots)) {
       uint32_t expected = lock;
       bool r = repair && cas(&d->content_lock, &expected, 0u);
       woke |= r;
-      add("bufferDescriptor", id, "content lock both exclusive and shared", r);
+      add("bufferDescriptor", id, "exclusive lock held by a slot out of range", r);
     }
     if (locked && (st & BS_TAG) && !reached[id]) { add("mappingTable", id, "tagged buffer no chain reaches", false); rebuild = true; }
     if (st & BS_IO) {

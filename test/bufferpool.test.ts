@@ -225,17 +225,38 @@ describe('buffer pool: pins, locks, eviction', () => {
     expect(pm!.buffers.stats().global.evictions).toBeGreaterThanOrEqual(1);
   });
 
-  it("a dead process's pins and exclusive lock are released by slot cleanup", async () => {
+  it("a dead process's pins and exclusive lock are released by slot cleanup, and the page it held is fenced as torn", async () => {
     await setup(4);
     const f = await makeFile('d', 4);
     const a = await worker();
+    const exits: any[] = [];
+    pm!.on('exit', (e) => exits.push(e));
     a.call('lockThenDie', { file: f.id, block: 0 }).catch(() => {});
     await a.exited;
-    await waitFor(() => pm!.buffers.stats().pinned === 0, 20000, "the dead process's pin to go");
+    await waitFor(() => exits.length === 1 && pm!.buffers.stats().pinned === 0, 20000, "the dead process's pin to go");
+    expect(exits[0].tornPages).toEqual([{ fileId: f.id, block: 0, dirty: false }]);
+    // It may have been mid-update: nobody gets the page (never a hang, never the torn bytes).
     pm!.buffers.configure({ lockWaitMs: 20000 });
-    const b = await pm!.buffers.read(f, 0);
+    await expect(pm!.buffers.read(f, 0)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAGE_TORN' });
+    expect(pm!.buffers.stats()).toMatchObject({ torn: 1, pinned: 0, tornPages: [{ fileId: f.id, block: 0 }] });
+    // Other pages are unaffected, and so is the lock word: the next locker of another page works.
+    const b = await pm!.buffers.read(f, 1);
     await b.lockExclusive();
     b.release();
+  });
+
+  it('a waiter for the exclusive lock of a holder that dies gets ERR_RINGMASTER_PAGE_TORN, not a timeout', async () => {
+    await setup(4);
+    const f = await makeFile('d', 2);
+    const a = await worker();
+    expect(await a.call('lockAndHold', { file: f.id, block: 1 })).toBe(true);
+    pm!.buffers.configure({ lockWaitMs: 20000 });
+    const b = await pm!.buffers.read(f, 1);
+    const waiting = b.lockExclusive();
+    await a.kill9();
+    await expect(waiting).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAGE_TORN' });
+    b.release();
+    expect(pm!.buffers.stats().pinned).toBe(0);
   });
 
   it('exclusive and shared content locks exclude each other across processes', async () => {

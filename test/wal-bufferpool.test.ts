@@ -381,3 +381,37 @@ describe('wal + buffer pool: checkpoints with dirty pages', () => {
     });
   }
 });
+
+describe('wal + buffer pool: a holder killed in the middle of an update', () => {
+  it('the page is fenced (ERR_RINGMASTER_PAGE_TORN), a checkpoint refuses it, and a restart recovers every committed update and not the torn one', async () => {
+    await start({ redo: P.makeRedo({ calls: 0, applied: 0 }) });
+    const file = await P.rowsFile(pm);
+    const a = await worker();
+    await a.call('set', { file, p: 2, r: 0, v: 11, flush: true });
+    await a.call('set', { file, p: 3, r: 1, v: 22, flush: true });
+    const exits: any[] = [];
+    const torn: any[] = [];
+    pm!.on('exit', (e) => exits.push(e));
+    pm!.on('pages-torn', (e) => torn.push(e));
+    // Half an update: exclusive lock, row changed, markDirty(); killed before its WAL record.
+    await a.call('begin', { file, p: 2, r: 1, v: 99 });
+    await a.kill9();
+    await waitFor(() => exits.length === 1, 10000, 'the exit event');
+    expect(exits[0].tornPages).toEqual([{ fileId: file, block: 2, dirty: true }]);
+    expect(torn).toEqual([{ pid: a.pid, pages: exits[0].tornPages }]);
+    await expect(pm!.buffers.read(file, 2)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAGE_TORN' });
+    expect(await poolRow(pm!, file, 3, 1)).toBe(22);
+    // A checkpoint would either write the unlogged half-change or skip a dirty page: it refuses.
+    await expect(pm!.wal.checkpoint()).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAGE_TORN' });
+    expect(diskRow(2, 1)).toBe(0);
+    await pm!.stop();
+    pm = null;
+    // Restart: recovery rebuilds the page from disk + WAL.
+    await start({ redo: P.makeRedo({ calls: 0, applied: 0 }) });
+    const f2 = await P.rowsFile(pm);
+    expect(await poolRow(pm!, f2, 2, 0)).toBe(11);
+    expect(await poolRow(pm!, f2, 2, 1)).toBe(0);
+    expect(await poolRow(pm!, f2, 3, 1)).toBe(22);
+    expect(pm!.buffers.stats().torn).toBe(0);
+  });
+});
