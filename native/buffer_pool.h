@@ -5,9 +5,9 @@
 // the pages themselves (4 KiB aligned, so O_DIRECT works).
 //
 // Descriptor state is ONE 64-bit word changed only by CAS:
-//   bits  0-17 pin count | 18-20 usage count (0..5) | 22 VALID | 23 DIRTY |
-//   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID |
-//   27 TORN (a dead holder's exclusive lock was taken back: fenced until restart)
+//   bits  0-17 pin count | 18-20 usage count (0..5) | 21 TORN (a dead holder's
+//   exclusive lock was taken back: fenced until restart) | 22 VALID | 23 DIRTY |
+//   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID
 // `io_seq` (32-bit, waitable) is odd while an IO is in progress and even otherwise;
 // the IO's kind_arg carries (seq & 0xFFFFF) << 32 | buffer id so a stale completion
 // (for an IO that cleanup already aborted) is detected and ignored.
@@ -42,7 +42,7 @@ constexpr uint64_t BS_TAG = 1ull << 26;
 // TORN: an exclusive lock on this page was taken back from a holder that died (or a
 // thread that was terminated) without unlocking: the page may be half-changed. It is
 // fenced until restart: never read, locked, written back or evicted.
-constexpr uint64_t BS_TORN = 1ull << 27;
+constexpr uint64_t BS_TORN = 1ull << 21;
 constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN;
 
 // content_lock: exclusive = bit 31 | (holder slot + 1), so a dead holder's lock is found
