@@ -249,19 +249,21 @@ WalShared* wal_get(Segment& seg) {
   return view_of(seg, &v) ? v.w : nullptr;
 }
 
-int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, uint64_t start_lsn) {
+int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, uint64_t start_lsn, uint32_t flags) {
   uint32_t max_slots = seg.hdr->max_slots;
   uint64_t shared = wal_shared_size(max_slots);
   if (off % kWalBlock || buf_size == 0 || buf_size % kWalBlock || seg_size == 0 || seg_size % kWalBlock) return -EINVAL;
+  if (flags & ~(kWalFlagDirect | kWalFlagDsync)) return -EINVAL;
   if (!in_arena(seg, off, shared + buf_size)) return -ERANGE;
   auto* w = reinterpret_cast<WalShared*>(seg.arena.base + off);
   memset(w, 0, shared);
-  w->version = 1;
+  w->version = 2;  // 2: flags
   w->max_slots = max_slots;
   w->buf_off = off + shared;
   w->buf_size = buf_size;
   w->seg_size = seg_size;
   w->inserts_off = off + sizeof(WalShared);
+  w->flags = flags;
   w->reserved = start_lsn;
   w->flushed = start_lsn;
   w->start_lsn = start_lsn;
