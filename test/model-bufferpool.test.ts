@@ -1,5 +1,5 @@
 // Model-based fuzzing of the shared buffer pool (issue 6 §6): random command sequences
-// (read, modify, prefetch, eviction pressure, flushAll, pins held across commands,
+// (read, modify, prefetch, read-ahead stream, eviction pressure, flushAll, pins held across commands,
 // file close/reopen, misuse) against a model Map (file:block -> page bytes + LSN), run
 // by the postmaster alone and split between the postmaster and a REAL forked worker.
 // Checked after every command: every page read matches the model, no pin or IO is left
@@ -22,6 +22,8 @@ const NAMES = ['a', 'b'];
 const MAX_HOLDS = 2;      // pins kept across commands; leaves room for every other command
 const SEED = Number(process.env.RINGMASTER_FC_SEED ?? 20240606);
 const RUNS = process.env.RINGMASTER_FC_RUNS ? Number(process.env.RINGMASTER_FC_RUNS) : undefined;
+// Exploring with many runs takes longer than the suite's 60 s default.
+const TIMEOUT = Math.max(60000, (RUNS ?? 0) * 2000);
 
 type Proc = 'pm' | 'w';
 interface Model {
@@ -162,6 +164,18 @@ class Pressure implements Cmd {
   toString() { return `pressure(${this.proc}, ${this.order.length} pages)`; }
 }
 
+class Stream implements Cmd {
+  constructor(readonly proc: Proc, readonly f: number, readonly from: number, readonly to: number, readonly depth: number) {}
+  check(m: Model) { return m.procs.includes(this.proc); }
+  async run(m: Model, r: Real) {
+    const got = await r.call[this.proc]('stream', { file: r.files[this.f].id, from: this.from, to: this.to, depth: this.depth });
+    expect(got.length).toBe(this.to - this.from);
+    got.forEach((g: any, i: number) => expectPage(m, key(this.f, this.from + i), g, this.toString()));
+    await checkQuiet(m, r);
+  }
+  toString() { return `stream(${this.proc}, ${this.f}, ${this.from}..${this.to}, depth ${this.depth})`; }
+}
+
 class FlushAll implements Cmd {
   constructor(readonly proc: Proc) {}
   check(m: Model) { return m.procs.includes(this.proc); }
@@ -275,6 +289,9 @@ function commands(procs: Proc[]) {
     fc.tuple(proc, file, fc.uniqueArray(block, { minLength: 1, maxLength: POOL - MAX_HOLDS })).map(([p, f, bs]) => new Prefetch(p, f, bs)),
     fc.tuple(proc, fc.shuffledSubarray(all, { minLength: POOL + 1 })).map(([p, o]) => new Pressure(p, o)),
     proc.map((p) => new FlushAll(p)),
+    // depth <= free buffers: the stream's own pins must fit next to the held ones.
+    fc.tuple(proc, file, block, block, fc.integer({ min: 1, max: POOL - MAX_HOLDS - 1 }))
+      .map(([p, f, a, b, d]) => new Stream(p, f, Math.min(a, b), Math.max(a, b) + 1, d)),
     fc.tuple(proc, file, block).map(([p, f, b]) => new Hold(p, f, b)),
     fc.nat().map((i) => new Unhold(i)),
     file.map((f) => new Reopen(f)),
@@ -362,9 +379,9 @@ async function runModel(procs: Proc[], numRuns: number): Promise<void> {
 describe('buffer pool: model-based command sequences', () => {
   it('postmaster alone: random reads, changes, prefetches, eviction pressure, flushes, pins, reopen, misuse match the model', async () => {
     await runModel(['pm'], 100);
-  });
+ }, TIMEOUT);
 
   it('postmaster + a forked worker: each command runs in a randomly chosen process; cross-process changes match the model', async () => {
     await runModel(['pm', 'w'], 40);
-  });
+ }, TIMEOUT);
 });

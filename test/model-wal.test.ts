@@ -25,6 +25,8 @@ const SEG = 64 << 10;            // segment files (bufferSize is 128 KiB: record
 const HDR = 24;
 const SEED = Number(process.env.RINGMASTER_FC_SEED ?? 20240607);
 const RUNS = process.env.RINGMASTER_FC_RUNS ? Number(process.env.RINGMASTER_FC_RUNS) : undefined;
+// Exploring with many runs takes longer than the suite's 60 s default.
+const TIMEOUT = Math.max(60000, (RUNS ?? 0) * 2000);
 
 const align8 = (n: number) => (n + 7) & ~7;
 const recLen = (size: number) => BigInt(align8(HDR + size));
@@ -315,12 +317,12 @@ async function runModel(procs: Proc[], numRuns: number): Promise<void> {
 
 describe('wal: model-based command sequences', () => {
   it('postmaster: appends, flushes, checkpoints, misuse, crashes and restarts match the model', async () => {
-    await runModel(['pm'], 10);
-  });
+    await runModel(['pm'], 20);
+ }, TIMEOUT);
 
   it('postmaster + a forked worker: commands in a randomly chosen process, crashes kill both', async () => {
-    await runModel(['pm', 'w'], 8);
-  });
+    await runModel(['pm', 'w'], 15);
+ }, TIMEOUT);
 });
 
 // Found by the model test above (direct: true, a checkpoint from a worker): a worker's
