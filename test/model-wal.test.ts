@@ -33,8 +33,14 @@ const recLen = (size: number) => BigInt(align8(HDR + size));
 
 type Proc = 'pm' | 'w';
 interface Rec { id: number; kind: number; size: number; sha1: string; start: bigint; end: bigint }
+type Cand = Omit<Rec, 'start' | 'end'>;
+// [start, end) of the WAL written by a process killed mid-commit: any of `cands`, whole, or padding.
+interface Gap { gap: true; start: bigint; end: bigint; cands: Cand[] }
+type Item = Rec | Gap;
+const isGap = (x: Item): x is Gap => 'gap' in x;
+interface Got { lsn: bigint | string; kind: number; payload?: Uint8Array; len?: number; sha1?: string }
 interface Model {
-  recs: Rec[];        // records since the redo point, LSN order: what recovery may replay
+  recs: Item[];       // records since the redo point, LSN order: what recovery may replay
   insert: bigint;     // exact end of the WAL
   durable: bigint;    // highest LSN a resolved flush or checkpoint covered
   redo: bigint;
@@ -109,16 +115,48 @@ async function checkState(m: Model, r: Real, proc: Proc = 'pm'): Promise<void> {
   expect(st.failed).toBe(false);
 }
 
+// A log read back (user records in LSN order) against the model: a prefix of it, in
+// order, with the payloads; inside a gap only whole candidates. Every record the model
+// knows durable must be there. Returns the records proven (the model after a recovery).
+function matchLog(items: Item[], got: Got[], durable: bigint, where: string): Rec[] {
+  const kept: Rec[] = [];
+  let j = 0;
+  for (const it of items) {
+    if (j >= got.length) break;
+    if (!isGap(it)) {
+      expectRec(it, got[j++], where);
+      kept.push(it);
+      continue;
+    }
+    const cands = [...it.cands];
+    while (j < got.length && BigInt(got[j].lsn) < it.end) {
+      const g = got[j++];
+      const sha = g.sha1 ?? sha1(Buffer.from(g.payload!));
+      const len = g.len ?? g.payload!.length;
+      const i = cands.findIndex((c) => c.sha1 === sha && c.kind === g.kind && c.size === len);
+      expect(i, `${where}: the record at ${g.lsn} is one that was in flight`).toBeGreaterThanOrEqual(0);
+      const [c] = cands.splice(i, 1);
+      const start = BigInt(g.lsn);
+      expect(start, `${where}: in-flight record inside its gap`).toBeGreaterThanOrEqual(kept.length ? kept[kept.length - 1].end : it.start);
+      kept.push({ ...c, start, end: start + recLen(c.size) });
+      expect(kept[kept.length - 1].end).toBeLessThanOrEqual(it.end);
+    }
+  }
+  expect(j, `${where}: records past the end of the model`).toBe(got.length);
+  const ids = new Set(kept.map((x) => x.id));
+  for (const it of items) {
+    if (!isGap(it) && it.end <= durable) expect(ids.has(it.id), `${where}: flushed record #${it.id} (ends at ${it.end}, durable ${durable}) is missing`).toBe(true);
+  }
+  return kept;
+}
+
 // The segment files (read by this process) hold every record up to the durable LSN.
 function checkDisk(m: Model, r: Real): void {
   const scan = scanWal(r.dataDir, SEG, Number(m.redo));
-  const user = scan.records.filter((x: any) => x.kind >= 1 && x.kind <= 8);
-  const want = m.recs.filter((x) => x.end <= m.durable);
-  expect(user.length, `records on disk (scan stopped: ${scan.stop})`).toBeGreaterThanOrEqual(want.length);
-  user.slice(0, m.recs.length).forEach((x: any, i: number) => expectRec(m.recs[i], x, 'on disk'));
+  matchLog(m.recs, scan.records.filter((x: any) => x.kind >= 1 && x.kind <= 8), m.durable, `on disk (scan stopped: ${scan.stop})`);
 }
 
-function expectRec(want: Rec, got: { lsn: bigint | string; kind: number; payload?: Uint8Array; len?: number; sha1?: string }, where: string): void {
+function expectRec(want: Rec, got: Got, where: string): void {
   expect(BigInt(got.lsn), `${where}: LSN of record #${want.id}`).toBe(want.start);
   expect(got.kind, `${where}: kind of record #${want.id}`).toBe(want.kind);
   const h = got.sha1 ?? sha1(Buffer.from(got.payload!));
@@ -167,7 +205,7 @@ class Flush implements Cmd {
   constructor(readonly proc: Proc, readonly pick: number | null) {}
   check(m: Model) { return m.procs.includes(this.proc); }
   async run(m: Model, r: Real) {
-    const target = this.pick === null || m.recs.length === 0 ? m.insert : m.recs[this.pick % m.recs.length].end;
+    const target = this.pick === null || m.recs.length === 0 ? m.insert : m.recs[this.pick % m.recs.length].end;  // a gap: its end
     const flushed = BigInt(await r.host!.call('flush', { proc: this.proc, lsn: this.pick === null ? undefined : target.toString() }));
     expect(flushed, 'flush resolved: the flushed LSN covers the target').toBeGreaterThanOrEqual(target);
     if (target > m.durable) m.durable = target;
@@ -226,33 +264,39 @@ class Restart implements Cmd {
     r.host = await startHost(r);
     const rec = await r.host.call('recovery');
     expect(BigInt(rec.fromLsn), 'recovery starts at the redo point').toBe(m.redo);
-    const got: { lsn: string; kind: number; len: number; sha1: string }[] = rec.records;
-    // A prefix of the model's records, in order, with their payloads ...
-    const n = Math.min(got.length, m.recs.length);
-    for (let i = 0; i < n; i++) expectRec(m.recs[i], got[i], `replay ${i}`);
-    // ... never fewer than were durable ...
-    const durable = m.recs.filter((x) => x.end <= m.durable).length;
-    expect(got.length, `replayed records (${durable} were flushed)`).toBeGreaterThanOrEqual(durable);
-    // ... and anything past them is a whole commit that was in flight.
-    const kept = m.recs.slice(0, n);
-    let at = n ? kept[n - 1].end : m.redo;
-    for (const g of got.slice(n)) {
-      expect(n, 'records past the model need every earlier record').toBe(m.recs.length);
-      const i = pending.findIndex((p) => p.sha1 === g.sha1 && p.kind === g.kind && p.size === g.len);
-      expect(i, `replayed record at ${g.lsn} is one that was in flight`).toBeGreaterThanOrEqual(0);
-      const [p] = pending.splice(i, 1);
-      expect(BigInt(g.lsn), 'in LSN order').toBeGreaterThanOrEqual(at);
-      kept.push({ ...p, start: BigInt(g.lsn), end: BigInt(g.lsn) + recLen(p.size) });
-      at = BigInt(g.lsn) + recLen(p.size);
-    }
+    const got: Got[] = rec.records;
+    // A prefix of the model's records (never short of the flushed ones), then only whole
+    // commits that were in flight.
+    const tail: Gap = { gap: true, start: m.insert, end: 1n << 62n, cands: pending };
+    const kept = matchLog([...m.recs, tail], got, m.durable, 'replay');
+    const at = kept.length ? kept[kept.length - 1].end : m.redo;
     const end = BigInt(rec.endLsn);
     expect(end, 'recovery ends after every replayed and durable record').toBeGreaterThanOrEqual(at > m.durable ? at : m.durable);
+    expect(end).toBeLessThanOrEqual(at > m.insert ? at : m.insert);
     m.recs = kept;
     m.insert = end;
     if (at > m.durable) m.durable = at;  // replayed = on disk (the page cache survives SIGKILL)
     await checkState(m, r);
   }
   toString() { return `${this.mode}(${this.inflight.length ? `${this.inflight.length} in flight from ${this.proc}` : 'idle'})`; }
+}
+
+// SIGKILL of the worker alone, right after it issued `inflight` commits; the postmaster
+// cleans its slot (pads a record it was copying) and forks a new worker. The WAL goes on:
+// what the dead worker reserved becomes a gap of whole records or padding.
+class KillWorker implements Cmd {
+  constructor(readonly inflight: number[]) {}
+  check(m: Model) { return m.procs.includes('w'); }
+  async run(m: Model, r: Real) {
+    const cands = this.inflight.map((s, i) => newRec(m, 1 + (i % 8), s));
+    await r.host!.call('killWorker', { items: cands });
+    const insert = BigInt((await r.host!.call('state', { proc: 'pm' })).insert);
+    expect(insert).toBeGreaterThanOrEqual(m.insert);
+    if (insert > m.insert) m.recs.push({ gap: true, start: m.insert, end: insert, cands });
+    m.insert = insert;
+    await checkState(m, r, 'w');
+  }
+  toString() { return `killWorker(${this.inflight.length} in flight)`; }
 }
 
 // Sizes: small, multi-block (> 4 KiB) and segment-crossing (up to 60 KiB of a 64 KiB segment).
@@ -274,6 +318,7 @@ function commands(procs: Proc[]) {
     // Kept small, so the in-flight appends never wait for buffer space (their order is then their call order).
     fc.tuple(fc.constantFrom<'crash' | 'stop'>('crash', 'crash', 'stop'), proc, fc.array(fc.integer({ min: 0, max: 3000 }), { maxLength: 4 }))
       .map(([mode, p, s]) => new Restart(mode, p, mode === 'stop' ? [] : s)),
+    fc.array(fc.integer({ min: 0, max: 3000 }), { maxLength: 4 }).map((s) => new KillWorker(s)),
   ], { maxCommands: 25, size: 'max' });
 }
 
