@@ -207,11 +207,20 @@ bool write_done_valid(Segment& seg, uint64_t arg) {
   WalView v;
   return view_of(seg, &v) && arg <= 0xffffffffull;
 }
+// Results that mean "never ran": a broken link, a dead issuer. EFAULT too: io_uring fails
+// a request with it when it would be issued from the task_work of an exiting task (the
+// fdatasync linked after a write, once the write completes; io_req_task_submit checks
+// PF_EXITING), and our write sources are arena memory, mapped in every live process.
+// Such a result says nothing about the device (no fsync error was consumed): the next
+// flusher writes and syncs the range again. A live issuer that gets EFAULT still fails
+// the WAL from its own results (wal/index.ts #settle).
+bool never_ran(int32_t res) { return res == -ECANCELED || res == -EINTR || res == -EFAULT; }
+
 // kind_arg = requested length. Errors other than a cancellation fail the WAL.
 void write_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (res == -ECANCELED || res == -EINTR) return;  // never ran (dead issuer, broken link)
+  if (never_ran(res)) return;
   if (res < 0) wal_fail(seg, v.w, res);
   else if ((uint64_t)res != arg) wal_fail(seg, v.w, -EIO);  // short write: ENOSPC and friends
   else stat_add(&v.w->stat_writes, (uint64_t)1);
@@ -224,7 +233,7 @@ bool sync_done_valid(Segment& seg, uint64_t arg) {
 void sync_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (res == -ECANCELED || res == -EINTR) return;
+  if (never_ran(res)) return;
   if (res < 0) {
     wal_fail(seg, v.w, res);
     return;

@@ -112,7 +112,7 @@ async function checkState(m: Model, r: Real, proc: Proc = 'pm'): Promise<void> {
   expect(BigInt(st.insert), 'insert LSN').toBe(m.insert);
   expect(BigInt(st.flushed), 'flushed LSN covers every resolved flush').toBeGreaterThanOrEqual(m.durable);
   expect(BigInt(st.flushed)).toBeLessThanOrEqual(m.insert);
-  expect(st.failed).toBe(false);
+  expect(st.failed, `the WAL failed (errno ${st.errno})`).toBe(false);
 }
 
 // A log read back (user records in LSN order) against the model: a prefix of it, in
@@ -408,4 +408,35 @@ describe('wal: a forked worker flushes with the postmaster\'s segment settings',
       }
     });
   }
+});
+
+// Found by the model test (direct: true, killWorker): io_uring completes the fdatasync
+// linked after a dead worker's WAL write with EFAULT (issued from the task_work of an
+// exiting task), and the reaper's completion action took that as an fsync failure: the
+// WAL failed for good. Here the fdatasync's EFAULT is injected in a worker that dies the
+// moment it submitted, so only the completion action sees it.
+describe('wal: a dead issuer\'s EFAULT', () => {
+  it('a worker killed as it submits its commit, whose fdatasync completes with EFAULT: the WAL does not fail and the next flush rewrites the record', async () => {
+    const dir = tempDir('rm-wal-efault-');
+    const pm = await rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, arenaSize: 2 << 20, wal: { segmentSize: SEG, bufferSize: 128 << 10 } } as any);
+    const w = new Worker(pm.fork(path.join(__dirname, 'fixtures', 'wal-worker.cjs'), []));
+    try {
+      await w.ready;
+      await w.call('attach');
+      expect(pm._native().debugSetFault(0, { opMask: 1 << 4, kind: 5, error: -14 })).toBe(true);
+      w.call('commitAndDieAtSubmit', { data: 'dead issuer' }).catch(() => {});
+      await w.exited;
+      expect(pm._native().debugFaultFired(0)).toBe(1);
+      pm._native().debugSetFault(0, null);
+      expect(pm.wal.failed).toBe(false);
+      await pm.wal.flush(await pm.wal.append(1, Buffer.from('after')));
+      const got = scanWal(pm.dataDir, SEG, SEG).records.map((r: any) => Buffer.from(r.payload).toString());
+      expect(got).toEqual(['dead issuer', 'after']);
+    } finally {
+      pm._native().debugSetFault(0, null);
+      if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+      await pm.stop();
+      removeDir(dir);
+    }
+  });
 });
