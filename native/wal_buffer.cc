@@ -207,11 +207,20 @@ bool write_done_valid(Segment& seg, uint64_t arg) {
   WalView v;
   return view_of(seg, &v) && arg <= 0xffffffffull;
 }
+// Results that mean "never ran": a broken link, a dead issuer. EFAULT too: io_uring fails
+// a request with it when it would be issued from the task_work of an exiting task (the
+// fdatasync linked after a write, once the write completes; io_req_task_submit checks
+// PF_EXITING), and our write sources are arena memory, mapped in every live process.
+// Such a result says nothing about the device (no fsync error was consumed): the next
+// flusher writes and syncs the range again. A live issuer that gets EFAULT still fails
+// the WAL from its own results (wal/index.ts #settle).
+bool never_ran(int32_t res) { return res == -ECANCELED || res == -EINTR || res == -EFAULT; }
+
 // kind_arg = requested length. Errors other than a cancellation fail the WAL.
 void write_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (res == -ECANCELED || res == -EINTR) return;  // never ran (dead issuer, broken link)
+  if (never_ran(res)) return;
   if (res < 0) wal_fail(seg, v.w, res);
   else if ((uint64_t)res != arg) wal_fail(seg, v.w, -EIO);  // short write: ENOSPC and friends
   else stat_add(&v.w->stat_writes, (uint64_t)1);
@@ -224,7 +233,7 @@ bool sync_done_valid(Segment& seg, uint64_t arg) {
 void sync_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (res == -ECANCELED || res == -EINTR) return;
+  if (never_ran(res)) return;
   if (res < 0) {
     wal_fail(seg, v.w, res);
     return;
@@ -249,19 +258,21 @@ WalShared* wal_get(Segment& seg) {
   return view_of(seg, &v) ? v.w : nullptr;
 }
 
-int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, uint64_t start_lsn) {
+int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, uint64_t start_lsn, uint32_t flags) {
   uint32_t max_slots = seg.hdr->max_slots;
   uint64_t shared = wal_shared_size(max_slots);
   if (off % kWalBlock || buf_size == 0 || buf_size % kWalBlock || seg_size == 0 || seg_size % kWalBlock) return -EINVAL;
+  if (flags & ~(kWalFlagDirect | kWalFlagDsync)) return -EINVAL;
   if (!in_arena(seg, off, shared + buf_size)) return -ERANGE;
   auto* w = reinterpret_cast<WalShared*>(seg.arena.base + off);
   memset(w, 0, shared);
-  w->version = 1;
+  w->version = 2;  // 2: flags
   w->max_slots = max_slots;
   w->buf_off = off + shared;
   w->buf_size = buf_size;
   w->seg_size = seg_size;
   w->inserts_off = off + sizeof(WalShared);
+  w->flags = flags;
   w->reserved = start_lsn;
   w->flushed = start_lsn;
   w->start_lsn = start_lsn;

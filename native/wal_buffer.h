@@ -27,6 +27,10 @@ constexpr uint32_t kWalRecMagic = 0x52574c31u;     // per-record magic
 constexpr uint32_t kWalHeaderSize = 24;
 constexpr uint32_t kWalSegTable = 16;
 constexpr uint32_t kWalBlock = 4096;
+// WalShared::flags: how every process opens segment files and syncs them (the
+// postmaster's wal.direct / wal.walSync; workers have no options of their own).
+constexpr uint32_t kWalFlagDirect = 1;
+constexpr uint32_t kWalFlagDsync = 2;
 
 // On-disk and in-buffer record header (little-endian), records padded to 8 bytes.
 struct WalRecordHeader {
@@ -59,6 +63,7 @@ struct WalShared {
   uint64_t buf_size;     // multiple of 4 KiB
   uint64_t seg_size;
   uint64_t inserts_off;  // arena offset of WalInsert[max_slots]
+  uint32_t flags;        // kWalFlag*: set at init, read-only afterwards
   // hot words
   alignas(64) uint64_t reserved;  // next LSN to reserve
   alignas(64) uint64_t flushed;   // durable up to here
@@ -86,7 +91,7 @@ uint64_t wal_shared_size(uint32_t max_slots);
 
 // Looks up (and validates) the WAL of this segment; nullptr if absent or corrupt.
 WalShared* wal_get(Segment& seg);
-int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, uint64_t start_lsn);
+int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, uint64_t start_lsn, uint32_t flags);
 // Appends one record; returns its end LSN in *end. -EAGAIN: no room yet (flush first);
 // -EIO: the WAL has failed; -EINVAL / -E2BIG: bad arguments.
 int wal_append(Segment& seg, uint32_t slot, uint16_t kind, const uint8_t* payload, uint32_t n, uint64_t* end,

@@ -77,16 +77,21 @@ Napi::Value SharedSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)wal_shared_size(c.seg->hdr->max_slots));
 }
 
-// walInit(session, offset, bufSize, segSize, startLsn)
+// walInit(session, offset, bufSize, segSize, startLsn, flags)
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c, false)) return env.Undefined();
-  uint64_t off, bs, ss, start;
+  uint64_t off, bs, ss, start, flags;
   if (!get_u64(env, info[1], &off, "offset") || !get_u64(env, info[2], &bs, "bufferSize") ||
-      !get_u64(env, info[3], &ss, "segmentSize") || !get_u64(env, info[4], &start, "startLsn"))
+      !get_u64(env, info[3], &ss, "segmentSize") || !get_u64(env, info[4], &start, "startLsn") ||
+      !get_u64(env, info[5], &flags, "flags"))
     return env.Undefined();
-  int rc = wal_init(*c.seg, off, bs, ss, start);
+  if (flags > 0xffffffffull) {
+    Napi::RangeError::New(env, "flags out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int rc = wal_init(*c.seg, off, bs, ss, start, (uint32_t)flags);
   if (rc < 0) module_error(env, "ERR_RINGMASTER_WAL", "wal_init failed", rc).ThrowAsJavaScriptException();
   return env.Undefined();
 }
@@ -153,6 +158,7 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   o.Set("bufOffset", Napi::Number::New(env, (double)load_relaxed(&w->buf_off)));
   o.Set("bufSize", Napi::Number::New(env, (double)load_relaxed(&w->buf_size)));
   o.Set("segmentSize", Napi::Number::New(env, (double)load_relaxed(&w->seg_size)));
+  o.Set("flags", Napi::Number::New(env, load_relaxed(&w->flags)));
   o.Set("startLsn", big(env, load_relaxed(&w->start_lsn)));
   o.Set("checkpointLsn", big(env, load_acquire(&w->last_ckpt_lsn)));
   o.Set("redoLsn", big(env, load_acquire(&w->redo_lsn)));

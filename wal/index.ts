@@ -135,7 +135,12 @@ const staticRedo = new Map<number, RedoHandler>();
 interface NativeState {
   reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
   bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
+  flags: number;
 }
+
+// WalShared::flags (native/wal_buffer.h): the postmaster's segment settings, for every process.
+const WAL_FLAG_DIRECT = 1;
+const WAL_FLAG_DSYNC = 2;
 
 interface Piece { segno: number; fileOff: number; arenaOff: number; len: number }
 
@@ -155,7 +160,7 @@ export interface RecoveryInfo {
 export class Wal implements WalHook {
   readonly db: Ringmaster;
   #holding = false;  // this environment holds the flusher role
-  #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number } | null = null;
+  #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number; direct: boolean; dsync: boolean } | null = null;
   #failedEmitted = false;
   /** Set in the postmaster after recovery. */
   recovery: RecoveryInfo | null = null;
@@ -185,7 +190,10 @@ export class Wal implements WalHook {
   #size() {
     if (!this.#sizes) {
       const st = this.#state();
-      this.#sizes = { bufOffset: st.bufOffset, bufSize: st.bufSize, segmentSize: st.segmentSize, flushSeqOffset: st.flushSeqOffset };
+      this.#sizes = {
+        bufOffset: st.bufOffset, bufSize: st.bufSize, segmentSize: st.segmentSize, flushSeqOffset: st.flushSeqOffset,
+        direct: (st.flags & WAL_FLAG_DIRECT) !== 0, dsync: (st.flags & WAL_FLAG_DSYNC) !== 0,
+      };
     }
     return this.#sizes;
   }
@@ -367,10 +375,8 @@ export class Wal implements WalHook {
 
   // Splits [from, upto) at buffer wraps and segment ends; opens segments as needed.
   async #plan(from: number, upto: number): Promise<{ pieces: (Piece & { fileId: number })[]; files: number[]; upto: number; dsync: boolean }> {
-    const { bufOffset, bufSize, segmentSize } = this.#size();
-    const o = this.#opts();
-    const direct = o?.direct ?? this.#segDirect();
-    const dsync = (o?.walSync ?? this.#segDsync()) === 'dsync';
+    // From shared memory, not this process's options: a worker has none.
+    const { bufOffset, bufSize, segmentSize, direct, dsync } = this.#size();
     const maxOps = Math.max(4, this.db.features.ringEntries) - 2;  // room for the syncs
     const pieces: (Piece & { fileId: number })[] = [];
     const files: number[] = [];
@@ -396,24 +402,16 @@ export class Wal implements WalHook {
     return { pieces, files, upto: Math.min(end, upto), dsync };
   }
 
-  #segDirect(): boolean {
-    return false;
-  }
-  #segDsync(): string {
-    return 'fdatasync';
-  }
-
   // The file id of segment `segno` (flusher role held: only flushers and checkpoints open or close segments).
   async #segFile(segno: number): Promise<number> {
     const s = this.#s();
     const id: number = addon.walSeg(s, segno);
     if (id >= 0) return id;
-    const o = this.#opts();
-    const { segmentSize } = this.#size();
+    const { segmentSize, direct, dsync } = this.#size();
     const dataDir = this.db.info.dataDir;
     preallocate(dataDir, segno, segmentSize);
     preallocate(dataDir, segno + 1, segmentSize);  // the next one is ready before it is needed
-    const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct: o?.direct ?? false, dsync: o?.walSync === 'dsync' });
+    const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct, dsync });
     const prev: number = addon.walSeg(s, segno, f.id);
     if (prev >= 0) {
       try {
@@ -459,10 +457,7 @@ export class Wal implements WalHook {
         release();
         return null;
       }
-      const { bufOffset, bufSize, segmentSize } = this.#size();
-      const o = this.#opts();
-      const direct = o?.direct ?? false;
-      const dsync = o?.walSync === 'dsync';
+      const { bufOffset, bufSize, segmentSize, direct, dsync } = this.#size();  // shared: workers too
       const pieces: (Piece & { fileId: number })[] = [];
       const files: number[] = [];
       let a = direct ? from - (from % 4096) : from;
@@ -755,7 +750,7 @@ registerModule('wal', {
     const shared: number = addon.walSharedSize(n);
     const slice = db.allocate(shared + o.bufferSize, { align: 4096 });
     const end = Number(info.endLsn);
-    addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end);
+    addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end, (o.direct ? WAL_FLAG_DIRECT : 0) | (o.walSync === 'dsync' ? WAL_FLAG_DSYNC : 0));
     db._regionSet('wal', slice.offset, shared + o.bufferSize);
     addon.walSetCheckpoint(n, control.checkpointLsn, control.redoLsn);
     // The durable bytes of the last (partial) block go back into the buffer: an aligned
