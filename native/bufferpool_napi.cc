@@ -542,6 +542,32 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// bpIoInProgress(session) -> [[id, slot, pid, ioSeq, submitted, write], ...]: every
+// descriptor with IO_IN_PROGRESS and who claimed it (introspection: a dead claimer's
+// IO must not stay in progress once its slot is cleaned and its CQEs are in).
+Napi::Value IoInProgress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  Napi::Array a = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (uint32_t id = 0; id < c.v.n; id++) {
+    BufDesc* d = &c.v.d[id];
+    uint64_t s = load_acquire(&d->state);
+    if (!(s & BS_IO)) continue;
+    uint32_t seq = load_acquire(&d->io_seq);
+    Napi::Array e = Napi::Array::New(env, 6);
+    e.Set(0u, Napi::Number::New(env, id));
+    e.Set(1u, Napi::Number::New(env, load_relaxed(&d->io_slot)));
+    e.Set(2u, Napi::Number::New(env, load_relaxed(&d->io_pid)));
+    e.Set(3u, Napi::Number::New(env, seq));
+    e.Set(4u, Napi::Boolean::New(env, load_relaxed(&d->io_submitted) == seq));
+    e.Set(5u, Napi::Boolean::New(env, (s & BS_VALID) != 0));
+    a.Set(k++, e);
+  }
+  return a;
+}
+
 // bpInfo(session) -> { offset, pages, pageSize, descOffset, pagesOffset } (arena offsets)
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -616,6 +642,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpPinById", Napi::Function::New(env, PinById));
   exports.Set("bpDirty", Napi::Function::New(env, Dirty));
   exports.Set("bpStats", Napi::Function::New(env, Stats));
+  exports.Set("bpIoInProgress", Napi::Function::New(env, IoInProgress));
   exports.Set("bpInfo", Napi::Function::New(env, Info));
   exports.Set("bpLayout", Napi::Function::New(env, Layout));
   exports.Set("bpInit", Napi::Function::New(env, Init));
