@@ -77,6 +77,12 @@ Napi::Value arr(Napi::Env env, std::initializer_list<double> xs) {
   return a;
 }
 
+// Cached: a forked worker is a new exec'd process, so the value never goes stale.
+int32_t my_pid() {
+  static const int32_t pid = (int32_t)getpid();
+  return pid;
+}
+
 PinEntry* slot_entries(Ctx& c) { return &c.v.pins[(uint64_t)c.slot * kPinsPerSlot]; }
 
 // The slot's record for buffer `id` (create: a free one if none). Only this slot's
@@ -296,11 +302,13 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
     if ((s & BS_IO_ERROR) && waited != 0 && (uint32_t)waited + 1 == seq) {
       return arr(env, {IO_FAILED, (double)load_relaxed(&d->last_error)});
     }
-    if (!cas(&d->state, &s, (s | BS_IO) & ~BS_IO_ERROR)) continue;
-    store_relaxed(&d->io_slot, c.slot);
-    store_relaxed(&d->io_pid, (int32_t)getpid());
+    if (!cas(&d->state, &s, bs_claim(s, c.slot) & ~BS_IO_ERROR)) continue;
+    // No syscall between the claim and the seq step: a worker preempted at a syscall exit
+    // is where a SIGKILL finds it (the mixed kill soak hit getpid() here).
+    uint32_t nseq = pool_claim_seq(d);  // odd: in progress (pairs with waiters' acquire)
     store_relaxed(&d->io_submitted, 0u);
-    uint32_t nseq = fetch_add(&d->io_seq, 1u) + 1;  // odd: in progress (pairs with waiters' acquire)
+    store_relaxed(&d->io_slot, c.slot);
+    store_relaxed(&d->io_pid, my_pid());
     if (zero) {
       memset(c.v.pages + (uint64_t)id * c.v.page_size, 0, c.v.page_size);
       pool_read_done(*c.seg, c.v, id, nseq & 0xFFFFF, (int32_t)c.v.page_size);
@@ -459,12 +467,12 @@ Napi::Value StartWrite(const Napi::CallbackInfo& info) {
     uint64_t s = load_acquire(&d->state);
     if (!(s & BS_VALID) || !(s & BS_DIRTY) || !(s & BS_TAG)) return arr(env, {1});
     if (s & BS_IO) return arr(env, {2, (double)seq});
-    if (!cas(&d->state, &s, s | BS_IO)) continue;
+    if (!cas(&d->state, &s, bs_claim(s, c.slot))) continue;
+    uint32_t nseq = pool_claim_seq(d);
+    store_relaxed(&d->io_submitted, 0u);
     store_relaxed(&d->write_gen, load_relaxed(&d->dirty_gen));
     store_relaxed(&d->io_slot, c.slot);
-    store_relaxed(&d->io_pid, (int32_t)getpid());
-    store_relaxed(&d->io_submitted, 0u);
-    uint32_t nseq = fetch_add(&d->io_seq, 1u) + 1;
+    store_relaxed(&d->io_pid, my_pid());
     uint8_t* p = c.v.pages + (uint64_t)id * c.v.page_size;
     uint32_t sum = page_checksum(p, c.v.page_size);
     memcpy(p + 8, &sum, 4);
@@ -558,7 +566,7 @@ Napi::Value IoInProgress(const Napi::CallbackInfo& info) {
     uint32_t seq = load_acquire(&d->io_seq);
     Napi::Array e = Napi::Array::New(env, 6);
     e.Set(0u, Napi::Number::New(env, id));
-    e.Set(1u, Napi::Number::New(env, load_relaxed(&d->io_slot)));
+    e.Set(1u, Napi::Number::New(env, bs_owner(s)));
     e.Set(2u, Napi::Number::New(env, load_relaxed(&d->io_pid)));
     e.Set(3u, Napi::Number::New(env, seq));
     e.Set(4u, Napi::Boolean::New(env, load_relaxed(&d->io_submitted) == seq));

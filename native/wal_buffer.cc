@@ -211,7 +211,7 @@ bool write_done_valid(Segment& seg, uint64_t arg) {
 void write_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (res == -ECANCELED || res == -EINTR) return;  // never ran (dead issuer, broken link)
+  if (issuer_gone_result(res)) return;  // never ran (dead issuer, broken link): the next flusher rewrites it
   if (res < 0) wal_fail(seg, v.w, res);
   else if ((uint64_t)res != arg) wal_fail(seg, v.w, -EIO);  // short write: ENOSPC and friends
   else stat_add(&v.w->stat_writes, (uint64_t)1);
@@ -224,7 +224,7 @@ bool sync_done_valid(Segment& seg, uint64_t arg) {
 void sync_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (res == -ECANCELED || res == -EINTR) return;
+  if (issuer_gone_result(res)) return;
   if (res < 0) {
     wal_fail(seg, v.w, res);
     return;

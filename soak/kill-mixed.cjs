@@ -122,7 +122,7 @@ async function main() {
       const unsubmitted = mine().filter((b) => !b.submitted);
       if (unsubmitted.length) {
         stuckBuffers += unsubmitted.length;
-        fail(`after cleanup of pid ${ev.pid}: ${unsubmitted.length} unsubmitted buffer IO(s) still in progress`);
+        fail(`after cleanup of pid ${ev.pid}: ${unsubmitted.length} unsubmitted buffer IO(s) still in progress: ${JSON.stringify(unsubmitted)}`);
       }
       // Its in-flight handles are orphans now; each must complete (and free) in time.
       const snap = pm.handleSnapshot();
@@ -143,7 +143,7 @@ async function main() {
       maxCleanupMs = Math.max(maxCleanupMs, Date.now() - t0);
       if (bufs.length) {
         stuckBuffers += bufs.length;
-        fail(`buffer(s) ${bufs.map((b) => b.bufferId)} still io-in-progress for dead pid ${ev.pid} after ${CHECK_MS} ms`);
+        fail(`buffer(s) still io-in-progress for dead pid ${ev.pid} after ${CHECK_MS} ms: ${JSON.stringify(bufs)}`);
       }
       if (left.length) {
         leakedHandles += left.length;
@@ -189,7 +189,8 @@ async function main() {
   // Only the postmaster's background writer may pin; it is idle now. A pin left here is
   // a dead process's pin that cleanup missed.
   pm.buffers.stopBackgroundWriter();
-  await sleep(20);
+  const pinDeadline = Date.now() + 3000;  // a checkpoint's flushAll may still hold pins
+  while (pm.buffers.stats().pinned > 0 && Date.now() < pinDeadline) await sleep(20);
   const pinsLeft = pm.buffers.stats().pinned;
   const walStats = pm.wal.stats();
   const stats = pm.stats();
