@@ -177,6 +177,14 @@ bool record_pin(Ctx& c, uint32_t id) {
   return true;
 }
 
+// Undoes record_pin (state first, then the record, as in Unpin).
+void unrecord_pin(Ctx& c, uint32_t id) {
+  PinEntry* e = entry_for(c, id, false);
+  if (!e || load_relaxed(&e->pins) == 0) return;
+  store_release(&e->pins, load_relaxed(&e->pins) - 1);
+  entry_maybe_free(e);
+}
+
 // Clock sweep: returns a victim id pinned by us (refcount 0 -> 1), or -1 with
 // *dirty = a dirty unpinned candidate (or -1).
 int64_t clock_victim(PoolView& v, int64_t* dirty) {
@@ -217,13 +225,12 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     if (!lock_part(pl)) return arr(env, {PIN_EXHAUSTED});
     int64_t found = chain_find(v, bucket, file, block);
     if (found >= 0) {
+      // Record before the lock release (a futex wake: a syscall, where kills land).
       bool pinned = pin_state(&v.d[found], true);
+      bool recorded = pinned && record_pin(c, (uint32_t)found);
+      if (pinned && !recorded) unpin_state(&v.d[found]);
       robust_lock_release(pl);
-      if (!pinned) return arr(env, {PIN_TOO_MANY});
-      if (!record_pin(c, (uint32_t)found)) {
-        unpin_state(&v.d[found]);
-        return arr(env, {PIN_TOO_MANY});
-      }
+      if (!recorded) return arr(env, {PIN_TOO_MANY});
       return arr(env, {PIN_OK, (double)found});
     }
     robust_lock_release(pl);
@@ -231,6 +238,11 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     int64_t vid = clock_victim(v, &dirty);
     if (vid < 0) return dirty >= 0 ? arr(env, {PIN_NEED_CLEAN, (double)dirty}) : arr(env, {PIN_EXHAUSTED});
     BufDesc* d = &v.d[vid];
+    // Record the victim's pin at once, not after the partition locks: a worker killed
+    // while waiting for one (preempted at a syscall exit) leaked the pin forever (mixed
+    // kill soak). The window left is the few instructions since clock_victim's CAS.
+    if (!record_pin(c, (uint32_t)vid)) { unpin_state(d); return arr(env, {PIN_TOO_MANY}); }
+    auto drop_victim = [&]() { unpin_state(d); unrecord_pin(c, (uint32_t)vid); };
     uint64_t s = load_acquire(&d->state);
     bool evicted = false;
     if (s & BS_TAG) {
@@ -239,7 +251,7 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
       uint64_t of = load_relaxed(&d->file_id), ob = load_relaxed(&d->block);
       uint32_t obucket = bucket_of(v, of, ob);
       RobustLock* ol = part_lock(v, obucket);
-      if (!lock_part(ol)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
+      if (!lock_part(ol)) { drop_victim(); return arr(env, {PIN_EXHAUSTED}); }
       s = load_acquire(&d->state);
       bool ok = false;
       while ((s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO))) {
@@ -247,17 +259,18 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
       }
       if (ok) chain_remove(v, obucket, (uint32_t)vid);
       robust_lock_release(ol);
-      if (!ok) { unpin_state(d); continue; }
+      if (!ok) { drop_victim(); continue; }
       evicted = true;
     }
-    if (!lock_part(pl)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
+    if (!lock_part(pl)) { drop_victim(); return arr(env, {PIN_EXHAUSTED}); }
     found = chain_find(v, bucket, file, block);
     if (found >= 0) {  // someone else brought it in meanwhile: use theirs
-      unpin_state(d);
+      drop_victim();
       bool pinned = pin_state(&v.d[found], true);
+      bool recorded = pinned && record_pin(c, (uint32_t)found);
+      if (pinned && !recorded) unpin_state(&v.d[found]);
       robust_lock_release(pl);
-      if (!pinned) return arr(env, {PIN_TOO_MANY});
-      if (!record_pin(c, (uint32_t)found)) { unpin_state(&v.d[found]); return arr(env, {PIN_TOO_MANY}); }
+      if (!recorded) return arr(env, {PIN_TOO_MANY});
       return arr(env, {PIN_OK, (double)found});
     }
     store_relaxed(&d->file_id, file);
@@ -270,7 +283,6 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     store_release(&v.buckets[bucket], (uint32_t)vid + 1);
     robust_lock_release(pl);
     if (evicted) stat_add(&v.h->gstats[ST_EVICTIONS], (uint64_t)1), stat_add(&v.sstats[c.slot].v[ST_EVICTIONS], (uint64_t)1);
-    if (!record_pin(c, (uint32_t)vid)) { unpin_state(d); return arr(env, {PIN_TOO_MANY}); }
     return arr(env, {PIN_OK, (double)vid});
   }
   return arr(env, {PIN_EXHAUSTED});
