@@ -664,6 +664,15 @@ export class BufferPool {
     return N.bpStats(this.#n());
   }
 
+  /**
+   * Buffers with an IO in progress and who claimed it (introspection). `submitted`: the
+   * claimer handed it to the ring (else a dead claimer's cleanup aborts it); `write`: a
+   * writeback (else a read).
+   */
+  ioInProgress(): { bufferId: number; slot: number; pid: number; ioSeq: number; submitted: boolean; write: boolean }[] {
+    return (N.bpIoInProgress(this.#n()) as [number, number, number, number, boolean, boolean][]).map(([bufferId, slot, pid, ioSeq, submitted, write]) => ({ bufferId, slot, pid, ioSeq, submitted, write }));
+  }
+
   // ---- used by PinnedBuffer -------------------------------------------------
 
   /** @internal */

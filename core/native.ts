@@ -49,6 +49,7 @@ export interface NativeSession {
   runState(): number;
   inflight(): number;
   handlesInUse(): number;
+  handleSnapshot(): [number, number, number, number, number, number][];
   detach(): void;
   waitWord(offset: number, value: number): number;
   cancelWait(id: number): void;

@@ -315,6 +315,17 @@ export class Ringmaster extends EventEmitter {
     return this._native().handlesInUse();
   }
 
+  /**
+   * Every IO handle not free, across all processes (introspection for soaks/tests):
+   * owner is a process slot; `orphan` means its issuer died and whoever completes it frees it.
+   */
+  handleSnapshot(): { index: number; generation: number; state: 'reserved' | 'submitted' | 'completed'; owner: number; orphan: boolean; kind: number }[] {
+    const names = ['free', 'reserved', 'submitted', 'completed'] as const;
+    return this._native().handleSnapshot().map(([index, generation, state, owner, flags, kind]) => ({
+      index, generation, state: names[state] as 'reserved' | 'submitted' | 'completed', owner, orphan: (flags & 1) !== 0, kind,
+    }));
+  }
+
   /** A token a worker thread of *this process* passes to `attach(token)`. */
   threadToken(): ThreadToken {
     return { ringmasterSegment: this.#info.segmentId, features: this.features };

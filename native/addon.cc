@@ -139,6 +139,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value RunState(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value HandlesInUse(const Napi::CallbackInfo& info);
+  Napi::Value HandleSnapshot(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value WaitWord(const Napi::CallbackInfo& info);
   Napi::Value CancelWait(const Napi::CallbackInfo& info);
@@ -1303,6 +1304,29 @@ Napi::Value Session::HandlesInUse(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, handles_in_use(seg_->handles));
 }
 
+// handleSnapshot() -> [[index, generation, state, ownerSlot, flags, kind], ...] for every
+// handle not FREE (introspection for soaks and tests: who holds what, what is orphaned).
+Napi::Value Session::HandleSnapshot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  Napi::Array a = Napi::Array::New(env);
+  uint32_t k = 0;
+  const HandleTable& t = seg_->handles;
+  for (uint32_t i = 0; i < t.count; i++) {
+    uint64_t w = load_acquire(&t.handles[i].word);
+    if (hw_state(w) == H_FREE) continue;
+    Napi::Array e = Napi::Array::New(env, 6);
+    e.Set(0u, Napi::Number::New(env, i));
+    e.Set(1u, Napi::Number::New(env, hw_gen(w)));
+    e.Set(2u, Napi::Number::New(env, hw_state(w)));
+    e.Set(3u, Napi::Number::New(env, hw_owner(w)));
+    e.Set(4u, Napi::Number::New(env, hw_flags(w)));
+    e.Set(5u, Napi::Number::New(env, load_relaxed(&t.handles[i].kind)));
+    a.Set(k++, e);
+  }
+  return a;
+}
+
 Napi::Value Session::Detach(const Napi::CallbackInfo& info) {
   DetachNative();
   return info.Env().Undefined();
@@ -1638,6 +1662,7 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("runState", &Session::RunState),
     InstanceMethod("inflight", &Session::Inflight),
     InstanceMethod("handlesInUse", &Session::HandlesInUse),
+    InstanceMethod("handleSnapshot", &Session::HandleSnapshot),
     InstanceMethod("detach", &Session::Detach),
     InstanceMethod("waitWord", &Session::WaitWord),
     InstanceMethod("cancelWait", &Session::CancelWait),

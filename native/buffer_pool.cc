@@ -67,6 +67,23 @@ bool end_io(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, uint64_t set
   return true;
 }
 
+}  // namespace
+
+// A claimer has just set IO_IN_PROGRESS by CAS. The previous IO's end_io clears that bit
+// before it moves io_seq to even, so a claim can land in between (or after that completer
+// died there): then io_seq is still odd, and a plain +1 would make it even while the new
+// IO is in progress, so nobody could ever end it (a stuck buffer, found by the mixed kill
+// soak). Step to the next odd value instead; the late completer's CAS then fails, harmlessly.
+uint32_t pool_claim_seq(BufDesc* d) {
+  uint32_t cur = load_acquire(&d->io_seq);
+  for (;;) {
+    uint32_t next = (cur & 1) ? cur + 2 : cur + 1;
+    if (cas(&d->io_seq, &cur, next)) return next;  // acq_rel: pairs with waiters' acquire
+  }
+}
+
+namespace {
+
 bool kind_valid(Segment& seg, uint64_t arg) {
   PoolView v;
   if (!pool_view(seg, &v)) return false;
@@ -138,9 +155,12 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
       woke = true;
     }
     uint64_t s = load_acquire(&d->state);
-    if (!(s & BS_IO) || load_relaxed(&d->io_slot) != slot) continue;
+    if (!(s & BS_IO) || bs_owner(s) != slot) continue;
     uint32_t seq = load_acquire(&d->io_seq);
-    if (!(seq & 1) || load_relaxed(&d->io_submitted) == seq) continue;
+    // Even: the claimer died between its claim CAS and its seq step; give the IO its seq
+    // (nobody else can claim while IO_IN_PROGRESS is set) and abort it like any unsubmitted one.
+    if (!(seq & 1)) seq = pool_claim_seq(d);
+    else if (load_relaxed(&d->io_submitted) == seq) continue;
     if (s & BS_VALID) pool_write_done(seg, v, id, seq & 0xFFFFF, -ECANCELED);
     else pool_read_done(seg, v, id, seq & 0xFFFFF, -ECANCELED);
     woke = true;
@@ -252,7 +272,8 @@ void pool_report_corrupt(Segment& seg, PoolView& v, GlobalStat which) {
 void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res) {
   BufDesc* d = &v.d[id];
   int32_t err = 0;
-  if (res < 0) err = res;
+  if (issuer_gone_result(res)) err = -ECANCELED;  // waiters retry with their own read
+  else if (res < 0) err = res;
   else if ((uint32_t)res != v.page_size) err = BP_ERR_SHORT_READ;
   else {
     const uint8_t* p = v.pages + (uint64_t)id * v.page_size;
@@ -278,7 +299,8 @@ void pool_write_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int
     bool same = load_relaxed(&d->dirty_gen) == load_relaxed(&d->write_gen);
     end_io(seg, v, id, seq20, 0, same ? BS_DIRTY : 0, 0);
   } else {
-    end_io(seg, v, id, seq20, 0, 0, res < 0 ? res : -EIO);  // stays dirty: retried later
+    int32_t err = issuer_gone_result(res) ? -ECANCELED : res < 0 ? res : -EIO;
+    end_io(seg, v, id, seq20, 0, 0, err);  // stays dirty: retried later
   }
 }
 

@@ -7,7 +7,8 @@
 // Descriptor state is ONE 64-bit word changed only by CAS:
 //   bits  0-17 pin count | 18-20 usage count (0..5) | 21 TORN (a dead holder's
 //   exclusive lock was taken back: fenced until restart) | 22 VALID | 23 DIRTY |
-//   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID
+//   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID |
+//   27-38 slot that claimed the IO in progress
 // `io_seq` (32-bit, waitable) is odd while an IO is in progress and even otherwise;
 // the IO's kind_arg carries (seq & 0xFFFFF) << 32 | buffer id so a stale completion
 // (for an IO that cleanup already aborted) is detected and ignored.
@@ -39,11 +40,17 @@ constexpr uint64_t BS_DIRTY = 1ull << 23;
 constexpr uint64_t BS_IO = 1ull << 24;
 constexpr uint64_t BS_IO_ERROR = 1ull << 25;
 constexpr uint64_t BS_TAG = 1ull << 26;
+// The slot that claimed the current IO, set by the same CAS that sets IO_IN_PROGRESS, so
+// a claimer killed right after its CAS is still known to its slot's cleanup.
+constexpr uint64_t BS_OWNER_SHIFT = 27;
+constexpr uint64_t BS_OWNER_MASK = 0xFFFull << BS_OWNER_SHIFT;  // slots < 4096
+inline uint64_t bs_claim(uint64_t s, uint32_t slot) { return (s & ~BS_OWNER_MASK) | BS_IO | ((uint64_t)slot << BS_OWNER_SHIFT); }
+inline uint32_t bs_owner(uint64_t s) { return (uint32_t)((s & BS_OWNER_MASK) >> BS_OWNER_SHIFT); }
 // TORN: an exclusive lock on this page was taken back from a holder that died (or a
 // thread that was terminated) without unlocking: the page may be half-changed. It is
 // fenced until restart: never read, locked, written back or evicted.
 constexpr uint64_t BS_TORN = 1ull << 21;
-constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN;
+constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN | BS_OWNER_MASK;
 
 // content_lock: exclusive = bit 31 | (holder slot + 1), so a dead holder's lock is found
 // from the word itself (a record written after the CAS could be missing); shared = count.
@@ -143,6 +150,9 @@ bool page_all_zero(const uint8_t* page, uint32_t size);
 // Counts a corrupt descriptor or mapping-table entry found on an operation's path
 // (pool stats and the segment's corruptReports).
 void pool_report_corrupt(Segment& seg, PoolView& v, GlobalStat which);
+
+// After the CAS that set IO_IN_PROGRESS: moves io_seq to the new IO's (odd) value.
+uint32_t pool_claim_seq(BufDesc* d);
 
 // Completion actions (also used to abort an IO that was never submitted).
 void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);

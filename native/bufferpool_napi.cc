@@ -82,6 +82,12 @@ Napi::Value arr(Napi::Env env, std::initializer_list<double> xs) {
   return a;
 }
 
+// Cached: a forked worker is a new exec'd process, so the value never goes stale.
+int32_t my_pid() {
+  static const int32_t pid = (int32_t)getpid();
+  return pid;
+}
+
 PinEntry* slot_entries(Ctx& c) { return &c.v.pins[(uint64_t)c.slot * kPinsPerSlot]; }
 
 // The slot's record for buffer `id` (create: a free one if none). Only this slot's
@@ -184,6 +190,14 @@ bool record_pin(Ctx& c, uint32_t id) {
   return true;
 }
 
+// Undoes record_pin (state first, then the record, as in Unpin).
+void unrecord_pin(Ctx& c, uint32_t id) {
+  PinEntry* e = entry_for(c, id, false);
+  if (!e || load_relaxed(&e->pins) == 0) return;
+  store_release(&e->pins, load_relaxed(&e->pins) - 1);
+  entry_maybe_free(e);
+}
+
 // Clock sweep: returns a victim id pinned by us (refcount 0 -> 1), or -1 with
 // *dirty = a dirty unpinned candidate (or -1). Buffers with a garbage state word are
 // never taken (counted in *corrupt): nothing about them can be trusted.
@@ -239,13 +253,12 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
       return corrupt(G_CORRUPT_DESCRIPTORS);
     }
     if (found >= 0) {
+      // Record before the lock release (a futex wake: a syscall, where kills land).
       bool pinned = pin_state(&v.d[found], true);
+      bool recorded = pinned && record_pin(c, (uint32_t)found);
+      if (pinned && !recorded) unpin_state(&v.d[found]);
       robust_lock_release(pl);
-      if (!pinned) return arr(env, {PIN_TOO_MANY});
-      if (!record_pin(c, (uint32_t)found)) {
-        unpin_state(&v.d[found]);
-        return arr(env, {PIN_TOO_MANY});
-      }
+      if (!recorded) return arr(env, {PIN_TOO_MANY});
       return arr(env, {PIN_OK, (double)found});
     }
     robust_lock_release(pl);
@@ -255,6 +268,11 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     if (vid < 0 && dirty < 0 && bad) return corrupt(G_CORRUPT_DESCRIPTORS);  // only garbage left to evict
     if (vid < 0) return dirty >= 0 ? arr(env, {PIN_NEED_CLEAN, (double)dirty}) : arr(env, {PIN_EXHAUSTED});
     BufDesc* d = &v.d[vid];
+    // Record the victim's pin at once, not after the partition locks: a worker killed
+    // while waiting for one (preempted at a syscall exit) leaked the pin forever (mixed
+    // kill soak). The window left is the few instructions since clock_victim's CAS.
+    if (!record_pin(c, (uint32_t)vid)) { unpin_state(d); return arr(env, {PIN_TOO_MANY}); }
+    auto drop_victim = [&]() { unpin_state(d); unrecord_pin(c, (uint32_t)vid); };
     uint64_t s = load_acquire(&d->state);
     bool evicted = false;
     if (s & BS_TAG) {
@@ -263,13 +281,13 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
       uint64_t of = load_relaxed(&d->file_id), ob = load_relaxed(&d->block);
       uint32_t obucket = bucket_of(v, of, ob);
       RobustLock* ol = part_lock(v, obucket);
-      if (!lock_part(ol)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
+      if (!lock_part(ol)) { drop_victim(); return arr(env, {PIN_EXHAUSTED}); }
       // Find its link first: a tagged buffer its chain does not reach (a scribbled tag
       // or link) must not be retagged, or it would end up on two chains.
       uint32_t* link = chain_link_to(v, obucket, (uint32_t)vid);
       if (!link) {
         robust_lock_release(ol);
-        unpin_state(d);
+        drop_victim();
         return corrupt(G_CORRUPT_MAPPING);
       }
       s = load_acquire(&d->state);
@@ -279,22 +297,23 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
       }
       if (ok) chain_unlink(v, link, (uint32_t)vid);
       robust_lock_release(ol);
-      if (!ok) { unpin_state(d); continue; }
+      if (!ok) { drop_victim(); continue; }
       evicted = true;
     }
-    if (!lock_part(pl)) { unpin_state(d); return arr(env, {PIN_EXHAUSTED}); }
+    if (!lock_part(pl)) { drop_victim(); return arr(env, {PIN_EXHAUSTED}); }
     found = chain_find(v, bucket, file, block);
     if (found == kChainBroken || (found >= 0 && !desc_state_valid(load_acquire(&v.d[found].state)))) {
       robust_lock_release(pl);
-      unpin_state(d);
+      drop_victim();
       return corrupt(found == kChainBroken ? G_CORRUPT_MAPPING : G_CORRUPT_DESCRIPTORS);
     }
     if (found >= 0) {  // someone else brought it in meanwhile: use theirs
-      unpin_state(d);
+      drop_victim();
       bool pinned = pin_state(&v.d[found], true);
+      bool recorded = pinned && record_pin(c, (uint32_t)found);
+      if (pinned && !recorded) unpin_state(&v.d[found]);
       robust_lock_release(pl);
-      if (!pinned) return arr(env, {PIN_TOO_MANY});
-      if (!record_pin(c, (uint32_t)found)) { unpin_state(&v.d[found]); return arr(env, {PIN_TOO_MANY}); }
+      if (!recorded) return arr(env, {PIN_TOO_MANY});
       return arr(env, {PIN_OK, (double)found});
     }
     store_relaxed(&d->file_id, file);
@@ -313,7 +332,6 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     store_release(&v.buckets[bucket], (uint32_t)vid + 1);
     robust_lock_release(pl);
     if (evicted) stat_add(&v.h->gstats[ST_EVICTIONS], (uint64_t)1), stat_add(&v.sstats[c.slot].v[ST_EVICTIONS], (uint64_t)1);
-    if (!record_pin(c, (uint32_t)vid)) { unpin_state(d); return arr(env, {PIN_TOO_MANY}); }
     return arr(env, {PIN_OK, (double)vid});
   }
   return arr(env, {PIN_EXHAUSTED});
@@ -355,11 +373,13 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
     if ((s & BS_IO_ERROR) && waited != 0 && (uint32_t)waited + 1 == seq) {
       return arr(env, {IO_FAILED, (double)load_relaxed(&d->last_error)});
     }
-    if (!cas(&d->state, &s, (s | BS_IO) & ~BS_IO_ERROR)) continue;
-    store_relaxed(&d->io_slot, c.slot);
-    store_relaxed(&d->io_pid, (int32_t)getpid());
+    if (!cas(&d->state, &s, bs_claim(s, c.slot) & ~BS_IO_ERROR)) continue;
+    // No syscall between the claim and the seq step: a worker preempted at a syscall exit
+    // is where a SIGKILL finds it (the mixed kill soak hit getpid() here).
+    uint32_t nseq = pool_claim_seq(d);  // odd: in progress (pairs with waiters' acquire)
     store_relaxed(&d->io_submitted, 0u);
-    uint32_t nseq = fetch_add(&d->io_seq, 1u) + 1;  // odd: in progress (pairs with waiters' acquire)
+    store_relaxed(&d->io_slot, c.slot);
+    store_relaxed(&d->io_pid, my_pid());
     if (zero) {
       memset(c.v.pages + (uint64_t)id * c.v.page_size, 0, c.v.page_size);
       pool_read_done(*c.seg, c.v, id, nseq & 0xFFFFF, (int32_t)c.v.page_size);
@@ -553,12 +573,12 @@ Napi::Value StartWrite(const Napi::CallbackInfo& info) {
     if (!desc_state_valid(s)) break;
     if (!(s & BS_VALID) || !(s & BS_DIRTY) || !(s & BS_TAG)) return arr(env, {1});
     if (s & BS_IO) return arr(env, {2, (double)seq});
-    if (!cas(&d->state, &s, s | BS_IO)) continue;
+    if (!cas(&d->state, &s, bs_claim(s, c.slot))) continue;
+    uint32_t nseq = pool_claim_seq(d);
+    store_relaxed(&d->io_submitted, 0u);
     store_relaxed(&d->write_gen, load_relaxed(&d->dirty_gen));
     store_relaxed(&d->io_slot, c.slot);
-    store_relaxed(&d->io_pid, (int32_t)getpid());
-    store_relaxed(&d->io_submitted, 0u);
-    uint32_t nseq = fetch_add(&d->io_seq, 1u) + 1;
+    store_relaxed(&d->io_pid, my_pid());
     uint8_t* p = c.v.pages + (uint64_t)id * c.v.page_size;
     uint32_t sum = page_checksum(p, c.v.page_size);
     memcpy(p + 8, &sum, 4);
@@ -801,6 +821,32 @@ Napi::Value Verify(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// bpIoInProgress(session) -> [[id, slot, pid, ioSeq, submitted, write], ...]: every
+// descriptor with IO_IN_PROGRESS and who claimed it (introspection: a dead claimer's
+// IO must not stay in progress once its slot is cleaned and its CQEs are in).
+Napi::Value IoInProgress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  Napi::Array a = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (uint32_t id = 0; id < c.v.n; id++) {
+    BufDesc* d = &c.v.d[id];
+    uint64_t s = load_acquire(&d->state);
+    if (!(s & BS_IO)) continue;
+    uint32_t seq = load_acquire(&d->io_seq);
+    Napi::Array e = Napi::Array::New(env, 6);
+    e.Set(0u, Napi::Number::New(env, id));
+    e.Set(1u, Napi::Number::New(env, bs_owner(s)));
+    e.Set(2u, Napi::Number::New(env, load_relaxed(&d->io_pid)));
+    e.Set(3u, Napi::Number::New(env, seq));
+    e.Set(4u, Napi::Boolean::New(env, load_relaxed(&d->io_submitted) == seq));
+    e.Set(5u, Napi::Boolean::New(env, (s & BS_VALID) != 0));
+    a.Set(k++, e);
+  }
+  return a;
+}
+
 // bpInfo(session) -> { offset, pages, pageSize, descOffset, pagesOffset } (arena offsets)
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -876,6 +922,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpDirty", Napi::Function::New(env, Dirty));
   exports.Set("bpStats", Napi::Function::New(env, Stats));
   exports.Set("bpVerify", Napi::Function::New(env, Verify));
+  exports.Set("bpIoInProgress", Napi::Function::New(env, IoInProgress));
   exports.Set("bpInfo", Napi::Function::New(env, Info));
   exports.Set("bpLayout", Napi::Function::New(env, Layout));
   exports.Set("bpInit", Napi::Function::New(env, Init));

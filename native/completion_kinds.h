@@ -39,6 +39,14 @@ using KindAction = void (*)(Segment& seg, uint64_t arg, int32_t res);
 // Called from a static initializer of the module that owns `kind`.
 bool register_completion_kind(uint16_t kind, KindValidate validate, KindAction action);
 
+// Results that mean "this request never ran to completion because its issuer died or
+// detached, or its link broke": ECANCELED, EINTR, and EFAULT, which Linux gives a
+// request that must be re-issued from an exiting submitter's task context
+// (io_req_task_submit when io_should_terminate_tw(); seen in the mixed kill soak for
+// fixed-buffer WAL writes and pool reads of a SIGKILLed worker). Every action here
+// acts on arena memory or fds only, where a genuine EFAULT cannot happen.
+inline bool issuer_gone_result(int32_t res) { return res == -125 /* ECANCELED */ || res == -4 /* EINTR */ || res == -14 /* EFAULT */; }
+
 bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg);
 // Returns false if the kind or its argument is invalid (reported as corrupt by the caller).
 bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res);

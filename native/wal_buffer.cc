@@ -214,13 +214,13 @@ bool write_done_valid(Segment& seg, uint64_t arg) {
 // Such a result says nothing about the device (no fsync error was consumed): the next
 // flusher writes and syncs the range again. A live issuer that gets EFAULT still fails
 // the WAL from its own results (wal/index.ts #settle).
-bool never_ran(int32_t res) { return res == -ECANCELED || res == -EINTR || res == -EFAULT; }
+// (issuer_gone_result, completion_kinds.h: ECANCELED, EINTR, EFAULT.)
 
 // kind_arg = requested length. Errors other than a cancellation fail the WAL.
 void write_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (never_ran(res)) return;
+  if (issuer_gone_result(res)) return;  // never ran (dead issuer, broken link): the next flusher rewrites it
   if (res < 0) wal_fail(seg, v.w, res);
   else if ((uint64_t)res != arg) wal_fail(seg, v.w, -EIO);  // short write: ENOSPC and friends
   else stat_add(&v.w->stat_writes, (uint64_t)1);
@@ -233,7 +233,7 @@ bool sync_done_valid(Segment& seg, uint64_t arg) {
 void sync_done(Segment& seg, uint64_t arg, int32_t res) {
   WalView v;
   if (!view_of(seg, &v)) return;
-  if (never_ran(res)) return;
+  if (issuer_gone_result(res)) return;
   if (res < 0) {
     wal_fail(seg, v.w, res);
     return;

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Worker kill soak: `npm run soak -- kill [--kills N] [--workers W] [--seconds S]`.
+// Worker kill soak: `npm run soak -- kill [--workload mixed|raw] [--kills N] [--workers W] [--seconds S]`.
+// `--workload mixed` (the default) is kill-mixed.cjs: WAL commits into a buffer pool,
+// pool reads and raw batches. `--workload raw` is this file, the foundation workload:
 // W forked workers write and fdatasync records; a controller SIGKILLs a random worker
 // at random moments and the postmaster restarts it. Checks after each kill and at the
 // end: no surviving worker stalls longer than 2 s, no IO handle leaks, every
@@ -14,6 +16,12 @@ const opt = (name, def) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : def;
 };
+const wi = args.indexOf('--workload');
+const WORKLOAD = wi >= 0 ? args[wi + 1] : 'mixed';
+if (WORKLOAD !== 'mixed' && WORKLOAD !== 'raw') {
+  console.error(`--workload must be 'mixed' or 'raw', got '${WORKLOAD}'`);
+  process.exit(2);
+}
 const KILLS = opt('kills', 200);
 const WORKERS = opt('workers', 3);
 const SECONDS = opt('seconds', 600);
@@ -116,10 +124,10 @@ async function main() {
   await pm.stop();
   fs.rmSync(dir, { recursive: true, force: true });
   const result = {
-    scenario: 'kill', backend: pm.features.backend, workers: WORKERS, kills, seconds: (Date.now() - started) / 1000,
+    scenario: 'kill', workload: 'raw', backend: pm.features.backend, workers: WORKERS, kills, seconds: (Date.now() - started) / 1000,
     acknowledgedRecordsChecked: checked, losses: lost, maxStallMs: maxStall, leakedHandles: leaked,
     deadProcessesCleaned: stats.deadProcessesCleaned, submitLockRepairs: stats.rings.reduce((a, r) => a + r.submitLockRepairs, 0),
-    ok: !failure, failure, command: `npm run soak -- kill --kills ${KILLS} --workers ${WORKERS}`,
+    ok: !failure, failure, command: `${process.env.RINGMASTER_BACKEND === 'threads' ? 'RINGMASTER_BACKEND=threads ' : ''}npm run soak -- kill --workload raw --kills ${KILLS} --workers ${WORKERS}`,
     machine: { kernel: os.release(), cores: os.cpus().length, node: process.version },
   };
   if (process.stderr.isTTY) process.stderr.write('\n');
@@ -129,7 +137,11 @@ async function main() {
   process.exit(failure ? 1 : 0);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (WORKLOAD === 'mixed') {
+  require('./kill-mixed.cjs');  // runs on require; reads the same argv
+} else {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -5,7 +5,7 @@ const { spawnSync } = require('node:child_process');
 const [scenario, ...rest] = process.argv.slice(2);
 const scenarios = { kill: 'kill.cjs', crash: 'crash.cjs' };
 if (!scenarios[scenario]) {
-  console.error(`usage: npm run soak -- <${Object.keys(scenarios).join('|')}> [--kills N | --rounds N [--tear]] [--workers W] [--seconds S]`);
+  console.error(`usage: npm run soak -- <${Object.keys(scenarios).join('|')}> [--workload mixed|raw] [--kills N | --rounds N [--tear]] [--workers W] [--seconds S]`);
   process.exit(2);
 }
 const r = spawnSync(process.execPath, [path.join(__dirname, scenarios[scenario]), ...rest], { stdio: 'inherit' });

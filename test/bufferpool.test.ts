@@ -127,6 +127,43 @@ describe('buffer pool: sharing reads across processes', () => {
     await waitFor(() => pm!.buffers.stats().pinned === 0, 20000, "the dead process's pin to go");
   });
 
+  it('a process killed between its claim CAS and its io_seq step: cleanup still ends the claim (found by the mixed kill soak)', async () => {
+    await setup(16);
+    const f = await makeFile('d', 4);
+    const a = await worker();
+    a.call('claimNoSeqThenDie', { file: f.id, block: 2 }).catch(() => {});
+    expect((await a.exited).signal).toBe('SIGKILL');
+    expect(pm!.buffers.ioInProgress()).toEqual([]);
+    const b = await worker();
+    expect((await b.call('read', { file: f.id, block: 2 })).sum).toBe(sum(pageImage(3)));
+  });
+
+  it('a read claimed while the previous IO\'s completer has cleared IO_IN_PROGRESS but not yet stepped io_seq still completes', async () => {
+    await setup(16);
+    const f = await makeFile('d', 2);
+    // A read past EOF fails (short read): the page stays tagged, not valid, in its buffer.
+    await expect(pm!.buffers.read(f, 5)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_SHORT_READ' });
+    expect(pm!.buffers.ioInProgress()).toEqual([]);
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const info = require('../build/Release/ringmaster.node').bpInfo(pm!._native());
+    let id = -1;  // the descriptor tagged (file, 5): file_id at +8, block at +16
+    for (let k = 0; k < info.pages && id < 0; k++) {
+      const d = pm!.arenaSlice(info.descOffset + k * info.descSize, 24).bytes;
+      const v = new DataView(d.buffer, d.byteOffset, 24);
+      if (Number(v.getBigUint64(8, true)) === f.id && Number(v.getBigUint64(16, true)) === 5) id = k;
+    }
+    expect(id).toBeGreaterThanOrEqual(0);
+    // The completer's window: io_seq still odd although the IO has ended.
+    const word = pm!.arenaSlice(info.descOffset + id * info.descSize + info.ioSeqField, 4).bytes;
+    const dv = new DataView(word.buffer, word.byteOffset, 4);
+    dv.setUint32(0, dv.getUint32(0, true) + 1, true);
+    writeFileSync(path.join(pm!.dataDir, 'd'), Buffer.concat(Array.from({ length: 6 }, (_, b) => pageImage(b + 1))));
+    const b = await pm!.buffers.read(f, 5);  // before the fix: the claim made io_seq even and the read never ended
+    expect(b.page[100]).toBe(6);
+    b.release();
+    expect(dv.getUint32(0, true) % 2).toBe(0);
+  });
+
   it('prefetch and stream: pages come back in order with reads batched', async () => {
     await setup(32);
     const f = await makeFile('d', 24);

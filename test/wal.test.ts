@@ -204,6 +204,22 @@ describe('wal: WAL-before-data chains and fsyncgate', () => {
     expect(events[0].code).toBe('ERR_RINGMASTER_WAL_FAILED');
   });
 
+  it('a WAL write or fdatasync completing with EFAULT (what Linux gives a SIGKILLed submitter\'s re-issued request) is written again, not fsyncgate', async () => {
+    // Found by the mixed kill soak: a killed flusher's fixed-buffer WAL write came back
+    // EFAULT (io_req_task_submit on an exiting task) and failed the WAL for everyone.
+    pm = await start();
+    for (const op of [OP.write, OP.fdatasync]) {
+      const lsn = await pm.wal.append(1, Buffer.from(`survives an EFAULT on op ${op}`));
+      const segId = await pm.wal._segmentFileId(lsn);
+      pm._native().debugSetFault(0, { opMask: 1 << op, fileSlot: segId % 65536, error: -14 });
+      await pm.wal.flush(lsn);
+      expect(pm._native().debugFaultFired(0)).toBe(1);
+      pm._native().debugSetFault(0, null);
+      expect(pm.wal.failed).toBe(false);
+      expect(pm.wal.flushedLsn() >= lsn).toBe(true);
+    }
+  });
+
   it('an injected fdatasync EIO fails the WAL for good: no false durability, later flushes and appends reject everywhere', async () => {
     pm = await start();
     const w = await walWorker(pm);

@@ -361,7 +361,7 @@ export class Wal implements WalHook {
       const r = res[first + i];
       if (!r) { ok = false; continue; }
       const isWrite = i < writes;
-      if (r.result === -125 /* ECANCELED */ || r.result === -4 /* EINTR */) { ok = false; continue; }
+      if (r.result === -125 /* ECANCELED */ || r.result === -4 /* EINTR */ || r.result === -14 /* EFAULT: exiting submitter */) { ok = false; continue; }
       if (r.result < 0 || (isWrite && r.result !== lens[i])) {
         addon.walFail(s, r.result < 0 ? r.result : -5);
         ok = false;

@@ -1,0 +1,131 @@
+// Mixed kill soak worker (soak/kill-mixed.cjs). Concurrent sessions:
+//  - commit lanes: page update in the documented safe order (lock -> change ->
+//    markDirty() -> wal.append -> markDirty(lsn) -> release), then wal.flush; the
+//    commit is acknowledged to the controller only after the flush resolved;
+//  - pool readers: random pages under the shared lock; every cell must be consistent
+//    and this worker's own applied updates must be visible (read-your-writes);
+//  - one raw session: linked write -> ... -> fdatasync batches of checksummed records
+//    to its own region of raw.dat, acknowledged after the fdatasync, and read-backs.
+// Progress goes to the controller once per tick with this process's clock (`t`), so
+// stalls are measured in the worker's time, not the (possibly busy) controller's.
+const path = require('node:path');
+const rm = require(path.join(__dirname, '..'));
+const P = require('./kill-mixed-pages.cjs');
+
+const [pagesId, rawId, workerId, epoch, rawStart, lanes, pages, readers] = process.argv.slice(2).map(Number);
+const REC = 64;
+const REGION_BYTES = 2 ** 30;
+const REGION = workerId * REGION_BYTES;
+
+function rawRecord(seq) {
+  const b = Buffer.alloc(REC);
+  b.write(`w${workerId}:${String(seq).padStart(10, '0')}:`, 0, 'latin1');
+  for (let i = 24; i < REC - 4; i++) b[i] = (seq * 31 + i) & 0xff;
+  let sum = 0;
+  for (let i = 0; i < REC - 4; i++) sum = (sum * 33 + b[i]) >>> 0;
+  b.writeUInt32LE(sum, REC - 4);
+  return b;
+}
+
+let pending = { c: [], raw: undefined, reads: 0, rawReads: 0 };
+let scheduled = false;
+function progress() {
+  if (scheduled) return;
+  scheduled = true;
+  setImmediate(() => {
+    scheduled = false;
+    const m = pending;
+    pending = { c: [], raw: undefined, reads: 0, rawReads: 0 };
+    process.send({ t: Date.now(), ...m });
+  });
+}
+
+function fail(e) {
+  process.send?.({ error: String((e && e.stack) || e) });
+  setTimeout(() => process.exit(1), 100);
+}
+
+(async () => {
+  const db = await rm.attach();
+  void db.wal;  // hooks the pool's writeback to the WAL in this environment
+  const f = db.files.get(pagesId);
+  const raw = db.files.get(rawId);
+  const rnd = (n) => Math.floor(Math.random() * n);
+  // lane (global) -> Map(page -> version applied in the pool by this incarnation)
+  const applied = new Map();
+  const myLanes = Array.from({ length: lanes }, (_, l) => workerId * lanes + l);
+  for (const lane of myLanes) applied.set(lane, new Map());
+  process.send({ ready: true, pid: process.pid, slot: db.slot });
+
+  async function commitLane(lane) {
+    for (let seq = 1; ; seq++) {
+      const page = rnd(pages);
+      const value = P.cellValue(page, lane, epoch, seq);
+      const b = await db.buffers.read(f, page);
+      let lsn;
+      try {
+        await b.lockExclusive();
+        Atomics.store(P.cells(b.page), P.cellIndex(lane), value);
+        b.markDirty();
+        lsn = await db.wal.append(P.KIND_CELL, P.encodeRecord(page, lane, value));
+        b.markDirty(lsn);
+      } finally {
+        b.release();
+      }
+      applied.get(lane).set(page, value & P.VMASK);
+      await db.wal.flush(lsn);
+      pending.c.push([lane, seq, page]);
+      progress();
+    }
+  }
+
+  async function reader() {
+    for (;;) {
+      const page = rnd(pages);
+      const b = await db.buffers.read(f, page);
+      try {
+        await b.lockShared();
+        const c = P.cells(b.page);
+        for (let lane = 0; lane < P.maxLanes; lane++) {
+          const v = c[P.cellIndex(lane)];
+          if (!P.cellOk(page, lane, v)) throw new Error(`page ${page} cell ${lane} inconsistent: ${v.toString(16)}`);
+        }
+        for (const lane of myLanes) {
+          const want = applied.get(lane).get(page);
+          if (want !== undefined && (c[P.cellIndex(lane)] & P.VMASK) < want) {
+            throw new Error(`page ${page} lost lane ${lane}'s applied update ${want.toString(16)} (has ${c[P.cellIndex(lane)].toString(16)})`);
+          }
+        }
+      } finally {
+        b.release();
+      }
+      pending.reads++;
+      progress();
+    }
+  }
+
+  async function rawSession() {
+    let seq = rawStart;
+    for (;;) {
+      const n = 1 + rnd(8);
+      if ((seq + n) * REC > REGION_BYTES) throw new Error('raw region full');
+      const batch = db.batch();
+      for (let i = 0; i < n; i++) batch.write(raw, REGION + (seq + i) * REC, rawRecord(seq + i), { link: true });
+      batch.fdatasync(raw);
+      const res = await batch.submit();
+      if (!res.every((r) => r.ok)) throw new Error(`raw batch failed: ${res.map((r) => r.result).join(',')}`);
+      seq += n;
+      pending.raw = seq;  // records [.., seq) are durable
+      progress();
+      if (seq > rawStart + 1 && Math.random() < 0.5) {
+        const k = rawStart + rnd(seq - rawStart);
+        const out = new Uint8Array(REC);
+        await db.read(raw, REGION + k * REC, out);
+        if (Buffer.compare(Buffer.from(out), rawRecord(k)) !== 0) throw new Error(`raw record ${k} read back wrong`);
+        pending.rawReads++;
+      }
+    }
+  }
+
+  await Promise.all([...myLanes.map(commitLane), ...Array.from({ length: readers }, reader), rawSession()]);
+})().catch(fail);
