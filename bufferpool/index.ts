@@ -29,6 +29,14 @@ export interface BufferPoolOptions {
   pages?: number;
   /** Page size in bytes: 4096..32768, a power of two (default 8192). */
   pageSize?: number;
+  /**
+   * What slot cleanup does with a page whose exclusive lock a dead process (or terminated
+   * thread) still held. `'fence'` (default): mark it torn -- reads and locks fail with
+   * ERR_RINGMASTER_PAGE_TORN until a restart rebuilds it from the WAL. `'release'`: just
+   * give the lock back; only for page formats where every update is a single atomic store
+   * (a half-done update is then impossible), or that validate pages themselves.
+   */
+  onHolderDeath?: 'fence' | 'release';
 }
 
 export interface BufferPoolConfig {
@@ -718,8 +726,10 @@ registerModule('bufferPool', {
   init(db: Ringmaster, options: unknown): void {
     const o = (options ?? {}) as BufferPoolOptions;
     for (const k of Object.keys(o)) {
-      if (k !== 'pages' && k !== 'pageSize') throw typeError('ERR_INVALID_ARG_VALUE', `unknown bufferPool option '${k}'`);
+      if (k !== 'pages' && k !== 'pageSize' && k !== 'onHolderDeath') throw typeError('ERR_INVALID_ARG_VALUE', `unknown bufferPool option '${k}'`);
     }
+    if (o.onHolderDeath !== undefined && o.onHolderDeath !== 'fence' && o.onHolderDeath !== 'release')
+      throw typeError('ERR_INVALID_ARG_VALUE', "bufferPool.onHolderDeath must be 'fence' or 'release'");
     const pages = intOpt('bufferPool.pages', o.pages, 256, 1, 1 << 24);
     const pageSize = intOpt('bufferPool.pageSize', o.pageSize, 8192, 4096, 32768);
     if ((pageSize & (pageSize - 1)) !== 0) throw rangeError('ERR_OUT_OF_RANGE', `bufferPool.pageSize must be a power of two, got ${pageSize}`);
@@ -733,7 +743,7 @@ registerModule('bufferPool', {
         `more than is free in arenaSize (${db.info.arenaSize}): raise arenaSize or lower bufferPool.pages`, { cause: e });
     }
     try {
-      N.bpInit(db._native(), slice.offset, size, pages, pageSize);
+      N.bpInit(db._native(), slice.offset, size, pages, pageSize, o.onHolderDeath === 'release' ? 1 : 0);
     } catch (e) {
       throw fromNative(e);
     }

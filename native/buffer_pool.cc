@@ -145,7 +145,8 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     uint32_t mine = exclusive_word(slot);
     if (load_acquire(&d->content_lock) == mine) {
       uint64_t st = load_acquire(&d->state);
-      for (int tries = 0; tries < 1000 && !(st & BS_TORN); tries++)
+      bool fence = !(load_relaxed(&v.h->flags) & POOL_RELEASE_ON_HOLDER_DEATH);
+      for (int tries = 0; fence && tries < 1000 && !(st & BS_TORN); tries++)
         if (cas(&d->state, &st, st | BS_TORN)) {
           stat_add(&v.h->gstats[G_TORN_PAGES], (uint64_t)1);
           break;
@@ -217,9 +218,10 @@ uint64_t pool_layout_size(uint32_t pages, uint32_t page_size, uint32_t max_slots
   return o;
 }
 
-int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_t page_size) {
+int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_t page_size, uint32_t flags) {
   PoolHeader h;
   uint64_t need = pool_layout_size(pages, page_size, seg.hdr->max_slots, &h);
+  h.flags = flags;
   if (size < need || off > seg.arena.size || seg.arena.size - off < need || off % 4096) return -EINVAL;
   uint8_t* base = seg.arena.base + off;
   auto* ph = reinterpret_cast<PoolHeader*>(base);

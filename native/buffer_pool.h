@@ -72,6 +72,9 @@ inline bool desc_state_valid(uint64_t s) {
 constexpr int32_t BP_ERR_CHECKSUM = -10001;
 constexpr int32_t BP_ERR_SHORT_READ = -10002;
 constexpr int32_t BP_ERR_TORN = -10003;
+// bufferPool.onHolderDeath: 'release': give a dead holder's exclusive lock back without
+// fencing the page (for page formats whose every update is one atomic store).
+constexpr uint32_t POOL_RELEASE_ON_HOLDER_DEATH = 1;
 
 struct PoolHeader {
   uint64_t magic;        // stored last (release) by init
@@ -87,7 +90,7 @@ struct PoolHeader {
   uint64_t pages_off;
   uint64_t region_size;
   uint32_t clock_hand;   // atomic
-  uint32_t pad;
+  uint32_t flags;        // POOL_* below, set by init
   uint64_t gstats[16];   // global counters (relaxed)
 };
 
@@ -139,7 +142,7 @@ struct PoolView {
 
 uint64_t pool_layout_size(uint32_t pages, uint32_t page_size, uint32_t max_slots, PoolHeader* out);
 // 0 or -errno. Region must be zeroed arena memory.
-int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_t page_size);
+int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_t page_size, uint32_t flags);
 // Finds and validates the pool of this segment (false: none or corrupt).
 bool pool_view(Segment& seg, PoolView* v);
 

@@ -883,7 +883,9 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   if (!num_arg(info, 1, 0, 9007199254740991.0, &off) || !num_arg(info, 2, 1, 9007199254740991.0, &size) ||
       !num_arg(info, 3, 1, 1 << 24, &p) || !num_arg(info, 4, 4096, 32768, &ps))
     return env.Undefined();
-  int rc = pool_init(*seg, (uint64_t)off, (uint64_t)size, (uint32_t)p, (uint32_t)ps);
+  double flags = 0;
+  if (info.Length() > 5 && !num_arg(info, 5, 0, 1, &flags)) return env.Undefined();
+  int rc = pool_init(*seg, (uint64_t)off, (uint64_t)size, (uint32_t)p, (uint32_t)ps, (uint32_t)flags);
   if (rc) module_error(env, "ERR_RINGMASTER_BUFFER_POOL_INIT", "buffer pool init failed", rc).ThrowAsJavaScriptException();
   return env.Undefined();
 }

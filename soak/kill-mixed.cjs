@@ -42,7 +42,11 @@ function startOptions(dataDir, redo) {
   // 2 MiB arena: pool + WAL buffer still register as fixed buffers under 8 MiB memlock.
   return {
     dataDir, backend: backendOpt, arenaSize: 2 << 20,
-    bufferPool: { pages: BUFFERS, pageSize: P.PS },
+    // Every commit changes its page with one Atomics.store of an 8-byte cell, so a killed
+    // holder cannot leave a half-done update: the lock is given back without fencing the
+    // page (the default, 'fence', would need a crash restart after such kills: see the
+    // TPC-B demo and test/wal-bufferpool.test.ts for that path).
+    bufferPool: { pages: BUFFERS, pageSize: P.PS, onHolderDeath: 'release' },
     wal: { segmentSize: 1 << 20, bufferSize: 256 << 10, checkpointIntervalMs: 1000, ...(redo ? { redo } : {}) },
   };
 }

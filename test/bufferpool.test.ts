@@ -282,6 +282,21 @@ describe('buffer pool: pins, locks, eviction', () => {
     b.release();
   });
 
+  it("bufferPool.onHolderDeath 'release': a dead holder's exclusive lock is given back without fencing the page", async () => {
+    dir = tempDir('rm-bp-');
+    pm = await startPm(dir, { bufferPool: { pages: 4, pageSize: PS, onHolderDeath: 'release' } });
+    const f = await makeFile('d', 2);
+    const a = await worker();
+    a.call('lockThenDie', { file: f.id, block: 0 }).catch(() => {});
+    await a.exited;
+    await waitFor(() => pm!.buffers.stats().pinned === 0, 20000, "the dead process's pin to go");
+    const b = await pm!.buffers.read(f, 0);
+    await b.lockExclusive();
+    b.release();
+    expect(pm!.buffers.stats()).toMatchObject({ torn: 0, tornTotal: 0 });
+    await expect(startPm(tempDir('rm-bp-'), { bufferPool: { pages: 4, onHolderDeath: 'maybe' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
   it('a waiter for the exclusive lock of a holder that dies gets ERR_RINGMASTER_PAGE_TORN, not a timeout', async () => {
     await setup(4);
     const f = await makeFile('d', 2);
