@@ -106,6 +106,17 @@ void write_action(Segment& seg, uint64_t arg, int32_t res) {
   pool_write_done(seg, v, id, (uint32_t)(arg >> 32) & 0xFFFFF, res);
 }
 
+// Is an IO with this completion (kind, arg) submitted and not yet completed? Its handle
+// holds both from before the SQE is published until the completion action has run.
+bool claim_in_flight(Segment& seg, uint16_t kind, uint64_t arg) {
+  for (uint32_t i = 0; i < seg.handles.count; i++) {
+    IoHandle* h = &seg.handles.handles[i];
+    if (hw_state(load_acquire(&h->word)) != H_SUBMITTED) continue;
+    if (load_relaxed(&h->kind) == kind && load_relaxed(&h->kind_arg) == arg) return true;
+  }
+  return false;
+}
+
 // A dead or detached slot's pins and content locks go back; IO it claimed but never
 // submitted is aborted with ECANCELED (submitted IO always completes through a CQE or
 // the handle cleanup, which runs the completion action).
@@ -162,6 +173,11 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     // (nobody else can claim while IO_IN_PROGRESS is set) and abort it like any unsubmitted one.
     if (!(seq & 1)) seq = pool_claim_seq(d);
     else if (load_relaxed(&d->io_submitted) == seq) continue;
+    // JS marks the claim submitted only after its submit call returns: a claimer killed
+    // in between has its IO in flight. Aborting the claim now would let the buffer be
+    // reused while the kernel still reads into it; its completion ends the claim instead.
+    else if (claim_in_flight(seg, (s & BS_VALID) ? CK_BUFFER_WRITE_DONE : CK_BUFFER_READ_DONE,
+                             ((uint64_t)(seq & 0xFFFFF) << 32) | id)) continue;
     if (s & BS_VALID) pool_write_done(seg, v, id, seq & 0xFFFFF, -ECANCELED);
     else pool_read_done(seg, v, id, seq & 0xFFFFF, -ECANCELED);
     woke = true;

@@ -282,6 +282,27 @@ describe('buffer pool: pins, locks, eviction', () => {
     b.release();
   });
 
+  // io_uring only: on the threads backend a dead process's IO dies with its pool threads.
+  it.runIf(process.env.RINGMASTER_BACKEND !== 'threads')('a claimer killed after submitting its read but before marking it submitted: the claim is left to the read in flight, not aborted under it', async () => {
+    await setup(4);
+    const f = await makeFile('d', 2);
+    const a = await worker();
+    // The read stays in flight for a while (injected delay), so cleanup runs before it lands.
+    pm!._native().debugSetFault(0, { opMask: 1 << 1 /* read */, fileSlot: f.id % 65536, delayUs: 400_000 });
+    const exits: any[] = [];
+    pm!.on('exit', (e) => exits.push(e));
+    a.call('claimSubmitThenDie', { file: f.id, block: 1 }).catch(() => {});
+    await a.exited;
+    await waitFor(() => exits.length === 1, 10000, 'cleanup of the dead claimer');
+    // Aborting it now would let the buffer be reused while the kernel still reads into it.
+    expect(pm!.buffers.ioInProgress().map((b) => b.pid)).toEqual([a.pid]);
+    await waitFor(() => pm!.buffers.ioInProgress().length === 0, 10000, 'the read in flight to end the claim');
+    const b = await pm!.buffers.read(f, 1);
+    expect(b.page[100]).toBe(pageImage(2)[100]);
+    b.release();
+    expect(pm!.handlesInUse()).toBe(0);
+  });
+
   it("bufferPool.onHolderDeath 'release': a dead holder's exclusive lock is given back without fencing the page", async () => {
     dir = tempDir('rm-bp-');
     pm = await startPm(dir, { bufferPool: { pages: 4, pageSize: PS, onHolderDeath: 'release' } });
