@@ -6,7 +6,7 @@
 // last acknowledged LSN are flipped or the segment is truncated there (a torn tail);
 // then a new postmaster recovers. The recovered records must include every
 // acknowledged one (never less), may include unacknowledged ones, and nothing else.
-// Writes soak/results/crash-<backend>.json.
+// Acknowledgements are logged to acks.log beside the data directory. Writes soak/results/crash-<backend>.json.
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -24,7 +24,10 @@ const TEAR = args.includes('--tear');
 const SEG = 256 << 10;
 const backend = process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'auto';
 
-function runRound(dataDir, acked, written, round) {
+// The controller, outside the process group it kills, appends every acknowledgement to
+// acks.log (next to the data directory, never inside it) as it arrives; the checks read
+// the round's acknowledgements back from that file. A failed run keeps both for a look.
+function runRound(dataDir, acked, written, round, ackFd) {
   return new Promise((resolve, reject) => {
     const host = fork(path.join(__dirname, 'crash-host.cjs'), [dataDir, String(WORKERS), String(SEG), String(round)], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const target = 20 + Math.floor(Math.random() * 400);
@@ -40,6 +43,7 @@ function runRound(dataDir, acked, written, round) {
     host.on('message', (m) => {
       if (m.error) return finish(new Error(m.error));
       if (m.ack) {
+        fs.writeSync(ackFd, `${round} ${m.ack} ${m.lsn}\n`);
         acked.add(m.ack);
         written.add(m.ack);
         const l = BigInt(m.lsn);
@@ -78,6 +82,10 @@ function tearTail(dataDir, maxAckedLsn) {
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-soak-crash-'));
   const dataDir = path.join(dir, 'data');
+  const ackLog = path.join(dir, 'acks.log');
+  const ackFd = fs.openSync(ackLog, 'a', 0o600);
+  const ackedInRound = (round) => new Set(fs.readFileSync(ackLog, 'latin1').split('\n')
+    .filter((l) => l.startsWith(`${round} `)).map((l) => l.split(' ')[1]));
   const acked = new Set();             // every acknowledged record, all rounds
   let sinceCheckpoint = new Set();     // durable records a recovery must replay again
   const started = Date.now();
@@ -86,13 +94,18 @@ async function main() {
   let unacknowledgedRecovered = 0;
   const tears = { none: 0, truncate: 0, flip: 0 };
   for (let round = 0; round < ROUNDS && !failure; round++) {
-    const roundAcked = new Set();
+    const seen = new Set();
     const written = new Set();
     let maxLsn;
     try {
-      maxLsn = await runRound(dataDir, roundAcked, written, round);
+      maxLsn = await runRound(dataDir, seen, written, round, ackFd);
     } catch (e) {
       failure = `round ${round}: ${e.message}`;
+      break;
+    }
+    const roundAcked = ackedInRound(round);
+    if (roundAcked.size !== seen.size) {
+      failure = `round ${round}: the ack log has ${roundAcked.size} acknowledgements, ${seen.size} arrived`;
       break;
     }
     if (TEAR) tears[tearTail(dataDir, maxLsn)]++;
@@ -128,7 +141,9 @@ async function main() {
     await pm.stop();
     process.stderr.write(`round ${round + 1}/${ROUNDS}: ${roundAcked.size} acknowledged (${acked.size} in all), ${found.size} replayed${TEAR ? `, tear ${JSON.stringify(tears)}` : ''}\n`);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  fs.closeSync(ackFd);
+  if (failure) process.stderr.write(`kept for inspection: ${dir} (data/ and acks.log)\n`);
+  else fs.rmSync(dir, { recursive: true, force: true });
   const result = {
     scenario: TEAR ? 'crash+tear' : 'crash', backend: backend === 'threads' ? 'threads' : 'io_uring', rounds: ROUNDS, workers: WORKERS,
     acknowledgedRecordsChecked: acked.size, losses: failure && /lost|gone/.test(failure) ? Number(failure.split(': ')[1].split(' ')[0]) : 0,
