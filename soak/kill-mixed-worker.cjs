@@ -13,19 +13,9 @@ const rm = require(path.join(__dirname, '..'));
 const P = require('./kill-mixed-pages.cjs');
 
 const [pagesId, rawId, workerId, epoch, rawStart, lanes, pages, readers] = process.argv.slice(2).map(Number);
-const REC = 64;
-const REGION_BYTES = 2 ** 30;
+const { REC, REGION_BYTES, record } = require('./raw-records.cjs');
 const REGION = workerId * REGION_BYTES;
-
-function rawRecord(seq) {
-  const b = Buffer.alloc(REC);
-  b.write(`w${workerId}:${String(seq).padStart(10, '0')}:`, 0, 'latin1');
-  for (let i = 24; i < REC - 4; i++) b[i] = (seq * 31 + i) & 0xff;
-  let sum = 0;
-  for (let i = 0; i < REC - 4; i++) sum = (sum * 33 + b[i]) >>> 0;
-  b.writeUInt32LE(sum, REC - 4);
-  return b;
-}
+const rawRecord = (seq) => record(workerId, seq);
 
 let pending = { c: [], raw: undefined, reads: 0, rawReads: 0 };
 let scheduled = false;

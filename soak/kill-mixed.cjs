@@ -19,6 +19,7 @@ const os = require('node:os');
 const path = require('node:path');
 const rm = require(path.join(__dirname, '..'));
 const P = require('./kill-mixed-pages.cjs');
+const { checkRecords } = require('./raw-records.cjs');
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -34,7 +35,6 @@ const PAGES = opt('pages', 320);     // data pages
 const BUFFERS = opt('buffers', 48);  // pool pages: fewer than PAGES
 const STALL_MS = 2000;
 const CHECK_MS = 10000;              // bound for a kill's cleanup checks and for liveness
-const REC = 64;
 const backendOpt = process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'auto';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -233,30 +233,7 @@ async function main() {
   if (counters.bad) fail(`${counters.bad} WAL records with a bad cell check replayed`);
 
   // ---- raw records: every acknowledged one on disk, intact --------------------------
-  const fd = fs.openSync(path.join(dataDir, 'raw.dat'), 'r');
-  let rawChecked = 0;
-  let rawLost = 0;
-  const CHUNK = 65536;
-  const buf = Buffer.alloc(CHUNK * REC);
-  for (let id = 0; id < WORKERS; id++) {
-    for (let first = 0; first < rawAcked[id]; first += CHUNK) {
-      const count = Math.min(CHUNK, rawAcked[id] - first);
-      const got = fs.readSync(fd, buf, 0, count * REC, id * 2 ** 30 + first * REC);
-      for (let k = 0; k < count; k++) {
-        const seq = first + k;
-        const tag = `w${id}:${String(seq).padStart(10, '0')}:`;
-        let intact = (k + 1) * REC <= got && buf.toString('latin1', k * REC, k * REC + tag.length) === tag;
-        if (intact) {
-          let sum = 0;
-          for (let i = 0; i < REC - 4; i++) sum = (sum * 33 + buf[k * REC + i]) >>> 0;
-          intact = sum === buf.readUInt32LE(k * REC + REC - 4);
-        }
-        if (!intact) rawLost++;
-        rawChecked++;
-      }
-    }
-  }
-  fs.closeSync(fd);
+  const { checked: rawChecked, lost: rawLost } = checkRecords(path.join(dataDir, 'raw.dat'), rawAcked);
   if (rawLost) fail(`${rawLost} acknowledged raw records missing or wrong`);
   if (pinsLeft) fail(`${pinsLeft} buffers still pinned with no process alive`);
   fs.rmSync(dir, { recursive: true, force: true });

@@ -5,20 +5,11 @@
 const path = require('node:path');
 const rm = require(path.join(__dirname, '..'));
 
-const REC = 64;
-const [fileId, regionArg, startSeqArg] = process.argv.slice(2).map(Number);
-const REGION_BYTES = 2 ** 30;  // 1 GiB (sparse) per worker id: 16M records
-const REGION = regionArg * REGION_BYTES;
+const { REC, REGION_BYTES, record: rawRecord } = require('./raw-records.cjs');
 
-function record(seq) {
-  const b = Buffer.alloc(REC);
-  b.write(`w${regionArg}:${String(seq).padStart(10, '0')}:`, 0, 'latin1');
-  for (let i = 24; i < REC - 4; i++) b[i] = (seq * 31 + i) & 0xff;
-  let sum = 0;
-  for (let i = 0; i < REC - 4; i++) sum = (sum * 33 + b[i]) >>> 0;
-  b.writeUInt32LE(sum, REC - 4);
-  return b;
-}
+const [fileId, regionArg, startSeqArg] = process.argv.slice(2).map(Number);
+const REGION = regionArg * REGION_BYTES;
+const record = (seq) => rawRecord(regionArg, seq);
 
 (async () => {
   const db = await rm.attach();

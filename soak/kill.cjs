@@ -10,6 +10,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const rm = require(path.join(__dirname, '..'));
+const { checkRecords } = require('./raw-records.cjs');
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -25,7 +26,6 @@ if (WORKLOAD !== 'mixed' && WORKLOAD !== 'raw') {
 const KILLS = opt('kills', 200);
 const WORKERS = opt('workers', 3);
 const SECONDS = opt('seconds', 600);
-const REC = 64;
 const STALL_MS = 2000;
 
 async function main() {
@@ -94,31 +94,8 @@ async function main() {
   while (pm.handlesInUse() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const leaked = pm.handlesInUse();
   if (leaked && !failure) failure = `${leaked} IO handles still in use after quiescing`;
-  // Every acknowledged record is on disk, intact (read region by region, in chunks).
-  const fd = fs.openSync(path.join(pm.dataDir, 'soak.dat'), 'r');
-  let checked = 0;
-  let lost = 0;
-  const CHUNK = 65536;
-  const buf = Buffer.alloc(CHUNK * REC);
-  for (let id = 0; id < WORKERS; id++) {
-    for (let first = 0; first < acked[id]; first += CHUNK) {
-      const count = Math.min(CHUNK, acked[id] - first);
-      const got = fs.readSync(fd, buf, 0, count * REC, id * 2 ** 30 + first * REC);
-      for (let k = 0; k < count; k++) {
-        const seq = first + k;
-        const tag = `w${id}:${String(seq).padStart(10, '0')}:`;
-        let intact = (k + 1) * REC <= got && buf.toString('latin1', k * REC, k * REC + tag.length) === tag;
-        if (intact) {
-          let sum = 0;  // the worker's checksum over the record body
-          for (let i = 0; i < REC - 4; i++) sum = (sum * 33 + buf[k * REC + i]) >>> 0;
-          intact = sum === buf.readUInt32LE(k * REC + REC - 4);
-        }
-        if (!intact) lost++;
-        checked++;
-      }
-    }
-  }
-  fs.closeSync(fd);
+  // Every acknowledged record is on disk, intact.
+  const { checked, lost } = checkRecords(path.join(pm.dataDir, 'soak.dat'), acked);
   if (lost && !failure) failure = `${lost} acknowledged records missing or wrong`;
   const stats = pm.stats();
   await pm.stop();
