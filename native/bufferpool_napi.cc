@@ -75,6 +75,12 @@ bool buf_arg(const Napi::CallbackInfo& info, size_t i, Ctx& c, uint32_t* id) {
   return true;
 }
 
+// A per-slot counter and its global total.
+void count_stat(PoolView& v, uint32_t slot, SlotStat which) {
+  stat_add(&v.h->gstats[which], (uint64_t)1);
+  stat_add(&v.sstats[slot].v[which], (uint64_t)1);
+}
+
 Napi::Value arr(Napi::Env env, std::initializer_list<double> xs) {
   Napi::Array a = Napi::Array::New(env, xs.size());
   uint32_t i = 0;
@@ -331,7 +337,7 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     }
     store_release(&v.buckets[bucket], (uint32_t)vid + 1);
     robust_lock_release(pl);
-    if (evicted) stat_add(&v.h->gstats[ST_EVICTIONS], (uint64_t)1), stat_add(&v.sstats[c.slot].v[ST_EVICTIONS], (uint64_t)1);
+    if (evicted) count_stat(v, c.slot, ST_EVICTIONS);
     return arr(env, {PIN_OK, (double)vid});
   }
   return arr(env, {PIN_EXHAUSTED});
@@ -363,11 +369,11 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
     }
     if (s & BS_TORN) return arr(env, {IO_FAILED, (double)BP_ERR_TORN});
     if (s & BS_VALID) {
-      if (first) stat_add(&c.v.h->gstats[ST_HITS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_HITS], (uint64_t)1);
+      if (first) count_stat(c.v, c.slot, ST_HITS);
       return arr(env, {IO_VALID});
     }
     if (s & BS_IO) {
-      if (first) stat_add(&c.v.h->gstats[ST_IO_WAITS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_IO_WAITS], (uint64_t)1);
+      if (first) count_stat(c.v, c.slot, ST_IO_WAITS);
       return arr(env, {IO_WAIT, (double)seq});
     }
     if ((s & BS_IO_ERROR) && waited != 0 && (uint32_t)waited + 1 == seq) {
@@ -385,8 +391,8 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
       pool_read_done(*c.seg, c.v, id, nseq & 0xFFFFF, (int32_t)c.v.page_size);
       return arr(env, {IO_VALID});
     }
-    stat_add(&c.v.h->gstats[ST_MISSES], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_MISSES], (uint64_t)1);
-    stat_add(&c.v.h->gstats[ST_READS], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_READS], (uint64_t)1);
+    count_stat(c.v, c.slot, ST_MISSES);
+    count_stat(c.v, c.slot, ST_READS);
     return arr(env, {IO_CLAIMED, (double)nseq});
   }
   pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
@@ -583,7 +589,7 @@ Napi::Value StartWrite(const Napi::CallbackInfo& info) {
     uint32_t sum = page_checksum(p, c.v.page_size);
     memcpy(p + 8, &sum, 4);
     uint64_t lsn = load_relaxed(&d->lsn);
-    stat_add(&c.v.h->gstats[ST_WRITES], (uint64_t)1), stat_add(&c.v.sstats[c.slot].v[ST_WRITES], (uint64_t)1);
+    count_stat(c.v, c.slot, ST_WRITES);
     return arr(env, {0, (double)nseq, (double)load_relaxed(&d->file_id), (double)load_relaxed(&d->block),
                      (double)(lsn >> 32), (double)(lsn & 0xFFFFFFFFu)});
   }
