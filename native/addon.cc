@@ -1563,11 +1563,8 @@ Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   FaultTable* ft = &seg_->hdr->faults;
-  if (info[1].ToBoolean()) {  // killPoint(name, true): would this process die there? (no death)
-    KillRule& k = ft->kills[kp];
-    int32_t pid = load_relaxed(&k.pid);
-    return Napi::Boolean::New(env, load_relaxed(&ft->kill_enabled) && load_relaxed(&k.armed) && (pid == 0 || pid == (int32_t)getpid()));
-  }
+  if (info[1].ToBoolean())  // killPoint(name, true): would this process die there? (no death)
+    return Napi::Boolean::New(env, kill_point_armed(ft, (rm::KillPoint)kp));
   kill_point(ft, (rm::KillPoint)kp);
   return Napi::Boolean::New(env, false);
 }

@@ -78,11 +78,15 @@ int kill_point_by_name(const char* name) {
   return -1;
 }
 
+bool kill_point_armed(FaultTable* ft, KillPoint kp) {
+  KillRule& k = ft->kills[kp];
+  int32_t pid = load_relaxed(&k.pid);
+  return load_relaxed(&ft->kill_enabled) && load_relaxed(&k.armed) && (pid == 0 || pid == (int32_t)getpid());
+}
+
 void kill_point_slow(FaultTable* ft, KillPoint kp) {
   KillRule& k = ft->kills[kp];
-  if (!load_relaxed(&k.armed)) return;
-  int32_t pid = load_relaxed(&k.pid);
-  if (pid != 0 && pid != (int32_t)getpid()) return;
+  if (!kill_point_armed(ft, kp)) return;
   for (;;) {  // countdown: exactly one arrival dies
     uint32_t left = load_relaxed(&k.skip);
     if (left == 0) break;

@@ -66,6 +66,8 @@ struct FaultTable {
 // `delay_us` (may be null: delays ignored) gets each kept op's injected delay, 0 if none.
 uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* skip, uint32_t* delay_us, WakeSet& wake);
 
+// Is `kp` armed for this process? (A caller may take a different path to reach it.)
+bool kill_point_armed(FaultTable* ft, KillPoint kp);
 void kill_point_slow(FaultTable* ft, KillPoint kp);
 // Dies here if `kp` is armed for this process (test hooks only; otherwise one load).
 inline void kill_point(FaultTable* ft, KillPoint kp) {
