@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
+import { Worker, pageImage, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
@@ -41,12 +41,6 @@ async function worker(reaper = true): Promise<Worker> {
 }
 
 // A page image with a valid checksum: fill byte `v` after the header.
-function pageImage(v: number): Buffer {
-  const p = Buffer.alloc(PS, v);
-  p.fill(0, 0, 16);
-  rm.setPageChecksum(p);
-  return p;
-}
 
 function sum(page: Uint8Array): number {
   let h = 0;

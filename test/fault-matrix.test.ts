@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { removeDir, rm, startPm, tempDir } from './helpers';
+import { pageImage, removeDir, startPm, tempDir } from './helpers';
 
 const OP = { read: 1, write: 2, fdatasync: 4 } as const;
 const PS = 4096;
@@ -36,13 +36,6 @@ async function setup(extra: Record<string, unknown> = {}) {
   dir = tempDir('rm-fmx-');
   pm = await startPm(dir, extra);
   return pm;
-}
-
-function pageImage(v: number): Buffer {
-  const p = Buffer.alloc(PS, v);
-  p.fill(0, 0, 16);
-  rm.setPageChecksum(p);
-  return p;
 }
 
 describe('fault matrix: raw IO', () => {

@@ -97,3 +97,11 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, ms = 10000
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
+
+/** A valid buffer-pool page of `size` bytes: fill byte `v` after the 16-byte header, checksum set. */
+export function pageImage(v: number, size = 4096): Buffer {
+  const p = Buffer.alloc(size, v);
+  p.fill(0, 0, 16);
+  rm.setPageChecksum(p);
+  return p;
+}

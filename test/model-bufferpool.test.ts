@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, removeDir, rm, startPm, tempDir } from './helpers';
+import { Worker, removeDir, rm, startPm, tempDir, pageImage } from './helpers';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { makeOps } = require('./fixtures/model-bp-ops.cjs');
 
@@ -44,12 +44,7 @@ type Cmd = fc.AsyncCommand<Model, Real>;
 
 const key = (f: number, b: number) => `${f}:${b}`;
 
-function initialPage(f: number, b: number): Buffer {
-  const p = Buffer.alloc(PS, 1 + f * BLOCKS + b);
-  p.fill(0, 0, 16);
-  rm.setPageChecksum(p);
-  return p;
-}
+const initialPage = (f: number, b: number): Buffer => pageImage(1 + f * BLOCKS + b, PS);
 
 function freshModel(procs: Proc[]): Model {
   const pages = new Map<string, { bytes: Buffer; lsn: bigint }>();
