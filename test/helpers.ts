@@ -1,4 +1,4 @@
-import { ChildProcess } from 'node:child_process';
+import { ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -104,4 +104,44 @@ export function pageImage(v: number, size = 4096): Buffer {
   p.fill(0, 0, 16);
   rm.setPageChecksum(p);
   return p;
+}
+
+/**
+ * A crash host: a fixture that starts a postmaster and its workers in a process group of
+ * its own and reports `{ ack }` / `{ error }` messages, so a test can cut power to all of it.
+ */
+export function forkCrashHost(script: string, args: string[]): ChildProcess {
+  return fork(script, args, { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** Resolves after `n` acks (each handed to `onAck`); rejects on an `{ error }` or after `timeoutMs`. */
+export function untilAcks(h: ChildProcess, n: number, onAck: (ack: any) => void, timeoutMs = 20000): Promise<void> {
+  let count = 0;
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${count} acks within ${timeoutMs} ms`)), timeoutMs);
+    h.on('message', (m: any) => {
+      if (m?.error) {
+        clearTimeout(timer);
+        reject(new Error(m.error));
+      }
+      if (m?.ack) {
+        onAck(m.ack);  // acks after the n-th count too: they are just as durable
+        if (++count === n) {
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+    });
+  });
+}
+
+/** SIGKILL of the host's whole process group at once (a power cut); resolves when the host is gone. */
+export async function powerCut(h: ChildProcess): Promise<void> {
+  const exited = h.exitCode !== null || h.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => h.once('exit', () => r()));
+  try {
+    process.kill(-h.pid!, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+  await exited;
 }

@@ -3,10 +3,10 @@
 // dies there, the survivors keep working, nothing leaks, nothing is reported durable
 // that is not, and recovery finds every acknowledged record.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ChildProcess, fork } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkWorker, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
+import { Worker, backend, forkCrashHost, forkWorker, powerCut, removeDir, rm, startPm, tempDir, untilAcks, waitFor } from './helpers';
 
 const uring = () => pm.features.backend === 'io_uring';
 let dir: string;
@@ -143,14 +143,8 @@ describe('kill points: WAL', () => {
 // Recovery must find every acknowledged record, whatever the control file says.
 describe('kill points: power cut mid-checkpoint', () => {
   let host: ChildProcess | null = null;
-  afterEach(() => {
-    if (host?.pid) {
-      try {
-        process.kill(-host.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+  afterEach(async () => {
+    if (host) await powerCut(host);
     host = null;
   });
 
@@ -159,28 +153,16 @@ describe('kill points: power cut mid-checkpoint', () => {
       const dataDir = path.join(dir, 'data');
       const acked = new Set<string>();
       for (let round = 0; round < 2; round++) {
-        const h = fork(path.join(__dirname, 'fixtures', 'wal-host.cjs'), [dataDir, '2'], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        const h = forkCrashHost(path.join(__dirname, 'fixtures', 'wal-host.cjs'), [dataDir, '2']);
         host = h;
         const hostExit = new Promise<string | null>((r) => h.once('exit', (_c, sig) => r(sig)));
-        let count = 0;
         let failed: string | null = null;
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`only ${count} acks within 20 s`)), 20000);
-          h.on('message', (m: any) => {
-            if (m?.error) failed = m.error;
-            if (m?.ack) {
-              acked.add(m.ack);
-              if (++count === 40) {
-                clearTimeout(timer);
-                resolve();
-              }
-            }
-          });
-        });
+        h.on('message', (m: any) => { if (m?.error) failed = m.error; });
+        await untilAcks(h, 40, (ack) => acked.add(ack));
         h.send({ checkpointDieAt: point });
         expect(await hostExit).toBe('SIGKILL');  // the postmaster died at the point...
         expect(failed).toBeNull();
-        process.kill(-h.pid!, 'SIGKILL');        // ...then its workers (power cut)
+        await powerCut(h);                        // ...then its workers (power cut)
         host = null;
         // Died between the synced temp file and the rename: the old control file rules.
         if (point === 'checkpoint-control-written') expect(existsSync(path.join(dataDir, 'pg_control.tmp'))).toBe(true);

@@ -4,10 +4,10 @@
 // user redo handlers into the pool (checked against a model of the acknowledged
 // updates), and checkpoints with dirty pages. Real forked processes, bounded waits.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ChildProcess, fork } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, removeDir, rm, tempDir, waitFor } from './helpers';
+import { Worker, forkCrashHost, powerCut, removeDir, rm, tempDir, untilAcks, waitFor } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const P = require('./fixtures/integ-pages.cjs');
@@ -32,13 +32,7 @@ beforeEach(() => {
 });
 afterEach(async () => {
   for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
-  if (host?.pid) {
-    try {
-      process.kill(-host.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  if (host) await powerCut(host);
   host = null;
   if (pm) {
     try {
@@ -193,29 +187,9 @@ describe("wal + buffer pool: WAL-before-data with the real WAL ('wait')", () => 
 interface Ack { round: number; lane: number; seq: number }
 
 async function crashRound(round: number, acks: Ack[], minAcks: number): Promise<void> {
-  host = fork(HOST, [dataDir, String(round), '3', '2'], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const h = host;
-  const exited = new Promise<void>((r) => h.once('exit', () => r()));
-  let count = 0;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`only ${count} acks within 20 s`)), 20000);
-    h.on('message', (m: any) => {
-      if (m?.error) {
-        clearTimeout(timer);
-        reject(new Error(m.error));
-      }
-      if (m?.ack) {
-        const [r, lane, seq] = m.ack;
-        acks.push({ round: r, lane, seq });
-        if (++count === minAcks) {
-          clearTimeout(timer);
-          resolve();
-        }
-      }
-    });
-  });
-  process.kill(-h.pid!, 'SIGKILL');
-  await exited;
+  host = forkCrashHost(HOST, [dataDir, String(round), '3', '2']);
+  await untilAcks(host, minAcks, ([r, lane, seq]) => acks.push({ round: r, lane, seq }));
+  await powerCut(host);
   host = null;
 }
 

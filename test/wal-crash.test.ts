@@ -2,9 +2,9 @@
 // committing concurrently) at a random moment, then recovery: every record a client saw
 // acknowledged as durable is present and readable. Repeated on the same data directory.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ChildProcess, fork } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { backend, removeDir, rm, tempDir } from './helpers';
+import { backend, forkCrashHost, powerCut, removeDir, rm, tempDir, untilAcks } from './helpers';
 
 const HOST = path.join(__dirname, 'fixtures', 'wal-host.cjs');
 
@@ -13,41 +13,15 @@ let host: ChildProcess | null = null;
 beforeEach(() => {
   dir = tempDir('rm-walcrash-');
 });
-afterEach(() => {
-  if (host?.pid) {
-    try {
-      process.kill(-host.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+afterEach(async () => {
+  if (host) await powerCut(host);
   removeDir(dir);
 });
 
 async function crashRound(dataDir: string, acked: Set<string>, minAcks: number): Promise<void> {
-  host = fork(HOST, [dataDir, '3'], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const h = host;
-  const exited = new Promise<void>((r) => h.once('exit', () => r()));
-  let count = 0;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`only ${count} acks within 20 s`)), 20000);
-    h.on('message', (m: any) => {
-      if (m?.error) {
-        clearTimeout(timer);
-        reject(new Error(m.error));
-      }
-      if (m?.ack) {
-        acked.add(m.ack);
-        if (++count === minAcks) {
-          clearTimeout(timer);
-          resolve();
-        }
-      }
-    });
-  });
-  // The whole group (postmaster and workers) dies at once, mid-commit.
-  process.kill(-h.pid!, 'SIGKILL');
-  await exited;
+  host = forkCrashHost(HOST, [dataDir, '3']);
+  await untilAcks(host, minAcks, (ack) => acked.add(ack));
+  await powerCut(host);  // the whole group (postmaster and workers) dies at once, mid-commit
   host = null;
 }
 
