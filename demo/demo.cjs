@@ -50,6 +50,13 @@ async function main() {
   const startOpts = { dataDir, arenaSize, maxProcesses: 16, bufferPool: { pages }, wal: {} };
   say(`demo: data dir ${dataDir}; TPC-B-like scale 1 (${g.branches} branch, ${g.tellers} tellers, ${g.accounts} accounts), ${o.workers} ${o.threads ? 'worker threads (piscina)' : 'forked workers'} x ${o.sessions} sessions, ${o.seconds} s`);
   let pm = await rm.Postmaster.start(startOpts);
+  // A postmaster on the same data directory after a crash or a stop: WAL recovery collects
+  // the TPC-B records, then they are re-applied through the pages (idempotent by page LSN).
+  const startAndRecover = async () => {
+    const records = [];
+    const p = await rm.Postmaster.start({ ...startOpts, wal: { redo: engine.redoCollector(records) } });
+    return { pm: p, rec: await engine.recover(p, { ...g, files: undefined }, records, dataDir) };
+  };
   say(`demo: postmaster pid ${process.pid}, backend ${pm.features.backend}${pm.features.fixedBuffers ? ', fixed buffers' : ''}; loading...`);
   g = await engine.load(pm, g);
   say(`demo: loaded and checkpointed (${g.accounts} accounts in ${Math.ceil(g.accounts / engine.RPP)} pages)`);
@@ -98,9 +105,8 @@ async function main() {
       await Promise.all(gone);
       fsyncsBefore += pm.wal.stats().fdatasyncs - w0.fdatasyncs;
       await pm.stop({ timeoutMs: 5000 });
-      const records = [];
-      pm = await rm.Postmaster.start({ ...startOpts, wal: { redo: engine.redoCollector(records) } });
-      const rec = await engine.recover(pm, { ...g, files: undefined }, records, dataDir);
+      let rec;
+      ({ pm, rec } = await startAndRecover());
       g = { ...g, files: rec.files };
       w0 = pm.wal.stats();
       crashRestarts++;
@@ -196,9 +202,8 @@ async function main() {
 
   // Restart on the same directory: WAL recovery (records collected by the redo handler,
   // re-applied to the pages idempotently by page LSN), then the invariant.
-  const records = [];
-  pm = await rm.Postmaster.start({ ...startOpts, wal: { redo: engine.redoCollector(records) } });
-  const rec = await engine.recover(pm, { ...g, files: undefined }, records, dataDir);
+  let rec;
+  ({ pm, rec } = await startAndRecover());
   const g2 = { ...g, files: rec.files, workers: rec.files.history.length };
   const after = await engine.check(pm, g2);
   say(`  restart + recovery: WAL ${JSON.stringify({ fromLsn: String(pm.wal.recovery.fromLsn), endLsn: String(pm.wal.recovery.endLsn), records: pm.wal.recovery.records, stop: pm.wal.recovery.stop })}; ${rec.records} TPC-B records re-applied through the pages (idempotent by page LSN)`);
