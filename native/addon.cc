@@ -354,6 +354,18 @@ void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
 
 void cleanup_slot(Segment* seg, uint32_t slot, bool process_died);
 
+// An environment of this process lets go of its slot. Returns true if it was the last.
+bool forget_local_slot(Segment* seg, uint32_t slot) {
+  std::lock_guard<std::mutex> g(seg->mu);
+  bool last = --seg->env_refs == 0;
+  auto& ls = seg->local_slots;
+  for (size_t i = 0; i < ls.size(); i++) if (ls[i] == slot) { ls.erase(ls.begin() + i); break; }
+  // Reaps by this process's threads are credited to a session that still exists,
+  // moved before our slot is freed (and maybe claimed by someone else).
+  if (!ls.empty() && load_relaxed(&seg->reaper_slot) == slot) store_relaxed(&seg->reaper_slot, ls[0]);
+  return last;
+}
+
 // Cancel what this environment still has in flight and wait (bounded) until it is
 // done: the kernel or the pool may otherwise write into buffers of a heap that is
 // about to be freed (a terminated worker thread).
@@ -419,15 +431,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
   set_slot_waiting(*seg_, (uint32_t)slot_, false);
   Segment* seg = seg_;
   bool last;
-  {
-    std::lock_guard<std::mutex> g(seg->mu);
-    last = --seg->env_refs == 0;
-    auto& ls = seg->local_slots;
-    for (size_t i = 0; i < ls.size(); i++) if (ls[i] == (uint32_t)slot_) { ls.erase(ls.begin() + i); break; }
-    // Reaps by this process's threads are credited to a session that still exists,
-    // moved before our slot is freed (and maybe claimed by someone else).
-    if (!ls.empty() && load_relaxed(&seg->reaper_slot) == (uint32_t)slot_) store_relaxed(&seg->reaper_slot, ls[0]);
-  }
+  last = forget_local_slot(seg, (uint32_t)slot_);
   // Anything still in flight is orphaned: the completer frees it.
   cleanup_slot(seg_, (uint32_t)slot_, false);
   if (last) {
@@ -587,12 +591,7 @@ Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps,
   Napi::Object obj = ctor ? ctor->New({}) : Napi::Object();
   Session* s = obj.IsEmpty() ? nullptr : Session::Unwrap(obj);
   if (s == nullptr || !s->Bind(seg, slot, on_complete, env)) {
-    {
-      std::lock_guard<std::mutex> g(seg->mu);
-      seg->env_refs--;
-      auto& ls = seg->local_slots;
-      for (size_t i = 0; i < ls.size(); i++) if (ls[i] == (uint32_t)slot) { ls.erase(ls.begin() + i); break; }
-    }
+    forget_local_slot(seg, (uint32_t)slot);
     cleanup_slot(seg, (uint32_t)slot, false);
     return env.Undefined();  // callers that created the segment undo it (forget_segment)
   }
