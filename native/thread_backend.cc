@@ -321,7 +321,7 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   for (uint32_t i = 0; i < n; i++) {
     if (cur.reqs.empty()) cur.drain = reqs[i].link_flags & LF_DRAIN;
     cur.reqs.push_back(reqs[i]);
-    cur.delay_us.push_back(delays.empty() ? 0 : delays[i]);
+    if (!delays.empty()) cur.delay_us.push_back(delays[i]);  // no allocation unless faults are on
     if (!(reqs[i].link_flags & (LF_LINK | LF_HARDLINK)) || i == n - 1) {
       cur.issuer = issuer;
       chains.push_back(std::move(cur));
