@@ -170,14 +170,20 @@ void chain_unlink(PoolView& v, uint32_t* link, uint32_t id) {
 
 // Pin: refcount+1, and usage+1 (up to 5) if `use`. CAS only. A full pin count
 // (2^18 - 1) is never exceeded: the caller reports too many pins.
-bool pin_state(BufDesc* d, bool use) {
+// Pins and records the pin in `rec` (our slot's entry for this buffer, made beforehand)
+// with one store right after the CAS: a process SIGKILLed between the two leaks the pin
+// (cleanup only sees recorded pins), so nothing else may sit in between.
+bool pin_state(BufDesc* d, bool use, PinEntry* rec) {
   uint64_t s = load_acquire(&d->state);
   for (;;) {
     if ((s & BS_PIN_MASK) == BS_PIN_MASK) return false;
     uint64_t ns = s + 1;
     uint64_t u = (s & BS_USAGE_MASK) >> BS_USAGE_SHIFT;
     if (use && u < BS_USAGE_MAX) ns += 1ull << BS_USAGE_SHIFT;
-    if (cas(&d->state, &s, ns)) return true;
+    if (cas(&d->state, &s, ns)) {
+      store_release(&rec->pins, load_relaxed(&rec->pins) + 1);
+      return true;
+    }
   }
 }
 
@@ -189,14 +195,21 @@ bool unpin_state(BufDesc* d) {
   }
 }
 
-bool record_pin(Ctx& c, uint32_t id) {
-  PinEntry* e = entry_for(c, id, true);
-  if (!e) return false;
-  store_release(&e->pins, load_relaxed(&e->pins) + 1);
-  return true;
+// A free entry of our slot, set up to record one pin of a buffer not known yet: a clock
+// victim's pin is recorded by one store (its buf_plus1) right after the pinning CAS.
+PinEntry* spare_entry(Ctx& c) {
+  PinEntry* all = slot_entries(c);
+  for (uint32_t i = 0; i < kPinsPerSlot; i++) {
+    if (load_relaxed(&all[i].buf_plus1) != 0) continue;
+    store_relaxed(&all[i].pins, 1u);  // ignored by cleanup until buf_plus1 is set
+    store_relaxed(&all[i].shared_locks, 0u);
+    store_relaxed(&all[i].exclusive, 0u);
+    return &all[i];
+  }
+  return nullptr;
 }
 
-// Undoes record_pin (state first, then the record, as in Unpin).
+// Undoes a recorded pin (state first, then the record, as in Unpin).
 void unrecord_pin(Ctx& c, uint32_t id) {
   PinEntry* e = entry_for(c, id, false);
   if (!e || load_relaxed(&e->pins) == 0) return;
@@ -204,10 +217,10 @@ void unrecord_pin(Ctx& c, uint32_t id) {
   entry_maybe_free(e);
 }
 
-// Clock sweep: returns a victim id pinned by us (refcount 0 -> 1), or -1 with
-// *dirty = a dirty unpinned candidate (or -1). Buffers with a garbage state word are
-// never taken (counted in *corrupt): nothing about them can be trusted.
-int64_t clock_victim(PoolView& v, int64_t* dirty, uint32_t* corrupt) {
+// Clock sweep: returns a victim id pinned by us (refcount 0 -> 1) and recorded in `spare`
+// (see spare_entry), or -1 with *dirty = a dirty unpinned candidate (or -1). Buffers with
+// a garbage state word are never taken (counted in *corrupt): nothing about them can be trusted.
+int64_t clock_victim(PoolView& v, PinEntry* spare, int64_t* dirty, uint32_t* corrupt) {
   *dirty = -1;
   *corrupt = 0;
   uint64_t limit = (uint64_t)v.n * (BS_USAGE_MAX + 2);
@@ -226,7 +239,10 @@ int64_t clock_victim(PoolView& v, int64_t* dirty, uint32_t* corrupt) {
         if (*dirty < 0) *dirty = id;
         break;
       }
-      if (cas(&d->state, &s, s + 1)) return id;
+      if (cas(&d->state, &s, s + 1)) {
+        store_release(&spare->buf_plus1, id + 1);  // the record, at once (see pin_state)
+        return id;
+      }
     }
   }
   return -1;
@@ -259,25 +275,27 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
       return corrupt(G_CORRUPT_DESCRIPTORS);
     }
     if (found >= 0) {
-      // Record before the lock release (a futex wake: a syscall, where kills land).
-      bool pinned = pin_state(&v.d[found], true);
-      bool recorded = pinned && record_pin(c, (uint32_t)found);
-      if (pinned && !recorded) unpin_state(&v.d[found]);
+      // Recorded before the lock release (a futex wake: a syscall, where kills land).
+      PinEntry* e = entry_for(c, (uint32_t)found, true);
+      bool pinned = e && pin_state(&v.d[found], true, e);
+      if (e && !pinned) entry_maybe_free(e);
       robust_lock_release(pl);
-      if (!recorded) return arr(env, {PIN_TOO_MANY});
+      if (!pinned) return arr(env, {PIN_TOO_MANY});
       return arr(env, {PIN_OK, (double)found});
     }
     robust_lock_release(pl);
+    // The victim's pin is recorded by clock_victim right after its CAS, not after the
+    // partition locks: a worker killed while waiting for one (preempted at a syscall exit)
+    // leaked the pin forever (mixed kill soak).
+    PinEntry* spare = spare_entry(c);
+    if (!spare) return arr(env, {PIN_TOO_MANY});
     int64_t dirty;
     uint32_t bad;
-    int64_t vid = clock_victim(v, &dirty, &bad);
+    int64_t vid = clock_victim(v, spare, &dirty, &bad);
+    if (vid < 0) store_relaxed(&spare->pins, 0u);  // still free: no victim taken
     if (vid < 0 && dirty < 0 && bad) return corrupt(G_CORRUPT_DESCRIPTORS);  // only garbage left to evict
     if (vid < 0) return dirty >= 0 ? arr(env, {PIN_NEED_CLEAN, (double)dirty}) : arr(env, {PIN_EXHAUSTED});
     BufDesc* d = &v.d[vid];
-    // Record the victim's pin at once, not after the partition locks: a worker killed
-    // while waiting for one (preempted at a syscall exit) leaked the pin forever (mixed
-    // kill soak). The window left is the few instructions since clock_victim's CAS.
-    if (!record_pin(c, (uint32_t)vid)) { unpin_state(d); return arr(env, {PIN_TOO_MANY}); }
     auto drop_victim = [&]() { unpin_state(d); unrecord_pin(c, (uint32_t)vid); };
     uint64_t s = load_acquire(&d->state);
     bool evicted = false;
@@ -315,11 +333,11 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     }
     if (found >= 0) {  // someone else brought it in meanwhile: use theirs
       drop_victim();
-      bool pinned = pin_state(&v.d[found], true);
-      bool recorded = pinned && record_pin(c, (uint32_t)found);
-      if (pinned && !recorded) unpin_state(&v.d[found]);
+      PinEntry* e = entry_for(c, (uint32_t)found, true);
+      bool pinned = e && pin_state(&v.d[found], true, e);
+      if (e && !pinned) entry_maybe_free(e);
       robust_lock_release(pl);
-      if (!recorded) return arr(env, {PIN_TOO_MANY});
+      if (!pinned) return arr(env, {PIN_TOO_MANY});
       return arr(env, {PIN_OK, (double)found});
     }
     store_relaxed(&d->file_id, file);
@@ -605,16 +623,21 @@ Napi::Value PinById(const Napi::CallbackInfo& info) {
   uint32_t id;
   if (!buf_arg(info, 1, c, &id)) return env.Undefined();
   BufDesc* d = &c.v.d[id];
+  PinEntry* e = entry_for(c, id, true);
+  if (!e) return env.Null();
   uint64_t s = load_acquire(&d->state);
   for (int tries = 0;; tries++) {
-    if (tries >= kMaxCasRetries || !desc_state_valid(s)) {
-      pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+    bool garbage = tries >= kMaxCasRetries || !desc_state_valid(s);
+    if (garbage || !(s & BS_TAG) || !(s & BS_VALID) || (s & BS_PIN_MASK) == BS_PIN_MASK) {
+      entry_maybe_free(e);
+      if (garbage) pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
       return env.Null();
     }
-    if (!(s & BS_TAG) || !(s & BS_VALID) || (s & BS_PIN_MASK) == BS_PIN_MASK) return env.Null();
-    if (cas(&d->state, &s, s + 1)) break;
+    if (cas(&d->state, &s, s + 1)) {
+      store_release(&e->pins, load_relaxed(&e->pins) + 1);  // the record, at once (see pin_state)
+      break;
+    }
   }
-  if (!record_pin(c, id)) { unpin_state(d); return env.Null(); }
   return arr(env, {(double)load_relaxed(&d->file_id), (double)load_relaxed(&d->block), (s & BS_DIRTY) ? 1.0 : 0.0});
 }
 
@@ -853,6 +876,26 @@ Napi::Value IoInProgress(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// bpPinRecords(session) -> [[slot, bufferId, pins, sharedLocks, exclusive], ...]: every
+// slot's pin/lock records (diagnostics: which process a pin count belongs to).
+Napi::Value PinRecords(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  Napi::Array a = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (uint32_t slot = 0; slot < c.v.max_slots; slot++) {
+    PinEntry* e = &c.v.pins[(uint64_t)slot * kPinsPerSlot];
+    for (uint32_t i = 0; i < kPinsPerSlot; i++) {
+      uint32_t b1 = load_acquire(&e[i].buf_plus1);
+      if (b1 == 0) continue;
+      a.Set(k++, arr(env, {(double)slot, (double)b1 - 1, (double)load_relaxed(&e[i].pins),
+                           (double)load_relaxed(&e[i].shared_locks), (double)load_relaxed(&e[i].exclusive)}).As<Napi::Array>());
+    }
+  }
+  return a;
+}
+
 // bpInfo(session) -> { offset, pages, pageSize, descOffset, pagesOffset } (arena offsets)
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -931,6 +974,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpStats", Napi::Function::New(env, Stats));
   exports.Set("bpVerify", Napi::Function::New(env, Verify));
   exports.Set("bpIoInProgress", Napi::Function::New(env, IoInProgress));
+  exports.Set("bpPinRecords", Napi::Function::New(env, PinRecords));
   exports.Set("bpInfo", Napi::Function::New(env, Info));
   exports.Set("bpLayout", Napi::Function::New(env, Layout));
   exports.Set("bpInit", Napi::Function::New(env, Init));
