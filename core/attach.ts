@@ -4,6 +4,7 @@ import { Features, Ringmaster, ThreadToken } from './ringmaster';
 import { RingmasterError, fromNative, typeError } from './errors';
 import { RUN_STOPPED, native } from './native';
 import { ATTACH_ENV } from './postmaster';
+import { shareDataDir } from './datadir-lock';
 
 let forkedAttached = false;
 
@@ -25,7 +26,7 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
     throw new RingmasterError('ERR_RINGMASTER_NOT_FORKED', `this process was not started by pm.fork() or pm.clusterFork() (no ${ATTACH_ENV} in its environment); worker threads pass a token: attach(db.threadToken())`);
   }
   if (forkedAttached) throw new RingmasterError('ERR_RINGMASTER_ALREADY_ATTACHED', 'this process is already attached; use the handle attach() returned');
-  let spec: { v: number; memfd: number; ringFds: number[]; eventFds?: number[]; postmasterPid: number; features: Features; reaper: boolean };
+  let spec: { v: number; lockStamp?: string; memfd: number; ringFds: number[]; eventFds?: number[]; postmasterPid: number; features: Features; reaper: boolean };
   try {
     spec = JSON.parse(raw);
   } catch {
@@ -38,9 +39,19 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
   } catch (e) {
     throw fromNative(e);
   }
+  // While this process is attached, no new postmaster may take the data directory, even
+  // if ours dies: this process can still have writes in flight on its rings.
+  let hold: { release(): void };
+  try {
+    hold = shareDataDir(session.info().dataDir, spec.lockStamp);
+  } catch (e) {
+    session.detach();
+    throw e;
+  }
   forkedAttached = true;
   const { sameAddress: _ignored, ...features } = spec.features;
   const db = new Ringmaster(session, features, options.submitTimeoutMs);
+  db.once('close', () => hold.release());
   if (process.send) {
     const onMessage = (m: unknown) => {
       if (m && typeof m === 'object' && (m as { ringmaster?: string }).ringmaster === 'stop') db.emit('stop');

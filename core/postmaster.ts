@@ -8,6 +8,7 @@ import { RingmasterError, errnoName, fromNative, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
 import { initModules } from './modules';
+import { DataDirLock } from './datadir-lock';
 import '../bufferpool/index';  // registers the module's init hook
 import '../wal/index';
 
@@ -51,11 +52,13 @@ export class Postmaster extends Ringmaster {
   #children = new Map<number, ChildProcess>();
   #stopping: Promise<void> | null = null;
   #dataDir: string;
+  #lock: DataDirLock;
 
   /** @internal */
-  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, dataDir: string, submitTimeoutMs: number) {
+  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, dataDir: string, submitTimeoutMs: number, lock: DataDirLock) {
     super(session, features, submitTimeoutMs);
     this.#dataDir = dataDir;
+    this.#lock = lock;
   }
 
   get dataDir(): string {
@@ -68,6 +71,18 @@ export class Postmaster extends Ringmaster {
     if (existsSync(o.dataDir) && !statSync(o.dataDir).isDirectory()) throw typeError('ERR_INVALID_ARG_VALUE', `dataDir '${o.dataDir}' exists and is not a directory`);
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     const dataDir = realpathSync(o.dataDir);
+    // Before anything in the directory changes (recovery renames and rewrites WAL files):
+    // a second postmaster on it would lose acknowledged commits.
+    const lock = await DataDirLock.acquire(dataDir);
+    try {
+      return await Postmaster.#create(o, dataDir, lock);
+    } catch (e) {
+      lock.release(false);
+      throw e;
+    }
+  }
+
+  static async #create(o: ReturnType<typeof resolveStartOptions>, dataDir: string, lock: DataDirLock): Promise<Postmaster> {
     const probe = native.probe();
     let backend: 'io_uring' | 'threads' = o.backend === 'threads' ? 'threads' : 'io_uring';
     let backendReason = o.backend === 'threads' ? (process.env.RINGMASTER_BACKEND === 'threads' ? 'forced by RINGMASTER_BACKEND=threads' : "forced by option backend: 'threads'") : 'io_uring available';
@@ -116,7 +131,7 @@ export class Postmaster extends Ringmaster {
       warnOnce('RINGMASTER_FALLBACK', `ringmaster: ${backendReason}; using the threads backend (pread/pwrite on a thread pool)`);
     }
     if (backend === 'io_uring' && o.fixedBuffers && !info.fixedBuffers) warnOnce('RINGMASTER_NO_FIXED_BUFFERS', `ringmaster: fixed buffers off: ${fixedBuffersReason}`);
-    const pm = new Postmaster(session, features, dataDir, o.submitTimeoutMs);
+    const pm = new Postmaster(session, features, dataDir, o.submitTimeoutMs, lock);
     try {
       await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
     } catch (e) {
@@ -137,7 +152,7 @@ export class Postmaster extends Ringmaster {
     const ringChildFds = ringFds.map((_, i) => FIRST_FD + 1 + i);
     const haveEvents = eventFds.length > 0 && eventFds.every((fd) => fd >= 0);
     const eventChildFds = haveEvents ? eventFds.map((_, i) => FIRST_FD + 1 + ringFds.length + i) : [];
-    const env = JSON.stringify({ v: 1, memfd: FIRST_FD, ringFds: ringChildFds, eventFds: eventChildFds, segment: this.info.segmentId, postmasterPid: process.pid, features: this.features, reaper });
+    const env = JSON.stringify({ v: 1, lockStamp: this.#lock.stamp, memfd: FIRST_FD, ringFds: ringChildFds, eventFds: eventChildFds, segment: this.info.segmentId, postmasterPid: process.pid, features: this.features, reaper });
     return { stdio: [memfd, ...ringFds, ...(haveEvents ? eventFds : [])], env };
   }
 
@@ -233,7 +248,11 @@ export class Postmaster extends Ringmaster {
       n.setRunState(RUN_STOPPED);
       // Completions already collected may still be on their way to this thread.
       await super.close({ timeoutMs: Math.max(1000, deadline - Date.now()) });
-    })();
+    })().finally(() => {
+      // The children are gone (a forked worker that somehow survived holds the directory
+      // itself until it exits, so a new postmaster still waits for it).
+      this.#lock.release(true);
+    });
     return this.#stopping;
   }
 

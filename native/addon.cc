@@ -1733,6 +1733,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe));
   register_bufferpool_exports(env, exports);
   register_wal_exports(env, exports);
+  register_datadir_exports(env, exports);
   return exports;
 }
 
