@@ -1,5 +1,6 @@
 // Attaching from a forked worker (fds handed over by pm.fork / pm.clusterFork) or from
 // a worker thread of an already attached process (a token from db.threadToken()).
+import { readFileSync } from 'node:fs';
 import { Features, Ringmaster, ThreadToken } from './ringmaster';
 import { RingmasterError, fromNative, typeError } from './errors';
 import { RUN_STOPPED, native } from './native';
@@ -57,32 +58,52 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
       if (m && typeof m === 'object' && (m as { ringmaster?: string }).ringmaster === 'stop') db.emit('stop');
     };
     process.on('message', onMessage);
+    let poll: NodeJS.Timeout | null = null;
     const onDisconnect = () => {
       process.off('message', onMessage);
-      let alive = true;
+      if (db.closed) return;
+      if (!postmasterGone(spec.postmasterPid)) {
+        // The channel closes as the postmaster dies, before its parent reaps it (a zombie
+        // still answers kill(pid, 0)), and a postmaster killed with IO in flight takes a
+        // while to exit: look again until it is gone (or it closed the channel and lives).
+        poll = setTimeout(onDisconnect, 50);
+        poll.unref();
+        return;
+      }
+      // The postmaster is gone: nobody will clean up or stop in order. Refuse new IO everywhere.
       try {
-        process.kill(spec.postmasterPid, 0);
+        db._native().setRunState(RUN_STOPPED);
       } catch {
-        alive = false;
+        /* closed */
       }
-      if (!alive && !db.closed) {
-        // The postmaster is gone: nobody will clean up or stop in order. Refuse new IO everywhere.
-        try {
-          db._native().setRunState(RUN_STOPPED);
-        } catch {
-          /* closed */
-        }
-        db.emit('postmaster-exit');
-      }
+      db.emit('postmaster-exit');
     };
     process.once('disconnect', onDisconnect);
     // Our listeners must not keep the worker alive once it closed its handle.
     db.once('close', () => {
       process.off('message', onMessage);
       process.off('disconnect', onDisconnect);
+      if (poll) clearTimeout(poll);
     });
   }
   return db;
+}
+
+/** The process is gone, a zombie, or exiting. */
+function postmasterGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const PF_EXITING = 0x4;
+    return fields[0] === 'Z' || fields[0] === 'X' || (Number(fields[6]) & PF_EXITING) !== 0;
+  } catch {
+    return true;
+  }
 }
 
 function attachThread(token: ThreadToken, options: AttachOptions): Ringmaster {
