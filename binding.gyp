@@ -21,7 +21,8 @@
         "native/wal_napi.cc",
         "native/wal_buffer.cc",
         "native/datadir_lock.cc",
-        "native/datadir_lock_napi.cc"
+        "native/datadir_lock_napi.cc",
+        "native/js_bytes.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "_GNU_SOURCE"],

@@ -6,6 +6,7 @@ import type { Ringmaster } from '../core/ringmaster';
 import { FileHandle } from '../core/files';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
 import { native } from '../core/native';
+import { viewBytes } from '../core/bytes';
 import type { EncodedOp, IoResult } from '../core/io';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -97,8 +98,8 @@ function intOpt(name: string, v: unknown, def: number, lo: number, hi: number): 
 }
 
 /** Computes and stores the page checksum (bytes 8..12) of a page image, e.g. to build files offline. */
-export function setPageChecksum(page: Uint8Array): number {
-  return N.bpSetChecksum(page);
+export function setPageChecksum(page: ArrayBufferView): number {
+  return N.bpSetChecksum(viewBytes(page, 'page'));
 }
 
 /**

@@ -27,8 +27,12 @@ export interface ArenaSlice {
   readonly bytes: Uint8Array;
 }
 
-/** Where a read lands or a write comes from: a private Uint8Array or an arena slice. */
-export type IoBuffer = Uint8Array | ArenaSlice;
+/**
+ * Where a read lands or a write comes from: a private buffer (a Uint8Array or Buffer, any
+ * other TypedArray or a DataView, over any ArrayBuffer or SharedArrayBuffer; its bytes
+ * are used) or an arena slice.
+ */
+export type IoBuffer = ArrayBufferView | ArenaSlice;
 
 export interface OpOptions {
   /** Soft link to the next op of the batch: it runs only if this one completes in full. */

@@ -1,6 +1,7 @@
 // The per-process (per JS environment) handle: files, IO, batches, arena, stats.
 // The postmaster, every forked worker and every worker thread each hold one.
 import { EventEmitter } from 'node:events';
+import { markAsUntransferable } from 'node:worker_threads';
 import { constants } from 'node:os';
 import { FileHandle, Files } from './files';
 import { CORRUPT_RESULT, RingmasterError, corruptError, fromNative, ioError, rangeError, typeError } from './errors';
@@ -9,9 +10,11 @@ import {
   OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags,
 } from './io';
 import { NativeInfo, NativeSession, native } from './native';
+import { changedDuringIo, pinForIo, viewBytes } from './bytes';
 
 const EAGAIN = constants.errno.EAGAIN;
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
+const EFAULT = constants.errno.EFAULT;
 const ESHUTDOWN = 108;  // Linux ESHUTDOWN (not in os.constants.errno)
 
 /** What the postmaster got when it set things up. Same object in every process. */
@@ -53,6 +56,7 @@ interface PendingOp {
   pos: number;
   name: (typeof OP_NAMES)[number];
   len: number;
+  buffer: Uint8Array | undefined;
 }
 
 /** What `checkIntegrity()` found in one shared table entry. */
@@ -167,7 +171,11 @@ export class Ringmaster extends EventEmitter {
     checkOffset('offset', offset);
     checkOffset('length', length);
     if (offset + length > this.#info.arenaSize) throw rangeError('ERR_OUT_OF_RANGE', `arena slice ${offset}+${length} exceeds the arena (${this.#info.arenaSize} bytes)`);
-    if (!this.#arena) this.#arena = this._native().arena();
+    if (!this.#arena) {
+      this.#arena = this._native().arena();
+      // Shared memory: a transfer to another thread would detach it under every view here.
+      markAsUntransferable(this.#arena);
+    }
     return Object.freeze({ offset, length, bytes: new Uint8Array(this.#arena, offset, length) });
   }
 
@@ -404,18 +412,30 @@ export class Ringmaster extends EventEmitter {
       for (let i = 0; i < ops.length; i++) {
         const res = handles[4 * i + 2];
         if (res === PENDING) {
-          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, name: ops[i].name, len: ops[i].fields[4] });
+          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, name: ops[i].name, len: ops[i].fields[4], buffer: ops[i].buffer });
         } else {
-          this.#settle(batch, i, ops[i].name, res, handles[4 * i + 3], ops[i].fields[4]);
+          this.#settle(batch, i, ops[i].name, res, handles[4 * i + 3], ops[i].fields[4], ops[i].buffer);
         }
       }
     });
   }
 
-  #settle(batch: PendingBatch, pos: number, name: (typeof OP_NAMES)[number], res: number, reaper: number, len: number): void {
+  #settle(batch: PendingBatch, pos: number, name: (typeof OP_NAMES)[number], res: number, reaper: number, len: number, buffer: Uint8Array | undefined): void {
     // The result came through shared memory: one no op can produce is corruption.
     const rw = name === 'read' || name === 'write';
     if (res > (rw ? len : 0)) res = CORRUPT_RESULT;
+    if ((res >= 0 || res === -EFAULT) && buffer && changedDuringIo(buffer, len)) {
+      // Detached or resized smaller while the kernel used it: the bytes read did not land
+      // in it (or what was written may not be what it held). Never report that as done.
+      // (A shrunk buffer's pages are decommitted, so the kernel may have got EFAULT.)
+      const r: IoResult = { op: name, ok: false, result: -EFAULT, reapedBy: reaper };
+      r.error = new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED',
+        `${name} (op ${pos}): its buffer was detached or resized smaller while the IO was in flight; the ${name === 'read' ? 'bytes read did not land in it' : 'bytes written may not be the ones it held'}`,
+        { errno: -EFAULT, opIndex: pos });
+      batch.results[pos] = r;
+      if (--batch.remaining === 0) batch.resolve(batch.results);
+      return;
+    }
     if (res === CORRUPT_RESULT && batch.keep.length) {
       // The kernel or a pool thread may still be doing this IO: never free its buffers.
       retainedAfterClose.push(batch.keep);
@@ -445,7 +465,7 @@ export class Ringmaster extends EventEmitter {
       const p = this.#pending.get(key);
       if (!p) continue;  // not ours: never act on it
       this.#pending.delete(key);
-      this.#settle(p.batch, p.pos, p.name, res, reaper, p.len);
+      this.#settle(p.batch, p.pos, p.name, res, reaper, p.len, p.buffer);
     }
   }
 }
@@ -540,19 +560,23 @@ export class Batch {
   #rw(op: number, file: FileHandle | number, offset: number | bigint, buf: IoBuffer, options?: OpOptions): this {
     const id = this.#fileId(file);
     const off = checkOffset('offset', offset);
-    if (buf instanceof Uint8Array) {
-      const arena = this.#arenaOffsetOf(buf);
-      if (arena >= 0) return this.#push(op, id, off, buf.byteLength, arena, undefined, options);
-      this.#keep.push(buf);
-      return this.#push(op, id, off, buf.byteLength, -1, buf, options);
+    const what = `${OP_NAMES[op]} buffer`;
+    if (ArrayBuffer.isView(buf)) {
+      const u = viewBytes(buf, what);
+      const arena = this.#arenaOffsetOf(u);
+      if (arena >= 0) return this.#push(op, id, off, u.byteLength, arena, undefined, options);
+      pinForIo(u);
+      this.#keep.push(u);
+      return this.#push(op, id, off, u.byteLength, -1, u, options);
     }
     if (buf && typeof buf === 'object' && typeof (buf as ArenaSlice).offset === 'number' && typeof (buf as ArenaSlice).length === 'number') {
       const s = buf as ArenaSlice;
       checkOffset('arena offset', s.offset);
       checkOffset('arena length', s.length);
+      if (s.length === 0) throw rangeError('ERR_OUT_OF_RANGE', `${what} is an empty arena slice: an IO needs at least one byte`);
       return this.#push(op, id, off, s.length, s.offset, undefined, options);
     }
-    throw typeError('ERR_INVALID_ARG_TYPE', `${OP_NAMES[op]} needs a Uint8Array or an arena slice`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `${what} must be a Uint8Array (or Buffer, another TypedArray, a DataView) or an arena slice`);
   }
 
   // A Uint8Array that views the arena goes through the shared (fixed-buffer) path.

@@ -21,6 +21,7 @@
 
 #include "atomics.h"
 #include "buffer_pool.h"
+#include "js_bytes.h"
 #include "modules.h"
 #include "segment.h"
 #include "shared_wait.h"
@@ -765,13 +766,13 @@ int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHand
       r->fixed_buffer = fixed;
       r->buf_index = (uint16_t)(arena_off >> 30);
     } else {
-      if (!buf.IsTypedArray()) { *why = "a private buffer must be a Uint8Array"; return -EINVAL; }
-      Napi::TypedArray ta = buf.As<Napi::TypedArray>();
-      Napi::ArrayBuffer ab = ta.ArrayBuffer();
-      if (ab.IsEmpty() || (ab.Data() == nullptr && ta.ByteLength() > 0)) { *why = "buffer is detached"; return -EINVAL; }
-      if (ta.ByteLength() < r->len) { *why = "length exceeds the buffer"; return -ERANGE; }
+      JsBytes bytes;
+      const char* bad = nullptr;
+      if (!js_bytes(buf.Env(), buf, &bytes, &bad)) { *why = bad; return -EINVAL; }
+      if (bytes.detached) { *why = "buffer is detached"; return -EINVAL; }
+      if (bytes.length < r->len || (r->len > 0 && bytes.data == nullptr)) { *why = "length exceeds the buffer"; return -ERANGE; }
       if (hdr->sqpoll) { *why = "SQPOLL rings need arena buffers (the poller runs in the postmaster)"; return -EOPNOTSUPP; }
-      r->addr = (uint64_t)(uintptr_t)((uint8_t*)ab.Data() + ta.ByteOffset());
+      r->addr = (uint64_t)(uintptr_t)bytes.data;
     }
   }
   if (!(kind >= 0 && kind < CK_MAX) || kind != std::floor(kind) || !(karg >= 0) || karg > 9007199254740991.0) {
@@ -808,7 +809,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   }
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
       !info[2].IsArray()) {
-    Napi::TypeError::New(env, "submit(ring, Float64Array ops, Array buffers)").ThrowAsJavaScriptException();
+    module_type_error(env, "submit(ring, Float64Array ops, Array buffers)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Float64Array ops = info[1].As<Napi::Float64Array>();
@@ -847,7 +848,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
     int rc = parse_op(this, ops.Data() + i * kOpFields, bi, &reqs[i], h, &why);
     if (rc < 0) {
       for (uint32_t k : got) handle_unreserve(seg_->handles, k);
-      std::string code = rc == -EBADF ? "ERR_RINGMASTER_BAD_FILE" : rc == -ERANGE ? "ERR_OUT_OF_RANGE" : "ERR_INVALID_ARG";
+      std::string code = rc == -EBADF ? "ERR_RINGMASTER_BAD_FILE" : rc == -ERANGE ? "ERR_OUT_OF_RANGE" : "ERR_INVALID_ARG_VALUE";
       Napi::Error e = rc == -ERANGE ? range_error(env, "op " + std::to_string(i) + ": " + why)
                                     : (Napi::Error)Napi::TypeError::New(env, "op " + std::to_string(i) + ": " + why);
       if (rc == -EBADF || rc == -EOPNOTSUPP) e = make_error(env, rc == -EBADF ? code : "EOPNOTSUPP", "op " + std::to_string(i) + ": " + why, rc);
@@ -1338,7 +1339,7 @@ Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   if (!info[0].IsNumber() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "waitWord(offset, value)").ThrowAsJavaScriptException();
+    module_type_error(env, "waitWord(offset, value)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   double off = info[0].As<Napi::Number>().DoubleValue();
@@ -1683,7 +1684,7 @@ namespace rm {
 Segment* session_segment(Napi::Env env, Napi::Value v, uint32_t* slot) {
   Napi::FunctionReference* ctor = env.GetInstanceData<Napi::FunctionReference>();
   if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor->Value())) {
-    Napi::TypeError::New(env, "expected a NativeSession").ThrowAsJavaScriptException();
+    module_type_error(env, "expected a NativeSession").ThrowAsJavaScriptException();
     return nullptr;
   }
   Session* s = Session::Unwrap(v.As<Napi::Object>());
@@ -1697,6 +1698,14 @@ Segment* session_segment(Napi::Env env, Napi::Value v, uint32_t* slot) {
 }
 Napi::Error module_error(Napi::Env env, const std::string& code, const std::string& msg, int err) {
   return make_error(env, code, msg, err);
+}
+Napi::Error module_type_error(Napi::Env env, const std::string& msg) {
+  Napi::Error e = Napi::TypeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+  return e;
+}
+Napi::Error module_range_error(Napi::Env env, const std::string& msg) {
+  return range_error(env, msg);
 }
 }  // namespace rm
 

@@ -8,6 +8,7 @@
 
 #include "atomics.h"
 #include "buffer_pool.h"
+#include "js_bytes.h"
 #include "modules.h"
 #include "segment.h"
 #include "shared_wait.h"
@@ -56,12 +57,12 @@ bool ctx(const Napi::CallbackInfo& info, Ctx* c) {
 
 bool num_arg(const Napi::CallbackInfo& info, size_t i, double lo, double hi, double* out) {
   if (!info[i].IsNumber()) {
-    Napi::TypeError::New(info.Env(), "expected a number").ThrowAsJavaScriptException();
+    module_type_error(info.Env(), "expected a number").ThrowAsJavaScriptException();
     return false;
   }
   double d = info[i].As<Napi::Number>().DoubleValue();
   if (!(d >= lo && d <= hi) || d != std::floor(d)) {
-    Napi::RangeError::New(info.Env(), "number out of range").ThrowAsJavaScriptException();
+    module_range_error(info.Env(), "number out of range").ThrowAsJavaScriptException();
     return false;
   }
   *out = d;
@@ -533,7 +534,7 @@ Napi::Value MarkDirty(const Napi::CallbackInfo& info) {
   uint32_t id;
   if (!buf_arg(info, 1, c, &id)) return env.Undefined();
   if (!info[2].IsBigInt()) {
-    Napi::TypeError::New(env, "lsn must be a bigint").ThrowAsJavaScriptException();
+    module_type_error(env, "lsn must be a bigint").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   bool lossless;
@@ -942,18 +943,19 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 // bpSetChecksum(page: Uint8Array) -> checksum (stored at bytes 8..12); for tools and tests.
 Napi::Value SetChecksum(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    Napi::TypeError::New(env, "expected a Uint8Array").ThrowAsJavaScriptException();
+  JsBytes a;
+  const char* why = nullptr;
+  if (!js_bytes(env, info[0], &a, &why)) {
+    module_type_error(env, std::string("page: ") + why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
-  size_t n = a.ByteLength();
+  size_t n = a.length;
   if (n < 4096 || n > 32768 || (n & (n - 1))) {
-    Napi::RangeError::New(env, "page size must be a power of two in 4096..32768").ThrowAsJavaScriptException();
+    module_range_error(env, a.detached ? "page is detached (its ArrayBuffer was transferred)" : "page size must be a power of two in 4096..32768").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t sum = page_checksum(a.Data(), (uint32_t)n);
-  memcpy(a.Data() + 8, &sum, 4);
+  uint32_t sum = page_checksum(a.data, (uint32_t)n);
+  memcpy(a.data + 8, &sum, 4);
   return Napi::Number::New(env, sum);
 }
 

@@ -14,12 +14,12 @@ namespace {
 std::string lock_path_of(const Napi::CallbackInfo& info, bool* ok) {
   *ok = false;
   if (!info[0].IsString()) {
-    Napi::TypeError::New(info.Env(), "dataDir must be a string").ThrowAsJavaScriptException();
+    module_type_error(info.Env(), "dataDir must be a string").ThrowAsJavaScriptException();
     return "";
   }
   std::string dir = info[0].As<Napi::String>().Utf8Value();
   if (dir.empty() || dir.find('\0') != std::string::npos) {
-    Napi::TypeError::New(info.Env(), "dataDir must be a non-empty path without NUL").ThrowAsJavaScriptException();
+    module_type_error(info.Env(), "dataDir must be a non-empty path without NUL").ThrowAsJavaScriptException();
     return "";
   }
   *ok = true;
@@ -60,7 +60,7 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   std::string path = lock_path_of(info, &ok);
   if (!ok) return env.Undefined();
   if (!info[1].IsString()) {
-    Napi::TypeError::New(env, "content must be a string").ThrowAsJavaScriptException();
+    module_type_error(env, "content must be a string").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   int fd = -1;

@@ -6,6 +6,7 @@
 
 #include "atomics.h"
 #include "crc32c.h"
+#include "js_bytes.h"
 #include "modules.h"
 #include "segment.h"
 #include "wal_buffer.h"
@@ -19,7 +20,7 @@ bool get_u64(Napi::Env env, Napi::Value v, uint64_t* out, const char* what) {
     uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
     int64_t sx = v.As<Napi::BigInt>().Int64Value(&lossless);
     if (sx < 0 || !lossless) {
-      Napi::RangeError::New(env, std::string(what) + " must be a non-negative 64-bit integer").ThrowAsJavaScriptException();
+      module_range_error(env, std::string(what) + " must be a non-negative 64-bit integer").ThrowAsJavaScriptException();
       return false;
     }
     *out = x;
@@ -28,13 +29,13 @@ bool get_u64(Napi::Env env, Napi::Value v, uint64_t* out, const char* what) {
   if (v.IsNumber()) {
     double d = v.As<Napi::Number>().DoubleValue();
     if (!(d >= 0) || d > 9007199254740991.0 || d != (double)(uint64_t)d) {
-      Napi::RangeError::New(env, std::string(what) + " must be a non-negative integer").ThrowAsJavaScriptException();
+      module_range_error(env, std::string(what) + " must be a non-negative integer").ThrowAsJavaScriptException();
       return false;
     }
     *out = (uint64_t)d;
     return true;
   }
-  Napi::TypeError::New(env, std::string(what) + " must be a bigint or a number").ThrowAsJavaScriptException();
+  module_type_error(env, std::string(what) + " must be a bigint or a number").ThrowAsJavaScriptException();
   return false;
 }
 
@@ -62,12 +63,13 @@ Napi::Value big(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
 // walCrc32c(bytes) -> uint32
 Napi::Value Crc32c(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    Napi::TypeError::New(env, "walCrc32c(Uint8Array)").ThrowAsJavaScriptException();
+  JsBytes u;
+  const char* why = nullptr;
+  if (!js_bytes(env, info[0], &u, &why)) {
+    module_type_error(env, std::string("walCrc32c: ") + why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto u = info[0].As<Napi::Uint8Array>();
-  return Napi::Number::New(env, (double)(uint32_t)~crc32c(~0u, u.Data(), u.ByteLength()));
+  return Napi::Number::New(env, (double)(uint32_t)~crc32c(~0u, u.data, u.length));
 }
 
 // walSharedSize(session) -> bytes of the shared part for this segment's slot count
@@ -88,7 +90,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
       !get_u64(env, info[5], &flags, "flags"))
     return env.Undefined();
   if (flags > 0xffffffffull) {
-    Napi::RangeError::New(env, "flags out of range").ThrowAsJavaScriptException();
+    module_range_error(env, "flags out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   int rc = wal_init(*c.seg, off, bs, ss, start, (uint32_t)flags);
@@ -101,25 +103,30 @@ Napi::Value AppendImpl(const Napi::CallbackInfo& info, bool abandon) {
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
   if (!info[1].IsNumber()) {
-    Napi::TypeError::New(env, "kind must be a number").ThrowAsJavaScriptException();
+    module_type_error(env, "kind must be a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   double k = info[1].As<Napi::Number>().DoubleValue();
   if (!(k >= 0 && k <= 65535) || k != (double)(uint32_t)k) {
-    Napi::RangeError::New(env, "kind must be an integer in 0..65535").ThrowAsJavaScriptException();
+    module_range_error(env, "kind must be an integer in 0..65535").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    Napi::TypeError::New(env, "payload must be a Uint8Array").ThrowAsJavaScriptException();
+  JsBytes u;
+  const char* why = nullptr;
+  if (!js_bytes(env, info[2], &u, &why)) {
+    module_type_error(env, std::string("payload: ") + why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto u = info[2].As<Napi::Uint8Array>();
-  if (u.ByteLength() > 0xffffffffull - 64) {
-    Napi::RangeError::New(env, "payload too large").ThrowAsJavaScriptException();
+  if (u.detached) {
+    module_error(env, "ERR_INVALID_ARG_VALUE", "payload is detached (its ArrayBuffer was transferred)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (u.length > 0xffffffffull - 64) {
+    module_range_error(env, "payload too large").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   uint64_t end = 0;
-  int rc = wal_append(*c.seg, c.slot, (uint16_t)k, u.Data(), (uint32_t)u.ByteLength(), &end, abandon);
+  int rc = wal_append(*c.seg, c.slot, (uint16_t)k, u.data, (uint32_t)u.length, &end, abandon);
   if (rc == -EAGAIN) return env.Null();
   if (rc == -EIO) {
     module_error(env, "ERR_RINGMASTER_WAL_FAILED", "the WAL has failed (a WAL write or fdatasync failed): no further records are accepted", -EIO)
@@ -127,7 +134,7 @@ Napi::Value AppendImpl(const Napi::CallbackInfo& info, bool abandon) {
     return env.Undefined();
   }
   if (rc == -E2BIG) {
-    Napi::RangeError::New(env, "record larger than half the WAL buffer").ThrowAsJavaScriptException();
+    module_range_error(env, "record larger than half the WAL buffer").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   if (rc < 0) {
@@ -220,7 +227,7 @@ Napi::Value Role(const Napi::CallbackInfo& info) {
     uint32_t expect = acquire ? 0 : c.slot + 1;
     return Napi::Boolean::New(env, cas(&c.w->ckpt_running, &expect, acquire ? c.slot + 1 : 0u));
   }
-  Napi::TypeError::New(env, "role must be 'flusher' or 'checkpoint'").ThrowAsJavaScriptException();
+  module_type_error(env, "role must be 'flusher' or 'checkpoint'").ThrowAsJavaScriptException();
   return env.Undefined();
 }
 

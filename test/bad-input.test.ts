@@ -356,10 +356,10 @@ describe('IO arguments', () => {
     await stillWorks(pm, f);
   });
 
-  it('a plain array, ArrayBuffer, other typed array or null as the IO buffer is a TypeError ERR_INVALID_ARG_TYPE', async () => {
+  it('a plain array, an ArrayBuffer itself or null as the IO buffer is a TypeError ERR_INVALID_ARG_TYPE (views of every kind are fine: buffers.test.ts)', async () => {
     const pm = await start();
     const f = await pm.files.open('a.dat', { create: true });
-    for (const buf of [[104, 105], new ArrayBuffer(8), new Float64Array(2), new Uint16Array(4), new DataView(new ArrayBuffer(4)), null, undefined, 7]) {
+    for (const buf of [[104, 105], new ArrayBuffer(8), new SharedArrayBuffer(8), null, undefined, 7]) {
       await expectError(() => pm.write(f, 0, buf as any), TypeError, 'ERR_INVALID_ARG_TYPE');
       await expectError(() => pm.batch().read(f, 0, buf as any), TypeError, 'ERR_INVALID_ARG_TYPE');
     }

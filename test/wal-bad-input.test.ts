@@ -38,7 +38,7 @@ describe('wal: bad input', () => {
     ['appendPageImage escaping the data dir', () => pm.wal.appendPageImage('../x', 0, new Uint8Array(8)), 'ERR_INVALID_ARG_VALUE'],
     ['appendPageImage absolute path', () => pm.wal.appendPageImage('/etc/passwd', 0, new Uint8Array(8)), 'ERR_INVALID_ARG_VALUE'],
     ['appendPageImage negative block', () => pm.wal.appendPageImage('rel', -1, new Uint8Array(8)), 'ERR_OUT_OF_RANGE'],
-    ['appendPageImage empty image', () => pm.wal.appendPageImage('rel', 0, new Uint8Array(0)), 'ERR_INVALID_ARG_TYPE'],
+    ['appendPageImage empty image', () => pm.wal.appendPageImage('rel', 0, new Uint8Array(0)), 'ERR_OUT_OF_RANGE'],
     ['appendPageImage unknown file id', () => pm.wal.appendPageImage(123456, 0, new Uint8Array(8)), 'ERR_RINGMASTER_BAD_FILE'],
   ])('%s is rejected', async (_name, fn, code) => {
     const p = (async () => fn())();

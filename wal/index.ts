@@ -9,6 +9,7 @@ import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
 import { RingmasterError, errnoName, rangeError, typeError } from '../core/errors';
+import { viewBytes } from '../core/bytes';
 import {
   CONTROL_FILE, ControlData, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
   WalRecord, align8, decodePageImage, encodePageImage, formatLsn, fsyncDir, parseSegmentName, readControl, scanWal,
@@ -245,17 +246,29 @@ export class Wal implements WalHook {
    * Appends a record of `kind` (1..0xFEFF) and resolves with its end LSN (pass it to
    * `flush`). Many processes append at once; no lock is held while the record is copied.
    */
-  append(kind: number, payload: Uint8Array): Promise<bigint> {
+  append(kind: number, payload: ArrayBufferView): Promise<bigint> {
     if (typeof kind !== 'number' || !Number.isInteger(kind)) return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'kind must be an integer'));
     if (kind < 1 || kind > USER_KIND_MAX) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `kind must be in 1..${USER_KIND_MAX} (0 and 0xFF00.. are reserved), got ${kind}`));
-    if (!(payload instanceof Uint8Array)) return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'payload must be a Uint8Array'));
-    return this.#append(kind, payload);
+    let bytes: Uint8Array;
+    try {
+      // Copied into the WAL buffer before append() returns: no pinning needed.
+      bytes = viewBytes(payload, 'payload', { allowEmpty: true });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#append(kind, bytes);
   }
 
   async #append(kind: number, payload: Uint8Array): Promise<bigint> {
     const deadline = Date.now() + this.#timeoutMs();
+    const length = payload.byteLength;
     for (;;) {
       let r: bigint | null;
+      // A full buffer makes this wait and copy again later: by then a resizable payload
+      // may have shrunk (or been detached), and the record would silently be shorter.
+      if (payload.byteLength !== length) {
+        throw new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED', `payload: its ArrayBuffer was detached or resized (from ${length} to ${payload.byteLength} bytes) while append() waited for room in the WAL buffer`);
+      }
       try {
         r = addon.walAppend(this.#s(), kind, payload);
       } catch (e) {
@@ -506,8 +519,9 @@ export class Wal implements WalHook {
   }
 
   /** Appends a full-page image of `block` of a data file; recovery writes it back (torn-page repair). */
-  appendPageImage(file: string | { path: string } | number, block: number, bytes: Uint8Array): Promise<bigint> {
+  appendPageImage(file: string | { path: string } | number, block: number, bytes: ArrayBufferView): Promise<bigint> {
     let rel: string;
+    let image: Uint8Array;
     try {
       if (typeof file === 'string') rel = file;
       else if (typeof file === 'number') rel = this.db.files.get(file).path;
@@ -515,11 +529,11 @@ export class Wal implements WalHook {
       else throw typeError('ERR_INVALID_ARG_TYPE', 'file must be a relative path, a FileHandle or a file id');
       if (rel.length === 0 || path.isAbsolute(rel) || rel.split(/[\\/]/).includes('..')) throw typeError('ERR_INVALID_ARG_VALUE', 'file must be a relative path inside the data directory');
       if (!Number.isSafeInteger(block) || block < 0) throw rangeError('ERR_OUT_OF_RANGE', 'block must be a non-negative integer');
-      if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'bytes must be a non-empty Uint8Array');
+      image = viewBytes(bytes, 'bytes');
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#append(KIND_PAGE_IMAGE, encodePageImage(rel, block, bytes));
+    return this.#append(KIND_PAGE_IMAGE, encodePageImage(rel, block, image));
   }
 
   /**
