@@ -8,6 +8,7 @@ import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '.
 import { native } from '../core/native';
 import { viewBytes } from '../core/bytes';
 import type { EncodedOp, IoResult } from '../core/io';
+import { optionsObject } from '../core/io';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const N: any = native;
@@ -265,6 +266,7 @@ export class BufferPool {
 
   /** Installs the WAL's hook (null: every LSN counts as durable). */
   setWalHook(hook: WalHook | null, options: { walBeforeData?: 'link' | 'wait' } = {}): void {
+    optionsObject('setWalHook', options, ['walBeforeData']);
     if (hook !== null) {
       if (typeof hook !== 'object' || typeof hook.flushedLsn !== 'function' || typeof hook.flush !== 'function' || typeof hook.appendFlushChain !== 'function') {
         throw typeError('ERR_INVALID_ARG_TYPE', 'hook must implement WalHook (flushedLsn, flush, appendFlushChain)');
@@ -317,7 +319,7 @@ export class BufferPool {
    * pages past EOF); if the page is already in the pool, it is returned as it is.
    */
   async read(file: FileHandle | number, block: number | bigint, options: { mode?: 'normal' | 'zero' } = {}): Promise<PinnedBuffer> {
-    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'read options must be an object');
+    optionsObject('read', options, ['mode']);
     const mode = options.mode ?? 'normal';
     if (mode !== 'normal' && mode !== 'zero') throw typeError('ERR_INVALID_ARG_VALUE', "mode must be 'normal' or 'zero'");
     const fileId = this.#fileId(file);
@@ -501,7 +503,7 @@ export class BufferPool {
     const from = this.#block(fromBlock, 'fromBlock');
     const to = this.#block(toBlock, 'toBlock');
     if (to < from) throw rangeError('ERR_OUT_OF_RANGE', 'toBlock must not be before fromBlock');
-    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'stream options must be an object');
+    optionsObject('stream', options, ['depth']);
     const depth = intOpt('depth', options.depth, 8, 1, this.db.features.ringEntries);
     const queue: Promise<PinnedBuffer>[] = [];
     let next = from;
@@ -630,7 +632,7 @@ export class BufferPool {
 
   /** Writes dirty unpinned pages ahead of eviction every `intervalMs`, at most `maxPages` a round. */
   startBackgroundWriter(options: { intervalMs?: number; maxPages?: number } = {}): { stop(): void } {
-    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object');
+    optionsObject('startBackgroundWriter', options, ['intervalMs', 'maxPages']);
     const intervalMs = intOpt('intervalMs', options.intervalMs, 200, 1, 3600000);
     const maxPages = intOpt('maxPages', options.maxPages, 16, 1, 1 << 20);
     this.#inf();
@@ -723,17 +725,29 @@ export class BufferPool {
   }
 }
 
+function resolvePoolOptions(options: unknown): { pages: number; pageSize: number; onHolderDeath: 'fence' | 'release' } {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.bufferPool must be an object');
+  const o = options as BufferPoolOptions;
+  for (const k of Object.keys(o)) {
+    if (k !== 'pages' && k !== 'pageSize' && k !== 'onHolderDeath') throw typeError('ERR_INVALID_ARG_VALUE', `unknown bufferPool option '${k}'`);
+  }
+  if (o.onHolderDeath !== undefined && o.onHolderDeath !== 'fence' && o.onHolderDeath !== 'release')
+    throw typeError('ERR_INVALID_ARG_VALUE', "bufferPool.onHolderDeath must be 'fence' or 'release'");
+  const pages = intOpt('bufferPool.pages', o.pages, 256, 1, 1 << 24);
+  const pageSize = intOpt('bufferPool.pageSize', o.pageSize, 8192, 4096, 32768);
+  if ((pageSize & (pageSize - 1)) !== 0) throw rangeError('ERR_OUT_OF_RANGE', `bufferPool.pageSize must be a power of two, got ${pageSize}`);
+  return { pages, pageSize, onHolderDeath: o.onHolderDeath ?? 'fence' };
+}
+
 registerModule('bufferPool', {
+  validate(options, context) {
+    const { pages, pageSize } = resolvePoolOptions(options);
+    const size: number = N.bpLayout(pages, pageSize, context.maxProcesses);
+    return { arenaBytes: Math.ceil(size / 4096) * 4096 };
+  },
   init(db: Ringmaster, options: unknown): void {
-    const o = (options ?? {}) as BufferPoolOptions;
-    for (const k of Object.keys(o)) {
-      if (k !== 'pages' && k !== 'pageSize' && k !== 'onHolderDeath') throw typeError('ERR_INVALID_ARG_VALUE', `unknown bufferPool option '${k}'`);
-    }
-    if (o.onHolderDeath !== undefined && o.onHolderDeath !== 'fence' && o.onHolderDeath !== 'release')
-      throw typeError('ERR_INVALID_ARG_VALUE', "bufferPool.onHolderDeath must be 'fence' or 'release'");
-    const pages = intOpt('bufferPool.pages', o.pages, 256, 1, 1 << 24);
-    const pageSize = intOpt('bufferPool.pageSize', o.pageSize, 8192, 4096, 32768);
-    if ((pageSize & (pageSize - 1)) !== 0) throw rangeError('ERR_OUT_OF_RANGE', `bufferPool.pageSize must be a power of two, got ${pageSize}`);
+    const o = resolvePoolOptions(options ?? {});
+    const { pages, pageSize } = o;
     const size: number = N.bpLayout(pages, pageSize, db.info.maxProcesses);
     let slice;
     try {

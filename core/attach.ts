@@ -2,7 +2,8 @@
 // a worker thread of an already attached process (a token from db.threadToken()).
 import { readFileSync } from 'node:fs';
 import { Features, Ringmaster, ThreadToken } from './ringmaster';
-import { RingmasterError, fromNative, typeError } from './errors';
+import { RingmasterError, fromNative, rangeError, typeError } from './errors';
+import { optionsObject } from './io';
 import { RUN_STOPPED, native } from './native';
 import { ATTACH_ENV } from './postmaster';
 import { shareDataDir } from './datadir-lock';
@@ -20,8 +21,18 @@ export interface AttachOptions {
  * In a worker thread: `attach(token)` with the token from `db.threadToken()`.
  */
 export async function attach(token?: ThreadToken, options: AttachOptions = {}): Promise<Ringmaster> {
-  if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'attach options must be an object');
-  if (token !== undefined) return attachThread(token, options);
+  optionsObject('attach', options, ['reaper', 'submitTimeoutMs']);
+  if (options.reaper !== undefined && typeof options.reaper !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'options.reaper must be a boolean');
+  if (options.submitTimeoutMs !== undefined) {
+    const v = options.submitTimeoutMs;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.submitTimeoutMs must be an integer');
+    if (v < 1 || v > 2 ** 31 - 1) throw rangeError('ERR_OUT_OF_RANGE', `options.submitTimeoutMs must be in 1..2^31-1, got ${v}`);
+  }
+  if (token !== undefined) {
+    // A thread shares its process's watcher threads: it never starts its own.
+    if (options.reaper !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', 'attach(token, { reaper }): worker threads never run watchers (their process\'s watchers reap for them); reaper applies to forked workers');
+    return attachThread(token, options);
+  }
   const raw = process.env[ATTACH_ENV];
   if (!raw) {
     throw new RingmasterError('ERR_RINGMASTER_NOT_FORKED', `this process was not started by pm.fork() or pm.clusterFork() (no ${ATTACH_ENV} in its environment); worker threads pass a token: attach(db.threadToken())`);

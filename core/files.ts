@@ -66,6 +66,12 @@ export class Files {
       if (!['create', 'direct', 'dsync', 'truncate', 'readOnly'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown file option '${k}'`);
       if (typeof (options as Record<string, unknown>)[k] !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', `file option '${k}' must be a boolean`);
     }
+    if (options.readOnly) {
+      // O_RDONLY | O_TRUNC truncates on Linux: a read-only open would destroy the file.
+      for (const k of ['truncate', 'create', 'dsync'] as const) {
+        if (options[k]) throw typeError('ERR_INVALID_ARG_VALUE', `file options readOnly and ${k} contradict each other (${k === 'truncate' ? 'it would empty the file' : k === 'create' ? 'a read-only open must not change the directory' : 'dsync only affects writes'})`);
+      }
+    }
     let flags = options.readOnly ? fsc.O_RDONLY : fsc.O_RDWR;
     if (options.create) flags |= fsc.O_CREAT;
     if (options.direct) flags |= fsc.O_DIRECT;

@@ -74,6 +74,7 @@ export function checkOffset(name: string, v: unknown): number {
 export function linkFlags(o: OpOptions | undefined): number {
   if (o === undefined) return 0;
   if (o === null || typeof o !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'op options must be an object');
+  checkKeys('op', o, OP_OPTION_KEYS);
   let f = 0;
   for (const k of ['link', 'hardlink', 'drain'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', `options.${k} must be a boolean`);
@@ -83,4 +84,29 @@ export function linkFlags(o: OpOptions | undefined): number {
   if (o.drain) f |= DRAIN;
   if (o.link && o.hardlink) throw typeError('ERR_INVALID_ARG_VALUE', 'an op is either linked or hard-linked, not both');
   return f;
+}
+
+const OP_OPTION_KEYS = ['link', 'hardlink', 'drain', 'completionWord'];
+
+/** Refuses a key `known` does not list (a misspelt option would otherwise be ignored). */
+export function checkKeys(what: string, o: object, known: readonly string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown ${what} option '${k}' (known: ${known.join(', ')})`);
+  }
+}
+
+/** `options` as an object (undefined: {}), or a TypeError. */
+export function optionsObject<T extends object>(what: string, options: T | undefined, known: readonly string[]): T {
+  if (options === undefined) return {} as T;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw typeError('ERR_INVALID_ARG_TYPE', `${what} options must be an object`);
+  checkKeys(what, options, known);
+  return options;
+}
+
+/** An optional timeout in ms: a non-negative integer up to 2^31-1. */
+export function timeoutOption(name: string, v: unknown, def: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || Number.isNaN(v)) throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be a number of milliseconds`);
+  if (!Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) throw rangeError('ERR_OUT_OF_RANGE', `${name} must be an integer in 0..2^31-1, got ${v}`);
+  return v;
 }

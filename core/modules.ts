@@ -5,6 +5,7 @@
 import type { Ringmaster } from './ringmaster';
 import type { Batch } from './ringmaster';
 import type { IoResult } from './io';
+import { RingmasterError } from './errors';
 
 /**
  * What the buffer pool needs from the WAL to honour WAL-before-data. The WAL module
@@ -25,7 +26,20 @@ export interface WalHook {
   appendFlushChain(batch: Batch, lsn: bigint): ((results: IoResult[], firstIndex: number) => void) | null;
 }
 
+/** What a module's options are checked against before anything exists. */
+export interface ModuleContext {
+  /** The arena as it will be created (arenaSize rounded up to 4 KiB). */
+  arenaSize: number;
+  maxProcesses: number;
+}
+
 export interface ModuleHooks {
+  /**
+   * Postmaster only, before the data directory or the segment is touched: throws for
+   * bad or contradictory options; returns the arena bytes `init` will allocate (each
+   * allocation rounded up to 4 KiB), so that a start that cannot fit fails first.
+   */
+  validate(options: unknown, context: ModuleContext): { arenaBytes: number };
   /** Postmaster only, once, before any fork: create and publish shared state. */
   init(db: Ringmaster, options: unknown): void | Promise<void>;
 }
@@ -39,5 +53,25 @@ export function registerModule(name: string, hooks: ModuleHooks): void {
 export async function initModules(db: Ringmaster, options: Record<string, unknown>): Promise<void> {
   for (const [name, hooks] of registry) {
     if (options[name] !== undefined) await hooks.init(db, options[name]);
+  }
+}
+
+/**
+ * Checks every configured module's options, then that their arena needs fit together
+ * (a pool and a WAL buffer that each fit but not both used to fail half-way through
+ * start, after recovery had already run). Throws ERR_RINGMASTER_ARENA_TOO_SMALL.
+ */
+export function validateModules(options: Record<string, unknown>, context: ModuleContext): void {
+  const needs: string[] = [];
+  let total = 0;
+  for (const [name, hooks] of registry) {
+    if (options[name] === undefined) continue;
+    const { arenaBytes } = hooks.validate(options[name], context);
+    total += arenaBytes;
+    needs.push(`${name} ${arenaBytes}`);
+  }
+  if (total > context.arenaSize) {
+    throw new RingmasterError('ERR_RINGMASTER_ARENA_TOO_SMALL',
+      `the configured modules need ${total} bytes of arena (${needs.join(' + ')}), more than arenaSize (${context.arenaSize}): raise arenaSize or shrink bufferPool.pages / wal.bufferSize`);
   }
 }

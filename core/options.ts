@@ -79,6 +79,13 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
   if (env === 'threads' || env === 'io_uring') backend = env;
   const arenaSize = positiveInt('arenaSize', o.arenaSize, 16 << 20, 4096, 2 ** 40);
   const rings = positiveInt('rings', o.rings, 1, 1, 64);
+  // Options that contradict each other: refused, never silently ignored.
+  if (o.sqpoll === true && o.backend === 'threads') {
+    throw typeError('ERR_INVALID_ARG_VALUE', "sqpoll: true asks for an io_uring kernel polling thread, backend: 'threads' for no io_uring: choose one");
+  }
+  if (o.sqpollIdleMs !== undefined && o.sqpoll !== true) {
+    throw typeError('ERR_INVALID_ARG_VALUE', 'sqpollIdleMs applies only with sqpoll: true');
+  }
   // Every ring's CQ holds one entry per IO handle (rings x ringEntries): the kernel's limit is 65536.
   if (rings * ringEntries > 65536) throw rangeError('ERR_OUT_OF_RANGE', `rings x ringEntries must be at most 65536, got ${rings} x ${ringEntries}`);
   return {

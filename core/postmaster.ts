@@ -6,8 +6,9 @@ import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
 import { Features, Ringmaster } from './ringmaster';
 import { RingmasterError, errnoName, fromNative, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
+import { optionsObject, timeoutOption } from './io';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
-import { initModules } from './modules';
+import { initModules, validateModules } from './modules';
 import { DataDirLock } from './datadir-lock';
 import '../bufferpool/index';  // registers the module's init hook
 import '../wal/index';
@@ -68,6 +69,8 @@ export class Postmaster extends Ringmaster {
   /** Creates the segment, rings and registered tables; probes features once. */
   static async start(options: StartOptions): Promise<Postmaster> {
     const o = resolveStartOptions(options);
+    // Module options too, and whether everything fits in the arena: all before anything is created.
+    validateModules({ bufferPool: o.bufferPool, wal: o.wal }, { arenaSize: Math.ceil(o.arenaSize / 4096) * 4096, maxProcesses: o.maxProcesses });
     if (existsSync(o.dataDir) && !statSync(o.dataDir).isDirectory()) throw typeError('ERR_INVALID_ARG_VALUE', `dataDir '${o.dataDir}' exists and is not a directory`);
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     const dataDir = realpathSync(o.dataDir);
@@ -162,6 +165,9 @@ export class Postmaster extends Ringmaster {
    */
   fork(modulePath: string, args: readonly string[] = [], options: ForkOptions & { reaper?: boolean } = {}): ChildProcess {
     if (typeof modulePath !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'modulePath must be a string');
+    if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw typeError('ERR_INVALID_ARG_TYPE', 'args must be an array of strings');
+    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'fork options must be an object');
+    if (options.reaper !== undefined && typeof options.reaper !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'options.reaper must be a boolean');
     if (this.closed) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'the postmaster is stopped');
     const { reaper = true, ...forkOptions } = options;
     const a = this.#attachEnv(reaper);
@@ -178,6 +184,11 @@ export class Postmaster extends Ringmaster {
 
   /** Forks a cluster worker (call in the primary) with the ringmaster fds; it calls `attach()`. */
   clusterFork(cluster: Cluster, env: Record<string, string> = {}, options: { reaper?: boolean } = {}): ClusterWorker {
+    if (!cluster || typeof (cluster as { fork?: unknown }).fork !== 'function') throw typeError('ERR_INVALID_ARG_TYPE', "cluster must be node:cluster (the primary's module object)");
+    if (env === null || typeof env !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'env must be an object of strings');
+    optionsObject('clusterFork', options, ['reaper']);
+    if (options.reaper !== undefined && typeof options.reaper !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'options.reaper must be a boolean');
+    if (this.closed) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'the postmaster is stopped');
     const a = this.#attachEnv(options.reaper ?? true);
     cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...a.stdio] as never });
     const w = cluster.fork({ ...env, [ATTACH_ENV]: a.env });
@@ -229,7 +240,13 @@ export class Postmaster extends Ringmaster {
    */
   stop(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.#stopping) return this.#stopping;
-    const timeoutMs = options.timeoutMs ?? 5000;
+    let timeoutMs: number;
+    try {
+      if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'stop options must be an object');
+      timeoutMs = timeoutOption('timeoutMs', options.timeoutMs, 5000);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this.#stopping = (async () => {
       const n = this._native();
       n.setRunState(RUN_STOPPING);

@@ -7,7 +7,7 @@ import { FileHandle, Files } from './files';
 import { CORRUPT_RESULT, RingmasterError, corruptError, fromNative, ioError, rangeError, typeError } from './errors';
 import {
   ArenaSlice, DRAIN, EncodedOp, HARDLINK, IoBuffer, IoResult, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC,
-  OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags,
+  OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags, optionsObject, timeoutOption,
 } from './io';
 import { NativeInfo, NativeSession, native } from './native';
 import { changedDuringIo, pinForIo, viewBytes } from './bytes';
@@ -153,7 +153,7 @@ export class Ringmaster extends EventEmitter {
   /** Allocates `size` bytes of shared arena memory (never freed; carve your pools from it). */
   allocate(size: number, options: { align?: number } = {}): ArenaSlice {
     if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0) throw rangeError('ERR_OUT_OF_RANGE', `size must be a positive integer, got ${size}`);
-    const align = options.align ?? 4096;
+    const align = optionsObject('allocate', options, ['align']).align ?? 4096;
     if (typeof align !== 'number' || !Number.isInteger(align) || align < 1 || (align & (align - 1)) !== 0 || align > 1 << 30) {
       throw rangeError('ERR_OUT_OF_RANGE', `align must be a power of two, got ${align}`);
     }
@@ -190,9 +190,10 @@ export class Ringmaster extends EventEmitter {
    * process completes the IO; `undefined` if `timeoutMs` passes first. Never blocks.
    */
   async waitCompletionWord(offset: number, options: { timeoutMs?: number } = {}): Promise<number | undefined> {
+    const timeoutMs = timeoutOption('timeoutMs', optionsObject('waitCompletionWord', options, ['timeoutMs']).timeoutMs, 30000);
     const now = this.completionWordResult(offset);
     if (now !== undefined) return now;
-    const done = await this._waitWord(offset, 0, options.timeoutMs ?? 30000);
+    const done = await this._waitWord(offset, 0, timeoutMs);
     return done === undefined ? undefined : this.completionWordResult(offset);
   }
 
@@ -270,7 +271,7 @@ export class Ringmaster extends EventEmitter {
 
   /** Starts a batch: ops submitted together in one io_uring_enter, optionally linked. */
   batch(options: { ring?: number } = {}): Batch {
-    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'batch options must be an object');
+    optionsObject('batch', options, ['ring']);
     if (options.ring !== undefined) {
       if (!Number.isInteger(options.ring) || options.ring < 0 || options.ring >= Math.max(1, this.#info.rings)) {
         throw rangeError('ERR_OUT_OF_RANGE', `ring must be in 0..${Math.max(1, this.#info.rings) - 1}`);
@@ -297,7 +298,8 @@ export class Ringmaster extends EventEmitter {
    * docs/ARCHITECTURE.md, "Shared memory is untrusted"). Emits 'corruption' if any.
    */
   checkIntegrity(options: { repair?: boolean } = {}): IntegrityReport {
-    if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object');
+    optionsObject('checkIntegrity', options, ['repair']);
+    if (options.repair !== undefined && typeof options.repair !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'repair must be a boolean');
     const repair = options.repair === true;
     const n = this._native();
     const h = n.verifyHandles(repair);
@@ -344,9 +346,15 @@ export class Ringmaster extends EventEmitter {
    * process slot. Further calls throw ERR_RINGMASTER_CLOSED.
    */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
+    let timeoutMs: number;
+    try {
+      timeoutMs = timeoutOption('timeoutMs', optionsObject('close', options, ['timeoutMs']).timeoutMs, 5000);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
-      const deadline = Date.now() + (options.timeoutMs ?? 5000);
+      const deadline = Date.now() + timeoutMs;
       while (this.#pending.size > 0 && Date.now() < deadline) await sleep(2);
       const n = this.#native;
       this.#native = null;

@@ -79,6 +79,21 @@ Napi::Value SharedSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)wal_shared_size(c.seg->hdr->max_slots));
 }
 
+// walSharedSizeFor(maxProcesses) -> the same, before a segment exists (start-option checks)
+Napi::Value SharedSizeFor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    module_type_error(env, "maxProcesses must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double n = info[0].As<Napi::Number>().DoubleValue();
+  if (!(n >= 1 && n <= 65535) || n != (double)(uint32_t)n) {
+    module_range_error(env, "maxProcesses out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, (double)wal_shared_size((uint32_t)n));
+}
+
 // walInit(session, offset, bufSize, segSize, startLsn, flags)
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -295,6 +310,7 @@ Napi::Value SetCheckpoint(const Napi::CallbackInfo& info) {
 void register_wal_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("walCrc32c", Napi::Function::New(env, Crc32c));
   exports.Set("walSharedSize", Napi::Function::New(env, SharedSize));
+  exports.Set("walSharedSizeFor", Napi::Function::New(env, SharedSizeFor));
   exports.Set("walInit", Napi::Function::New(env, Init));
   exports.Set("walAppend", Napi::Function::New(env, Append));
   exports.Set("walDebugAbandon", Napi::Function::New(env, DebugAbandon));

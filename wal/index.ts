@@ -93,17 +93,21 @@ export function resolveWalOptions(o: unknown): Resolved {
       redo.set(kind, fn);
     }
   }
+  const commitDelayUs = int('commitDelayUs', w.commitDelayUs, 0, 0, 10_000_000);
+  const timeoutMs = int('timeoutMs', w.timeoutMs, 30000, 1, 2 ** 31 - 1);
+  // Every flush would wait out the delay and so time out before it could be durable.
+  if (commitDelayUs >= timeoutMs * 1000) throw rangeError('ERR_OUT_OF_RANGE', `wal.commitDelayUs (${commitDelayUs} µs) must be shorter than wal.timeoutMs (${timeoutMs} ms)`);
   return {
     bufferSize,
     segmentSize,
-    commitDelayUs: int('commitDelayUs', w.commitDelayUs, 0, 0, 10_000_000),
+    commitDelayUs,
     walSync: w.walSync ?? 'fdatasync',
     direct: w.direct ?? false,
     redo,
     checkpointIntervalMs: int('checkpointIntervalMs', w.checkpointIntervalMs, 0, 0, 2 ** 31 - 1),
     checkpointWalBytes: int('checkpointWalBytes', w.checkpointWalBytes, 0, 0, 2 ** 52),
     keepSegments: int('keepSegments', w.keepSegments, 2, 0, 1024),
-    timeoutMs: int('timeoutMs', w.timeoutMs, 30000, 1, 2 ** 31 - 1),
+    timeoutMs,
   };
 }
 
@@ -756,6 +760,10 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
 }
 
 registerModule('wal', {
+  validate(options, context) {
+    const o = resolveWalOptions(options);
+    return { arenaBytes: Math.ceil((addon.walSharedSizeFor(context.maxProcesses) + o.bufferSize) / 4096) * 4096 };
+  },
   async init(db: Ringmaster, options: unknown): Promise<void> {
     const o = resolveWalOptions(options);
     localOptions.set(db, o);
