@@ -300,6 +300,17 @@ export class BufferPool {
     return b;
   }
 
+  // "file 'table.0' (id 65537)": error messages name the file when this process can.
+  #fileLabel(fileId: number): string {
+    try {
+      const p = this.db._native().fileInfo(fileId)?.path;
+      if (p !== undefined) return `file '${p}' (id ${fileId})`;
+    } catch {
+      /* closed */
+    }
+    return `file ${fileId}`;
+  }
+
   #ioSeqOff(id: number): number {
     const i = this.#inf();
     return i.descOffset + id * i.descSize + i.ioSeqField;
@@ -335,7 +346,7 @@ export class BufferPool {
   #pinNow(fileId: number, blk: number): number {
     const r = N.bpPin(this.#n(), fileId, blk);
     if (r[0] === 0) return r[1];
-    if (r[0] === 6) throw corruptPool(`block ${blk} of file ${fileId}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
+    if (r[0] === 6) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
     if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
     return -1;
   }
@@ -347,7 +358,7 @@ export class BufferPool {
     for (;;) {
       const r = N.bpPin(this.#n(), fileId, blk);
       if (r[0] === 0) return r[1];
-      if (r[0] === 6) throw corruptPool(`block ${blk} of file ${fileId}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
+      if (r[0] === 6) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
       if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
       if (r[0] === 3) {
         // Only dirty buffers are evictable: write one back (WAL first), then retry.
@@ -376,7 +387,7 @@ export class BufferPool {
       for (;;) {
         const r = N.bpStartIo(n, id, waited, zero, first, fileId, blk);
         first = false;
-        if (r[0] === 4) throw corruptPool(`block ${blk} of file ${fileId}: descriptor of buffer ${id} is corrupt`);
+        if (r[0] === 4) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: descriptor of buffer ${id} is corrupt`);
         if (r[0] === 0) return new PinnedBuffer(this, id, fileId, blk, this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
         if (r[0] === 1) {
           await this.#submitReads([[id, r[1], fileId, blk]]);
@@ -385,7 +396,7 @@ export class BufferPool {
         }
         if (r[0] === 2) {
           const left = deadline - Date.now();
-          if (left <= 0) throw new RingmasterError('ERR_RINGMASTER_IO_TIMEOUT', `waited ${this.#ioWaitMs} ms for another process's read of block ${blk}`);
+          if (left <= 0) throw new RingmasterError('ERR_RINGMASTER_IO_TIMEOUT', `waited ${this.#ioWaitMs} ms for another process's read of block ${blk} of ${this.#fileLabel(fileId)}`);
           await this.db._waitWord(this.#ioSeqOff(id), r[1], Math.min(left, 1000));
           waited = r[1];
           continue;
@@ -396,7 +407,7 @@ export class BufferPool {
           waited = 0;
           continue;
         }
-        throw new RingmasterError(code, `reading block ${blk} of file ${fileId} into the buffer pool failed: ${code}`, { errno: r[1] > -10000 ? r[1] : undefined });
+        throw new RingmasterError(code, `reading block ${blk} of ${this.#fileLabel(fileId)} into the buffer pool failed: ${code}`, { errno: r[1] > -10000 ? r[1] : undefined });
       }
     } catch (e) {
       try {
@@ -609,10 +620,10 @@ export class BufferPool {
     }
     if (onWal) onWal(res, 0);
     const w = res[pos];
-    if (!w.ok) throw w.error ?? new RingmasterError('EIO', `page write of block ${blk} failed`);
+    if (!w.ok) throw w.error ?? new RingmasterError('EIO', `page write of block ${blk} of ${this.#fileLabel(fileId)} failed`);
     // A short write left a torn page on disk: the page stays dirty (native side) and the
     // caller -- a checkpoint above all -- must not count it as written.
-    if (w.result !== ps) throw new RingmasterError('EIO', `page write of block ${blk} was short (${w.result} of ${ps} bytes)`, { errno: -5 });
+    if (w.result !== ps) throw new RingmasterError('EIO', `page write of block ${blk} of ${this.#fileLabel(fileId)} was short (${w.result} of ${ps} bytes)`, { errno: -5 });
   }
 
   /** Writes back every dirty page (checkpoint). Resolves with the number of pages written. */

@@ -7,6 +7,8 @@ export type { Features, ThreadToken, IntegrityAnomaly, IntegrityReport } from '.
 export { FileHandle, Files } from './files';
 export type { FileOpenOptions } from './files';
 export { RingmasterError, IoCancelledError, errnoName } from './errors';
+export { ERROR_CODES } from './error-codes';
+export type { RingmasterErrorCode } from './error-codes';
 export type { StartOptions } from './options';
 export type { ArenaSlice, IoBuffer, IoResult, OpOptions, OpName } from './io';
 export { BufferPool } from '../bufferpool/index';

@@ -59,6 +59,8 @@ export interface EncodedOp {
   fields: number[];
   buffer: Uint8Array | undefined;
   name: OpName;
+  /** The file's path, when known at submission (error messages name it). */
+  path?: string;
 }
 
 export function checkOffset(name: string, v: unknown): number {

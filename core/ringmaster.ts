@@ -54,9 +54,7 @@ function pendingKey(index: number, gen: number): number {
 interface PendingOp {
   batch: PendingBatch;
   pos: number;
-  name: (typeof OP_NAMES)[number];
-  len: number;
-  buffer: Uint8Array | undefined;
+  op: EncodedOp;
 }
 
 /** What `checkIntegrity()` found in one shared table entry. */
@@ -362,7 +360,7 @@ export class Ringmaster extends EventEmitter {
       n?.detach();
       for (const [, p] of this.#pending) {
         if (p.batch.keep.length) retainedAfterClose.push(p.batch.keep);
-        p.batch.results[p.pos] = { op: p.name, ok: false, result: -ESHUTDOWN, reapedBy: -1, error: new RingmasterError('ERR_RINGMASTER_CLOSED', 'handle closed before this IO completed') };
+        p.batch.results[p.pos] = { op: p.op.name, ok: false, result: -ESHUTDOWN, reapedBy: -1, error: new RingmasterError('ERR_RINGMASTER_CLOSED', 'handle closed before this IO completed') };
         if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
       }
       this.#pending.clear();
@@ -420,15 +418,37 @@ export class Ringmaster extends EventEmitter {
       for (let i = 0; i < ops.length; i++) {
         const res = handles[4 * i + 2];
         if (res === PENDING) {
-          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, name: ops[i].name, len: ops[i].fields[4], buffer: ops[i].buffer });
+          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, op: ops[i] });
         } else {
-          this.#settle(batch, i, ops[i].name, res, handles[4 * i + 3], ops[i].fields[4], ops[i].buffer);
+          this.#settle(batch, i, ops[i], res, handles[4 * i + 3]);
         }
       }
     });
   }
 
-  #settle(batch: PendingBatch, pos: number, name: (typeof OP_NAMES)[number], res: number, reaper: number, len: number, buffer: Uint8Array | undefined): void {
+  // "read of 'table.0' at 8192 (op 0)": what an error message names. The path is the
+  // handle's, or looked up by id (a file another process opened), if still open.
+  #describe(op: EncodedOp, pos: number): string {
+    const [, , file, offset] = op.fields;
+    let where = '';
+    if (op.name !== 'nop') {
+      let p = op.path;
+      if (p === undefined) {
+        try {
+          p = this.#native?.fileInfo(file)?.path;
+        } catch {
+          /* closed */
+        }
+      }
+      where = p !== undefined ? ` of '${p}'` : ` of file id ${file}`;
+      if (op.name === 'read' || op.name === 'write') where += ` at offset ${offset}`;
+    }
+    return `${op.name}${where} (op ${pos})`;
+  }
+
+  #settle(batch: PendingBatch, pos: number, op: EncodedOp, res: number, reaper: number): void {
+    const { name, buffer } = op;
+    const len = op.fields[4];
     // The result came through shared memory: one no op can produce is corruption.
     const rw = name === 'read' || name === 'write';
     if (res > (rw ? len : 0)) res = CORRUPT_RESULT;
@@ -438,7 +458,7 @@ export class Ringmaster extends EventEmitter {
       // (A shrunk buffer's pages are decommitted, so the kernel may have got EFAULT.)
       const r: IoResult = { op: name, ok: false, result: -EFAULT, reapedBy: reaper };
       r.error = new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED',
-        `${name} (op ${pos}): its buffer was detached or resized smaller while the IO was in flight; the ${name === 'read' ? 'bytes read did not land in it' : 'bytes written may not be the ones it held'}`,
+        `${this.#describe(op, pos)}: its buffer was detached or resized smaller while the IO was in flight; the ${name === 'read' ? 'bytes read did not land in it' : 'bytes written may not be the ones it held'}`,
         { errno: -EFAULT, opIndex: pos });
       batch.results[pos] = r;
       if (--batch.remaining === 0) batch.resolve(batch.results);
@@ -449,8 +469,8 @@ export class Ringmaster extends EventEmitter {
       retainedAfterClose.push(batch.keep);
     }
     const r: IoResult = { op: name, ok: res >= 0, result: res, reapedBy: reaper };
-    if (res === CORRUPT_RESULT) r.error = corruptError(`${name} (op ${pos})`, pos);
-    else if (res < 0) r.error = ioError(res, `${name} (op ${pos})`, pos);
+    if (res === CORRUPT_RESULT) r.error = corruptError(this.#describe(op, pos), pos);
+    else if (res < 0) r.error = ioError(res, this.#describe(op, pos), pos);
     batch.results[pos] = r;
     if (--batch.remaining === 0) batch.resolve(batch.results);
   }
@@ -473,7 +493,7 @@ export class Ringmaster extends EventEmitter {
       const p = this.#pending.get(key);
       if (!p) continue;  // not ours: never act on it
       this.#pending.delete(key);
-      this.#settle(p.batch, p.pos, p.name, res, reaper, p.len, p.buffer);
+      this.#settle(p.batch, p.pos, p.op, res, reaper);
     }
   }
 }
@@ -501,19 +521,25 @@ export class Batch {
   }
 
   read(file: FileHandle | number, offset: number | bigint, target: IoBuffer, options?: OpOptions): this {
-    return this.#rw(OP_READ, file, offset, target, options);
+    return this.#named(this.#rw(OP_READ, file, offset, target, options), file);
   }
 
   write(file: FileHandle | number, offset: number | bigint, source: IoBuffer, options?: OpOptions): this {
-    return this.#rw(OP_WRITE, file, offset, source, options);
+    return this.#named(this.#rw(OP_WRITE, file, offset, source, options), file);
   }
 
   fsync(file: FileHandle | number, options?: OpOptions): this {
-    return this.#push(OP_FSYNC, this.#fileId(file), 0, 0, -1, undefined, options);
+    return this.#named(this.#push(OP_FSYNC, this.#fileId(file), 0, 0, -1, undefined, options), file);
   }
 
   fdatasync(file: FileHandle | number, options?: OpOptions): this {
-    return this.#push(OP_FDATASYNC, this.#fileId(file), 0, 0, -1, undefined, options);
+    return this.#named(this.#push(OP_FDATASYNC, this.#fileId(file), 0, 0, -1, undefined, options), file);
+  }
+
+  // Error messages name the file: its path is at hand when a FileHandle is given.
+  #named(self: this, file: FileHandle | number): this {
+    if (file instanceof FileHandle) this.#ops[this.#ops.length - 1].path = file.path;
+    return self;
   }
 
   nop(options?: OpOptions): this {
