@@ -34,6 +34,16 @@ function node(args: string[], cwd: string): Promise<string> {
   });
 }
 
+let packList: Set<string> | null = null;
+/** What `npm pack` would publish (paths relative to the package root). */
+function packed(): Set<string> {
+  if (!packList) {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, encoding: 'utf8', timeout: 60000, stdio: ['ignore', 'pipe', 'pipe'] });
+    packList = new Set<string>(JSON.parse(out)[0].files.map((f: { path: string }) => f.path));
+  }
+  return packList;
+}
+
 function lastJson(stdout: string): any {
   const lines = stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]);
@@ -154,9 +164,55 @@ describe('packaging', () => {
     expect(diags).toEqual([]);
   });
 
+  it('the package is complete: every link of every shipped document, every runtime file, LICENSE, repository', () => {
+    const files = packed();
+    // Every runtime file: the compiled JS, its types, the ESM entry, the CLI, the entry points.
+    const dist: string[] = [];
+    const walk = (d: string) => {
+      for (const name of readdirSync(path.join(REPO, d), { withFileTypes: true })) {
+        const rel = `${d}/${name.name}`;
+        if (name.isDirectory()) walk(rel);
+        else if (/\.(js|mjs|d\.ts)$/.test(name.name)) dist.push(rel);
+      }
+    };
+    walk('dist');
+    expect(dist.length).toBeGreaterThan(10);
+    const runtime = [...dist, pkg.main, pkg.types, pkg.bin.ringmaster, pkg.exports['.'].import, pkg.exports['.'].require, pkg.exports['.'].types, 'package.json', 'binding.gyp']
+      .map((f: string) => f.replace(/^\.\//, ''));
+    expect(runtime.filter((f) => !files.has(f))).toEqual([]);
+    // Every document that ships, and everything it links to, ships (or is a URL).
+    const docs = [...files].filter((f) => f.endsWith('.md'));
+    expect(docs).toEqual(expect.arrayContaining(['README.md', 'RELIABILITY.md', 'docs/ARCHITECTURE.md', 'wal/README.md', 'bufferpool/README.md']));
+    const broken: string[] = [];
+    for (const doc of docs) {
+      const text = readFileSync(path.join(REPO, doc), 'utf8').replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
+      for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const link = m[1];
+        if (/^[a-z]+:/.test(link)) continue;  // a URL
+        const [target, anchor] = link.split('#');
+        const file = target ? path.posix.normalize(path.posix.join(path.posix.dirname(doc), target)) : doc;
+        if (!files.has(file)) {
+          broken.push(`${doc}: ${link} (${file} is not in the package)`);
+          continue;
+        }
+        if (anchor) {
+          const slugs = readFileSync(path.join(REPO, file), 'utf8').split('\n').filter((l) => /^#+ /.test(l))
+            .map((l) => l.replace(/^#+ /, '').trim().toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-'));
+          if (!slugs.includes(anchor)) broken.push(`${doc}: ${link} (no heading '#${anchor}' in ${file})`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
+    // MIT, as package.json says, with its text; and where the source lives.
+    expect(pkg.license).toBe('MIT');
+    expect(files.has('LICENSE')).toBe(true);
+    expect(readFileSync(path.join(REPO, 'LICENSE'), 'utf8')).toMatch(/^MIT License[\s\S]*Permission is hereby granted, free of charge/);
+    expect(pkg.repository).toMatchObject({ type: 'git' });
+    expect(pkg.repository.url).toMatch(/^git\+https:\/\/.+\.git$/);
+  });
+
   it('npm pack would ship the built JS, the types and everything node-gyp needs to build on install', () => {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, encoding: 'utf8', timeout: 60000, stdio: ['ignore', 'pipe', 'pipe'] });
-    const files = new Set<string>(JSON.parse(out)[0].files.map((f: { path: string }) => f.path));
+    const files = packed();
     for (const f of ['package.json', 'binding.gyp', 'dist/index.mjs', 'dist/core/index.js', 'dist/core/index.d.ts', 'dist/core/postmaster.d.ts']) {
       expect(files.has(f), `${f} is packed`).toBe(true);
     }
