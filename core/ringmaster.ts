@@ -150,9 +150,11 @@ export class Ringmaster extends EventEmitter {
 
   /** Allocates `size` bytes of shared arena memory (never freed; carve your pools from it). */
   allocate(size: number, options: { align?: number } = {}): ArenaSlice {
-    if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0) throw rangeError('ERR_OUT_OF_RANGE', `size must be a positive integer, got ${size}`);
+    if (typeof size !== 'number' || Number.isNaN(size)) throw typeError('ERR_INVALID_ARG_TYPE', `size must be a number, got ${typeof size}`);
+    if (!Number.isInteger(size) || size <= 0) throw rangeError('ERR_OUT_OF_RANGE', `size must be a positive integer, got ${size}`);
     const align = optionsObject('allocate', options, ['align']).align ?? 4096;
-    if (typeof align !== 'number' || !Number.isInteger(align) || align < 1 || (align & (align - 1)) !== 0 || align > 1 << 30) {
+    if (typeof align !== 'number' || Number.isNaN(align)) throw typeError('ERR_INVALID_ARG_TYPE', `align must be a number, got ${typeof align}`);
+    if (!Number.isInteger(align) || align < 1 || (align & (align - 1)) !== 0 || align > 1 << 30) {
       throw rangeError('ERR_OUT_OF_RANGE', `align must be a power of two, got ${align}`);
     }
     let offset: number;
@@ -235,7 +237,8 @@ export class Ringmaster extends EventEmitter {
 
   /** State of a completion word: `undefined` while pending, else the op's result. */
   completionWordResult(offset: number): number | undefined {
-    if (typeof offset !== 'number' || offset % 8 !== 0) throw rangeError('ERR_OUT_OF_RANGE', `a completion word offset is a multiple of 8, got ${offset}`);
+    if (typeof offset !== 'number' || Number.isNaN(offset)) throw typeError('ERR_INVALID_ARG_TYPE', `a completion word offset is a number, got ${typeof offset}`);
+    if (offset % 8 !== 0) throw rangeError('ERR_OUT_OF_RANGE', `a completion word offset is a multiple of 8, got ${offset}`);
     const s = this.arenaSlice(offset, 8);
     const v = new Int32Array(s.bytes.buffer, s.bytes.byteOffset, 2);
     return Atomics.load(v, 0) ? Atomics.load(v, 1) : undefined;
@@ -271,6 +274,7 @@ export class Ringmaster extends EventEmitter {
   batch(options: { ring?: number } = {}): Batch {
     optionsObject('batch', options, ['ring']);
     if (options.ring !== undefined) {
+      if (typeof options.ring !== 'number') throw typeError('ERR_INVALID_ARG_TYPE', `ring must be a number, got ${typeof options.ring}`);
       if (!Number.isInteger(options.ring) || options.ring < 0 || options.ring >= Math.max(1, this.#info.rings)) {
         throw rangeError('ERR_OUT_OF_RANGE', `ring must be in 0..${Math.max(1, this.#info.rings) - 1}`);
       }

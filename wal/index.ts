@@ -8,7 +8,7 @@ import { registerModule } from '../core/modules';
 import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
-import { RingmasterError, errnoName, rangeError, typeError } from '../core/errors';
+import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
 import { viewBytes } from '../core/bytes';
 import {
   CONTROL_FILE, ControlData, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
@@ -190,7 +190,11 @@ export class Wal implements WalHook {
     return this.db._native();
   }
   #state(): NativeState {
-    return addon.walState(this.#s());
+    try {
+      return addon.walState(this.#s());
+    } catch (e) {
+      throw fromNative(e);  // ERR_RINGMASTER_NO_WAL as a RingmasterError
+    }
   }
   #size() {
     if (!this.#sizes) {
@@ -277,7 +281,7 @@ export class Wal implements WalHook {
         r = addon.walAppend(this.#s(), kind, payload);
       } catch (e) {
         if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
-        throw e;
+        throw fromNative(e);
       }
       if (r !== null) return r;
       // The buffer is full of unflushed bytes: flush what is inserted, then retry.
