@@ -232,7 +232,7 @@ class Checkpoint implements Cmd {
   toString() { return `checkpoint(${this.proc})`; }
 }
 
-const MISUSE: Record<string, string> = { 'too-big': 'RangeError', 'flush-beyond': 'ERR_OUT_OF_RANGE', 'kind-0': 'ERR_OUT_OF_RANGE', 'kind-reserved': 'ERR_OUT_OF_RANGE' };
+const MISUSE: Record<string, string> = { 'too-big': 'ERR_OUT_OF_RANGE', 'flush-beyond': 'ERR_OUT_OF_RANGE', 'kind-0': 'ERR_OUT_OF_RANGE', 'kind-reserved': 'ERR_OUT_OF_RANGE' };
 class Misuse implements Cmd {
   constructor(readonly proc: Proc, readonly what: string) {}
   check(m: Model) { return m.procs.includes(this.proc); }
