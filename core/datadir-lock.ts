@@ -4,7 +4,6 @@
 // while attached, so a new postmaster also waits for the workers of one that died.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
 import { RingmasterError, fromNative } from './errors';
 import { native } from './native';
 
@@ -12,7 +11,6 @@ interface LockAddon {
   dataDirLock(dataDir: string, content: string): { status: number; fd?: number; previous: string; path: string };
   dataDirUnlock(fd: number, clear: boolean): void;
   dataDirShare(dataDir: string): { fd: number; content: string };
-  dataDirLockFile: string;
 }
 const addon = native as unknown as LockAddon;
 
@@ -26,8 +24,6 @@ export interface DataDirHolder {
   /** Identifies one postmaster's tenure: a forked worker checks it before it attaches. */
   stamp: string;
 }
-
-export const DATADIR_LOCK_FILE: string = addon.dataDirLockFile;
 
 function parse(content: string): DataDirHolder | null {
   const [pid, startedAt, stamp] = content.split('\n');
@@ -45,8 +41,8 @@ function lockedError(dataDir: string, lockPath: string, holder: DataDirHolder | 
     ? `data directory '${dataDir}' is still in use by forked workers of an earlier postmaster (${describe(holder)}), which has exited; ` +
       `they may still write to its files: stop them, then start again (lock file ${lockPath}${who})`
     : `data directory '${dataDir}' is in use by another postmaster (${describe(holder)}); one postmaster per data directory (lock file ${lockPath}${who})`;
-  const e = new RingmasterError('ERR_RINGMASTER_DATADIR_LOCKED', message) as RingmasterError & { holder?: DataDirHolder | null; lockFile?: string; holderPids?: number[] };
-  e.holder = holder;
+  const e = new RingmasterError('ERR_RINGMASTER_DATADIR_LOCKED', message) as RingmasterError & { holder?: { pid: number; startedAt: string } | null; lockFile?: string; holderPids?: number[] };
+  e.holder = holder ? { pid: holder.pid, startedAt: holder.startedAt } : null;
   e.lockFile = lockPath;
   e.holderPids = pids;
   return e;
@@ -195,8 +191,4 @@ export function shareDataDir(dataDir: string, stamp: string | undefined): { rele
       fd = -1;
     },
   };
-}
-
-export function lockFilePath(dataDir: string): string {
-  return path.join(dataDir, DATADIR_LOCK_FILE);
 }

@@ -108,7 +108,6 @@ void register_datadir_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("dataDirLock", Napi::Function::New(env, Lock));
   exports.Set("dataDirUnlock", Napi::Function::New(env, Unlock));
   exports.Set("dataDirShare", Napi::Function::New(env, Share));
-  exports.Set("dataDirLockFile", Napi::String::New(env, kDataDirLockFile));
 }
 
 }  // namespace rm
