@@ -121,6 +121,9 @@ export class DataDirLock {
     const content = `${process.pid}\n${new Date().toISOString()}\n${stamp}\n${dataDir}\n`;
     const deadline = Date.now() + DYING_WAIT_MS;
     let unseen = 0;
+    let scannedAt = -Infinity;
+    let pids: number[] = [];
+    let waitable = false;
     for (;;) {
       let r;
       try {
@@ -129,11 +132,16 @@ export class DataDirLock {
         throw fromNative(e);
       }
       if (r.status === LOCKED) return new DataDirLock(r.fd!, stamp);
-      const pids = openers(r.path);
-      // No visible holder: it exited between the lock attempt and the scan (try again),
-      // or it is another user's process (then refuse after a few tries).
-      const vanished = pids.length === 0 && ++unseen <= 3;
-      if ((vanished || (pids.length > 0 && pids.every(dying))) && Date.now() < deadline) {
+      // Who holds it (a /proc scan: thousands of system calls, so not on every retry).
+      if (Date.now() - scannedAt >= 250) {
+        pids = openers(r.path);
+        // No visible holder: it exited between the lock attempt and the scan (look again
+        // at once), or it is another user's process (then refuse after a few tries).
+        const vanished = pids.length === 0 && ++unseen <= 3;
+        scannedAt = vanished ? -Infinity : Date.now();
+        waitable = vanished || (pids.length > 0 && pids.every(dying));
+      }
+      if (waitable && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
         continue;
       }
