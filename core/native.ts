@@ -46,6 +46,8 @@ export interface NativeSession {
   sweepDeadSlots(): number;
   reapNow(ring?: number): number;
   setRunState(state: number): void;
+  /** The postmaster's shutdown checkpoint: this environment may submit while the segment is stopping. */
+  setShutdownExempt(on: boolean): void;
   runState(): number;
   inflight(): number;
   handlesInUse(): number;

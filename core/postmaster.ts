@@ -4,7 +4,7 @@ import { ChildProcess, ForkOptions, fork as cpFork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
 import { Features, Ringmaster } from './ringmaster';
-import { RingmasterError, errnoName, fromNative, typeError } from './errors';
+import { RingmasterError, errnoName, fromNative, rangeError, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
 import { initModules } from './modules';
@@ -27,6 +27,48 @@ export interface ProcessExit {
    * emitted as `'pages-torn'`. Empty without a buffer pool.
    */
   tornPages: { fileId: number; block: number; dirty: boolean }[];
+}
+
+/** `pm.stop()` / the postmaster's `close()` options. */
+export interface StopOptions {
+  /**
+   * How long to wait for IO in flight and for the workers to exit before they are
+   * SIGKILLed, ms (default 5000). The shutdown checkpoint then gets what is left of it,
+   * and at least 1000 ms.
+   */
+  timeoutMs?: number;
+  /**
+   * The shutdown checkpoint, taken once every worker has exited (as PostgreSQL's
+   * checkpointer does after the backends are gone). Unset (default): with a buffer pool
+   * and a WAL, `wal.checkpoint()` (the WAL flushed, dirty pages written back, a checkpoint
+   * record, the control file): the next start replays nothing. A buffer pool without a
+   * WAL: every dirty page written back and its file fsynced. A WAL without a buffer pool:
+   * the WAL is flushed, and no checkpoint record is written, because the data those
+   * records describe is not in ringmaster's hands: recovery replays them as before.
+   * `true`: a checkpoint record with a WAL even without a buffer pool (you assert that
+   * your own data is durable). `false`: none of it; the next start recovers from the WAL.
+   */
+  checkpoint?: boolean;
+}
+
+/** What the shutdown checkpoint did (`'shutdown-checkpoint'` event). */
+export interface ShutdownCheckpoint {
+  /**
+   * `'checkpoint'`: a WAL checkpoint; `'pages'`: no WAL, dirty pages written back and
+   * synced; `'wal-flush'`: a WAL without a buffer pool, flushed.
+   */
+  kind: 'checkpoint' | 'pages' | 'wal-flush';
+  ok: boolean;
+  /** The checkpoint record's LSN (kind `'checkpoint'`, when ok). */
+  lsn: bigint | null;
+  /** How long it took, ms. */
+  ms: number;
+  /**
+   * Why it was not done (`ok: false`): the WAL had failed (`ERR_RINGMASTER_WAL_FAILED`),
+   * the stop's time ran out (`ETIMEDOUT`), or the error it failed with (a torn page, EIO).
+   * Nothing is lost then: the next start recovers from the WAL, as after a crash.
+   */
+  error?: Error;
 }
 
 let warned = new Set<string>();
@@ -120,7 +162,8 @@ export class Postmaster extends Ringmaster {
     try {
       await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
     } catch (e) {
-      await pm.stop({ timeoutMs: 1000 });
+      // Never a checkpoint here: recovery may not have replayed everything.
+      await pm.stop({ timeoutMs: 1000, checkpoint: false });
       throw e;
     }
     return pm;
@@ -210,11 +253,15 @@ export class Postmaster extends Ringmaster {
 
   /**
    * Orderly shutdown: stop accepting IO, wait (bounded) for in-flight IO, tell workers
-   * ('stop' event in them), wait for them to exit (then SIGKILL), close the rings, unmap.
+   * ('stop' event in them), wait for them to exit (then SIGKILL), take the shutdown
+   * checkpoint (see `StopOptions.checkpoint`), close the rings, unmap.
    */
-  stop(options: { timeoutMs?: number } = {}): Promise<void> {
+  stop(options: StopOptions = {}): Promise<void> {
     if (this.#stopping) return this.#stopping;
-    const timeoutMs = options.timeoutMs ?? 5000;
+    if (options === null || typeof options !== 'object') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'stop options must be an object'));
+    const { timeoutMs = 5000, checkpoint } = options;
+    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 0) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `timeoutMs must be a non-negative integer, got ${String(timeoutMs)}`));
+    if (checkpoint !== undefined && typeof checkpoint !== 'boolean') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'checkpoint must be a boolean'));
     this.#stopping = (async () => {
       const n = this._native();
       n.setRunState(RUN_STOPPING);
@@ -230,6 +277,9 @@ export class Postmaster extends Ringmaster {
       await Promise.race([Promise.all(exits), timer]);
       for (const c of this.#children.values()) c.kill('SIGKILL');
       await Promise.all(exits);
+      // Every worker is gone (their exits cleaned their slots): nothing but this
+      // environment can change pages or append now, so the checkpoint sees a quiet system.
+      await this.#shutdownCheckpoint(checkpoint, deadline);
       n.setRunState(RUN_STOPPED);
       // Completions already collected may still be on their way to this thread.
       await super.close({ timeoutMs: Math.max(1000, deadline - Date.now()) });
@@ -237,8 +287,71 @@ export class Postmaster extends Ringmaster {
     return this.#stopping;
   }
 
+  async #shutdownCheckpoint(mode: boolean | undefined, deadline: number): Promise<void> {
+    if (mode === false) return;
+    const pool = this.buffers.configured;
+    const wal = this.wal.enabled;
+    let kind: ShutdownCheckpoint['kind'];
+    if (wal && (pool || mode === true)) kind = 'checkpoint';
+    else if (wal) kind = 'wal-flush';
+    else if (pool) kind = 'pages';
+    else return;
+    const started = Date.now();
+    const report: ShutdownCheckpoint = { kind, ok: false, lsn: null, ms: 0 };
+    if (wal && this.wal.failed) {
+      // fsyncgate: nothing may be reported durable, and no page may be written past the
+      // durable WAL. The next start recovers from what the WAL holds.
+      report.error = this.wal._failedError() ?? new RingmasterError('ERR_RINGMASTER_WAL_FAILED', 'the WAL has failed');
+    } else {
+      const n = this._native();
+      n.setShutdownExempt(true);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const work = (async () => {
+          if (kind === 'checkpoint') {
+            report.lsn = await this.wal.checkpoint();
+          } else if (kind === 'wal-flush') {
+            await this.wal.flush();
+          } else {
+            await this.buffers.flushAll();
+            for (const id of this.buffers._takeWrittenFiles()) {
+              try {
+                await this.fsync(id);
+              } catch (e) {
+                // A file closed meanwhile has no fd left to sync through; anything else is real.
+                if ((e as { code?: string }).code !== 'ERR_RINGMASTER_BAD_FILE') throw e;
+              }
+            }
+          }
+        })();
+        work.catch(() => {});  // if abandoned at the deadline, it fails once the handle closes
+        const budget = Math.max(1000, deadline - Date.now());
+        const done = await Promise.race([
+          work.then(() => true),
+          new Promise<false>((r) => { timer = setTimeout(() => r(false), budget); }),
+        ]);
+        if (done) report.ok = true;
+        else report.error = new RingmasterError('ETIMEDOUT', `the shutdown checkpoint did not finish within ${budget} ms (the rest of stop's timeoutMs, at least 1000)`);
+      } catch (e) {
+        report.error = e as Error;
+      } finally {
+        clearTimeout(timer);
+        n.setShutdownExempt(false);
+      }
+    }
+    report.ms = Date.now() - started;
+    this.emit('shutdown-checkpoint', report);
+    if (!report.ok) {
+      const then = kind === 'pages'
+        ? 'dirty pages not written back are lost (there is no WAL to recover them from)'
+        : 'nothing acknowledged is lost: the next start recovers from the WAL';
+      process.emitWarning(`ringmaster: stop() took no shutdown checkpoint (${report.error?.message}); ${then}`,
+        { code: 'RINGMASTER_NO_SHUTDOWN_CHECKPOINT', type: 'RingmasterWarning' } as never);
+    }
+  }
+
   /** For the postmaster, close() is stop(). */
-  override close(options: { timeoutMs?: number } = {}): Promise<void> {
+  override close(options: StopOptions = {}): Promise<void> {
     return this.stop(options);
   }
 }

@@ -620,6 +620,12 @@ export class Wal implements WalHook {
     return this.#segFile(Math.floor(toLsn(lsn) / this.#size().segmentSize));
   }
 
+  /** @internal the WAL's failed-state error, or null while it works. */
+  _failedError(): RingmasterError | null {
+    const st = this.#state();
+    return st.failed ? walFailedError(st.failed) : null;
+  }
+
   /** @internal emits 'wal-failed' (once per environment) if the WAL has failed. */
   _pollFailed(): boolean {
     return this.#failed(this.#state()) !== null;
