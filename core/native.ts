@@ -40,7 +40,7 @@ export interface NativeSession {
   arena(): ArrayBuffer;
   arenaAlloc(size: number, align: number): number;
   info(): NativeInfo;
-  stats(): any;
+  stats(): import('./ringmaster').RingmasterStats;
   forkFds(): { memfd: number; ringFds: number[]; eventFds: number[] };
   cleanupProcess(pid: number): number;
   sweepDeadSlots(): number;

@@ -3,7 +3,7 @@
 import { ChildProcess, ForkOptions, fork as cpFork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
-import { Features, Ringmaster } from './ringmaster';
+import { EventListener, Features, Ringmaster, RingmasterEvents } from './ringmaster';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
@@ -27,6 +27,59 @@ export interface ProcessExit {
    * emitted as `'pages-torn'`. Empty without a buffer pool.
    */
   tornPages: { fileId: number; block: number; dirty: boolean }[];
+  /** Whether it had attached (a child that never did is also reported as `'worker-failed'`). */
+  attached: boolean;
+}
+
+/** A worker that `pm.fork()` / `pm.clusterFork()` started attached (`'worker-attached'`). */
+export interface WorkerAttached {
+  pid: number;
+  /** Its process slot (`db.slot` in the worker). */
+  slot: number;
+}
+
+/**
+ * A worker started by `pm.fork()` / `pm.clusterFork()` that ended before it attached
+ * (`'worker-failed'`): its module did not resolve, it threw at top level, it exited
+ * early, or it could not be spawned at all.
+ */
+export interface WorkerFailure {
+  /** Undefined when the process could not be spawned. */
+  pid: number | undefined;
+  /** What was forked: the module path (`pm.fork`), or `'cluster worker'`. */
+  modulePath: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** `ERR_RINGMASTER_WORKER_FAILED`; `cause` is the spawn error, if that was it. */
+  error: RingmasterError;
+}
+
+/** Events of the postmaster: those of every handle, plus its children's. */
+export interface PostmasterEvents extends RingmasterEvents {
+  /** A child exited (after its slots were cleaned). */
+  exit: [exit: ProcessExit];
+  /** A child died holding pages exclusively: they are fenced until a restart. */
+  'pages-torn': [info: { pid: number; pages: ProcessExit['tornPages'] }];
+  /** A child called `attach()` successfully. */
+  'worker-attached': [worker: WorkerAttached];
+  /**
+   * A child ended (or could not be spawned) before attaching. Without a listener, a
+   * `RingmasterWarning` (`RINGMASTER_WORKER_FAILED`) is printed instead. Not emitted for
+   * children the stop itself ends.
+   */
+  'worker-failed': [failure: WorkerFailure];
+  /** What `stop()`'s shutdown checkpoint did. */
+  'shutdown-checkpoint': [report: ShutdownCheckpoint];
+}
+
+interface ChildState {
+  modulePath: string;
+  /** Its exit was handled: slots cleaned, events emitted (stop() waits for this). */
+  exited: boolean;
+  onExited: (() => void)[];
+  attached: WorkerAttached | null;
+  failure: WorkerFailure | null;
+  waiters: { resolve: (w: WorkerAttached) => void; reject: (e: Error) => void }[];
 }
 
 /** `pm.stop()` / the postmaster's `close()` options. */
@@ -89,19 +142,25 @@ function memlockLimit(): string {
   }
 }
 
+// Typed events: these declarations merge into the class below.
+export interface Postmaster {
+  on<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  once<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  off<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  addListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  removeListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  prependListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  prependOnceListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  emit<K extends keyof PostmasterEvents>(event: K, ...args: PostmasterEvents[K]): boolean;
+}
 export class Postmaster extends Ringmaster {
   #children = new Map<number, ChildProcess>();
+  #childState = new WeakMap<ChildProcess, ChildState>();
   #stopping: Promise<void> | null = null;
-  #dataDir: string;
 
   /** @internal */
-  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, dataDir: string, submitTimeoutMs: number) {
+  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, submitTimeoutMs: number) {
     super(session, features, submitTimeoutMs);
-    this.#dataDir = dataDir;
-  }
-
-  get dataDir(): string {
-    return this.#dataDir;
   }
 
   /** Creates the segment, rings and registered tables; probes features once. */
@@ -158,7 +217,7 @@ export class Postmaster extends Ringmaster {
       warnOnce('RINGMASTER_FALLBACK', `ringmaster: ${backendReason}; using the threads backend (pread/pwrite on a thread pool)`);
     }
     if (backend === 'io_uring' && o.fixedBuffers && !info.fixedBuffers) warnOnce('RINGMASTER_NO_FIXED_BUFFERS', `ringmaster: fixed buffers off: ${fixedBuffersReason}`);
-    const pm = new Postmaster(session, features, dataDir, o.submitTimeoutMs);
+    const pm = new Postmaster(session, features, o.submitTimeoutMs);
     try {
       await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
     } catch (e) {
@@ -200,7 +259,7 @@ export class Postmaster extends Ringmaster {
       env: { ...(forkOptions.env ?? process.env), [ATTACH_ENV]: a.env },
       stdio: [...base, 'ipc', ...a.stdio] as never,
     });
-    this.#track(child);
+    this.#track(child, modulePath);
     return child;
   }
 
@@ -209,15 +268,100 @@ export class Postmaster extends Ringmaster {
     const a = this.#attachEnv(options.reaper ?? true);
     cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...a.stdio] as never });
     const w = cluster.fork({ ...env, [ATTACH_ENV]: a.env });
-    this.#track(w.process);
+    this.#track(w.process, 'cluster worker');
     return w;
   }
 
-  #track(child: ChildProcess): void {
+  /**
+   * Resolves once `child` (from `fork()`, or a cluster worker from `clusterFork()`) has
+   * attached, with its pid and slot; rejects with `ERR_RINGMASTER_WORKER_FAILED` if it
+   * ends (or could not be spawned) first, or with `ETIMEDOUT` after `timeoutMs` (default:
+   * no limit; the child's exit settles it).
+   */
+  whenAttached(child: ChildProcess | ClusterWorker, options: { timeoutMs?: number } = {}): Promise<WorkerAttached> {
+    const proc = child && typeof child === 'object' && 'process' in child && !('stdin' in child) ? (child as ClusterWorker).process : child as ChildProcess;
+    const st = proc ? this.#childState.get(proc) : undefined;
+    if (!st) return Promise.reject(typeError('ERR_INVALID_ARG_VALUE', 'whenAttached: not a child this postmaster forked'));
+    if (options === null || typeof options !== 'object') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'options must be an object'));
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 0)) {
+      return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `timeoutMs must be a non-negative integer, got ${String(timeoutMs)}`));
+    }
+    if (st.attached) return Promise.resolve(st.attached);
+    if (st.failure) return Promise.reject(st.failure.error);
+    return new Promise<WorkerAttached>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const w = {
+        resolve: (a: WorkerAttached) => { clearTimeout(timer); resolve(a); },
+        reject: (e: Error) => { clearTimeout(timer); reject(e); },
+      };
+      st.waiters.push(w);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          st.waiters.splice(st.waiters.indexOf(w), 1);
+          reject(new RingmasterError('ETIMEDOUT', `worker ${proc.pid ?? '(not spawned)'} (${st.modulePath}) did not attach within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  #track(child: ChildProcess, modulePath: string): void {
+    const st: ChildState = { modulePath, exited: false, onExited: [], attached: null, failure: null, waiters: [] };
+    this.#childState.set(child, st);
+    const fail = (code: number | null, signal: NodeJS.Signals | null, cause?: Error) => {
+      const how = cause ? `could not be started (${(cause as { code?: string }).code ?? cause.message})`
+        : `exited (${signal ? `signal ${signal}` : `code ${code}`}) before it attached`;
+      const error = new RingmasterError('ERR_RINGMASTER_WORKER_FAILED',
+        `worker ${child.pid ?? ''}${child.pid ? ' ' : ''}(${modulePath}) ${how}: does the module resolve, and does it call attach()?`,
+        cause ? { cause } : {});
+      st.failure = { pid: child.pid, modulePath, code, signal, error };
+      for (const w of st.waiters.splice(0)) w.reject(error);
+      if (this.#stopping) return;  // ended by the stop itself: not a failure to report
+      if (this.listenerCount('worker-failed') > 0) this.emit('worker-failed', st.failure);
+      else process.emitWarning(`ringmaster: ${error.message}`, { code: 'RINGMASTER_WORKER_FAILED', type: 'RingmasterWarning' } as never);
+    };
+    // A spawn failure ('error' before 'spawn', and no 'exit' follows) is this child's failure
+    // to attach; later 'error's (a failed send or kill) stay the caller's to handle.
+    const onSpawnError = (e: Error) => fail(null, null, e);
+    child.once('error', onSpawnError);
     child.once('spawn', () => {
+      child.off('error', onSpawnError);
       if (child.pid) this.#children.set(child.pid, child);
     });
+    // attach() in the child reports itself (core/attach.ts).
+    const onMessage = (m: unknown) => {
+      if (!m || typeof m !== 'object' || (m as { ringmaster?: unknown }).ringmaster !== 'attached') return;
+      const slot = (m as { slot?: unknown }).slot;
+      if (st.attached || typeof slot !== 'number' || !child.pid) return;
+      st.attached = { pid: child.pid, slot };
+      child.off('message', onMessage);
+      for (const w of st.waiters.splice(0)) w.resolve(st.attached);
+      this.emit('worker-attached', st.attached);
+    };
+    child.on('message', onMessage);
     child.once('exit', (code, signal) => {
+      // An 'attached' message sent just before the exit may still be in the channel:
+      // decide once the channel has drained (its 'disconnect'), bounded in case a
+      // grandchild inherited the channel's fd and holds it open.
+      if (!child.connected) return this.#exited(child, st, onMessage, fail, code, signal);
+      let done = false;
+      const drained = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(bound);
+        child.off('disconnect', drained);
+        this.#exited(child, st, onMessage, fail, code, signal);
+      };
+      const bound = setTimeout(drained, 200);
+      child.once('disconnect', drained);
+    });
+  }
+
+  #exited(child: ChildProcess, st: ChildState, onMessage: (m: unknown) => void, fail: (code: number | null, signal: NodeJS.Signals | null) => void,
+    code: number | null, signal: NodeJS.Signals | null): void {
+    {
+      child.off('message', onMessage);
+      if (!st.attached) fail(code, signal);
       const pid = child.pid ?? -1;
       this.#children.delete(pid);
       let slotsCleaned = 0;
@@ -240,10 +384,12 @@ export class Postmaster extends Ringmaster {
           /* stopped meanwhile */
         }
       }
-      const ev: ProcessExit = { pid, code, signal, slotsCleaned, tornPages };
+      const ev: ProcessExit = { pid, code, signal, slotsCleaned, tornPages, attached: st.attached !== null };
+      st.exited = true;
       this.emit('exit', ev);
       if (tornPages.length) this.emit('pages-torn', { pid, pages: tornPages });
-    });
+      for (const r of st.onExited.splice(0)) r();
+    }
   }
 
   /** Frees the slots of any attached process that is gone (e.g. not started by us). */
@@ -267,11 +413,13 @@ export class Postmaster extends Ringmaster {
       n.setRunState(RUN_STOPPING);
       const deadline = Date.now() + timeoutMs;
       while (n.handlesInUse() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+      // Each child counts as gone once its exit was handled (slots cleaned, 'exit' emitted).
       const exits = [...this.#children.values()].map((c) => new Promise<void>((resolve) => {
-        if (c.exitCode !== null || c.signalCode !== null) return resolve();
-        c.once('exit', () => resolve());
+        const st = this.#childState.get(c);
+        if (!st || st.exited) return resolve();
+        st.onExited.push(resolve);
         // A child that is already dying has no channel: that is not the postmaster's error.
-        if (c.connected) c.send({ ringmaster: 'stop' }, () => {});
+        if (c.connected && c.exitCode === null && c.signalCode === null) c.send({ ringmaster: 'stop' }, () => {});
       }));
       const timer = new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());
       await Promise.race([Promise.all(exits), timer]);
