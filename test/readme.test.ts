@@ -14,7 +14,7 @@
 // - ```sh: commands CI itself runs (each line must be an `npm ...` command).
 // - ```text: program output, not code.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,10 +85,21 @@ function offlineNodedir(): string | null {
   return null;
 }
 
-function run(cmd: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeout: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a command; a run past `timeout` is SIGKILLed and reported as timedOut (an example
+ *  that handles SIGTERM, like the cluster one, must not pass by being stopped). */
+function run(cmd: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeout: number }): Promise<{ code: number | null; timedOut: boolean; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { ...options, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0, stdout, stderr: `${stderr}${err && !stderr ? err.message : ''}` });
+    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, options.timeout);
+    child.on('error', (e) => { stderr += String(e); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, timedOut, stdout, stderr });
     });
   });
 }
@@ -143,9 +154,9 @@ async function runExample(ex: Example, dirName: string): Promise<{ dir: string; 
 async function rerun(ex: Example, dir: string): Promise<{ dir: string; stdout: string }> {
   const env = { ...process.env, NODE_OPTIONS: '' };
   delete env.RINGMASTER_TEST_HOOKS;  // a user's environment: no test hooks
-  const r = await run(process.execPath, [ex.main], { cwd: dir, env, timeout: 120000 });
+  const r = await run(process.execPath, [ex.main], { cwd: dir, env, timeout: 60000 });
   const stray = r.stderr.split('\n').filter((l) => l.trim() && !ALLOWED_STDERR.some((re) => re.test(l)));
-  expect({ example: ex.id, code: r.code, stderr: stray }, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`).toEqual({ example: ex.id, code: 0, stderr: [] });
+  expect({ example: ex.id, code: r.code, timedOut: r.timedOut, stderr: stray }, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`).toEqual({ example: ex.id, code: 0, timedOut: false, stderr: [] });
   return { dir, stdout: r.stdout };
 }
 
