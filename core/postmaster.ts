@@ -284,8 +284,9 @@ export class Postmaster extends Ringmaster {
     if (!st) return Promise.reject(typeError('ERR_INVALID_ARG_VALUE', 'whenAttached: not a child this postmaster forked'));
     if (options === null || typeof options !== 'object') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'options must be an object'));
     const { timeoutMs } = options;
-    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 0)) {
-      return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `timeoutMs must be a non-negative integer, got ${String(timeoutMs)}`));
+    if (timeoutMs !== undefined && typeof timeoutMs !== 'number') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'timeoutMs must be a number'));
+    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < 0)) {
+      return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `timeoutMs must be a non-negative integer, got ${timeoutMs}`));
     }
     if (st.attached) return Promise.resolve(st.attached);
     if (st.failure) return Promise.reject(st.failure.error);
@@ -357,39 +358,39 @@ export class Postmaster extends Ringmaster {
     });
   }
 
+  // A child's exit, once its channel drained: report a failure to attach, clean its slots
+  // (fencing pages it held exclusively), emit 'exit', and release stop()'s wait for it.
   #exited(child: ChildProcess, st: ChildState, onMessage: (m: unknown) => void, fail: (code: number | null, signal: NodeJS.Signals | null) => void,
     code: number | null, signal: NodeJS.Signals | null): void {
-    {
-      child.off('message', onMessage);
-      if (!st.attached) fail(code, signal);
-      const pid = child.pid ?? -1;
-      this.#children.delete(pid);
-      let slotsCleaned = 0;
-      let tornPages: ProcessExit['tornPages'] = [];
-      if (!this.closed) {
-        try {
-          const pool = this.buffers.configured ? this.buffers : null;
-          const key = (t: { fileId: number; block: number }) => `${t.fileId}:${t.block}`;
-          const before = pool ? pool.stats() : null;
-          slotsCleaned = this._native().cleanupProcess(pid);
-          if (pool && before) {
-            const st = pool.stats();
-            // The pages this cleanup fenced (the list holds at most 64).
-            if (st.tornTotal > before.tornTotal) {
-              const old = new Set(before.tornPages.map(key));
-              tornPages = st.tornPages.filter((t) => !old.has(key(t)));
-            }
+    child.off('message', onMessage);
+    if (!st.attached) fail(code, signal);
+    const pid = child.pid ?? -1;
+    this.#children.delete(pid);
+    let slotsCleaned = 0;
+    let tornPages: ProcessExit['tornPages'] = [];
+    if (!this.closed) {
+      try {
+        const pool = this.buffers.configured ? this.buffers : null;
+        const key = (t: { fileId: number; block: number }) => `${t.fileId}:${t.block}`;
+        const before = pool ? pool.stats() : null;
+        slotsCleaned = this._native().cleanupProcess(pid);
+        if (pool && before) {
+          const after = pool.stats();
+          // The pages this cleanup fenced (the list holds at most 64).
+          if (after.tornTotal > before.tornTotal) {
+            const old = new Set(before.tornPages.map(key));
+            tornPages = after.tornPages.filter((t) => !old.has(key(t)));
           }
-        } catch {
-          /* stopped meanwhile */
         }
+      } catch {
+        /* stopped meanwhile */
       }
-      const ev: ProcessExit = { pid, code, signal, slotsCleaned, tornPages, attached: st.attached !== null };
-      st.exited = true;
-      this.emit('exit', ev);
-      if (tornPages.length) this.emit('pages-torn', { pid, pages: tornPages });
-      for (const r of st.onExited.splice(0)) r();
     }
+    const ev: ProcessExit = { pid, code, signal, slotsCleaned, tornPages, attached: st.attached !== null };
+    st.exited = true;
+    this.emit('exit', ev);
+    if (tornPages.length) this.emit('pages-torn', { pid, pages: tornPages });
+    for (const r of st.onExited.splice(0)) r();
   }
 
   /** Frees the slots of any attached process that is gone (e.g. not started by us). */
@@ -406,7 +407,8 @@ export class Postmaster extends Ringmaster {
     if (this.#stopping) return this.#stopping;
     if (options === null || typeof options !== 'object') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'stop options must be an object'));
     const { timeoutMs = 5000, checkpoint } = options;
-    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 0) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `timeoutMs must be a non-negative integer, got ${String(timeoutMs)}`));
+    if (typeof timeoutMs !== 'number') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'timeoutMs must be a number'));
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 0) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `timeoutMs must be a non-negative integer, got ${timeoutMs}`));
     if (checkpoint !== undefined && typeof checkpoint !== 'boolean') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'checkpoint must be a boolean'));
     this.#stopping = (async () => {
       const n = this._native();
