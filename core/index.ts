@@ -3,7 +3,7 @@ export type { ProcessExit, PostmasterEvents, ShutdownCheckpoint, StopOptions, Wo
 export { attach } from './attach';
 export type { AttachOptions } from './attach';
 export { Ringmaster, Batch } from './ringmaster';
-export type { Features, ThreadToken, IntegrityAnomaly, IntegrityReport, RingmasterEvents, EventListener, RingmasterStats, RingStats, ProcessStats } from './ringmaster';
+export type { Features, ThreadToken, IntegrityAnomaly, IntegrityReport, RingmasterEvents, RingmasterListener, RingmasterStats, RingStats, ProcessStats } from './ringmaster';
 export { lsnToString, lsnFromString } from './lsn';
 export { FileHandle, Files } from './files';
 export type { FileOpenOptions } from './files';

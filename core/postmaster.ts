@@ -3,7 +3,7 @@
 import { ChildProcess, ForkOptions, fork as cpFork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
-import { EventListener, Features, Ringmaster, RingmasterEvents } from './ringmaster';
+import { RingmasterListener, Features, Ringmaster, RingmasterEvents } from './ringmaster';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
@@ -144,13 +144,13 @@ function memlockLimit(): string {
 
 // Typed events: these declarations merge into the class below.
 export interface Postmaster {
-  on<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
-  once<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
-  off<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
-  addListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
-  removeListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
-  prependListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
-  prependOnceListener<K extends keyof PostmasterEvents>(event: K, listener: EventListener<PostmasterEvents, K>): this;
+  on<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  once<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  off<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  addListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  removeListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  prependListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  prependOnceListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
   emit<K extends keyof PostmasterEvents>(event: K, ...args: PostmasterEvents[K]): boolean;
 }
 export class Postmaster extends Ringmaster {

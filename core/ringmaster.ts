@@ -137,7 +137,7 @@ export interface RingmasterEvents {
 }
 
 /** A listener for event `K` of the event map `E`. */
-export type EventListener<E, K extends keyof E> = (...args: E[K] extends unknown[] ? E[K] : never) => void;
+export type RingmasterListener<E, K extends keyof E> = (...args: E[K] extends unknown[] ? E[K] : never) => void;
 
 export interface ThreadToken {
   ringmasterSegment: number;
@@ -154,13 +154,13 @@ function sleep(ms: number): Promise<void> {
 
 // Typed events: these declarations merge into the class below.
 export interface Ringmaster {
-  on<K extends keyof RingmasterEvents>(event: K, listener: EventListener<RingmasterEvents, K>): this;
-  once<K extends keyof RingmasterEvents>(event: K, listener: EventListener<RingmasterEvents, K>): this;
-  off<K extends keyof RingmasterEvents>(event: K, listener: EventListener<RingmasterEvents, K>): this;
-  addListener<K extends keyof RingmasterEvents>(event: K, listener: EventListener<RingmasterEvents, K>): this;
-  removeListener<K extends keyof RingmasterEvents>(event: K, listener: EventListener<RingmasterEvents, K>): this;
-  prependListener<K extends keyof RingmasterEvents>(event: K, listener: EventListener<RingmasterEvents, K>): this;
-  prependOnceListener<K extends keyof RingmasterEvents>(event: K, listener: EventListener<RingmasterEvents, K>): this;
+  on<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  once<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  off<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  addListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  removeListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  prependListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  prependOnceListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
   emit<K extends keyof RingmasterEvents>(event: K, ...args: RingmasterEvents[K]): boolean;
 }
 export class Ringmaster extends EventEmitter {

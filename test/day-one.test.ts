@@ -162,6 +162,7 @@ describe('pm.fork(): a worker that ends before attaching is reported', () => {
 
   it('whenAttached: a timeout, and arguments that are not this postmaster\'s children', async () => {
     await start();
+    pm!.on('worker-failed', () => {});  // the worker is killed unattached at the end: expected
     const w = await worker();  // listening, but never told to attach
     await expect(pm!.whenAttached(w.child, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     await expect(pm!.whenAttached({} as never)).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
