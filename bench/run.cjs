@@ -2,7 +2,7 @@
 'use strict';
 // The bench harness. Usage:
 //   npm run bench -- <name>|all [--smoke] [--duration=<ms>] [--repeat=<rounds>] [--file-size=<MiB>] [--out=<dir>] [--data-dir=<dir>]
-// Workloads: cold-reads, cached-reads, durable-commits, handoff, topologies, tpcb.
+// Workloads: cold-reads, cached-reads, durable-commits, handoff, topologies, tpcb, writeback, shutdown.
 // Each writes <out>/<name>.json (machine facts, options, every point), <name>.md and <name>.svg.
 const fs = require('node:fs');
 const os = require('node:os');
@@ -10,7 +10,7 @@ const path = require('node:path');
 const common = require('./lib/common.cjs');
 const reads = require('./workloads/reads.cjs');
 
-const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'), require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), require('./workloads/tpcb.cjs'), require('./workloads/writeback.cjs')];
+const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'), require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), require('./workloads/tpcb.cjs'), require('./workloads/writeback.cjs'), require('./workloads/shutdown.cjs')];
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);

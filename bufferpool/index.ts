@@ -20,6 +20,7 @@ const EIO = 5;
 const ERR_CHECKSUM = -10001;       // native/buffer_pool.h
 const ERR_SHORT_READ = -10002;
 const ERR_TORN = -10003;  // the page is fenced: a holder died mid-update (restart recovers it)
+const ERR_PAST_EOF = -10004;       // the read returned 0 bytes: the block is wholly past EOF
 const ERR_CORRUPT = -117;          // EUCLEAN: shared state scribbled on (core/errors.ts)
 const MAX_LSN = (1n << 64n) - 1n;
 
@@ -87,6 +88,7 @@ function errorCode(err: number): string {
   if (err === ERR_CHECKSUM) return 'ERR_RINGMASTER_CHECKSUM';
   if (err === ERR_SHORT_READ) return 'ERR_RINGMASTER_SHORT_READ';
   if (err === ERR_TORN) return 'ERR_RINGMASTER_PAGE_TORN';
+  if (err === ERR_PAST_EOF) return 'ERR_RINGMASTER_PAST_EOF';
   if (err === ERR_CORRUPT) return 'ERR_RINGMASTER_CORRUPT';
   return errnoName(err);
 }
@@ -213,6 +215,7 @@ export class BufferPool {
   #ioWaitMs = 30000;
   #lockWaitMs = 30000;
   #bgTimer: NodeJS.Timeout | null = null;
+  #writtenFiles = new Set<number>();  // files this environment wrote pages to (for a sync at shutdown)
 
   constructor(db: Ringmaster) {
     this.db = db;
@@ -326,20 +329,30 @@ export class BufferPool {
 
   /**
    * A pinned buffer holding `block` of `file`, valid when the promise resolves. Readers
-   * of the same page share one IO. `mode: 'zero'` returns a zeroed page without IO (new
-   * pages past EOF); if the page is already in the pool, it is returned as it is.
+   * of the same page, in any process, share one buffer and one IO.
+   *
+   * - `mode: 'normal'` (default): the block must exist. One wholly past the end of the
+   *   file fails with `ERR_RINGMASTER_PAST_EOF`; one the file ends inside of (a torn
+   *   extension or a truncated file) with `ERR_RINGMASTER_SHORT_READ`.
+   * - `mode: 'extend'`: read the block, or, if it lies wholly past the end of the file, a
+   *   new page: all zeros (LSN 0, no checksum: an all-zero page is valid), valid and clean.
+   *   Once changed and marked dirty, its writeback extends the file. A file that ends
+   *   inside the block is still `ERR_RINGMASTER_SHORT_READ`: those bytes exist.
+   * - `mode: 'zero'`: a zeroed page without any IO, whatever the file holds (for a caller
+   *   that overwrites the whole page). If the page is already in the pool, it is
+   *   returned as it is.
    */
-  async read(file: FileHandle | number, block: number | bigint, options: { mode?: 'normal' | 'zero' } = {}): Promise<PinnedBuffer> {
+  async read(file: FileHandle | number, block: number | bigint, options: { mode?: 'normal' | 'extend' | 'zero' } = {}): Promise<PinnedBuffer> {
     optionsObject('read', options, ['mode']);
     const mode = options.mode ?? 'normal';
-    if (mode !== 'normal' && mode !== 'zero') throw typeError('ERR_INVALID_ARG_VALUE', "mode must be 'normal' or 'zero'");
+    if (mode !== 'normal' && mode !== 'extend' && mode !== 'zero') throw typeError('ERR_INVALID_ARG_VALUE', "mode must be 'normal', 'extend' or 'zero'");
     const fileId = this.#fileId(file);
     const blk = this.#block(block);
     // No await before the read is submitted: a caller that goes busy right after
     // calling read() has its IO in flight already.
     let id = this.#pinNow(fileId, blk);
     if (id < 0) id = await this.#pinSlow(fileId, blk);
-    return this.#ready(id, fileId, blk, mode === 'zero', 0, true);
+    return this.#ready(id, fileId, blk, mode === 'zero', 0, true, mode === 'extend');
   }
 
   // -1: the slow path is needed (no clean victim, or pool exhausted).
@@ -379,7 +392,7 @@ export class BufferPool {
     }
   }
 
-  async #ready(id: number, fileId: number, blk: number, zero: boolean, waited: number, first: boolean): Promise<PinnedBuffer> {
+  async #ready(id: number, fileId: number, blk: number, zero: boolean, waited: number, first: boolean, extend = false): Promise<PinnedBuffer> {
     const n = this.#n();
     const deadline = Date.now() + this.#ioWaitMs;
     let retries = 0;
@@ -407,7 +420,16 @@ export class BufferPool {
           waited = 0;
           continue;
         }
-        throw new RingmasterError(code, `reading block ${blk} of ${this.#fileLabel(fileId)} into the buffer pool failed: ${code}`, { errno: r[1] > -10000 ? r[1] : undefined });
+        // 'extend': the read (ours, or another reader's that we waited for) found the block
+        // wholly past EOF. Claim it again as a zeroed page: the claim is one CAS on the
+        // buffer, so of several processes extending the same block exactly one zeroes it
+        // and every other one finds it valid (with whatever the first already wrote in it).
+        if (extend && r[1] === ERR_PAST_EOF && retries++ < 5) {
+          zero = true;
+          waited = 0;
+          continue;
+        }
+        throw new RingmasterError(code, this.#readFailure(code, blk, fileId), { errno: r[1] > -10000 ? r[1] : undefined });
       }
     } catch (e) {
       try {
@@ -417,6 +439,17 @@ export class BufferPool {
       }
       throw e;
     }
+  }
+
+  #readFailure(code: string, blk: number, fileId: number): string {
+    const where = `block ${blk} of ${this.#fileLabel(fileId)}`;
+    if (code === 'ERR_RINGMASTER_PAST_EOF') {
+      return `reading ${where} into the buffer pool failed: the block is past the end of the file; read it with { mode: 'extend' } to create it as a zeroed page`;
+    }
+    if (code === 'ERR_RINGMASTER_SHORT_READ') {
+      return `reading ${where} into the buffer pool failed: the file ends inside the block (a torn extension or a truncated file?)`;
+    }
+    return `reading ${where} into the buffer pool failed: ${code}`;
   }
 
   // One batch (one io_uring_enter) for the claimed reads [id, seq, fileId, block].
@@ -624,6 +657,14 @@ export class BufferPool {
     // A short write left a torn page on disk: the page stays dirty (native side) and the
     // caller -- a checkpoint above all -- must not count it as written.
     if (w.result !== ps) throw new RingmasterError('EIO', `page write of block ${blk} of ${this.#fileLabel(fileId)} was short (${w.result} of ${ps} bytes)`, { errno: -5 });
+    this.#writtenFiles.add(fileId);
+  }
+
+  /** @internal the files this environment wrote pages to since the last call (the postmaster syncs them at shutdown). */
+  _takeWrittenFiles(): number[] {
+    const ids = [...this.#writtenFiles];
+    this.#writtenFiles.clear();
+    return ids;
   }
 
   /** Writes back every dirty page (checkpoint). Resolves with the number of pages written. */

@@ -90,6 +90,13 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
       db.emit('postmaster-exit');
     };
     process.once('disconnect', onDisconnect);
+    // Tell the postmaster this worker made it (pm.whenAttached, 'worker-attached'); a
+    // child that ends before this is reported there as 'worker-failed'.
+    try {
+      process.send({ ringmaster: 'attached', slot: db.slot }, undefined, {}, () => {});
+    } catch {
+      /* the channel is already closing: the postmaster sees the exit instead */
+    }
     // Our listeners must not keep the worker alive once it closed its handle.
     db.once('close', () => {
       process.off('message', onMessage);

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   ERR_RINGMASTER_ATTACH: 'The handed-over attach data is malformed, or the segment fd failed validation (bad magic, a layout version from another ringmaster version, corrupt offsets, a failed mmap); `errno` says more.',
   ERR_RINGMASTER_NOT_ATTACHED: 'attach(token) in a process that has no mapping of that segment (a token sent to another process, or its postmaster stopped).',
   ERR_RINGMASTER_NO_SLOTS: 'All maxProcesses process slots are in use.',
+  ERR_RINGMASTER_WORKER_FAILED: "A child of pm.fork()/pm.clusterFork() ended (or could not be spawned) before it attached: 'worker-failed', pm.whenAttached().",
 
   // Files and IO
   ERR_RINGMASTER_BAD_FILE: 'files.get(id), or an op, named a file id that is unknown or already closed (ids carry a generation: a reused table slot does not match an old id).',
@@ -36,7 +37,8 @@ export const ERROR_CODES = {
   ERR_RINGMASTER_NO_BUFFER_POOL: 'db.buffers was used but the postmaster was started without the bufferPool option.',
   ERR_RINGMASTER_BUFFER_POOL_INIT: 'The buffer pool could not be laid out in the arena at start (errno says why).',
   ERR_RINGMASTER_CHECKSUM: "A page read into the pool failed its CRC32C check; the page stays invalid (retryable), every waiter gets the error.",
-  ERR_RINGMASTER_SHORT_READ: 'A page read into the pool returned fewer bytes than a page (a block past the end of the file); read it with { mode: \'zero\' } to create it.',
+  ERR_RINGMASTER_PAST_EOF: "buffers.read(file, block) of a block wholly past the end of the file. Read it with { mode: 'extend' } to create it as a new zeroed page.",
+  ERR_RINGMASTER_SHORT_READ: "buffers.read of a block the file ends inside of (a torn extension or a truncated file), in every mode but 'zero'.",
   ERR_RINGMASTER_PAGE_TORN: 'The page was fenced: a process died holding its exclusive lock, so it may be half-changed. Reads and locks fail until a restart rebuilds it from the WAL.',
   ERR_RINGMASTER_POOL_EXHAUSTED: 'buffers.read waited pinWaitMs for an unpinned buffer to evict.',
   ERR_RINGMASTER_TOO_MANY_PINS: 'This environment holds 256 distinct pinned pages: release some.',
@@ -55,6 +57,7 @@ export const ERROR_CODES = {
   ERR_RINGMASTER_WAL: 'The native WAL could not be set up or appended to (errno says why).',
   ERR_RINGMASTER_WAL_FAILED: 'A WAL write or fdatasync failed earlier: the WAL is in its failed state (no flush resolves as durable again) until a restart recovers it.',
   ERR_RINGMASTER_WAL_CONTROL: "The control file (pg_control) is unreadable or invalid, or wal.segmentSize differs from the data directory's.",
+  ERR_RINGMASTER_WAL_UNKNOWN_KIND: "Recovery found a record whose kind has no redo handler (`kind` and `lsn` on the error); nothing was replayed. Add the handler, or start with wal.onUnknownKind: 'skip'.",
   ERR_RINGMASTER_WAL_CORRUPT: 'Recovery found the WAL ending before the checkpoint record the control file names: refusing to start.',
 } as const;
 

@@ -1,9 +1,10 @@
 export { Postmaster, open, ATTACH_ENV } from './postmaster';
-export type { ProcessExit } from './postmaster';
+export type { ProcessExit, PostmasterEvents, ShutdownCheckpoint, StopOptions, WorkerAttached, WorkerFailure } from './postmaster';
 export { attach } from './attach';
 export type { AttachOptions } from './attach';
 export { Ringmaster, Batch } from './ringmaster';
-export type { Features, ThreadToken, IntegrityAnomaly, IntegrityReport } from './ringmaster';
+export type { Features, ThreadToken, IntegrityAnomaly, IntegrityReport, RingmasterEvents, RingmasterListener, RingmasterStats, RingStats, ProcessStats } from './ringmaster';
+export { lsnToString, lsnFromString } from './lsn';
 export { FileHandle, Files } from './files';
 export type { FileOpenOptions } from './files';
 export { RingmasterError, IoCancelledError, errnoName } from './errors';

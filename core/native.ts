@@ -40,12 +40,14 @@ export interface NativeSession {
   arena(): ArrayBuffer;
   arenaAlloc(size: number, align: number): number;
   info(): NativeInfo;
-  stats(): any;
+  stats(): import('./ringmaster').RingmasterStats;
   forkFds(): { memfd: number; ringFds: number[]; eventFds: number[] };
   cleanupProcess(pid: number): number;
   sweepDeadSlots(): number;
   reapNow(ring?: number): number;
   setRunState(state: number): void;
+  /** The postmaster's shutdown checkpoint: this environment may submit while the segment is stopping. */
+  setShutdownExempt(on: boolean): void;
   runState(): number;
   inflight(): number;
   handlesInUse(): number;

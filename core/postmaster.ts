@@ -3,8 +3,8 @@
 import { ChildProcess, ForkOptions, fork as cpFork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
-import { Features, Ringmaster } from './ringmaster';
-import { RingmasterError, errnoName, fromNative, typeError } from './errors';
+import { RingmasterListener, Features, Ringmaster, RingmasterEvents } from './ringmaster';
+import { RingmasterError, errnoName, fromNative, rangeError, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
 import { optionsObject, timeoutOption } from './io';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
@@ -29,6 +29,101 @@ export interface ProcessExit {
    * emitted as `'pages-torn'`. Empty without a buffer pool.
    */
   tornPages: { fileId: number; block: number; dirty: boolean }[];
+  /** Whether it had attached (a child that never did is also reported as `'worker-failed'`). */
+  attached: boolean;
+}
+
+/** A worker that `pm.fork()` / `pm.clusterFork()` started attached (`'worker-attached'`). */
+export interface WorkerAttached {
+  pid: number;
+  /** Its process slot (`db.slot` in the worker). */
+  slot: number;
+}
+
+/**
+ * A worker started by `pm.fork()` / `pm.clusterFork()` that ended before it attached
+ * (`'worker-failed'`): its module did not resolve, it threw at top level, it exited
+ * early, or it could not be spawned at all.
+ */
+export interface WorkerFailure {
+  /** Undefined when the process could not be spawned. */
+  pid: number | undefined;
+  /** What was forked: the module path (`pm.fork`), or `'cluster worker'`. */
+  modulePath: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** `ERR_RINGMASTER_WORKER_FAILED`; `cause` is the spawn error, if that was it. */
+  error: RingmasterError;
+}
+
+/** Events of the postmaster: those of every handle, plus its children's. */
+export interface PostmasterEvents extends RingmasterEvents {
+  /** A child exited (after its slots were cleaned). */
+  exit: [exit: ProcessExit];
+  /** A child died holding pages exclusively: they are fenced until a restart. */
+  'pages-torn': [info: { pid: number; pages: ProcessExit['tornPages'] }];
+  /** A child called `attach()` successfully. */
+  'worker-attached': [worker: WorkerAttached];
+  /**
+   * A child ended (or could not be spawned) before attaching. Without a listener, a
+   * `RingmasterWarning` (`RINGMASTER_WORKER_FAILED`) is printed instead. Not emitted for
+   * children the stop itself ends.
+   */
+  'worker-failed': [failure: WorkerFailure];
+  /** What `stop()`'s shutdown checkpoint did. */
+  'shutdown-checkpoint': [report: ShutdownCheckpoint];
+}
+
+interface ChildState {
+  modulePath: string;
+  /** Its exit was handled: slots cleaned, events emitted (stop() waits for this). */
+  exited: boolean;
+  onExited: (() => void)[];
+  attached: WorkerAttached | null;
+  failure: WorkerFailure | null;
+  waiters: { resolve: (w: WorkerAttached) => void; reject: (e: Error) => void }[];
+}
+
+/** `pm.stop()` / the postmaster's `close()` options. */
+export interface StopOptions {
+  /**
+   * How long to wait for IO in flight and for the workers to exit before they are
+   * SIGKILLed, ms (default 5000). The shutdown checkpoint then gets what is left of it,
+   * and at least 1000 ms.
+   */
+  timeoutMs?: number;
+  /**
+   * The shutdown checkpoint, taken once every worker has exited (as PostgreSQL's
+   * checkpointer does after the backends are gone). Unset (default): with a buffer pool
+   * and a WAL, `wal.checkpoint()` (the WAL flushed, dirty pages written back, a checkpoint
+   * record, the control file): the next start replays nothing. A buffer pool without a
+   * WAL: every dirty page written back and its file fsynced. A WAL without a buffer pool:
+   * the WAL is flushed, and no checkpoint record is written, because the data those
+   * records describe is not in ringmaster's hands: recovery replays them as before.
+   * `true`: a checkpoint record with a WAL even without a buffer pool (you assert that
+   * your own data is durable). `false`: none of it; the next start recovers from the WAL.
+   */
+  checkpoint?: boolean;
+}
+
+/** What the shutdown checkpoint did (`'shutdown-checkpoint'` event). */
+export interface ShutdownCheckpoint {
+  /**
+   * `'checkpoint'`: a WAL checkpoint; `'pages'`: no WAL, dirty pages written back and
+   * synced; `'wal-flush'`: a WAL without a buffer pool, flushed.
+   */
+  kind: 'checkpoint' | 'pages' | 'wal-flush';
+  ok: boolean;
+  /** The checkpoint record's LSN (kind `'checkpoint'`, when ok). */
+  lsn: bigint | null;
+  /** How long it took, ms. */
+  ms: number;
+  /**
+   * Why it was not done (`ok: false`): the WAL had failed (`ERR_RINGMASTER_WAL_FAILED`),
+   * the stop's time ran out (`ETIMEDOUT`), or the error it failed with (a torn page, EIO).
+   * Nothing is lost then: the next start recovers from the WAL, as after a crash.
+   */
+  error?: Error;
 }
 
 let warned = new Set<string>();
@@ -49,21 +144,27 @@ function memlockLimit(): string {
   }
 }
 
+// Typed events: these declarations merge into the class below.
+export interface Postmaster {
+  on<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  once<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  off<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  addListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  removeListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  prependListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  prependOnceListener<K extends keyof PostmasterEvents>(event: K, listener: RingmasterListener<PostmasterEvents, K>): this;
+  emit<K extends keyof PostmasterEvents>(event: K, ...args: PostmasterEvents[K]): boolean;
+}
 export class Postmaster extends Ringmaster {
   #children = new Map<number, ChildProcess>();
+  #childState = new WeakMap<ChildProcess, ChildState>();
   #stopping: Promise<void> | null = null;
-  #dataDir: string;
   #lock: DataDirLock;
 
   /** @internal */
-  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, dataDir: string, submitTimeoutMs: number, lock: DataDirLock) {
+  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, submitTimeoutMs: number, lock: DataDirLock) {
     super(session, features, submitTimeoutMs);
-    this.#dataDir = dataDir;
     this.#lock = lock;
-  }
-
-  get dataDir(): string {
-    return this.#dataDir;
   }
 
   /** Creates the segment, rings and registered tables; probes features once. */
@@ -134,11 +235,12 @@ export class Postmaster extends Ringmaster {
       warnOnce('RINGMASTER_FALLBACK', `ringmaster: ${backendReason}; using the threads backend (pread/pwrite on a thread pool)`);
     }
     if (backend === 'io_uring' && o.fixedBuffers && !info.fixedBuffers) warnOnce('RINGMASTER_NO_FIXED_BUFFERS', `ringmaster: fixed buffers off: ${fixedBuffersReason}`);
-    const pm = new Postmaster(session, features, dataDir, o.submitTimeoutMs, lock);
+    const pm = new Postmaster(session, features, o.submitTimeoutMs, lock);
     try {
       await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
     } catch (e) {
-      await pm.stop({ timeoutMs: 1000 });
+      // Never a checkpoint here: recovery may not have replayed everything.
+      await pm.stop({ timeoutMs: 1000, checkpoint: false });
       throw e;
     }
     return pm;
@@ -178,7 +280,7 @@ export class Postmaster extends Ringmaster {
       env: { ...(forkOptions.env ?? process.env), [ATTACH_ENV]: a.env },
       stdio: [...base, 'ipc', ...a.stdio] as never,
     });
-    this.#track(child);
+    this.#track(child, modulePath);
     return child;
   }
 
@@ -192,41 +294,129 @@ export class Postmaster extends Ringmaster {
     const a = this.#attachEnv(options.reaper ?? true);
     cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...a.stdio] as never });
     const w = cluster.fork({ ...env, [ATTACH_ENV]: a.env });
-    this.#track(w.process);
+    this.#track(w.process, 'cluster worker');
     return w;
   }
 
-  #track(child: ChildProcess): void {
+  /**
+   * Resolves once `child` (from `fork()`, or a cluster worker from `clusterFork()`) has
+   * attached, with its pid and slot; rejects with `ERR_RINGMASTER_WORKER_FAILED` if it
+   * ends (or could not be spawned) first, or with `ETIMEDOUT` after `timeoutMs` (default:
+   * no limit; the child's exit settles it).
+   */
+  whenAttached(child: ChildProcess | ClusterWorker, options: { timeoutMs?: number } = {}): Promise<WorkerAttached> {
+    const proc = child && typeof child === 'object' && 'process' in child && !('stdin' in child) ? (child as ClusterWorker).process : child as ChildProcess;
+    const st = proc ? this.#childState.get(proc) : undefined;
+    if (!st) return Promise.reject(typeError('ERR_INVALID_ARG_VALUE', 'whenAttached: not a child this postmaster forked'));
+    if (options === null || typeof options !== 'object') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'options must be an object'));
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined && typeof timeoutMs !== 'number') return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'timeoutMs must be a number'));
+    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < 0)) {
+      return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `timeoutMs must be a non-negative integer, got ${timeoutMs}`));
+    }
+    if (st.attached) return Promise.resolve(st.attached);
+    if (st.failure) return Promise.reject(st.failure.error);
+    return new Promise<WorkerAttached>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const w = {
+        resolve: (a: WorkerAttached) => { clearTimeout(timer); resolve(a); },
+        reject: (e: Error) => { clearTimeout(timer); reject(e); },
+      };
+      st.waiters.push(w);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          st.waiters.splice(st.waiters.indexOf(w), 1);
+          reject(new RingmasterError('ETIMEDOUT', `worker ${proc.pid ?? '(not spawned)'} (${st.modulePath}) did not attach within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  #track(child: ChildProcess, modulePath: string): void {
+    const st: ChildState = { modulePath, exited: false, onExited: [], attached: null, failure: null, waiters: [] };
+    this.#childState.set(child, st);
+    const fail = (code: number | null, signal: NodeJS.Signals | null, cause?: Error) => {
+      const how = cause ? `could not be started (${(cause as { code?: string }).code ?? cause.message})`
+        : `exited (${signal ? `signal ${signal}` : `code ${code}`}) before it attached`;
+      const error = new RingmasterError('ERR_RINGMASTER_WORKER_FAILED',
+        `worker ${child.pid ?? ''}${child.pid ? ' ' : ''}(${modulePath}) ${how}: does the module resolve, and does it call attach()?`,
+        cause ? { cause } : {});
+      st.failure = { pid: child.pid, modulePath, code, signal, error };
+      for (const w of st.waiters.splice(0)) w.reject(error);
+      if (this.#stopping) return;  // ended by the stop itself: not a failure to report
+      if (this.listenerCount('worker-failed') > 0) this.emit('worker-failed', st.failure);
+      else process.emitWarning(`ringmaster: ${error.message}`, { code: 'RINGMASTER_WORKER_FAILED', type: 'RingmasterWarning' } as never);
+    };
+    // A spawn failure ('error' before 'spawn', and no 'exit' follows) is this child's failure
+    // to attach; later 'error's (a failed send or kill) stay the caller's to handle.
+    const onSpawnError = (e: Error) => fail(null, null, e);
+    child.once('error', onSpawnError);
     child.once('spawn', () => {
+      child.off('error', onSpawnError);
       if (child.pid) this.#children.set(child.pid, child);
     });
+    // attach() in the child reports itself (core/attach.ts).
+    const onMessage = (m: unknown) => {
+      if (!m || typeof m !== 'object' || (m as { ringmaster?: unknown }).ringmaster !== 'attached') return;
+      const slot = (m as { slot?: unknown }).slot;
+      if (st.attached || typeof slot !== 'number' || !child.pid) return;
+      st.attached = { pid: child.pid, slot };
+      child.off('message', onMessage);
+      for (const w of st.waiters.splice(0)) w.resolve(st.attached);
+      this.emit('worker-attached', st.attached);
+    };
+    child.on('message', onMessage);
     child.once('exit', (code, signal) => {
-      const pid = child.pid ?? -1;
-      this.#children.delete(pid);
-      let slotsCleaned = 0;
-      let tornPages: ProcessExit['tornPages'] = [];
-      if (!this.closed) {
-        try {
-          const pool = this.buffers.configured ? this.buffers : null;
-          const key = (t: { fileId: number; block: number }) => `${t.fileId}:${t.block}`;
-          const before = pool ? pool.stats() : null;
-          slotsCleaned = this._native().cleanupProcess(pid);
-          if (pool && before) {
-            const st = pool.stats();
-            // The pages this cleanup fenced (the list holds at most 64).
-            if (st.tornTotal > before.tornTotal) {
-              const old = new Set(before.tornPages.map(key));
-              tornPages = st.tornPages.filter((t) => !old.has(key(t)));
-            }
-          }
-        } catch {
-          /* stopped meanwhile */
-        }
-      }
-      const ev: ProcessExit = { pid, code, signal, slotsCleaned, tornPages };
-      this.emit('exit', ev);
-      if (tornPages.length) this.emit('pages-torn', { pid, pages: tornPages });
+      // An 'attached' message sent just before the exit may still be in the channel:
+      // decide once the channel has drained (its 'disconnect'), bounded in case a
+      // grandchild inherited the channel's fd and holds it open.
+      if (!child.connected) return this.#exited(child, st, onMessage, fail, code, signal);
+      let done = false;
+      const drained = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(bound);
+        child.off('disconnect', drained);
+        this.#exited(child, st, onMessage, fail, code, signal);
+      };
+      const bound = setTimeout(drained, 200);
+      child.once('disconnect', drained);
     });
+  }
+
+  // A child's exit, once its channel drained: report a failure to attach, clean its slots
+  // (fencing pages it held exclusively), emit 'exit', and release stop()'s wait for it.
+  #exited(child: ChildProcess, st: ChildState, onMessage: (m: unknown) => void, fail: (code: number | null, signal: NodeJS.Signals | null) => void,
+    code: number | null, signal: NodeJS.Signals | null): void {
+    child.off('message', onMessage);
+    if (!st.attached) fail(code, signal);
+    const pid = child.pid ?? -1;
+    this.#children.delete(pid);
+    let slotsCleaned = 0;
+    let tornPages: ProcessExit['tornPages'] = [];
+    if (!this.closed) {
+      try {
+        const pool = this.buffers.configured ? this.buffers : null;
+        const key = (t: { fileId: number; block: number }) => `${t.fileId}:${t.block}`;
+        const before = pool ? pool.stats() : null;
+        slotsCleaned = this._native().cleanupProcess(pid);
+        if (pool && before) {
+          const after = pool.stats();
+          // The pages this cleanup fenced (the list holds at most 64).
+          if (after.tornTotal > before.tornTotal) {
+            const old = new Set(before.tornPages.map(key));
+            tornPages = after.tornPages.filter((t) => !old.has(key(t)));
+          }
+        }
+      } catch {
+        /* stopped meanwhile */
+      }
+    }
+    const ev: ProcessExit = { pid, code, signal, slotsCleaned, tornPages, attached: st.attached !== null };
+    st.exited = true;
+    this.emit('exit', ev);
+    if (tornPages.length) this.emit('pages-torn', { pid, pages: tornPages });
+    for (const r of st.onExited.splice(0)) r();
   }
 
   /** Frees the slots of any attached process that is gone (e.g. not started by us). */
@@ -236,14 +426,18 @@ export class Postmaster extends Ringmaster {
 
   /**
    * Orderly shutdown: stop accepting IO, wait (bounded) for in-flight IO, tell workers
-   * ('stop' event in them), wait for them to exit (then SIGKILL), close the rings, unmap.
+   * ('stop' event in them), wait for them to exit (then SIGKILL), take the shutdown
+   * checkpoint (see `StopOptions.checkpoint`), close the rings, unmap.
    */
-  stop(options: { timeoutMs?: number } = {}): Promise<void> {
+  stop(options: StopOptions = {}): Promise<void> {
     if (this.#stopping) return this.#stopping;
     let timeoutMs: number;
+    let checkpoint: boolean | undefined;
     try {
-      if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'stop options must be an object');
+      optionsObject('stop', options, ['timeoutMs', 'checkpoint']);
       timeoutMs = timeoutOption('timeoutMs', options.timeoutMs, 5000);
+      checkpoint = options.checkpoint;
+      if (checkpoint !== undefined && typeof checkpoint !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'checkpoint must be a boolean');
     } catch (e) {
       return Promise.reject(e);
     }
@@ -252,16 +446,21 @@ export class Postmaster extends Ringmaster {
       n.setRunState(RUN_STOPPING);
       const deadline = Date.now() + timeoutMs;
       while (n.handlesInUse() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+      // Each child counts as gone once its exit was handled (slots cleaned, 'exit' emitted).
       const exits = [...this.#children.values()].map((c) => new Promise<void>((resolve) => {
-        if (c.exitCode !== null || c.signalCode !== null) return resolve();
-        c.once('exit', () => resolve());
+        const st = this.#childState.get(c);
+        if (!st || st.exited) return resolve();
+        st.onExited.push(resolve);
         // A child that is already dying has no channel: that is not the postmaster's error.
-        if (c.connected) c.send({ ringmaster: 'stop' }, () => {});
+        if (c.connected && c.exitCode === null && c.signalCode === null) c.send({ ringmaster: 'stop' }, () => {});
       }));
       const timer = new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());
       await Promise.race([Promise.all(exits), timer]);
       for (const c of this.#children.values()) c.kill('SIGKILL');
       await Promise.all(exits);
+      // Every worker is gone (their exits cleaned their slots): nothing but this
+      // environment can change pages or append now, so the checkpoint sees a quiet system.
+      await this.#shutdownCheckpoint(checkpoint, deadline);
       n.setRunState(RUN_STOPPED);
       // Completions already collected may still be on their way to this thread.
       await super.close({ timeoutMs: Math.max(1000, deadline - Date.now()) });
@@ -273,8 +472,71 @@ export class Postmaster extends Ringmaster {
     return this.#stopping;
   }
 
+  async #shutdownCheckpoint(mode: boolean | undefined, deadline: number): Promise<void> {
+    if (mode === false) return;
+    const pool = this.buffers.configured;
+    const wal = this.wal.enabled;
+    let kind: ShutdownCheckpoint['kind'];
+    if (wal && (pool || mode === true)) kind = 'checkpoint';
+    else if (wal) kind = 'wal-flush';
+    else if (pool) kind = 'pages';
+    else return;
+    const started = Date.now();
+    const report: ShutdownCheckpoint = { kind, ok: false, lsn: null, ms: 0 };
+    if (wal && this.wal.failed) {
+      // fsyncgate: nothing may be reported durable, and no page may be written past the
+      // durable WAL. The next start recovers from what the WAL holds.
+      report.error = this.wal._failedError() ?? new RingmasterError('ERR_RINGMASTER_WAL_FAILED', 'the WAL has failed');
+    } else {
+      const n = this._native();
+      n.setShutdownExempt(true);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const work = (async () => {
+          if (kind === 'checkpoint') {
+            report.lsn = await this.wal.checkpoint();
+          } else if (kind === 'wal-flush') {
+            await this.wal.flush();
+          } else {
+            await this.buffers.flushAll();
+            for (const id of this.buffers._takeWrittenFiles()) {
+              try {
+                await this.fsync(id);
+              } catch (e) {
+                // A file closed meanwhile has no fd left to sync through; anything else is real.
+                if ((e as { code?: string }).code !== 'ERR_RINGMASTER_BAD_FILE') throw e;
+              }
+            }
+          }
+        })();
+        work.catch(() => {});  // if abandoned at the deadline, it fails once the handle closes
+        const budget = Math.max(1000, deadline - Date.now());
+        const done = await Promise.race([
+          work.then(() => true),
+          new Promise<false>((r) => { timer = setTimeout(() => r(false), budget); }),
+        ]);
+        if (done) report.ok = true;
+        else report.error = new RingmasterError('ETIMEDOUT', `the shutdown checkpoint did not finish within ${budget} ms (the rest of stop's timeoutMs, at least 1000)`);
+      } catch (e) {
+        report.error = e as Error;
+      } finally {
+        clearTimeout(timer);
+        n.setShutdownExempt(false);
+      }
+    }
+    report.ms = Date.now() - started;
+    this.emit('shutdown-checkpoint', report);
+    if (!report.ok) {
+      const then = kind === 'pages'
+        ? 'dirty pages not written back are lost (there is no WAL to recover them from)'
+        : 'nothing acknowledged is lost: the next start recovers from the WAL';
+      process.emitWarning(`ringmaster: stop() took no shutdown checkpoint (${report.error?.message}); ${then}`,
+        { code: 'RINGMASTER_NO_SHUTDOWN_CHECKPOINT', type: 'RingmasterWarning' } as never);
+    }
+  }
+
   /** For the postmaster, close() is stop(). */
-  override close(options: { timeoutMs?: number } = {}): Promise<void> {
+  override close(options: StopOptions = {}): Promise<void> {
     return this.stop(options);
   }
 }

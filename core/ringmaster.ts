@@ -73,6 +73,74 @@ export interface IntegrityReport {
   anomalies: IntegrityAnomaly[];
 }
 
+/** Counters of one ring (`stats().rings[i]`): shared by every process. */
+export interface RingStats {
+  sqes: number;
+  enters: number;
+  cqes: number;
+  /** CQEs whose user_data named no IO handle (garbage): counted, never acted on. */
+  corruptCqes: number;
+  /** CQEs for an IO handle that has moved on (an older generation): ignored. */
+  staleCqes: number;
+  overflowFlushes: number;
+  /** Half-done submissions of a dead submitter repaired by the next lock holder. */
+  submitLockRepairs: number;
+  completionLockRepairs: number;
+  /** Completions of dead issuers' IO reaped (and freed) by someone else. */
+  orphansReaped: number;
+  submitLockOwnerDied: number;
+  completionLockOwnerDied: number;
+}
+
+/** Counters of one attached environment (`stats().processes[i]`). */
+export interface ProcessStats {
+  slot: number;
+  pid: number;
+  kind: 'postmaster' | 'forked' | 'thread';
+  submitted: number;
+  completed: number;
+  /** Its IO that another process reaped. */
+  completedByOther: number;
+  /** CQEs it reaped (for anyone). */
+  reaped: number;
+}
+
+/** `db.stats()`: the whole segment's counters, the same in every process. */
+export interface RingmasterStats {
+  /** Garbage found in shared memory (all kinds): see docs/ARCHITECTURE.md, "Shared memory is untrusted". */
+  corruptReports: number;
+  deadProcessesCleaned: number;
+  corruptHandles: number;
+  integrityAnomalies: number;
+  integrityRepairs: number;
+  /** IO handles in use now, across all processes (0 when idle). */
+  handlesInUse: number;
+  /** One entry per io_uring ring (empty with the threads backend). */
+  rings: RingStats[];
+  /** One entry per attached environment (the postmaster, forked workers, threads). */
+  processes: ProcessStats[];
+}
+
+/**
+ * Events of every handle (`db.on(...)`). Forked workers get `'stop'` (the postmaster is
+ * stopping: close and exit) and `'postmaster-exit'` (it died: no more IO).
+ */
+export interface RingmasterEvents {
+  /** The handle closed (its slot is released). */
+  close: [];
+  /** Forked workers: the postmaster is stopping. `close()` and exit. */
+  stop: [];
+  /** Forked workers: the postmaster died; every process now gets ESHUTDOWN. */
+  'postmaster-exit': [];
+  /** The WAL entered its failed state (`ERR_RINGMASTER_WAL_FAILED`): restart and recover. */
+  'wal-failed': [error: RingmasterError];
+  /** `checkIntegrity()` found garbage in shared memory. */
+  corruption: [report: IntegrityReport];
+}
+
+/** A listener for event `K` of the event map `E`. */
+export type RingmasterListener<E, K extends keyof E> = (...args: E[K] extends unknown[] ? E[K] : never) => void;
+
 export interface ThreadToken {
   ringmasterSegment: number;
   features: Features;
@@ -86,6 +154,17 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+// Typed events: these declarations merge into the class below.
+export interface Ringmaster {
+  on<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  once<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  off<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  addListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  removeListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  prependListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  prependOnceListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
+  emit<K extends keyof RingmasterEvents>(event: K, ...args: RingmasterEvents[K]): boolean;
+}
 export class Ringmaster extends EventEmitter {
   readonly files: Files;
   readonly features: Features;
@@ -144,6 +223,13 @@ export class Ringmaster extends EventEmitter {
   }
   get info(): NativeInfo {
     return this.#info;
+  }
+  /**
+   * The data directory (absolute, symlinks resolved), the same in every attached process
+   * and thread: file paths passed to `files.open()` are relative to it.
+   */
+  get dataDir(): string {
+    return this.#info.dataDir;
   }
 
   // ---- arena ----------------------------------------------------------------
@@ -288,7 +374,7 @@ export class Ringmaster extends EventEmitter {
   }
 
   /** Statistics: per ring, per process, global. */
-  stats(): any {
+  stats(): RingmasterStats {
     return this._native().stats();
   }
 

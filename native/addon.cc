@@ -137,6 +137,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value SweepDeadSlots(const Napi::CallbackInfo& info);
   Napi::Value ReapNow(const Napi::CallbackInfo& info);
   Napi::Value SetRunState(const Napi::CallbackInfo& info);
+  Napi::Value SetShutdownExempt(const Napi::CallbackInfo& info);
   Napi::Value RunState(const Napi::CallbackInfo& info);
   Napi::Value Inflight(const Napi::CallbackInfo& info);
   Napi::Value HandlesInUse(const Napi::CallbackInfo& info);
@@ -170,6 +171,8 @@ class Session : public Napi::ObjectWrap<Session> {
   int slot_ = -1;
   uint32_t home_ring_ = 0;
   bool detached_ = true;
+  // The postmaster's shutdown checkpoint: this environment may submit while stopping.
+  bool shutdown_exempt_ = false;
   std::mutex mu_;
   std::vector<InflightOp> inflight_;
   uint32_t undelivered_ = 0;  // batches handed to the tsfn, not yet run on the JS thread
@@ -801,7 +804,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   SegmentHeader* hdr = seg_->hdr;
-  if (!segment_running(*seg_)) return Napi::Number::New(env, -ESHUTDOWN);
+  if (!segment_accepts_io(*seg_, shutdown_exempt_)) return Napi::Number::New(env, -ESHUTDOWN);
   uint32_t ring = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : home_ring_;
   if (ring >= (hdr->ring_count ? hdr->ring_count : hdr->configured_rings)) {
     range_error(env, "ring index out of range").ThrowAsJavaScriptException();
@@ -873,7 +876,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
   }
   kill_point(&hdr->faults, KP_HANDLES_RESERVED);
   bool will_reap_inline = hdr->backend == BACKEND_IO_URING && !seg_->watchers.empty();
-  int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs, will_reap_inline)
+  int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs, will_reap_inline, shutdown_exempt_)
                                             : thread_backend_submit(seg_->pool, reqs.data(), n, (uint32_t)slot_);
   RM_TRACE("session %p submit n=%u rc=%d first=(%u,%u)", (void*)this, n, rc, reqs[0].handle_index, reqs[0].handle_gen);
   if (rc < 0) {
@@ -1287,6 +1290,14 @@ Napi::Value Session::SetRunState(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setShutdownExempt(on): only the postmaster's stop() sets it, after its workers exited.
+Napi::Value Session::SetShutdownExempt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  shutdown_exempt_ = info[0].ToBoolean();
+  return env.Undefined();
+}
+
 Napi::Value Session::RunState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
@@ -1656,6 +1667,7 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("sweepDeadSlots", &Session::SweepDeadSlots),
     InstanceMethod("reapNow", &Session::ReapNow),
     InstanceMethod("setRunState", &Session::SetRunState),
+    InstanceMethod("setShutdownExempt", &Session::SetShutdownExempt),
     InstanceMethod("runState", &Session::RunState),
     InstanceMethod("inflight", &Session::Inflight),
     InstanceMethod("handlesInUse", &Session::HandlesInUse),

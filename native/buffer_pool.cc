@@ -292,6 +292,7 @@ void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int3
   int32_t err = 0;
   if (issuer_gone_result(res)) err = -ECANCELED;  // waiters retry with their own read
   else if (res < 0) err = res;
+  else if (res == 0) err = BP_ERR_PAST_EOF;
   else if ((uint32_t)res != v.page_size) err = BP_ERR_SHORT_READ;
   else {
     const uint8_t* p = v.pages + (uint64_t)id * v.page_size;

@@ -72,6 +72,10 @@ inline bool desc_state_valid(uint64_t s) {
 constexpr int32_t BP_ERR_CHECKSUM = -10001;
 constexpr int32_t BP_ERR_SHORT_READ = -10002;
 constexpr int32_t BP_ERR_TORN = -10003;
+// The read returned 0 bytes: the block lies wholly past the end of the file (it does not
+// exist yet). Kept apart from BP_ERR_SHORT_READ (the file ends *inside* the block: a torn
+// extension or a truncated file) because only this one may become a new zeroed page.
+constexpr int32_t BP_ERR_PAST_EOF = -10004;
 // bufferPool.onHolderDeath: 'release': give a dead holder's exclusive lock back without
 // fencing the page (for page formats whose every update is one atomic store).
 constexpr uint32_t POOL_RELEASE_ON_HOLDER_DEATH = 1;

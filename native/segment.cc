@@ -349,5 +349,9 @@ void ring_doorbells(Segment& seg, const WakeSet& wake) {
 }
 
 bool segment_running(Segment& seg) { return load_acquire(&seg.hdr->run_state) == RUN_RUNNING; }
+bool segment_accepts_io(Segment& seg, bool shutdown_exempt) {
+  uint32_t st = load_acquire(&seg.hdr->run_state);
+  return st == RUN_RUNNING || (shutdown_exempt && st == RUN_STOPPING);
+}
 
 }  // namespace rm

@@ -140,6 +140,10 @@ int segment_attach(int memfd, const std::vector<int>& ring_fds, const std::vecto
                    std::string* err);
 void segment_unmap(Segment* seg);
 bool segment_running(Segment& seg);
+// Whether a submission may go ahead: the segment is running, or it is stopping and the
+// submitter is the postmaster's own environment doing the shutdown checkpoint (after
+// every worker has exited; see Postmaster.stop). Never once the segment is stopped.
+bool segment_accepts_io(Segment& seg, bool shutdown_exempt);
 // Named regions: 0 or -errno (-EEXIST, -ENOSPC, -ENOENT, -ENAMETOOLONG).
 int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size);
 int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size);

@@ -211,7 +211,7 @@ static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) 
 }
 
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns,
-                bool inline_reap) {
+                bool inline_reap, bool shutdown_exempt) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
   WakeSet wake;
@@ -219,7 +219,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   if (lr == LockResult::TimedOut) return -ETIMEDOUT;
   if (lr == LockResult::Error) return -ENOTRECOVERABLE;
   if (lr == LockResult::AcquiredOwnerDied) repair_submission(seg, ring_index, wake);
-  if (!segment_running(seg)) {
+  if (!segment_accepts_io(seg, shutdown_exempt)) {
     robust_lock_release(&rs->submit_lock);
     ring_doorbells(seg, wake);
     return -ESHUTDOWN;

@@ -109,8 +109,10 @@ struct SqeRequest {
 // around its io_uring_enter (under the submit lock), so its own inline completions
 // wake no watcher. Anything posted in that window is in the CQ before the caller's
 // inline reap (or, if its trylock fails, the lock holder's re-check) looks.
+// `shutdown_exempt`: the submitter may submit while the segment is stopping (the
+// postmaster's shutdown checkpoint, segment_accepts_io).
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns,
-                bool inline_reap = false);
+                bool inline_reap = false, bool shutdown_exempt = false);
 // Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
 // `quiet_slot`: a slot whose doorbell is not rung because the caller (that slot's own
 // JS thread, reaping inline) collects its completions itself right after; ~0u: none.

@@ -199,7 +199,7 @@ async function main() {
   const walStats = pm.wal.stats();
   const stats = pm.stats();
   const poolGlobal = endStats.global;
-  await pm.stop();  // no checkpoint, no flushAll: recovery must bring the commits back
+  await pm.stop({ checkpoint: false });  // no shutdown checkpoint, no flushAll: recovery must bring the commits back
 
   // ---- recovery: a new postmaster replays the WAL into its pool -------------------
   const counters = { records: 0, applied: 0, bad: 0 };

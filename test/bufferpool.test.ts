@@ -135,8 +135,8 @@ describe('buffer pool: sharing reads across processes', () => {
   it('a read claimed while the previous IO\'s completer has cleared IO_IN_PROGRESS but not yet stepped io_seq still completes', async () => {
     await setup(16);
     const f = await makeFile('d', 2);
-    // A read past EOF fails (short read): the page stays tagged, not valid, in its buffer.
-    await expect(pm!.buffers.read(f, 5)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_SHORT_READ' });
+    // A read past EOF fails (ERR_RINGMASTER_PAST_EOF): the page stays tagged, not valid, in its buffer.
+    await expect(pm!.buffers.read(f, 5)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAST_EOF' });
     expect(pm!.buffers.ioInProgress()).toEqual([]);
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const info = require('../build/Release/ringmaster.node').bpInfo(pm!._native());
@@ -222,10 +222,10 @@ describe('buffer pool: errors reach every waiter and are retryable', () => {
     expect((await b.call('read', { file: f.id, block: 2 })).sum).toBe(sum(pageImage(3)));
   });
 
-  it('a short read past EOF is an error; mode zero creates the page without IO', async () => {
+  it('a read past EOF is an error; mode zero creates the page without IO', async () => {
     await setup(8);
     const f = await makeFile('d', 2);
-    await expect(pm!.buffers.read(f, 5)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_SHORT_READ' });
+    await expect(pm!.buffers.read(f, 5)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAST_EOF' });
     const reads = pm!.buffers.stats().global.reads;
     const z = await pm!.buffers.read(f, 5, { mode: 'zero' });
     expect(z.page.every((x) => x === 0)).toBe(true);

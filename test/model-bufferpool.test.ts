@@ -248,7 +248,7 @@ const MISUSE: Record<string, string> = {
   'lock-released': 'ERR_RINGMASTER_BUFFER_RELEASED',
   'negative-block': 'ERR_OUT_OF_RANGE',
   'huge-block': 'ERR_OUT_OF_RANGE',
-  'past-eof': 'ERR_RINGMASTER_SHORT_READ',
+  'past-eof': 'ERR_RINGMASTER_PAST_EOF',
   'bad-file': 'ERR_RINGMASTER_BAD_FILE',
 };
 

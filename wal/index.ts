@@ -49,6 +49,13 @@ export interface WalOptions {
   keepSegments?: number;
   /** How long append/flush may wait (full buffer, busy flusher) before ETIMEDOUT, ms (default 30000). */
   timeoutMs?: number;
+  /**
+   * What recovery does with a record whose kind has no redo handler (and is not one of
+   * the WAL's own kinds). `'error'` (default): the start fails with
+   * `ERR_RINGMASTER_WAL_UNKNOWN_KIND`, naming the kind and the LSN, before any record is
+   * replayed. `'skip'`: such records are skipped (counted in `recovery.skipped`).
+   */
+  onUnknownKind?: 'error' | 'skip';
 }
 
 interface Resolved {
@@ -62,9 +69,10 @@ interface Resolved {
   checkpointWalBytes: number;
   keepSegments: number;
   timeoutMs: number;
+  onUnknownKind: 'error' | 'skip';
 }
 
-const KNOWN = ['bufferSize', 'segmentSize', 'commitDelayUs', 'walSync', 'direct', 'redo', 'checkpointIntervalMs', 'checkpointWalBytes', 'keepSegments', 'timeoutMs'];
+const KNOWN = ['bufferSize', 'segmentSize', 'commitDelayUs', 'walSync', 'direct', 'redo', 'checkpointIntervalMs', 'checkpointWalBytes', 'keepSegments', 'timeoutMs', 'onUnknownKind'];
 
 function int(name: string, v: unknown, def: number, min: number, max: number): number {
   if (v === undefined) return def;
@@ -83,6 +91,7 @@ export function resolveWalOptions(o: unknown): Resolved {
   if (segmentSize % 4096) throw rangeError('ERR_OUT_OF_RANGE', 'wal.segmentSize must be a multiple of 4096');
   if (w.walSync !== undefined && w.walSync !== 'fdatasync' && w.walSync !== 'dsync') throw typeError('ERR_INVALID_ARG_VALUE', "wal.walSync must be 'fdatasync' or 'dsync'");
   if (w.direct !== undefined && typeof w.direct !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'wal.direct must be a boolean');
+  if (w.onUnknownKind !== undefined && w.onUnknownKind !== 'error' && w.onUnknownKind !== 'skip') throw typeError('ERR_INVALID_ARG_VALUE', "wal.onUnknownKind must be 'error' or 'skip'");
   const redo = new Map<number, RedoHandler>();
   if (w.redo !== undefined) {
     if (w.redo === null || typeof w.redo !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'wal.redo must be an object { [kind]: handler }');
@@ -108,6 +117,7 @@ export function resolveWalOptions(o: unknown): Resolved {
     checkpointWalBytes: int('checkpointWalBytes', w.checkpointWalBytes, 0, 0, 2 ** 52),
     keepSegments: int('keepSegments', w.keepSegments, 2, 0, 1024),
     timeoutMs,
+    onUnknownKind: w.onUnknownKind ?? 'error',
   };
 }
 
@@ -155,6 +165,8 @@ export interface RecoveryInfo {
   /** Where new records go. */
   endLsn: bigint;
   records: number;
+  /** Records skipped because their kind had no redo handler (`wal.onUnknownKind: 'skip'`). */
+  skipped: number;
   /** Why the scan stopped ('end-of-wal' when the tail was clean). */
   stop: ScanResult['stop'];
   /** A torn or invalid record was found at the end and cut. */
@@ -630,6 +642,12 @@ export class Wal implements WalHook {
     return this.#segFile(Math.floor(toLsn(lsn) / this.#size().segmentSize));
   }
 
+  /** @internal the WAL's failed-state error, or null while it works. */
+  _failedError(): RingmasterError | null {
+    const st = this.#state();
+    return st.failed ? walFailedError(st.failed) : null;
+  }
+
   /** @internal emits 'wal-failed' (once per environment) if the WAL has failed. */
   _pollFailed(): boolean {
     return this.#failed(this.#state()) !== null;
@@ -709,9 +727,29 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     throw new RingmasterError('ERR_RINGMASTER_WAL_CORRUPT',
       `the WAL in ${walDir} ends at ${formatLsn(scan.endLsn)} (${scan.stop}), before the checkpoint record at ${formatLsn(control.checkpointLsn)} that ${CONTROL_FILE} names`);
   }
+  // Every record must have a handler (or be one of the WAL's own kinds) before anything
+  // is replayed: a missing handler is a configuration error, and a start that fails on it
+  // must not have applied half the WAL (PostgreSQL refuses an unknown resource manager).
+  const known = (kind: number) => kind === KIND_CHECKPOINT || kind === KIND_PAGE_IMAGE || handlers.has(kind);
+  let skipped = 0;
+  if (o.onUnknownKind === 'error') {
+    const bad = records.find((r) => !known(r.kind));
+    if (bad) {
+      const have = [...handlers.keys()].sort((a, b) => a - b);
+      const what = bad.kind > USER_KIND_MAX ? `reserved kind 0x${bad.kind.toString(16)} (not one this version of ringmaster writes)` : `kind ${bad.kind}`;
+      throw Object.assign(new RingmasterError('ERR_RINGMASTER_WAL_UNKNOWN_KIND',
+        `recovery of ${walDir}: the record at LSN ${formatLsn(bad.lsn)} has ${what}, which has no redo handler ` +
+        `(wal.redo has ${have.length ? `kinds ${have.join(', ')}` : 'none'}); nothing was replayed. ` +
+        "Register a handler for it, or start with wal.onUnknownKind: 'skip' to skip such records"), { kind: bad.kind, lsn: bad.lsn });
+    }
+  }
   const touched = new Set<string>();
   // Redo in LSN order, before any worker exists (init runs before the first fork).
   for (const r of records) {
+    if (!known(r.kind)) {
+      skipped++;
+      continue;
+    }
     if (r.kind === KIND_PAGE_IMAGE) {
       const img = decodePageImage(r.payload);
       if (img && !path.isAbsolute(img.path) && !img.path.split(/[\\/]/).includes('..')) {
@@ -759,7 +797,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
   const tornTail = scan.stop !== 'end-of-wal' && scan.stop !== 'missing-segment';
   return {
     control,
-    info: { fromLsn: BigInt(control.redoLsn), endLsn: BigInt(end), records: records.length, stop: scan.stop, tornTail },
+    info: { fromLsn: BigInt(control.redoLsn), endLsn: BigInt(end), records: records.length, skipped, stop: scan.stop, tornTail },
   };
 }
 
