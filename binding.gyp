@@ -9,6 +9,7 @@
         "native/process_table.cc",
         "native/io_handles.cc",
         "native/file_table.cc",
+        "native/file_sync.cc",
         "native/uring.cc",
         "native/thread_backend.cc",
         "native/completion_kinds.cc",
@@ -19,6 +20,7 @@
         "native/buffer_pool.cc",
         "native/bufferpool_napi.cc",
         "native/wal_napi.cc",
+        "native/file_sync_napi.cc",
         "native/wal_buffer.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -2,12 +2,14 @@
 // to them, notices when they die, and shuts everything down in order.
 import { ChildProcess, ForkOptions, fork as cpFork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
 import { Features, Ringmaster } from './ringmaster';
 import { RingmasterError, errnoName, fromNative, typeError } from './errors';
 import { StartOptions, resolveStartOptions } from './options';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
 import { initModules } from './modules';
+import { syncCreatedDataDirs } from './durability';
 import '../bufferpool/index';  // registers the module's init hook
 import '../wal/index';
 
@@ -66,8 +68,10 @@ export class Postmaster extends Ringmaster {
   static async start(options: StartOptions): Promise<Postmaster> {
     const o = resolveStartOptions(options);
     if (existsSync(o.dataDir) && !statSync(o.dataDir).isDirectory()) throw typeError('ERR_INVALID_ARG_VALUE', `dataDir '${o.dataDir}' exists and is not a directory`);
-    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    const firstMade = mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     const dataDir = realpathSync(o.dataDir);
+    // Directories mkdir -p made (the data directory and any above it): their names are synced below.
+    const dirsMade = firstMade === undefined ? 0 : 1 + path.relative(path.resolve(firstMade), path.resolve(o.dataDir)).split(path.sep).filter(Boolean).length;
     const probe = native.probe();
     let backend: 'io_uring' | 'threads' = o.backend === 'threads' ? 'threads' : 'io_uring';
     let backendReason = o.backend === 'threads' ? (process.env.RINGMASTER_BACKEND === 'threads' ? 'forced by RINGMASTER_BACKEND=threads' : "forced by option backend: 'threads'") : 'io_uring available';
@@ -118,6 +122,7 @@ export class Postmaster extends Ringmaster {
     if (backend === 'io_uring' && o.fixedBuffers && !info.fixedBuffers) warnOnce('RINGMASTER_NO_FIXED_BUFFERS', `ringmaster: fixed buffers off: ${fixedBuffersReason}`);
     const pm = new Postmaster(session, features, dataDir, o.submitTimeoutMs);
     try {
+      syncCreatedDataDirs(pm, dataDir, dirsMade);
       await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
     } catch (e) {
       await pm.stop({ timeoutMs: 1000 });

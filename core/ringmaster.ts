@@ -9,6 +9,7 @@ import {
   OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags,
 } from './io';
 import { NativeInfo, NativeSession, native } from './native';
+import { fileEntries, fileSyncState } from './durability';
 
 const EAGAIN = constants.errno.EAGAIN;
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
@@ -276,9 +277,14 @@ export class Ringmaster extends EventEmitter {
     return this._native().reapNow(ring);
   }
 
-  /** Statistics: per ring, per process, global. */
+  /**
+   * Statistics: per ring, per process, global; `files`: the shared file table's open
+   * entries and the data-file / directory sync counters and failed state.
+   */
   stats(): any {
-    return this._native().stats();
+    const s = this._native().stats();
+    s.files = { ...fileSyncState(this), entries: fileEntries(this) };
+    return s;
   }
 
   /**

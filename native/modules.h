@@ -18,5 +18,6 @@ Napi::Error module_error(Napi::Env env, const std::string& code, const std::stri
 
 void register_bufferpool_exports(Napi::Env env, Napi::Object exports);
 void register_wal_exports(Napi::Env env, Napi::Object exports);
+void register_file_sync_exports(Napi::Env env, Napi::Object exports);
 
 }  // namespace rm
