@@ -38,6 +38,8 @@ export interface FileSyncState {
   failures: number;
   dirSyncs: number;
   dirFailures: number;
+  /** The last 8 directories synced, oldest first ('.' is the data directory; absolute: above it). */
+  recentDirSyncs: string[];
 }
 
 /** An open entry of the shared file table (introspection). */
@@ -137,7 +139,8 @@ export async function syncPass(db: Ringmaster, options: { fileId?: number; timeo
   await Promise.all(pending.map(async ([id, fsync]) => {
     const info = n.fileInfo(id);
     if (!info) return;  // closed meanwhile: its last close synced it
-    if (!skipped) {
+    if (skipped) return;  // the positive control's broken checkpoint: no sync, nothing recorded
+    {
       let ok = false;
       try {
         const b = db.batch();

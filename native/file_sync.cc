@@ -39,8 +39,17 @@ bool dir_fault_fires(DirSyncFault* f, const char* path, int32_t* err) {
   }
   fetch_add(&f->fired, 1u);
   int32_t e = load_relaxed(&f->error);
+  if (e == 0) return false;  // observe only
   *err = e < 0 ? e : -EIO;
   return true;
+}
+
+void log_dir(FileSyncShared* fs, const char* path) {
+  uint64_t i = fetch_add(&fs->dir_log_n, (uint64_t)1) % kDirLog;
+  char* d = fs->dir_log[i];
+  size_t n = strnlen(path, kDirFaultPath - 1);
+  memcpy(d, path, n);
+  d[n] = 0;
 }
 
 }  // namespace
@@ -152,6 +161,7 @@ uint32_t file_sync_failed_errno(Segment& seg) { return load_acquire(&seg.hdr->fi
 int dir_sync(Segment& seg, const char* path, bool absolute) {
   FileSyncShared* fs = &seg.hdr->file_sync;
   int32_t injected = 0;
+  log_dir(fs, path);
   if (dir_fault_fires(&fs->dir_fault, path, &injected)) {
     stat_add(&fs->stat_dir_syncs, (uint64_t)1);
     if (sync_error_loses_data(injected)) file_sync_failed(seg, ~0u, injected);

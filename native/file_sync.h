@@ -51,7 +51,8 @@ constexpr uint32_t kDirFaultPath = 64;
 
 // Test hook (armed only through debugDirSyncFault, RINGMASTER_TEST_HOOKS=1): the
 // skip+1-th directory sync whose path equals `path` (empty: any) fails with `error`
-// without reaching the file system, as a failed fsync would.
+// without reaching the file system, as a failed fsync would (error 0: it is only
+// counted in `fired`, and the sync runs).
 struct DirSyncFault {
   uint32_t armed;
   uint32_t skip;     // matches to let through first (atomic countdown)
@@ -72,7 +73,12 @@ struct FileSyncShared {
   uint64_t stat_dir_syncs;  // directory fsyncs
   uint64_t stat_dir_failures;
   DirSyncFault dir_fault;
+  // The last kDirLog directories synced (introspection: tests check that each create,
+  // rename and removal path synced the directory it changed). Entry i % kDirLog.
+  uint64_t dir_log_n;
+  char dir_log[8][kDirFaultPath];
 };
+constexpr uint32_t kDirLog = 8;
 
 // Results of a sync that do not mean lost data: it never ran (ECANCELED, EINTR, EFAULT
 // from an exiting submitter, EAGAIN from a refused submission), or there is no file to

@@ -146,6 +146,16 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   o.Set("failures", Napi::Number::New(env, (double)load_relaxed(&fs->stat_failures)));
   o.Set("dirSyncs", Napi::Number::New(env, (double)load_relaxed(&fs->stat_dir_syncs)));
   o.Set("dirFailures", Napi::Number::New(env, (double)load_relaxed(&fs->stat_dir_failures)));
+  uint64_t logged = load_acquire(&fs->dir_log_n);
+  Napi::Array recent = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (uint64_t i = logged > kDirLog ? logged - kDirLog : 0; i < logged; i++) {
+    char d[kDirFaultPath];
+    memcpy(d, fs->dir_log[i % kDirLog], sizeof(d));
+    d[kDirFaultPath - 1] = 0;
+    recent.Set(k++, Napi::String::New(env, d));
+  }
+  o.Set("recentDirSyncs", recent);
   return o;
 }
 

@@ -516,7 +516,9 @@ export class Wal implements WalHook {
         return null;
       }
       const first = batch.length;
-      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true });
+      // The WAL's own kind on its writes, as in #flushOnce: the reaper fails the WAL on an
+      // error, and the file-sync requests leave them out (the WAL syncs its segments itself).
+      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true })._setKind(4 /* CK_WAL_WRITE_DONE */, p.len);
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
       addon.walCount(s, 'flushes', 1);
@@ -565,6 +567,7 @@ export class Wal implements WalHook {
    */
   async checkpoint(): Promise<bigint> {
     const s = this.#s();
+    checkSyncFailed(this.db);  // the failed state says why better than the WAL's failure it caused
     const err = this.#failed(this.#state());
     if (err) throw err;
     const deadline = Date.now() + this.#timeoutMs();
@@ -573,7 +576,6 @@ export class Wal implements WalHook {
       await sleep(5);
     }
     try {
-      checkSyncFailed(this.db);
       const t0 = Date.now();
       const redo = Number(this.#state().reserved);
       // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
