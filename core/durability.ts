@@ -12,7 +12,7 @@ import { native } from './native';
 interface FileSyncAddon {
   fileSyncBegin(s: unknown): number;
   writeBarrier(s: unknown, fileId: number): Uint32Array;
-  writeBarrierLeft(s: unknown, refs: Uint32Array): number;
+  writeBarrierLeft(s: unknown, fileId: number, refs: Uint32Array): number;
   fileSyncPending(s: unknown): [number, boolean][];
   fileSynced(s: unknown, fileId: number, cycle: number, fsync: boolean): boolean;
   fileSyncState(s: unknown): FileSyncState;
@@ -107,7 +107,7 @@ async function writeBarrier(db: Ringmaster, fileId: number, deadline: number): P
   const n = db._native();
   const refs = addon.writeBarrier(n, fileId);
   let delay = 0;
-  while (refs.length > 0 && addon.writeBarrierLeft(db._native(), refs) > 0) {
+  while (refs.length > 0 && addon.writeBarrierLeft(db._native(), fileId, refs) > 0) {
     if (Date.now() > deadline) {
       throw new RingmasterError('ETIMEDOUT', 'writes that were in flight when the sync pass began did not complete in time', { errno: -constants.errno.ETIMEDOUT });
     }

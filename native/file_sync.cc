@@ -105,29 +105,34 @@ uint64_t file_sync_begin(Segment& seg) {
   return c;
 }
 
+// A submitted op the barrier waits for: a write that may carry a sync request (the WAL's
+// own writes are synced by the WAL, and are left out).
+static bool barrier_op(IoHandle* h, uint32_t file_slot) {
+  return load_relaxed(&h->op) == OP_WRITE && load_relaxed(&h->kind) != CK_WAL_WRITE_DONE &&
+         (file_slot == ~0u || load_relaxed(&h->file_slot) == file_slot);
+}
+
 void write_barrier_scan(Segment& seg, uint32_t file_slot, std::vector<HandleRef>* out) {
   HandleTable& t = seg.handles;
   for (uint32_t i = 0; i < t.count; i++) {
     IoHandle* h = &t.handles[i];
-    uint64_t w = load_acquire(&h->word);
+    uint64_t w = load_acquire(&h->word);  // the op fields were written before the SUBMITTED CAS
     uint32_t st = hw_state(w);
-    if (st == H_RESERVED) {
-      // Its submitter may be between reserving and marking: its op is not known yet.
-      out->push_back({i, hw_gen(w)});
-    } else if (st == H_SUBMITTED && load_relaxed(&h->op) == OP_WRITE &&
-               (file_slot == ~0u || load_relaxed(&h->file_slot) == file_slot)) {
-      out->push_back({i, hw_gen(w)});
-    }
+    // A RESERVED handle's submitter may be between reserving and marking: its op is not
+    // known yet, so it is waited for until it is submitted (then judged) or gone.
+    if (st == H_RESERVED || (st == H_SUBMITTED && barrier_op(h, file_slot))) out->push_back({i, hw_gen(w)});
   }
 }
 
-uint32_t write_barrier_left(Segment& seg, const std::vector<HandleRef>& refs) {
+uint32_t write_barrier_left(Segment& seg, uint32_t file_slot, const std::vector<HandleRef>& refs) {
   uint32_t left = 0;
   for (const HandleRef& r : refs) {
     if (r.index >= seg.handles.count) continue;
-    uint64_t w = load_acquire(&seg.handles.handles[r.index].word);  // pairs with the completer's release CAS
+    IoHandle* h = &seg.handles.handles[r.index];
+    uint64_t w = load_acquire(&h->word);  // pairs with the completer's release CAS
+    if (hw_gen(w) != r.gen) continue;  // completed and collected
     uint32_t st = hw_state(w);
-    if (hw_gen(w) == r.gen && (st == H_RESERVED || st == H_SUBMITTED)) left++;
+    if (st == H_RESERVED || (st == H_SUBMITTED && barrier_op(h, file_slot))) left++;
   }
   return left;
 }

@@ -96,11 +96,13 @@ void file_sync_entry_opened(Segment& seg, FileEntry* e, uint64_t size, bool chan
 // barrier is passed and every pending entry is synced.
 uint64_t file_sync_begin(Segment& seg);
 // The write barrier, taken after file_sync_begin: the IO handles that are RESERVED, or
-// SUBMITTED for a write (to `file_slot` only, if it is not ~0u), as (index, generation).
+// SUBMITTED for a write (to `file_slot` only, if it is not ~0u; the WAL's own writes
+// excluded), as (index, generation).
 struct HandleRef { uint32_t index; uint32_t gen; };
 void write_barrier_scan(Segment& seg, uint32_t file_slot, std::vector<HandleRef>* out);
-// How many of them are still RESERVED or SUBMITTED with that generation.
-uint32_t write_barrier_left(Segment& seg, const std::vector<HandleRef>& refs);
+// How many of them are still in flight with that generation: RESERVED, or SUBMITTED for
+// a write (a handle RESERVED at the scan may turn out to be a read or a sync).
+uint32_t write_barrier_left(Segment& seg, uint32_t file_slot, const std::vector<HandleRef>& refs);
 bool file_sync_pending(const FileEntry* e);
 bool file_sync_needs_fsync(const FileEntry* e);
 // A sync of `e` that started after the pass's drain succeeded (files_lock held).

@@ -45,17 +45,19 @@ Napi::Value Begin(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, (double)file_sync_begin(*seg));
 }
 
+uint32_t barrier_slot(Segment* seg, const Napi::Value& v) {
+  double id = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(id >= 0)) return ~0u;
+  int slot = file_lookup(seg->files, seg->hdr->max_files, id, nullptr);
+  return slot >= 0 ? (uint32_t)slot : ~0u;
+}
+
 // writeBarrier(session, fileId | -1) -> Uint32Array of (handle index, generation) pairs.
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Segment* seg = session_segment(env, info[0], nullptr);
   if (!seg) return env.Undefined();
-  double id = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
-  uint32_t file_slot = ~0u;
-  if (id >= 0) {
-    int slot = file_lookup(seg->files, seg->hdr->max_files, id, nullptr);
-    if (slot >= 0) file_slot = (uint32_t)slot;
-  }
+  uint32_t file_slot = barrier_slot(seg, info[1]);
   std::vector<HandleRef> refs;
   write_barrier_scan(*seg, file_slot, &refs);
   auto out = Napi::Uint32Array::New(env, refs.size() * 2);
@@ -66,19 +68,20 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// writeBarrierLeft(session, Uint32Array) -> handles of the barrier still in flight.
+// writeBarrierLeft(session, fileId | -1, Uint32Array) -> handles of the barrier still in flight.
 Napi::Value BarrierLeft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Segment* seg = session_segment(env, info[0], nullptr);
   if (!seg) return env.Undefined();
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    Napi::TypeError::New(env, "writeBarrierLeft(session, Uint32Array)").ThrowAsJavaScriptException();
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    Napi::TypeError::New(env, "writeBarrierLeft(session, fileId, Uint32Array)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Uint32Array a = info[1].As<Napi::Uint32Array>();
+  uint32_t file_slot = barrier_slot(seg, info[1]);
+  Napi::Uint32Array a = info[2].As<Napi::Uint32Array>();
   std::vector<HandleRef> refs(a.ElementLength() / 2);
   for (size_t i = 0; i < refs.size(); i++) refs[i] = {a[2 * i], a[2 * i + 1]};
-  return Napi::Number::New(env, write_barrier_left(*seg, refs));
+  return Napi::Number::New(env, write_barrier_left(*seg, file_slot, refs));
 }
 
 // fileSyncPending(session) -> [[fileId, fsync], ...]: open files with writes no pass covered.
