@@ -181,9 +181,13 @@ int dir_sync(Segment& seg, const char* path, bool absolute) {
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     fd = (int)syscall(SYS_openat2, seg.data_dir_fd, path, &how, sizeof(how));
   }
-  if (fd < 0) return -errno;
+  // A directory this process may not read cannot be opened to sync it (as PostgreSQL's
+  // fsync_fname, that is not an error): its name is as durable as we can make it.
+  if (fd < 0) return errno == EACCES ? 0 : -errno;
   int rc = fsync(fd) == 0 ? 0 : -errno;
   close(fd);
+  // Some file systems cannot sync a directory at all (EINVAL) or a read-only one (EROFS).
+  if (rc == -EINVAL || rc == -EROFS || rc == -EBADF) rc = 0;
   stat_add(&fs->stat_dir_syncs, (uint64_t)1);
   if (sync_error_loses_data(rc)) file_sync_failed(seg, ~0u, rc);
   return rc;
