@@ -132,7 +132,13 @@ uint32_t write_barrier_left(Segment& seg, uint32_t file_slot, const std::vector<
     uint64_t w = load_acquire(&h->word);  // pairs with the completer's release CAS
     if (hw_gen(w) != r.gen) continue;  // completed and collected
     uint32_t st = hw_state(w);
-    if (st == H_RESERVED || (st == H_SUBMITTED && barrier_op(h, file_slot))) left++;
+    if (st == H_SUBMITTED && barrier_op(h, file_slot)) left++;
+    // A reserver that died can no longer submit: its handle waits for its slot's cleanup,
+    // which is not this barrier's business (a dead submitter's published SQEs are SUBMITTED).
+    if (st == H_RESERVED) {
+      uint32_t owner = hw_owner(w);
+      if (owner >= seg.hdr->max_slots || !slot_owner_dead(&seg.slots[owner])) left++;
+    }
   }
   return left;
 }

@@ -41,7 +41,7 @@ describe('bench harness smoke', () => {
       expect(j.config.durationMsPerPoint).toBe(100);
     }
     expect(existsSync(path.join(out, 'summary.md'))).toBe(true);
-  });
+  }, 190_000);  // the harness run itself is bounded by spawnSync's 180 s: eight workloads, about 60 s on a loaded 2-core machine
 
   it('read workloads: every engine at every point is measured, or an anchor is skipped with the install hint', () => {
     for (const name of ['cold-reads', 'cached-reads']) {
