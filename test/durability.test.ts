@@ -209,6 +209,27 @@ describe('durability: a checkpoint syncs exactly what was written', () => {
     expect(entry(pm, f.id).pending).toBe(false);
   });
 
+  for (const point of ['handles-reserved', 'sqes-reserved', 'sqes-published'] as const) {
+    it(`a writer SIGKILLed at ${point} (after its handles are reserved; ${point === 'handles-reserved' ? 'before' : 'after'} it marks the file) never holds a checkpoint back`, async () => {
+      pm = await start();
+      if (point === 'sqes-published' && pm.features.backend !== 'io_uring') return;  // an io_uring point
+      const exits: number[] = [];
+      pm.on('exit', (e) => exits.push(e.pid));
+      const f = await pm.files.open('killed-writer.dat', { create: true });
+      await pm.wal.checkpoint();
+      const w = await forkWorker(pm);
+      workers.push(w);
+      expect(pm._native().debugKillPoint(point, { pid: w.pid })).toBe(true);
+      await expect(w.call('write', { file: f.id, offset: 0, data: 'never acknowledged' })).rejects.toThrow(/exited/);
+      expect(pm._native().debugKillPointFired(point)).toBe(1);
+      while (!exits.includes(w.pid)) await new Promise((r) => setTimeout(r, 5));  // slot cleaned
+      await pm.wal.checkpoint();  // the barrier does not wait for the dead writer's handles
+      // A mark without a write costs one sync of the file; a write that may have landed is synced.
+      expect(syncedIds(pm)).toEqual(point === 'handles-reserved' ? [] : [f.id]);
+      expect(pm.handlesInUse()).toBe(0);
+    });
+  }
+
   it('test hook RINGMASTER_DEBUG_SKIP_DATA_SYNC: that process\'s checkpoints skip the data-file syncs and nothing else', async () => {
     pm = await start();
     const f = await pm.files.open('skip.dat', { create: true });
