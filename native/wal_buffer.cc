@@ -356,8 +356,9 @@ void wal_release_flusher(Segment& seg, WalShared* w, uint32_t slot) {
 }
 
 void wal_publish(Segment& seg, WalShared* w, uint64_t lsn) {
-  // A failed data-file or directory sync fails the WAL too (file_sync.h: the data the
-  // last checkpoint covers may be gone; only recovery from it rebuilds the files).
+  // A failed data-file or directory sync fails the WAL too (file_sync.h): writes made
+  // since the last checkpoint may be gone from the files, and only a recovery from its
+  // redo point rebuilds them, so nothing more may be reported durable.
   if (uint32_t e = file_sync_failed_errno(seg)) wal_fail(seg, w, -(int32_t)e);
   if (load_acquire(&w->failed)) return;  // a failed WAL never reports durability again
   if (lsn > load_sc(&w->reserved)) return;
