@@ -9,6 +9,7 @@
         "native/process_table.cc",
         "native/io_handles.cc",
         "native/file_table.cc",
+        "native/file_sync.cc",
         "native/uring.cc",
         "native/thread_backend.cc",
         "native/completion_kinds.cc",
@@ -22,6 +23,7 @@
         "native/wal_buffer.cc",
         "native/datadir_lock.cc",
         "native/datadir_lock_napi.cc",
+        "native/file_sync_napi.cc",
         "native/js_bytes.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -10,7 +10,7 @@ const path = require('node:path');
 const common = require('./lib/common.cjs');
 const reads = require('./workloads/reads.cjs');
 
-const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'), require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), require('./workloads/tpcb.cjs'), require('./workloads/writeback.cjs'), require('./workloads/shutdown.cjs')];
+const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'), require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), require('./workloads/tpcb.cjs'), require('./workloads/writeback.cjs'), require('./workloads/shutdown.cjs'), require('./workloads/checkpoint.cjs')];
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);

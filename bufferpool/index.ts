@@ -215,7 +215,6 @@ export class BufferPool {
   #ioWaitMs = 30000;
   #lockWaitMs = 30000;
   #bgTimer: NodeJS.Timeout | null = null;
-  #writtenFiles = new Set<number>();  // files this environment wrote pages to (for a sync at shutdown)
 
   constructor(db: Ringmaster) {
     this.db = db;
@@ -657,14 +656,6 @@ export class BufferPool {
     // A short write left a torn page on disk: the page stays dirty (native side) and the
     // caller -- a checkpoint above all -- must not count it as written.
     if (w.result !== ps) throw new RingmasterError('EIO', `page write of block ${blk} of ${this.#fileLabel(fileId)} was short (${w.result} of ${ps} bytes)`, { errno: -5 });
-    this.#writtenFiles.add(fileId);
-  }
-
-  /** @internal the files this environment wrote pages to since the last call (the postmaster syncs them at shutdown). */
-  _takeWrittenFiles(): number[] {
-    const ids = [...this.#writtenFiles];
-    this.#writtenFiles.clear();
-    return ids;
   }
 
   /** Writes back every dirty page (checkpoint). Resolves with the number of pages written. */

@@ -1,6 +1,7 @@
 import { constants as fsc } from 'node:fs';
 import type { Ringmaster } from './ringmaster';
 import { RingmasterError, fromNative, rangeError, typeError } from './errors';
+import { syncPass } from './durability';
 
 /** Longest relative path the shared file table stores (native/file_table.h kMaxRelPath - 1). */
 const MAX_PATH_BYTES = 215;
@@ -40,12 +41,35 @@ export class FileHandle {
   /**
    * Releases this handle. The file leaves the shared table (for every process) when the
    * last handle on it, in any process, is closed. In-flight IO finishes first in the kernel.
+   * The last close of a file written since the last checkpoint syncs it first (the
+   * checkpoint would no longer know about it): it rejects with
+   * `ERR_RINGMASTER_SYNC_FAILED` if that sync fails (the failed state, as at a
+   * checkpoint); if the sync cannot run (stopping, timeout) it rejects with that error
+   * and the file stays in the table, with its sync request, for the next checkpoint.
    */
   async close(): Promise<void> {
     if (this.#closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' is already closed`);
     const n = this.#db._native();  // throws ERR_RINGMASTER_CLOSED, leaving this handle open
     this.#closed = true;
-    if (!n.closeFile(this.id)) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' (id ${this.id}) was already closed by another handle`);
+    for (let attempt = 0; ; attempt++) {
+      const r = n.closeFile(this.id, false);
+      if (r === true) return;
+      if (r === false) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' (id ${this.id}) was already closed by another handle`);
+      // The last handle of a file with writes no sync pass has covered yet.
+      if (attempt >= 8) {
+        throw new RingmasterError('EBUSY', `file '${this.path}' is still being written through its id while its last handle closes; it stays in the shared table (the next checkpoint syncs it)`);
+      }
+      try {
+        await syncPass(this.#db, { fileId: this.id, timeoutMs: 30000 });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_RINGMASTER_SYNC_FAILED') {
+          n.closeFile(this.id, true);  // the failed state holds every checkpoint back: nothing to keep
+        }
+        // Otherwise the entry keeps this handle's reference (like a leaked fd) and its
+        // sync request, so no checkpoint can forget the file.
+        throw e;
+      }
+    }
   }
 }
 

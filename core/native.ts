@@ -34,7 +34,8 @@ export interface NativeSession {
   /** Per op: (handle index, generation, result or INT32_MIN while pending, reaper slot). */
   submit(ring: number | undefined, ops: Float64Array, buffers: (Uint8Array | undefined)[]): Int32Array | number;
   openFile(path: string, flags: number, mode: number): number;
-  closeFile(id: number): boolean;
+  /** true: closed or released; false: not open; `{ fsync }`: the last handle of a file with unsynced writes (sync it, then close again; `force` closes anyway). */
+  closeFile(id: number, force?: boolean): boolean | { fsync: boolean };
   fileInfo(id: number): { path: string; flags: number; slot: number } | null;
   fileRef(id: number): boolean;
   arena(): ArrayBuffer;

@@ -2,6 +2,7 @@
 // to them, notices when they die, and shuts everything down in order.
 import { ChildProcess, ForkOptions, fork as cpFork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { Cluster, Worker as ClusterWorker } from 'node:cluster';
 import { RingmasterListener, Features, Ringmaster, RingmasterEvents } from './ringmaster';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from './errors';
@@ -10,6 +11,7 @@ import { optionsObject, timeoutOption } from './io';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
 import { initModules, validateModules } from './modules';
 import { DataDirLock } from './datadir-lock';
+import { syncCreatedDataDirs, syncPass } from './durability';
 import '../bufferpool/index';  // registers the module's init hook
 import '../wal/index';
 
@@ -173,20 +175,22 @@ export class Postmaster extends Ringmaster {
     // Module options too, and whether everything fits in the arena: all before anything is created.
     validateModules({ bufferPool: o.bufferPool, wal: o.wal }, { arenaSize: Math.ceil(o.arenaSize / 4096) * 4096, maxProcesses: o.maxProcesses });
     if (existsSync(o.dataDir) && !statSync(o.dataDir).isDirectory()) throw typeError('ERR_INVALID_ARG_VALUE', `dataDir '${o.dataDir}' exists and is not a directory`);
-    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    const firstMade = mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     const dataDir = realpathSync(o.dataDir);
+    // Directories mkdir -p made (the data directory and any above it): their names are synced once started.
+    const dirsMade = firstMade === undefined ? 0 : 1 + path.relative(path.resolve(firstMade), path.resolve(o.dataDir)).split(path.sep).filter(Boolean).length;
     // Before anything in the directory changes (recovery renames and rewrites WAL files):
     // a second postmaster on it would lose acknowledged commits.
     const lock = await DataDirLock.acquire(dataDir);
     try {
-      return await Postmaster.#create(o, dataDir, lock);
+      return await Postmaster.#create(o, dataDir, dirsMade, lock);
     } catch (e) {
       lock.release(false);
       throw e;
     }
   }
 
-  static async #create(o: ReturnType<typeof resolveStartOptions>, dataDir: string, lock: DataDirLock): Promise<Postmaster> {
+  static async #create(o: ReturnType<typeof resolveStartOptions>, dataDir: string, dirsMade: number, lock: DataDirLock): Promise<Postmaster> {
     const probe = native.probe();
     let backend: 'io_uring' | 'threads' = o.backend === 'threads' ? 'threads' : 'io_uring';
     let backendReason = o.backend === 'threads' ? (process.env.RINGMASTER_BACKEND === 'threads' ? 'forced by RINGMASTER_BACKEND=threads' : "forced by option backend: 'threads'") : 'io_uring available';
@@ -237,6 +241,7 @@ export class Postmaster extends Ringmaster {
     if (backend === 'io_uring' && o.fixedBuffers && !info.fixedBuffers) warnOnce('RINGMASTER_NO_FIXED_BUFFERS', `ringmaster: fixed buffers off: ${fixedBuffersReason}`);
     const pm = new Postmaster(session, features, o.submitTimeoutMs, lock);
     try {
+      syncCreatedDataDirs(pm, dataDir, dirsMade);
       await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
     } catch (e) {
       // Never a checkpoint here: recovery may not have replayed everything.
@@ -499,14 +504,9 @@ export class Postmaster extends Ringmaster {
             await this.wal.flush();
           } else {
             await this.buffers.flushAll();
-            for (const id of this.buffers._takeWrittenFiles()) {
-              try {
-                await this.fsync(id);
-              } catch (e) {
-                // A file closed meanwhile has no fd left to sync through; anything else is real.
-                if ((e as { code?: string }).code !== 'ERR_RINGMASTER_BAD_FILE') throw e;
-              }
-            }
+            // No WAL to recover from: every file written since the last sync (by any
+            // process, pages and users' writes alike) must be on disk before the stop ends.
+            await syncPass(this, { timeoutMs: Math.max(1000, deadline - Date.now()) });
           }
         })();
         work.catch(() => {});  // if abandoned at the deadline, it fails once the handle closes

@@ -11,6 +11,7 @@ import {
 } from './io';
 import { NativeInfo, NativeSession, native } from './native';
 import { changedDuringIo, pinForIo, viewBytes } from './bytes';
+import { fileEntries, fileSyncState, type FileEntryInfo, type FileSyncState } from './durability';
 
 const EAGAIN = constants.errno.EAGAIN;
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
@@ -119,6 +120,8 @@ export interface RingmasterStats {
   rings: RingStats[];
   /** One entry per attached environment (the postmaster, forked workers, threads). */
   processes: ProcessStats[];
+  /** The shared file table's open entries, and the data-file / directory sync counters and failed state. */
+  files: FileSyncState & { entries: FileEntryInfo[] };
 }
 
 /**
@@ -373,9 +376,14 @@ export class Ringmaster extends EventEmitter {
     return this._native().reapNow(ring);
   }
 
-  /** Statistics: per ring, per process, global. */
+  /**
+   * Statistics: per ring, per process, global; `files`: the shared file table's open
+   * entries and the data-file / directory sync counters and failed state.
+   */
   stats(): RingmasterStats {
-    return this._native().stats();
+    const s = this._native().stats();
+    s.files = { ...fileSyncState(this), entries: fileEntries(this) };
+    return s;
   }
 
   /**

@@ -970,14 +970,11 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
     range_error(env, "file path must be 1.." + std::to_string(kMaxRelPath - 1) + " bytes without NUL").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  struct open_how how = {};
-  how.flags = (uint64_t)(flags | O_CLOEXEC);
-  how.mode = (flags & O_CREAT) ? (uint64_t)mode : 0;
-  // RESOLVE_BENEATH: no "..", absolute path or symlink may leave the data directory.
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  int fd = (int)syscall(SYS_openat2, seg_->data_dir_fd, path.c_str(), &how, sizeof(how));
+  // RESOLVE_BENEATH (in open_beneath): no "..", absolute path or symlink may leave the data directory.
+  bool created = false;
+  int fd = open_beneath(seg_->data_dir_fd, path.c_str(), flags, mode, &created);
   if (fd < 0) {
-    int e = errno;
+    int e = -fd;
     std::string msg = e == EXDEV ? "path '" + path + "' escapes the data directory"
                                  : "cannot open '" + path + "': " + strerror(e);
     make_error(env, e == EXDEV ? "ERR_RINGMASTER_PATH_ESCAPE" : errno_code(e), msg, e).ThrowAsJavaScriptException();
@@ -989,6 +986,18 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
     close(fd);
     make_error(env, errno_code(e), std::string("fstat: ") + strerror(e), e).ThrowAsJavaScriptException();
     return env.Undefined();
+  }
+  // A new directory entry is durable only once its directory is synced: before the id is
+  // handed out, so nothing written to the file can outlive its name in a power cut.
+  if (created) {
+    std::string failed_dir;
+    int rc = dir_sync_parents(*seg_, path.c_str(), &failed_dir);
+    if (rc < 0) {
+      close(fd);
+      make_error(env, errno_code(-rc), "created '" + path + "' but syncing its directory '" + failed_dir + "' failed: " + strerror(-rc), -rc)
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
   }
   uint32_t access = (uint32_t)flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);  // what the fd is, not how it was made
   LockResult lr = robust_lock_acquire(&seg_->hdr->files_lock, kLockTimeoutNs);
@@ -1002,8 +1011,12 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
     if (load_acquire(&f->state) != F_OPEN || f->dev != (uint64_t)st.st_dev || f->ino != (uint64_t)st.st_ino ||
         (load_relaxed(&f->open_flags) & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC)) != access)
       continue;
+    // Same device and inode number, but is it the same file? Not if the entry's path no
+    // longer names it: renamed away, or deleted and its inode number reused.
+    if (!file_path_names(seg_->data_dir_fd, f, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) continue;
     // Already open with the same access: one identity, one id. Our fd is not needed.
     f->open_count++;
+    if (flags & O_TRUNC) file_sync_entry_opened(*seg_, f, (uint64_t)st.st_size, true);  // its size must be synced
     uint32_t gen = load_relaxed(&f->generation);
     robust_lock_release(&seg_->hdr->files_lock);
     close(fd);
@@ -1024,6 +1037,7 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
   e->dev = (uint64_t)st.st_dev;
   e->ino = (uint64_t)st.st_ino;
   e->open_count = 1;
+  file_sync_entry_opened(*seg_, e, (uint64_t)st.st_size, created || (flags & O_TRUNC));
   uint32_t gen = load_relaxed(&e->generation);
   if (seg_->hdr->backend == BACKEND_IO_URING) {
     for (uint32_t r = 0; r < seg_->rings.size(); r++) {
@@ -1055,10 +1069,14 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, (double)file_id_of((uint32_t)slot, gen));
 }
 
+// closeFile(id, force) -> true (closed or released), false (not open), or, for the last
+// handle of a file with writes no sync pass has covered, { fsync } and nothing changed:
+// the caller syncs it (file_sync.h) and closes again. `force` closes anyway.
 Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   double id = info[0].As<Napi::Number>().DoubleValue();
+  bool force = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
   if (!guard.held()) return Napi::Boolean::New(env, false);
   int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
@@ -1067,6 +1085,12 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
   if (e->open_count > 1) {  // other handles (any process) still use it
     e->open_count--;
     return Napi::Boolean::New(env, true);
+  }
+  // The last handle: the entry's sync request would go with it, so the file is synced first.
+  if (!force && file_sync_pending(e)) {
+    Napi::Object need = Napi::Object::New(env);
+    need.Set("fsync", Napi::Boolean::New(env, file_sync_needs_fsync(e)));
+    return need;
   }
   uint32_t expected = F_OPEN;
   if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) return Napi::Boolean::New(env, false);
@@ -1755,6 +1779,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_bufferpool_exports(env, exports);
   register_wal_exports(env, exports);
   register_datadir_exports(env, exports);
+  register_file_sync_exports(env, exports);
   return exports;
 }
 

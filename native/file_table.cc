@@ -1,6 +1,12 @@
 #include "file_table.h"
 
 #include <cmath>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "atomics.h"
 
@@ -32,6 +38,21 @@ int file_lookup(FileEntry* files, uint32_t count, double id, uint32_t* flags_out
   if (load_relaxed(&e->generation) != (uint32_t)gen) return -1;
   if (flags_out) *flags_out = load_relaxed(&e->open_flags);
   return (int)slot;
+}
+
+bool file_path_names(int dir_fd, const FileEntry* e, uint64_t dev, uint64_t ino) {
+  char path[kMaxRelPath];
+  memcpy(path, e->path, kMaxRelPath);
+  path[kMaxRelPath - 1] = 0;  // shared memory: copied once, then used
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  int fd = (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+  if (fd < 0) return false;
+  struct stat st;
+  bool same = fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+  close(fd);
+  return same;
 }
 
 }  // namespace rm

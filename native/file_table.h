@@ -27,9 +27,15 @@ struct FileEntry {
   uint32_t pad;
   uint64_t dev;          // st_dev and st_ino of the file: its identity
   uint64_t ino;
+  // Sync requests (file_sync.h owns their protocol). Values of FileSyncShared::cycle,
+  // monotonic for the slot: never reset when the entry is reused.
+  uint64_t dirty_cycle;   // a write was submitted in this cycle (CAS max)
+  uint64_t meta_cycle;    // ... one that may have changed the size, or the open created/truncated it
+  uint64_t synced_cycle;  // every write marked up to this cycle is durable (CAS max)
+  uint64_t size_hint;     // largest size the file is known to have reached (CAS max)
   char path[kMaxRelPath];  // relative to the data directory, NUL-terminated
 };
-static_assert(sizeof(FileEntry) == 256, "FileEntry layout is part of the segment ABI");
+static_assert(sizeof(FileEntry) == 288, "FileEntry layout is part of the segment ABI");
 
 inline uint64_t file_id_of(uint32_t slot, uint32_t gen) { return (uint64_t)gen * 65536u + slot; }
 
@@ -38,5 +44,10 @@ void file_publish(FileEntry* e);
 void file_release(FileEntry* e);
 // Validates a JS-supplied id against the table: returns the slot or -1.
 int file_lookup(FileEntry* files, uint32_t count, double id, uint32_t* flags_out);
+// Whether the entry's path, resolved beneath `dir_fd` now, still names the file
+// (dev, ino). An entry whose file was renamed, or deleted and its inode number given to
+// a new file, must not be matched by identity: the path is how processes that have no
+// fd yet (threads backend) reach the file.
+bool file_path_names(int dir_fd, const FileEntry* e, uint64_t dev, uint64_t ino);
 
 }  // namespace rm

@@ -22,5 +22,6 @@ Napi::Error module_range_error(Napi::Env env, const std::string& msg);
 void register_bufferpool_exports(Napi::Env env, Napi::Object exports);
 void register_wal_exports(Napi::Env env, Napi::Object exports);
 void register_datadir_exports(Napi::Env env, Napi::Object exports);
+void register_file_sync_exports(Napi::Env env, Napi::Object exports);
 
 }  // namespace rm

@@ -128,6 +128,7 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
   robust_lock_init(&h->tb_lock);
   robust_lock_init(&h->regions_lock);
   robust_lock_init(&h->files_lock);
+  h->file_sync.cycle = 1;  // dirty_cycle 0 (a fresh entry) is older than any mark
   memcpy(h->data_dir, cfg.data_dir.c_str(), cfg.data_dir.size() + 1);
   bind_views(seg);
 
@@ -275,8 +276,12 @@ void segment_unmap(Segment* seg) {
   seg->memfd = -1;
 }
 
-static bool kind_action(void* ctx, uint16_t kind, uint64_t arg, int32_t res) {
-  return run_completion_kind(*static_cast<Segment*>(ctx), kind, arg, res);
+static bool kind_action(void* ctx, uint16_t kind, uint64_t arg, int32_t res, uint8_t op, uint32_t file_slot) {
+  Segment& seg = *static_cast<Segment*>(ctx);
+  // fsyncgate: a failed sync of any file, by any issuer, may have dropped dirty pages the
+  // next sync would then report clean. Latched before the completion is published.
+  if ((op == OP_FSYNC || op == OP_FDATASYNC) && sync_error_loses_data(res)) file_sync_failed(seg, file_slot, res);
+  return run_completion_kind(seg, kind, arg, res);
 }
 
 int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size) {

@@ -16,6 +16,7 @@
 
 #include "completion_kinds.h"
 #include "fault_injection.h"
+#include "file_sync.h"
 #include "file_table.h"
 #include "io_handles.h"
 #include "process_table.h"
@@ -25,7 +26,7 @@
 namespace rm {
 
 constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
-constexpr uint32_t kLayoutVersion = 5;  // bump on any change to a shared structure
+constexpr uint32_t kLayoutVersion = 6;  // bump on any change to a shared structure
 constexpr uint32_t kMaxRings = 64;
 
 enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
@@ -75,6 +76,7 @@ struct SegmentHeader {
   RobustLock regions_lock;
   RobustLock files_lock;  // file open/close: dedupe by identity, reference counts
   FaultTable faults;  // test-only fault injection rules (fault_injection.h)
+  FileSyncShared file_sync;  // sync cycle, failed data/directory sync, sync statistics (file_sync.h)
   // statistics
   uint64_t stat_corrupt_reports;     // every detection below, plus corrupt CQEs
   uint64_t stat_dead_slots_cleaned;

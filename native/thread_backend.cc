@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
@@ -84,6 +85,15 @@ static std::shared_ptr<LocalFd> local_fd(ThreadBackend* tb, uint32_t file_slot, 
   std::lock_guard<std::mutex> g(tb->fd_mu);
   auto& cur = tb->fds[file_slot];
   if (cur && cur->gen == want_gen) return cur;
+  // Opening a file is rare: drop the fds this process still holds for entries closed
+  // elsewhere (a recycled WAL segment must not stay open here, and hold its disk space,
+  // until this process happens to touch that slot again).
+  for (uint32_t i = 0; i < tb->fds.size(); i++) {
+    auto& f = tb->fds[i];
+    if (f && i != file_slot &&
+        (load_acquire(&seg->files[i].state) != F_OPEN || load_relaxed(&seg->files[i].generation) != f->gen))
+      f.reset();
+  }
   char path[kMaxRelPath];
   memcpy(path, e->path, kMaxRelPath);
   path[kMaxRelPath - 1] = 0;  // copied once, then used: another process wrote it
@@ -102,6 +112,14 @@ static std::shared_ptr<LocalFd> local_fd(ThreadBackend* tb, uint32_t file_slot, 
   if (load_acquire(&e->state) != F_OPEN || load_relaxed(&e->generation) != want_gen) {
     close(fd);
     *err = -EBADF;
+    return nullptr;
+  }
+  // The path must still name the entry's file: if it was renamed away, or deleted and
+  // another file made under that name, an IO here would land in the wrong file.
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (uint64_t)st.st_dev != load_relaxed(&e->dev) || (uint64_t)st.st_ino != load_relaxed(&e->ino)) {
+    close(fd);
+    *err = -ESTALE;
     return nullptr;
   }
   cur = std::make_shared<LocalFd>(fd, want_gen);  // the old one closes when its last user drops it
@@ -294,6 +312,8 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   SegmentHeader* h = tb->seg->hdr;
   LockResult lr = robust_lock_acquire(&h->tb_lock, 2000000000);
   if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;  // handles still RESERVED
+  // Sync requests: the files this batch writes, marked before a pool thread can run it.
+  note_submitted_writes(*tb->seg, reqs_in, n_in);
   // Injected faults complete their ops now (test hooks only); the rest is queued.
   std::vector<SqeRequest> kept(reqs_in, reqs_in + n_in);
   std::vector<uint32_t> delays;  // injected delay per kept op (test hooks), empty if none

@@ -224,6 +224,8 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     ring_doorbells(seg, wake);
     return -ESHUTDOWN;
   }
+  // Sync requests: the files this batch writes, marked before the kernel can see it.
+  note_submitted_writes(seg, reqs, n);
   bool sqpoll = rs->setup_flags & IORING_SETUP_SQPOLL;
   uint32_t entries = rs->sq_entries;
   uint32_t mask = *m.sq_mask;

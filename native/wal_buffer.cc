@@ -289,6 +289,7 @@ int wal_append(Segment& seg, uint32_t slot, uint16_t kind, const uint8_t* payloa
   uint64_t total = (uint64_t)kWalHeaderSize + n;
   uint64_t len = (total + 7) & ~7ull;
   if (len > v.buf_size / 2) return -E2BIG;
+  if (uint32_t e = file_sync_failed_errno(seg)) wal_fail(seg, w, -(int32_t)e);  // a data-file sync failed
   if (load_acquire(&w->failed)) return -EIO;
   WalInsert* e = &v.ins[slot];
   uint64_t r = load_sc(&w->reserved);
@@ -355,6 +356,10 @@ void wal_release_flusher(Segment& seg, WalShared* w, uint32_t slot) {
 }
 
 void wal_publish(Segment& seg, WalShared* w, uint64_t lsn) {
+  // A failed data-file or directory sync fails the WAL too (file_sync.h): writes made
+  // since the last checkpoint may be gone from the files, and only a recovery from its
+  // redo point rebuilds them, so nothing more may be reported durable.
+  if (uint32_t e = file_sync_failed_errno(seg)) wal_fail(seg, w, -(int32_t)e);
   if (load_acquire(&w->failed)) return;  // a failed WAL never reports durability again
   if (lsn > load_sc(&w->reserved)) return;
   uint64_t cur = load_acquire(&w->flushed);

@@ -170,6 +170,9 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
   WalShared* w = c.w;
+  // A failed data-file or directory sync fails the WAL (file_sync.h), noticed here too so
+  // the postmaster's poll reports it even when nobody appends or flushes.
+  if (uint32_t e = file_sync_failed_errno(*c.seg)) wal_fail(*c.seg, w, -(int32_t)e);
   Napi::Object o = Napi::Object::New(env);
   o.Set("reserved", big(env, load_acquire(&w->reserved)));
   o.Set("flushed", big(env, load_acquire(&w->flushed)));

@@ -31,7 +31,7 @@ describe('bench harness smoke', () => {
     });
     expect(run.error, String(run.stderr)).toBeUndefined();
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
-    for (const name of ['cold-reads', 'cached-reads', 'durable-commits', 'handoff', 'topologies', 'tpcb', 'writeback', 'shutdown']) {
+    for (const name of ['cold-reads', 'cached-reads', 'durable-commits', 'handoff', 'topologies', 'tpcb', 'writeback', 'shutdown', 'checkpoint']) {
       for (const ext of ['json', 'md', 'svg']) expect(existsSync(path.join(out, `${name}.${ext}`)), `${name}.${ext}`).toBe(true);
       expect(readFileSync(path.join(out, `${name}.svg`), 'utf8').startsWith('<svg')).toBe(true);
       const j = load(name);
@@ -44,7 +44,7 @@ describe('bench harness smoke', () => {
   // One synchronous run of every workload back to back: its time grows with the machine's
   // load (50-64 s with 2 cores shared). The bound is spawnSync's own 180 s, not the
   // suite's 60 s default, which this test never meant to be tighter than its child's.
-  }, 180000);
+  }, 190_000);
 
   it('read workloads: every engine at every point is measured, or an anchor is skipped with the install hint', () => {
     for (const name of ['cold-reads', 'cached-reads']) {
@@ -118,6 +118,20 @@ describe('bench harness smoke', () => {
       expect(r.result.invariant.ok, JSON.stringify(r.result.invariant)).toBe(true);
     }
     expect(j.rows.some((r: any) => r.engine === 'ringmaster' && r.mode === 'threads')).toBe(true);
+  });
+
+  it('checkpoint: both variants ran checkpoints under load; the invariant holds; the skipped variant synced nothing', () => {
+    const j = load('checkpoint');
+    expect(j.status).toBe('ok');
+    expect(j.rows.map((r: any) => r.variant)).toEqual(['data-file syncs', 'syncs skipped (test hook)']);
+    for (const r of j.rows) {
+      expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
+      expect(r.result.commits).toBeGreaterThan(0);
+      expect(r.result.invariant.ok, JSON.stringify(r.result.invariant)).toBe(true);
+      expect(r.result.checkpoints.length).toBeGreaterThan(0);
+      for (const c of r.result.checkpoints) expect(c).toMatchObject({ ms: expect.any(Number), syncMs: expect.any(Number), skipped: r.variant !== 'data-file syncs' });
+      if (r.variant !== 'data-file syncs') for (const c of r.result.checkpoints) expect(c.files).toBe(0);
+    }
   });
 
   it('writeback: both strategies measured on a pool smaller than the data, and the invariant holds', () => {

@@ -95,8 +95,12 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Atomic update: write a temp file, fsync it, rename over, fsync the directory. */
-export function writeControl(dataDir: string, c: ControlData, beforeRename?: () => void): void {
+/**
+ * Atomic update: write a temp file, fsync it, rename over, fsync the directory.
+ * `syncDir` (relative to `dataDir`) replaces the plain directory fsync: the WAL passes the
+ * library's, which counts it and honours the failed state and its test hooks.
+ */
+export function writeControl(dataDir: string, c: ControlData, hooks: { beforeRename?: () => void; syncDir?: (relDir: string) => void } = {}): void {
   const b = Buffer.alloc(CONTROL_SIZE);
   b.writeUInt32LE(CONTROL_MAGIC, 0);
   b.writeUInt32LE(1, 4);
@@ -113,9 +117,10 @@ export function writeControl(dataDir: string, c: ControlData, beforeRename?: () 
   } finally {
     fs.closeSync(fd);
   }
-  beforeRename?.();  // test hook: a kill point between the synced temp file and the rename
+  hooks.beforeRename?.();  // test hook: a kill point between the synced temp file and the rename
   fs.renameSync(tmp, path.join(dataDir, CONTROL_FILE));
-  fsyncDir(dataDir);
+  if (hooks.syncDir) hooks.syncDir('.');
+  else fsyncDir(dataDir);
 }
 
 export { fsyncDir };

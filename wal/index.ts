@@ -10,9 +10,10 @@ import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
 import { viewBytes } from '../core/bytes';
+import { SyncedFile, checkSyncFailed, fileEntries, skipDataSyncs, syncDir, syncParentDirs, syncPass } from '../core/durability';
 import {
   CONTROL_FILE, ControlData, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
-  WalRecord, align8, decodePageImage, encodePageImage, formatLsn, fsyncDir, parseSegmentName, readControl, scanWal,
+  WalRecord, align8, decodePageImage, encodePageImage, formatLsn, parseSegmentName, readControl, scanWal,
   segmentName, writeControl,
 } from './format';
 
@@ -139,7 +140,7 @@ function toLsn(v: unknown, name = 'lsn'): number {
 
 export function walFailedError(errno: number): RingmasterError {
   return new RingmasterError('ERR_RINGMASTER_WAL_FAILED',
-    `the WAL has failed (${errnoName(errno)} from a WAL write or fdatasync): nothing after the last durable LSN can be reported durable; restart and recover`,
+    `the WAL has failed (${errnoName(errno)} from a WAL write or fdatasync, or from a data-file or directory sync): nothing after the last durable LSN can be reported durable; restart and recover`,
     { errno: -Math.abs(errno) });
 }
 
@@ -158,6 +159,23 @@ const WAL_FLAG_DIRECT = 1;
 const WAL_FLAG_DSYNC = 2;
 
 interface Piece { segno: number; fileOff: number; arenaOff: number; len: number }
+
+/** What the last checkpoint this environment ran did (`db.wal.lastCheckpoint`). */
+export interface CheckpointInfo {
+  lsn: bigint;
+  redoLsn: bigint;
+  /** Dirty buffer-pool pages written. */
+  pagesWritten: number;
+  /** Data files synced before the checkpoint record (fsync or fdatasync each). */
+  syncedFiles: SyncedFile[];
+  /** The data-file syncs were skipped (test hook RINGMASTER_DEBUG_SKIP_DATA_SYNC). */
+  syncsSkipped: boolean;
+  /** Phases, ms: writing pages, waiting for writes in flight, syncing files, the whole checkpoint. */
+  flushMs: number;
+  barrierMs: number;
+  syncMs: number;
+  totalMs: number;
+}
 
 export interface RecoveryInfo {
   /** Where replay started (the last checkpoint's redo LSN). */
@@ -181,6 +199,8 @@ export class Wal implements WalHook {
   #failedEmitted = false;
   /** Set in the postmaster after recovery. */
   recovery: RecoveryInfo | null = null;
+  /** The last checkpoint this environment completed. */
+  lastCheckpoint: CheckpointInfo | null = null;
 
   constructor(db: Ringmaster) {
     this.db = db;
@@ -441,19 +461,35 @@ export class Wal implements WalHook {
     const id: number = addon.walSeg(s, segno);
     if (id >= 0) return id;
     const { segmentSize, direct, dsync } = this.#size();
-    const dataDir = this.db.info.dataDir;
-    preallocate(dataDir, segno, segmentSize);
-    preallocate(dataDir, segno + 1, segmentSize);  // the next one is ready before it is needed
+    // Moving into a new segment: the ones wholly below the durable point are done.
+    this.#closeSegmentsBelow(Math.min(segno, Math.floor(Number(this.#state().flushed) / segmentSize)));
+    preallocate(this.db, segno, segmentSize);
+    preallocate(this.db, segno + 1, segmentSize);  // the next one is ready before it is needed
     const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct, dsync });
     const prev: number = addon.walSeg(s, segno, f.id);
-    if (prev >= 0) {
-      try {
-        await this.db.files.get(prev).close();
-      } catch {
-        /* already closed (recycled) */
-      }
-    }
+    if (prev >= 0) this.#closeSegment(prev);
     return f.id;
+  }
+
+  // Drops every reference to a segment's file-table entry: only the WAL holds them
+  // (opened by whichever process was the flusher), so `FileHandle.close()` in this
+  // process, which owns none of them, is not the way.
+  #closeSegment(id: number): void {
+    const n = this.#s();
+    for (let i = 0; i < 1024 && n.closeFile(id, true) === true; i++) { /* one reference per call */ }
+  }
+
+  // Flusher role held: closes the entries of every segment below `segno`, found by path,
+  // so those a flusher killed between opening and recording a segment left are found too.
+  #closeSegmentsBelow(segno: number): void {
+    const s = this.#s();
+    for (const e of fileEntries(this.db)) {
+      if (!e.path.startsWith(WAL_DIR + '/')) continue;
+      const n = parseSegmentName(e.path.slice(WAL_DIR.length + 1));
+      if (n === null || n >= segno) continue;
+      this.#closeSegment(e.id);
+      if (addon.walSeg(s, n) === e.id) addon.walSeg(s, n, -1);
+    }
   }
 
   /**
@@ -513,7 +549,9 @@ export class Wal implements WalHook {
         return null;
       }
       const first = batch.length;
-      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true });
+      // The WAL's own kind on its writes, as in #flushOnce: the reaper fails the WAL on an
+      // error, and the file-sync requests leave them out (the WAL syncs its segments itself).
+      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true })._setKind(4 /* CK_WAL_WRITE_DONE */, p.len);
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
       addon.walCount(s, 'flushes', 1);
@@ -563,6 +601,7 @@ export class Wal implements WalHook {
    */
   async checkpoint(): Promise<bigint> {
     const s = this.#s();
+    checkSyncFailed(this.db);  // the failed state says why better than the WAL's failure it caused
     const err = this.#failed(this.#state());
     if (err) throw err;
     const deadline = Date.now() + this.#timeoutMs();
@@ -571,12 +610,17 @@ export class Wal implements WalHook {
       await sleep(5);
     }
     try {
+      const t0 = Date.now();
       const redo = Number(this.#state().reserved);
       // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
       const bufs = this.db.buffers;
-      if (bufs.configured) await bufs.flushAll();
-      // Barrier: every IO submitted before this point (any process) has completed.
-      await this.db.batch().nop({ drain: true }).submit();
+      const pagesWritten = bufs.configured ? await bufs.flushAll() : 0;
+      const t1 = Date.now();
+      // ... and durable: every data file written before this point (these pages, evictions,
+      // the background writer, users' writes; any process) is synced before the redo point
+      // moves (core/durability.ts, native/file_sync.h). A failed sync rejects here, and for
+      // good (ERR_RINGMASTER_SYNC_FAILED): the control file keeps the old checkpoint.
+      const pass = await syncPass(this.db, { timeoutMs: this.#timeoutMs(), skipSyncs: skipDataSyncs() });
       s.killPoint('checkpoint-pages-flushed');
       const payload = Buffer.alloc(8);
       payload.writeBigUInt64LE(BigInt(redo), 0);
@@ -585,10 +629,16 @@ export class Wal implements WalHook {
       const ckptLsn = Number(end) - align8(HEADER_SIZE + 8);
       const { segmentSize } = this.#size();
       s.killPoint('checkpoint-record-durable');
-      writeControl(this.db.info.dataDir, { segmentSize, checkpointLsn: ckptLsn, redoLsn: redo, time: Date.now() },
-        () => s.killPoint('checkpoint-control-written'));
+      writeControl(this.db.info.dataDir, { segmentSize, checkpointLsn: ckptLsn, redoLsn: redo, time: Date.now() }, {
+        beforeRename: () => s.killPoint('checkpoint-control-written'),
+        syncDir: (rel) => syncDir(this.db, rel),
+      });
       addon.walSetCheckpoint(s, ckptLsn, redo);
       await this.#recycle(Math.floor(redo / segmentSize));
+      this.lastCheckpoint = {
+        lsn: BigInt(ckptLsn), redoLsn: BigInt(redo), pagesWritten, syncedFiles: pass.files, syncsSkipped: pass.skipped,
+        flushMs: t1 - t0, barrierMs: pass.barrierMs, syncMs: pass.syncMs, totalMs: Date.now() - t0,
+      };
       return BigInt(ckptLsn);
     } finally {
       addon.walRole(this.#s(), 'checkpoint', false);
@@ -607,21 +657,16 @@ export class Wal implements WalHook {
     try {
       const dataDir = this.db.info.dataDir;
       const walDir = path.join(dataDir, WAL_DIR);
+      // Out of the shared file table first: a renamed file must not keep an entry under
+      // its old name, and a removed one must not keep its disk space.
+      this.#closeSegmentsBelow(redoSeg);
       const segs = fs.readdirSync(walDir).map(parseSegmentName).filter((n): n is number => n !== null).sort((x, y) => x - y);
       let top = Math.max(redoSeg, ...segs);
       const currentSeg = Math.floor(Number(this.#state().reserved) / this.#size().segmentSize);
       const keep = this.#opts()?.keepSegments ?? 2;
+      let changed = false;
       for (const segno of segs) {
         if (segno >= redoSeg) break;
-        const id: number = addon.walSeg(s, segno);
-        if (id >= 0) {
-          addon.walSeg(s, segno, -1);
-          try {
-            await this.db.files.get(id).close();
-          } catch {
-            /* already closed */
-          }
-        }
         const from = path.join(walDir, segmentName(segno));
         if (top - currentSeg < keep) {
           top++;
@@ -629,8 +674,10 @@ export class Wal implements WalHook {
         } else {
           fs.unlinkSync(from);
         }
+        changed = true;
       }
-      fsyncDir(walDir);
+      // The renames and removals are durable before anything relies on them.
+      if (changed) syncDir(this.db, WAL_DIR);
     } finally {
       this.#holding = false;
       addon.walRole(this.#s(), 'flusher', false);
@@ -661,8 +708,8 @@ export class Wal implements WalHook {
 
 // Zero-filled segment file (written, not sparse), fsynced with its directory. An
 // existing file is never replaced (it may hold records): a short one is extended in place.
-function preallocate(dataDir: string, segno: number, segmentSize: number): void {
-  const walDir = path.join(dataDir, WAL_DIR);
+function preallocate(db: Ringmaster, segno: number, segmentSize: number): void {
+  const walDir = path.join(db.info.dataDir, WAL_DIR);
   const p = path.join(walDir, segmentName(segno));
   let size = -1;
   try {
@@ -692,7 +739,7 @@ function preallocate(dataDir: string, segno: number, segmentSize: number): void 
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, p);
-  fsyncDir(walDir);
+  syncDir(db, WAL_DIR);  // the new name is durable before a record is written into it
 }
 
 // ---- postmaster: recovery, then the shared WAL ----------------------------------------
@@ -700,7 +747,7 @@ function preallocate(dataDir: string, segno: number, segmentSize: number): void 
 async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInfo; control: ControlData }> {
   const dataDir = db.info.dataDir;
   const walDir = path.join(dataDir, WAL_DIR);
-  fs.mkdirSync(walDir, { recursive: true, mode: 0o700 });
+  if (fs.mkdirSync(walDir, { recursive: true, mode: 0o700 }) !== undefined) syncDir(db, '.');  // pg_wal's name
   let control: ControlData | null;
   try {
     control = readControl(dataDir);
@@ -711,8 +758,8 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     // Fresh WAL: LSNs start at segment 1 (LSN 0 means "none").
     control = { segmentSize: o.segmentSize, checkpointLsn: 0, redoLsn: o.segmentSize, time: Date.now() };
     for (const f of fs.readdirSync(walDir)) if (parseSegmentName(f) !== null) fs.unlinkSync(path.join(walDir, f));
-    preallocate(dataDir, 1, o.segmentSize);
-    writeControl(dataDir, control);
+    preallocate(db, 1, o.segmentSize);
+    writeControl(dataDir, control, { syncDir: (rel) => syncDir(db, rel) });
   }
   if (control.segmentSize !== o.segmentSize) {
     throw new RingmasterError('ERR_RINGMASTER_WAL_CONTROL', `the WAL in ${dataDir} uses ${control.segmentSize}-byte segments, but wal.segmentSize is ${o.segmentSize}`);
@@ -754,12 +801,14 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
       const img = decodePageImage(r.payload);
       if (img && !path.isAbsolute(img.path) && !img.path.split(/[\\/]/).includes('..')) {
         const p = path.join(dataDir, img.path);
+        const existed = fs.existsSync(p);
         const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
         try {
           fs.writeSync(fd, img.data, 0, img.data.length, img.block * img.data.length);
         } finally {
           fs.closeSync(fd);
         }
+        if (!existed) syncParentDirs(db, img.path);  // recovery made the file: its name must last
         touched.add(p);
       }
     }
@@ -778,7 +827,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
   // old record can never reappear after the new ones.
   const end = scan.endLsn;
   const endSeg = Math.floor(end / seg);
-  preallocate(dataDir, endSeg, seg);
+  preallocate(db, endSeg, seg);
   const fd = fs.openSync(path.join(walDir, segmentName(endSeg)), 'r+');
   try {
     const off = end - endSeg * seg;
@@ -793,7 +842,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     if (n !== null && n > endSeg) fs.unlinkSync(path.join(walDir, f));
     if (f.endsWith('.tmp')) fs.unlinkSync(path.join(walDir, f));
   }
-  fsyncDir(walDir);
+  syncDir(db, WAL_DIR);  // the cut is durable before new records can follow it
   const tornTail = scan.stop !== 'end-of-wal' && scan.stop !== 'missing-segment';
   return {
     control,

@@ -38,7 +38,7 @@ class Peer {
 function combine(parts, durationMs) {
   const hist = newHist();
   let commits = 0;
-  for (const p of parts) { histMerge(hist, p.hist); commits += p.commits; }
+  for (const p of parts) { histMerge(hist, p.hist); if (p.during) histMerge(hist, p.during); commits += p.commits; }
   return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist) };
 }
 
@@ -70,9 +70,42 @@ async function rmPoint(spec) {
     if (spec.walBeforeData) pm.buffers.configure({ walBeforeData: spec.walBeforeData });
     for (const p of peers) { await p.ready; await p.call('attach', { walBeforeData: spec.walBeforeData }); }
     const w0 = pm.wal.stats();
-    const parts = await Promise.all(peers.map((p, i) => p.call('run', { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, g, worker: i })));
+    // spec.checkpointEveryMs: the postmaster checkpoints on this period while the load runs,
+    // and raises an arena word meanwhile so the participants can tell which commits overlapped.
+    const flagSlice = spec.checkpointEveryMs ? pm.allocate(8, { align: 8 }) : null;
+    const flag = flagSlice ? new Int32Array(flagSlice.bytes.buffer, flagSlice.offset, 1) : null;
+    const ckpts = [];
+    let loadDone = false;
+    const checkpointer = (async () => {
+      if (!flag) return;
+      while (!loadDone) {
+        await new Promise((r) => setTimeout(r, spec.checkpointEveryMs));
+        if (loadDone) break;
+        const t0 = process.hrtime.bigint();
+        Atomics.store(flag, 0, 1);
+        try {
+          await pm.wal.checkpoint();
+        } finally {
+          Atomics.store(flag, 0, 0);
+        }
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const lc = pm.wal.lastCheckpoint;  // phases, where the library reports them
+        ckpts.push(lc ? { ms, flushMs: lc.flushMs, barrierMs: lc.barrierMs, syncMs: lc.syncMs, pages: lc.pagesWritten, files: lc.syncedFiles.length, fsyncs: lc.syncedFiles.filter((f) => f.fsync).length, skipped: lc.syncsSkipped } : { ms });
+      }
+    })();
+    const runArgs = { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, g, ...(flagSlice ? { checkpointFlag: flagSlice.offset } : {}) };
+    const parts = await Promise.all(peers.map((p, i) => p.call('run', { ...runArgs, worker: i }))).finally(() => { loadDone = true; });
+    await checkpointer;
     const w1 = pm.wal.stats();
     const res = combine(parts, spec.durationMs);
+    if (flag) {
+      const during = newHist();
+      let commitsDuring = 0;
+      for (const p of parts) { histMerge(during, p.during); commitsDuring += p.commitsDuring; }
+      res.outside = histSummary(parts.reduce((h, p) => histMerge(h, p.hist), newHist()));
+      res.during = { commits: commitsDuring, ...histSummary(during) };
+      res.checkpoints = ckpts;
+    }
     res.fdatasyncs = w1.fdatasyncs - w0.fdatasyncs;
     res.walCommits = w1.commits - w0.commits;
     res.fdatasyncsPerCommit = res.commits ? round(res.fdatasyncs / res.commits, 4) : null;

@@ -20,16 +20,28 @@ async function rmRun(a) {
   const payload = Buffer.alloc(100, 0x61);
   let eng = null;
   if (a.kind === 'tpcb') eng = await engine.Engine.open(db, a.g, a.worker);
+  // a.checkpointFlag: arena offset of a word the postmaster sets while it checkpoints; a
+  // commit that saw it set at its start or its end counts as "during a checkpoint".
+  const flag = a.checkpointFlag !== undefined ? new Int32Array(db.arenaSlice(a.checkpointFlag, 4).bytes.buffer, a.checkpointFlag, 1) : null;
+  const during = flag ? newHist() : null;
+  let commitsDuring = 0;
   await Promise.all(Array.from({ length: a.sessions }, async () => {
     while (Date.now() < end) {
       const t0 = process.hrtime.bigint();
+      const in0 = flag ? Atomics.load(flag, 0) : 0;
       if (eng) await eng.txn();
       else await db.wal.flush(await db.wal.append(1, payload));
-      histAdd(hist, Number(process.hrtime.bigint() - t0));
+      const ns = Number(process.hrtime.bigint() - t0);
+      if (flag && (in0 || Atomics.load(flag, 0))) {
+        histAdd(during, ns);
+        commitsDuring++;
+      } else {
+        histAdd(hist, ns);
+      }
       commits++;
     }
   }));
-  return { commits, hist };
+  return flag ? { commits, hist, during, commitsDuring } : { commits, hist };
 }
 
 function sqliteOpen(a) {

@@ -1,0 +1,201 @@
+// Data-file and directory durability: the sync pass a checkpoint runs before it moves the
+// redo point (and the last close of a file runs before its sync request leaves the shared
+// table), and directory syncs. The protocol and why it is enough are in
+// native/file_sync.h; this file is the policy around it.
+import path from 'node:path';
+import { constants } from 'node:os';
+import type { Ringmaster } from './ringmaster';
+import { RingmasterError, errnoName } from './errors';
+import { native } from './native';
+
+// The file-sync exports of the addon (native/file_sync_napi.cc).
+interface FileSyncAddon {
+  fileSyncBegin(s: unknown): number;
+  writeBarrier(s: unknown, fileId: number): Uint32Array;
+  writeBarrierLeft(s: unknown, fileId: number, refs: Uint32Array): number;
+  fileSyncPending(s: unknown): [number, boolean][];
+  fileSynced(s: unknown, fileId: number, cycle: number, fsync: boolean): boolean;
+  fileSyncState(s: unknown): FileSyncState;
+  fileEntries(s: unknown): FileEntryInfo[];
+  dirSync(s: unknown, dir: string, absolute: boolean): number;
+}
+const addon = native as unknown as FileSyncAddon;
+
+const EBADF = constants.errno.EBADF;
+
+/** Shared sync statistics and the failed state (`db.stats().files`). */
+export interface FileSyncState {
+  /** The current sync cycle (bumped by every sync pass). */
+  cycle: number;
+  /** 0, or the errno of the first data-file or directory sync that failed (any process). */
+  failedErrno: number;
+  failedPath: string | null;
+  /** Data-file syncs done by sync passes (checkpoints, last closes), all processes. */
+  syncs: number;
+  /** ... of which fsync (the rest fdatasync). */
+  fsyncs: number;
+  /** Failed data-file syncs, any issuer. */
+  failures: number;
+  dirSyncs: number;
+  dirFailures: number;
+  /** The last 8 directories synced, oldest first ('.' is the data directory; absolute: above it). */
+  recentDirSyncs: string[];
+}
+
+/** An open entry of the shared file table (introspection). */
+export interface FileEntryInfo {
+  id: number;
+  path: string;
+  /** Handles open on it, in every process. */
+  refs: number;
+  /** Written since the last sync pass that covered it. */
+  pending: boolean;
+}
+
+export interface SyncedFile {
+  id: number;
+  path: string;
+  /** fsync (the size may have changed, or the file was created/truncated); else fdatasync. */
+  fsync: boolean;
+}
+
+export interface SyncPassResult {
+  /** The cycle this pass covered: every write submitted before the pass began is durable. */
+  cycle: number;
+  files: SyncedFile[];
+  /** The syncs were skipped (test hook RINGMASTER_DEBUG_SKIP_DATA_SYNC). */
+  skipped: boolean;
+  /** Time waiting for the writes in flight when the pass began, and time syncing, ms. */
+  barrierMs: number;
+  syncMs: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function fileSyncState(db: Ringmaster): FileSyncState {
+  return addon.fileSyncState(db._native());
+}
+
+export function fileEntries(db: Ringmaster): FileEntryInfo[] {
+  return addon.fileEntries(db._native());
+}
+
+export function syncFailedError(st: FileSyncState): RingmasterError {
+  return new RingmasterError('ERR_RINGMASTER_SYNC_FAILED',
+    `a data-file or directory sync failed (${errnoName(st.failedErrno)}${st.failedPath ? `, ${st.failedPath}` : ''}): ` +
+    'the kernel may have dropped the writes it had not synced, so no checkpoint can succeed and nothing more is reported durable; restart and recover',
+    { errno: -Math.abs(st.failedErrno) });
+}
+
+/** Throws ERR_RINGMASTER_SYNC_FAILED if any process's data-file or directory sync has failed. */
+export function checkSyncFailed(db: Ringmaster): void {
+  const st = fileSyncState(db);
+  if (st.failedErrno) throw syncFailedError(st);
+}
+
+/** The test hook of a positive control: this process's checkpoints skip the data-file syncs. */
+export function skipDataSyncs(): boolean {
+  return process.env.RINGMASTER_TEST_HOOKS === '1' && process.env.RINGMASTER_DEBUG_SKIP_DATA_SYNC === '1';
+}
+
+// Waits until every IO handle that was reserved, or submitted for a write (to `fileId`
+// only, if given), when the pass began has completed: those writes are in the page
+// cache (or on the device) before the syncs start.
+async function writeBarrier(db: Ringmaster, fileId: number, deadline: number): Promise<void> {
+  const n = db._native();
+  const refs = addon.writeBarrier(n, fileId);
+  let delay = 0;
+  while (refs.length > 0 && addon.writeBarrierLeft(db._native(), fileId, refs) > 0) {
+    if (Date.now() > deadline) {
+      throw new RingmasterError('ETIMEDOUT', 'writes that were in flight when the sync pass began did not complete in time', { errno: -constants.errno.ETIMEDOUT });
+    }
+    await sleep(delay);
+    delay = Math.min(delay ? delay * 2 : 1, 10);
+  }
+}
+
+/**
+ * A sync pass: every data file written through ringmaster (any process) before the pass
+ * began is made durable (fsync, or fdatasync where its size cannot have changed). With
+ * `fileId`, only that file. Rejects with ERR_RINGMASTER_SYNC_FAILED if a sync failed
+ * (the failed state, see native/file_sync.h), or with the error of a sync that did not
+ * run (ECANCELED, ESHUTDOWN, ETIMEDOUT): the files stay pending for the next pass.
+ */
+export async function syncPass(db: Ringmaster, options: { fileId?: number; timeoutMs: number; skipSyncs?: boolean }): Promise<SyncPassResult> {
+  checkSyncFailed(db);
+  const n = db._native();
+  const deadline = Date.now() + options.timeoutMs;
+  const t0 = Date.now();
+  const cycle = addon.fileSyncBegin(n);
+  await writeBarrier(db, options.fileId ?? -1, deadline);
+  const t1 = Date.now();
+  let pending = addon.fileSyncPending(n);
+  if (options.fileId !== undefined) pending = pending.filter(([id]) => id === options.fileId);
+  const files: SyncedFile[] = [];
+  const skipped = options.skipSyncs === true;
+  const failures: RingmasterError[] = [];
+  await Promise.all(pending.map(async ([id, fsync]) => {
+    const info = n.fileInfo(id);
+    if (!info) return;  // closed meanwhile: its last close synced it
+    if (skipped) return;  // the positive control's broken checkpoint: no sync, nothing recorded
+    {
+      let ok = false;
+      try {
+        const b = db.batch();
+        const [r] = await (fsync ? b.fsync(id) : b.fdatasync(id)).submit();
+        if (!r.ok && r.result === -EBADF) return;  // threads backend: closed meanwhile
+        if (!r.ok) failures.push(r.error as RingmasterError);
+        ok = r.ok;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_RINGMASTER_BAD_FILE') return;  // closed before we submitted
+        failures.push(e as RingmasterError);
+      }
+      if (!ok) return;
+    }
+    if (addon.fileSynced(n, id, cycle, fsync)) files.push({ id, path: info.path, fsync });
+  }));
+  checkSyncFailed(db);  // a failure that can mean lost data latched the failed state
+  if (failures.length) throw failures[0];
+  return { cycle, files, skipped, barrierMs: t1 - t0, syncMs: Date.now() - t1 };
+}
+
+function dirSyncError(db: Ringmaster, rc: number, dir: string): RingmasterError {
+  const st = fileSyncState(db);
+  if (st.failedErrno) return syncFailedError(st);
+  const name = errnoName(rc);
+  return new RingmasterError(name, `syncing directory '${dir}' failed: ${name}`, { errno: -Math.abs(rc) });
+}
+
+/** fsyncs a directory inside the data directory (relative path; '.' is the data directory). */
+export function syncDir(db: Ringmaster, relDir: string): void {
+  const rc = addon.dirSync(db._native(), relDir, false);
+  if (rc < 0) throw dirSyncError(db, rc, relDir);
+}
+
+/**
+ * After `relPath` was created: fsyncs its directory and every directory above it up to
+ * the data directory (someone may have just made them too).
+ */
+export function syncParentDirs(db: Ringmaster, relPath: string): void {
+  let dir = path.posix.dirname(relPath.split(path.sep).join('/'));
+  for (;;) {
+    syncDir(db, dir);
+    if (dir === '.' || dir === '/' ) return;
+    dir = path.posix.dirname(dir);
+  }
+}
+
+/**
+ * The postmaster made the data directory and `created` directories above it (mkdir -p):
+ * their names are durable only once each parent is synced.
+ */
+export function syncCreatedDataDirs(db: Ringmaster, dataDir: string, created: number): void {
+  let dir = dataDir;
+  for (let i = 0; i < created; i++) {
+    dir = path.dirname(dir);
+    const rc = addon.dirSync(db._native(), dir, true);
+    if (rc < 0) throw dirSyncError(db, rc, dir);
+  }
+}
