@@ -7,7 +7,7 @@
 // workers (powercut-worker.cjs). Everything the workers acknowledge is forwarded.
 'use strict';
 const path = require('node:path');
-const P = require('./kill-mixed-pages.cjs');
+const P = require('./powercut-pages.cjs');
 const C = require('./powercut-common.cjs');
 const { rm } = C;
 
@@ -29,6 +29,7 @@ const send = (m) => process.send(m);
     pm = await rm.Postmaster.start({
       dataDir: a.dataDir,
       arenaSize: 2 << 20,
+      ...(a.maxFiles ? { maxFiles: a.maxFiles } : {}),
       backend: process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'auto',
       bufferPool: { pages: a.buffers, pageSize: P.PS },
       wal: {
@@ -84,6 +85,9 @@ const send = (m) => process.send(m);
   });
   if (a.verifyOnly) return;  // the controller kills this process group once it has checked
   await new Promise((resolve) => process.once('message', resolve));  // 'go'
+  process.on('message', (m) => {
+    if (m === 'insertLsn') send({ insertLsn: pm.wal.insertLsn().toString() });
+  });
 
   // Positive control on the WAL side: every fdatasync submitted through the rings
   // completes with success without reaching the kernel (a test hook; the rules live in
@@ -103,6 +107,7 @@ const send = (m) => process.send(m);
     const args = {
       pagesId: f.id, fenceOffset: fenceSlice.offset, workerId: i, epoch: a.epochs[i],
       lanes: a.lanes, recordLanes: a.recordLanes, pages: a.pages, checkpoints: a.workerCheckpoints,
+      pageImages: a.control !== 'no-page-images',
     };
     const w = pm.fork(path.join(__dirname, 'powercut-worker.cjs'), [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit'] });
     w.on('message', (m) => {

@@ -8,7 +8,7 @@
 // Acknowledgements go to the host (which forwards them to the controller) once per tick.
 'use strict';
 const path = require('node:path');
-const P = require('./kill-mixed-pages.cjs');
+const P = require('./powercut-pages.cjs');
 const C = require('./powercut-common.cjs');
 const { rm } = C;
 
@@ -59,7 +59,7 @@ function fail(e) {
           const before = b.lsn;
           Atomics.store(P.cells(b.page), P.cellIndex(lane), value);
           b.markDirty();
-          if (redo < 0n || before <= redo) {
+          if (a.pageImages && (redo < 0n || before <= redo)) {
             const img = Buffer.from(b.page);  // the page after this change; its LSN is the old one
             rm.setPageChecksum(img);          // recovery writes it to the file as is: a valid page
             await db.wal.appendPageImage(f, page, img);

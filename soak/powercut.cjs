@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Power-cut soak on LazyFS: `npm run soak -- powercut [--rounds N] [--workers W]
 // [--backend io_uring|threads] [--variant fdatasync|direct|dsync]
-// [--faults clear,torn-op,torn-op-wal,torn-seq] [--control none|skip-data-sync|skip-fdatasync]
+// [--faults clear,torn-op,torn-op-wal,torn-seq] [--control none|skip-data-sync|skip-fdatasync|no-page-images]
 // [--keep-going] [--min-ms A --max-ms B] [--pages P --buffers B] [--checkpoint-ms T]`.
 //
 // Unlike the SIGKILL soaks, unsynced data is really lost here. The data directory lives
@@ -43,7 +43,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const lazyfs = require(path.join(__dirname, '..', 'tools', 'lazyfs', 'lazyfs.cjs'));
-const P = require('./kill-mixed-pages.cjs');
+const P = require('./powercut-pages.cjs');
 const rm = require(path.join(__dirname, '..'));
 
 const args = process.argv.slice(2);
@@ -74,16 +74,17 @@ const KEEP_GOING = has('keep-going');
 const BACKEND = str('backend', process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'io_uring');
 const VARIANT = str('variant', 'fdatasync');
 const CONTROL = str('control', 'none');
-const FAULTS = str('faults', 'clear,torn-op,torn-op-wal,torn-seq').split(',').filter(Boolean);
+const FAULTS = str('faults', CONTROL === 'no-page-images' ? 'torn-op' : 'clear,torn-op,torn-op-wal,torn-seq').split(',').filter(Boolean);
 const WORKER_CHECKPOINTS = !has('no-worker-checkpoints');
+const MAX_FILES = str('max-files', null) === null ? undefined : num('max-files', 256);  // default: the library's
 
 const usage = () => {
   console.error('usage: npm run soak -- powercut [--rounds N] [--workers W] [--backend io_uring|threads] [--variant fdatasync|direct|dsync] ' +
-    '[--faults clear,torn-op,torn-op-wal,torn-seq] [--control none|skip-data-sync|skip-fdatasync] [--keep-going]');
+    '[--faults clear,torn-op,torn-op-wal,torn-seq] [--control none|skip-data-sync|skip-fdatasync|no-page-images] [--keep-going]');
   process.exit(2);
 };
 if (!['io_uring', 'threads'].includes(BACKEND) || !['fdatasync', 'direct', 'dsync'].includes(VARIANT) ||
-    !['none', 'skip-data-sync', 'skip-fdatasync'].includes(CONTROL) ||
+    !['none', 'skip-data-sync', 'skip-fdatasync', 'no-page-images'].includes(CONTROL) ||
     FAULTS.length === 0 || FAULTS.some((f) => !['clear', 'torn-op', 'torn-op-wal', 'torn-seq'].includes(f))) usage();
 if (CONTROL === 'skip-fdatasync' && VARIANT === 'dsync') {
   console.error('--control skip-fdatasync needs fdatasyncs: not with --variant dsync');
@@ -110,7 +111,7 @@ function subset(n, k) {  // k distinct numbers of 1..n, sorted
 }
 const command = () => `${BACKEND === 'threads' ? 'RINGMASTER_BACKEND=threads ' : ''}npm run soak -- powercut --rounds ${ROUNDS} --workers ${WORKERS}` +
   `${VARIANT !== 'fdatasync' ? ` --variant ${VARIANT}` : ''}${CONTROL !== 'none' ? ` --control ${CONTROL}` : ''}` +
-  `${str('faults', null) ? ` --faults ${FAULTS.join(',')}` : ''}${KEEP_GOING ? ' --keep-going' : ''}`;
+  `${str('faults', null) ? ` --faults ${FAULTS.join(',')}` : ''}${MAX_FILES ? ` --max-files ${MAX_FILES}` : ''}${KEEP_GOING ? ' --keep-going' : ''}`;
 
 function writeResult(result) {
   if (!process.env.SOAK_NO_RESULTS && !has('no-results')) {
@@ -259,7 +260,7 @@ async function main() {
   const m = await lazyfs.mount({ bin: built.bin, keepDir: true });
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
-  const dataDir = path.join(m.mnt, 'data');
+  const dataDir = path.join(m.mnt, 'd');  // short: LazyFS fault commands (paths included) must stay under 100 bytes
   const ackLog = path.join(m.dir, 'acks.log');  // on the real file system, outside the mount
   const ackFd = fs.openSync(ackLog, 'a', 0o600);
   // The data file exists durably before the first round (its creation is not under test).
@@ -287,14 +288,30 @@ async function main() {
   let workerErrorsAfterCut = 0;
   const expectedErrorCodes = {};
 
+  // Pages whose checksum does not match on disk now (torn writes), before recovery.
+  let tornPagesOnDisk = 0;
+  function countTornPages() {
+    const data = fs.readFileSync(pagesPath);
+    let torn = 0;
+    for (let p = 0; p < PAGES; p++) {
+      const page = Buffer.from(data.subarray(p * P.PS, (p + 1) * P.PS));
+      if (page.every((b) => b === 0)) continue;
+      const stored = page.readUInt32LE(8);
+      if (rm.setPageChecksum(page) >>> 0 !== stored) torn++;
+    }
+    return torn;
+  }
+
   // Runs one host: recovery + check, then (unless verifyOnly) the round and its cut.
   async function runRound(round, verifyOnly) {
+    const torn = countTornPages();
+    tornPagesOnDisk += torn;
     const epochs = Array.from({ length: WORKERS }, () => ++epoch);
     for (const e of epochs) fs.writeSync(ackFd, `E ${round} ${e}\n`);
     const hostArgs = {
       dataDir, workers: WORKERS, lanes: LANES, recordLanes: RECORD_LANES, pages: PAGES, buffers: BUFFERS,
       segmentSize: SEGMENT, walBufferSize: WAL_BUFFER, checkpointIntervalMs: CHECKPOINT_MS, variant: VARIANT,
-      control: CONTROL, epochs, verifyOnly, workerCheckpoints: WORKER_CHECKPOINTS,
+      control: CONTROL, epochs, verifyOnly, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES,
     };
     const host = fork(path.join(__dirname, 'powercut-host.cjs'), [JSON.stringify(hostArgs)], {
       detached: true, env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -400,22 +417,47 @@ async function main() {
         await m.clearCache();
         faults.clear++;
       } else {
-        let target;
+        let targets = [pagesPath];
         let cmd;
+        // Arms the fault on each target in turn; one armed earlier may fire (and LazyFS
+        // die) while the next is being armed: that is the cut, not an error.
+        const armAll = async (arm) => {
+          for (const t of targets) {
+            try {
+              await arm(t);
+            } catch (e) {
+              if (m.alive) throw e;
+              return;
+            }
+            if (!m.alive) return;
+          }
+        };
         if (fault === 'torn-op-wal') {
-          const lsn = lastStats ? BigInt(lastStats.insertLsn) : BigInt(SEGMENT);
-          target = path.join(dataDir, 'pg_wal', rm.segmentName(Number(lsn / BigInt(SEGMENT))));
-        } else {
-          target = pagesPath;
+          // The next segments (a 64 KiB segment fills in milliseconds here): the first
+          // write into one of them is torn.
+          const lsn = await new Promise((resolve) => {
+            const t = setTimeout(() => resolve(lastStats ? lastStats.insertLsn : String(SEGMENT)), 1000);
+            host.on('message', (msg) => {
+              if (msg.insertLsn) {
+                clearTimeout(t);
+                resolve(msg.insertLsn);
+              }
+            });
+            host.send('insertLsn');
+          });
+          const segno = Number(BigInt(lsn) / BigInt(SEGMENT));
+          if (process.env.PC_DEBUG) process.stderr.write(`torn-op-wal: insert lsn ${lsn}, segment ${segno}\n`);
+          targets = [1, 2, 3, 4].map((k) => path.join(dataDir, 'pg_wal', rm.segmentName(segno + k)));
         }
         if (fault === 'torn-seq') {
           const persist = subset(5, 1 + rnd(3));
-          cmd = () => m.tornSeq(m.rootPath(target), { persist });
+          cmd = () => armAll((t) => m.tornSeq(m.rootPath(t), { persist }));
           how = `torn-seq persist=${persist}`;
         } else {
-          const parts = pick([2, 4, 8]);
-          const persist = subset(parts, 1 + rnd(parts - 1));
-          cmd = () => m.tornOp(m.rootPath(target), { parts, persist });
+          // A WAL path is long: at most 4 parts, one kept (the command must fit 100 bytes).
+          const parts = fault === 'torn-op-wal' ? pick([2, 4]) : pick([2, 4, 8]);
+          const persist = fault === 'torn-op-wal' ? subset(parts, 1) : subset(parts, 1 + rnd(parts - 1));
+          cmd = () => armAll((t) => m.tornOp(m.rootPath(t), { parts, persist }));
           how = `${fault} parts=${parts} persist=${persist}`;
         }
         faults[fault].armed++;
@@ -436,7 +478,7 @@ async function main() {
         machinery.pageWrites += lastStats.pageWrites;
         machinery.walFdatasyncs += lastStats.walFdatasyncs;
       }
-      return { ...outcome, how };
+      return { ...outcome, how, torn };
     } finally {
       cut = true;
       await killGroup();
@@ -463,7 +505,7 @@ async function main() {
       failure = failure ?? `round ${round}: ${outcome.problems.join('; ')}`;
     }
     const t = checker.t;
-    process.stderr.write(`round ${round}${verifyOnly ? ' (final recovery)' : `/${ROUNDS}`}: ${outcome.how ?? ''} | recovered from ${outcome.recovered?.fromLsn ?? '?'}` +
+    process.stderr.write(`round ${round}${verifyOnly ? ' (final recovery)' : `/${ROUNDS}`}: ${outcome.how ?? ''} | ${tornPagesOnDisk} torn pages seen on disk so far | recovered from ${outcome.recovered?.fromLsn ?? '?'}` +
       ` (${outcome.recovered?.records ?? '?'} records, ${outcome.recovered?.stop ?? '?'}) | acked ${t.pageUpdatesAcknowledged} page updates, ${t.recordsAcknowledged} records;` +
       ` lost ${t.pageUpdatesLost} + ${t.recordsLost}${outcome.problems.length ? ` | ${outcome.problems.join('; ')}` : ''}\n`);
     if (!verifyOnly) roundsRun++;
@@ -476,24 +518,26 @@ async function main() {
   let controlCaught = null;
   if (CONTROL !== 'none') {
     // The control passes when the harness caught the broken variant losing data.
-    controlCaught = CONTROL === 'skip-data-sync' ? t.pageUpdatesLost + t.cellRegressions > 0 : t.recordsLost + t.pageUpdatesLost + t.replayShrunk > 0;
+    controlCaught = CONTROL === 'skip-data-sync' ? t.pageUpdatesLost + t.cellRegressions > 0
+      : CONTROL === 'skip-fdatasync' ? t.recordsLost + t.pageUpdatesLost + t.replayShrunk > 0
+        : t.unreadablePages > 0 || /recovery failed/.test(failure ?? '');  // no-page-images: a torn page stays torn
     ok = controlCaught;
   }
   const result = {
     scenario: 'powercut', backend: BACKEND, variant: VARIANT, control: CONTROL, faultsDrawn: FAULTS,
     rounds: roundsRun, workers: WORKERS, pageLanesPerWorker: LANES, recordLanesPerWorker: RECORD_LANES, dataPages: PAGES, poolPages: BUFFERS,
-    segmentSize: SEGMENT, checkpointIntervalMs: CHECKPOINT_MS, workerCheckpoints: WORKER_CHECKPOINTS,
-    ...t, lostAnything, controlCaught, faults, machinery, maxRecoveryMs,
+    segmentSize: SEGMENT, checkpointIntervalMs: CHECKPOINT_MS, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES ?? 'default',
+    ...t, tornPagesOnDiskBeforeRecovery: tornPagesOnDisk, lostAnything, controlCaught, faults, machinery, maxRecoveryMs,
     workerErrorsBeforeCut, workerErrorsAfterCut, errorCodesAfterCut: expectedErrorCodes,
     problemsByRound: problemsByRound.slice(0, 20),
     seconds: (Date.now() - started) / 1000, ok, failure,
-    kept: failure ? m.dir : null,
+    kept: failure || has('keep') || !ok ? m.dir : null,
     command: command(),
     machine: { kernel: os.release(), cores: os.cpus().length, node: process.version, lazyfs: 'a47a5ba (tools/lazyfs)' },
   };
-  if (failure) {
+  if (failure || has('keep') || !ok) {
     await m.unmount().catch(() => {});  // keepDir: the real files and acks.log stay
-    process.stderr.write(`kept for inspection: ${m.dir} (root/data is the data directory, acks.log the acknowledgements)\n`);
+    process.stderr.write(`kept for inspection: ${m.dir} (root/d is the data directory, acks.log the acknowledgements)\n`);
   } else {
     await m.unmount();
     fs.rmSync(m.dir, { recursive: true, force: true });

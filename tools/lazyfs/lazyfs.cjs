@@ -24,7 +24,10 @@ const net = require('node:net');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 
-const PREFIX = 'ringmaster-lazyfs-';
+// Short on purpose: LazyFS reads a fault command with one read() of at most 100 bytes,
+// and torn-op/torn-seq name their file by its full path under the real directory.
+const PREFIX = 'rmlz-';
+const MAX_COMMAND = 99;  // bytes, without the newline
 const BUILD_SCRIPT = path.join(__dirname, 'build.sh');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -103,11 +106,21 @@ function killDaemonSync(pid) {
 }
 
 /**
- * Unmounts LazyFS mounts left under `baseDir` (default os.tmpdir()) by processes that
+ * Unmounts LazyFS mounts left under `baseDir` (default /tmp) by processes that
  * died without cleaning up (their owner pid is gone), and removes their directories.
  * Returns the directories cleaned.
  */
-function cleanupStale(baseDir = os.tmpdir()) {
+// /tmp when usable (short paths: see MAX_COMMAND), else os.tmpdir().
+function defaultBase() {
+  try {
+    fs.accessSync('/tmp', fs.constants.W_OK | fs.constants.X_OK);
+    return '/tmp';
+  } catch {
+    return os.tmpdir();
+  }
+}
+
+function cleanupStale(baseDir = defaultBase()) {
   const cleaned = [];
   let entries = [];
   try {
@@ -147,7 +160,8 @@ function installExitHook() {
 }
 
 class LazyFsMount {
-  constructor(bin, dir, cacheSize, keepDir) {
+  constructor(bin, dir, cacheSize, keepDir, logAll) {
+    this.logAll = logAll;
     this.bin = bin;
     this.dir = dir;
     this.mnt = path.join(dir, 'mnt');
@@ -192,7 +206,7 @@ class LazyFsMount {
       `custom_size="${this.cacheSize}"`,
       'blocks_per_page=1',
       '[filesystem]',
-      'log_all_operations=false',
+      `log_all_operations=${this.logAll ? 'true' : 'false'}`,
       `logfile="${this.logFile}"`,
       '',
     ].join('\n'));
@@ -269,6 +283,9 @@ class LazyFsMount {
   // One command at a time: LazyFS takes whatever one read() of its fifo returns as one
   // command, so two commands written back to back could be read as one.
   _command(line, waitFor, timeoutMs) {
+    if (Buffer.byteLength(line) > MAX_COMMAND) {
+      return Promise.reject(new Error(`LazyFS command longer than ${MAX_COMMAND} bytes (LazyFS would cut it and misread the rest): ${line}; use a shorter path (mount({ baseDir }))`));
+    }
     const run = async () => {
       if (!this.alive) throw new Error(`LazyFS is not running (command ${line})`);
       const fromLog = this._readLog().length;
@@ -290,7 +307,7 @@ class LazyFsMount {
         if (!this.alive) throw new Error(`LazyFS exited during command ${line}: ${this._tail()}`);
         if (Date.now() > deadline) throw new Error(`LazyFS did not complete ${line} within ${timeoutMs} ms: ${this._tail()}`);
         await new Promise((resolve) => {
-          const t = setTimeout(resolve, 20);
+          const t = setTimeout(resolve, 5);
           this._waiters.push(() => {
             clearTimeout(t);
             resolve();
@@ -404,20 +421,21 @@ class LazyFsMount {
 }
 
 /**
- * Mounts LazyFS in a new directory (`dir`, default a fresh `ringmaster-lazyfs-*` under
- * `baseDir` or os.tmpdir()): the files live in dir/root, the mount is dir/mnt. Stale
+ * Mounts LazyFS in a new directory (`dir`, default a fresh `rmlz-*` under `baseDir`,
+ * default /tmp: fault commands must stay under 100 bytes, paths included): the files live in dir/root, the mount is dir/mnt. Stale
  * mounts of dead processes are cleaned first.
  */
 async function mount(options = {}) {
   const bin = options.bin ?? ensureBuilt().bin;
   if (!bin) throw new Error('LazyFS is not built: use ensureBuilt() and check `skipped`');
-  const base = options.baseDir ?? os.tmpdir();
+  const base = options.baseDir ?? defaultBase();
   cleanupStale(base);
   const dir = options.dir ?? fs.mkdtempSync(path.join(base, PREFIX));
   fs.mkdirSync(path.join(dir, 'mnt'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'root'), { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(dir, 'owner.pid'), String(process.pid));
-  const m = new LazyFsMount(bin, dir, options.cacheSize ?? '128mb', options.keepDir ?? false);
+  // logAllOperations: LazyFS logs every operation it gets (slow; for debugging a test).
+  const m = new LazyFsMount(bin, dir, options.cacheSize ?? '128mb', options.keepDir ?? false, options.logAllOperations ?? process.env.LAZYFS_LOG_ALL === '1');
   installExitHook();
   live.add(m);
   try {
