@@ -33,7 +33,7 @@ const send = (m) => process.send(m);
       backend: process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'auto',
       bufferPool: { pages: a.buffers, pageSize: P.PS },
       wal: {
-        segmentSize: a.segmentSize, bufferSize: a.walBufferSize, keepSegments: 2,
+        segmentSize: a.segmentSize, bufferSize: a.walBufferSize, keepSegments: a.keepSegments,
         checkpointIntervalMs: a.verifyOnly ? 0 : a.checkpointIntervalMs,
         direct: a.variant === 'direct', walSync: a.variant === 'dsync' ? 'dsync' : 'fdatasync',
         redo,

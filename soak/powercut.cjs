@@ -77,6 +77,7 @@ const CONTROL = str('control', 'none');
 const FAULTS = str('faults', CONTROL === 'no-page-images' ? 'torn-op' : 'clear,torn-op,torn-op-wal,torn-seq').split(',').filter(Boolean);
 const WORKER_CHECKPOINTS = !has('no-worker-checkpoints');
 const MAX_FILES = str('max-files', null) === null ? undefined : num('max-files', 256);  // default: the library's
+const KEEP_SEGMENTS = num('keep-segments', 2);
 
 const usage = () => {
   console.error('usage: npm run soak -- powercut [--rounds N] [--workers W] [--backend io_uring|threads] [--variant fdatasync|direct|dsync] ' +
@@ -111,7 +112,7 @@ function subset(n, k) {  // k distinct numbers of 1..n, sorted
 }
 const command = () => `${BACKEND === 'threads' ? 'RINGMASTER_BACKEND=threads ' : ''}npm run soak -- powercut --rounds ${ROUNDS} --workers ${WORKERS}` +
   `${VARIANT !== 'fdatasync' ? ` --variant ${VARIANT}` : ''}${CONTROL !== 'none' ? ` --control ${CONTROL}` : ''}` +
-  `${str('faults', null) ? ` --faults ${FAULTS.join(',')}` : ''}${MAX_FILES ? ` --max-files ${MAX_FILES}` : ''}${KEEP_GOING ? ' --keep-going' : ''}`;
+  `${str('faults', null) ? ` --faults ${FAULTS.join(',')}` : ''}${MAX_FILES ? ` --max-files ${MAX_FILES}` : ''}${KEEP_SEGMENTS !== 2 ? ` --keep-segments ${KEEP_SEGMENTS}` : ''}${KEEP_GOING ? ' --keep-going' : ''}`;
 
 function writeResult(result) {
   if (!process.env.SOAK_NO_RESULTS && !has('no-results')) {
@@ -311,7 +312,7 @@ async function main() {
     const hostArgs = {
       dataDir, workers: WORKERS, lanes: LANES, recordLanes: RECORD_LANES, pages: PAGES, buffers: BUFFERS,
       segmentSize: SEGMENT, walBufferSize: WAL_BUFFER, checkpointIntervalMs: CHECKPOINT_MS, variant: VARIANT,
-      control: CONTROL, epochs, verifyOnly, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES,
+      control: CONTROL, epochs, verifyOnly, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES, keepSegments: KEEP_SEGMENTS,
     };
     const host = fork(path.join(__dirname, 'powercut-host.cjs'), [JSON.stringify(hostArgs)], {
       detached: true, env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -512,6 +513,7 @@ async function main() {
     if (outcome.fatal || (outcome.problems.length && !KEEP_GOING)) break;
   }
   fs.closeSync(ackFd);
+  checker.readLog();  // acknowledgements of a round whose recovery failed were never checked: count them
   const t = checker.t;
   const lostAnything = t.pageUpdatesLost + t.recordsLost + t.cellRegressions + t.replayShrunk > 0;
   let ok = !failure;
@@ -519,14 +521,15 @@ async function main() {
   if (CONTROL !== 'none') {
     // The control passes when the harness caught the broken variant losing data.
     controlCaught = CONTROL === 'skip-data-sync' ? t.pageUpdatesLost + t.cellRegressions > 0
-      : CONTROL === 'skip-fdatasync' ? t.recordsLost + t.pageUpdatesLost + t.replayShrunk > 0
+      // A lost checkpoint record counts too: recovery then refuses the WAL (ERR_RINGMASTER_WAL_CORRUPT).
+      : CONTROL === 'skip-fdatasync' ? t.recordsLost + t.pageUpdatesLost + t.replayShrunk > 0 || /recovery failed: ERR_RINGMASTER_WAL_CORRUPT/.test(failure ?? '')
         : t.unreadablePages > 0 || /recovery failed/.test(failure ?? '');  // no-page-images: a torn page stays torn
     ok = controlCaught;
   }
   const result = {
     scenario: 'powercut', backend: BACKEND, variant: VARIANT, control: CONTROL, faultsDrawn: FAULTS,
     rounds: roundsRun, workers: WORKERS, pageLanesPerWorker: LANES, recordLanesPerWorker: RECORD_LANES, dataPages: PAGES, poolPages: BUFFERS,
-    segmentSize: SEGMENT, checkpointIntervalMs: CHECKPOINT_MS, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES ?? 'default',
+    segmentSize: SEGMENT, checkpointIntervalMs: CHECKPOINT_MS, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES ?? 'default', keepSegments: KEEP_SEGMENTS,
     ...t, tornPagesOnDiskBeforeRecovery: tornPagesOnDisk, lostAnything, controlCaught, faults, machinery, maxRecoveryMs,
     workerErrorsBeforeCut, workerErrorsAfterCut, errorCodesAfterCut: expectedErrorCodes,
     problemsByRound: problemsByRound.slice(0, 20),

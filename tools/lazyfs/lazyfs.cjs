@@ -107,7 +107,8 @@ function killDaemonSync(pid) {
 
 /**
  * Unmounts LazyFS mounts left under `baseDir` (default /tmp) by processes that
- * died without cleaning up (their owner pid is gone), and removes their directories.
+ * died without cleaning up (their owner pid is gone), and removes their directories
+ * (unless mounted with keepDir).
  * Returns the directories cleaned.
  */
 // /tmp when usable (short paths: see MAX_COMMAND), else os.tmpdir().
@@ -140,9 +141,11 @@ function cleanupStale(baseDir = defaultBase()) {
     }
     if (owner && pidAlive(owner)) continue;
     const mnt = path.join(dir, 'mnt');
+    if (!isMounted(mnt) && !pidAlive(daemon)) continue;  // e.g. kept for inspection by a failed run
     if (unmountSync(mnt)) {
       killDaemonSync(daemon);
-      fs.rmSync(dir, { recursive: true, force: true });
+      // A mount made with keepDir keeps its files (a failed run's evidence).
+      if (!fs.existsSync(path.join(dir, 'keep'))) fs.rmSync(dir, { recursive: true, force: true });
       cleaned.push(dir);
     }
   }
@@ -434,6 +437,7 @@ async function mount(options = {}) {
   fs.mkdirSync(path.join(dir, 'mnt'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'root'), { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(dir, 'owner.pid'), String(process.pid));
+  if (options.keepDir) fs.writeFileSync(path.join(dir, 'keep'), '');
   // logAllOperations: LazyFS logs every operation it gets (slow; for debugging a test).
   const m = new LazyFsMount(bin, dir, options.cacheSize ?? '128mb', options.keepDir ?? false, options.logAllOperations ?? process.env.LAZYFS_LOG_ALL === '1');
   installExitHook();
