@@ -13,6 +13,8 @@ const { rm } = C;
 
 const a = JSON.parse(process.argv[2]);
 const send = (m) => process.send(m);
+// The controller is gone (it died, or was killed without cleaning up): so is the round.
+process.on('disconnect', () => process.kill(0, 'SIGKILL'));
 
 (async () => {
   const replayed = [];

@@ -253,11 +253,23 @@ class Checker {
 }
 
 // ---- one round --------------------------------------------------------------------
+let currentHost = null;
 async function main() {
   const unavailable = lazyfs.fuseUnavailable();
   if (unavailable) skipped(unavailable);
   const built = lazyfs.ensureBuilt({ buildDir: str('build-dir', undefined) });
   if (built.skipped) skipped(built.skipped);
+  // Whatever ends this process, the round's process group goes too (registered before the
+  // mount's own exit hook, which unmounts: nothing of the group holds files there then).
+  process.on('exit', () => {
+    if (currentHost) {
+      try {
+        process.kill(-currentHost.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
   const m = await lazyfs.mount({ bin: built.bin, keepDir: true });
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
@@ -317,6 +329,7 @@ async function main() {
     const host = fork(path.join(__dirname, 'powercut-host.cjs'), [JSON.stringify(hostArgs)], {
       detached: true, env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    currentHost = host;
     const exited = new Promise((resolve) => host.once('exit', (code, signal) => resolve({ code, signal })));
     let cut = false;
     let armed = false;
