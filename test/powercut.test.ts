@@ -23,11 +23,11 @@ const SOAK = path.join(__dirname, '..', 'soak', 'powercut.cjs');
 let skipReason: string | null = null;
 let bin: string | null = null;
 
-beforeAll(() => {
+beforeAll(async () => {
   skipReason = lazyfs.fuseUnavailable();
   if (!skipReason) {
     const t0 = Date.now();
-    const built = lazyfs.ensureBuilt();  // cached in tools/lazyfs/.build; a cold build (and apt-get) takes minutes
+    const built = await lazyfs.ensureBuiltAsync();  // cached in tools/lazyfs/.build; a cold build (and apt-get) takes minutes
     if (built.skipped) skipReason = built.skipped;
     else bin = built.bin;
     if (Date.now() - t0 > 5000) console.log(`powercut: LazyFS built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

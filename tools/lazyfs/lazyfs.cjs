@@ -41,11 +41,38 @@ function ensureBuilt(options = {}) {
   const args = [BUILD_SCRIPT];
   if (options.buildDir) args.push(options.buildDir);
   const r = spawnSync('bash', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 20 * 60 * 1000 });
-  const last = (r.stdout || '').trim().split('\n').pop() || '';
-  const log = `${r.stderr || ''}`.trim();
-  if (r.status === 0 && last && fs.existsSync(last)) return { bin: last, log };
-  if (r.status === 3) return { skipped: last.replace(/^skipped: /, ''), log };
-  throw new Error(`LazyFS build failed (exit ${r.status ?? r.signal}${r.error ? `, ${r.error.message}` : ''}):\n${log.slice(-4000)}`);
+  return builtResult(r.status, r.signal, r.stdout, r.stderr, r.error);
+}
+
+function builtResult(status, signal, stdout, stderr, error) {
+  const last = (stdout || '').trim().split('\n').pop() || '';
+  const log = `${stderr || ''}`.trim();
+  if (status === 0 && last && fs.existsSync(last)) return { bin: last, log };
+  if (status === 3) return { skipped: last.replace(/^skipped: /, ''), log };
+  throw new Error(`LazyFS build failed (exit ${status ?? signal}${error ? `, ${error.message}` : ''}):\n${log.slice(-4000)}`);
+}
+
+/** ensureBuilt() without blocking the event loop (a test runner's worker stays responsive). */
+function ensureBuiltAsync(options = {}) {
+  return new Promise((resolve, reject) => {
+    const args = [BUILD_SCRIPT];
+    if (options.buildDir) args.push(options.buildDir);
+    const child = spawn('bash', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const t = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20 * 60 * 1000);
+    child.on('error', (e) => { clearTimeout(t); reject(e); });
+    child.on('close', (status, signal) => {
+      clearTimeout(t);
+      try {
+        resolve(builtResult(status, signal, out, err, null));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
 }
 
 /** Why FUSE mounts cannot work for this process, or null. Cheap: no build, no mount. */
@@ -453,4 +480,4 @@ async function mount(options = {}) {
   return m;
 }
 
-module.exports = { ensureBuilt, fuseUnavailable, mount, cleanupStale, isMounted, unmountSync, LazyFsMount, PREFIX };
+module.exports = { ensureBuilt, ensureBuiltAsync, fuseUnavailable, mount, cleanupStale, isMounted, unmountSync, LazyFsMount, PREFIX };
