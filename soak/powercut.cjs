@@ -112,7 +112,7 @@ function subset(n, k) {  // k distinct numbers of 1..n, sorted
 }
 const command = () => `${BACKEND === 'threads' ? 'RINGMASTER_BACKEND=threads ' : ''}npm run soak -- powercut --rounds ${ROUNDS} --workers ${WORKERS}` +
   `${VARIANT !== 'fdatasync' ? ` --variant ${VARIANT}` : ''}${CONTROL !== 'none' ? ` --control ${CONTROL}` : ''}` +
-  `${str('faults', null) ? ` --faults ${FAULTS.join(',')}` : ''}${MAX_FILES ? ` --max-files ${MAX_FILES}` : ''}${KEEP_SEGMENTS !== 2 ? ` --keep-segments ${KEEP_SEGMENTS}` : ''}${KEEP_GOING ? ' --keep-going' : ''}`;
+  `${str('faults', null) ? ` --faults ${FAULTS.join(',')}` : ''}${str('checkpoint-ms', null) !== null ? ` --checkpoint-ms ${CHECKPOINT_MS}` : ''}${WORKER_CHECKPOINTS ? '' : ' --no-worker-checkpoints'}${MAX_FILES ? ` --max-files ${MAX_FILES}` : ''}${KEEP_SEGMENTS !== 2 ? ` --keep-segments ${KEEP_SEGMENTS}` : ''}${KEEP_GOING ? ' --keep-going' : ''}`;
 
 function writeResult(result) {
   if (!process.env.SOAK_NO_RESULTS && !has('no-results')) {
