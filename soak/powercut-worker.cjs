@@ -57,7 +57,9 @@ function fail(e) {
         try {
           await b.lockExclusive();
           const before = b.lsn;
-          Atomics.store(P.cells(b.page), P.cellIndex(lane), value);
+          const cells = P.cells(b.page);
+          Atomics.store(cells, P.cellIndex(lane), value);
+          P.stamp(cells, value);  // every part of the page changes: a torn write shows
           b.markDirty();
           if (a.pageImages && (redo < 0n || before <= redo)) {
             const img = Buffer.from(b.page);  // the page after this change; its LSN is the old one

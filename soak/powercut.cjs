@@ -30,7 +30,8 @@
 // was never written is replayed.
 //
 // --control runs a deliberately broken variant that the checks must catch (the soak then
-// succeeds only if it reports losses): skip-data-sync sets RINGMASTER_TEST_HOOKS=1 and
+// succeeds only if it reports the loss; it stops at the first round that shows it and goes
+// on past other failures): skip-data-sync sets RINGMASTER_TEST_HOOKS=1 and
 // RINGMASTER_DEBUG_SKIP_DATA_SYNC=1 (a checkpoint skips its data-file syncs: page
 // updates must be lost); skip-fdatasync makes every fdatasync submitted through the
 // rings succeed without reaching the kernel (test hook: acknowledged commits must be lost).
@@ -365,7 +366,7 @@ async function main() {
           if (msg.recovered) {
             maxRecoveryMs = Math.max(maxRecoveryMs, msg.recovered.recoveryMs);
             const problems = checker.check(msg.recovered);
-            if (verifyOnly || (problems.length && !KEEP_GOING)) {
+            if (verifyOnly || (problems.length && !keepGoing)) {
               clearTimeout(watchdog);
               return resolve({ problems, recovered: msg.recovered });
             }
@@ -440,7 +441,7 @@ async function main() {
             try {
               await arm(t);
             } catch (e) {
-              if (m.alive) throw e;
+              if (m.alive && !(await m.waitExit(1000))) throw e;
               return;
             }
             if (!m.alive) return;
@@ -499,6 +500,16 @@ async function main() {
     }
   }
 
+  // A control stops at the first round that shows what it breaks, and goes on past
+  // anything else (today's other losses must not end it before that).
+  const caught = () => {
+    const t = checker.t;
+    if (CONTROL === 'skip-data-sync') return t.pageUpdatesLost + t.cellRegressions > 0;
+    if (CONTROL === 'skip-fdatasync') return t.recordsLost + t.pageUpdatesLost + t.replayShrunk > 0 || /recovery failed: ERR_RINGMASTER_WAL_CORRUPT/.test(failure ?? '');
+    if (CONTROL === 'no-page-images') return t.unreadablePages > 0 || /recovery failed: ERR_RINGMASTER_CHECKSUM/.test(failure ?? '');
+    return false;
+  };
+  const keepGoing = KEEP_GOING || CONTROL !== 'none';
   let roundsRun = 0;
   let lastEnd = 0n;
   for (let round = 0; round <= ROUNDS; round++) {
@@ -523,7 +534,7 @@ async function main() {
       ` (${outcome.recovered?.records ?? '?'} records, ${outcome.recovered?.stop ?? '?'}) | acked ${t.pageUpdatesAcknowledged} page updates, ${t.recordsAcknowledged} records;` +
       ` lost ${t.pageUpdatesLost} + ${t.recordsLost}${outcome.problems.length ? ` | ${outcome.problems.join('; ')}` : ''}\n`);
     if (!verifyOnly) roundsRun++;
-    if (outcome.fatal || (outcome.problems.length && !KEEP_GOING)) break;
+    if (outcome.fatal || (outcome.problems.length && !keepGoing) || (CONTROL !== 'none' && caught())) break;
   }
   fs.closeSync(ackFd);
   checker.readLog();  // acknowledgements of a round whose recovery failed were never checked: count them
@@ -533,10 +544,9 @@ async function main() {
   let controlCaught = null;
   if (CONTROL !== 'none') {
     // The control passes when the harness caught the broken variant losing data.
-    controlCaught = CONTROL === 'skip-data-sync' ? t.pageUpdatesLost + t.cellRegressions > 0
-      // A lost checkpoint record counts too: recovery then refuses the WAL (ERR_RINGMASTER_WAL_CORRUPT).
-      : CONTROL === 'skip-fdatasync' ? t.recordsLost + t.pageUpdatesLost + t.replayShrunk > 0 || /recovery failed: ERR_RINGMASTER_WAL_CORRUPT/.test(failure ?? '')
-        : t.unreadablePages > 0 || /recovery failed/.test(failure ?? '');  // no-page-images: a torn page stays torn
+    // skip-fdatasync: a lost checkpoint record counts too (recovery refuses the WAL);
+    // no-page-images: a torn page stays torn (unreadable, or recovery fails on it).
+    controlCaught = caught();
     ok = controlCaught;
   }
   const result = {

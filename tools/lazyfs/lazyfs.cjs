@@ -323,6 +323,9 @@ class LazyFsMount {
       try {
         fd = fs.openSync(this.fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
       } catch (e) {
+        // ENXIO: nobody reads the fifo. LazyFS has died (a crash fault fired) and its exit
+        // may not have been seen yet: give it a moment, so callers can tell by `alive`.
+        if (e.code === 'ENXIO' && (await this.waitExit(2000))) throw new Error(`LazyFS exited before command ${line}`);
         throw new Error(`LazyFS fifo ${this.fifo}: ${e.code} (is LazyFS running?)`);
       }
       try {
