@@ -47,6 +47,7 @@ interface SoakResult {
   faults: Record<string, number | { armed: number; fired: number }>;
   machinery: { checkpointsByPostmaster: number; checkpointsByWorkers: number; pageImages: number; evictions: number; segmentsUsed: number };
   problemsByRound: { round: number; problems: string[] }[];
+  kept: string | null;
 }
 
 function soak(args: string[], timeoutMs: number): Promise<{ status: number | null; result: SoakResult; stderr: string }> {
@@ -67,6 +68,8 @@ function soak(args: string[], timeoutMs: number): Promise<{ status: number | nul
       } catch {
         return reject(new Error(`soak printed no result (exit ${status}):\n${err.slice(-3000)}`));
       }
+      // A failed run keeps its files for a look; a test run prints what it found instead.
+      if (result.kept) fs.rmSync(result.kept, { recursive: true, force: true });
       resolve({ status, result, stderr: err });
     });
   });

@@ -246,8 +246,10 @@ class LazyFsMount {
     this._logOffset = 0;
     const out = fs.openSync(path.join(this.dir, 'lazyfs.out'), 'a');
     // Its own process group: a test that SIGKILLs its process group never takes LazyFS with it.
-    const child = spawn(this.bin, [this.mnt, '--config-path', this.config, '-o', 'modules=subdir', '-o', `subdir=${this.root}`, '-f'], {
-      detached: true, stdio: ['ignore', out, out],
+    // The config path is given relative to the daemon's cwd: LazyFS takes a config path
+    // containing "-o" (any case, e.g. /tmp/rmlz-oX3.../) for a missing one.
+    const child = spawn(this.bin, [this.mnt, '--config-path', path.basename(this.config), '-o', 'modules=subdir', '-o', `subdir=${this.root}`, '-f'], {
+      detached: true, cwd: this.dir, stdio: ['ignore', out, out],
     });
     fs.closeSync(out);
     this.child = child;
