@@ -36,8 +36,14 @@
 // updates must be lost); skip-fdatasync makes every fdatasync submitted through the
 // rings succeed without reaching the kernel (test hook: acknowledged commits must be lost).
 //
+// More options: --lanes L / --record-lanes K (page / plain-record sessions per worker),
+// --checkpoint-ms 0 and --no-worker-checkpoints (no checkpoints), --max-files N and
+// --keep-segments N (postmaster options), --build-dir D (LazyFS build), --keep (keep the
+// files even when it passes), --no-results (or SOAK_NO_RESULTS=1).
+//
 // Writes soak/results/powercut-<backend>[-<variant>][-<control>].json. Exit status: 0 ok,
-// 1 failed (or a control that caught nothing), 3 skipped (no FUSE / LazyFS cannot be built).
+// 1 failed (or a control that caught nothing; the files and acks.log are kept, path
+// printed), 3 skipped (no usable FUSE, or LazyFS cannot be built here).
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
