@@ -372,7 +372,7 @@ async function main() {
           if (msg.recovered) {
             maxRecoveryMs = Math.max(maxRecoveryMs, msg.recovered.recoveryMs);
             const problems = checker.check(msg.recovered);
-            if (verifyOnly || (problems.length && !keepGoing)) {
+            if (verifyOnly || (problems.length && (!keepGoing || caught()))) {
               clearTimeout(watchdog);
               return resolve({ problems, recovered: msg.recovered });
             }
@@ -539,7 +539,7 @@ async function main() {
     process.stderr.write(`round ${round}${verifyOnly ? ' (final recovery)' : `/${ROUNDS}`}: ${outcome.how ?? ''} | ${tornPagesOnDisk} torn pages seen on disk so far | recovered from ${outcome.recovered?.fromLsn ?? '?'}` +
       ` (${outcome.recovered?.records ?? '?'} records, ${outcome.recovered?.stop ?? '?'}) | acked ${t.pageUpdatesAcknowledged} page updates, ${t.recordsAcknowledged} records;` +
       ` lost ${t.pageUpdatesLost} + ${t.recordsLost}${outcome.problems.length ? ` | ${outcome.problems.join('; ')}` : ''}\n`);
-    if (!verifyOnly) roundsRun++;
+    if (outcome.how) roundsRun++;  // a round is a power cut
     if (outcome.fatal || (outcome.problems.length && !keepGoing) || (CONTROL !== 'none' && caught())) break;
   }
   fs.closeSync(ackFd);
