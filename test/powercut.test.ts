@@ -11,14 +11,6 @@ import path from 'node:path';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const lazyfs = require('../tools/lazyfs/lazyfs.cjs');
 
-// TODO(merge of the durability fix): set to true. Until checkpoints sync the data files
-// they wrote (and WAL segments leave the shared file table), today's code loses
-// acknowledged page updates after every checkpoint and runs out of file-table entries,
-// so the soak below is run with --keep-going --max-files 4096 and only the WAL commits
-// and the torn-page repair are asserted. With true: the library defaults, and no loss of
-// any kind.
-const DURABILITY_FIX_MERGED = true;
-
 const SOAK = path.join(__dirname, '..', 'soak', 'powercut.cjs');
 let skipReason: string | null = null;
 let bin: string | null = null;
@@ -81,56 +73,37 @@ const summary = (r: SoakResult) => JSON.stringify({
   tornPagesOnDiskBeforeRecovery: r.tornPagesOnDiskBeforeRecovery, faults: r.faults, machinery: r.machinery,
 });
 
-// The controls check the harness, not a backend: until the fix they run on io_uring (the
-// threads backend's WAL fails with ENOENT before they could lose anything).
-const CONTROL_BACKEND = DURABILITY_FIX_MERGED ? [] : ['--backend', 'io_uring'];
-
 describe('power cuts on LazyFS (soak/powercut.cjs, short)', () => {
   it('clear-cache, torn page and WAL writes, reordered writes: every acknowledged commit recovered, torn pages repaired', async (ctx) => {
     skipIfNoFuse(ctx);
-    const extra = DURABILITY_FIX_MERGED ? [] : ['--keep-going', '--max-files', '4096'];
-    const { status, result, stderr } = await soak(['--rounds', '8', '--workers', '2', '--max-ms', '900', ...extra], 240000);
+    const { status, result, stderr } = await soak(['--rounds', '8', '--workers', '2', '--max-ms', '900'], 240000);
     console.log(`powercut soak: ${summary(result)}`);
     if (result.failure) console.log(stderr.split('\n').filter((l) => /^round|FAIL|kept/.test(l)).join('\n'));
     expect(result.skipped).toBeUndefined();
-    // Until the fix, the threads backend's WAL fails with ENOENT within a round or two (a
-    // stale file-table entry: see below), so the run may end before it did much.
-    if (DURABILITY_FIX_MERGED || !result.failure) {
-      expect(result.rounds).toBe(8);
-      expect(result.recoveries).toBe(9);
-      expect(result.recordsAcknowledged).toBeGreaterThan(0);
-      expect(result.pageUpdatesAcknowledged).toBeGreaterThan(0);
-      expect(result.machinery.checkpointsByPostmaster + result.machinery.checkpointsByWorkers).toBeGreaterThan(0);
-      expect(result.machinery.pageImages).toBeGreaterThan(0);
-    }
-    // Acknowledged WAL commits survive; torn pages are repaired from their images; recovery
-    // never replays what was not written nor loses what it replayed before.
+    expect(result.rounds).toBe(8);
+    expect(result.recoveries).toBe(9);
+    expect(result.recordsAcknowledged).toBeGreaterThan(0);
+    expect(result.pageUpdatesAcknowledged).toBeGreaterThan(0);
+    expect(result.machinery.checkpointsByPostmaster + result.machinery.checkpointsByWorkers).toBeGreaterThan(0);
+    expect(result.machinery.pageImages).toBeGreaterThan(0);
+    // Every acknowledged commit and page update survives; torn pages are repaired from their
+    // images; recovery never replays what was not written nor loses what it replayed before.
     expect(result.recordsLost).toBe(0);
     expect(result.replayShrunk).toBe(0);
     expect(result.foreignRecords).toBe(0);
     expect(result.unreadablePages).toBe(0);
     expect(result.redoBadRecords).toBe(0);
     expect(result.inconsistentCells).toBe(0);
-    if (DURABILITY_FIX_MERGED) {
-      expect(result.pageUpdatesLost).toBe(0);
-      expect(result.cellRegressions).toBe(0);
-      expect(result.failure).toBeNull();
-      expect(status).toBe(0);
-    } else {
-      // Only the known bugs may make it fail: acknowledged page updates behind a checkpoint
-      // (data files never synced), and on the threads backend the WAL failing with ENOENT
-      // (a new segment matched by a reused inode number to a deleted one in the file table).
-      const known = /page updates lost|cells went back|ENOENT from a WAL write/;
-      const other = result.problemsByRound.flatMap((r) => r.problems).filter((p) => !known.test(p));
-      expect(other).toEqual([]);
-    }
+    expect(result.pageUpdatesLost).toBe(0);
+    expect(result.cellRegressions).toBe(0);
+    expect(result.failure).toBeNull();
+    expect(status).toBe(0);
   }, 300000);
 
   it('positive control: checkpoints that skip their data-file syncs lose acknowledged page updates', async (ctx) => {
     skipIfNoFuse(ctx);
-    // RINGMASTER_DEBUG_SKIP_DATA_SYNC=1 (a test hook of the durability fix); until it is
-    // merged, checkpoints never sync data files anyway.
-    const { status, result } = await soak(['--rounds', '6', '--workers', '2', '--faults', 'clear', '--max-files', '4096', '--control', 'skip-data-sync', ...CONTROL_BACKEND], 180000);
+    // RINGMASTER_DEBUG_SKIP_DATA_SYNC=1: checkpoints skip their data-file syncs.
+    const { status, result } = await soak(['--rounds', '6', '--workers', '2', '--faults', 'clear', '--control', 'skip-data-sync'], 180000);
     console.log(`powercut control skip-data-sync: ${summary(result)}`);
     expect(result.pageUpdatesLost).toBeGreaterThan(0);
     expect(result.controlCaught).toBe(true);
@@ -143,7 +116,7 @@ describe('power cuts on LazyFS (soak/powercut.cjs, short)', () => {
     // shows (with checkpoints the first loss is usually a checkpoint record, and recovery
     // refuses a WAL that ends before it: caught too, but not counted).
     const { status, result } = await soak(['--rounds', '6', '--workers', '2', '--faults', 'clear', '--checkpoint-ms', '0', '--no-worker-checkpoints',
-      '--control', 'skip-fdatasync', ...CONTROL_BACKEND], 180000);
+      '--control', 'skip-fdatasync'], 180000);
     console.log(`powercut control skip-fdatasync: ${summary(result)}`);
     expect(result.recordsLost).toBeGreaterThan(0);
     expect(result.controlCaught).toBe(true);
@@ -152,7 +125,7 @@ describe('power cuts on LazyFS (soak/powercut.cjs, short)', () => {
 
   it('positive control: without full-page images a torn page write is not repaired', async (ctx) => {
     skipIfNoFuse(ctx);
-    const { status, result } = await soak(['--rounds', '8', '--workers', '2', '--max-files', '4096', '--control', 'no-page-images', ...CONTROL_BACKEND], 180000);
+    const { status, result } = await soak(['--rounds', '8', '--workers', '2', '--control', 'no-page-images'], 180000);
     console.log(`powercut control no-page-images: ${summary(result)}`);
     expect(result.tornPagesOnDiskBeforeRecovery).toBeGreaterThan(0);
     expect(result.controlCaught).toBe(true);
