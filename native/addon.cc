@@ -160,6 +160,13 @@ class Session : public Napi::ObjectWrap<Session> {
   bool CheckOpen(Napi::Env env);
   bool HandleScribbled(const InflightOp& op);
   void DoorbellMain();
+  // Whether the slot named as a completion's reaper belongs to another process than this
+  // session's (a slot number out of range, from a scribbled handle, counts as other).
+  bool reaped_by_other_process(uint32_t reaper) const {
+    if (reaper == (uint32_t)slot_) return false;
+    if (reaper >= seg_->hdr->max_slots) return true;
+    return load_relaxed(&seg_->slots[reaper].pid) != load_relaxed(&seg_->slots[slot_].pid);
+  }
   void DeliverOnJs(Napi::Env env, std::vector<int32_t>* batch);
   // JS close() has already waited for its IO; the env cleanup hook has not.
   void DetachNative(int64_t drain_timeout_ns = 500000000ll);
@@ -305,9 +312,7 @@ void Session::DoorbellMain() {
       RM_TRACE("session %p doorbell delivers %llu", (void*)this, (unsigned long long)n);
       stat_add(&me->stat_completed, n);
       for (size_t i = 3; i < batch->size(); i += 4)
-        if ((*batch)[i - 3] >= 0 && (*batch)[i] != -1 && (uint32_t)(*batch)[i] != (uint32_t)slot_ &&
-            ((uint32_t)(*batch)[i] >= seg_->hdr->max_slots ||
-             load_relaxed(&seg_->slots[(*batch)[i]].pid) != load_relaxed(&me->pid)))
+        if ((*batch)[i - 3] >= 0 && (*batch)[i] != -1 && reaped_by_other_process((uint32_t)(*batch)[i]))
           stat_add(&me->stat_completed_by_other, (uint64_t)1);
       napi_status st = tsfn_.NonBlockingCall(batch, [this](Napi::Env env, Napi::Function fn, std::vector<int32_t>* b) {
         DeliverOnJs(env, b);
@@ -920,6 +925,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
             break;
           }
         stat_add(&seg_->slots[slot_].stat_completed, (uint64_t)1);
+        if (reaped_by_other_process(reaper)) stat_add(&seg_->slots[slot_].stat_completed_by_other, (uint64_t)1);
       } else {
         res = kPending;
         reaper = 0;
@@ -942,6 +948,7 @@ Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
           inflight_[k] = inflight_.back();
           inflight_.pop_back();
           stat_add(&seg_->slots[slot_].stat_completed, (uint64_t)1);
+          if (reaped_by_other_process(reaper)) stat_add(&seg_->slots[slot_].stat_completed_by_other, (uint64_t)1);
         } else {
           k++;
         }
