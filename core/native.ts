@@ -31,8 +31,13 @@ export type KillPointName =
   | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written';
 
 export interface NativeSession {
-  /** Per op: (handle index, generation, result or INT32_MIN while pending, reaper slot). */
-  submit(ring: number | undefined, ops: Float64Array, buffers: (Uint8Array | undefined)[]): Int32Array | number;
+  /** The staging area (10 float64 per op) and the completion buffer (4 int32 per op), shared with native/submission.h. */
+  setStage(fields: Float64Array, out: Int32Array, ctl: Int32Array): void;
+  /** Submits staged ops [start, end): returns how many went (their quads are in `out`). */
+  flush(start: number, end: number, buffers: (Uint8Array | undefined)[]): number;
+  /** Collects this environment's completions into `out`: returns how many quads. */
+  collect(): number;
+  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean };
   openFile(path: string, flags: number, mode: number): number;
   closeFile(id: number): boolean;
   fileInfo(id: number): { path: string; flags: number; slot: number } | null;
@@ -66,13 +71,14 @@ export interface NativeSession {
   debugKillPoint(name: KillPointName, rule: { pid?: number; skip?: number } | null): boolean;
   debugKillPointFired(name: KillPointName): number;
   killPoint(name: KillPointName, probe?: boolean): boolean;
-  _onCompletions?: (batch: Int32Array) => void;
+  _onCompletions?: (count: number) => void;
 }
 
 export interface NativeAddon {
-  createSegment(options: Record<string, unknown>, onCompletions: (b: Int32Array) => void): NativeSession;
-  attachForked(memfd: number, ringFds: number[], options: { reaper: boolean; eventFds?: number[] }, onCompletions: (b: Int32Array) => void): NativeSession;
-  attachThread(segmentId: number, onCompletions: (b: Int32Array) => void): NativeSession;
+  /** The second argument is ignored (completions reach `NativeSession._onCompletions`). */
+  createSegment(options: Record<string, unknown>, unused?: unknown): NativeSession;
+  attachForked(memfd: number, ringFds: number[], options: { reaper: boolean; eventFds?: number[] }): NativeSession;
+  attachThread(segmentId: number): NativeSession;
   probe(): { ok: boolean; errno: number; code: string; features: number; kernel: string };
 }
 

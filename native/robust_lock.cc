@@ -27,12 +27,17 @@ void robust_lock_init(RobustLock* lock) {
 }
 
 LockResult robust_lock_acquire(RobustLock* lock, int64_t timeout_ns) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += timeout_ns / 1000000000;
-  deadline.tv_nsec += timeout_ns % 1000000000;
-  if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
-  int rc = pthread_mutex_timedlock(&lock->mutex, &deadline);
+  // Uncontended (the common case, and a zero timeout): no clock read, no futex.
+  int rc = pthread_mutex_trylock(&lock->mutex);
+  if (rc == EBUSY) {
+    if (timeout_ns <= 0) return LockResult::TimedOut;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ns / 1000000000;
+    deadline.tv_nsec += timeout_ns % 1000000000;
+    if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
+    rc = pthread_mutex_timedlock(&lock->mutex, &deadline);
+  }
   if (rc == 0) {
     store_relaxed(&lock->holder_pid, cached_pid());
     return LockResult::Acquired;

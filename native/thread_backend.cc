@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "atomics.h"
+#include "io_method.h"
 #include "segment.h"
 
 namespace rm {
@@ -390,5 +391,66 @@ void thread_backend_forget_slot(Segment* seg, uint32_t slot) {
   futex_wake_all(&h->tb_inflight);
   futex_wake_all(&h->tb_drain_active);
 }
+
+}  // namespace rm
+
+// ---- the threads IO method (io_method.h) ---------------------------------------------
+
+namespace rm {
+namespace {
+
+void threads_process_start(Segment* seg, SlotKind, uint32_t, bool) {
+  const char* n = getenv("RINGMASTER_THREADS");
+  int threads = n ? atoi(n) : 4;
+  seg->pool = thread_backend_start(seg, threads > 0 && threads <= 64 ? threads : 4);
+}
+
+bool threads_process_stop(Segment* seg) {
+  bool gone = seg->pool ? thread_backend_stop(seg->pool, 2000000000ll) : true;
+  seg->pool = nullptr;
+  return gone;
+}
+
+uint32_t threads_max_batch(Segment& seg, uint32_t) { return seg.hdr->ring_entries; }
+
+int threads_submit(Segment& seg, uint32_t, const SqeRequest* reqs, uint32_t n, uint32_t issuer, const SubmitWake* wake) {
+  if (wake && wake->linked) for (uint32_t i = 0; i < n; i++) wake->linked[i] = 0;
+  return thread_backend_submit(seg.pool, reqs, n, issuer);
+}
+
+void threads_cancel_issuer(Segment& seg, uint32_t issuer, const std::vector<OrphanRef>&) {
+  if (seg.pool) thread_backend_cancel_issuer(seg.pool, issuer);
+}
+
+void threads_slot_cleaned(Segment& seg, uint32_t slot, bool process_died, const std::vector<OrphanRef>&) {
+  // A dead process's pool died with it: forget its drain accounting. A live detach's
+  // chains still finish (or were cancelled) through finish_chain, which accounts them.
+  if (process_died) thread_backend_forget_slot(&seg, slot);
+}
+
+int threads_install_file(Segment& seg, uint32_t file_slot, uint32_t gen, int fd) {
+  thread_backend_adopt_fd(seg.pool, file_slot, gen, fd);
+  return 0;
+}
+
+void threads_remove_file(Segment& seg, uint32_t file_slot) {
+  thread_backend_forget_fd(seg.pool, file_slot);  // other processes drop theirs on next use (generation)
+}
+
+}  // namespace
+
+const IoMethodOps kThreadMethod = {
+    "threads",
+    /*foreign_reaping=*/false,
+    threads_process_start,
+    threads_process_stop,
+    threads_max_batch,
+    threads_submit,
+    threads_cancel_issuer,
+    /*in_flight_dies_with_process=*/true,
+    threads_slot_cleaned,
+    threads_install_file,
+    threads_remove_file,
+};
 
 }  // namespace rm

@@ -11,6 +11,7 @@
 #pragma once
 #include <linux/io_uring.h>
 #include <cstdint>
+#include <vector>
 
 #include "robust_lock.h"
 
@@ -101,6 +102,17 @@ struct SqeRequest {
   uint64_t kind_arg;
 };
 
+// The issuer's self-wake (delivery.h): after each op marked in `after` (the last op of
+// its chain) an IORING_OP_MSG_RING to `fd` is hard-linked, posting the op's user_data
+// to the issuer's private ring once the chain is done. `linked` (out, per op) says
+// whether it was; without room (fault injection, a chain as long as the SQ) it is not.
+struct SubmitWake {
+  int fd = -1;
+  const uint8_t* after = nullptr;
+  uint8_t* linked = nullptr;
+  bool reap_inline = false;  // the caller reaps right after the enter (see ring_submit)
+};
+
 // Returns n once every request is accounted for: in flight, or (if io_uring_enter
 // failed hard) completed with that error through the normal delivery path. Returns
 // -errno only when nothing was published (-EAGAIN: no SQ room; -ETIMEDOUT: lock;
@@ -110,12 +122,13 @@ struct SqeRequest {
 // wake no watcher. Anything posted in that window is in the CQ before the caller's
 // inline reap (or, if its trylock fails, the lock holder's re-check) looks.
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns,
-                bool inline_reap = false);
+                bool inline_reap = false, const SubmitWake* wake = nullptr);
 // Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
 // `quiet_slot`: a slot whose doorbell is not rung because the caller (that slot's own
 // JS thread, reaping inline) collects its completions itself right after; ~0u: none.
+// The indices of the handles it completed for `quiet_slot` are appended to `own`.
 int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns,
-              uint32_t quiet_slot = ~0u);
+              uint32_t quiet_slot = ~0u, std::vector<uint32_t>* own = nullptr);
 // Ask the kernel to cancel in-flight requests by user_data (IORING_OP_ASYNC_CANCEL).
 // Used for a dead issuer's IO: a poll-armed request (pipe, socket) is not cancelled
 // when its submitter dies and would otherwise stay in flight forever.
