@@ -28,7 +28,8 @@ export interface NativeInfo {
 /** Named kill points (test hooks): a process arriving at an armed one SIGKILLs itself. */
 export type KillPointName =
   | 'handles-reserved' | 'sqes-reserved' | 'sqes-published' | 'cqe-delivered'
-  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written';
+  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written'
+  | 'wake-before-reap';
 
 export interface NativeSession {
   /** The staging area (10 float64 per op) and the completion buffer (4 int32 per op), shared with native/submission.h. */
@@ -37,7 +38,8 @@ export interface NativeSession {
   flush(start: number, end: number, buffers: (Uint8Array | undefined)[]): number;
   /** Collects this environment's completions into `out`: returns how many quads. */
   collect(): number;
-  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean };
+  /** This environment's wake channel and how often each kind of wakeup came (diagnostics, tests). */
+  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; reapedHere: number };
   openFile(path: string, flags: number, mode: number): number;
   closeFile(id: number): boolean;
   fileInfo(id: number): { path: string; flags: number; slot: number } | null;

@@ -262,6 +262,7 @@ void Session::OnSweep(void* self) {
   if (s->detached_) return;
   // Safety net: a doorbell lost to a reaper that died between its CAS and its wake, a
   // self-wake cancelled by a broken soft link, a signal the kernel skipped.
+  s->delivery_.sweeps++;
   s->delivery_.on_ready();
   s->delivery_.want_full_scan();
   s->delivery_.reap_own();
@@ -648,6 +649,10 @@ Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
   o.Set("channel", Napi::String::New(env, delivery_.channel() == WakeChannel::Ring ? "ring" : "eventfd"));
   o.Set("selfWake", Napi::Boolean::New(env, delivery_.self_wake_fd() >= 0));
   o.Set("reaps", Napi::Boolean::New(env, delivery_.reaps()));
+  o.Set("selfWakes", Napi::Number::New(env, (double)delivery_.self_wakes));
+  o.Set("doorbells", Napi::Number::New(env, (double)delivery_.doorbells));
+  o.Set("sweeps", Napi::Number::New(env, (double)delivery_.sweeps));
+  o.Set("reapedHere", Napi::Number::New(env, (double)delivery_.reaped_here));
   return o;
 }
 
@@ -867,6 +872,10 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
     ro.Set("submitLockRepairs", num(load_relaxed(&rs->stat_submit_repairs)));
     ro.Set("completionLockRepairs", num(load_relaxed(&rs->stat_reap_repairs)));
     ro.Set("orphansReaped", num(load_relaxed(&rs->stat_orphans_reaped)));
+    ro.Set("reapedByWatchers", num(load_relaxed(&rs->stat_watcher_reaps)));
+    if (r < seg_->rings.size()) ro.Set("cqPending", num(load_acquire(seg_->rings[r].cq_tail) - load_acquire(seg_->rings[r].cq_head)));
+    ro.Set("eventfdArmed", Napi::Boolean::New(env, r < seg_->rings.size() && seg_->rings[r].cq_flags && seg_->rings[r].efd >= 0 &&
+                                                   !(load_acquire(seg_->rings[r].cq_flags) & IORING_CQ_EVENTFD_DISABLED)));
     ro.Set("submitLockOwnerDied", num(load_relaxed(&rs->submit_lock.owner_died_count)));
     ro.Set("completionLockOwnerDied", num(load_relaxed(&rs->complete_lock.owner_died_count)));
     rings.Set(r, ro);

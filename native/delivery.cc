@@ -229,8 +229,9 @@ void Delivery::note_file(uint32_t file_slot, bool went_async) {
 void Delivery::on_ready() {
   if (channel_ == WakeChannel::Eventfd) {
     uint64_t v;
-    while (read(eventfd_, &v, sizeof(v)) == (ssize_t)sizeof(v)) {}
+    while (read(eventfd_, &v, sizeof(v)) == (ssize_t)sizeof(v)) doorbells++;
     full_scan_ = true;
+    kill_point(&seg_->hdr->faults, KP_WAKE_BEFORE_REAP);  // test hook: woken, nothing collected
     return;
   }
   if (channel_ != WakeChannel::Ring) return;
@@ -249,16 +250,23 @@ void Delivery::on_ready() {
     for (; head != tail; head++) {
       io_uring_cqe* cqe = &m.cqes[head & *m.cq_mask];
       uint64_t ud = load_relaxed(&cqe->user_data);
-      if (ud == kDoorbellWaitUd) bell = true;
-      else check_.push_back((uint32_t)(ud & 0xffffffffu));  // a self-wake: (gen << 32 | index) of the chain's last op
+      if (ud == kDoorbellWaitUd) {
+        bell = true;
+      } else {
+        check_.push_back((uint32_t)(ud & 0xffffffffu));  // a self-wake: (gen << 32 | index) of the chain's last op
+        self_wakes++;
+      }
     }
     store_release(m.cq_head, head);
   }
   if (bell || !futex_armed_) {
+    if (bell) doorbells++;
     futex_armed_ = false;
     arm_doorbell_wait();  // arm first, then scan: a ring after our read of the bell is not lost
     full_scan_ = true;
   }
+  // Test hook: die with our CQEs posted but not reaped (the loop woke for them).
+  kill_point(&seg_->hdr->faults, KP_WAKE_BEFORE_REAP);
   reap_own();
 }
 
@@ -267,8 +275,10 @@ void Delivery::reap_own() {
   uint32_t n = (uint32_t)seg_->rings.size();
   for (uint32_t r = 0; r < n; r++) {
     RingMap& m = seg_->rings[r];
-    if (ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW))
-      ring_reap(*seg_, r, slot_, 0, slot_, &check_);
+    if (ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW)) {
+      int got = ring_reap(*seg_, r, slot_, 0, slot_, &check_);
+      if (got > 0) reaped_here += (uint64_t)got;
+    }
   }
 }
 

@@ -105,6 +105,13 @@ class Delivery {
   // Everything this environment still has in flight, for cancellation at detach.
   const std::vector<InflightOp>& ops() const { return ops_; }
 
+  // How this environment was woken (diagnostics, tests): self-wake messages, doorbells
+  // (someone else reaped or a word changed), sweeps; CQEs its own thread reaped.
+  uint64_t self_wakes = 0;
+  uint64_t doorbells = 0;
+  uint64_t sweeps = 0;
+  uint64_t reaped_here = 0;
+
  private:
   struct WordWait { uint32_t id; uint64_t offset; uint32_t value; };
   bool open_ring();

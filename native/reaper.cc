@@ -19,6 +19,7 @@ namespace {
 
 constexpr int64_t kReapLockTimeoutNs = 2000000000;  // a SIGSTOPped holder: retry, never hang
 constexpr int kSweepMs = 250;
+constexpr uint32_t kStillSweeps = 4;
 
 void watcher_main(Segment* seg, uint32_t ring) {
   RingMap& m = seg->rings[ring];
@@ -36,6 +37,8 @@ void watcher_main(Segment* seg, uint32_t ring) {
     stop.events = EPOLLIN;
     stop.data.u32 = 2;
     if (seg->stop_efd >= 0) epoll_ctl(ep, EPOLL_CTL_ADD, seg->stop_efd, &stop);
+    uint32_t still_head = ~0u;  // CQ head at the last sweep that found entries nobody demands
+    uint32_t still_sweeps = 0;
     while (!seg->stopping.load()) {
       struct epoll_event got[2];
       int n = epoll_wait(ep, got, 2, kSweepMs);
@@ -47,8 +50,21 @@ void watcher_main(Segment* seg, uint32_t ring) {
           (void)r;
         }
       }
-      if (n > 0 || ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW))
+      bool pending = ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW);
+      bool reap = n > 0 || (pending && reap_demand_present(*seg));
+      if (!reap && pending) {
+        // Entries nobody demands: a busy issuer's own, which it takes when it returns.
+        // Left alone, unless they sit through a second of sweeps (an issuer busy that
+        // long, or demand miscounted in shared memory): then a watcher takes them.
+        uint32_t head = load_acquire(m.cq_head);
+        if (head == still_head) reap = ++still_sweeps >= kStillSweeps;
+        else { still_head = head; still_sweeps = 0; }
+      }
+      if (reap) {
         ring_reap(*seg, ring, load_relaxed(&seg->reaper_slot), kReapLockTimeoutNs);
+        still_head = ~0u;
+        still_sweeps = 0;
+      }
     }
     close(ep);
     return;

@@ -16,14 +16,33 @@
 #include <unistd.h>
 #include <vector>
 
+#include <cstdlib>
+
 #include "atomics.h"
 #include "io_method.h"
 #include "segment.h"
 
 namespace rm {
 
+// The ops of one chain: up to kInline without an allocation (most chains are one op; a
+// WAL commit is two to four).
+struct ChainOps {
+  static constexpr uint32_t kInline = 4;
+  SqeRequest inline_ops[kInline];
+  std::vector<SqeRequest> more;
+  uint32_t n = 0;
+  void push_back(const SqeRequest& r) {
+    if (n < kInline) inline_ops[n] = r;
+    else more.push_back(r);
+    n++;
+  }
+  size_t size() const { return n; }
+  bool empty() const { return n == 0; }
+  const SqeRequest& operator[](size_t i) const { return i < kInline ? inline_ops[i] : more[i - kInline]; }
+};
+
 struct Chain {
-  std::vector<SqeRequest> reqs;
+  ChainOps reqs;
   std::vector<uint32_t> delay_us;  // injected delay per op (test hooks), usually all 0
   uint64_t seq = 0;
   bool counted = false;      // included in tb_inflight
@@ -147,6 +166,10 @@ static int32_t run_one(ThreadBackend* tb, const SqeRequest& r) {
 // later requests do not start before the drained one completes).
 static bool pass_gate(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
+  // A chain counted at submit, with no drain pending: nothing to decide under the lock.
+  // (A drain that becomes pending right after this look counts us among the chains it
+  // waits for; the locked path below has the same window.)
+  if (c.counted && !c.drain && !__atomic_load_n(&h->tb_drain_active, __ATOMIC_SEQ_CST)) return true;
   for (;;) {
     tb_lock(h);
     bool active = load_relaxed(&h->tb_drain_active);
@@ -168,6 +191,22 @@ static bool pass_gate(ThreadBackend* tb, Chain& c) {
 
 static void finish_chain(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
+  if (!c.drain_owner) {
+    // Uncounting is two atomic decrements; only a pending drain (whose owner waits for
+    // tb_inflight to fall) needs a wake. The owner sets tb_drain_active before it reads
+    // tb_inflight, we decrement before we read tb_drain_active (both seq_cst): one of
+    // us sees the other. A dead process's share is given back by forget_slot, never
+    // while its pool runs.
+    if (c.counted) {
+      __atomic_fetch_sub(&h->tb_inflight, 1u, __ATOMIC_SEQ_CST);
+      __atomic_fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1, __ATOMIC_SEQ_CST);
+    }
+    if (__atomic_load_n(&h->tb_drain_active, __ATOMIC_SEQ_CST)) {
+      futex_wake_all(&h->tb_inflight);
+      futex_wake_all(&h->tb_drain_active);
+    }
+    return;
+  }
   tb_lock(h);
   if (c.counted) {
     fetch_sub(&h->tb_inflight, 1u);
@@ -184,9 +223,11 @@ static void finish_chain(ThreadBackend* tb, Chain& c) {
 
 static void cancel_chain(ThreadBackend* tb, Chain& c) {
   WakeSet wake;
-  for (auto& r : c.reqs)
+  for (size_t i = 0; i < c.reqs.size(); i++) {
+    const SqeRequest& r = c.reqs[i];
     deliver_completion(*tb->seg, user_data_of(r.handle_index, r.handle_gen), -ECANCELED,
                        load_relaxed(&tb->seg->reaper_slot), nullptr, wake);
+  }
   ring_doorbells(*tb->seg, wake);
 }
 
@@ -296,8 +337,10 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   LockResult lr = robust_lock_acquire(&h->tb_lock, 2000000000);
   if (lr == LockResult::TimedOut || lr == LockResult::Error) return -ETIMEDOUT;  // handles still RESERVED
   // Injected faults complete their ops now (test hooks only); the rest is queued.
-  std::vector<SqeRequest> kept(reqs_in, reqs_in + n_in);
+  std::vector<SqeRequest> kept;
   std::vector<uint32_t> delays;  // injected delay per kept op (test hooks), empty if none
+  const SqeRequest* reqs = reqs_in;
+  uint32_t n = n_in;
   if (load_relaxed(&h->faults.enabled)) {
     WakeSet wake;
     std::vector<uint8_t> skip_store(n_in);
@@ -314,10 +357,11 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
       delays.push_back(delay_in[i]);
     }
     ring_doorbells(*tb->seg, wake);
+    reqs = kept.data();
+    n = (uint32_t)kept.size();
   }
-  const SqeRequest* reqs = kept.data();
-  uint32_t n = (uint32_t)kept.size();
-  std::vector<Chain> chains;
+  thread_local std::vector<Chain> chains;  // reused: a submit never re-enters on its thread
+  chains.clear();
   Chain cur;
   for (uint32_t i = 0; i < n; i++) {
     if (cur.reqs.empty()) cur.drain = reqs[i].link_flags & LF_DRAIN;
@@ -354,7 +398,9 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   }
   kill_point(&h->faults, KP_SQES_PUBLISHED);
   robust_lock_release(&h->tb_lock);
-  tb->cv.notify_all();
+  // One pool thread per chain, not all of them for each.
+  if (chains.size() == 1) tb->cv.notify_one();
+  else if (!chains.empty()) tb->cv.notify_all();
   return (int)n_in;
 }
 

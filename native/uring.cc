@@ -460,6 +460,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
     ProcSlot* me = &seg.slots[reaper_slot];
     stat_add(&me->stat_reaped, (uint64_t)processed);
   }
+  if (processed && quiet_slot == ~0u) stat_add(&rs->stat_watcher_reaps, (uint64_t)processed);
   wake.erase(quiet_slot);
   ring_doorbells(seg, wake);
   return processed;

@@ -47,6 +47,7 @@ struct RingShared {
   uint64_t stat_submit_repairs;
   uint64_t stat_reap_repairs;
   uint64_t stat_orphans_reaped;
+  uint64_t stat_watcher_reaps;  // CQEs reaped by watcher threads (the rest by JS threads)
 };
 
 // This process's mapping of one ring.
