@@ -32,10 +32,10 @@ export type KillPointName =
   | 'wake-before-reap';
 
 export interface NativeSession {
-  /** The staging area (10 float64 per op) and the completion buffer (4 int32 per op), shared with native/submission.h. */
-  setStage(fields: Float64Array, out: Int32Array, ctl: Int32Array): void;
-  /** Submits staged ops [start, end): returns how many went (their quads are in `out`). */
-  flush(start: number, end: number, buffers: (Uint8Array | undefined)[]): number;
+  /** The staging area (10 float64 per op), the completion buffer (4 int32 per op), the control words and the staged ops' private buffers, shared with native/submission.h. */
+  setStage(fields: Float64Array, out: Int32Array, ctl: Int32Array, buffers: (Uint8Array | undefined)[]): void;
+  /** Submits staged ops [ctl[4], ctl[5]): how many went is in ctl[3] (their quads in `out`); undefined if the environment is terminating. */
+  flush(): void;
   /** Collects this environment's completions into `out`: returns how many quads. */
   collect(): number;
   /** This environment's wake channel and how often each kind of wakeup came (diagnostics, tests). */

@@ -118,7 +118,7 @@ export class Ringmaster extends EventEmitter {
   // Ops started during this turn of the event loop, not yet handed to native: [head, tail).
   #stage: Float64Array;
   #out: Int32Array;
-  #ctl = new Int32Array(4);
+  #ctl = new Int32Array(8);  // [stop, extras, more, consumed, start, end] (native/addon.cc Flush)
   #head = 0;
   #tail = 0;
   #sBuf: (Uint8Array | undefined)[] = [];
@@ -162,7 +162,7 @@ export class Ringmaster extends EventEmitter {
     this.#hLen = new Float64Array(handles);
     this.#stage = new Float64Array(STAGE_INITIAL * OP_STAGE_FIELDS);
     this.#out = new Int32Array((STAGE_INITIAL + OUT_SLACK) * QUAD);
-    session.setStage(this.#stage, this.#out, this.#ctl);
+    session.setStage(this.#stage, this.#out, this.#ctl, this.#sBuf);
     session._onCompletions = (n: number) => this.#onDelivered(n);
   }
 
@@ -530,7 +530,7 @@ export class Ringmaster extends EventEmitter {
     const stage = new Float64Array(next * OP_STAGE_FIELDS);
     stage.set(this.#stage.subarray(0, this.#tail * OP_STAGE_FIELDS));
     const out = new Int32Array((next + OUT_SLACK) * QUAD);
-    this._native().setStage(stage, out, this.#ctl);
+    this._native().setStage(stage, out, this.#ctl, this.#sBuf);
     this.#stage = stage;
     this.#out = out;
     return this.#tail;
@@ -554,9 +554,14 @@ export class Ringmaster extends EventEmitter {
     if (!n || this.#head === this.#tail) return;
     while (this.#head < this.#tail) {
       const start = this.#head;
+      const ctl = this.#ctl;
+      ctl[4] = start;
+      ctl[5] = this.#tail;
+      ctl[3] = -1;
       let consumed: number;
       try {
-        consumed = n.flush(start, this.#tail, this.#sBuf);
+        n.flush();
+        consumed = ctl[3];
       } catch (e) {
         const err = e as { consumed?: number; batchStart?: number; batchEnd?: number };
         if (typeof err.batchEnd !== 'number' || typeof err.batchStart !== 'number') {
@@ -571,7 +576,7 @@ export class Ringmaster extends EventEmitter {
         this.#head = err.batchEnd;
         continue;
       }
-      if (consumed === undefined) {  // the environment is terminating
+      if (consumed < 0) {  // the environment is terminating
         this.#failStaged(new RingmasterError('ERR_RINGMASTER_CLOSED', 'this environment is shutting down'));
         return;
       }

@@ -167,6 +167,8 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Reference<Napi::Float64Array> stage_ref_;
   Napi::Reference<Napi::Int32Array> out_ref_;
   Napi::Reference<Napi::Int32Array> ctl_ref_;
+  Napi::Reference<Napi::Array> bufs_ref_;  // private buffers of staged ops, by stage index
+  FlushScratch scratch_;
   double* stage_ = nullptr;
   uint32_t stage_ops_ = 0;
   int32_t* out_ = nullptr;
@@ -373,6 +375,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     stage_ref_.SuppressDestruct();
     out_ref_.SuppressDestruct();
     ctl_ref_.SuppressDestruct();
+    bufs_ref_.SuppressDestruct();
   } else {
     if (!arena_ab_.IsEmpty()) {
       // Views over the arena become zero-length instead of dangling after unmap.
@@ -384,6 +387,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     stage_ref_.Reset();
     out_ref_.Reset();
     ctl_ref_.Reset();
+    bufs_ref_.Reset();
   }
   stage_ = nullptr;
   out_ = nullptr;
@@ -529,21 +533,23 @@ Napi::Value AttachThread(const Napi::CallbackInfo& info) {
   return make_session(env, seg, SLOT_THREAD, false, false);
 }
 
-// setStage(fields: Float64Array(kOpFields x capacity), out: Int32Array(4 x quads), ctl: Int32Array(4)):
-// the staging area and the completion buffer this environment shares with JS.
+// setStage(fields: Float64Array(kOpFields x capacity), out: Int32Array(4 x quads), ctl: Int32Array(8),
+// buffers: Array): the staging area, the completion buffer, the control words and the
+// private buffers of staged ops (by stage index) this environment shares with JS.
 Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
       !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-      !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    Napi::TypeError::New(env, "setStage(Float64Array, Int32Array, Int32Array)").ThrowAsJavaScriptException();
+      !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      !info[3].IsArray()) {
+    Napi::TypeError::New(env, "setStage(Float64Array, Int32Array, Int32Array, Array)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Float64Array f = info[0].As<Napi::Float64Array>();
   Napi::Int32Array o = info[1].As<Napi::Int32Array>();
   Napi::Int32Array c = info[2].As<Napi::Int32Array>();
-  if (f.Data() == nullptr || o.Data() == nullptr || c.Data() == nullptr || c.ElementLength() < 4 ||
+  if (f.Data() == nullptr || o.Data() == nullptr || c.Data() == nullptr || c.ElementLength() < 8 ||
       o.ElementLength() / kQuad < f.ElementLength() / kOpFields + 1) {
     range_error(env, "the completion buffer must hold a quad per staged op, and more").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -551,6 +557,7 @@ Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
   stage_ref_ = Napi::Reference<Napi::Float64Array>::New(f, 1);
   out_ref_ = Napi::Reference<Napi::Int32Array>::New(o, 1);
   ctl_ref_ = Napi::Reference<Napi::Int32Array>::New(c, 1);
+  bufs_ref_ = Napi::Reference<Napi::Array>::New(info[3].As<Napi::Array>(), 1);
   stage_ = f.Data();
   stage_ops_ = (uint32_t)(f.ElementLength() / kOpFields);
   out_ = o.Data();
@@ -560,12 +567,14 @@ Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
 }
 
 struct BufferLookup {
-  Napi::Env env;
-  Napi::Array bufs;
+  Napi::Reference<Napi::Array>* ref;
+  Napi::Array bufs;  // fetched on first use: most ops use the arena
 };
 
 bool resolve_buffer(void* ctx, uint32_t i, PrivateBuffer* out) {
   auto* b = static_cast<BufferLookup*>(ctx);
+  if (b->bufs.IsEmpty()) b->bufs = b->ref->Value();
+  if (b->bufs.IsEmpty()) return false;  // terminating env
   Napi::Value v = b->bufs.Get(i);
   if (v.IsEmpty()) return false;  // terminating env
   if (!v.IsTypedArray()) return true;
@@ -578,7 +587,8 @@ bool resolve_buffer(void* ctx, uint32_t i, PrivateBuffer* out) {
   return true;
 }
 
-// flush(start, end, buffers) -> ops consumed. Per consumed op, out[4k..4k+3] = (handle
+// flush(): submit staged ops [ctl[4], ctl[5]) (no arguments: one N-API call per turn).
+// Returns the ops consumed, also in ctl[3]. Per consumed op, out[4k..4k+3] = (handle
 // index, generation, result or INT32_MIN if pending, reaper slot); then ctl[1] more
 // quads of this environment's other completions; ctl[0] = why it stopped early (0,
 // -EAGAIN, -ETIMEDOUT, -ESHUTDOWN); ctl[2] = 1: call collect() for more. A batch that
@@ -586,19 +596,19 @@ bool resolve_buffer(void* ctx, uint32_t i, PrivateBuffer* out) {
 Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  if (!stage_ || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsArray()) {
-    Napi::TypeError::New(env, "flush(start, end, buffers) after setStage()").ThrowAsJavaScriptException();
+  if (!stage_) {
+    Napi::TypeError::New(env, "flush() before setStage()").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t start = info[0].As<Napi::Number>().Uint32Value();
-  uint32_t end = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t start = (uint32_t)ctl_[4];
+  uint32_t end = (uint32_t)ctl_[5];
   if (start > end || end > stage_ops_ || end - start > out_quads_) {
     range_error(env, "flush range outside the staging area").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  BufferLookup lookup{env, info[2].As<Napi::Array>()};
-  FlushOutcome o = flush_staged(*seg_, (uint32_t)slot_, home_ring_, delivery_, stage_, start, end, resolve_buffer,
-                                &lookup, out_);
+  BufferLookup lookup{&bufs_ref_, Napi::Array()};
+  FlushOutcome o = flush_staged(*seg_, (uint32_t)slot_, home_ring_, delivery_, scratch_, stage_, start, end,
+                                resolve_buffer, &lookup, out_);
   RM_TRACE("session %p flush [%u,%u) consumed %u stop %d", (void*)this, start, end, o.consumed, o.stop);
   ctl_[0] = o.stop;
   ctl_[1] = 0;
@@ -627,7 +637,8 @@ Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
     e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return Napi::Number::New(env, o.consumed);
+  ctl_[3] = (int32_t)o.consumed;
+  return env.Undefined();
 }
 
 // collect() -> quads of this environment's completions now in out; ctl[2] = 1: more.

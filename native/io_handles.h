@@ -49,7 +49,7 @@ struct IoHandle {
   uint16_t kind;          // completion action id (completion_kinds.h)
   uint16_t batch_pos;
   uint64_t kind_arg;
-  uint64_t submit_ns;
+  uint64_t submit_ns;     // reserved (not written: a clock read per op)
 };
 static_assert(sizeof(IoHandle) == 64, "IoHandle layout is part of the segment ABI");
 

@@ -9,9 +9,15 @@
 namespace rm {
 
 // holder_pid is diagnostic; getpid() is a system call, once per lock would be on every IO.
+// A process-wide cache (not thread_local: in a shared library every access to that is a
+// __tls_get_addr call). Node's child processes exec a new image, so it never goes stale.
+static uint32_t g_pid = 0;
 static uint32_t cached_pid() {
-  static thread_local uint32_t pid = 0;
-  if (pid == 0) pid = (uint32_t)getpid();
+  uint32_t pid = __atomic_load_n(&g_pid, __ATOMIC_RELAXED);
+  if (pid == 0) {
+    pid = (uint32_t)getpid();
+    __atomic_store_n(&g_pid, pid, __ATOMIC_RELAXED);
+  }
   return pid;
 }
 

@@ -70,7 +70,6 @@ int op_from_fields(Segment& seg, const double* f, const PrivateBuffer* buf, SqeR
   r->kind_arg = (uint64_t)karg;
   store_relaxed(&h->kind, r->kind);
   store_relaxed(&h->kind_arg, r->kind_arg);
-  store_relaxed(&h->submit_ns, monotonic_ns());
   return 0;
 }
 
@@ -91,21 +90,11 @@ bool chain_goes_async(Segment& seg, Delivery& d, const SqeRequest* reqs, uint32_
   return false;
 }
 
-// What the flush remembers of each op it handed to the IO method.
-struct Submitted {
-  uint32_t stage;
-  uint32_t index;
-  uint32_t gen;
-  uint32_t file_slot;
-  uint8_t op;
-  uint8_t self_wake;
-  uint8_t observed;  // its completion kind is watched by others (a completion word)
-};
-
 }  // namespace
 
-FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Delivery& delivery, const double* fields,
-                          uint32_t start, uint32_t end, BufferResolver resolve, void* ctx, int32_t* out) {
+FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Delivery& delivery, FlushScratch& scratch,
+                          const double* fields, uint32_t start, uint32_t end, BufferResolver resolve, void* ctx,
+                          int32_t* out) {
   FlushOutcome o;
   SegmentHeader* hdr = seg.hdr;
   const IoMethodOps& io = io_method(seg);
@@ -114,12 +103,13 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Deliv
     return o;
   }
   const uint32_t ring_limit = hdr->ring_count ? hdr->ring_count : hdr->configured_rings;
-  // Scratch reused across flushes (a flush never re-enters on its thread).
-  thread_local std::vector<SqeRequest> batch;     // the batch being gathered
-  thread_local std::vector<SqeRequest> call;      // chains for the next submit call
-  thread_local std::vector<uint8_t> call_after, call_linked, call_observed;
-  thread_local std::vector<uint32_t> call_stage;  // call[k] is staged op call_stage[k]
-  thread_local std::vector<Submitted> done;
+  auto& batch = scratch.batch;
+  auto& call = scratch.call;
+  auto& call_after = scratch.call_after;
+  auto& call_linked = scratch.call_linked;
+  auto& call_observed = scratch.call_observed;
+  auto& call_stage = scratch.call_stage;
+  auto& done = scratch.done;
   call.clear(); call_after.clear(); call_linked.clear(); call_observed.clear(); call_stage.clear(); done.clear();
   uint32_t call_ring = ~0u;
   uint32_t call_sqes = 0;
@@ -288,7 +278,7 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Deliv
   // the CQ already (taken here without waiting for the lock; if another reaper holds
   // it, that one takes them and rings our doorbell).
   if (!done.empty()) delivery.reap_own();
-  for (const Submitted& s : done) {
+  for (const SubmittedOp& s : done) {
     int32_t* q = out + (size_t)(s.stage - start) * kQuad;
     int32_t res;
     uint32_t reaper;

@@ -14,6 +14,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "delivery.h"
 #include "io_handles.h"
@@ -53,6 +54,26 @@ struct FlushOutcome {
   std::string why;
 };
 
+// What the flush remembers of each op it handed to the IO method.
+struct SubmittedOp {
+  uint32_t stage;
+  uint32_t index;
+  uint32_t gen;
+  uint32_t file_slot;
+  uint8_t op;
+  uint8_t self_wake;
+  uint8_t observed;  // its completion kind is watched by others (a completion word)
+};
+
+// Per-environment scratch, reused by every flush (no allocation once warm).
+struct FlushScratch {
+  std::vector<SqeRequest> batch;  // the batch being gathered
+  std::vector<SqeRequest> call;   // chains for the next submit call
+  std::vector<uint8_t> call_after, call_linked, call_observed;
+  std::vector<uint32_t> call_stage;  // call[k] is staged op call_stage[k]
+  std::vector<SubmittedOp> done;
+};
+
 // Validate one op's fields and fill its request and handle. Returns 0 or -errno
 // (-EINVAL, -ERANGE, -EBADF, -EOPNOTSUPP) with `why`.
 int op_from_fields(Segment& seg, const double* f, const PrivateBuffer* buf, SqeRequest* r, IoHandle* h, std::string* why);
@@ -60,7 +81,8 @@ int op_from_fields(Segment& seg, const double* f, const PrivateBuffer* buf, SqeR
 // Flush staged ops [start, end) of `fields` for the environment (`slot`, `home_ring`,
 // `delivery`). Writes 4 int32 per consumed op to `out`: handle index, generation,
 // result or kPendingResult, reaper slot.
-FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Delivery& delivery, const double* fields,
-                          uint32_t start, uint32_t end, BufferResolver resolve, void* ctx, int32_t* out);
+FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Delivery& delivery, FlushScratch& scratch,
+                          const double* fields, uint32_t start, uint32_t end, BufferResolver resolve, void* ctx,
+                          int32_t* out);
 
 }  // namespace rm

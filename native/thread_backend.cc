@@ -72,6 +72,7 @@ struct ThreadBackend {
   std::atomic<bool> stopping{false};
   std::mutex fd_mu;
   std::vector<std::shared_ptr<LocalFd>> fds;
+  std::vector<Chain> submit_chains;  // scratch of thread_backend_submit (under tb_lock)
 };
 
 static uint64_t* slot_counted(Segment* seg, uint32_t slot) { return &seg->slots[slot].tb_counted; }
@@ -360,7 +361,7 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
     reqs = kept.data();
     n = (uint32_t)kept.size();
   }
-  thread_local std::vector<Chain> chains;  // reused: a submit never re-enters on its thread
+  std::vector<Chain>& chains = tb->submit_chains;  // reused; submits are serialized by tb_lock
   chains.clear();
   Chain cur;
   for (uint32_t i = 0; i < n; i++) {

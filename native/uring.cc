@@ -295,11 +295,18 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   }
   // SQE position -> request (or -1: an injected delay's TIMEOUT, a self-wake). The
   // timespecs are read by the kernel at submission, inside our own io_uring_enter below.
-  thread_local std::vector<int32_t> sqe_req;
-  sqe_req.clear();
+  std::vector<int32_t> sqe_req;  // allocated only with self-wakes or delays, below
   std::vector<__kernel_timespec> delay_ts(n_delays);
   const bool mapped = n_delays || n_wakes;
   const uint32_t n_sqes = n + n_delays + n_wakes;
+  // The map is only read on a hard enter failure: a small stack array covers the usual batch.
+  int32_t sqe_req_small[64];
+  int32_t* sqe_map = sqe_req_small;
+  uint32_t sqe_mapped = 0;
+  if (mapped && n_sqes > 64) {
+    sqe_req.resize(n_sqes);
+    sqe_map = sqe_req.data();
+  }
   store_relaxed(&rs->intent_tail, tail);
   store_relaxed(&rs->intent_count, n_sqes);
   store_relaxed(&rs->intent_prepared, 0u);
@@ -319,7 +326,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
       t->flags = IOSQE_IO_HARDLINK | ((reqs[i].link_flags & LF_DRAIN) ? IOSQE_IO_DRAIN : 0);
       t->user_data = kDelayUserData;
       m.sq_array[idx] = idx;
-      sqe_req.push_back(-1);
+      sqe_map[sqe_mapped++] = -1;
       store_release(&rs->intent_prepared, ++pos);
       SqeRequest q = reqs[i];
       q.link_flags &= ~LF_DRAIN;  // moved to the head of the pair
@@ -331,14 +338,14 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     if (self_wake) m.sqes[idx].flags |= IOSQE_IO_HARDLINK;  // the wake follows whatever the result
     m.sq_array[idx] = idx;
     handle_mark_submitted(seg.handles, reqs[i].handle_index);
-    if (mapped) sqe_req.push_back((int32_t)i);
+    if (mapped) sqe_map[sqe_mapped++] = (int32_t)i;
     store_release(&rs->intent_prepared, ++pos);  // this SQE and its handle are complete
     if (i == 0) kill_point(&seg.hdr->faults, KP_SQES_RESERVED);
     if (self_wake) {
       uint32_t widx = (tail + pos) & mask;
       prep_self_wake(&m.sqes[widx], sw->fd, user_data_of(reqs[i].handle_index, reqs[i].handle_gen));
       m.sq_array[widx] = widx;
-      sqe_req.push_back(-1);
+      sqe_map[sqe_mapped++] = -1;
       store_release(&rs->intent_prepared, ++pos);
       if (sw->linked) sw->linked[i] = 1;
     }
@@ -355,7 +362,8 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     // Enter until the kernel's head reaches our tail: progress is measured on the ring,
     // not by adding up return values.
     uint32_t target = tail + n_sqes;
-    bool quiet = inline_reap && m.efd >= 0 && m.cq_flags;
+    // Already set (nobody demands reaping): nothing to toggle.
+    bool quiet = inline_reap && m.efd >= 0 && m.cq_flags && !(load_acquire(m.cq_flags) & IORING_CQ_EVENTFD_DISABLED);
     if (quiet) __atomic_fetch_or(m.cq_flags, (uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
     int tries = 0;
     for (;;) {
@@ -374,7 +382,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
       if (consumed > n_sqes) consumed = n_sqes;
       store_release(m.sq_tail, tail + consumed);
       for (uint32_t p = consumed; p < n_sqes; p++) {
-        int32_t i = mapped ? sqe_req[p] : (int32_t)p;
+        int32_t i = mapped ? sqe_map[p] : (int32_t)p;
         if (i < 0) continue;  // an injected delay's TIMEOUT or a self-wake: no handle
         deliver_completion(seg, user_data_of(reqs[i].handle_index, reqs[i].handle_gen), rc < 0 ? rc : -EIO, ~0u,
                            rs, wake);

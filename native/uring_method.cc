@@ -42,7 +42,7 @@ int uring_submit(Segment& seg, uint32_t ring, const SqeRequest* reqs, uint32_t n
 
 // Cancel by user_data, per ring (our own record of the ring, not the handle's).
 void uring_cancel_issuer(Segment& seg, uint32_t issuer, const std::vector<OrphanRef>& in_flight) {
-  thread_local std::vector<uint64_t> uds;
+  std::vector<uint64_t> uds;
   for (uint32_t r = 0; r < seg.rings.size(); r++) {
     uds.clear();
     for (auto& o : in_flight) if (o.ring == r) uds.push_back(user_data_of(o.index, o.gen));
