@@ -39,6 +39,9 @@ using namespace rm;
 namespace {
 
 constexpr int64_t kLockTimeoutNs = 2000000000;  // a SIGSTOPped holder: error, not a hang
+// The safety sweep of an environment with IO or waits pending: a doorbell lost to a
+// reaper that died between its CAS and its wake costs at most this.
+constexpr uint32_t kSweepMs = 250;
 
 // RINGMASTER_TRACE=1: lifecycle events on stderr (debugging aid, off by default).
 bool trace_enabled() {
@@ -263,12 +266,16 @@ void Session::OnSweep(void* self) {
   auto* s = static_cast<Session*>(self);
   if (s->detached_) return;
   // Safety net: a doorbell lost to a reaper that died between its CAS and its wake, a
-  // self-wake cancelled by a broken soft link, a signal the kernel skipped.
+  // reap signal the kernel skipped (reaper.h).
   s->delivery_.sweeps++;
   s->delivery_.on_ready();
   s->delivery_.want_full_scan();
   s->delivery_.reap_own();
   s->Deliver();
+  if (!s->detached_ && s->delivery_.inflight() == 0 && s->delivery_.waits() == 0) {
+    loop_wake_sweep_every(s->wake_, 0);
+    s->sweeping_ = false;
+  }
 }
 
 void Session::Deliver() {
@@ -306,15 +313,11 @@ void Session::Deliver() {
 void Session::UpdateLoopState() {
   bool pending = delivery_.inflight() > 0 || delivery_.waits() > 0;
   loop_wake_ref(wake_, pending);
-  if (pending) {
-    // A soft-linked chain's self-wake is cancelled with the chain when it breaks: sweep
-    // often while one is in flight (its failure CQE waits in the CQ), rarely otherwise.
-    uint32_t ms = delivery_.soft_inflight() ? 10 : 250;
-    loop_wake_sweep_every(wake_, ms);
+  // The sweep runs while anything is pending; it stops itself once nothing is (OnSweep),
+  // so an op that completes within a turn does not start and stop a timer.
+  if (pending && !sweeping_) {
+    loop_wake_sweep_every(wake_, kSweepMs);
     sweeping_ = true;
-  } else if (sweeping_) {
-    loop_wake_sweep_every(wake_, 0);
-    sweeping_ = false;
   }
 }
 

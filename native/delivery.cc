@@ -1,6 +1,7 @@
 #include "delivery.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/eventfd.h>
@@ -187,7 +188,6 @@ void Delivery::track(const InflightOp& op) {
   pos_[op.index] = (uint32_t)ops_.size();
   ops_.push_back(op);
   if (op.foreign) foreign_changed(1);
-  if (op.soft) soft_++;
 }
 
 void Delivery::erase_at(size_t p) {
@@ -199,7 +199,6 @@ void Delivery::erase_at(size_t p) {
   }
   ops_.pop_back();
   if (gone.foreign) foreign_changed(-1);
-  if (gone.soft) soft_--;
 }
 
 void Delivery::untrack(uint32_t index, uint32_t gen) {

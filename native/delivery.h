@@ -5,11 +5,13 @@
 //
 // Wake channels:
 //  - Ring (io_uring backend, Linux 6.7+): a small private io_uring per environment,
-//    polled by the event loop. (1) Each chain the environment submits may end with a
+//    polled by the event loop. (1) A single op that will complete asynchronously
+//    (O_DIRECT, a sync, a file whose ops went asynchronous lately) is followed by a
 //    hard-linked IORING_OP_MSG_RING to it (CQE_SKIP_SUCCESS on the source side): the
-//    kernel posts the chain's CQEs in the issuer's own task context and then the
-//    message, so the loop wakes once, with the CQEs already in the shared CQ, and the
-//    JS thread reaps them itself. (2) An IORING_OP_FUTEX_WAIT stays armed on the slot's
+//    op's CQE is posted first, then the message, so the loop wakes once, with the CQE
+//    already in the shared CQ, and the JS thread reaps it itself. Linked chains do not
+//    get one (a soft link's break cancels it; measured slower, submission.cc): their
+//    CQEs go to the reapers. (2) An IORING_OP_FUTEX_WAIT stays armed on the slot's
 //    doorbell word: any process that completes this environment's IO or changes a
 //    word it waits on rings the doorbell (fetch_add + FUTEX_WAKE, unchanged), the
 //    kernel completes the wait in this thread's context and the loop wakes.
@@ -40,9 +42,8 @@ struct InflightOp {
   uint16_t ring;
   uint16_t kind;
   uint64_t kind_arg;
-  uint8_t foreign;  // someone else must reap it (counted in reap demand, reaper.h)
-  uint8_t soft;     // in a soft-linked chain: a break cancels its self-wake
-  uint8_t self_wake;  // a self-wake message follows its chain
+  uint8_t foreign;    // someone else must reap it (counted in reap demand, reaper.h)
+  uint8_t self_wake;  // a self-wake message follows it
 };
 
 enum class WakeChannel : uint8_t { None, Ring, Eventfd };
@@ -74,7 +75,6 @@ class Delivery {
   void track(const InflightOp& op);
   void untrack(uint32_t index, uint32_t gen);
   size_t inflight() const { return ops_.size(); }
-  uint32_t soft_inflight() const { return soft_; }
   // A pending op of ours that was submitted without a self-wake turned out not to have
   // completed inline: make it foreign (reapers wake for it) and learn for its file.
   void make_foreign(uint32_t index, uint32_t gen);
@@ -140,7 +140,6 @@ class Delivery {
   std::vector<uint32_t> check_;  // handle indices to look at in the next collect()
   std::vector<int8_t> file_async_;  // per file slot: > 0 while its ops tend to go async
   uint32_t foreign_ = 0;
-  uint32_t soft_ = 0;
   bool full_scan_ = false;
   size_t scan_pos_ = 0;
   std::vector<WordWait> waits_;

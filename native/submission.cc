@@ -115,26 +115,15 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Deliv
   uint32_t call_sqes = 0;
   uint32_t consumed_upto = start;
   const int wake_fd = delivery.self_wake_fd();
-  const bool soft_matters = wake_fd >= 0;
 
   // Hand the gathered chains to the IO method. False: nothing of them was published
   // (back-pressure or shutdown, in o.stop) and their handles went back.
   auto submit_call = [&]() -> bool {
     uint32_t n = (uint32_t)call.size();
     if (n == 0) return true;
-    for (uint32_t k = 0; k < n; k++) {
-      // The chain a self-wake follows: every op up to its end shares the wake.
-      uint32_t e = k;
-      while (e + 1 < n && (call[e].link_flags & (LF_LINK | LF_HARDLINK))) e++;
-      bool soft = false;
-      for (uint32_t j = k; j <= e; j++) soft |= (call[j].link_flags & LF_LINK) != 0;
-      for (uint32_t j = k; j <= e; j++) {
-        InflightOp op{call[j].handle_index, call[j].handle_gen, (uint16_t)call_ring, call[j].kind, call[j].kind_arg,
-                      0, (uint8_t)(soft && soft_matters && call_after[e]), call_after[e]};
-        delivery.track(op);
-      }
-      k = e;
-    }
+    for (uint32_t k = 0; k < n; k++)
+      delivery.track({call[k].handle_index, call[k].handle_gen, (uint16_t)call_ring, call[k].kind, call[k].kind_arg, 0,
+                      call_after[k]});
     kill_point(&hdr->faults, KP_HANDLES_RESERVED);
     call_linked.assign(n, 0);
     SubmitWake sw;
@@ -250,7 +239,11 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, Deliv
       uint32_t e = k;
       while (e + 1 < n && (batch[e].link_flags & (LF_LINK | LF_HARDLINK))) e++;
       uint32_t len = e - k + 1;
-      bool wake = wake_fd >= 0 && chain_goes_async(seg, delivery, &batch[k], len);
+      // Self-wake for single ops only. A linked chain goes to the reapers: its wake would be
+      // cancelled with the chain if a soft link broke, and, measured on write -> fdatasync
+      // chains, a wake linked behind them made them several times slower than the
+      // reapers' path (docs/ARCHITECTURE.md, Delivery).
+      bool wake = wake_fd >= 0 && len == 1 && chain_goes_async(seg, delivery, &batch[k], len);
       uint32_t sqes = len + (wake ? 1 : 0);
       if (!call.empty() && call_sqes + sqes > max_batch) {
         if (!submit_call()) {

@@ -162,9 +162,9 @@ describe('submission: the ops of one turn go to the kernel together', () => {
     db = await rm.open({ dataDir: path.join(dir, 'data'), backend, ringEntries: 8 } as any);
     const f = await db.files.open('x', { create: true });
     const ro = await db.files.open('x', { readOnly: true });
-    // 30 chains write -> write -> fdatasync (three SQEs, four with a self-wake) and, in
-    // between, a batch whose last op asks to link on and whose write fails: the next
-    // batch must run regardless. All in one turn, on an 8-entry ring.
+    // 30 chains write -> write -> fdatasync and, in between, a batch whose last op asks
+    // to link on and whose write fails: the next batch must run regardless. All in one
+    // turn, on an 8-entry ring (the single ops carry self-wakes where they pay off).
     const chains: Promise<import('../core/index').IoResult[]>[] = [];
     const loners: Promise<import('../core/index').IoResult[]>[] = [];
     for (let i = 0; i < 30; i++) {
@@ -173,7 +173,7 @@ describe('submission: the ops of one turn go to the kernel together', () => {
       loners.push(db.batch().write(ro, 1000 + i, Buffer.from('X')).link().submit());  // EBADF, "linked" past its batch
       loners.push(db.batch().write(f, 2000 + i, Buffer.from('Y')).submit());          // must not be cancelled
     }
-    // An 8-op chain (a whole SQ): no room for a self-wake, it still completes.
+    // An 8-op chain: a whole SQ for one submit.
     const long = db.batch();
     for (let k = 0; k < 8; k++) long.write(f, 3000 + k, Buffer.from('L'), { link: k < 7 });
     const longRes = long.submit();
