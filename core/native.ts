@@ -39,7 +39,7 @@ export interface NativeSession {
   /** Collects this environment's completions into `out`: returns how many quads. */
   collect(): number;
   /** This environment's wake channel and how often each kind of wakeup came (diagnostics, tests). */
-  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; reapedHere: number };
+  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; swept: number; reapedHere: number };
   openFile(path: string, flags: number, mode: number): number;
   closeFile(id: number): boolean;
   fileInfo(id: number): { path: string; flags: number; slot: number } | null;

@@ -268,10 +268,12 @@ void Session::OnSweep(void* self) {
   // Safety net: a doorbell lost to a reaper that died between its CAS and its wake, a
   // reap signal the kernel skipped (reaper.h).
   s->delivery_.sweeps++;
+  size_t before = s->delivery_.inflight();
   s->delivery_.on_ready();
   s->delivery_.want_full_scan();
   s->delivery_.reap_own();
   s->Deliver();
+  if (!s->detached_ && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();
   if (!s->detached_ && s->delivery_.inflight() == 0 && s->delivery_.waits() == 0) {
     loop_wake_sweep_every(s->wake_, 0);
     s->sweeping_ = false;
@@ -666,6 +668,7 @@ Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
   o.Set("selfWakes", Napi::Number::New(env, (double)delivery_.self_wakes));
   o.Set("doorbells", Napi::Number::New(env, (double)delivery_.doorbells));
   o.Set("sweeps", Napi::Number::New(env, (double)delivery_.sweeps));
+  o.Set("swept", Napi::Number::New(env, (double)delivery_.swept));
   o.Set("reapedHere", Napi::Number::New(env, (double)delivery_.reaped_here));
   return o;
 }

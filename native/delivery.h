@@ -110,6 +110,7 @@ class Delivery {
   uint64_t self_wakes = 0;
   uint64_t doorbells = 0;
   uint64_t sweeps = 0;
+  uint64_t swept = 0;  // ops the sweep collected (each one a wake that never came)
   uint64_t reaped_here = 0;
 
  private:

@@ -87,10 +87,11 @@ void set_bit(uint64_t* words, uint32_t slot, bool on) {
   else __atomic_fetch_and(&words[slot / 64], ~bit, __ATOMIC_SEQ_CST);
 }
 
-// Clear the flag, then look: a CQE posted while it was set signalled nobody.
+// Clear the flag, then look: a CQE posted while it was set signalled nobody. If it was
+// clear already, every CQE since signalled the watchers itself: nothing to poke.
 void enable_eventfd(RingMap& m) {
-  __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
-  if (ring_cq_pending(m)) ring_poke_reapers(m);
+  uint32_t old = __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
+  if ((old & IORING_CQ_EVENTFD_DISABLED) && ring_cq_pending(m)) ring_poke_reapers(m);
 }
 
 }  // namespace
