@@ -4,6 +4,12 @@
       "target_name": "ringmaster",
       "sources": [
         "native/addon.cc",
+        "native/delivery.cc",
+        "native/loop_wake.cc",
+        "native/reaper.cc",
+        "native/slot_cleanup.cc",
+        "native/submission.cc",
+        "native/uring_method.cc",
         "native/segment.cc",
         "native/robust_lock.cc",
         "native/process_table.cc",

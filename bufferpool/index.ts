@@ -460,23 +460,33 @@ export class BufferPool {
       buffer: undefined,
       name: 'read',
     }));
+    // A claim is marked submitted once its read really is; only the others are ended on failure.
+    const submitted = new Array<boolean>(list.length).fill(false);
     const abort = (errno: number) => {
-      for (const [id, seq] of list) {
+      list.forEach(([id, seq], k) => {
+        if (submitted[k]) return;
         try {
           N.bpAbortIo(n, id, seq, -Math.abs(errno), false);
         } catch {
           /* closed */
         }
-      }
+      });
     };
     let p: Promise<IoResult[]>;
     try {
-      p = this.db._submit(undefined, ops, []);
+      // Now, not at the end of this turn: others wait on these claims, whatever this
+      // thread does next.
+      p = this.db._submit(undefined, ops, [], {
+        now: true,
+        onSubmitted: (k) => {
+          submitted[k] = true;
+          N.bpSubmitted(n, list[k][0], list[k][1]);
+        },
+      });
     } catch (e) {
       abort(EIO);
       throw e;
     }
-    for (const [id, seq] of list) N.bpSubmitted(n, id, seq);
     // A rejected submit never reached the ring: end the claims (no-op if they completed).
     return p.catch((e) => {
       abort((e as { errno?: number }).errno ?? EIO);
@@ -609,7 +619,9 @@ export class BufferPool {
     const ps = this.#inf().pageSize;
     const arg = (seq & 0xfffff) * 2 ** 32 + id;
     const page = this.#pageSlice(id);
+    let pageSubmitted = false;
     const abort = (errno: number) => {
+      if (pageSubmitted) return;  // the write is in flight: its completion ends the claim
       try {
         N.bpAbortIo(n, id, seq, -Math.abs(errno), true);
       } catch {
@@ -637,12 +649,18 @@ export class BufferPool {
     let p: Promise<IoResult[]>;
     try {
       batch.write(fileId, blk * ps, page as import("../core/io").ArenaSlice)._setKind(KIND_BUFFER_WRITE_DONE, arg);
-      p = batch.submit();
+      p = batch._submitWith({
+        now: true,
+        onSubmitted: (k) => {
+          if (k !== pos) return;
+          pageSubmitted = true;
+          N.bpSubmitted(n, id, seq);
+        },
+      });
     } catch (e) {
       abort(EIO);
       throw e;
     }
-    N.bpSubmitted(n, id, seq);
     let res: IoResult[];
     try {
       res = await p;

@@ -47,7 +47,7 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
   if (spec?.v !== 1 || !Number.isInteger(spec.memfd) || !Array.isArray(spec.ringFds)) throw new RingmasterError('ERR_RINGMASTER_ATTACH', `${ATTACH_ENV} has an unknown format`);
   let session;
   try {
-    session = native.attachForked(spec.memfd, spec.ringFds, { reaper: options.reaper ?? spec.reaper ?? true, eventFds: Array.isArray(spec.eventFds) ? spec.eventFds : [] }, () => {});
+    session = native.attachForked(spec.memfd, spec.ringFds, { reaper: options.reaper ?? spec.reaper ?? true, eventFds: Array.isArray(spec.eventFds) ? spec.eventFds : [] });
   } catch (e) {
     throw fromNative(e);
   }
@@ -131,7 +131,7 @@ function attachThread(token: ThreadToken, options: AttachOptions): Ringmaster {
   }
   let session;
   try {
-    session = native.attachThread(token.ringmasterSegment, () => {});
+    session = native.attachThread(token.ringmasterSegment);
   } catch (e) {
     throw fromNative(e);
   }

@@ -51,6 +51,9 @@ export class FileHandle {
     if (this.#closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' is already closed`);
     const n = this.#db._native();  // throws ERR_RINGMASTER_CLOSED, leaving this handle open
     this.#closed = true;
+    // IO started on it before close() was called (staged for the end of this turn) goes
+    // to the kernel first: it is then in flight, and a last close syncs after it.
+    this.#db._flushStaged();
     for (let attempt = 0; ; attempt++) {
       const r = n.closeFile(this.id, false);
       if (r === true) return;

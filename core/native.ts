@@ -28,11 +28,18 @@ export interface NativeInfo {
 /** Named kill points (test hooks): a process arriving at an armed one SIGKILLs itself. */
 export type KillPointName =
   | 'handles-reserved' | 'sqes-reserved' | 'sqes-published' | 'cqe-delivered'
-  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written';
+  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written'
+  | 'wake-before-reap';
 
 export interface NativeSession {
-  /** Per op: (handle index, generation, result or INT32_MIN while pending, reaper slot). */
-  submit(ring: number | undefined, ops: Float64Array, buffers: (Uint8Array | undefined)[]): Int32Array | number;
+  /** The staging area (10 float64 per op), the completion buffer (4 int32 per op), the control words and the staged ops' private buffers, shared with native/submission.h. */
+  setStage(fields: Float64Array, out: Int32Array, ctl: Int32Array, buffers: (Uint8Array | undefined)[]): void;
+  /** Submits staged ops [ctl[4], ctl[5]): how many went is in ctl[3] (their quads in `out`); undefined if the environment is terminating. */
+  flush(): void;
+  /** Collects this environment's completions into `out`: returns how many quads. */
+  collect(): number;
+  /** This environment's wake channel and how often each kind of wakeup came (diagnostics, tests). */
+  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; swept: number; reapedHere: number };
   openFile(path: string, flags: number, mode: number): number;
   /** true: closed or released; false: not open; `{ fsync }`: the last handle of a file with unsynced writes (sync it, then close again; `force` closes anyway). */
   closeFile(id: number, force?: boolean): boolean | { fsync: boolean };
@@ -69,13 +76,14 @@ export interface NativeSession {
   debugKillPoint(name: KillPointName, rule: { pid?: number; skip?: number } | null): boolean;
   debugKillPointFired(name: KillPointName): number;
   killPoint(name: KillPointName, probe?: boolean): boolean;
-  _onCompletions?: (batch: Int32Array) => void;
+  _onCompletions?: (count: number) => void;
 }
 
 export interface NativeAddon {
-  createSegment(options: Record<string, unknown>, onCompletions: (b: Int32Array) => void): NativeSession;
-  attachForked(memfd: number, ringFds: number[], options: { reaper: boolean; eventFds?: number[] }, onCompletions: (b: Int32Array) => void): NativeSession;
-  attachThread(segmentId: number, onCompletions: (b: Int32Array) => void): NativeSession;
+  /** The second argument is ignored (completions reach `NativeSession._onCompletions`). */
+  createSegment(options: Record<string, unknown>, unused?: unknown): NativeSession;
+  attachForked(memfd: number, ringFds: number[], options: { reaper: boolean; eventFds?: number[] }): NativeSession;
+  attachThread(segmentId: number): NativeSession;
   probe(): { ok: boolean; errno: number; code: string; features: number; kernel: string };
 }
 

@@ -448,6 +448,7 @@ export class Postmaster extends Ringmaster {
     }
     this.#stopping = (async () => {
       const n = this._native();
+      this._flushStaged();  // IO started before stop() was called goes out first
       n.setRunState(RUN_STOPPING);
       const deadline = Date.now() + timeoutMs;
       while (n.handlesInUse() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));

@@ -16,6 +16,7 @@ import { fileEntries, fileSyncState, type FileEntryInfo, type FileSyncState } fr
 const EAGAIN = constants.errno.EAGAIN;
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
 const EFAULT = constants.errno.EFAULT;
+const ECANCELED = constants.errno.ECANCELED;
 const ESHUTDOWN = 108;  // Linux ESHUTDOWN (not in os.constants.errno)
 
 /** What the postmaster got when it set things up. Same object in every process. */
@@ -36,26 +37,46 @@ export interface Features {
   kernel: string;
 }
 
-interface PendingBatch {
+// One batch's results (Batch.submit(), the WAL and buffer pool's chains). Single-op
+// helpers have no such object: their promise settles straight from the completion.
+interface BatchRec {
   results: IoResult[];
   remaining: number;
   resolve: (r: IoResult[]) => void;
+  reject: (e: unknown) => void;  // the batch was refused or never submitted (once)
+  rejected: boolean;
   keep: unknown[];  // private buffers must stay alive until the kernel is done with them
+  onSubmitted: ((pos: number) => void) | undefined;  // called as each op is handed to the kernel (or the pool)
 }
 
-// Pending ops are keyed by (handle index, generation): the doorbell thread frees a
-// handle before its completion reaches this thread, so a new submission may already
-// hold the same index with the next generation.
-const GEN_SCALE = 2 ** 21;  // handle index < 2^21, generation < 2^32: key < 2^53
-const PENDING = -(2 ** 31);  // submit() result slot of an op that has not completed yet
-function pendingKey(index: number, gen: number): number {
-  return gen * GEN_SCALE + index;
+/** @internal How a module's batch is submitted (`_submit`). */
+export interface SubmitOptions {
+  /** Hand the ops (and whatever else is staged) to the kernel now, not at the end of this turn. */
+  now?: boolean;
+  /** Called synchronously as op `pos` of the batch is submitted (before any completion reaches JS). */
+  onSubmitted?: (pos: number) => void;
 }
 
-interface PendingOp {
-  batch: PendingBatch;
-  pos: number;
-  op: EncodedOp;
+// The staging area shared with native/submission.h: OP_STAGE_FIELDS float64 per op.
+const OP_STAGE_FIELDS = 10;  // op, linkFlags, fileId, offset, length, arenaOffset, kind, kindArg, ring, flags
+const STAGE_BATCH_END = 1;
+const PENDING = -(2 ** 31);  // result of an op that has not completed yet
+const QUAD = 4;  // (handle index, generation, result, reaper slot); (-1, wait id, value, 0) for a wait
+const STAGE_INITIAL = 256;
+const OUT_SLACK = 256;  // quads of other completions a flush may report besides its own ops
+
+// How a staged or in-flight op settles.
+const AS_VALUE = 0;  // single op: resolves with the result (bytes)
+const AS_VOID = 1;   // single op: resolves with undefined (fsync, fdatasync)
+const AS_BATCH = 2;  // op `pos` of a BatchRec
+
+// A promise's resolving functions without a closure per op: the executor is shared and
+// leaves them here for the caller to pick up right after `new Promise(capture)`.
+let capturedResolve: ((v: any) => void) | undefined;
+let capturedReject: ((e: unknown) => void) | undefined;
+function capture(res: (v: any) => void, rej: (e: unknown) => void): void {
+  capturedResolve = res;
+  capturedReject = rej;
 }
 
 /** What `checkIntegrity()` found in one shared table entry. */
@@ -175,11 +196,42 @@ export class Ringmaster extends EventEmitter {
   #wal: import('../wal/index').Wal | null = null;
   #native: NativeSession | null;
   #info: NativeInfo;
-  #pending = new Map<number, PendingOp>();
   #waits = new Map<number, (value: number | undefined) => void>();
   #arena: ArrayBuffer | null = null;
   #closing: Promise<void> | null = null;
   #submitTimeoutMs: number;
+
+  // Ops started during this turn of the event loop, not yet handed to native: [head, tail).
+  #stage: Float64Array;
+  #out: Int32Array;
+  #ctl = new Int32Array(8);  // [stop, extras, more, consumed, start, end] (native/addon.cc Flush)
+  #head = 0;
+  #tail = 0;
+  #sBuf: (Uint8Array | undefined)[] = [];
+  #sPath: (string | undefined)[] = [];  // the file's path where known (error messages name it)
+  #sRes: unknown[] = [];
+  #sRej: unknown[] = [];
+  #sPos: number[] = [];
+  #sAs: number[] = [];
+  #flushScheduled = false;
+  #flushFn = (): void => this.#flush();
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #retryDelay = 0;
+  #stalledSince = 0;
+  // Ops in flight, by IO handle index (a handle is reused only after its completion
+  // reached us; the generation tells a reuse apart).
+  #hGen: Uint32Array;
+  #hRes: unknown[];
+  #hRej: unknown[];
+  #hBuf: (Uint8Array | undefined)[];
+  #hPos: Int32Array;
+  #hAs: Uint8Array;
+  #hOp: Uint8Array;
+  #hLen: Float64Array;
+  #hFile: Float64Array;  // file id and offset: what an error message names
+  #hOff: Float64Array;
+  #hPath: (string | undefined)[];
+  #inflight = 0;
 
   /** @internal */
   constructor(session: NativeSession, features: Omit<Features, 'sameAddress'>, submitTimeoutMs = 30000) {
@@ -189,8 +241,24 @@ export class Ringmaster extends EventEmitter {
     this.features = Object.freeze({ ...features, sameAddress: this.#info.sameAddress });
     this.files = new Files(this);
     this.#submitTimeoutMs = submitTimeoutMs;
-    session._onCompletions = (b) => this.#onCompletions(b);
+    const handles = this.#info.maxHandles;
+    this.#hGen = new Uint32Array(handles);
+    this.#hRes = new Array(handles);
+    this.#hRej = new Array(handles);
+    this.#hBuf = new Array(handles);
+    this.#hPos = new Int32Array(handles);
+    this.#hAs = new Uint8Array(handles);
+    this.#hOp = new Uint8Array(handles);
+    this.#hLen = new Float64Array(handles);
+    this.#hFile = new Float64Array(handles);
+    this.#hOff = new Float64Array(handles);
+    this.#hPath = new Array(handles);
+    this.#stage = new Float64Array(STAGE_INITIAL * OP_STAGE_FIELDS);
+    this.#out = new Int32Array((STAGE_INITIAL + OUT_SLACK) * QUAD);
+    session.setStage(this.#stage, this.#out, this.#ctl, this.#sBuf);
+    session._onCompletions = (n: number) => this.#onDelivered(n);
   }
+
 
   /** @internal */
   _native(): NativeSession {
@@ -336,27 +404,76 @@ export class Ringmaster extends EventEmitter {
   // ---- IO ---------------------------------------------------------------------
 
   /** Reads up to `target`'s length at `offset`. Resolves with the bytes read (short at EOF). */
-  async read(file: FileHandle | number, offset: number | bigint, target: IoBuffer, options?: OpOptions): Promise<number> {
-    const [r] = await this.batch().read(file, offset, target, options).submit();
-    if (!r.ok) throw r.error;
-    return r.result;
+  read(file: FileHandle | number, offset: number | bigint, target: IoBuffer, options?: OpOptions): Promise<number> {
+    return this.#single(OP_READ, file, offset, target, options);
   }
 
   /** Writes `source` at `offset`. Resolves with the bytes written. */
-  async write(file: FileHandle | number, offset: number | bigint, source: IoBuffer, options?: OpOptions): Promise<number> {
-    const [r] = await this.batch().write(file, offset, source, options).submit();
-    if (!r.ok) throw r.error;
-    return r.result;
+  write(file: FileHandle | number, offset: number | bigint, source: IoBuffer, options?: OpOptions): Promise<number> {
+    return this.#single(OP_WRITE, file, offset, source, options);
   }
 
-  async fsync(file: FileHandle | number, options?: OpOptions): Promise<void> {
-    const [r] = await this.batch().fsync(file, options).submit();
-    if (!r.ok) throw r.error;
+  fsync(file: FileHandle | number, options?: OpOptions): Promise<void> {
+    return this.#single(OP_FSYNC, file, 0, undefined, options) as unknown as Promise<void>;
   }
 
-  async fdatasync(file: FileHandle | number, options?: OpOptions): Promise<void> {
-    const [r] = await this.batch().fdatasync(file, options).submit();
-    if (!r.ok) throw r.error;
+  fdatasync(file: FileHandle | number, options?: OpOptions): Promise<void> {
+    return this.#single(OP_FDATASYNC, file, 0, undefined, options) as unknown as Promise<void>;
+  }
+
+  // A single op is staged directly (no Batch, no per-op array); its promise settles
+  // from the completion itself. Validation errors reject, as an async function's would.
+  #single(op: number, file: FileHandle | number, offset: number | bigint, buf: IoBuffer | undefined, options: OpOptions | undefined): Promise<number> {
+    let id: number, off: number, flags: number;
+    let kind = KIND_NONE;
+    let kindArg = 0;
+    let length = 0;
+    let arena = -1;
+    let priv: Uint8Array | undefined;
+    try {
+      if (this.#closing) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
+      id = fileIdOf(file);
+      off = op === OP_READ || op === OP_WRITE ? checkOffset('offset', offset) : 0;
+      flags = linkFlags(options);
+      if (options?.completionWord !== undefined) {
+        kind = KIND_COMPLETION_WORD;
+        kindArg = checkOffset('completionWord', options.completionWord);
+      }
+      if (op === OP_READ || op === OP_WRITE) {
+        const what = `${OP_NAMES[op]} buffer`;
+        if (ArrayBuffer.isView(buf)) {
+          const u = viewBytes(buf, what);
+          length = u.byteLength;
+          arena = this.#arena !== null && u.buffer === this.#arena ? u.byteOffset : -1;
+          if (arena < 0) {
+            pinForIo(u);
+            priv = u;
+          }
+        } else if (buf && typeof buf === 'object' && typeof (buf as ArenaSlice).offset === 'number' && typeof (buf as ArenaSlice).length === 'number') {
+          arena = checkOffset('arena offset', (buf as ArenaSlice).offset);
+          length = checkOffset('arena length', (buf as ArenaSlice).length);
+          if (length === 0) throw rangeError('ERR_OUT_OF_RANGE', `${what} is an empty arena slice: an IO needs at least one byte`);
+        } else {
+          throw typeError('ERR_INVALID_ARG_TYPE', `${what} must be a Uint8Array (or Buffer, another TypedArray, a DataView) or an arena slice`);
+        }
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const i = this.#reserveStage(1);
+    const f = this.#stage;
+    const b = i * OP_STAGE_FIELDS;
+    f[b] = op; f[b + 1] = flags; f[b + 2] = id; f[b + 3] = off; f[b + 4] = length; f[b + 5] = arena;
+    f[b + 6] = kind; f[b + 7] = kindArg; f[b + 8] = -1; f[b + 9] = STAGE_BATCH_END;
+    this.#sBuf[i] = priv;
+    this.#sPath[i] = file instanceof FileHandle ? file.path : undefined;
+    const p = new Promise<number>(capture);
+    this.#sRes[i] = capturedResolve;
+    this.#sRej[i] = capturedReject;
+    this.#sAs[i] = op === OP_FSYNC || op === OP_FDATASYNC ? AS_VOID : AS_VALUE;
+    this.#tail = i + 1;
+    this.#scheduleFlush();
+    return p;
   }
 
   /** Starts a batch: ops submitted together in one io_uring_enter, optionally linked. */
@@ -451,17 +568,29 @@ export class Ringmaster extends EventEmitter {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
       const deadline = Date.now() + timeoutMs;
-      while (this.#pending.size > 0 && Date.now() < deadline) await sleep(2);
+      while (this.#inflight + (this.#tail - this.#head) > 0 && Date.now() < deadline) await sleep(2);
       const n = this.#native;
       this.#native = null;
       this.#arena = null;
+      if (this.#retryTimer) clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
       n?.detach();
-      for (const [, p] of this.#pending) {
-        if (p.batch.keep.length) retainedAfterClose.push(p.batch.keep);
-        p.batch.results[p.pos] = { op: p.op.name, ok: false, result: -ESHUTDOWN, reapedBy: -1, error: new RingmasterError('ERR_RINGMASTER_CLOSED', 'handle closed before this IO completed') };
-        if (--p.batch.remaining === 0) p.batch.resolve(p.batch.results);
+      const closed = (): RingmasterError => new RingmasterError('ERR_RINGMASTER_CLOSED', 'handle closed before this IO completed');
+      for (let i = this.#head; i < this.#tail; i++) this.#finish(this.#sAs[i], this.#sRes[i], this.#sRej[i], this.#sPos[i], this.#stage[i * OP_STAGE_FIELDS], 0, -ESHUTDOWN, -1, undefined, closed(), false);
+      this.#clearStage(this.#head, this.#tail);
+      this.#head = this.#tail = 0;
+      for (let h = 0; h < this.#hRes.length; h++) {
+        if (this.#hRes[h] === undefined) continue;
+        const as = this.#hAs[h];
+        const target = this.#hRes[h];
+        const buf = this.#hBuf[h];
+        // The kernel or a pool thread may still write into it: never release it.
+        if (buf) retainedAfterClose.push(buf);
+        else if (as === AS_BATCH && (target as BatchRec).keep.length) retainedAfterClose.push((target as BatchRec).keep);
+        this.#finish(as, target, this.#hRej[h], this.#hPos[h], this.#hOp[h], 0, -ESHUTDOWN, -1, undefined, closed(), false);
+        this.#hRes[h] = this.#hRej[h] = this.#hBuf[h] = this.#hPath[h] = undefined;
       }
-      this.#pending.clear();
+      this.#inflight = 0;
       for (const [, w] of this.#waits) w(undefined);
       this.#waits.clear();
       this.emit('close');
@@ -469,68 +598,303 @@ export class Ringmaster extends EventEmitter {
     return this.#closing;
   }
 
-  /** @internal */
-  async _submit(ring: number | undefined, ops: EncodedOp[], keep: unknown[]): Promise<IoResult[]> {
-    if (this.#closing) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
-    const n = this._native();
-    const fields = new Float64Array(ops.length * OP_FIELDS);
-    const buffers: (Uint8Array | undefined)[] = [];
-    ops.forEach((op, i) => {
-      fields.set(op.fields, i * OP_FIELDS);
-      buffers.push(op.buffer);
-    });
-    const deadline = Date.now() + this.#submitTimeoutMs;
-    let delay = 0;
-    for (;;) {
-      let r: Int32Array | number;
+  /** @internal Stages a batch (one promise for all its results). */
+  _submit(ring: number | undefined, ops: EncodedOp[], keep: unknown[], opts?: SubmitOptions): Promise<IoResult[]> {
+    if (this.#closing || !this.#native) return Promise.reject(new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed'));
+    const n = ops.length;
+    const first = this.#reserveStage(n);
+    const f = this.#stage;
+    const p = new Promise<IoResult[]>(capture);
+    const rec: BatchRec = {
+      results: new Array(n), remaining: n, resolve: capturedResolve as (r: IoResult[]) => void, reject: capturedReject as (e: unknown) => void,
+      rejected: false, keep, onSubmitted: opts?.onSubmitted,
+    };
+    for (let k = 0; k < n; k++) {
+      const i = first + k;
+      const b = i * OP_STAGE_FIELDS;
+      const src = ops[k].fields;
+      for (let j = 0; j < 8; j++) f[b + j] = src[j];
+      f[b + 8] = ring ?? -1;
+      f[b + 9] = k === n - 1 ? STAGE_BATCH_END : 0;
+      this.#sBuf[i] = ops[k].buffer;
+      this.#sPath[i] = ops[k].path;
+      this.#sRes[i] = rec;
+      this.#sRej[i] = undefined;
+      this.#sPos[i] = k;
+      this.#sAs[i] = AS_BATCH;
+    }
+    this.#tail = first + n;
+    if (opts?.now) this._flushStaged();
+    else this.#scheduleFlush();
+    return p;
+  }
+
+  /** @internal Submits the ops started so far now, rather than at the end of this turn. */
+  _flushStaged(): void {
+    if (this.#head < this.#tail && !this.#retryTimer) this.#flush();
+  }
+
+  // Room for `n` more staged ops: compact, or grow (telling native about the new arrays).
+  #reserveStage(n: number): number {
+    const cap = this.#stage.length / OP_STAGE_FIELDS;
+    if (this.#tail + n <= cap) return this.#tail;
+    if (this.#head > 0) {
+      const h = this.#head;
+      const t = this.#tail;
+      this.#stage.copyWithin(0, h * OP_STAGE_FIELDS, t * OP_STAGE_FIELDS);
+      for (let i = h; i < t; i++) {
+        this.#sBuf[i - h] = this.#sBuf[i];
+        this.#sPath[i - h] = this.#sPath[i];
+        this.#sRes[i - h] = this.#sRes[i];
+        this.#sRej[i - h] = this.#sRej[i];
+        this.#sPos[i - h] = this.#sPos[i];
+        this.#sAs[i - h] = this.#sAs[i];
+      }
+      this.#clearStage(t - h, t);
+      this.#head = 0;
+      this.#tail = t - h;
+      if (this.#tail + n <= cap) return this.#tail;
+    }
+    let next = cap * 2;
+    while (this.#tail + n > next) next *= 2;
+    const stage = new Float64Array(next * OP_STAGE_FIELDS);
+    stage.set(this.#stage.subarray(0, this.#tail * OP_STAGE_FIELDS));
+    const out = new Int32Array((next + OUT_SLACK) * QUAD);
+    this._native().setStage(stage, out, this.#ctl, this.#sBuf);
+    this.#stage = stage;
+    this.#out = out;
+    return this.#tail;
+  }
+
+  #clearStage(from: number, to: number): void {
+    for (let i = from; i < to; i++) this.#sBuf[i] = this.#sPath[i] = this.#sRes[i] = this.#sRej[i] = undefined;
+  }
+
+  // Everything started in this turn goes to the kernel together, once the turn's
+  // synchronous code and the promise reactions queued before it have run.
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#retryTimer) return;
+    this.#flushScheduled = true;
+    queueMicrotask(this.#flushFn);
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const n = this.#native;
+    if (!n || this.#head === this.#tail) return;
+    while (this.#head < this.#tail) {
+      const start = this.#head;
+      const ctl = this.#ctl;
+      ctl[4] = start;
+      ctl[5] = this.#tail;
+      ctl[3] = -1;
+      let consumed: number;
       try {
-        r = n.submit(ring, fields, buffers);
+        n.flush();
+        consumed = ctl[3];
       } catch (e) {
-        throw fromNative(e);
+        const err = e as { consumed?: number; batchStart?: number; batchEnd?: number };
+        if (typeof err.batchEnd !== 'number' || typeof err.batchStart !== 'number') {
+          this.#failStaged(fromNative(e));
+          return;
+        }
+        // That batch was refused and submitted nothing; the ones before it went out.
+        this.#take(start, err.consumed ?? 0);
+        if (this.#changedSinceStaged(err.batchStart, err.batchEnd)) {
+          this.#failChanged(err.batchStart, err.batchEnd);
+        } else {
+          const bad = fromNative(e);
+          for (let i = err.batchStart; i < err.batchEnd; i++) this.#finish(this.#sAs[i], this.#sRes[i], this.#sRej[i], this.#sPos[i], OP_NOP, 0, 0, -1, undefined, bad, true);
+        }
+        this.#clearStage(err.batchStart, err.batchEnd);
+        this.#head = err.batchEnd;
+        continue;
       }
-      if (r === undefined) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this environment is shutting down');
-      if (typeof r !== 'number') {
-        const settled = this.#track(r, ops, keep);
-        // Other ops of ours that completed by now (reaped inline) follow this batch's entries.
-        if (r.length > 4 * ops.length) this.#onCompletions(r.subarray(4 * ops.length));
-        return settled;
+      if (consumed < 0) {  // the environment is terminating
+        this.#failStaged(new RingmasterError('ERR_RINGMASTER_CLOSED', 'this environment is shutting down'));
+        return;
       }
-      if (r === -ESHUTDOWN) throw new RingmasterError('ESHUTDOWN', 'the postmaster has stopped: its rings accept no more IO', { errno: r });
-      if (r !== -EAGAIN && r !== -ETIMEDOUT) throw ioError(r, 'submit');
-      // Back-pressure: every IO handle is in flight, or a ring lock is held by a stopped
-      // process. Wait (bounded) rather than fail.
-      if (Date.now() > deadline) {
-        throw new RingmasterError('ETIMEDOUT', `no IO handle or ring lock became available within ${this.#submitTimeoutMs} ms`, { errno: -ETIMEDOUT });
+      this.#take(start, consumed);
+      if (this.#ctl[1] > 0) this.#settleQuads(consumed, this.#ctl[1]);
+      while (this.#ctl[2] === 1 && this.#native) {
+        const more = this.#native.collect();
+        if (!more) break;
+        this.#settleQuads(0, more);
       }
-      await sleep(delay);
-      delay = Math.min(delay ? delay * 2 : 1, 20);
-      if (this.#closing || !this.#native) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
+      if (this.#head < this.#tail) {
+        const stop = this.#ctl[0];
+        if (stop === -ESHUTDOWN) {
+          this.#failStaged(new RingmasterError('ESHUTDOWN', 'the postmaster has stopped: its rings accept no more IO', { errno: -ESHUTDOWN }));
+          return;
+        }
+        if (stop !== -EAGAIN && stop !== -ETIMEDOUT) {
+          this.#failStaged(ioError(stop || -5, 'submit'));
+          return;
+        }
+        this.#backPressure();
+        return;
+      }
+    }
+    this.#head = this.#tail = 0;
+    this.#stalledSince = 0;
+    this.#retryDelay = 0;
+  }
+
+  // Every IO handle is in flight, or a ring lock is held by a stopped process: the
+  // staged ops wait (bounded by submitTimeoutMs) for completions or a retry timer.
+  #backPressure(): void {
+    const now = Date.now();
+    if (this.#stalledSince === 0) this.#stalledSince = now;
+    if (now - this.#stalledSince > this.#submitTimeoutMs) {
+      this.#stalledSince = 0;
+      this.#failStaged(new RingmasterError('ETIMEDOUT', `no IO handle or ring lock became available within ${this.#submitTimeoutMs} ms`, { errno: -ETIMEDOUT }));
+      return;
+    }
+    if (this.#retryTimer) return;
+    this.#retryDelay = Math.min(this.#retryDelay ? this.#retryDelay * 2 : 1, 20);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#flush();
+    }, this.#retryDelay);
+  }
+
+  // A private buffer was checked when its op was started (viewBytes): if it is now
+  // shorter than the op (detached, or its resizable ArrayBuffer shrunk) the caller changed
+  // it while the op waited for this turn's flush, which native refused. To the caller that
+  // op was already in flight: it fails as one whose buffer changed in the kernel's hands.
+  #changedSinceStaged(from: number, to: number): boolean {
+    for (let i = from; i < to; i++) {
+      const buf = this.#sBuf[i];
+      if (buf && changedDuringIo(buf, this.#stage[i * OP_STAGE_FIELDS + 4])) return true;
+    }
+    return false;
+  }
+
+  // Settles staged batch [from, to), which was not submitted because a buffer changed:
+  // that op fails with ERR_RINGMASTER_BUFFER_CHANGED, the others of its batch with
+  // ECANCELED (nothing of the batch reached the kernel). A batch resolves with these
+  // results, as it would had the change been seen at completion.
+  #failChanged(from: number, to: number): void {
+    const f = this.#stage;
+    for (let i = from; i < to; i++) {
+      const b = i * OP_STAGE_FIELDS;
+      const op = f[b];
+      const name = OP_NAMES[op] ?? 'nop';
+      const pos = this.#sAs[i] === AS_BATCH ? this.#sPos[i] : 0;
+      const what = this.#describe(name, f[b + 2], f[b + 3], this.#sPath[i], pos);
+      const buf = this.#sBuf[i];
+      let err: RingmasterError;
+      let res: number;
+      if (buf && changedDuringIo(buf, f[b + 4])) {
+        res = -EFAULT;
+        err = new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED',
+          `${what}: its buffer was detached or resized smaller after the ${name} was started, before it was submitted; nothing was ${name === 'read' ? 'read' : 'written'}`,
+          { errno: -EFAULT, opIndex: pos });
+      } else {
+        res = -ECANCELED;
+        err = new RingmasterError('ECANCELED', `${what}: not submitted: the buffer of another op of its batch was detached or resized smaller before the batch was submitted`,
+          { errno: -ECANCELED, opIndex: pos });
+      }
+      this.#finish(this.#sAs[i], this.#sRes[i], this.#sRej[i], this.#sPos[i], op, 0, res, -1, undefined, err, false);
     }
   }
 
-  // `handles`: per op (index, generation, result or PENDING, reaper slot). Ops that
-  // completed inline (reaped on this thread during submit) are settled at once.
-  #track(handles: Int32Array, ops: EncodedOp[], keep: unknown[]): Promise<IoResult[]> {
-    return new Promise((resolve) => {
-      const batch: PendingBatch = { results: new Array(ops.length), remaining: ops.length, resolve, keep };
-      for (let i = 0; i < ops.length; i++) {
-        const res = handles[4 * i + 2];
-        if (res === PENDING) {
-          this.#pending.set(pendingKey(handles[4 * i], handles[4 * i + 1] >>> 0), { batch, pos: i, op: ops[i] });
-        } else {
-          this.#settle(batch, i, ops[i], res, handles[4 * i + 3]);
-        }
-      }
-    });
+  #failStaged(err: Error): void {
+    for (let i = this.#head; i < this.#tail; i++) this.#finish(this.#sAs[i], this.#sRes[i], this.#sRej[i], this.#sPos[i], OP_NOP, 0, 0, -1, undefined, err, true);
+    this.#clearStage(this.#head, this.#tail);
+    this.#head = this.#tail = 0;
   }
 
-  // "read of 'table.0' at 8192 (op 0)": what an error message names. The path is the
-  // handle's, or looked up by id (a file another process opened), if still open.
-  #describe(op: EncodedOp, pos: number): string {
-    const [, , file, offset] = op.fields;
+  // The flush's per-op quads for staged ops [start, start + count): settle what already
+  // completed, file the rest by handle index.
+  #take(start: number, count: number): void {
+    const out = this.#out;
+    const f = this.#stage;
+    for (let k = 0; k < count; k++) {
+      const i = start + k;
+      const q = k * QUAD;
+      const index = out[q];
+      const res = out[q + 2];
+      const op = f[i * OP_STAGE_FIELDS];
+      const len = f[i * OP_STAGE_FIELDS + 4];
+      if (this.#sAs[i] === AS_BATCH) {
+        const rec = this.#sRes[i] as BatchRec;
+        if (rec.onSubmitted) {
+          try {
+            rec.onSubmitted(this.#sPos[i]);
+          } catch {
+            /* the module's handle closed meanwhile */
+          }
+        }
+      }
+      if (res === PENDING) {
+        this.#hGen[index] = out[q + 1] >>> 0;
+        this.#hRes[index] = this.#sRes[i];
+        this.#hRej[index] = this.#sRej[i];
+        this.#hBuf[index] = this.#sBuf[i];
+        this.#hPos[index] = this.#sPos[i];
+        this.#hAs[index] = this.#sAs[i];
+        this.#hOp[index] = op;
+        this.#hLen[index] = len;
+        this.#hFile[index] = f[i * OP_STAGE_FIELDS + 2];
+        this.#hOff[index] = f[i * OP_STAGE_FIELDS + 3];
+        this.#hPath[index] = this.#sPath[i];
+        this.#inflight++;
+      } else {
+        this.#finish(this.#sAs[i], this.#sRes[i], this.#sRej[i], this.#sPos[i], op, len, res, out[q + 3], this.#sBuf[i], undefined, false,
+          f[i * OP_STAGE_FIELDS + 2], f[i * OP_STAGE_FIELDS + 3], this.#sPath[i]);
+      }
+      this.#sBuf[i] = this.#sPath[i] = this.#sRes[i] = this.#sRej[i] = undefined;
+    }
+    this.#head = start + count;
+  }
+
+  // Native's delivery (an event-loop wakeup): `count` quads in the completion buffer.
+  #onDelivered(count: number): void {
+    this.#settleQuads(0, count);
+    // Completions free handles: ops waiting for one can go now.
+    if (this.#head < this.#tail && !this.#flushScheduled) {
+      if (this.#retryTimer) {
+        clearTimeout(this.#retryTimer);
+        this.#retryTimer = null;
+      }
+      this.#scheduleFlush();
+    }
+  }
+
+  #settleQuads(from: number, count: number): void {
+    const out = this.#out;
+    for (let k = 0; k < count; k++) {
+      const q = (from + k) * QUAD;
+      const index = out[q];
+      if (index === -1) {  // a shared wait resolved: [-1, id, value, 0]
+        const id = out[q + 1] >>> 0;
+        const w = this.#waits.get(id);
+        if (w) {
+          this.#waits.delete(id);
+          w(out[q + 2] >>> 0);
+        }
+        continue;
+      }
+      if (index < 0 || index >= this.#hRes.length) continue;
+      const target = this.#hRes[index];
+      if (target === undefined || this.#hGen[index] !== out[q + 1] >>> 0) continue;  // not ours: never act on it
+      const rej = this.#hRej[index];
+      const buf = this.#hBuf[index];
+      const path = this.#hPath[index];
+      this.#hRes[index] = this.#hRej[index] = this.#hBuf[index] = this.#hPath[index] = undefined;
+      this.#inflight--;
+      this.#finish(this.#hAs[index], target, rej, this.#hPos[index], this.#hOp[index], this.#hLen[index], out[q + 2], out[q + 3], buf, undefined, false,
+        this.#hFile[index], this.#hOff[index], path);
+    }
+  }
+
+  // "read of 'table.0' at offset 8192 (op 0)": what an error message names. The path is
+  // the handle's, or looked up by id (a file another process opened), if still open.
+  #describe(name: string, file: number, offset: number, path: string | undefined, pos: number): string {
     let where = '';
-    if (op.name !== 'nop') {
-      let p = op.path;
+    if (name !== 'nop') {
+      let p = path;
       if (p === undefined) {
         try {
           p = this.#native?.fileInfo(file)?.path;
@@ -539,61 +903,76 @@ export class Ringmaster extends EventEmitter {
         }
       }
       where = p !== undefined ? ` of '${p}'` : ` of file id ${file}`;
-      if (op.name === 'read' || op.name === 'write') where += ` at offset ${offset}`;
+      if (name === 'read' || name === 'write') where += ` at offset ${offset}`;
     }
-    return `${op.name}${where} (op ${pos})`;
+    return `${name}${where} (op ${pos})`;
   }
 
-  #settle(batch: PendingBatch, pos: number, op: EncodedOp, res: number, reaper: number): void {
-    const { name, buffer } = op;
-    const len = op.fields[4];
-    // The result came through shared memory: one no op can produce is corruption.
-    const rw = name === 'read' || name === 'write';
-    if (res > (rw ? len : 0)) res = CORRUPT_RESULT;
-    if ((res >= 0 || res === -EFAULT) && buffer && changedDuringIo(buffer, len)) {
-      // Detached or resized smaller while the kernel used it: the bytes read did not land
-      // in it (or what was written may not be what it held). Never report that as done.
-      // (A shrunk buffer's pages are decommitted, so the kernel may have got EFAULT.)
-      const r: IoResult = { op: name, ok: false, result: -EFAULT, reapedBy: reaper };
-      r.error = new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED',
-        `${this.#describe(op, pos)}: its buffer was detached or resized smaller while the IO was in flight; the ${name === 'read' ? 'bytes read did not land in it' : 'bytes written may not be the ones it held'}`,
-        { errno: -EFAULT, opIndex: pos });
-      batch.results[pos] = r;
-      if (--batch.remaining === 0) batch.resolve(batch.results);
+  // Settles one op. `error` overrides the result: a closed handle (a batch's result
+  // says so), or, with `rejectBatch`, a batch refused or never submitted (its promise
+  // rejects, as the submit call would have thrown). `file`, `offset` and `path` name the
+  // op in an error message.
+  #finish(as: number, target: unknown, rej: unknown, pos: number, op: number, len: number, res: number, reaper: number, buf: Uint8Array | undefined, error: Error | undefined, rejectBatch: boolean,
+    file = -1, offset = 0, path: string | undefined = undefined): void {
+    const name = OP_NAMES[op] ?? 'nop';
+    let changed = false;
+    if (error === undefined) {
+      // The result came through shared memory: one no op can produce is corruption.
+      const rw = op === OP_READ || op === OP_WRITE;
+      if (res > (rw ? len : 0)) res = CORRUPT_RESULT;
+      if (res === CORRUPT_RESULT) {
+        // The kernel or a pool thread may still be doing this IO: never free its buffers.
+        if (buf) retainedAfterClose.push(buf);
+        else if (as === AS_BATCH && (target as BatchRec).keep.length) retainedAfterClose.push((target as BatchRec).keep);
+      } else if ((res >= 0 || res === -EFAULT) && buf && changedDuringIo(buf, len)) {
+        // Detached or resized smaller while the kernel used it: the bytes read did not land
+        // in it (or what was written may not be what it held). Never report that as done.
+        // (A shrunk buffer's pages are decommitted, so the kernel may have got EFAULT.)
+        res = -EFAULT;
+        changed = true;
+        error = new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED',
+          `${this.#describe(name, file, offset, path, pos)}: its buffer was detached or resized smaller while the IO was in flight; the ${name === 'read' ? 'bytes read did not land in it' : 'bytes written may not be the ones it held'}`,
+          { errno: -EFAULT, opIndex: pos });
+      }
+    }
+    if (as === AS_BATCH) {
+      const rec = target as BatchRec;
+      if (error !== undefined && rejectBatch) {
+        if (!rec.rejected) {
+          rec.rejected = true;
+          rec.reject(error);
+        }
+        return;
+      }
+      let r: IoResult;
+      if (error !== undefined) {
+        // A changed buffer's IO did complete (its reaper is known); a closed handle's did not reach us.
+        r = { op: name, ok: false, result: res || -ESHUTDOWN, reapedBy: changed ? reaper : -1, error };
+      } else {
+        r = { op: name, ok: res >= 0, result: res, reapedBy: reaper };
+        if (res === CORRUPT_RESULT) r.error = corruptError(this.#describe(name, file, offset, path, pos), pos);
+        else if (res < 0) r.error = ioError(res, this.#describe(name, file, offset, path, pos), pos);
+      }
+      rec.results[pos] = r;
+      if (--rec.remaining === 0 && !rec.rejected) rec.resolve(rec.results);
       return;
     }
-    if (res === CORRUPT_RESULT && batch.keep.length) {
-      // The kernel or a pool thread may still be doing this IO: never free its buffers.
-      retainedAfterClose.push(batch.keep);
+    if (error !== undefined) (rej as (e: unknown) => void)(error);
+    else if (res >= 0) (target as (v: unknown) => void)(as === AS_VALUE ? res : undefined);
+    else {
+      const what = this.#describe(name, file, offset, path, 0);
+      (rej as (e: unknown) => void)(res === CORRUPT_RESULT ? corruptError(what, 0) : ioError(res, what, 0));
     }
-    const r: IoResult = { op: name, ok: res >= 0, result: res, reapedBy: reaper };
-    if (res === CORRUPT_RESULT) r.error = corruptError(this.#describe(op, pos), pos);
-    else if (res < 0) r.error = ioError(res, this.#describe(op, pos), pos);
-    batch.results[pos] = r;
-    if (--batch.remaining === 0) batch.resolve(batch.results);
   }
+}
 
-  #onCompletions(b: Int32Array): void {
-    for (let i = 0; i < b.length; i += 4) {
-      if (b[i] === -1) {  // a shared wait resolved: [-1, id, value, 0]
-        const w = this.#waits.get(b[i + 1] >>> 0);
-        if (w) {
-          this.#waits.delete(b[i + 1] >>> 0);
-          w(b[i + 2] >>> 0);
-        }
-        continue;
-      }
-      const index = b[i];
-      const gen = b[i + 1] >>> 0;
-      const res = b[i + 2];
-      const reaper = b[i + 3];
-      const key = pendingKey(index, gen);
-      const p = this.#pending.get(key);
-      if (!p) continue;  // not ours: never act on it
-      this.#pending.delete(key);
-      this.#settle(p.batch, p.pos, p.op, res, reaper);
-    }
+function fileIdOf(file: FileHandle | number): number {
+  if (file instanceof FileHandle) {
+    if (file.closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${file.path}' is closed`);
+    return file.id;
   }
+  if (typeof file !== 'number' || !Number.isInteger(file) || file < 0) throw typeError('ERR_INVALID_ARG_TYPE', 'file must be a FileHandle or a file id');
+  return file;
 }
 
 /**
@@ -654,14 +1033,22 @@ export class Batch {
     return this.#flag(DRAIN, 0);
   }
 
-  /** Submits every op in one go. Resolves with one result per op (never rejects for IO errors). */
+  /**
+   * Submits every op together (at the end of this turn of the event loop, with the other
+   * ops started in it). Resolves with one result per op (never rejects for IO errors).
+   */
   submit(): Promise<IoResult[]> {
+    return this._submitWith(undefined);
+  }
+
+  /** @internal submit(), with a module's SubmitOptions. */
+  _submitWith(opts: SubmitOptions | undefined): Promise<IoResult[]> {
     if (this.#submitted) return Promise.reject(new RingmasterError('ERR_RINGMASTER_BATCH_SUBMITTED', 'this batch was already submitted'));
     if (this.#ops.length === 0) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', 'cannot submit an empty batch'));
     const max = this.#db.features.ringEntries;
     if (this.#ops.length > max) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `a batch holds at most ringEntries (${max}) ops, got ${this.#ops.length}`));
     this.#submitted = true;
-    return this.#db._submit(this.#ring, this.#ops, this.#keep);
+    return this.#db._submit(this.#ring, this.#ops, this.#keep, opts);
   }
 
   /** @internal Sets the completion kind (a module's id from native/completion_kinds.h) of the op added last. */
@@ -681,12 +1068,7 @@ export class Batch {
   }
 
   #fileId(file: FileHandle | number): number {
-    if (file instanceof FileHandle) {
-      if (file.closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${file.path}' is closed`);
-      return file.id;
-    }
-    if (typeof file !== 'number' || !Number.isInteger(file) || file < 0) throw typeError('ERR_INVALID_ARG_TYPE', 'file must be a FileHandle or a file id');
-    return file;
+    return fileIdOf(file);
   }
 
   #rw(op: number, file: FileHandle | number, offset: number | bigint, buf: IoBuffer, options?: OpOptions): this {

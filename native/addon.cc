@@ -1,9 +1,12 @@
 // N-API surface. A Session is one attached JS environment (the postmaster's main
-// thread, a forked worker, or a worker thread): it owns a process slot, a doorbell
-// thread that turns completed handles into promise resolutions on its JS thread,
-// and the list of its in-flight handles. The Segment (mapping, rings, watcher
-// threads that reap) is per process and shared by every Session in the process.
+// thread, a forked worker, or a worker thread): it owns a process slot and the
+// environment's delivery (delivery.h), whose wake fd its own event loop polls. The
+// mechanism lives in files without napi.h: submission.h (staged ops to the kernel),
+// delivery.h (completions back to this JS thread), reaper.h (the process's watcher
+// threads and reap demand), slot_cleanup.h (slots and the per-process segment life),
+// io_method.h (the backend's table of operations). This file only converts values.
 #include <napi.h>
+#include <uv.h>
 
 #include <cerrno>
 #include <cmath>
@@ -21,22 +24,25 @@
 
 #include "atomics.h"
 #include "buffer_pool.h"
+#include "delivery.h"
+#include "io_method.h"
 #include "js_bytes.h"
+#include "loop_wake.h"
 #include "modules.h"
+#include "reaper.h"
 #include "segment.h"
 #include "shared_wait.h"
-#include "thread_backend.h"
+#include "slot_cleanup.h"
+#include "submission.h"
 
 using namespace rm;
 
 namespace {
 
 constexpr int64_t kLockTimeoutNs = 2000000000;  // a SIGSTOPped holder: error, not a hang
-constexpr uint32_t kOpFields = 8;
-constexpr int32_t kPending = INT32_MIN;  // in submit()'s result: not completed yet
-
-std::mutex g_mu;
-std::map<uint64_t, Segment*> g_segments;  // every segment this process has mapped
+// The safety sweep of an environment with IO or waits pending: a doorbell lost to a
+// reaper that died between its CAS and its wake costs at most this.
+constexpr uint32_t kSweepMs = 250;
 
 // RINGMASTER_TRACE=1: lifecycle events on stderr (debugging aid, off by default).
 bool trace_enabled() {
@@ -94,36 +100,19 @@ std::string errno_code(int e) {
   }
 }
 
-void start_watchers(Segment* seg, const std::vector<uint32_t>& rings);
-
-// Wake this process's watcher threads (they then see `stopping`): the local stop
-// eventfd for eventfd watchers, a NOP on the ring for GETEVENTS watchers.
-void wake_local_watchers(Segment* seg) {
-  if (seg->stop_efd >= 0) {
-    uint64_t one = 1;
-    ssize_t w = write(seg->stop_efd, &one, sizeof(one));
-    (void)w;
-  }
-  if (load_acquire(&seg->hdr->backend) != BACKEND_IO_URING) return;
-  for (uint32_t r = 0; r < seg->rings.size(); r++)
-    if (seg->rings[r].efd < 0) ring_wake_watchers(*seg, r);
-}
-
-struct ProcessRole { bool reaps = true; };
-
 class Session : public Napi::ObjectWrap<Session> {
  public:
-  // Process-local copies of what each in-flight op is: trusted, unlike its handle.
-  struct InflightOp { uint32_t index; uint32_t gen; uint16_t ring; uint16_t kind; uint64_t kind_arg; };
   static Napi::Function Init(Napi::Env env);
   static Napi::FunctionReference* ctor;
   Session(const Napi::CallbackInfo& info);
   ~Session() override;
 
-  bool Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env);
+  bool Bind(Segment* seg, int slot, bool reaps, Napi::Env env);
 
  private:
-  Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value SetStage(const Napi::CallbackInfo& info);
+  Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value Collect(const Napi::CallbackInfo& info);
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
   Napi::Value CloseFile(const Napi::CallbackInfo& info);
   Napi::Value FileInfo(const Napi::CallbackInfo& info);
@@ -156,22 +145,20 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value DebugKillPoint(const Napi::CallbackInfo& info);
   Napi::Value DebugKillPointFired(const Napi::CallbackInfo& info);
   Napi::Value KillPoint(const Napi::CallbackInfo& info);
+  Napi::Value WakeInfo(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
-  bool HandleScribbled(const InflightOp& op);
-  void DoorbellMain();
-  // Whether the slot named as a completion's reaper belongs to another process than this
-  // session's (a slot number out of range, from a scribbled handle, counts as other).
-  bool reaped_by_other_process(uint32_t reaper) const {
-    if (reaper == (uint32_t)slot_) return false;
-    if (reaper >= seg_->hdr->max_slots) return true;
-    return load_relaxed(&seg_->slots[reaper].pid) != load_relaxed(&seg_->slots[slot_].pid);
-  }
-  void DeliverOnJs(Napi::Env env, std::vector<int32_t>* batch);
+  // The event loop's callbacks (loop_wake.h), on this environment's JS thread.
+  static void OnReady(void* self);
+  static void OnSweep(void* self);
+  // Hand what delivery collected to JS (_onCompletions), until nothing is left.
+  void Deliver();
+  // Keep the loop alive while IO or waits are pending; sweep while anything is.
+  void UpdateLoopState();
   // JS close() has already waited for its IO; the env cleanup hook has not.
   void DetachNative(int64_t drain_timeout_ns = 500000000ll);
   void CancelAndDrain(int64_t timeout_ns);
-  static void CleanupHook(void* arg);
+  static void AsyncCleanupHook(napi_async_cleanup_hook_handle handle, void* arg);
 
  public:
   Segment* seg_ = nullptr;
@@ -180,21 +167,33 @@ class Session : public Napi::ObjectWrap<Session> {
   bool detached_ = true;
   // The postmaster's shutdown checkpoint: this environment may submit while stopping.
   bool shutdown_exempt_ = false;
-  std::mutex mu_;
-  std::vector<InflightOp> inflight_;
-  uint32_t undelivered_ = 0;  // batches handed to the tsfn, not yet run on the JS thread
-  struct WordWait { uint32_t id; uint64_t offset; uint32_t value; };
-  std::vector<WordWait> waits_;  // shared waits of this environment (shared_wait.h)
-  uint32_t next_wait_id_ = 0;
-  std::thread doorbell_;
-  std::atomic<bool> closing_{false};
-  Napi::ThreadSafeFunction tsfn_;
-  bool tsfn_ref_ = false;
+  Delivery delivery_;
+  LoopWake* wake_ = nullptr;
+  bool sweeping_ = false;
+  // The staging area shared with JS (submission.h) and the completion buffer.
+  Napi::Reference<Napi::Float64Array> stage_ref_;
+  Napi::Reference<Napi::Int32Array> out_ref_;
+  Napi::Reference<Napi::Int32Array> ctl_ref_;
+  Napi::Reference<Napi::Array> bufs_ref_;  // private buffers of staged ops, by stage index
+  FlushScratch scratch_;
+  double* stage_ = nullptr;
+  uint32_t stage_ops_ = 0;
+  int32_t* out_ = nullptr;
+  uint32_t out_quads_ = 0;
+  int32_t* ctl_ = nullptr;
   Napi::Reference<Napi::ArrayBuffer> arena_ab_;
   napi_env env_ = nullptr;
-  bool hook_added_ = false;
+  napi_async_context async_ctx_ = nullptr;
+  // The environment's async cleanup hook: it detaches and then waits (the loop keeps
+  // running) for the loop handles to close; whoever closes them last removes it.
+  struct HookState {
+    napi_async_cleanup_hook_handle handle = nullptr;
+    bool handles_closed = false;
+  };
+  HookState* hook_ = nullptr;
   bool strong_ = false;  // holding a strong reference to our JS object (while attached)
   bool tearing_down_ = false;  // detaching from the env cleanup hook
+  bool delivering_ = false;
 };
 
 Napi::FunctionReference* Session::ctor = nullptr;
@@ -206,264 +205,208 @@ Session::~Session() {
   DetachNative();
 }
 
-void Session::CleanupHook(void* arg) {
+void on_wake_closed(void* arg) {
+  auto* h = static_cast<Session::HookState*>(arg);
+  h->handles_closed = true;
+  // Removing the hook also tells a running one (env teardown) that it is finished.
+  if (h->handle) napi_remove_async_cleanup_hook(h->handle);
+  delete h;
+}
+
+void Session::AsyncCleanupHook(napi_async_cleanup_hook_handle handle, void* arg) {
   auto* s = static_cast<Session*>(arg);
   RM_TRACE("session %p env cleanup hook", (void*)s);
-  s->hook_added_ = false;
   s->tearing_down_ = true;  // no HandleScope and no JS ever again: touch no JS handles
   // The environment's heap is about to go: wait longer for IO into its buffers.
   s->DetachNative(10000000000ll);
 }
 
-bool Session::Bind(Segment* seg, int slot, Napi::Function on_complete, Napi::Env env) {
-  tsfn_ = Napi::ThreadSafeFunction::New(env, on_complete, "ringmaster-completions", 0, 1);
-  if ((napi_threadsafe_function)tsfn_ == nullptr) return false;  // the environment is terminating
+bool Session::Bind(Segment* seg, int slot, bool reaps, Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return false;
   seg_ = seg;
   slot_ = slot;
   home_ring_ = seg->slots[slot].home_ring;
-  detached_ = false;
   env_ = env;
-  tsfn_.Unref(env);  // only in-flight IO keeps the event loop alive
-  doorbell_ = std::thread([this] { DoorbellMain(); });
+  int rc = delivery_.open(seg, (uint32_t)slot, load_relaxed(&seg->hdr->backend) == BACKEND_IO_URING, reaps);
+  if (rc < 0) return false;
+  hook_ = new HookState();
+  LoopWakeCallbacks cb{OnReady, OnSweep, this, on_wake_closed, hook_};
+  wake_ = loop_wake_start(loop, delivery_.poll_fd(), cb);
+  if (!wake_) {
+    delete hook_;
+    hook_ = nullptr;
+    delivery_.close();
+    return false;
+  }
+  detached_ = false;
+  napi_value resource_name;
+  napi_create_string_utf8(env, "ringmaster-completions", NAPI_AUTO_LENGTH, &resource_name);
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_async_init(env, resource, resource_name, &async_ctx_);
   // An attached session owns a process slot and delivers completions to its JS object:
   // hold that object strongly until detach. ObjectWrap alone is weak, and an awaiting
   // caller's frame -> promise -> resolver -> handle cycle has no other root, so GC
   // would otherwise collect a handle with IO in flight (seen: a hung await).
   Ref();
   strong_ = true;
-  RM_TRACE("session %p bound: segment %llu slot %d", (void*)this, (unsigned long long)seg->id, slot);
-  napi_add_env_cleanup_hook(env, CleanupHook, this);
-  hook_added_ = true;
+  RM_TRACE("session %p bound: segment %llu slot %d wake %s", (void*)this, (unsigned long long)seg->id, slot,
+           delivery_.channel() == WakeChannel::Ring ? (delivery_.self_wake_fd() >= 0 ? "ring+self" : "ring") : "eventfd");
+  napi_add_async_cleanup_hook(env, AsyncCleanupHook, this, &hook_->handle);
   return true;
 }
 
-// While we are attached, only we free our handles (collect) and only our slot's cleanup
-// orphans them: any other generation, owner or state is another process's garbage.
-bool Session::HandleScribbled(const InflightOp& op) {
-  uint64_t w = load_acquire(&seg_->handles.handles[op.index].word);
-  uint32_t st = hw_state(w);
-  return hw_gen(w) != op.gen || hw_owner(w) != (uint32_t)slot_ || st == H_FREE || st > H_COMPLETED ||
-         (hw_flags(w) & ~HF_KNOWN);
+// After loop_wake_close the loop calls only `closed` (with the hook state, not the
+// session, which may be gone by then).
+void Session::OnReady(void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (s->detached_) return;
+  s->delivery_.on_ready();
+  s->Deliver();
 }
 
-// Collect completed handles this session issued and hand them to its JS thread.
-// Runs on its own thread so the JS thread never blocks and a busy JS thread in one
-// process never delays another process: the reaping happened elsewhere already.
-void Session::DoorbellMain() {
-  ProcSlot* me = &seg_->slots[slot_];
-  for (;;) {
-    uint32_t seen = load_acquire(&me->doorbell);
-    auto* batch = new std::vector<int32_t>();
-    bool empty;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      for (size_t i = 0; i < inflight_.size();) {
-        int32_t res;
-        uint32_t reaper;
-        if (handle_collect(seg_->handles, inflight_[i].index, inflight_[i].gen, &res, &reaper)) {
-          batch->push_back((int32_t)inflight_[i].index);
-          batch->push_back((int32_t)inflight_[i].gen);
-          batch->push_back(res);
-          batch->push_back((int32_t)reaper);
-          inflight_[i] = inflight_.back();
-          inflight_.pop_back();
-        } else if (HandleScribbled(inflight_[i])) {
-          // Our in-flight handle no longer says it is ours: another process wrote over
-          // it, and its CQE will be rejected as corrupt. Fail the op here, running its
-          // completion action with our trusted copy of (kind, arg), so shared state
-          // (a buffer's IO, the WAL) does not wait forever for it.
-          stat_add(&seg_->hdr->stat_corrupt_handles, (uint64_t)1);
-          stat_add(&seg_->hdr->stat_corrupt_reports, (uint64_t)1);
-          run_completion_kind(*seg_, inflight_[i].kind, inflight_[i].kind_arg, kCorruptResult);
-          batch->push_back((int32_t)inflight_[i].index);
-          batch->push_back((int32_t)inflight_[i].gen);
-          batch->push_back(kCorruptResult);
-          batch->push_back(-1);
-          inflight_[i] = inflight_.back();
-          inflight_.pop_back();
-        } else {
-          i++;
-        }
-      }
-      for (size_t i = 0; i < waits_.size();) {
-        auto* word = reinterpret_cast<uint32_t*>(seg_->arena.base + waits_[i].offset);
-        uint32_t v = __atomic_load_n(word, __ATOMIC_SEQ_CST);
-        if (v != waits_[i].value) {
-          batch->push_back(-1);  // a wait, not an IO
-          batch->push_back((int32_t)waits_[i].id);
-          batch->push_back((int32_t)v);
-          batch->push_back(0);
-          waits_[i] = waits_.back();
-          waits_.pop_back();
-          if (waits_.empty()) set_slot_waiting(*seg_, (uint32_t)slot_, false);
-        } else {
-          i++;
-        }
-      }
-      empty = inflight_.empty();
-      // Counted as undelivered in the same critical section that took the ops out of
-      // inflight_: no one may see "nothing in flight, nothing undelivered" (and unref
-      // the loop) while this batch is on its way to the JS thread.
-      if (!batch->empty()) undelivered_++;
-    }
-    if (!batch->empty()) {
-      uint64_t n = 0;
-      for (size_t i = 0; i < batch->size(); i += 4) if ((*batch)[i] >= 0) n++;
-      RM_TRACE("session %p doorbell delivers %llu", (void*)this, (unsigned long long)n);
-      stat_add(&me->stat_completed, n);
-      for (size_t i = 3; i < batch->size(); i += 4)
-        if ((*batch)[i - 3] >= 0 && (*batch)[i] != -1 && reaped_by_other_process((uint32_t)(*batch)[i]))
-          stat_add(&me->stat_completed_by_other, (uint64_t)1);
-      napi_status st = tsfn_.NonBlockingCall(batch, [this](Napi::Env env, Napi::Function fn, std::vector<int32_t>* b) {
-        DeliverOnJs(env, b);
-        (void)fn;
-      });
-      if (st != napi_ok) {
-        delete batch;
-        std::lock_guard<std::mutex> g(mu_);
-        undelivered_--;
-      }
-    } else {
-      delete batch;
-    }
-    if (closing_.load()) return;
-    futex_wait(&me->doorbell, seen, 250000000);
+void Session::OnSweep(void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (s->detached_) return;
+  // Safety net: a doorbell lost to a reaper that died between its CAS and its wake, a
+  // reap signal the kernel skipped (reaper.h).
+  s->delivery_.sweeps++;
+  size_t before = s->delivery_.inflight();
+  s->delivery_.on_ready();
+  s->delivery_.want_full_scan();
+  s->delivery_.reap_own();
+  s->Deliver();
+  if (!s->detached_ && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();
+  if (!s->detached_ && s->delivery_.inflight() == 0 && s->delivery_.waits() == 0) {
+    loop_wake_sweep_every(s->wake_, 0);
+    s->sweeping_ = false;
   }
 }
 
-void Session::DeliverOnJs(Napi::Env env, std::vector<int32_t>* b) {
-  std::unique_ptr<std::vector<int32_t>> owned(b);
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    undelivered_--;
-    if (detached_) {
-      if (undelivered_ == 0 && strong_ && env != nullptr) {
-        strong_ = false;
-        Unref();
-      }
-      return;  // detached: nobody to resolve
-    }
-  }
-  if (env == nullptr) return;  // environment tearing down
+void Session::Deliver() {
+  if (detached_ || tearing_down_ || delivering_) return;
+  delivering_ = true;
+  Napi::Env env(env_);
   Napi::HandleScope scope(env);
-  auto arr = Napi::Int32Array::New(env, b->size());
-  // Every napi call can fail while a worker thread is being terminated: check, never assume.
-  if (arr.IsEmpty() || arr.Data() == nullptr) return;
-  memcpy(arr.Data(), b->data(), b->size() * sizeof(int32_t));
-  Napi::Object self = Value();
-  if (self.IsEmpty()) return;
-  Napi::Value cb = self.Get("_onCompletions");
-  if (!cb.IsEmpty() && cb.IsFunction()) cb.As<Napi::Function>().Call(self, {arr});
-  std::lock_guard<std::mutex> g(mu_);
-  if (inflight_.empty() && waits_.empty() && undelivered_ == 0 && tsfn_ref_ && !detached_) {
-    tsfn_.Unref(env);
-    tsfn_ref_ = false;
+  for (int rounds = 0; rounds < 1000 && !detached_; rounds++) {
+    bool more = false;
+    uint32_t n = delivery_.collect(out_, out_quads_, &more);
+    if (n == 0 && !more) break;
+    if (n) {
+      RM_TRACE("session %p delivers %u", (void*)this, n);
+      Napi::Object self = Value();
+      if (self.IsEmpty()) break;
+      Napi::Value cb = self.Get("_onCompletions");
+      if (cb.IsEmpty() || !cb.IsFunction()) break;
+      napi_value argv[1] = {Napi::Number::New(env, n)};
+      napi_value result;
+      napi_status st = napi_make_callback(env, async_ctx_, self, cb, 1, argv, &result);
+      if (st == napi_pending_exception) {
+        napi_value err;
+        napi_get_and_clear_last_exception(env, &err);
+        napi_fatal_exception(env, err);
+        break;
+      }
+      if (st != napi_ok) break;
+    }
+    if (!more) break;
   }
+  delivering_ = false;
+  if (!detached_) UpdateLoopState();
 }
 
-void cleanup_slot(Segment* seg, uint32_t slot, bool process_died);
-
-// An environment of this process lets go of its slot. Returns true if it was the last.
-bool forget_local_slot(Segment* seg, uint32_t slot) {
-  std::lock_guard<std::mutex> g(seg->mu);
-  bool last = --seg->env_refs == 0;
-  auto& ls = seg->local_slots;
-  for (size_t i = 0; i < ls.size(); i++) if (ls[i] == slot) { ls.erase(ls.begin() + i); break; }
-  // Reaps by this process's threads are credited to a session that still exists,
-  // moved before our slot is freed (and maybe claimed by someone else).
-  if (!ls.empty() && load_relaxed(&seg->reaper_slot) == slot) store_relaxed(&seg->reaper_slot, ls[0]);
-  return last;
+void Session::UpdateLoopState() {
+  bool pending = delivery_.inflight() > 0 || delivery_.waits() > 0;
+  loop_wake_ref(wake_, pending);
+  // The sweep runs while anything is pending; it stops itself once nothing is (OnSweep),
+  // so an op that completes within a turn does not start and stop a timer.
+  if (pending && !sweeping_) {
+    loop_wake_sweep_every(wake_, kSweepMs);
+    sweeping_ = true;
+  }
 }
 
 // Cancel what this environment still has in flight and wait (bounded) until it is
 // done: the kernel or the pool may otherwise write into buffers of a heap that is
-// about to be freed (a terminated worker thread).
+// about to be freed (a terminated worker thread). Completions collected here are
+// dropped: JS settles what is still pending as closed.
 void Session::CancelAndDrain(int64_t timeout_ns) {
-  std::map<uint32_t, std::vector<uint64_t>> by_ring;  // our own record of the ring, not the handle's
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    for (auto& p : inflight_) by_ring[p.ring].push_back(user_data_of(p.index, p.gen));
-  }
-  if (by_ring.empty()) return;
-  if (seg_->hdr->backend == BACKEND_IO_URING) {
-    for (auto& [r, v] : by_ring)
-      if (r < seg_->rings.size()) ring_cancel(*seg_, r, v.data(), (uint32_t)v.size(), kLockTimeoutNs);
-  } else if (seg_->pool) {
-    thread_backend_cancel_issuer(seg_->pool, (uint32_t)slot_);
-  }
+  if (delivery_.inflight() == 0) return;
+  std::vector<OrphanRef> refs;
+  for (auto& op : delivery_.ops()) refs.push_back({op.index, op.gen, op.ring});
+  io_method(*seg_).cancel_issuer(*seg_, (uint32_t)slot_, refs);
+  std::vector<int32_t> sink(4 * 256);
   uint64_t deadline = monotonic_ns() + (uint64_t)timeout_ns;
   for (;;) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (inflight_.empty()) return;
-    }
+    delivery_.on_ready();
+    delivery_.reap_own();
+    delivery_.want_full_scan();
+    bool more = true;
+    while (more) delivery_.collect(sink.data(), 256, &more);
+    if (delivery_.inflight() == 0) return;
     if (monotonic_ns() >= deadline) return;
     usleep(1000);
   }
 }
 
 void Session::DetachNative(int64_t drain_timeout_ns) {
-  if (detached_) return;
-  RM_TRACE("session %p detaching: segment %llu slot %d", (void*)this, (unsigned long long)seg_->id, slot_);
-  detached_ = true;
-  CancelAndDrain(drain_timeout_ns);
-  closing_ = true;
-  slot_ring_doorbell(&seg_->slots[slot_]);
-  if (doorbell_.joinable()) doorbell_.join();
-  tsfn_.Release();
-  if (hook_added_) {
-    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
-    hook_added_ = false;
+  if (detached_) {
+    // Env teardown after an earlier detach whose loop handles are still closing: the
+    // close callback removes the hook (napi runs the loop until it does).
+    return;
   }
-  {
-    // Queued completion batches still reference this object: stay strongly held until
-    // the last one has run (DeliverOnJs drops the reference then).
-    std::lock_guard<std::mutex> g(mu_);
-    if (strong_ && undelivered_ == 0) {
-      strong_ = false;
-      Unref();  // now collectable; the destructor finds it detached
-    }
+  RM_TRACE("session %p detaching: segment %llu slot %d", (void*)this, (unsigned long long)seg_->id, slot_);
+  CancelAndDrain(drain_timeout_ns);
+  detached_ = true;
+  delivery_.waits_clear();
+  // Close the loop handles before the fd they poll; from here on the loop calls only
+  // the close callback, which owns the hook state (this session may be gone by then).
+  if (wake_) {
+    LoopWake* w = wake_;
+    wake_ = nullptr;
+    hook_ = nullptr;  // the close callback owns it now
+    loop_wake_close(w);
+  } else if (hook_) {
+    if (hook_->handle) napi_remove_async_cleanup_hook(hook_->handle);
+    delete hook_;
+    hook_ = nullptr;
+  }
+  delivery_.close();
+  if (async_ctx_ && !tearing_down_) napi_async_destroy(env_, async_ctx_);
+  async_ctx_ = nullptr;
+  if (strong_) {
+    strong_ = false;
+    Unref();  // now collectable; the destructor finds it detached
   }
   if (tearing_down_) {
     arena_ab_.SuppressDestruct();  // the environment frees its references itself
-  } else if (!arena_ab_.IsEmpty()) {
-    // Views over the arena become zero-length instead of dangling after unmap.
-    Napi::HandleScope scope{Napi::Env(env_)};
-    Napi::ArrayBuffer ab = arena_ab_.Value();
-    if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
-    arena_ab_.Reset();
+    stage_ref_.SuppressDestruct();
+    out_ref_.SuppressDestruct();
+    ctl_ref_.SuppressDestruct();
+    bufs_ref_.SuppressDestruct();
+  } else {
+    if (!arena_ab_.IsEmpty()) {
+      // Views over the arena become zero-length instead of dangling after unmap.
+      Napi::HandleScope scope{Napi::Env(env_)};
+      Napi::ArrayBuffer ab = arena_ab_.Value();
+      if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
+      arena_ab_.Reset();
+    }
+    stage_ref_.Reset();
+    out_ref_.Reset();
+    ctl_ref_.Reset();
+    bufs_ref_.Reset();
   }
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    waits_.clear();
-  }
-  set_slot_waiting(*seg_, (uint32_t)slot_, false);
+  stage_ = nullptr;
+  out_ = nullptr;
+  ctl_ = nullptr;
   Segment* seg = seg_;
-  bool last;
-  last = forget_local_slot(seg, (uint32_t)slot_);
+  bool last = forget_local_slot(seg, (uint32_t)slot_);
   // Anything still in flight is orphaned: the completer frees it.
-  cleanup_slot(seg_, (uint32_t)slot_, false);
-  if (last) {
-    seg->stopping = true;
-    wake_local_watchers(seg);
-    for (auto& t : seg->watchers) if (t.joinable()) t.join();
-    seg->watchers.clear();
-    bool pool_gone = true;
-    if (seg->pool) pool_gone = thread_backend_stop(seg->pool, 2000000000ll);
-    seg->pool = nullptr;
-    {
-      std::lock_guard<std::mutex> g(g_mu);
-      g_segments.erase(seg->id);
-    }
-    if (pool_gone) {
-      segment_unmap(seg);
-      delete seg;
-    } else {
-      // A pool thread is blocked in a syscall and may still complete into the segment:
-      // leave the mapping (and this Segment) in place rather than hang or crash.
-      RM_TRACE("segment %llu kept mapped: a pool thread is still blocked", (unsigned long long)seg->id);
-    }
-  }
+  cleanup_slot(seg, (uint32_t)slot_, false);
+  if (last && !process_last_env_gone(seg))
+    RM_TRACE("segment %llu kept mapped: a pool thread is still blocked", (unsigned long long)seg->id);
   seg_ = nullptr;
 }
 
@@ -476,93 +419,7 @@ bool Session::CheckOpen(Napi::Env env) {
   return true;
 }
 
-void cleanup_slot(Segment* seg, uint32_t slot, bool process_died) {
-  ProcSlot* s = &seg->slots[slot];
-  uint32_t expected = SLOT_ACTIVE;
-  if (!cas(&s->state, &expected, (uint32_t)SLOT_CLEANING)) return;
-  bool threads = load_relaxed(&seg->hdr->backend) == BACKEND_THREADS;
-  // Threads backend: a dead process's pool died with it, so its in-flight IO never
-  // completes: fail it now (running completion actions so others' waiters wake).
-  bool in_flight_dies = threads && process_died;
-  struct Ctx { Segment* seg; } ctx{seg};
-  std::vector<OrphanRef> orphans;
-  handles_release_owner(
-      seg->handles, slot, in_flight_dies,
-      [](void* c, IoHandle* h, uint32_t) {
-        auto* cx = static_cast<Ctx*>(c);
-        run_completion_kind(*cx->seg, load_relaxed(&h->kind), load_relaxed(&h->kind_arg), -ECANCELED);
-      },
-      &ctx, &orphans);
-  if (!threads && process_died && !orphans.empty()) {
-    // The dead process's requests that are still armed (pipes, sockets) are not
-    // cancelled by its death: cancel them so they complete (-ECANCELED) and free.
-    for (uint32_t r = 0; r < seg->rings.size(); r++) {
-      std::vector<uint64_t> uds;
-      for (auto& o : orphans) if (o.ring == r) uds.push_back(user_data_of(o.index, o.gen));
-      if (!uds.empty()) ring_cancel(*seg, r, uds.data(), (uint32_t)uds.size(), kLockTimeoutNs);
-    }
-  }
-  // A dead process's pool died with it: forget its drain accounting. A live detach's
-  // chains still finish (or were cancelled) through finish_chain, which accounts them.
-  if (threads && process_died) thread_backend_forget_slot(seg, slot);
-  run_slot_cleanup_hooks(*seg, slot, process_died);
-  if (process_died) stat_add(&seg->hdr->stat_dead_slots_cleaned, (uint64_t)1);
-  slot_release(s);
-}
-
-void watcher_main(Segment* seg, uint32_t ring) {
-  RingMap& m = seg->rings[ring];
-  uint32_t reaper = 0;
-  if (m.efd >= 0) {
-    // Wait for the ring's async-completion eventfd. EPOLLEXCLUSIVE: one event wakes one
-    // watcher among all processes, not all of them; that one reaps for everybody and
-    // rings the issuers' doorbells. The 250 ms timeout sweeps up after a waker that died
-    // between consuming the event and reaping.
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {};
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.u32 = 1;
-    epoll_ctl(ep, EPOLL_CTL_ADD, m.efd, &ev);
-    struct epoll_event stop = {};
-    stop.events = EPOLLIN;
-    stop.data.u32 = 2;
-    if (seg->stop_efd >= 0) epoll_ctl(ep, EPOLL_CTL_ADD, seg->stop_efd, &stop);
-    while (!seg->stopping.load()) {
-      struct epoll_event got[2];
-      int n = epoll_wait(ep, got, 2, 250);
-      if (seg->stopping.load()) break;
-      for (int i = 0; i < n; i++) {
-        if (got[i].data.u32 == 1) {
-          uint64_t v;
-          ssize_t r = read(m.efd, &v, sizeof(v));  // may be EAGAIN: another process took it
-          (void)r;
-        }
-      }
-      reaper = load_relaxed(&seg->reaper_slot);
-      if (n > 0 || ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW))
-        ring_reap(*seg, ring, reaper, kLockTimeoutNs);
-    }
-    close(ep);
-    return;
-  }
-  // No eventfd: wait in io_uring_enter. Every watcher wakes on every CQE (kernel fact 10).
-  struct __kernel_timespec ts = {0, 250000000};
-  struct io_uring_getevents_arg arg = {};
-  arg.ts = (uint64_t)(uintptr_t)&ts;
-  while (!seg->stopping.load()) {
-    sys_io_uring_enter(m.fd, 0, 1, IORING_ENTER_GETEVENTS | (1U << 3) /* EXT_ARG */, &arg, sizeof(arg));
-    if (seg->stopping.load()) break;
-    ring_reap(*seg, ring, load_relaxed(&seg->reaper_slot), kLockTimeoutNs);
-  }
-}
-
-void start_watchers(Segment* seg, const std::vector<uint32_t>& rings) {
-  if (seg->stop_efd < 0) seg->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  for (uint32_t r : rings) seg->watchers.emplace_back(watcher_main, seg, r);
-}
-
-Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps, Napi::Function on_complete,
-                         bool new_segment) {
+Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps, bool new_segment) {
   SegmentHeader* h = seg->hdr;
   uint32_t ring_count = h->ring_count ? h->ring_count : 1;
   int slot = slot_claim(seg->slots, h->max_slots, kind, 0, reaps);
@@ -573,25 +430,7 @@ Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps,
     return env.Undefined();
   }
   store_relaxed(&seg->slots[slot].home_ring, (uint32_t)slot % ring_count);
-  {
-    std::lock_guard<std::mutex> g(seg->mu);
-    seg->env_refs++;
-    seg->local_slots.push_back((uint32_t)slot);
-    if (new_segment) {
-      store_relaxed(&seg->reaper_slot, (uint32_t)slot);
-      if (h->backend == BACKEND_IO_URING) {
-        std::vector<uint32_t> rings;
-        bool all = kind == SLOT_POSTMASTER || h->topology == TOPO_SHARED;
-        for (uint32_t r = 0; r < h->ring_count; r++)
-          if (all || r == (uint32_t)slot % ring_count) rings.push_back(r);
-        if (reaps) start_watchers(seg, rings);
-      } else {
-        const char* n = getenv("RINGMASTER_THREADS");
-        int threads = n ? atoi(n) : 4;
-        seg->pool = thread_backend_start(seg, threads > 0 && threads <= 64 ? threads : 4);
-      }
-    }
-  }
+  process_env_attached(seg, (uint32_t)slot, kind, reaps, new_segment);
   // A worker thread terminated inside attach() gets here with an environment that can
   // no longer run JS: construction fails and yields an empty object. Unwrapping that
   // (node-addon-api: Error::New on a null env) aborts the whole process, so check
@@ -599,7 +438,9 @@ Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps,
   Napi::FunctionReference* ctor = env.GetInstanceData<Napi::FunctionReference>();
   Napi::Object obj = ctor ? ctor->New({}) : Napi::Object();
   Session* s = obj.IsEmpty() ? nullptr : Session::Unwrap(obj);
-  if (s == nullptr || !s->Bind(seg, slot, on_complete, env)) {
+  // An environment reaps its own rings if its process runs reapers.
+  bool env_reaps = !seg->watchers.empty();
+  if (s == nullptr || !s->Bind(seg, slot, env_reaps, env)) {
     forget_local_slot(seg, (uint32_t)slot);
     cleanup_slot(seg, (uint32_t)slot, false);
     return env.Undefined();  // callers that created the segment undo it (forget_segment)
@@ -607,26 +448,7 @@ Napi::Value make_session(Napi::Env env, Segment* seg, SlotKind kind, bool reaps,
   return obj;
 }
 
-// Undo a segment registration whose first session could not be created.
-void forget_segment(Segment* seg, bool close_fds) {
-  {
-    std::lock_guard<std::mutex> g(g_mu);
-    g_segments.erase(seg->id);
-  }
-  seg->stopping = true;
-  wake_local_watchers(seg);
-  for (auto& t : seg->watchers) if (t.joinable()) t.join();
-  bool pool_gone = seg->pool ? thread_backend_stop(seg->pool, 2000000000ll) : true;
-  if (!pool_gone) return;  // keep the mapping for the stuck thread (never happens before first use)
-  if (!close_fds) {  // inherited from the postmaster: a later attach() needs them again
-    for (auto& r : seg->rings) { r.fd = -1; r.efd = -1; }
-    seg->memfd = -1;
-  }
-  segment_unmap(seg);
-  delete seg;
-}
-
-// createSegment(options, onCompletions)
+// createSegment(options)
 Napi::Value CreateSegment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
@@ -650,16 +472,13 @@ Napi::Value CreateSegment(const Napi::CallbackInfo& info) {
     make_error(env, errno_code(rc), err, rc).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  {
-    std::lock_guard<std::mutex> g(g_mu);
-    g_segments[seg->id] = seg;
-  }
-  Napi::Value sess = make_session(env, seg, SLOT_POSTMASTER, reaps, info[1].As<Napi::Function>(), true);
+  segment_registry_add(seg);
+  Napi::Value sess = make_session(env, seg, SLOT_POSTMASTER, reaps, true);
   if (sess.IsUndefined()) forget_segment(seg, true);
   return sess;
 }
 
-// attachForked(memfd, ringFds, options, onCompletions)
+// attachForked(memfd, ringFds, options)
 Napi::Value AttachForked(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int memfd = info[0].As<Napi::Number>().Int32Value();
@@ -682,44 +501,32 @@ Napi::Value AttachForked(const Napi::CallbackInfo& info) {
     make_error(env, "ERR_RINGMASTER_ATTACH", err, rc).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  {
-    std::lock_guard<std::mutex> g(g_mu);
-    if (g_segments.count(seg->id)) {
-      segment_unmap(seg);
-      delete seg;
-      make_error(env, "ERR_RINGMASTER_ALREADY_ATTACHED", "this process is already attached to that segment")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    g_segments[seg->id] = seg;
+  if (segment_registry_has(seg->id)) {
+    segment_unmap(seg);
+    delete seg;
+    make_error(env, "ERR_RINGMASTER_ALREADY_ATTACHED", "this process is already attached to that segment")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
   }
   if (!segment_running(*seg)) {
-    {
-      std::lock_guard<std::mutex> g(g_mu);
-      g_segments.erase(seg->id);
-    }
     segment_unmap(seg);
     delete seg;
     make_error(env, "ESHUTDOWN", "the postmaster has stopped; its rings accept no more IO", ESHUTDOWN)
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Value sess = make_session(env, seg, SLOT_FORKED, reaps, info[3].As<Napi::Function>(), true);
+  segment_registry_add(seg);
+  Napi::Value sess = make_session(env, seg, SLOT_FORKED, reaps, true);
   // No slot: undo the mapping so a later attach() can succeed once a slot frees up.
   if (sess.IsUndefined()) forget_segment(seg, false);
   return sess;
 }
 
-// attachThread(segmentId, onCompletions): a worker thread of a process that has the segment mapped.
+// attachThread(segmentId): a worker thread of a process that has the segment mapped.
 Napi::Value AttachThread(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double id = info[0].As<Napi::Number>().DoubleValue();
-  Segment* seg = nullptr;
-  {
-    std::lock_guard<std::mutex> g(g_mu);
-    auto it = g_segments.find((uint64_t)id);
-    if (it != g_segments.end()) seg = it->second;
-  }
+  Segment* seg = segment_registry_find((uint64_t)id);
   if (!seg) {
     make_error(env, "ERR_RINGMASTER_NOT_ATTACHED",
                "this process has no mapping of segment " + std::to_string((uint64_t)id) +
@@ -732,238 +539,147 @@ Napi::Value AttachThread(const Napi::CallbackInfo& info) {
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return make_session(env, seg, SLOT_THREAD, false, info[1].As<Napi::Function>(), false);
+  return make_session(env, seg, SLOT_THREAD, false, false);
 }
 
-// Parse one op; returns 0 or -errno with *why set.
-int parse_op(Session* s, const double* f, Napi::Value buf, SqeRequest* r, IoHandle* h, std::string* why) {
-  Segment* seg = s->seg_;
-  SegmentHeader* hdr = seg->hdr;
-  double op = f[0], link = f[1], file = f[2], off = f[3], len = f[4], arena = f[5], kind = f[6], karg = f[7];
-  if (!(op >= 0 && op < OP_MAX) || op != std::floor(op)) { *why = "unknown op"; return -EINVAL; }
-  r->op = (uint8_t)op;
-  if (!(link >= 0 && link <= 7) || link != std::floor(link)) { *why = "bad link flags"; return -EINVAL; }
-  r->link_flags = (uint8_t)link;
-  r->file_slot = 0;
-  r->file_gen = 0;
-  if (r->op != OP_NOP) {
-    int slot = file_lookup(seg->files, hdr->max_files, file, nullptr);
-    if (slot < 0) { *why = "unknown or closed file id " + std::to_string((long long)file); return -EBADF; }
-    r->file_slot = (uint32_t)slot;
-    r->file_gen = (uint32_t)((uint64_t)file / 65536u);
-  }
-  r->offset = 0; r->len = 0; r->addr = 0; r->fixed_buffer = false; r->buf_index = 0;
-  uint64_t arena_off = kNoArena;
-  if (r->op == OP_READ || r->op == OP_WRITE) {
-    if (!(off >= 0 && off <= 9007199254740991.0) || off != std::floor(off)) { *why = "offset out of range"; return -ERANGE; }
-    if (!(len >= 0 && len <= 0x7fffffff) || len != std::floor(len)) { *why = "length out of range"; return -ERANGE; }
-    r->offset = (uint64_t)off;
-    r->len = (uint32_t)len;
-    if (arena >= 0) {
-      if (arena != std::floor(arena) || arena > (double)seg->arena.size || (uint64_t)arena + r->len > seg->arena.size) {
-        *why = "arena range outside the shared segment";
-        return -ERANGE;
-      }
-      arena_off = (uint64_t)arena;
-      bool fixed = hdr->fixed_buffers && (arena_off >> 30) == ((arena_off + (r->len ? r->len - 1 : 0)) >> 30);
-      bool sqpoll = hdr->sqpoll;
-      // Fixed buffers are checked against the range as registered, in the registrant's
-      // address space (kernel fact 4); so is every address an SQPOLL thread touches.
-      uint64_t base = (fixed || sqpoll) ? seg->registrant_arena_base : (uint64_t)(uintptr_t)seg->arena.base;
-      r->addr = base + arena_off;
-      r->fixed_buffer = fixed;
-      r->buf_index = (uint16_t)(arena_off >> 30);
-    } else {
-      JsBytes bytes;
-      const char* bad = nullptr;
-      if (!js_bytes(buf.Env(), buf, &bytes, &bad)) { *why = bad; return -EINVAL; }
-      if (bytes.detached) { *why = "buffer is detached"; return -EINVAL; }
-      if (bytes.length < r->len || (r->len > 0 && bytes.data == nullptr)) { *why = "length exceeds the buffer"; return -ERANGE; }
-      if (hdr->sqpoll) { *why = "SQPOLL rings need arena buffers (the poller runs in the postmaster)"; return -EOPNOTSUPP; }
-      r->addr = (uint64_t)(uintptr_t)bytes.data;
-    }
-  }
-  if (!(kind >= 0 && kind < CK_MAX) || kind != std::floor(kind) || !(karg >= 0) || karg > 9007199254740991.0) {
-    *why = "bad completion kind";
-    return -EINVAL;
-  }
-  if (!kind_arg_valid(*seg, (uint16_t)kind, (uint64_t)karg)) { *why = "bad completion kind argument"; return -ERANGE; }
-  store_relaxed(&h->op, r->op);
-  store_relaxed(&h->link_flags, r->link_flags);
-  store_relaxed(&h->file_slot, r->file_slot);
-  store_relaxed(&h->offset, r->offset);
-  store_relaxed(&h->len, r->len);
-  store_relaxed(&h->arena_offset, arena_off);
-  r->kind = (uint16_t)kind;
-  r->kind_arg = (uint64_t)karg;
-  store_relaxed(&h->kind, r->kind);
-  store_relaxed(&h->kind_arg, r->kind_arg);
-  store_relaxed(&h->submit_ns, monotonic_ns());
-  return 0;
-}
-
-// submit(ring, ops: Float64Array(8n), buffers: Array) -> Int32Array(4n) of (index, gen,
-// result or INT32_MIN if still pending, reaper slot), or a negative errno number for
-// back-pressure (-EAGAIN) and shutdown (-ESHUTDOWN).
-Napi::Value Session::Submit(const Napi::CallbackInfo& info) {
+// setStage(fields: Float64Array(kOpFields x capacity), out: Int32Array(4 x quads), ctl: Int32Array(8),
+// buffers: Array): the staging area, the completion buffer, the control words and the
+// private buffers of staged ops (by stage index) this environment shares with JS.
+Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  SegmentHeader* hdr = seg_->hdr;
-  if (!segment_accepts_io(*seg_, shutdown_exempt_)) return Napi::Number::New(env, -ESHUTDOWN);
-  uint32_t ring = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : home_ring_;
-  if (ring >= (hdr->ring_count ? hdr->ring_count : hdr->configured_rings)) {
-    range_error(env, "ring index out of range").ThrowAsJavaScriptException();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      !info[3].IsArray()) {
+    module_type_error(env, "setStage(Float64Array, Int32Array, Int32Array, Array)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-      !info[2].IsArray()) {
-    module_type_error(env, "submit(ring, Float64Array ops, Array buffers)").ThrowAsJavaScriptException();
+  Napi::Float64Array f = info[0].As<Napi::Float64Array>();
+  Napi::Int32Array o = info[1].As<Napi::Int32Array>();
+  Napi::Int32Array c = info[2].As<Napi::Int32Array>();
+  if (f.Data() == nullptr || o.Data() == nullptr || c.Data() == nullptr || c.ElementLength() < 8 ||
+      o.ElementLength() / kQuad < f.ElementLength() / kOpFields + 1) {
+    range_error(env, "the completion buffer must hold a quad per staged op, and more").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Float64Array ops = info[1].As<Napi::Float64Array>();
-  Napi::Array bufs = info[2].As<Napi::Array>();
-  if (ops.Data() == nullptr || ops.ElementLength() % kOpFields != 0) return env.Undefined();  // terminating env
-  uint32_t n = (uint32_t)(ops.ElementLength() / kOpFields);
-  // Both backends accept the same batches: at most one ring's worth (ringEntries).
-  uint32_t max_batch = hdr->backend == BACKEND_IO_URING ? hdr->rings[ring].sq_entries : hdr->ring_entries;
-  if (n == 0 || n > max_batch) {
-    range_error(env, "a batch holds 1.." + std::to_string(max_batch) + " ops (ringEntries)").ThrowAsJavaScriptException();
+  stage_ref_ = Napi::Reference<Napi::Float64Array>::New(f, 1);
+  out_ref_ = Napi::Reference<Napi::Int32Array>::New(o, 1);
+  ctl_ref_ = Napi::Reference<Napi::Int32Array>::New(c, 1);
+  bufs_ref_ = Napi::Reference<Napi::Array>::New(info[3].As<Napi::Array>(), 1);
+  stage_ = f.Data();
+  stage_ops_ = (uint32_t)(f.ElementLength() / kOpFields);
+  out_ = o.Data();
+  out_quads_ = (uint32_t)(o.ElementLength() / kQuad);
+  ctl_ = c.Data();
+  return env.Undefined();
+}
+
+struct BufferLookup {
+  Napi::Reference<Napi::Array>* ref;
+  Napi::Array bufs;  // fetched on first use: most ops use the arena
+};
+
+// Any ArrayBufferView, read with plain Node-API calls (js_bytes.h: node-addon-api's
+// ArrayBuffer wrapper aborts the process on a SharedArrayBuffer).
+bool resolve_buffer(void* ctx, uint32_t i, PrivateBuffer* out) {
+  auto* b = static_cast<BufferLookup*>(ctx);
+  if (b->bufs.IsEmpty()) b->bufs = b->ref->Value();
+  if (b->bufs.IsEmpty()) return false;  // terminating env
+  Napi::Value v = b->bufs.Get(i);
+  if (v.IsEmpty()) return false;  // terminating env
+  JsBytes bytes;
+  const char* why = nullptr;
+  if (!js_bytes(v.Env(), v, &bytes, &why)) {
+    out->not_a_view = why;
+    return true;
+  }
+  out->typed_array = true;
+  out->detached = bytes.detached;
+  out->data = bytes.data;
+  out->length = bytes.length;
+  return true;
+}
+
+// flush(): submit staged ops [ctl[4], ctl[5]) (no arguments: one N-API call per turn).
+// Returns the ops consumed, also in ctl[3]. Per consumed op, out[4k..4k+3] = (handle
+// index, generation, result or INT32_MIN if pending, reaper slot); then ctl[1] more
+// quads of this environment's other completions; ctl[0] = why it stopped early (0,
+// -EAGAIN, -ETIMEDOUT, -ESHUTDOWN); ctl[2] = 1: call collect() for more. A batch that
+// fails validation throws its error with .consumed, .batchStart and .batchEnd.
+Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  if (!stage_) {
+    module_type_error(env, "flush() before setStage()").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  // Per-thread scratch, reused: no allocation per submit (submit never re-enters).
-  thread_local std::vector<SqeRequest> reqs;
-  thread_local std::vector<uint32_t> got;
-  thread_local std::vector<int32_t> mine;
-  thread_local std::vector<int32_t> others;
-  reqs.resize(n);
-  got.clear();
-  for (uint32_t i = 0; i < n; i++) {
-    int64_t idx = handle_reserve(seg_->handles, (uint32_t)slot_);
-    if (idx < 0) {
-      for (uint32_t k : got) handle_unreserve(seg_->handles, k);
-      return Napi::Number::New(env, -EAGAIN);  // every handle in flight: the caller waits
-    }
-    got.push_back((uint32_t)idx);
+  uint32_t start = (uint32_t)ctl_[4];
+  uint32_t end = (uint32_t)ctl_[5];
+  if (start > end || end > stage_ops_ || end - start > out_quads_) {
+    range_error(env, "flush range outside the staging area").ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  for (uint32_t i = 0; i < n; i++) {
-    IoHandle* h = &seg_->handles.handles[got[i]];
-    std::string why;
-    Napi::Value bi = bufs.Get(i);
-    if (bi.IsEmpty()) {  // terminating env
-      for (uint32_t k : got) handle_unreserve(seg_->handles, k);
-      return env.Undefined();
-    }
-    int rc = parse_op(this, ops.Data() + i * kOpFields, bi, &reqs[i], h, &why);
-    if (rc < 0) {
-      for (uint32_t k : got) handle_unreserve(seg_->handles, k);
-      std::string code = rc == -EBADF ? "ERR_RINGMASTER_BAD_FILE" : rc == -ERANGE ? "ERR_OUT_OF_RANGE" : "ERR_INVALID_ARG_VALUE";
-      Napi::Error e = rc == -ERANGE ? range_error(env, "op " + std::to_string(i) + ": " + why)
-                                    : (Napi::Error)Napi::TypeError::New(env, "op " + std::to_string(i) + ": " + why);
-      if (rc == -EBADF || rc == -EOPNOTSUPP) e = make_error(env, rc == -EBADF ? code : "EOPNOTSUPP", "op " + std::to_string(i) + ": " + why, rc);
-      e.Set("code", Napi::String::New(env, rc == -EOPNOTSUPP ? "EOPNOTSUPP" : code));
-      e.ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    reqs[i].handle_index = got[i];
-    reqs[i].handle_gen = hw_gen(load_acquire(&h->word));
-    store_relaxed(&h->ring, (uint16_t)ring);
-    store_relaxed(&h->batch_pos, (uint16_t)i);
+  BufferLookup lookup{&bufs_ref_, Napi::Array()};
+  FlushOutcome o = flush_staged(*seg_, (uint32_t)slot_, home_ring_, shutdown_exempt_, delivery_, scratch_, stage_, start,
+                                end, resolve_buffer, &lookup, out_);
+  RM_TRACE("session %p flush [%u,%u) consumed %u stop %d", (void*)this, start, end, o.consumed, o.stop);
+  ctl_[0] = o.stop;
+  ctl_[1] = 0;
+  ctl_[2] = 0;
+  if (!o.terminating && o.consumed < out_quads_) {
+    bool more = false;
+    ctl_[1] = (int32_t)delivery_.collect(out_ + (size_t)o.consumed * kQuad, out_quads_ - o.consumed, &more);
+    ctl_[2] = more ? 1 : 0;
   }
-  {
-    // Registered before submission so a completion can never be missed by the doorbell thread.
-    std::lock_guard<std::mutex> g(mu_);
-    for (uint32_t i = 0; i < n; i++)
-      inflight_.push_back({reqs[i].handle_index, reqs[i].handle_gen, (uint16_t)ring, reqs[i].kind, reqs[i].kind_arg});
-    if (!tsfn_ref_) {
-      tsfn_.Ref(env);
-      tsfn_ref_ = true;
+  UpdateLoopState();
+  if (o.terminating) return env.Undefined();
+  if (o.invalid && o.error_batch == start + o.consumed) {
+    int rc = o.error;
+    std::string msg = o.why;
+    Napi::Error e;
+    if (rc == -EBADF) e = make_error(env, "ERR_RINGMASTER_BAD_FILE", msg, rc);
+    else if (rc == -EOPNOTSUPP) e = make_error(env, "EOPNOTSUPP", msg, rc);
+    else if (rc == -ERANGE) e = range_error(env, msg);
+    else {
+      e = Napi::TypeError::New(env, msg);
+      e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_VALUE"));
     }
+    e.Set("consumed", Napi::Number::New(env, o.consumed));
+    e.Set("batchStart", Napi::Number::New(env, o.error_batch));
+    e.Set("batchEnd", Napi::Number::New(env, o.error_batch_end));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  kill_point(&hdr->faults, KP_HANDLES_RESERVED);
-  bool will_reap_inline = hdr->backend == BACKEND_IO_URING && !seg_->watchers.empty();
-  int rc = hdr->backend == BACKEND_IO_URING ? ring_submit(*seg_, ring, reqs.data(), n, kLockTimeoutNs, will_reap_inline, shutdown_exempt_)
-                                            : thread_backend_submit(seg_->pool, reqs.data(), n, (uint32_t)slot_);
-  RM_TRACE("session %p submit n=%u rc=%d first=(%u,%u)", (void*)this, n, rc, reqs[0].handle_index, reqs[0].handle_gen);
-  if (rc < 0) {
-    // Nothing was published: take the handles back.
-    std::lock_guard<std::mutex> g(mu_);
-    for (uint32_t i = 0; i < n; i++) {
-      for (size_t k = 0; k < inflight_.size(); k++)
-        if (inflight_[k].index == reqs[i].handle_index) { inflight_[k] = inflight_.back(); inflight_.pop_back(); break; }
-      handle_unreserve(seg_->handles, reqs[i].handle_index);
-    }
-    return Napi::Number::New(env, rc);
-  }
-  stat_add(&seg_->slots[slot_].stat_submitted, (uint64_t)n);
-  // Inline reaping: a page-cache hit (or a NOP) completes inside io_uring_enter, so
-  // its CQE is usually there already. Take it now, on this thread, if the completion
-  // lock is free (never wait for it), and hand this batch's finished ops straight back:
-  // no watcher, doorbell or uv_async hop. The CAS in handle_collect guarantees each
-  // completion is collected once, here or by the doorbell thread.
-  // After the batch's n entries come this session's other ops that completed by now
-  // (also reaped here): they are delivered too, instead of by the doorbell thread.
-  // Only a process that reaps (runs watchers) reaps inline: `reaper: false` means
-  // others complete this process's IO.
-  bool inline_reap = hdr->backend == BACKEND_IO_URING && !seg_->watchers.empty() &&
-                     ring_reap(*seg_, ring, (uint32_t)slot_, 0, (uint32_t)slot_) >= 0;
-  // Inline completions do not signal the eventfd: a submitter that does not reap hands
-  // what it left in the CQ to a watcher somewhere.
-  if (hdr->backend == BACKEND_IO_URING && !inline_reap && ring_cq_pending(seg_->rings[ring]))
-    ring_poke_reapers(seg_->rings[ring]);
-  others.clear();
-  mine.assign(4 * n, 0);
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    for (uint32_t i = 0; i < n; i++) {
-      int32_t res = kPending;
-      uint32_t reaper = 0;
-      if (handle_collect(seg_->handles, reqs[i].handle_index, reqs[i].handle_gen, &res, &reaper)) {
-        for (size_t k = 0; k < inflight_.size(); k++)
-          if (inflight_[k].index == reqs[i].handle_index && inflight_[k].gen == reqs[i].handle_gen) {
-            inflight_[k] = inflight_.back();
-            inflight_.pop_back();
-            break;
-          }
-        stat_add(&seg_->slots[slot_].stat_completed, (uint64_t)1);
-        if (reaped_by_other_process(reaper)) stat_add(&seg_->slots[slot_].stat_completed_by_other, (uint64_t)1);
-      } else {
-        res = kPending;
-        reaper = 0;
-      }
-      mine[4 * i] = (int32_t)reqs[i].handle_index;
-      mine[4 * i + 1] = (int32_t)reqs[i].handle_gen;
-      mine[4 * i + 2] = res;
-      mine[4 * i + 3] = (int32_t)reaper;
-    }
-    if (inline_reap) {
-      // We did not ring our own doorbell for what we reaped: collect all of it now.
-      for (size_t k = 0; k < inflight_.size();) {
-        int32_t res;
-        uint32_t reaper;
-        if (handle_collect(seg_->handles, inflight_[k].index, inflight_[k].gen, &res, &reaper)) {
-          others.push_back((int32_t)inflight_[k].index);
-          others.push_back((int32_t)inflight_[k].gen);
-          others.push_back(res);
-          others.push_back((int32_t)reaper);
-          inflight_[k] = inflight_.back();
-          inflight_.pop_back();
-          stat_add(&seg_->slots[slot_].stat_completed, (uint64_t)1);
-          if (reaped_by_other_process(reaper)) stat_add(&seg_->slots[slot_].stat_completed_by_other, (uint64_t)1);
-        } else {
-          k++;
-        }
-      }
-    }
-    if (inflight_.empty() && waits_.empty() && undelivered_ == 0 && tsfn_ref_) {
-      tsfn_.Unref(env);
-      tsfn_ref_ = false;
-    }
-  }
-  auto out = Napi::Int32Array::New(env, mine.size() + others.size());
-  if (out.IsEmpty() || out.Data() == nullptr) return env.Undefined();  // terminating env
-  memcpy(out.Data(), mine.data(), mine.size() * sizeof(int32_t));
-  if (!others.empty()) memcpy(out.Data() + mine.size(), others.data(), others.size() * sizeof(int32_t));
-  return out;
+  ctl_[3] = (int32_t)o.consumed;
+  return env.Undefined();
+}
+
+// collect() -> quads of this environment's completions now in out; ctl[2] = 1: more.
+Napi::Value Session::Collect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env) || !out_) return env.Undefined();
+  bool more = false;
+  uint32_t n = delivery_.collect(out_, out_quads_, &more);
+  ctl_[2] = more ? 1 : 0;
+  UpdateLoopState();
+  return Napi::Number::New(env, n);
+}
+
+// wakeInfo() -> { channel: 'ring' | 'eventfd', selfWake } (diagnostics, tests)
+Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("channel", Napi::String::New(env, delivery_.channel() == WakeChannel::Ring ? "ring" : "eventfd"));
+  o.Set("selfWake", Napi::Boolean::New(env, delivery_.self_wake_fd() >= 0));
+  o.Set("reaps", Napi::Boolean::New(env, delivery_.reaps()));
+  o.Set("selfWakes", Napi::Number::New(env, (double)delivery_.self_wakes));
+  o.Set("doorbells", Napi::Number::New(env, (double)delivery_.doorbells));
+  o.Set("sweeps", Napi::Number::New(env, (double)delivery_.sweeps));
+  o.Set("swept", Napi::Number::New(env, (double)delivery_.swept));
+  o.Set("reapedHere", Napi::Number::New(env, (double)delivery_.reaped_here));
+  return o;
 }
 
 // openFile(relPath, flags, mode) -> file id
@@ -1046,30 +762,12 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
   e->open_count = 1;
   file_sync_entry_opened(*seg_, e, (uint64_t)st.st_size, created || (flags & O_TRUNC));
   uint32_t gen = load_relaxed(&e->generation);
-  if (seg_->hdr->backend == BACKEND_IO_URING) {
-    for (uint32_t r = 0; r < seg_->rings.size(); r++) {
-      struct io_uring_files_update up = {};
-      up.offset = (uint32_t)slot;
-      up.fds = (uint64_t)(uintptr_t)&fd;
-      int rc = sys_io_uring_register(seg_->rings[r].fd, IORING_REGISTER_FILES_UPDATE, &up, 1);
-      if (rc < 0) {
-        int minus1 = -1;
-        for (uint32_t k = 0; k < r; k++) {  // roll back what this open installed
-          struct io_uring_files_update undo = {};
-          undo.offset = (uint32_t)slot;
-          undo.fds = (uint64_t)(uintptr_t)&minus1;
-          sys_io_uring_register(seg_->rings[k].fd, IORING_REGISTER_FILES_UPDATE, &undo, 1);
-        }
-        close(fd);
-        file_release(e);
-        robust_lock_release(&seg_->hdr->files_lock);
-        make_error(env, errno_code(rc), std::string("registering file: ") + strerror(-rc), rc).ThrowAsJavaScriptException();
-        return env.Undefined();
-      }
-    }
-    close(fd);  // every ring holds its own reference now
-  } else {
-    thread_backend_adopt_fd(seg_->pool, (uint32_t)slot, gen, fd);
+  int rc = io_method(*seg_).install_file(*seg_, (uint32_t)slot, gen, fd);  // takes the fd
+  if (rc < 0) {
+    file_release(e);
+    robust_lock_release(&seg_->hdr->files_lock);
+    make_error(env, errno_code(rc), std::string("registering file: ") + strerror(-rc), rc).ThrowAsJavaScriptException();
+    return env.Undefined();
   }
   file_publish(e);
   robust_lock_release(&seg_->hdr->files_lock);
@@ -1102,17 +800,7 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
   uint32_t expected = F_OPEN;
   if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) return Napi::Boolean::New(env, false);
   e->open_count = 0;
-  if (seg_->hdr->backend == BACKEND_IO_URING) {
-    int minus1 = -1;
-    for (uint32_t r = 0; r < seg_->rings.size(); r++) {
-      struct io_uring_files_update up = {};
-      up.offset = (uint32_t)slot;
-      up.fds = (uint64_t)(uintptr_t)&minus1;
-      sys_io_uring_register(seg_->rings[r].fd, IORING_REGISTER_FILES_UPDATE, &up, 1);  // in-flight IO keeps its ref
-    }
-  } else {
-    thread_backend_forget_fd(seg_->pool, (uint32_t)slot);  // other processes drop theirs on next use (generation)
-  }
+  io_method(*seg_).remove_file(*seg_, (uint32_t)slot);  // in-flight IO keeps its own reference
   file_release(e);
   return Napi::Boolean::New(env, true);
 }
@@ -1234,6 +922,10 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
     ro.Set("submitLockRepairs", num(load_relaxed(&rs->stat_submit_repairs)));
     ro.Set("completionLockRepairs", num(load_relaxed(&rs->stat_reap_repairs)));
     ro.Set("orphansReaped", num(load_relaxed(&rs->stat_orphans_reaped)));
+    ro.Set("reapedByWatchers", num(load_relaxed(&rs->stat_watcher_reaps)));
+    if (r < seg_->rings.size()) ro.Set("cqPending", num(load_acquire(seg_->rings[r].cq_tail) - load_acquire(seg_->rings[r].cq_head)));
+    ro.Set("eventfdArmed", Napi::Boolean::New(env, r < seg_->rings.size() && seg_->rings[r].cq_flags && seg_->rings[r].efd >= 0 &&
+                                                   !(load_acquire(seg_->rings[r].cq_flags) & IORING_CQ_EVENTFD_DISABLED)));
     ro.Set("submitLockOwnerDied", num(load_relaxed(&rs->submit_lock.owner_died_count)));
     ro.Set("completionLockOwnerDied", num(load_relaxed(&rs->complete_lock.owner_died_count)));
     rings.Set(r, ro);
@@ -1277,28 +969,13 @@ Napi::Value Session::CleanupProcess(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   int32_t pid = info[0].As<Napi::Number>().Int32Value();
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < seg_->hdr->max_slots; i++) {
-    ProcSlot* s = &seg_->slots[i];
-    if (load_acquire(&s->state) == SLOT_ACTIVE && load_relaxed(&s->pid) == pid && pid != getpid()) {
-      cleanup_slot(seg_, i, true);
-      n++;
-    }
-  }
-  return Napi::Number::New(env, n);
+  return Napi::Number::New(env, cleanup_process_slots(seg_, pid));
 }
 
 Napi::Value Session::SweepDeadSlots(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < seg_->hdr->max_slots; i++) {
-    if (slot_owner_dead(&seg_->slots[i])) {
-      cleanup_slot(seg_, i, true);
-      n++;
-    }
-  }
-  return Napi::Number::New(env, n);
+  return Napi::Number::New(env, sweep_dead_slots(seg_));
 }
 
 // reapNow(ring?) -> CQEs reaped by this call (any process may reap any ring).
@@ -1336,8 +1013,7 @@ Napi::Value Session::RunState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::Inflight(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::mutex> g(mu_);
-  return Napi::Number::New(info.Env(), (double)inflight_.size());
+  return Napi::Number::New(info.Env(), (double)delivery_.inflight());
 }
 
 Napi::Value Session::HandlesInUse(const Napi::CallbackInfo& info) {
@@ -1390,22 +1066,8 @@ Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
     range_error(env, "wait word offset outside the arena or misaligned").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto* word = reinterpret_cast<uint32_t*>(seg_->arena.base + (uint64_t)off);
-  std::lock_guard<std::mutex> g(mu_);
-  uint32_t id = ++next_wait_id_;
-  if (id == 0) id = ++next_wait_id_;
-  waits_.push_back({id, (uint64_t)off, value});
-  set_slot_waiting(*seg_, (uint32_t)slot_, true);
-  // Flag first, then look: a waker that changed the word before we flagged is seen here.
-  if (__atomic_load_n(word, __ATOMIC_SEQ_CST) != value) {
-    waits_.pop_back();
-    if (waits_.empty()) set_slot_waiting(*seg_, (uint32_t)slot_, false);
-    return Napi::Number::New(env, 0);
-  }
-  if (!tsfn_ref_) {
-    tsfn_.Ref(env);
-    tsfn_ref_ = true;
-  }
+  uint32_t id = delivery_.wait_add((uint64_t)off, value);
+  UpdateLoopState();
   return Napi::Number::New(env, id);
 }
 
@@ -1413,14 +1075,8 @@ Napi::Value Session::CancelWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (detached_) return env.Undefined();
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  std::lock_guard<std::mutex> g(mu_);
-  for (size_t i = 0; i < waits_.size(); i++)
-    if (waits_[i].id == id) { waits_[i] = waits_.back(); waits_.pop_back(); break; }
-  if (waits_.empty()) set_slot_waiting(*seg_, (uint32_t)slot_, false);
-  if (inflight_.empty() && waits_.empty() && undelivered_ == 0 && tsfn_ref_) {
-    tsfn_.Unref(env);
-    tsfn_ref_ = false;
-  }
+  delivery_.wait_cancel(id);
+  UpdateLoopState();
   return env.Undefined();
 }
 
@@ -1675,6 +1331,9 @@ Napi::Value Session::VerifyHandles(const Napi::CallbackInfo& info) {
     stat_add(&h->stat_corrupt_reports, (uint64_t)found);
   }
   if (repaired) stat_add(&h->stat_integrity_repairs, (uint64_t)repaired);
+  // The orphan count decides whether reapers are woken: recount it from the table.
+  handles_recount_orphans(seg_->handles);
+  reap_demand_reconcile(*seg_);
   Napi::Object o = Napi::Object::New(env);
   o.Set("found", Napi::Number::New(env, found));
   o.Set("repaired", Napi::Number::New(env, repaired));
@@ -1684,7 +1343,10 @@ Napi::Value Session::VerifyHandles(const Napi::CallbackInfo& info) {
 
 Napi::Function Session::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "NativeSession", {
-    InstanceMethod("submit", &Session::Submit),
+    InstanceMethod("setStage", &Session::SetStage),
+    InstanceMethod("flush", &Session::Flush),
+    InstanceMethod("collect", &Session::Collect),
+    InstanceMethod("wakeInfo", &Session::WakeInfo),
     InstanceMethod("openFile", &Session::OpenFile),
     InstanceMethod("closeFile", &Session::CloseFile),
     InstanceMethod("fileInfo", &Session::FileInfo),

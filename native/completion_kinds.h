@@ -47,6 +47,11 @@ bool register_completion_kind(uint16_t kind, KindValidate validate, KindAction a
 // acts on arena memory or fds only, where a genuine EFAULT cannot happen.
 inline bool issuer_gone_result(int32_t res) { return res == -125 /* ECANCELED */ || res == -4 /* EINTR */ || res == -14 /* EFAULT */; }
 
+// Whether others may watch this kind's effect by polling shared memory rather than by
+// registering a shared wait (a completion word: completionWordResult()). Such an op
+// must be reaped promptly even if its issuer's JS thread is busy (reaper.h).
+inline bool kind_observed_by_polling(uint16_t kind) { return kind == CK_COMPLETION_WORD; }
+
 bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg);
 // Returns false if the kind or its argument is invalid (reported as corrupt by the caller).
 bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res);

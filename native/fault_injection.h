@@ -42,6 +42,7 @@ enum KillPoint : uint32_t {
   KP_CHECKPOINT_PAGES_FLUSHED,  // checkpoint: pages flushed, checkpoint record not written
   KP_CHECKPOINT_RECORD_DURABLE, // checkpoint: record durable, control file not updated
   KP_CHECKPOINT_CONTROL_WRITTEN,// checkpoint: control.tmp written and synced, not renamed
+  KP_WAKE_BEFORE_REAP,          // an issuer's loop woke for its completions (CQEs posted), not reaped yet
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];

@@ -7,6 +7,15 @@
 
 namespace rm {
 
+// Seq_cst and clamped at 0: the count lives in shared memory, and a process killed
+// between a flag change and its count leaves it off by one (it only decides whether
+// reapers are woken; checkIntegrity recounts it).
+static void orphans_dec(HandleTable& t) {
+  if (!t.orphans) return;
+  uint32_t cur = __atomic_load_n(t.orphans, __ATOMIC_SEQ_CST);
+  while (cur > 0 && !__atomic_compare_exchange_n(t.orphans, &cur, cur - 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+}
+
 static void free_handle(HandleTable& t, IoHandle* h, uint64_t observed) {
   // Generation bumps on free so any stale (index, gen) reference stops matching.
   uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(observed) + 1);
@@ -83,6 +92,7 @@ CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, ui
     if (!cas(&h->word, &w, done)) continue;  // an orphaning raced us: re-read
     if (flags & HF_ORPHAN) {
       free_handle(t, h, done);
+      orphans_dec(t);
       info.outcome = CompleteOutcome::OrphanFreed;
     } else {
       info.outcome = CompleteOutcome::Delivered;
@@ -137,13 +147,28 @@ OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_fligh
       }
       if (hw_flags(w) & HF_ORPHAN) break;
       uint64_t expected = w;
-      if (!cas(&h->word, &expected, hw_make(H_SUBMITTED, owner, hw_flags(w) | HF_ORPHAN, hw_gen(w)))) continue;
+      // Counted before the flag is set: its completer may free it (and uncount it) at once.
+      if (t.orphans) __atomic_fetch_add(t.orphans, 1u, __ATOMIC_SEQ_CST);
+      if (!cas(&h->word, &expected, hw_make(H_SUBMITTED, owner, hw_flags(w) | HF_ORPHAN, hw_gen(w)))) {
+        orphans_dec(t);
+        continue;
+      }
       if (orphans) orphans->push_back({i, hw_gen(w), load_relaxed(&h->ring)});
       r.orphaned++;
       break;
     }
   }
   return r;
+}
+
+void handles_recount_orphans(HandleTable& t) {
+  if (!t.orphans) return;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < t.count; i++) {
+    uint64_t w = load_acquire(&t.handles[i].word);
+    if (hw_state(w) == H_SUBMITTED && (hw_flags(w) & HF_ORPHAN)) n++;
+  }
+  __atomic_store_n(t.orphans, n, __ATOMIC_SEQ_CST);
 }
 
 uint32_t handles_in_use(const HandleTable& t) {

@@ -32,7 +32,8 @@ constexpr uint64_t kNoArena = ~0ull;
 constexpr uint64_t kWakeUserData = ~0ull;        // NOP used to wake watcher threads
 constexpr uint64_t kCancelUserData = ~0ull - 1;  // ASYNC_CANCEL issued for a dead issuer's IO
 constexpr uint64_t kDelayUserData = ~0ull - 2;   // TIMEOUT in front of an op (injected delay, tests)
-inline bool is_internal_user_data(uint64_t ud) { return ud >= kDelayUserData; }  // no handle behind it
+constexpr uint64_t kSelfWakeUserData = ~0ull - 3;  // MSG_RING to the issuer's wake ring (delivery.h)
+inline bool is_internal_user_data(uint64_t ud) { return ud >= kSelfWakeUserData; }  // no handle behind it
 
 struct IoHandle {
   uint64_t word;        // state:8 | owner:16 | flags:8 | generation:32
@@ -48,7 +49,7 @@ struct IoHandle {
   uint16_t kind;          // completion action id (completion_kinds.h)
   uint16_t batch_pos;
   uint64_t kind_arg;
-  uint64_t submit_ns;
+  uint64_t submit_ns;     // reserved (not written: a clock read per op)
 };
 static_assert(sizeof(IoHandle) == 64, "IoHandle layout is part of the segment ABI");
 
@@ -66,6 +67,7 @@ struct HandleTable {
   uint32_t count;
   uint32_t* cursor;        // shared allocation hint
   uint32_t* freed_seq;     // handles freed so far (statistics)
+  uint32_t* orphans;       // ORPHAN handles not yet freed (reap demand, reaper.h); may be null
 };
 
 // Returns the index, or -1 if every handle is in use.
@@ -94,6 +96,8 @@ OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_fligh
                                    void (*on_cancel)(void* ctx, IoHandle* h, uint32_t index), void* ctx,
                                    std::vector<OrphanRef>* orphans);
 uint32_t handles_in_use(const HandleTable& t);
+// Set the orphan count to the ORPHAN handles still in flight (integrity scans).
+void handles_recount_orphans(HandleTable& t);
 
 // Integrity scan (O(table), lock-free). `slot_state(ctx, owner)` returns the owner
 // slot's SlotState. A word that no legal transition produces (unknown state or flag,

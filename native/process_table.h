@@ -47,6 +47,7 @@ struct WakeSet {
   uint32_t slots[kCap];
   uint32_t n = 0;
   bool all = false;
+  uint32_t orphans_freed = 0;  // orphan handles freed while delivering (reap demand, reaper.h)
   void insert(uint32_t s) {
     for (uint32_t i = 0; i < n; i++) if (slots[i] == s) return;
     if (n < kCap) slots[n++] = s;

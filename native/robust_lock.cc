@@ -9,9 +9,15 @@
 namespace rm {
 
 // holder_pid is diagnostic; getpid() is a system call, once per lock would be on every IO.
+// A process-wide cache (not thread_local: in a shared library every access to that is a
+// __tls_get_addr call). Node's child processes exec a new image, so it never goes stale.
+static uint32_t g_pid = 0;
 static uint32_t cached_pid() {
-  static thread_local uint32_t pid = 0;
-  if (pid == 0) pid = (uint32_t)getpid();
+  uint32_t pid = __atomic_load_n(&g_pid, __ATOMIC_RELAXED);
+  if (pid == 0) {
+    pid = (uint32_t)getpid();
+    __atomic_store_n(&g_pid, pid, __ATOMIC_RELAXED);
+  }
   return pid;
 }
 
@@ -27,12 +33,17 @@ void robust_lock_init(RobustLock* lock) {
 }
 
 LockResult robust_lock_acquire(RobustLock* lock, int64_t timeout_ns) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += timeout_ns / 1000000000;
-  deadline.tv_nsec += timeout_ns % 1000000000;
-  if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
-  int rc = pthread_mutex_timedlock(&lock->mutex, &deadline);
+  // Uncontended (the common case, and a zero timeout): no clock read, no futex.
+  int rc = pthread_mutex_trylock(&lock->mutex);
+  if (rc == EBUSY) {
+    if (timeout_ns <= 0) return LockResult::TimedOut;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ns / 1000000000;
+    deadline.tv_nsec += timeout_ns % 1000000000;
+    if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
+    rc = pthread_mutex_timedlock(&lock->mutex, &deadline);
+  }
   if (rc == 0) {
     store_relaxed(&lock->holder_pid, cached_pid());
     return LockResult::Acquired;

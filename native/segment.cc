@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "atomics.h"
+#include "reaper.h"
 #include <set>
 
 namespace rm {
@@ -42,11 +43,16 @@ uint64_t layout_size(const SegmentConfig& cfg, uint64_t* slots_off, uint64_t* ha
 
 static void bind_views(Segment* seg) {
   SegmentHeader* h = seg->hdr;
+  uint32_t slots = h->max_slots;
+  seg->local_wake.reset(new std::atomic<int>[slots]);
+  for (uint32_t i = 0; i < slots; i++) seg->local_wake[i].store(-1, std::memory_order_relaxed);
+  seg->local_wake_fds.assign(slots, -1);
   seg->slots = reinterpret_cast<ProcSlot*>(seg->base + h->slots_off);
   seg->handles.handles = reinterpret_cast<IoHandle*>(seg->base + h->handles_off);
   seg->handles.count = h->max_handles;
   seg->handles.cursor = &h->handle_cursor;
   seg->handles.freed_seq = &h->handle_freed_seq;
+  seg->handles.orphans = &h->orphans_outstanding;
   seg->files = reinterpret_cast<FileEntry*>(seg->base + h->files_off);
   seg->arena.base = seg->base + h->arena_off;
   seg->arena.size = h->arena_size;
@@ -158,6 +164,9 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
       int efd = want_efd ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
       if (efd >= 0 && sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_EVENTFD, &efd, 1) == 0) {
         seg->rings[r].efd = efd;
+        // Nobody demands reaping yet (reaper.h): the kernel signals no watcher until then.
+        if (seg->rings[r].cq_flags)
+          __atomic_fetch_or(seg->rings[r].cq_flags, (uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
       } else if (efd >= 0) {
         close(efd);
       }
@@ -263,6 +272,10 @@ int segment_attach(int memfd, const std::vector<int>& ring_fds, const std::vecto
 }
 
 void segment_unmap(Segment* seg) {
+  for (int& fd : seg->local_wake_fds) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
   if (seg->stop_efd >= 0) close(seg->stop_efd);
   seg->stop_efd = -1;
   for (auto& r : seg->rings) ring_unmap(&r);
@@ -327,14 +340,17 @@ int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size)
   return rc;
 }
 
-void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
-                                 WakeSet& wake) {
+CompleteInfo deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
+                                WakeSet& wake) {
   CompleteInfo info = handle_complete(seg.handles, ud, res, reaper_slot, kind_action, &seg);
   switch (info.outcome) {
     case CompleteOutcome::Delivered:
       if (info.owner < seg.hdr->max_slots) wake.insert(info.owner);
       break;
-    case CompleteOutcome::OrphanFreed: if (rs) stat_add(&rs->stat_orphans_reaped, (uint64_t)1); break;
+    case CompleteOutcome::OrphanFreed:
+      if (rs) stat_add(&rs->stat_orphans_reaped, (uint64_t)1);
+      wake.orphans_freed++;
+      break;
     case CompleteOutcome::Stale: if (rs) stat_add(&rs->stat_stale_cqes, (uint64_t)1); break;
     case CompleteOutcome::Corrupt:
       if (rs) stat_add(&rs->stat_corrupt_cqes, (uint64_t)1);
@@ -342,15 +358,28 @@ void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_
       break;
   }
   if (info.kind == 0xffff) stat_add(&seg.hdr->stat_corrupt_reports, (uint64_t)1);
+  return info;
+}
+
+void ring_slot(Segment& seg, uint32_t slot) {
+  int fd = slot < seg.hdr->max_slots && seg.local_wake ? seg.local_wake[slot].load(std::memory_order_acquire) : -1;
+  if (fd >= 0) {
+    uint64_t one = 1;  // the write is a full barrier: the COMPLETED state is visible first
+    ssize_t w = write(fd, &one, sizeof(one));
+    (void)w;
+    return;
+  }
+  slot_ring_doorbell(&seg.slots[slot]);
 }
 
 void ring_doorbells(Segment& seg, const WakeSet& wake) {
+  if (wake.orphans_freed) reap_demand_reconcile(seg);  // the last orphan may be gone: watchers can sleep
   if (wake.all) {  // more distinct issuers than the set holds: ring every active slot
     for (uint32_t s = 0; s < seg.hdr->max_slots; s++)
-      if (load_acquire(&seg.slots[s].state) == SLOT_ACTIVE) slot_ring_doorbell(&seg.slots[s]);
+      if (load_acquire(&seg.slots[s].state) == SLOT_ACTIVE) ring_slot(seg, s);
     return;
   }
-  for (uint32_t i = 0; i < wake.n; i++) slot_ring_doorbell(&seg.slots[wake.slots[i]]);
+  for (uint32_t i = 0; i < wake.n; i++) ring_slot(seg, wake.slots[i]);
 }
 
 bool segment_running(Segment& seg) { return load_acquire(&seg.hdr->run_state) == RUN_RUNNING; }

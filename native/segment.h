@@ -8,6 +8,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -26,7 +27,7 @@
 namespace rm {
 
 constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
-constexpr uint32_t kLayoutVersion = 6;  // bump on any change to a shared structure
+constexpr uint32_t kLayoutVersion = 7;  // bump on any change to a shared structure
 constexpr uint32_t kMaxRings = 64;
 
 enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
@@ -70,6 +71,11 @@ struct SegmentHeader {
   uint64_t tb_drain_seq;
   // Slots with at least one shared wait registered (shared_wait.h), seq_cst bits.
   uint64_t waiting_slots[64];
+  // Reap demand (reaper.h): slots with in-flight ops someone else must reap, and the
+  // orphans of dead issuers not yet reaped. Seq_cst.
+  uint64_t foreign_slots[64];
+  uint32_t orphans_outstanding;
+  uint32_t reap_demand_pad;
   // Named arena regions (a module's shared state: buffer pool, WAL buffer), set by the
   // postmaster before it forks, looked up by name in every process.
   struct Region { char name[24]; uint64_t offset; uint64_t size; } regions[16];
@@ -129,6 +135,14 @@ struct Segment {
   // process's live sessions (moves on when that session detaches). Atomic access.
   uint32_t reaper_slot = 0;
   std::vector<uint32_t> local_slots;  // live sessions of this process (under mu)
+  // Sessions of this process woken through an eventfd (the threads backend, or a kernel
+  // without io_uring futex waits): slot -> eventfd, -1 otherwise. A completer in this
+  // process writes it instead of ringing the slot's futex: one wakeup, no thread between.
+  // The eventfds stay open until the segment is unmapped (a later session on the same
+  // slot reuses its eventfd), so a completer racing a detach never writes a closed or
+  // recycled fd number.
+  std::unique_ptr<std::atomic<int>[]> local_wake;
+  std::vector<int> local_wake_fds;  // [slot] -> the eventfd made for it here, -1 (under mu)
   ThreadBackend* pool = nullptr;
   bool fixed_files = false;
 };
@@ -151,8 +165,11 @@ int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size);
 int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size);
 // Move the handle named by `ud` to COMPLETED (running its completion action) and
 // remember whose doorbell to ring; `rs` (may be null) receives the statistics.
-void deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
-                        WakeSet& wake);
+CompleteInfo deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
+                                WakeSet& wake);
 void ring_doorbells(Segment& seg, const WakeSet& wake);
+// Wake one slot's environment: its local eventfd if it is in this process and has one,
+// else its doorbell futex (any process).
+void ring_slot(Segment& seg, uint32_t slot);
 
 }  // namespace rm

@@ -1,6 +1,7 @@
 #include "shared_wait.h"
 
 #include "atomics.h"
+#include "reaper.h"
 #include "segment.h"
 
 namespace rm {
@@ -9,8 +10,10 @@ void set_slot_waiting(Segment& seg, uint32_t slot, bool waiting) {
   if (slot >= kWaitBitmapWords * 64) return;
   uint64_t* w = &seg.hdr->waiting_slots[slot / 64];
   uint64_t bit = 1ull << (slot % 64);
-  if (waiting) __atomic_fetch_or(w, bit, __ATOMIC_SEQ_CST);
-  else __atomic_fetch_and(w, ~bit, __ATOMIC_SEQ_CST);
+  uint64_t old = waiting ? __atomic_fetch_or(w, bit, __ATOMIC_SEQ_CST) : __atomic_fetch_and(w, ~bit, __ATOMIC_SEQ_CST);
+  // A waiter may depend on any CQE (a busy or dead issuer's): watchers must wake while
+  // anyone waits (reaper.h).
+  if (((old & bit) != 0) != waiting) reap_demand_reconcile(seg);
 }
 
 void wake_word_waiters(Segment& seg) {
@@ -22,7 +25,7 @@ void wake_word_waiters(Segment& seg) {
       uint32_t b = (uint32_t)__builtin_ctzll(bits);
       bits &= bits - 1;
       uint32_t slot = i * 64 + b;
-      if (slot < max) slot_ring_doorbell(&seg.slots[slot]);
+      if (slot < max) ring_slot(seg, slot);
     }
   }
 }

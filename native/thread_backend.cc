@@ -17,13 +17,33 @@
 #include <unistd.h>
 #include <vector>
 
+#include <cstdlib>
+
 #include "atomics.h"
+#include "io_method.h"
 #include "segment.h"
 
 namespace rm {
 
+// The ops of one chain: up to kInline without an allocation (most chains are one op; a
+// WAL commit is two to four).
+struct ChainOps {
+  static constexpr uint32_t kInline = 4;
+  SqeRequest inline_ops[kInline];
+  std::vector<SqeRequest> more;
+  uint32_t n = 0;
+  void push_back(const SqeRequest& r) {
+    if (n < kInline) inline_ops[n] = r;
+    else more.push_back(r);
+    n++;
+  }
+  size_t size() const { return n; }
+  bool empty() const { return n == 0; }
+  const SqeRequest& operator[](size_t i) const { return i < kInline ? inline_ops[i] : more[i - kInline]; }
+};
+
 struct Chain {
-  std::vector<SqeRequest> reqs;
+  ChainOps reqs;
   std::vector<uint32_t> delay_us;  // injected delay per op (test hooks), usually all 0
   uint64_t seq = 0;
   bool counted = false;      // included in tb_inflight
@@ -53,6 +73,7 @@ struct ThreadBackend {
   std::atomic<bool> stopping{false};
   std::mutex fd_mu;
   std::vector<std::shared_ptr<LocalFd>> fds;
+  std::vector<Chain> submit_chains;  // scratch of thread_backend_submit (under tb_lock)
 };
 
 static uint64_t* slot_counted(Segment* seg, uint32_t slot) { return &seg->slots[slot].tb_counted; }
@@ -164,6 +185,10 @@ static int32_t run_one(ThreadBackend* tb, const SqeRequest& r) {
 // later requests do not start before the drained one completes).
 static bool pass_gate(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
+  // A chain counted at submit, with no drain pending: nothing to decide under the lock.
+  // (A drain that becomes pending right after this look counts us among the chains it
+  // waits for; the locked path below has the same window.)
+  if (c.counted && !c.drain && !__atomic_load_n(&h->tb_drain_active, __ATOMIC_SEQ_CST)) return true;
   for (;;) {
     tb_lock(h);
     bool active = load_relaxed(&h->tb_drain_active);
@@ -185,6 +210,22 @@ static bool pass_gate(ThreadBackend* tb, Chain& c) {
 
 static void finish_chain(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
+  if (!c.drain_owner) {
+    // Uncounting is two atomic decrements; only a pending drain (whose owner waits for
+    // tb_inflight to fall) needs a wake. The owner sets tb_drain_active before it reads
+    // tb_inflight, we decrement before we read tb_drain_active (both seq_cst): one of
+    // us sees the other. A dead process's share is given back by forget_slot, never
+    // while its pool runs.
+    if (c.counted) {
+      __atomic_fetch_sub(&h->tb_inflight, 1u, __ATOMIC_SEQ_CST);
+      __atomic_fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1, __ATOMIC_SEQ_CST);
+    }
+    if (__atomic_load_n(&h->tb_drain_active, __ATOMIC_SEQ_CST)) {
+      futex_wake_all(&h->tb_inflight);
+      futex_wake_all(&h->tb_drain_active);
+    }
+    return;
+  }
   tb_lock(h);
   if (c.counted) {
     fetch_sub(&h->tb_inflight, 1u);
@@ -201,9 +242,11 @@ static void finish_chain(ThreadBackend* tb, Chain& c) {
 
 static void cancel_chain(ThreadBackend* tb, Chain& c) {
   WakeSet wake;
-  for (auto& r : c.reqs)
+  for (size_t i = 0; i < c.reqs.size(); i++) {
+    const SqeRequest& r = c.reqs[i];
     deliver_completion(*tb->seg, user_data_of(r.handle_index, r.handle_gen), -ECANCELED,
                        load_relaxed(&tb->seg->reaper_slot), nullptr, wake);
+  }
   ring_doorbells(*tb->seg, wake);
 }
 
@@ -315,8 +358,10 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   // Sync requests: the files this batch writes, marked before a pool thread can run it.
   note_submitted_writes(*tb->seg, reqs_in, n_in);
   // Injected faults complete their ops now (test hooks only); the rest is queued.
-  std::vector<SqeRequest> kept(reqs_in, reqs_in + n_in);
+  std::vector<SqeRequest> kept;
   std::vector<uint32_t> delays;  // injected delay per kept op (test hooks), empty if none
+  const SqeRequest* reqs = reqs_in;
+  uint32_t n = n_in;
   if (load_relaxed(&h->faults.enabled)) {
     WakeSet wake;
     std::vector<uint8_t> skip_store(n_in);
@@ -333,10 +378,11 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
       delays.push_back(delay_in[i]);
     }
     ring_doorbells(*tb->seg, wake);
+    reqs = kept.data();
+    n = (uint32_t)kept.size();
   }
-  const SqeRequest* reqs = kept.data();
-  uint32_t n = (uint32_t)kept.size();
-  std::vector<Chain> chains;
+  std::vector<Chain>& chains = tb->submit_chains;  // reused; submits are serialized by tb_lock
+  chains.clear();
   Chain cur;
   for (uint32_t i = 0; i < n; i++) {
     if (cur.reqs.empty()) cur.drain = reqs[i].link_flags & LF_DRAIN;
@@ -373,7 +419,9 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
   }
   kill_point(&h->faults, KP_SQES_PUBLISHED);
   robust_lock_release(&h->tb_lock);
-  tb->cv.notify_all();
+  // One pool thread per chain, not all of them for each.
+  if (chains.size() == 1) tb->cv.notify_one();
+  else if (!chains.empty()) tb->cv.notify_all();
   return (int)n_in;
 }
 
@@ -410,5 +458,69 @@ void thread_backend_forget_slot(Segment* seg, uint32_t slot) {
   futex_wake_all(&h->tb_inflight);
   futex_wake_all(&h->tb_drain_active);
 }
+
+}  // namespace rm
+
+// ---- the threads IO method (io_method.h) ---------------------------------------------
+
+namespace rm {
+namespace {
+
+void threads_process_start(Segment* seg, SlotKind, uint32_t, bool) {
+  const char* n = getenv("RINGMASTER_THREADS");
+  int threads = n ? atoi(n) : 4;
+  seg->pool = thread_backend_start(seg, threads > 0 && threads <= 64 ? threads : 4);
+}
+
+bool threads_process_stop(Segment* seg) {
+  bool gone = seg->pool ? thread_backend_stop(seg->pool, 2000000000ll) : true;
+  seg->pool = nullptr;
+  return gone;
+}
+
+uint32_t threads_max_batch(Segment& seg, uint32_t) { return seg.hdr->ring_entries; }
+
+// The run state was checked by the caller (flush_staged): the pool has no lock-held
+// re-check to make, its queue is this process's own.
+int threads_submit(Segment& seg, uint32_t, const SqeRequest* reqs, uint32_t n, uint32_t issuer, const SubmitWake* wake,
+                   bool /*shutdown_exempt*/) {
+  if (wake && wake->linked) for (uint32_t i = 0; i < n; i++) wake->linked[i] = 0;
+  return thread_backend_submit(seg.pool, reqs, n, issuer);
+}
+
+void threads_cancel_issuer(Segment& seg, uint32_t issuer, const std::vector<OrphanRef>&) {
+  if (seg.pool) thread_backend_cancel_issuer(seg.pool, issuer);
+}
+
+void threads_slot_cleaned(Segment& seg, uint32_t slot, bool process_died, const std::vector<OrphanRef>&) {
+  // A dead process's pool died with it: forget its drain accounting. A live detach's
+  // chains still finish (or were cancelled) through finish_chain, which accounts them.
+  if (process_died) thread_backend_forget_slot(&seg, slot);
+}
+
+int threads_install_file(Segment& seg, uint32_t file_slot, uint32_t gen, int fd) {
+  thread_backend_adopt_fd(seg.pool, file_slot, gen, fd);
+  return 0;
+}
+
+void threads_remove_file(Segment& seg, uint32_t file_slot) {
+  thread_backend_forget_fd(seg.pool, file_slot);  // other processes drop theirs on next use (generation)
+}
+
+}  // namespace
+
+const IoMethodOps kThreadMethod = {
+    "threads",
+    /*foreign_reaping=*/false,
+    threads_process_start,
+    threads_process_stop,
+    threads_max_batch,
+    threads_submit,
+    threads_cancel_issuer,
+    /*in_flight_dies_with_process=*/true,
+    threads_slot_cleaned,
+    threads_install_file,
+    threads_remove_file,
+};
 
 }  // namespace rm

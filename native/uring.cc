@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "atomics.h"
+#include "reaper.h"
 #include "segment.h"
 
 #ifndef IORING_SETUP_SUBMIT_ALL
@@ -210,8 +211,19 @@ static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) 
   store_relaxed(&rs->intent_active, 0u);
 }
 
+static void prep_self_wake(io_uring_sqe* sqe, int fd, uint64_t ud) {
+  memset(sqe, 0, sizeof(*sqe));
+  sqe->opcode = IORING_OP_MSG_RING;
+  sqe->fd = fd;
+  sqe->addr = 0;    // IORING_MSG_DATA: post a CQE
+  sqe->len = 0;     // its res
+  sqe->off = ud;    // its user_data: the chain's last op
+  sqe->flags = IOSQE_CQE_SKIP_SUCCESS;  // the shared CQ hears of it only if it fails
+  sqe->user_data = kSelfWakeUserData;
+}
+
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns,
-                bool inline_reap, bool shutdown_exempt) {
+                bool inline_reap, const SubmitWake* sw, bool shutdown_exempt) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
   WakeSet wake;
@@ -236,12 +248,20 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     ring_doorbells(seg, wake);
     return -EAGAIN;  // SQPOLL has not consumed yet: the caller retries later
   }
+  bool faults = load_relaxed(&seg.hdr->faults.enabled);
+  // Self-wakes follow the chains that asked for one, room permitting (never with
+  // injected faults, which re-link chains, nor under SQPOLL).
+  if (sw && sw->linked) for (uint32_t i = 0; i < n; i++) sw->linked[i] = 0;
+  uint32_t n_wakes = 0;
+  if (sw && sw->fd >= 0 && sw->after && !faults && !sqpoll)
+    for (uint32_t i = 0; i < n; i++) n_wakes += sw->after[i] ? 1 : 0;
+  if (entries - (tail - head) < n + n_wakes) n_wakes = 0;
   // Injected faults complete their ops here; the rest is submitted (test hooks only).
   const uint32_t n_all = n;
   std::vector<SqeRequest> kept;
   std::vector<uint32_t> delays;  // per kept op: injected delay (a linked TIMEOUT in front)
   uint32_t n_delays = 0;
-  if (load_relaxed(&seg.hdr->faults.enabled)) {
+  if (faults) {
     std::vector<uint8_t> skip_store(n);
     bool* skip = reinterpret_cast<bool*>(skip_store.data());
     std::vector<uint32_t> delay_in(n);
@@ -275,11 +295,20 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
       return (int)n_all;
     }
   }
-  // SQE position -> request (or -1: an injected delay's TIMEOUT). The timespecs are read
-  // by the kernel at submission, inside our own io_uring_enter below.
-  std::vector<int32_t> sqe_req;
+  // SQE position -> request (or -1: an injected delay's TIMEOUT, a self-wake). The
+  // timespecs are read by the kernel at submission, inside our own io_uring_enter below.
+  std::vector<int32_t> sqe_req;  // allocated only with self-wakes or delays, below
   std::vector<__kernel_timespec> delay_ts(n_delays);
-  const uint32_t n_sqes = n + n_delays;
+  const bool mapped = n_delays || n_wakes;
+  const uint32_t n_sqes = n + n_delays + n_wakes;
+  // The map is only read on a hard enter failure: a small stack array covers the usual batch.
+  int32_t sqe_req_small[64];
+  int32_t* sqe_map = sqe_req_small;
+  uint32_t sqe_mapped = 0;
+  if (mapped && n_sqes > 64) {
+    sqe_req.resize(n_sqes);
+    sqe_map = sqe_req.data();
+  }
   store_relaxed(&rs->intent_tail, tail);
   store_relaxed(&rs->intent_count, n_sqes);
   store_relaxed(&rs->intent_prepared, 0u);
@@ -299,19 +328,29 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
       t->flags = IOSQE_IO_HARDLINK | ((reqs[i].link_flags & LF_DRAIN) ? IOSQE_IO_DRAIN : 0);
       t->user_data = kDelayUserData;
       m.sq_array[idx] = idx;
-      sqe_req.push_back(-1);
+      sqe_map[sqe_mapped++] = -1;
       store_release(&rs->intent_prepared, ++pos);
       SqeRequest q = reqs[i];
       q.link_flags &= ~LF_DRAIN;  // moved to the head of the pair
       kept[i] = q;
     }
     uint32_t idx = (tail + pos) & mask;
+    bool self_wake = n_wakes && sw->after[i];
     prep_sqe(&m.sqes[idx], reqs[i]);
+    if (self_wake) m.sqes[idx].flags |= IOSQE_IO_HARDLINK;  // the wake follows whatever the result
     m.sq_array[idx] = idx;
     handle_mark_submitted(seg.handles, reqs[i].handle_index);
-    if (n_delays) sqe_req.push_back((int32_t)i);
+    if (mapped) sqe_map[sqe_mapped++] = (int32_t)i;
     store_release(&rs->intent_prepared, ++pos);  // this SQE and its handle are complete
     if (i == 0) kill_point(&seg.hdr->faults, KP_SQES_RESERVED);
+    if (self_wake) {
+      uint32_t widx = (tail + pos) & mask;
+      prep_self_wake(&m.sqes[widx], sw->fd, user_data_of(reqs[i].handle_index, reqs[i].handle_gen));
+      m.sq_array[widx] = widx;
+      sqe_map[sqe_mapped++] = -1;
+      store_release(&rs->intent_prepared, ++pos);
+      if (sw->linked) sw->linked[i] = 1;
+    }
   }
   // Publish: SQE stores happen-before the kernel's acquire load of the tail.
   store_release(m.sq_tail, tail + n_sqes);
@@ -325,7 +364,8 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     // Enter until the kernel's head reaches our tail: progress is measured on the ring,
     // not by adding up return values.
     uint32_t target = tail + n_sqes;
-    bool quiet = inline_reap && m.efd >= 0 && m.cq_flags;
+    // Already set (nobody demands reaping): nothing to toggle.
+    bool quiet = inline_reap && m.efd >= 0 && m.cq_flags && !(load_acquire(m.cq_flags) & IORING_CQ_EVENTFD_DISABLED);
     if (quiet) __atomic_fetch_or(m.cq_flags, (uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
     int tries = 0;
     for (;;) {
@@ -344,14 +384,17 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
       if (consumed > n_sqes) consumed = n_sqes;
       store_release(m.sq_tail, tail + consumed);
       for (uint32_t p = consumed; p < n_sqes; p++) {
-        int32_t i = n_delays ? sqe_req[p] : (int32_t)p;
-        if (i < 0) continue;  // an injected delay's TIMEOUT: no handle
+        int32_t i = mapped ? sqe_map[p] : (int32_t)p;
+        if (i < 0) continue;  // an injected delay's TIMEOUT or a self-wake: no handle
         deliver_completion(seg, user_data_of(reqs[i].handle_index, reqs[i].handle_gen), rc < 0 ? rc : -EIO, ~0u,
                            rs, wake);
       }
       break;
     }
-    if (quiet) __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
+    // Give the flag back only if someone demands reaping now (reaper.h); otherwise it
+    // stays set and watchers keep sleeping.
+    if (quiet && reap_demand_present(seg))
+      __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
   }
   store_release(&rs->intent_active, 0u);
   robust_lock_release(&rs->submit_lock);
@@ -359,7 +402,8 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   return result;
 }
 
-int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns, uint32_t quiet_slot) {
+int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns, uint32_t quiet_slot,
+              std::vector<uint32_t>* own) {
   RingShared* rs = &seg.hdr->rings[ring_index];
   RingMap& m = seg.rings[ring_index];
   LockResult lr = robust_lock_acquire(&rs->complete_lock, lock_timeout_ns);
@@ -379,7 +423,8 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
       uint64_t ud = load_relaxed(&cqe->user_data);  // each field read exactly once
       int32_t res = load_relaxed(&cqe->res);
       if (!is_internal_user_data(ud)) {
-        deliver_completion(seg, ud, res, reaper_slot, rs, wake);
+        CompleteInfo ci = deliver_completion(seg, ud, res, reaper_slot, rs, wake);
+        if (own && ci.outcome == CompleteOutcome::Delivered && ci.owner == quiet_slot) own->push_back((uint32_t)ud);
         processed++;
         kill_point(&seg.hdr->faults, KP_CQE_DELIVERED);
       }
@@ -410,7 +455,8 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
           uint64_t ud = load_relaxed(&cqe->user_data);
           int32_t res = load_relaxed(&cqe->res);
           if (!is_internal_user_data(ud)) {
-            deliver_completion(seg, ud, res, reaper_slot, rs, wake);
+            CompleteInfo ci = deliver_completion(seg, ud, res, reaper_slot, rs, wake);
+            if (own && ci.outcome == CompleteOutcome::Delivered && ci.owner == quiet_slot) own->push_back((uint32_t)ud);
             processed++;
           }
           head++;
@@ -424,6 +470,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
     ProcSlot* me = &seg.slots[reaper_slot];
     stat_add(&me->stat_reaped, (uint64_t)processed);
   }
+  if (processed && quiet_slot == ~0u) stat_add(&rs->stat_watcher_reaps, (uint64_t)processed);
   wake.erase(quiet_slot);
   ring_doorbells(seg, wake);
   return processed;

@@ -11,6 +11,7 @@
 #pragma once
 #include <linux/io_uring.h>
 #include <cstdint>
+#include <vector>
 
 #include "robust_lock.h"
 
@@ -46,6 +47,7 @@ struct RingShared {
   uint64_t stat_submit_repairs;
   uint64_t stat_reap_repairs;
   uint64_t stat_orphans_reaped;
+  uint64_t stat_watcher_reaps;  // CQEs reaped by watcher threads (the rest by JS threads)
 };
 
 // This process's mapping of one ring.
@@ -101,6 +103,17 @@ struct SqeRequest {
   uint64_t kind_arg;
 };
 
+// The issuer's self-wake (delivery.h): after each op marked in `after` (the last op of
+// its chain) an IORING_OP_MSG_RING to `fd` is hard-linked, posting the op's user_data
+// to the issuer's private ring once the chain is done. `linked` (out, per op) says
+// whether it was; without room (fault injection, a chain as long as the SQ) it is not.
+struct SubmitWake {
+  int fd = -1;
+  const uint8_t* after = nullptr;
+  uint8_t* linked = nullptr;
+  bool reap_inline = false;  // the caller reaps right after the enter (see ring_submit)
+};
+
 // Returns n once every request is accounted for: in flight, or (if io_uring_enter
 // failed hard) completed with that error through the normal delivery path. Returns
 // -errno only when nothing was published (-EAGAIN: no SQ room; -ETIMEDOUT: lock;
@@ -112,12 +125,13 @@ struct SqeRequest {
 // `shutdown_exempt`: the submitter may submit while the segment is stopping (the
 // postmaster's shutdown checkpoint, segment_accepts_io).
 int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint32_t n, int64_t lock_timeout_ns,
-                bool inline_reap = false, bool shutdown_exempt = false);
+                bool inline_reap = false, const SubmitWake* wake = nullptr, bool shutdown_exempt = false);
 // Reap every available CQE under the completion lock. Returns CQEs processed, or -errno.
 // `quiet_slot`: a slot whose doorbell is not rung because the caller (that slot's own
 // JS thread, reaping inline) collects its completions itself right after; ~0u: none.
+// The indices of the handles it completed for `quiet_slot` are appended to `own`.
 int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns,
-              uint32_t quiet_slot = ~0u);
+              uint32_t quiet_slot = ~0u, std::vector<uint32_t>* own = nullptr);
 // Ask the kernel to cancel in-flight requests by user_data (IORING_OP_ASYNC_CANCEL).
 // Used for a dead issuer's IO: a poll-armed request (pipe, socket) is not cancelled
 // when its submitter dies and would otherwise stay in flight forever.

@@ -44,6 +44,9 @@ const handlers = {
   async fire({ offset, busyMs = 0 }) {
     const t0 = hr();
     const p = db.batch().nop({ completionWord: offset }).submit();
+    // Ops go to the kernel at the end of the turn; flush now instead, so that t1 is taken
+    // right after the enter, as before, and a busy A (below) has submitted its op first.
+    db._flushStaged();
     const t1 = hr();
     if (busyMs) spin(busyMs);
     // t0: before the batch is built (upper bound of the completion time is t1: a NOP

@@ -1,11 +1,11 @@
 'use strict';
 // Runs one durable-commits / tpcb point in a fresh process; prints one JSON line.
-// spec: { engine: 'rm'|'sqlite', kind: 'commits'|'tpcb', procs, sessions, durationMs, dataDir, mode: 'fork'|'threads', g, synchronous }
+// spec: { engine: 'rm'|'sqlite'|'node', kind: 'commits'|'tpcb', procs, sessions, durationMs, dataDir, mode: 'fork'|'threads', g, synchronous }
 const fs = require('node:fs');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
-const { newHist, histMerge, histSummary, round } = require('../lib/common.cjs');
+const { newHist, histAdd, histMerge, histSummary, round } = require('../lib/common.cjs');
 const engine = require('./engine.cjs');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -168,9 +168,45 @@ async function sqlitePoint(spec) {
   }
 }
 
+// Node fs, one committing session (durable commits only): append a 100-byte record to a
+// zero-filled, preallocated log and fdatasync it, `await`ed one after the other, as a
+// JS engine on Node's own fs would. UV_USE_IO_URING in the environment picks the
+// threadpool (0) or libuv's io_uring (1).
+async function nodePoint(spec) {
+  const dir = freshDir(spec, 'node');
+  const file = path.join(dir, 'log');
+  const size = 16 << 20;
+  fs.writeFileSync(file, Buffer.alloc(size));
+  const fd = fs.openSync(file, 'r+');
+  fs.fdatasyncSync(fd);
+  fs.closeSync(fd);
+  const fh = await fs.promises.open(file, 'r+');
+  const payload = Buffer.alloc(100, 0x61);
+  const hist = newHist();
+  let commits = 0;
+  let pos = 0;
+  const end = Date.now() + spec.durationMs;
+  try {
+    while (Date.now() < end) {
+      const t0 = process.hrtime.bigint();
+      await fh.write(payload, 0, payload.length, pos);
+      await fh.datasync();
+      histAdd(hist, Number(process.hrtime.bigint() - t0));
+      commits++;
+      pos = (pos + payload.length) % (size - payload.length);
+    }
+  } finally {
+    await fh.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const res = combine([{ commits, hist }], spec.durationMs);
+  res.settings = `fs.promises FileHandle.write + datasync per commit, UV_USE_IO_URING=${process.env.UV_USE_IO_URING ?? 'default'}`;
+  return res;
+}
+
 async function main() {
   const spec = JSON.parse(process.argv[2]);
-  const res = spec.engine === 'sqlite' ? await sqlitePoint(spec) : await rmPoint(spec);
+  const res = spec.engine === 'sqlite' ? await sqlitePoint(spec) : spec.engine === 'node' ? await nodePoint(spec) : await rmPoint(spec);
   process.stdout.write(`${JSON.stringify(res)}\n`);
 }
 

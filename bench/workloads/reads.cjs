@@ -6,12 +6,14 @@ const { runPoint, runFio, ratio, round, mdTable, svgBars, fmt } = require('../li
 const ENGINES = {
   cold: [
     { id: 'ringmaster', label: 'ringmaster', kind: 'rm' },
+    { id: 'ringmaster-threads', label: 'ringmaster threads backend', kind: 'rm', env: { RINGMASTER_BACKEND: 'threads' } },
     { id: 'fio-io_uring', label: 'fio io_uring', kind: 'fio', engine: 'io_uring' },
     { id: 'node-fs', label: 'Node fs (threadpool)', kind: 'node', env: { UV_USE_IO_URING: '0' } },
     { id: 'node-uv-io_uring', label: 'Node fs UV_USE_IO_URING=1', kind: 'node', env: { UV_USE_IO_URING: '1' } },
   ],
   cached: [
     { id: 'ringmaster', label: 'ringmaster', kind: 'rm' },
+    { id: 'ringmaster-threads', label: 'ringmaster threads backend', kind: 'rm', env: { RINGMASTER_BACKEND: 'threads' } },
     { id: 'fio-psync', label: 'fio psync', kind: 'fio', engine: 'psync' },
     { id: 'fio-io_uring', label: 'fio io_uring', kind: 'fio', engine: 'io_uring' },
     { id: 'node-fs', label: 'Node fs (threadpool)', kind: 'node', env: { UV_USE_IO_URING: '0' } },
@@ -38,7 +40,7 @@ function medianSample(list) {
 }
 
 async function runEngine(e, base, ctx, psyncCache) {
-  if (e.kind === 'rm') return runPoint({ ...base, engine: 'ringmaster' });
+  if (e.kind === 'rm') return runPoint({ ...base, engine: 'ringmaster' }, e.env || {});
   if (e.kind === 'node') return runPoint({ ...base, engine: 'node' }, e.env);
   // fio psync is synchronous: iodepth does not apply, so run it once per (bs, procs).
   if (e.engine === 'psync') {
@@ -83,25 +85,36 @@ function make(kind) {
         const results = {};
         for (const e of engines) results[e.id] = medianSample(samples[e.id]);
         const ratios = {};
-        for (const e of engines) {
-          if (e.id === 'ringmaster') continue;
-          const per = samples.ringmaster.map((s, i) => ratio(s.iops, samples[e.id][i] && samples[e.id][i].iops)).filter((v) => v !== null);
-          ratios[`ringmaster/${e.id}`] = per.length ? median(per) : null;
-        }
+        const pair = (a, b) => {
+          const per = samples[a].map((s, i) => ratio(s.iops, samples[b][i] && samples[b][i].iops)).filter((v) => v !== null);
+          ratios[`${a}/${b}`] = per.length ? median(per) : null;
+        };
+        for (const e of engines) if (e.kind !== 'rm') pair('ringmaster', e.id);
+        // The threads backend (what Docker and gVisor users get) against Node's threadpool.
+        pair('ringmaster-threads', 'node-fs');
         points.push({ bs, depth, procs, results, ratios });
       }
+      const qd1 = (p) => p.depth === 1;
+      const deeper = (p) => p.depth > 1;
       const targets = direct
-        ? [target('ringmaster/fio-io_uring', 0.95, points, 'cold reads >= 0.95x fio io_uring at equal depth')]
-        : [target('ringmaster/node-fs', 2.5, points, 'cached reads >= 2.5x Node fs (threadpool)'), target('ringmaster/node-uv-io_uring', 1.2, points, 'cached reads >= 1.2x Node fs with libuv io_uring')];
+        ? [target('ringmaster/node-uv-io_uring', 1.0, points.filter(qd1), 'cold reads QD 1 >= 1.0x Node fs with libuv io_uring'),
+          target('ringmaster/fio-io_uring', 0.85, points.filter(qd1), 'cold reads QD 1 >= 0.85x fio io_uring'),
+          target('ringmaster/node-uv-io_uring', 1.0, points.filter(deeper), 'cold reads QD > 1 >= 1.0x Node fs with libuv io_uring'),
+          target('ringmaster-threads/node-fs', 1.0, points, 'threads backend cold reads >= 1.0x Node fs (threadpool)')]
+        : [target('ringmaster/node-uv-io_uring', 1.3, points, 'cached reads >= 1.3x Node fs with libuv io_uring'),
+          target('ringmaster/fio-io_uring', 0.6, points.filter(qd1), 'cached reads QD 1 >= 0.6x fio io_uring'),
+          target('ringmaster-threads/node-fs', 1.0, points, 'threads backend cached reads >= 1.0x Node fs (threadpool)')];
       return { engines: engines.map((e) => ({ id: e.id, label: e.label, env: e.env || null })), points, targets };
     },
     render(res) {
       const engines = res.engines;
-      const headers = ['bs', 'QD', 'procs', ...engines.map((e) => `${e.label} IOPS`), ...engines.filter((e) => e.id !== 'ringmaster').map((e) => `rm/${e.id}`), 'rm p50/p99 µs', 'fio io_uring p50/p99 µs'];
+      const keys = Object.keys(res.points[0] ? res.points[0].ratios : {});
+      const short = (k) => k.replace('ringmaster-threads/', 'rm-threads/').replace('ringmaster/', 'rm/');
+      const headers = ['bs', 'QD', 'procs', ...engines.map((e) => `${e.label} IOPS`), ...keys.map(short), 'rm p50/p99 µs', 'fio io_uring p50/p99 µs'];
       const rows = res.points.map((p) => [
         `${p.bs / 1024}k`, p.depth, p.procs,
         ...engines.map((e) => cell(p.results[e.id])),
-        ...engines.filter((e) => e.id !== 'ringmaster').map((e) => p.ratios[`ringmaster/${e.id}`]),
+        ...keys.map((k) => p.ratios[k]),
         lat(p.results.ringmaster), lat(p.results['fio-io_uring']),
       ]);
       const md = [mdTable(headers, rows), '', '**Targets**', '', ...res.targets.map(targetLine)].join('\n');

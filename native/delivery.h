@@ -1,0 +1,151 @@
+// Delivery: how one JS environment (a session) learns that its IO completed or that a
+// shared word it waits on changed, with one wakeup of its own JS thread and no helper
+// thread in between. Everything here runs on that JS thread (the event loop polls
+// `poll_fd()`); nothing is shared with other threads but the segment itself.
+//
+// Wake channels:
+//  - Ring (io_uring backend, Linux 6.7+): a small private io_uring per environment,
+//    polled by the event loop. (1) A single op that will complete asynchronously
+//    (O_DIRECT, a sync, a file whose ops went asynchronous lately) is followed by a
+//    hard-linked IORING_OP_MSG_RING to it (CQE_SKIP_SUCCESS on the source side): the
+//    op's CQE is posted first, then the message, so the loop wakes once, with the CQE
+//    already in the shared CQ, and the JS thread reaps it itself. Linked chains do not
+//    get one (a soft link's break cancels it; measured slower, submission.cc): their
+//    CQEs go to the reapers. (2) An IORING_OP_FUTEX_WAIT stays armed on the slot's
+//    doorbell word: any process that completes this environment's IO or changes a
+//    word it waits on rings the doorbell (fetch_add + FUTEX_WAKE, unchanged), the
+//    kernel completes the wait in this thread's context and the loop wakes.
+//  - Eventfd (the threads backend, or io_uring without futex waits): an eventfd polled
+//    by the loop. Completers in this process write it directly (Segment::local_wake):
+//    a pool thread's completion is one wakeup. Doorbells rung by other processes reach
+//    it through a small thread blocked on the doorbell futex.
+//
+// Collection is exact where it can be: the handles this thread reaped itself, and the
+// handles named by self-wake messages. A doorbell (someone else reaped, or a word
+// changed), the eventfd channel and the periodic sweep scan everything in flight.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "uring.h"
+
+namespace rm {
+
+struct Segment;
+
+// The issuer's trusted copy of one in-flight op (its handle in shared memory is not).
+struct InflightOp {
+  uint32_t index;
+  uint32_t gen;
+  uint16_t ring;
+  uint16_t kind;
+  uint64_t kind_arg;
+  uint8_t foreign;    // someone else must reap it (counted in reap demand, reaper.h)
+  uint8_t self_wake;  // a self-wake message follows it
+};
+
+enum class WakeChannel : uint8_t { None, Ring, Eventfd };
+
+// One completion handed to JS: (handle index, generation, result, reaper slot), or a
+// resolved shared wait: (-1, wait id, new value, 0).
+constexpr uint32_t kQuad = 4;
+
+class Delivery {
+ public:
+  Delivery() = default;
+  ~Delivery();
+  Delivery(const Delivery&) = delete;
+  Delivery& operator=(const Delivery&) = delete;
+
+  // Open this environment's wake channel (io_uring backend: try the private ring first).
+  // `reaps`: this environment may reap its own rings (its process runs reapers).
+  // Returns 0 or -errno.
+  int open(Segment* seg, uint32_t slot, bool io_uring_backend, bool reaps);
+  // Stop the eventfd channel's thread and close the private ring. Call after the drain.
+  void close();
+  int poll_fd() const { return poll_fd_; }
+  WakeChannel channel() const { return channel_; }
+  // The fd an IORING_OP_MSG_RING self-wake targets, or -1 (no self-wake here).
+  int self_wake_fd() const { return self_wake_fd_; }
+  bool reaps() const { return reaps_; }
+
+  // ---- the registry of in-flight ops (before submission; taken back on failure) ----
+  void track(const InflightOp& op);
+  void untrack(uint32_t index, uint32_t gen);
+  size_t inflight() const { return ops_.size(); }
+  // A pending op of ours that was submitted without a self-wake turned out not to have
+  // completed inline: make it foreign (reapers wake for it) and learn for its file.
+  void make_foreign(uint32_t index, uint32_t gen);
+  // Whether ops on `file_slot` recently completed asynchronously (a self-wake pays off).
+  bool file_goes_async(uint32_t file_slot) const;
+  void note_file(uint32_t file_slot, bool went_async);
+
+  // ---- waking ------------------------------------------------------------------
+  // The loop reported poll_fd() readable: drain the channel, re-arm the doorbell wait.
+  void on_ready();
+  // Reap this environment's rings now (never waits for a completion lock); what it
+  // completes for this environment is collected exactly.
+  void reap_own();
+  // Next collect() scans every in-flight op and every wait (doorbell, sweep).
+  void want_full_scan() { full_scan_ = true; }
+  // Writes up to `cap` quads to `out`; returns how many. `*more`: call again.
+  uint32_t collect(int32_t* out, uint32_t cap, bool* more);
+  // Collect one specific op now (just submitted); false if not completed yet.
+  bool collect_one(uint32_t index, uint32_t gen, int32_t* res, uint32_t* reaper);
+
+  // ---- shared word waits (shared_wait.h) ----------------------------------------
+  // Returns the wait id (> 0), or 0 if the word already differs from `value`.
+  uint32_t wait_add(uint64_t offset, uint32_t value);
+  void wait_cancel(uint32_t id);
+  size_t waits() const { return waits_.size(); }
+  void waits_clear();
+
+  // Everything this environment still has in flight, for cancellation at detach.
+  const std::vector<InflightOp>& ops() const { return ops_; }
+
+  // How this environment was woken (diagnostics, tests): self-wake messages, doorbells
+  // (someone else reaped or a word changed), sweeps; CQEs its own thread reaped.
+  uint64_t self_wakes = 0;
+  uint64_t doorbells = 0;
+  uint64_t sweeps = 0;
+  uint64_t swept = 0;  // ops the sweep collected (each one a wake that never came)
+  uint64_t reaped_here = 0;
+
+ private:
+  struct WordWait { uint32_t id; uint64_t offset; uint32_t value; };
+  bool open_ring();
+  bool arm_doorbell_wait();
+  void foreign_changed(int delta);
+  bool scribbled(const InflightOp& op) const;
+  // Remove ops_[pos] (swap with the last).
+  void erase_at(size_t pos);
+  void doorbell_thread_main();
+
+  Segment* seg_ = nullptr;
+  uint32_t slot_ = 0;
+  bool reaps_ = false;
+  bool uring_ = false;
+  WakeChannel channel_ = WakeChannel::None;
+  int poll_fd_ = -1;
+  int self_wake_fd_ = -1;
+  RingMap wake_ring_{};
+  bool futex_armed_ = false;
+  int eventfd_ = -1;  // Eventfd channel: Segment::local_wake_fds owns it
+  std::thread doorbell_thread_;
+  std::atomic<bool> closing_{false};
+
+  std::vector<InflightOp> ops_;
+  std::vector<uint32_t> pos_;  // handle index -> position in ops_, or ~0u
+  std::vector<uint32_t> check_;  // handle indices to look at in the next collect()
+  std::vector<int8_t> file_async_;  // per file slot: > 0 while its ops tend to go async
+  uint32_t foreign_ = 0;
+  bool full_scan_ = false;
+  size_t scan_pos_ = 0;
+  std::vector<WordWait> waits_;
+  uint32_t next_wait_id_ = 0;
+  bool waits_dirty_ = false;
+};
+
+}  // namespace rm
