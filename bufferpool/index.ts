@@ -48,6 +48,15 @@ export interface BufferPoolConfig {
   ioWaitMs?: number;
   /** How long lockShared/lockExclusive wait (default 30000). */
   lockWaitMs?: number;
+  /**
+   * Content locks belong to the environment (process slot), not to an async flow. `false`
+   * (default): a lock request that conflicts with a hold of this same environment fails at
+   * once with ERR_RINGMASTER_SELF_DEADLOCK (the classic mistake: locking a page a second
+   * time through another PinnedBuffer). `true`: it queues like any other request, for
+   * environments whose concurrent async flows lock the same pages; a real self-deadlock
+   * then ends at lockWaitMs with ERR_RINGMASTER_LOCK_TIMEOUT.
+   */
+  waitForOwnLocks?: boolean;
 }
 
 export interface BufferPoolStats {
@@ -159,12 +168,17 @@ export class PinnedBuffer {
     return this.#lockAs(2);
   }
 
-  async #lockAs(mode: 1 | 2): Promise<void> {
+  /** @internal writeback's shared lock: may wait for another async flow of this environment. */
+  _lockInternal(): Promise<void> {
+    return this.#lockAs(1, true);
+  }
+
+  async #lockAs(mode: 1 | 2, internal = false): Promise<void> {
     this.#alive(mode === 1 ? 'lockShared' : 'lockExclusive');
     if (this.#lock) throw new RingmasterError('ERR_RINGMASTER_LOCK_HELD', `buffer ${this.bufferId} is already locked by this handle`);
     this.#lock = mode;  // claimed now so a second concurrent call fails cleanly
     try {
-      await this.#pool._lock(this.bufferId, mode === 2);
+      await this.#pool._lock(this.bufferId, mode === 2, internal);
     } catch (e) {
       this.#lock = 0;
       throw e;
@@ -210,6 +224,7 @@ export class BufferPool {
   #pinWaitMs = 5000;
   #ioWaitMs = 30000;
   #lockWaitMs = 30000;
+  #waitForOwnLocks = false;
   #bgTimer: NodeJS.Timeout | null = null;
 
   constructor(db: Ringmaster) {
@@ -251,7 +266,7 @@ export class BufferPool {
   configure(options: BufferPoolConfig): void {
     if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object');
     for (const k of Object.keys(options)) {
-      if (!['walBeforeData', 'pinWaitMs', 'ioWaitMs', 'lockWaitMs'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown buffer pool option '${k}'`);
+      if (!['walBeforeData', 'pinWaitMs', 'ioWaitMs', 'lockWaitMs', 'waitForOwnLocks'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown buffer pool option '${k}'`);
     }
     if (options.walBeforeData !== undefined) {
       if (options.walBeforeData !== 'link' && options.walBeforeData !== 'wait') throw typeError('ERR_INVALID_ARG_VALUE', "walBeforeData must be 'link' or 'wait'");
@@ -260,6 +275,10 @@ export class BufferPool {
     this.#pinWaitMs = intOpt('pinWaitMs', options.pinWaitMs, this.#pinWaitMs, 0, 2 ** 31 - 1);
     this.#ioWaitMs = intOpt('ioWaitMs', options.ioWaitMs, this.#ioWaitMs, 1, 2 ** 31 - 1);
     this.#lockWaitMs = intOpt('lockWaitMs', options.lockWaitMs, this.#lockWaitMs, 0, 2 ** 31 - 1);
+    if (options.waitForOwnLocks !== undefined) {
+      if (typeof options.waitForOwnLocks !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'waitForOwnLocks must be a boolean');
+      this.#waitForOwnLocks = options.waitForOwnLocks;
+    }
   }
 
   /** Installs the WAL's hook (null: every LSN counts as durable). */
@@ -532,7 +551,7 @@ export class BufferPool {
     const buf = new PinnedBuffer(this, id, t[0], t[1], this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
     try {
       if (!t[2]) return false;
-      await buf.lockShared();
+      await buf._lockInternal();
       return await this.#writeBack(id);
     } finally {
       buf.release();
@@ -688,21 +707,52 @@ export class BufferPool {
     if (!N.bpUnpin(this.#n(), id)) throw new RingmasterError('ERR_RINGMASTER_NOT_PINNED', `buffer ${id} is not pinned by this environment`);
   }
 
-  /** @internal */
-  async _lock(id: number, exclusive: boolean): Promise<void> {
+  /**
+   * @internal Content lock: one CAS when nobody waits; otherwise the request joins the
+   * buffer's FIFO wait queue in shared memory and sleeps until a release hands the lock
+   * over (only the grantee's environment is woken). Bounded by lockWaitMs. A request that
+   * conflicts with this environment's own hold fails at once (ERR_RINGMASTER_SELF_DEADLOCK)
+   * unless waitForOwnLocks is set or it is `internal` writeback (which waits for the other
+   * async flow of this environment that holds the page).
+   */
+  async _lock(id: number, exclusive: boolean, internal = false): Promise<void> {
+    const n = this.#n();
     const deadline = Date.now() + this.#lockWaitMs;
+    let backoff = 1;
+    let r: number[];
     for (;;) {
-      let r: number[];
       try {
-        r = N.bpLock(this.#n(), id, exclusive);
+        r = N.bpLock(n, id, exclusive, internal || this.#waitForOwnLocks);
       } catch (e) {
         throw fromNative(e);
       }
       if (r[0] === 1) return;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new RingmasterError('ERR_RINGMASTER_LOCK_TIMEOUT', `buffer ${id}: content lock not granted within ${this.#lockWaitMs} ms`);
-      await this.db._waitWord(this.#lockOff(id), r[1], Math.min(left, 1000));
+      if (r[0] === 0) break;
+      // No wait cell free (this environment has 32 lock waits already) or the queue's lock
+      // is held by a stopped process: rare; poll until the deadline.
+      if (Date.now() >= deadline) throw this.#lockTimeout(id);
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, 20);
     }
+    const [, cell, offset] = r;
+    for (;;) {
+      const left = deadline - Date.now();
+      // WAITING is 1; the grant changes it. Re-look every second even without a wake: the
+      // look runs a grant pass, which also finishes a release whose releaser died.
+      if (left > 0) await this.db._waitWord(offset, 1, Math.min(left, 1000));
+      let done: number;
+      try {
+        done = N.bpLockWaitEnd(this.#n(), id, cell, Date.now() >= deadline);
+      } catch (e) {
+        throw fromNative(e);
+      }
+      if (done === 1) return;
+      if (done === 0) throw this.#lockTimeout(id);
+    }
+  }
+
+  #lockTimeout(id: number): RingmasterError {
+    return new RingmasterError('ERR_RINGMASTER_LOCK_TIMEOUT', `buffer ${id}: content lock not granted within ${this.#lockWaitMs} ms`);
   }
 
   /** @internal */

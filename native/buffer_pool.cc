@@ -82,6 +82,301 @@ uint32_t pool_claim_seq(BufDesc* d) {
   }
 }
 
+// ---- content locks -------------------------------------------------------------------
+//
+// The fast paths are one CAS on the word while WAITERS is clear. Everything else runs
+// under the buffer's wait-queue partition lock: queueing (which sets WAITERS first, so
+// from then on nobody changes the word without that lock and a release always sees the
+// queue), releases while WAITERS is set, and grants. A grant writes the partition's intent
+// record (cell, word before) before its CAS and clears it after the cell is GRANTED, so
+// the next holder after a releaser's death can tell whether the grant happened (the word
+// differs from the one recorded: it cannot change otherwise while WAITERS stays set, and
+// a grant keeps WAITERS set until the next pass finds the queue empty).
+
+namespace {
+
+constexpr int64_t kQueueLockTimeoutNs = 2000000000ll;
+constexpr int kMaxLockCas = 1000;
+
+bool lock_grantable(uint32_t w, bool excl) {
+  w &= ~kLockWaiters;
+  if (excl) return w == 0;
+  return !(w & kLockExclusive) && (w & kLockHoldMask) < kLockHoldMask;
+}
+uint32_t lock_taken(uint32_t w, bool excl, uint32_t slot) {
+  return (w & kLockWaiters) | (excl ? exclusive_word(slot) : (w & ~kLockWaiters) + 1);
+}
+uint32_t lock_released(uint32_t w, bool excl, uint32_t shared) {
+  if (excl || (w & kLockExclusive)) return w & kLockWaiters;
+  uint32_t cnt = w & kLockHoldMask;
+  return (w & kLockWaiters) | (cnt - (shared < cnt ? shared : cnt));  // never below zero
+}
+
+// Cells granted under the lock; their doorbells are rung once it is released.
+struct Grants {
+  uint32_t cells[kWaitCellsPerSlot];
+  uint32_t n = 0;
+  bool overflow = false;
+  void add(uint32_t c) {
+    if (n < kWaitCellsPerSlot) cells[n++] = c;
+    else overflow = true;
+  }
+  void wake(Segment& seg) {
+    for (uint32_t i = 0; i < n; i++) wq_wake(seg, cells[i]);
+    if (overflow) wake_word_waiters(seg);  // more grantees than we kept: ring everyone once
+  }
+};
+
+// Under the queue lock: hands buffer id's lock to the queued waiters its state lets run,
+// in order (an exclusive waiter alone; a run of shared waiters together), then leaves
+// WAITERS set exactly while the queue is not empty.
+void grant_waiters(Segment& seg, PoolView& v, uint32_t id, uint32_t granter, Grants& g) {
+  uint32_t* w = &v.d[id].content_lock;
+  WaitPartition* part = &v.wq.parts[wq_partition_of(id)];
+  uint32_t repairs = 0;
+  for (uint32_t guard = 0; guard <= v.wq.ncells + 1; guard++) {
+    int64_t h = wq_head(v.wq, id, &repairs);
+    uint32_t cur = load_acquire(w);
+    if (h < 0) {  // nobody waits: the fast paths may run again
+      for (int t = 0; t < kMaxLockCas && (cur & kLockWaiters); t++)
+        if (cas(w, &cur, cur & ~kLockWaiters)) break;
+      break;
+    }
+    bool excl = load_relaxed(&v.wq.cells[h].mode) == kWaitExclusive;
+    if (!lock_grantable(cur, excl)) {
+      for (int t = 0; t < kMaxLockCas && !(cur & kLockWaiters); t++)
+        if (cas(w, &cur, cur | kLockWaiters)) break;
+      break;
+    }
+    uint32_t nw = lock_taken(cur, excl, wq_cell_slot((uint32_t)h)) | kLockWaiters;
+    store_relaxed(&part->grant_word, cur);
+    store_release(&part->grant_cell_plus1, (uint32_t)h + 1);
+    bool ok = cas(w, &cur, nw);
+    if (ok) {
+      wq_remove(v.wq, id, (uint32_t)h);
+      wq_grant(v.wq, (uint32_t)h);
+      g.add((uint32_t)h);
+      stat_add(&v.h->gstats[ST_LOCK_GRANTS], (uint64_t)1);
+      if (granter < v.max_slots) stat_add(&v.sstats[granter].v[ST_LOCK_GRANTS], (uint64_t)1);
+    }
+    store_release(&part->grant_cell_plus1, 0u);
+    // Not ok: the word changed between our load and the CAS (a fast path that ran before
+    // WAITERS was set, or garbage): look again.
+  }
+  if (repairs) stat_add(&v.h->gstats[G_LOCK_QUEUE_REPAIRS], (uint64_t)repairs);
+}
+
+// After EOWNERDEAD on the partition lock of queue q: the dead holder may have been in the
+// middle of linking, unlinking or granting. Rebuild the partition's queues from the cells,
+// finish a grant whose CAS happened, then let every queue of the partition grant what its
+// word allows (the dead holder may have released without granting).
+void repair_partition(Segment& seg, PoolView& v, uint32_t q, Grants& g) {
+  wq_rebuild(v.wq, q);
+  stat_add(&v.h->gstats[G_LOCK_QUEUE_REPAIRS], (uint64_t)1);
+  WaitPartition* part = &v.wq.parts[wq_partition_of(q)];
+  uint32_t c1 = load_acquire(&part->grant_cell_plus1);
+  if (c1 != 0 && c1 <= v.wq.ncells) {
+    WaitCell* c = &v.wq.cells[c1 - 1];
+    uint32_t q1 = load_relaxed(&c->queue_plus1);
+    if (q1 != 0 && q1 <= v.n && wq_partition_of(q1 - 1) == wq_partition_of(q) &&
+        load_acquire(&c->state) == WC_WAITING && load_acquire(&v.d[q1 - 1].content_lock) != load_relaxed(&part->grant_word)) {
+      wq_remove(v.wq, q1 - 1, c1 - 1);
+      wq_grant(v.wq, c1 - 1);
+      g.add(c1 - 1);
+    }
+  }
+  store_release(&part->grant_cell_plus1, 0u);
+  for (uint32_t k = wq_partition_of(q); k < v.n; k += kWaitPartitions) grant_waiters(seg, v, k, ~0u, g);
+}
+
+// Takes buffer id's queue lock, retrying a stopped holder's timeouts forever: a release
+// must not be lost. Repairs after a dead holder.
+void queue_lock_always(Segment& seg, PoolView& v, uint32_t id, Grants& g) {
+  for (;;) {
+    WqLock l = wq_lock(v.wq, id, kQueueLockTimeoutNs);
+    if (l == WqLock::TimedOut) continue;
+    if (l == WqLock::HeldOwnerDied) repair_partition(seg, v, id, g);
+    return;
+  }
+}
+
+void record_hold(PinEntry* rec, bool excl) {
+  if (!rec) return;
+  if (excl) store_release(&rec->exclusive, 1u);
+  else store_release(&rec->shared_locks, load_relaxed(&rec->shared_locks) + 1);
+}
+
+void count_slot(PoolView& v, uint32_t slot, SlotStat which, uint64_t n) {
+  stat_add(&v.h->gstats[which], n);
+  if (slot < v.max_slots) stat_add(&v.sstats[slot].v[which], n);
+}
+
+}  // namespace
+
+int32_t content_lock_acquire(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, bool excl, bool recursive_shared,
+                             PinEntry* rec, uint32_t* cell_out) {
+  uint32_t* w = &v.d[id].content_lock;
+  uint32_t cur = load_acquire(w);  // pairs with the release CAS of the last unlocker
+  for (int t = 0; t < kMaxLockCas && !(cur & kLockWaiters) && lock_grantable(cur, excl); t++) {
+    if (cas(w, &cur, lock_taken(cur, excl, slot))) {
+      record_hold(rec, excl);  // one store right after the CAS (see the shared-lock window)
+      return LA_ACQUIRED;
+    }
+  }
+  if (!excl && (cur & kLockHoldMask) == kLockHoldMask && !(cur & kLockExclusive)) return LA_CORRUPT;
+  Grants g;
+  WqLock l = wq_lock(v.wq, id, kQueueLockTimeoutNs);
+  if (l == WqLock::TimedOut) return LA_BUSY;
+  if (l == WqLock::HeldOwnerDied) repair_partition(seg, v, id, g);
+  int32_t rc = LA_CORRUPT;
+  cur = load_acquire(w);
+  for (int t = 0; t < kMaxLockCas; t++) {
+    if (!excl && recursive_shared && !(cur & kLockExclusive)) {
+      if ((cur & kLockHoldMask) == kLockHoldMask) break;
+      if (cas(w, &cur, cur + 1)) { record_hold(rec, false); rc = LA_ACQUIRED; break; }
+      continue;
+    }
+    if (lock_grantable(cur, excl) && load_acquire(&v.wq.queues[id].head) == 0) {
+      if (cas(w, &cur, lock_taken(cur & ~kLockWaiters, excl, slot))) { record_hold(rec, excl); rc = LA_ACQUIRED; break; }
+      continue;
+    }
+    if (!(cur & kLockWaiters) && !cas(w, &cur, cur | kLockWaiters)) continue;
+    // WAITERS is set: the word now changes only under this lock. Queue behind the others.
+    int64_t cell = wq_claim_cell(v.wq, slot);
+    if (cell < 0) { rc = LA_NO_CELL; break; }
+    wq_push(v.wq, id, (uint32_t)cell, excl ? kWaitExclusive : kWaitShared);
+    *cell_out = (uint32_t)cell;
+    count_slot(v, slot, ST_LOCK_WAITS, 1);
+    rc = LA_QUEUED;
+    break;
+  }
+  // Grants what the word allows: a stale WAITERS (no cell to queue, a repair) is cleared,
+  // and a queue whose head could already run (after a repair) moves on.
+  grant_waiters(seg, v, id, slot, g);
+  wq_unlock(v.wq, id);
+  g.wake(seg);
+  return rc;
+}
+
+namespace {
+
+// Takes a GRANTED cell's hold: recorded in rec, the cell freed, the wait counted. The
+// exclusive hold is recorded before the cell is freed: a death in between leaves a GRANTED
+// cell, which cleanup releases without fencing the page (the holder never saw the lock).
+// A shared hold is recorded after: a death in between leaks that one shared hold, as a
+// death between the fast path's CAS and its record does (never an over-release).
+void take_grant(PoolView& v, uint32_t slot, uint32_t cell, bool excl, PinEntry* rec) {
+  uint64_t since = load_relaxed(&v.wq.cells[cell].since_ns);
+  if (excl) record_hold(rec, true);
+  wq_release_cell(v.wq, cell);
+  if (!excl) record_hold(rec, false);
+  uint64_t now = monotonic_ns();
+  count_slot(v, slot, ST_LOCK_WAIT_NS, now > since ? now - since : 0);
+}
+
+}  // namespace
+
+int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool cancel,
+                              PinEntry* rec) {
+  if (cell >= v.wq.ncells || wq_cell_slot(cell) != slot) return LW_BAD_CELL;
+  WaitCell* c = &v.wq.cells[cell];
+  if (load_relaxed(&c->queue_plus1) != id + 1) return LW_BAD_CELL;
+  bool excl = load_relaxed(&c->mode) == kWaitExclusive;
+  uint32_t st = load_acquire(&c->state);  // pairs with wq_grant's release: the word's grant is visible
+  if (st == WC_GRANTED) {
+    take_grant(v, slot, cell, excl, rec);
+    return LW_GRANTED;
+  }
+  if (st != WC_WAITING) return LW_BAD_CELL;
+  Grants g;
+  WqLock l = wq_lock(v.wq, id, kQueueLockTimeoutNs);
+  if (l == WqLock::TimedOut) return LW_WAITING;  // a stopped holder: the caller tries again
+  if (l == WqLock::HeldOwnerDied) repair_partition(seg, v, id, g);
+  int32_t rc = LW_WAITING;
+  if (load_acquire(&c->state) == WC_WAITING) {
+    if (cancel) {
+      wq_remove(v.wq, id, cell);
+      uint64_t since = load_relaxed(&c->since_ns), now = monotonic_ns();
+      wq_release_cell(v.wq, cell);
+      count_slot(v, slot, ST_LOCK_TIMEOUTS, 1);
+      count_slot(v, slot, ST_LOCK_WAIT_NS, now > since ? now - since : 0);
+      rc = LW_CANCELLED;
+    }
+    // Our leaving may let the next ones run; without cancel this is the safety net for a
+    // release whose grant was lost (a releaser that died, a scribbled word).
+    grant_waiters(seg, v, id, ~0u, g);
+  }
+  wq_unlock(v.wq, id);
+  g.wake(seg);
+  if (rc == LW_WAITING && load_acquire(&c->state) == WC_GRANTED) {
+    take_grant(v, slot, cell, excl, rec);
+    rc = LW_GRANTED;
+  }
+  return rc;
+}
+
+void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared) {
+  uint32_t* w = &v.d[id].content_lock;
+  uint32_t cur = load_acquire(w);
+  for (int t = 0; t < kMaxLockCas && !(cur & kLockWaiters); t++) {
+    uint32_t nw = lock_released(cur, excl, shared);
+    if (nw == cur || cas(w, &cur, nw)) return;  // release: page edits visible to the next locker
+  }
+  Grants g;
+  queue_lock_always(seg, v, id, g);
+  cur = load_acquire(w);
+  for (int t = 0; t < kMaxLockCas; t++) {
+    uint32_t nw = lock_released(cur, excl, shared);
+    if (nw == cur || cas(w, &cur, nw)) break;
+  }
+  grant_waiters(seg, v, id, ~0u, g);
+  wq_unlock(v.wq, id);
+  g.wake(seg);
+}
+
+namespace {
+
+// Slot cleanup, first step: the slot's wait cells. A queued request leaves its queue; a
+// granted one that was never taken gives its hold back (the slot never saw it: no fence).
+void cleanup_wait_cells(Segment& seg, PoolView& v, uint32_t slot) {
+  uint64_t first = (uint64_t)slot * kWaitCellsPerSlot;
+  if (first + kWaitCellsPerSlot > v.wq.ncells) return;
+  for (uint32_t i = 0; i < kWaitCellsPerSlot; i++) {
+    uint32_t cell = (uint32_t)first + i;
+    WaitCell* c = &v.wq.cells[cell];
+    uint32_t st = load_acquire(&c->state);
+    if (st == WC_FREE) continue;
+    uint32_t q1 = load_relaxed(&c->queue_plus1);
+    if ((st != WC_WAITING && st != WC_GRANTED) || q1 == 0 || q1 > v.n) {
+      wq_release_cell(v.wq, cell);  // claimed but never queued, or garbage
+      continue;
+    }
+    uint32_t id = q1 - 1;
+    Grants g;
+    queue_lock_always(seg, v, id, g);
+    st = load_acquire(&c->state);
+    bool excl = load_relaxed(&c->mode) == kWaitExclusive;
+    if (st == WC_WAITING) wq_remove(v.wq, id, cell);
+    wq_release_cell(v.wq, cell);
+    if (st == WC_GRANTED) {
+      uint32_t* w = &v.d[id].content_lock;
+      uint32_t cur = load_acquire(w);
+      // An exclusive grant names this slot; anything else is not ours to release.
+      if (!excl || (cur & ~kLockWaiters) == exclusive_word(slot)) {
+        for (int t = 0; t < kMaxLockCas; t++) {
+          uint32_t nw = lock_released(cur, excl, 1);
+          if (nw == cur || cas(w, &cur, nw)) break;
+        }
+      }
+    }
+    grant_waiters(seg, v, id, ~0u, g);
+    wq_unlock(v.wq, id);
+    g.wake(seg);
+  }
+}
+
+}  // namespace
+
 namespace {
 
 bool kind_valid(Segment& seg, uint64_t arg) {
@@ -123,6 +418,7 @@ bool claim_in_flight(Segment& seg, uint16_t kind, uint64_t arg) {
 void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
   PoolView v;
   if (!pool_view(seg, &v) || slot >= v.max_slots) return;
+  cleanup_wait_cells(seg, v, slot);
   PinEntry* e = &v.pins[(uint64_t)slot * kPinsPerSlot];
   bool woke = false;
   for (uint32_t i = 0; i < kPinsPerSlot; i++) {
@@ -130,11 +426,8 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     if (b1 == 0 || b1 > v.n) { store_relaxed(&e[i].buf_plus1, 0u); continue; }
     BufDesc* d = &v.d[b1 - 1];
     uint32_t sh = load_relaxed(&e[i].shared_locks), pins = load_relaxed(&e[i].pins);
-    uint32_t w = load_acquire(&d->content_lock);
-    while (sh && !(w & kLockExclusive)) {  // exclusive locks: by owner, below
-      uint32_t nw = w - (sh < w ? sh : w);
-      if (nw == w || cas(&d->content_lock, &w, nw)) break;
-    }
+    // Shared holds (clamped at zero); exclusive locks: by owner, below.
+    if (sh && !(load_acquire(&d->content_lock) & kLockExclusive)) content_lock_release(seg, v, b1 - 1, false, sh);
     uint64_t s = load_acquire(&d->state);
     for (;;) {
       uint64_t cnt = s & BS_PIN_MASK;
@@ -154,7 +447,7 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     // every process here; we fence the page (TORN) and release the lock, so waiters
     // get ERR_RINGMASTER_PAGE_TORN instead of a torn page or a hang.
     uint32_t mine = exclusive_word(slot);
-    if (load_acquire(&d->content_lock) == mine) {
+    if ((load_acquire(&d->content_lock) & ~kLockWaiters) == mine) {
       uint64_t st = load_acquire(&d->state);
       bool fence = !(load_relaxed(&v.h->flags) & POOL_RELEASE_ON_HOLDER_DEATH);
       for (int tries = 0; fence && tries < 1000 && !(st & BS_TORN); tries++)
@@ -162,8 +455,8 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
           stat_add(&v.h->gstats[G_TORN_PAGES], (uint64_t)1);
           break;
         }
-      uint32_t expected = mine;
-      cas(&d->content_lock, &expected, 0u);
+      // TORN first: the waiter the release hands the lock to finds the page fenced.
+      content_lock_release(seg, v, id, true);
       woke = true;
     }
     uint64_t s = load_acquire(&d->state);
@@ -227,6 +520,12 @@ uint64_t pool_layout_size(uint32_t pages, uint32_t page_size, uint32_t max_slots
   o += (uint64_t)max_slots * kPinsPerSlot * sizeof(PinEntry);
   h.sstats_off = o = align_up(o, 64);
   o += (uint64_t)max_slots * sizeof(SlotStats);
+  h.wparts_off = o = align_up(o, 64);
+  o += (uint64_t)kWaitPartitions * sizeof(WaitPartition);
+  h.wqueues_off = o = align_up(o, 64);
+  o += (uint64_t)pages * sizeof(WaitQueue);
+  h.wcells_off = o = align_up(o, 64);
+  o += (uint64_t)max_slots * kWaitCellsPerSlot * sizeof(WaitCell);
   h.pages_off = o = align_up(o, 4096);
   o += (uint64_t)pages * page_size;
   h.region_size = o;
@@ -246,6 +545,8 @@ int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_
   memcpy(ph, &h, sizeof(h));  // nobody reads the header before the magic below is published
   auto* locks = reinterpret_cast<LockCell*>(base + h.locks_off);
   for (uint32_t i = 0; i < kPoolPartitions; i++) robust_lock_init(&locks[i].lock);
+  for (uint32_t i = 0; i < kWaitPartitions; i++)
+    robust_lock_init(&reinterpret_cast<WaitPartition*>(base + h.wparts_off)[i].lock);
   store_release(&ph->magic, kPoolMagic);  // pairs with load_acquire in pool_view
   return 0;
 }
@@ -264,7 +565,7 @@ bool pool_view(Segment& seg, PoolView* v) {
   PoolHeader h;
   uint64_t need = pool_layout_size(pages, ps, ms, &h);
   if (need > size || load_relaxed(&ph->desc_off) != h.desc_off || load_relaxed(&ph->pages_off) != h.pages_off ||
-      load_relaxed(&ph->nbuckets) != h.nbuckets)
+      load_relaxed(&ph->nbuckets) != h.nbuckets || load_relaxed(&ph->wcells_off) != h.wcells_off)
     return false;
   v->base = base;
   v->region_off = off;
@@ -275,6 +576,12 @@ bool pool_view(Segment& seg, PoolView* v) {
   v->pins = reinterpret_cast<PinEntry*>(base + h.pins_off);
   v->sstats = reinterpret_cast<SlotStats*>(base + h.sstats_off);
   v->pages = base + h.pages_off;
+  v->wq.parts = reinterpret_cast<WaitPartition*>(base + h.wparts_off);
+  v->wq.queues = reinterpret_cast<WaitQueue*>(base + h.wqueues_off);
+  v->wq.nqueues = pages;
+  v->wq.cells = reinterpret_cast<WaitCell*>(base + h.wcells_off);
+  v->wq.ncells = ms * kWaitCellsPerSlot;
+  v->wq.next_ticket = &ph->wait_ticket;
   v->n = pages;
   v->page_size = ps;
   v->nbuckets = h.nbuckets;
