@@ -93,6 +93,7 @@ export class Ringmaster extends EventEmitter {
   #info: NativeInfo;
   #pending = new Map<number, PendingOp>();
   #waits = new Map<number, (value: number | undefined) => void>();
+  #waitGroups = new Map<number, { id: number; waiters: Set<(value: number | undefined) => void> }>();
   #arena: ArrayBuffer | null = null;
   #closing: Promise<void> | null = null;
   #submitTimeoutMs: number;
@@ -194,22 +195,41 @@ export class Ringmaster extends EventEmitter {
    * `undefined` after `timeoutMs`.
    */
   _waitWord(offset: number, value: number, timeoutMs: number): Promise<number | undefined> {
-    const n = this._native();
-    const id = n.waitWord(offset, value >>> 0);
-    if (id === 0) {
-      const s = this.arenaSlice(offset, 4);
-      return Promise.resolve(new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0]);
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waits.delete(id);
-        this.#native?.cancelWait(id);
-        resolve(undefined);
-      }, timeoutMs);
+    // Callers of this environment waiting on the same word for the same value share one
+    // native wait (many sessions waiting for one WAL flush cost one doorbell delivery).
+    const key = offset * 2 ** 32 + (value >>> 0);
+    let group = this.#waitGroups.get(key);
+    if (!group) {
+      const n = this._native();
+      const id = n.waitWord(offset, value >>> 0);
+      if (id === 0) {
+        const s = this.arenaSlice(offset, 4);
+        return Promise.resolve(new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0]);
+      }
+      const g = { id, waiters: new Set<(v: number | undefined) => void>() };
+      group = g;
+      this.#waitGroups.set(key, g);
       this.#waits.set(id, (v) => {
+        this.#waitGroups.delete(key);
+        for (const w of g.waiters) w(v);
+      });
+    }
+    const g = group;
+    return new Promise((resolve) => {
+      const done = (v: number | undefined) => {
         clearTimeout(timer);
         resolve(v);
-      });
+      };
+      const timer = setTimeout(() => {
+        g.waiters.delete(done);
+        if (g.waiters.size === 0 && this.#waitGroups.get(key) === g) {
+          this.#waitGroups.delete(key);
+          this.#waits.delete(g.id);
+          this.#native?.cancelWait(g.id);
+        }
+        resolve(undefined);
+      }, timeoutMs);
+      g.waiters.add(done);
     });
   }
 
@@ -352,6 +372,7 @@ export class Ringmaster extends EventEmitter {
       this.#pending.clear();
       for (const [, w] of this.#waits) w(undefined);
       this.#waits.clear();
+      this.#waitGroups.clear();
       this.emit('close');
     })();
     return this.#closing;

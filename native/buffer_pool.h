@@ -13,9 +13,10 @@
 // the IO's kind_arg carries (seq & 0xFFFFF) << 32 | buffer id so a stale completion
 // (for an IO that cleanup already aborted) is detected and ignored.
 // `content_lock` (32-bit): bit 31 exclusive (low bits: holder slot + 1), else the count of
-// shared holders; bit 30 WAITERS: the buffer's wait queue (wait_queue.h) is not empty, and
-// while it is set every change of the word is made under the queue's partition lock, so
-// nobody barges past the queue and a releaser hands the lock to whom it lets run.
+// shared holders; bit 30 WAITERS (the buffer's wait queue, wait_queue.h, may not be empty:
+// releases go through the queue), bit 29 HANDOFF (a woken waiter lost a race: nobody
+// barges, the next release hands the lock to the head), bit 28 WAKING (a woken waiter has
+// not retried yet: releases wake nobody else). Rules: buffer_pool.cc, "content locks".
 //
 // Everything inside is an offset or index; every index read from shared memory is
 // bounds-checked; this file owns the layout.
@@ -57,10 +58,11 @@ constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY 
 
 // content_lock: exclusive = bit 31 | (holder slot + 1), so a dead holder's lock is found
 // from the word itself (a record written after the CAS could be missing); shared = count.
-// WAITERS (bit 30): waiters are queued; the fast paths (one CAS) only run while it is clear.
 constexpr uint32_t kLockExclusive = 0x80000000u;
 constexpr uint32_t kLockWaiters = 0x40000000u;
-constexpr uint32_t kLockHoldMask = 0x3FFFFFFFu;  // holder slot + 1, or the shared count
+constexpr uint32_t kLockHandoff = 0x20000000u;
+constexpr uint32_t kLockWaking = 0x10000000u;
+constexpr uint32_t kLockHoldMask = 0x0FFFFFFFu;  // holder slot + 1, or the shared count
 inline uint32_t exclusive_word(uint32_t slot) { return kLockExclusive | (slot + 1); }
 // Wait-cell modes of content-lock waiters.
 constexpr uint32_t kWaitShared = 1;
@@ -137,7 +139,8 @@ enum SlotStat {
   ST_LOCK_WAITS,      // content-lock requests that queued
   ST_LOCK_WAIT_NS,    // their time in the queue (granted or given up)
   ST_LOCK_TIMEOUTS,   // queued requests given up (lockWaitMs)
-  ST_LOCK_GRANTS,     // locks handed to a queued waiter by a release (counted for the releaser)
+  ST_LOCK_HANDOFFS,   // locks handed straight to a queued waiter (HANDOFF), counted for the releaser
+  ST_LOCK_WAKEUPS,    // queued waiters woken to retry, counted for the releaser
   ST_PIN_WAITS,       // reads that found every buffer pinned and waited (pool exhausted)
   ST_PIN_WAIT_NS,     // their waiting time
   ST_COUNT
@@ -196,14 +199,15 @@ enum LockAcquireResult : int32_t {
 int32_t content_lock_acquire(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, bool excl, bool recursive_shared,
                              PinEntry* rec, uint32_t* cell);
 enum LockWaitEndResult : int32_t { LW_GRANTED = 0, LW_CANCELLED = 1, LW_WAITING = 2, LW_BAD_CELL = 3 };
-// A queued request's wait ended (its word changed, or a timeout). GRANTED: the hold is
-// recorded in `rec` and the cell is free; with `cancel`, a request still waiting leaves the
-// queue (CANCELLED); otherwise it keeps waiting (WAITING), after a grant pass that also
-// repairs a release whose releaser died.
+// A queued request's wait ended (its word changed, or a timeout). Woken: it retries.
+// GRANTED: the hold is recorded in `rec` and the cell is free; with `cancel`, a request
+// still waiting leaves the queue (CANCELLED); otherwise it keeps waiting (WAITING), after a
+// pass that also repairs a release whose wake was lost (a releaser that died).
 int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool cancel,
                               PinEntry* rec);
-// Gives up one hold (the exclusive one, or `shared` shared ones) and hands the lock to the
-// queued waiters the release lets run, ringing only their doorbells. Not recorded here.
+// Gives up one hold (the exclusive one, or `shared` shared ones) and wakes (or, in HANDOFF,
+// hands the lock to) the queued waiters the release lets run, ringing only their doorbells.
+// The caller updates its record.
 void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared = 1);
 
 // Completion actions (also used to abort an IO that was never submitted).

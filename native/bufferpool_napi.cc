@@ -699,7 +699,7 @@ Napi::Value Dirty(const Napi::CallbackInfo& info) {
 
 Napi::Object stats_obj(Napi::Env env, const uint64_t* v) {
   static const char* names[ST_COUNT] = {"hits", "misses", "reads", "writes", "evictions", "ioWaits", "completedByOther",
-                                         "completedForOther", "lockWaits", "lockWaitMs", "lockTimeouts", "lockGrants",
+                                         "completedForOther", "lockWaits", "lockWaitMs", "lockTimeouts", "lockHandoffs", "lockWakeups",
                                          "pinWaits", "pinWaitMs"};
   Napi::Object o = Napi::Object::New(env);
   for (uint32_t i = 0; i < ST_COUNT; i++) {
@@ -747,7 +747,10 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("integrityRepairs", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_INTEGRITY_REPAIRS])));
   o.Set("lockQueueRepairs", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_LOCK_QUEUE_REPAIRS])));
   uint32_t queued = 0;
-  for (uint32_t i = 0; i < c.v.wq.ncells; i++) queued += load_relaxed(&c.v.wq.cells[i].state) == WC_WAITING;
+  for (uint32_t i = 0; i < c.v.wq.ncells; i++) {
+    uint32_t st = load_relaxed(&c.v.wq.cells[i].state);
+    queued += st == WC_WAITING || st == WC_WOKEN;
+  }
   o.Set("lockWaiters", Napi::Number::New(env, queued));
   return o;
 }
@@ -824,8 +827,8 @@ Napi::Value Verify(const Napi::CallbackInfo& info) {
     uint32_t lock = load_acquire(&d->content_lock);
     if ((lock & kLockExclusive) && ((lock & kLockHoldMask) == 0 || (lock & kLockHoldMask) > v.max_slots)) {
       uint32_t expected = lock;
-      // WAITERS stays: the queued waiters' next look (at most a second away) grants them.
-      bool r = repair && cas(&d->content_lock, &expected, lock & kLockWaiters);
+      // The flags stay: the queued waiters' next look (at most a second away) moves them.
+      bool r = repair && cas(&d->content_lock, &expected, lock & (kLockWaiters | kLockHandoff | kLockWaking));
       woke |= r;
       add("bufferDescriptor", id, "exclusive lock held by a slot out of range", r);
     }

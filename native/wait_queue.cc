@@ -53,6 +53,18 @@ void wq_push(WaitQueues& w, uint32_t q, uint32_t cell, uint32_t mode) {
   store_release(&wq->tail, cell + 1);
 }
 
+void wq_push_front(WaitQueues& w, uint32_t q, uint32_t cell) {
+  WaitCell* c = &w.cells[cell];
+  WaitQueue* wq = &w.queues[q];
+  uint32_t head = load_relaxed(&wq->head);
+  if (head > w.ncells) head = 0;  // garbage: the next wq_head rebuilds anyway
+  store_relaxed(&c->queue_plus1, q + 1);
+  store_relaxed(&c->next, head);
+  store_release(&c->state, (uint32_t)WC_WAITING);
+  store_release(&wq->head, cell + 1);
+  if (head == 0) store_release(&wq->tail, cell + 1);
+}
+
 namespace {
 
 bool cell_waits_in(WaitQueues& w, uint32_t cell, uint32_t q) {
@@ -102,6 +114,7 @@ bool wq_remove(WaitQueues& w, uint32_t q, uint32_t cell) {
 }
 
 void wq_grant(WaitQueues& w, uint32_t cell) { store_release(&w.cells[cell].state, (uint32_t)WC_GRANTED); }
+void wq_wake_up(WaitQueues& w, uint32_t cell) { store_release(&w.cells[cell].state, (uint32_t)WC_WOKEN); }
 
 void wq_release_cell(WaitQueues& w, uint32_t cell) {
   WaitCell* c = &w.cells[cell];

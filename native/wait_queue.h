@@ -5,10 +5,13 @@
 // A waiter takes one of its slot's wait cells (only that slot's JS thread claims them),
 // links it at the tail of the resource's queue under the queue's partition lock (a robust
 // mutex) and sleeps on the cell's `state` word with the session's shared word wait. A
-// releaser decides, under the same lock, whom the release lets run, marks their cells
-// GRANTED (release store: what it did to the resource is visible to the grantee) and rings
-// only the grantees' doorbells (wq_wake), never every waiting process. The grantee takes
-// the grant (GRANTED -> FREE) without the lock: a granted cell is no longer on any queue.
+// releaser decides, under the same lock, whom the release lets run: it takes their cells
+// off the queue, marks them WOKEN (they try again) or GRANTED (the resource was handed to
+// them; release store: what the releaser did is visible to the grantee) and rings only
+// their slots' doorbells (wq_wake), never every waiting process. A woken waiter that loses
+// its retry goes back to the head of the queue (wq_push_front: its ticket is still the
+// oldest). The grantee takes a grant (GRANTED -> FREE) without the lock: a granted cell is
+// no longer on any queue.
 //
 // Crash safety. Queue links (head, tail, next) change only under the partition lock. A
 // holder that dies mid-edit leaves the mutex EOWNERDEAD, and the next holder rebuilds every
@@ -28,7 +31,8 @@ namespace rm {
 
 struct Segment;
 
-enum WaitCellState : uint32_t { WC_FREE = 0, WC_WAITING = 1, WC_GRANTED = 2, WC_CLAIMED = 3 };
+// WAITING must stay 1: JS waits for the state word to differ from it.
+enum WaitCellState : uint32_t { WC_FREE = 0, WC_WAITING = 1, WC_GRANTED = 2, WC_CLAIMED = 3, WC_WOKEN = 4 };
 
 struct WaitCell {
   uint32_t state;        // WaitCellState; the word the waiter sleeps on (waitWord)
@@ -82,6 +86,9 @@ void wq_unlock(WaitQueues& w, uint32_t q);
 int64_t wq_claim_cell(WaitQueues& w, uint32_t slot);
 // Under the lock: a claimed cell, queued at the tail of q as WAITING with `mode`.
 void wq_push(WaitQueues& w, uint32_t q, uint32_t cell, uint32_t mode);
+// Under the lock: a cell that was woken (not on any queue) back at the head of q, WAITING
+// again with its old ticket (older than every cell queued after it was woken).
+void wq_push_front(WaitQueues& w, uint32_t q, uint32_t cell);
 // Under the lock: the first cell of q (-1 = empty), validated (WAITING, in this queue). A
 // broken queue is rebuilt first (counted in *repairs if given).
 int64_t wq_head(WaitQueues& w, uint32_t q, uint32_t* repairs = nullptr);
@@ -89,8 +96,9 @@ int64_t wq_head(WaitQueues& w, uint32_t q, uint32_t* repairs = nullptr);
 int64_t wq_next(WaitQueues& w, uint32_t cell);
 // Under the lock: unlinks `cell` from q wherever it is; false if it was not on q.
 bool wq_remove(WaitQueues& w, uint32_t q, uint32_t cell);
-// Under the lock, after wq_remove: WAITING -> GRANTED (release).
+// Under the lock, after wq_remove: WAITING -> GRANTED / WOKEN (release).
 void wq_grant(WaitQueues& w, uint32_t cell);
+void wq_wake_up(WaitQueues& w, uint32_t cell);
 // Any thread: a cell back to FREE (after its grant was taken, or its wait cancelled).
 void wq_release_cell(WaitQueues& w, uint32_t cell);
 // Under the lock, after EOWNERDEAD: every queue of q's partition rebuilt from its WAITING

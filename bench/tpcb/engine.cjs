@@ -145,13 +145,13 @@ class Engine {
         await b.lockExclusive();
         return b;
       };
-      const B = await pin(this.f.branches, bp);
-      const T = await pin(this.f.tellers, tp);
       const A = await pin(this.f.accounts, ap);
       const M = await pin(this.hfile, 0);
       const hrow = dv(M.page).getUint32(HDR, true);
       const hblock = 1 + Math.floor(hrow / HRPP);
       const H = await pin(this.hfile, hblock, hrow % HRPP === 0 ? 'zero' : undefined);
+      const T = await pin(this.f.tellers, tp);
+      const B = await pin(this.f.branches, bp);
       const now = Date.now();
       const r = this.rec;
       r.writeUInt32LE(aid, 0); r.writeUInt32LE(tid, 4); r.writeUInt32LE(bid, 8); r.writeInt32LE(delta, 12);
