@@ -291,6 +291,20 @@ export class Ringmaster extends EventEmitter {
     return new Batch(this, options.ring);
   }
 
+  /**
+   * Resolves once every IO submitted before this call -- by any process or thread, on any
+   * ring -- has completed. `drain` is ring-wide (IOSQE_IO_DRAIN): with several rings it
+   * orders an op only against the ops of its own ring, so this submits a drained NOP to
+   * every ring and waits for all of them. Unlike a drain it does not hold back IO submitted
+   * after it. (The threads backend's drain is segment-wide: one NOP.)
+   */
+  async barrier(): Promise<void> {
+    const rings = this.features.backend === 'threads' ? 1 : Math.max(1, this.#info.rings);
+    const all: Promise<IoResult[]>[] = [];
+    for (let r = 0; r < rings; r++) all.push(this.batch({ ring: r }).nop({ drain: true }).submit());
+    for (const [res] of await Promise.all(all)) if (!res.ok) throw res.error;
+  }
+
   /** Reaps completions of every ring now, from this thread (watchers normally do it). */
   reapCompletions(ring?: number): number {
     return this._native().reapNow(ring);

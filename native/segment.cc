@@ -53,6 +53,15 @@ static void bind_views(Segment* seg) {
   seg->registrant_arena_base = h->base_address + h->arena_off;
 }
 
+// IORING_REGISTER_CLONE_BUFFERS (Linux 6.12): ring r shares ring 0's registered buffers.
+// The clone shares the pinned pages instead of pinning (and charging RLIMIT_MEMLOCK for)
+// them again, so N rings cost one arena's worth of locked memory instead of N. Older
+// kernels reject the opcode (EINVAL): then every ring registers (and is charged) on its own.
+constexpr unsigned kRegisterCloneBuffers = 30;
+struct CloneBuffersArg {  // struct io_uring_clone_buffers
+  uint32_t src_fd, flags, src_off, dst_off, nr, pad[3];
+};
+
 static int register_arena(Segment* seg, uint32_t upto_ring, bool undo) {
   // One iovec per GiB of arena (the kernel's per-buffer limit).
   std::vector<iovec> iov;
@@ -65,7 +74,14 @@ static int register_arena(Segment* seg, uint32_t upto_ring, bool undo) {
       sys_io_uring_register(seg->rings[r].fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
       continue;
     }
-    int rc = sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_BUFFERS, iov.data(), (unsigned)iov.size());
+    int rc = -EINVAL;
+    if (r > 0) {
+      CloneBuffersArg arg{};
+      arg.src_fd = (uint32_t)seg->rings[0].fd;
+      rc = sys_io_uring_register(seg->rings[r].fd, kRegisterCloneBuffers, &arg, 1);
+      if (rc == 0) seg->hdr->fixed_buffers_cloned = 1;
+    }
+    if (rc < 0) rc = sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_BUFFERS, iov.data(), (unsigned)iov.size());
     if (rc < 0) {
       // Undo what this attempt did on earlier rings: accounting must stay symmetric.
       register_arena(seg, r, true);

@@ -53,6 +53,8 @@ struct SegmentHeader {
   uint32_t fixed_buffers;       // arena registered as one fixed buffer in every ring
   int32_t fixed_buffers_errno;  // why not (ENOMEM: RLIMIT_MEMLOCK)
   uint32_t configured_rings;    // rings asked for (the threads backend maps none but accepts the indices)
+  uint32_t fixed_buffers_cloned;  // rings after the first share its registration (CLONE_BUFFERS)
+  uint32_t reserved0;
   uint64_t slots_off;
   uint64_t handles_off;
   uint64_t files_off;

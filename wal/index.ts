@@ -565,8 +565,8 @@ export class Wal implements WalHook {
       // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
       const bufs = this.db.buffers;
       if (bufs.configured) await bufs.flushAll();
-      // Barrier: every IO submitted before this point (any process) has completed.
-      await this.db.batch().nop({ drain: true }).submit();
+      // Barrier: every IO submitted before this point (any process, any ring) has completed.
+      await this.db.barrier();
       s.killPoint('checkpoint-pages-flushed');
       const payload = Buffer.alloc(8);
       payload.writeBigUInt64LE(BigInt(redo), 0);
