@@ -4,7 +4,8 @@
 // RLIMIT_MEMLOCK: the harness must still work) and with RINGMASTER_BACKEND=threads.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { removeDir, tempDir } from './helpers';
 
@@ -16,6 +17,13 @@ afterAll(() => removeDir(dir));
 
 function load(name: string): any {
   return JSON.parse(readFileSync(path.join(out, `${name}.json`), 'utf8'));
+}
+
+// pgbench: measured against a throwaway cluster when PostgreSQL is installed, else skipped
+// with the install hint; never an error.
+function expectPg(r: any): void {
+  if (r.skipped) expect(r.skipped).toMatch(/apt-get install postgresql/);
+  else expect(r, JSON.stringify(r)).toMatchObject({ commitsPerSec: expect.any(Number), p50us: expect.any(Number), p99us: expect.any(Number), settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' } });
 }
 
 function isMeasured(r: any): boolean {
@@ -31,7 +39,7 @@ describe('bench harness smoke', () => {
     });
     expect(run.error, String(run.stderr)).toBeUndefined();
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
-    for (const name of ['cold-reads', 'cached-reads', 'durable-commits', 'handoff', 'topologies', 'tpcb', 'writeback']) {
+    for (const name of ['cold-reads', 'cached-reads', 'durable-commits', 'handoff', 'topologies', 'tpcb', 'writeback', 'scale']) {
       for (const ext of ['json', 'md', 'svg']) expect(existsSync(path.join(out, `${name}.${ext}`)), `${name}.${ext}`).toBe(true);
       expect(readFileSync(path.join(out, `${name}.svg`), 'utf8').startsWith('<svg')).toBe(true);
       const j = load(name);
@@ -78,7 +86,7 @@ describe('bench harness smoke', () => {
 
   it('topologies: every variant runs (fixed buffers may be refused, never an error)', () => {
     const j = load('topologies');
-    expect(j.rows.length).toBe(12);
+    expect(j.rows.length).toBe(14);  // 7 variants x cached, cold
     for (const r of j.rows) {
       expect(isMeasured(r.result), `${r.kind} ${r.variant}: ${JSON.stringify(r.result)}`).toBe(true);
       expect(r.result.errors).toBe(0);
@@ -103,18 +111,39 @@ describe('bench harness smoke', () => {
     }
   });
 
-  it('tpcb: processes and threads measured, the invariant holds in every ringmaster and sqlite point; pgbench skipped with the hint', () => {
+  it('tpcb: processes and threads measured, the invariant holds in every ringmaster and sqlite point; pgbench measured or skipped with the hint', () => {
     const j = load('tpcb');
     expect(j.status).toBe('ok');
     expect(j.durability).toMatch(/wal\.flush/);
     for (const r of j.rows) {
-      if (r.engine === 'PostgreSQL pgbench') { expect(r.result.skipped).toMatch(/apt-get install postgresql/); continue; }
+      if (r.engine === 'PostgreSQL pgbench') { expectPg(r.result); continue; }
       if (r.result.skipped) { expect(r.engine).toMatch(/sqlite/); continue; }
       expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
       expect(r.result.commits).toBeGreaterThan(0);
       expect(r.result.invariant.ok, JSON.stringify(r.result.invariant)).toBe(true);
     }
     expect(j.rows.some((r: any) => r.engine === 'ringmaster' && r.mode === 'threads')).toBe(true);
+  });
+
+  it('scale: every part at every P is measured (anchors measured or skipped with the hint), the goals are reported, no PostgreSQL cluster is left behind', () => {
+    const j = load('scale');
+    expect(j.status).toBe('ok');
+    expect(j.procs).toEqual([1, 2]);
+    for (const part of ['reads', 'commits', 'tpcb-s1', 'tpcb-high']) {
+      const rows = j.rows.filter((r: any) => r.part === part);
+      expect(rows.length, part).toBeGreaterThan(0);
+      for (const r of rows) {
+        const x = r.result;
+        if (r.engine === 'pgbench') { expectPg(x); continue; }
+        if (x.skipped) { expect(x.skipped, `${part} ${r.engine}`).toMatch(/install/); continue; }
+        expect(x.error, `${part} ${r.engine} P=${r.P}: ${JSON.stringify(x)}`).toBeUndefined();
+        expect(typeof x.throughput, `${part} ${r.engine} P=${r.P}`).toBe('number');
+        if (x.invariant) expect(x.invariant.ok, JSON.stringify(x.invariant)).toBe(true);
+      }
+    }
+    expect(j.highScale).toBeGreaterThanOrEqual(4);  // >= the sessions of the largest point (2 x 2)
+    expect(j.targets.map((t: any) => t.key)).toEqual(expect.arrayContaining(['readsScale', 'readsVsNode', 'commitsVsSqlite', 'tpcb-s1-monotonic', 'tpcb-high-vsPg']));
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('ringmaster-pg-'))).toEqual([]);
   });
 
   it('writeback: both strategies measured on a pool smaller than the data, and the invariant holds', () => {
