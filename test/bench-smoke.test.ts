@@ -33,13 +33,17 @@ function isMeasured(r: any): boolean {
 describe('bench harness smoke', () => {
   let run: ReturnType<typeof spawnSync>;
 
-  it('npm run bench -- all --smoke writes every workload', () => {
-    run = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'all', '--smoke', '--duration=100', '--file-size=8', `--out=${out}`, `--data-dir=${data}`], {
+  // Two harness runs, each within the default test timeout: every workload but `scale` (as
+  // `all` does, with the names spelled out), then `scale` alone (it starts up to 16-process
+  // points and a PostgreSQL cluster; together they took 92 s on the loaded 2-core machine).
+  it('npm run bench -- <every workload> --smoke writes every workload', () => {
+    const names = ['cold-reads', 'cached-reads', 'durable-commits', 'handoff', 'topologies', 'tpcb', 'writeback'];
+    run = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), ...names, '--smoke', '--duration=100', '--file-size=8', `--out=${out}`, `--data-dir=${data}`], {
       cwd: REPO, encoding: 'utf8', timeout: 180000, env: { ...process.env, BENCH_QUIET: '1' },
     });
     expect(run.error, String(run.stderr)).toBeUndefined();
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
-    for (const name of ['cold-reads', 'cached-reads', 'durable-commits', 'handoff', 'topologies', 'tpcb', 'writeback', 'scale']) {
+    for (const name of names) {
       for (const ext of ['json', 'md', 'svg']) expect(existsSync(path.join(out, `${name}.${ext}`)), `${name}.${ext}`).toBe(true);
       expect(readFileSync(path.join(out, `${name}.svg`), 'utf8').startsWith('<svg')).toBe(true);
       const j = load(name);
@@ -50,6 +54,19 @@ describe('bench harness smoke', () => {
     }
     expect(existsSync(path.join(out, 'summary.md'))).toBe(true);
   });
+
+  it('npm run bench -- scale --smoke writes its JSON, table and chart', () => {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'scale', '--smoke', '--duration=100', '--file-size=8', `--out=${out}`, `--data-dir=${data}`], {
+      cwd: REPO, encoding: 'utf8', timeout: 180000, env: { ...process.env, BENCH_QUIET: '1' },
+    });
+    expect(r.error, String(r.stderr)).toBeUndefined();
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    for (const ext of ['json', 'md', 'svg']) expect(existsSync(path.join(out, `scale.${ext}`)), `scale.${ext}`).toBe(true);
+    expect(readFileSync(path.join(out, 'scale.svg'), 'utf8').startsWith('<svg')).toBe(true);
+    const j = load('scale');
+    expect(j.name).toBe('scale');
+    expect(j.machine).toMatchObject({ kernel: expect.any(String), cores: expect.any(Number) });
+  }, 150000);  // ~30 process starts and a PostgreSQL initdb: 42 s on the loaded 2-core machine
 
   it('read workloads: every engine at every point is measured, or an anchor is skipped with the install hint', () => {
     for (const name of ['cold-reads', 'cached-reads']) {

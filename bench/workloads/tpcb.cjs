@@ -1,14 +1,15 @@
 'use strict';
 // Workload: TPC-B-like ("tpcb-like" of pgbench) on the bench/tpcb engine: P forked workers
 // (and P worker threads) x S sessions for N seconds vs the same transactions in
-// better-sqlite3 (WAL, synchronous=FULL, BEGIN IMMEDIATE) with P processes.
+// better-sqlite3 (WAL, synchronous=FULL, BEGIN IMMEDIATE) with P processes, and pgbench
+// -b tpcb-like with P x S clients against a throwaway PostgreSQL cluster (when installed).
 const { mdTable, svgBars, ratio } = require('../lib/common.cjs');
 const { runTpcbPoint, sqliteAvailable } = require('./durable.cjs');
 const { PgCluster, pgUnavailable } = require('../lib/pg.cjs');
 
 module.exports = {
   name: 'tpcb',
-  title: 'TPC-B-like transactions: ringmaster engine (processes vs threads) vs better-sqlite3',
+  title: 'TPC-B-like transactions: ringmaster engine (processes vs threads) vs better-sqlite3 and PostgreSQL',
   async run(ctx) {
     const dur = ctx.smoke ? Math.min(ctx.durationMs, 300) : Math.max(ctx.durationMs, 3000);
     const g = ctx.smoke ? { scale: 1, accounts: 2000 } : { scale: 1 };
@@ -57,7 +58,7 @@ module.exports = {
     }];
     return {
       durationMs: dur, geometry: g, sessions: S, rows, targets,
-      durability: 'ringmaster: one WAL record per transaction, pages changed under exclusive page locks (account -> history -> teller -> branch: the hottest rows last, as pgbench's script updates them; released before the commit flush), markDirty(commit LSN), wal.flush(commit LSN) (write -> fdatasync, group commit) before the transaction is acknowledged; better-sqlite3: journal_mode=WAL, synchronous=FULL, busy_timeout=10000, BEGIN IMMEDIATE, one connection per process; PostgreSQL (when installed): fsync=on, synchronous_commit=on, full_page_writes=on, pgbench -b tpcb-like with P x S clients',
+      durability: 'ringmaster: one WAL record per transaction, pages changed under exclusive page locks (account -> history -> teller -> branch: the hottest rows last, as the pgbench script updates them; released before the commit flush), markDirty(commit LSN), wal.flush(commit LSN) (write -> fdatasync, group commit) before the transaction is acknowledged; better-sqlite3: journal_mode=WAL, synchronous=FULL, busy_timeout=10000, BEGIN IMMEDIATE, one connection per process; PostgreSQL (when installed): fsync=on, synchronous_commit=on, full_page_writes=on, pgbench -b tpcb-like with P x S clients',
     };
   },
   render(res) {
