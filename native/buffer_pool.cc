@@ -12,6 +12,7 @@
 
 #include "atomics.h"
 #include "completion_kinds.h"
+#include "fault_injection.h"
 #include "process_table.h"
 #include "segment.h"
 #include "shared_wait.h"
@@ -179,6 +180,7 @@ void wake_or_hand_over(Segment& seg, PoolView& v, uint32_t id, uint32_t releaser
       store_relaxed(&part->grant_word, cur);
       store_release(&part->grant_cell_plus1, (uint32_t)h + 1);
       if (cas(w, &cur, nw)) {
+        kill_point(&seg.hdr->faults, KP_LOCK_HANDOFF);
         wq_remove(v.wq, id, (uint32_t)h);
         wq_grant(v.wq, (uint32_t)h);
         g.add((uint32_t)h);
@@ -193,6 +195,7 @@ void wake_or_hand_over(Segment& seg, PoolView& v, uint32_t id, uint32_t releaser
     while (h >= 0 && woken < v.wq.ncells) {
       int64_t nx = wq_next(v.wq, (uint32_t)h);
       wq_remove(v.wq, id, (uint32_t)h);
+      kill_point(&seg.hdr->faults, KP_LOCK_WAKE);
       wq_wake_up(v.wq, (uint32_t)h);
       g.add((uint32_t)h);
       woken++;
@@ -547,8 +550,17 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     else pool_read_done(seg, v, id, seq & 0xFFFFF, -ECANCELED);
     woke = true;
   }
+  // A waiter that died (or detached) mid-wait is counted no more.
+  uint64_t waiting = load_relaxed(&v.sstats[slot].v[ST_PIN_WAITING]);
+  if (waiting) {
+    uint32_t cur = load_acquire(&v.h->pin_waiters);
+    while (cur > 0 && !cas(&v.h->pin_waiters, &cur, cur - 1)) {}
+  }
   for (uint32_t k = 0; k < ST_COUNT; k++) store_relaxed(&v.sstats[slot].v[k], (uint64_t)0);
-  if (woke) wake_word_waiters(seg);
+  if (woke) {
+    if (load_acquire(&v.h->pin_waiters)) fetch_add(&v.h->unpin_seq, 1u);  // pins went back too
+    wake_word_waiters(seg);
+  }
 }
 
 const bool g_registered = register_completion_kind(CK_BUFFER_READ_DONE, kind_valid, read_action) &&
@@ -659,6 +671,12 @@ bool pool_view(Segment& seg, PoolView* v) {
   v->nbuckets = h.nbuckets;
   v->max_slots = ms;
   return true;
+}
+
+void pool_note_unpinned(Segment& seg, PoolView& v) {
+  if (load_acquire(&v.h->pin_waiters) == 0) return;  // the common case: one load
+  fetch_add(&v.h->unpin_seq, 1u);
+  wake_word_waiters(seg);
 }
 
 void pool_report_corrupt(Segment& seg, PoolView& v, GlobalStat which) {

@@ -104,6 +104,8 @@ struct PoolHeader {
   uint64_t wqueues_off;
   uint64_t wcells_off;
   uint64_t wait_ticket;  // atomic: enqueue order of wait cells
+  uint32_t unpin_seq;    // waitable: bumped when a buffer's last pin goes while pin_waiters > 0
+  uint32_t pin_waiters;  // slots waiting for a buffer to become unpinned (pool exhausted)
   uint32_t clock_hand;   // atomic
   uint32_t flags;        // POOL_* below, set by init
   uint64_t gstats[32];   // global counters (relaxed)
@@ -143,6 +145,7 @@ enum SlotStat {
   ST_LOCK_WAKEUPS,    // queued waiters woken to retry, counted for the releaser
   ST_PIN_WAITS,       // reads that found every buffer pinned and waited (pool exhausted)
   ST_PIN_WAIT_NS,     // their waiting time
+  ST_PIN_WAITING,     // gauge: this slot's reads now waiting for an unpin (counted once in pin_waiters)
   ST_COUNT
 };
 // Global-only counters, in PoolHeader::gstats past the per-slot ones (SlotStats has 16).
@@ -209,6 +212,10 @@ int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t
 // hands the lock to) the queued waiters the release lets run, ringing only their doorbells.
 // The caller updates its record.
 void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared = 1);
+
+// A buffer's last pin went: if reads wait for one (pool exhausted), bump unpin_seq and
+// wake the waiting environments.
+void pool_note_unpinned(Segment& seg, PoolView& v);
 
 // Completion actions (also used to abort an IO that was never submitted).
 void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);

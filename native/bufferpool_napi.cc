@@ -187,11 +187,12 @@ bool pin_state(BufDesc* d, bool use, PinEntry* rec) {
   }
 }
 
-bool unpin_state(BufDesc* d) {
+// -1 if not pinned (garbage), else the pins left.
+int64_t unpin_state(BufDesc* d) {
   uint64_t s = load_acquire(&d->state);
   for (;;) {
-    if ((s & BS_PIN_MASK) == 0) return false;
-    if (cas(&d->state, &s, s - 1)) return true;
+    if ((s & BS_PIN_MASK) == 0) return -1;
+    if (cas(&d->state, &s, s - 1)) return (int64_t)((s - 1) & BS_PIN_MASK);
   }
 }
 
@@ -296,7 +297,10 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     if (vid < 0 && dirty < 0 && bad) return corrupt(G_CORRUPT_DESCRIPTORS);  // only garbage left to evict
     if (vid < 0) return dirty >= 0 ? arr(env, {PIN_NEED_CLEAN, (double)dirty}) : arr(env, {PIN_EXHAUSTED});
     BufDesc* d = &v.d[vid];
-    auto drop_victim = [&]() { unpin_state(d); unrecord_pin(c, (uint32_t)vid); };
+    auto drop_victim = [&]() {
+      if (unpin_state(d) == 0) pool_note_unpinned(*c.seg, v);
+      unrecord_pin(c, (uint32_t)vid);
+    };
     uint64_t s = load_acquire(&d->state);
     bool evicted = false;
     if (s & BS_TAG) {
@@ -359,6 +363,37 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     return arr(env, {PIN_OK, (double)vid});
   }
   return arr(env, {PIN_EXHAUSTED});
+}
+
+// bpPinWait(session, waiting: boolean, waitedNs?) -> [unpinSeqOffset, unpinSeq] (when starting)
+// A read that found every buffer pinned waits for unpin_seq to move (an unpin of a
+// buffer's last pin) instead of polling the clock sweep; this registers and deregisters the
+// wait (per slot, so a dead waiter's count goes with its slot) and counts it.
+Napi::Value PinWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint64_t* gauge = &c.v.sstats[c.slot].v[ST_PIN_WAITING];
+  if (info[1].ToBoolean()) {
+    if (fetch_add(gauge, (uint64_t)1) == 0) fetch_add(&c.v.h->pin_waiters, 1u);
+    count_stat(c.v, c.slot, ST_PIN_WAITS);
+    double off = (double)(c.v.region_off + ((uint8_t*)&c.v.h->unpin_seq - c.v.base));
+    return arr(env, {off, (double)load_acquire(&c.v.h->unpin_seq)});
+  }
+  uint64_t g = load_relaxed(gauge);
+  if (g > 0) {
+    store_relaxed(gauge, g - 1);
+    if (g == 1) {
+      uint32_t cur = load_acquire(&c.v.h->pin_waiters);
+      while (cur > 0 && !cas(&c.v.h->pin_waiters, &cur, cur - 1)) {}
+    }
+  }
+  double ns = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
+  if (ns > 0 && ns < 1e15) {
+    stat_add(&c.v.h->gstats[ST_PIN_WAIT_NS], (uint64_t)ns);
+    stat_add(&c.v.sstats[c.slot].v[ST_PIN_WAIT_NS], (uint64_t)ns);
+  }
+  return env.Undefined();
 }
 
 // bpStartIo(session, id, waitedSeq, zero, first, fileId?, block?) -> [0] | [1, seq] | [2, seq] | [3, err] | [4]
@@ -453,9 +488,11 @@ Napi::Value Unpin(const Napi::CallbackInfo& info) {
   if (!e || load_relaxed(&e->pins) == 0) return Napi::Boolean::New(env, false);
   // State first, then the record: a death in between leaves a record the cleaner
   // clamps (never below zero), not a leaked pin.
-  bool ok = unpin_state(&c.v.d[id]);
+  int64_t left = unpin_state(&c.v.d[id]);
+  bool ok = left >= 0;
   store_release(&e->pins, load_relaxed(&e->pins) - 1);
   entry_maybe_free(e);
+  if (left == 0) pool_note_unpinned(*c.seg, c.v);
   // Our record says we held a pin, so a zero count in the descriptor is garbage (or a
   // repair reset it): report it; the caller's release still succeeded.
   if (!ok) pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
@@ -700,10 +737,10 @@ Napi::Value Dirty(const Napi::CallbackInfo& info) {
 Napi::Object stats_obj(Napi::Env env, const uint64_t* v) {
   static const char* names[ST_COUNT] = {"hits", "misses", "reads", "writes", "evictions", "ioWaits", "completedByOther",
                                          "completedForOther", "lockWaits", "lockWaitMs", "lockTimeouts", "lockHandoffs", "lockWakeups",
-                                         "pinWaits", "pinWaitMs"};
+                                         "pinWaits", "pinWaitMs", "pinWaiting"};
   Napi::Object o = Napi::Object::New(env);
   for (uint32_t i = 0; i < ST_COUNT; i++) {
-    if (i == ST_COMPLETED_FOR_OTHER) continue;
+    if (i == ST_COMPLETED_FOR_OTHER || i == ST_PIN_WAITING) continue;
     double x = (double)load_relaxed(&v[i]);
     if (i == ST_LOCK_WAIT_NS || i == ST_PIN_WAIT_NS) x = std::round(x / 1e3) / 1e3;  // ns -> ms, 3 decimals
     o.Set(names[i], Napi::Number::New(env, x));
@@ -1018,6 +1055,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpLock", Napi::Function::New(env, Lock));
   exports.Set("bpUnlock", Napi::Function::New(env, Unlock));
   exports.Set("bpLockWaitEnd", Napi::Function::New(env, LockWaitEnd));
+  exports.Set("bpPinWait", Napi::Function::New(env, PinWait));
   exports.Set("bpMarkDirty", Napi::Function::New(env, MarkDirty));
   exports.Set("bpStartWrite", Napi::Function::New(env, StartWrite));
   exports.Set("bpPinById", Napi::Function::New(env, PinById));

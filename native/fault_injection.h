@@ -42,6 +42,8 @@ enum KillPoint : uint32_t {
   KP_CHECKPOINT_PAGES_FLUSHED,  // checkpoint: pages flushed, checkpoint record not written
   KP_CHECKPOINT_RECORD_DURABLE, // checkpoint: record durable, control file not updated
   KP_CHECKPOINT_CONTROL_WRITTEN,// checkpoint: control.tmp written and synced, not renamed
+  KP_LOCK_WAKE,                 // content-lock release: queue lock held, the head unlinked, not yet WOKEN
+  KP_LOCK_HANDOFF,              // content-lock hand-over: queue lock held, the word given to the head, its cell not yet GRANTED
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];
