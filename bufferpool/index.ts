@@ -358,29 +358,53 @@ export class BufferPool {
 
   async #pinSlow(fileId: number, blk: number): Promise<number> {
     const deadline = Date.now() + this.#pinWaitMs;
-    let delay = 1;
     let lastFlushError: unknown;
-    for (;;) {
-      const r = N.bpPin(this.#n(), fileId, blk);
-      if (r[0] === 0) return r[1];
-      if (r[0] === 6) throw corruptPool(`block ${blk} of file ${fileId}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
-      if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
-      if (r[0] === 3) {
-        // Only dirty buffers are evictable: write one back (WAL first), then retry.
-        try {
-          await this.#flushId(r[1]);
+    // Every buffer pinned: wait for an unpin (any process) instead of polling the clock
+    // sweep. Registered once per read that waits (stats: pinWaits, pinWaitMs).
+    let waitingSince = 0;
+    try {
+      for (;;) {
+        const r = N.bpPin(this.#n(), fileId, blk);
+        if (r[0] === 0) return r[1];
+        if (r[0] === 6) throw corruptPool(`block ${blk} of file ${fileId}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
+        if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
+        if (r[0] === 3) {
+          // Only dirty buffers are evictable: write one back (WAL first), then retry.
+          try {
+            await this.#flushId(r[1]);
+            continue;
+          } catch (e) {
+            lastFlushError = e;  // fall through to the bounded wait
+          }
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          const why = lastFlushError ? ' or dirty (writing one back failed: see cause)' : '';
+          throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned${why} for ${this.#pinWaitMs} ms`,
+            lastFlushError ? { cause: lastFlushError } : {});
+        }
+        if (r[0] === 3) {  // a failed writeback: retry it after a pause, not at once
+          await sleep(Math.min(left, 20));
           continue;
-        } catch (e) {
-          lastFlushError = e;  // fall through to the bounded wait
+        }
+        const [offset, seq] = N.bpPinWait(this.#n(), waitingSince ? 2 : 1);
+        if (!waitingSince) waitingSince = Date.now();
+        // Registered first, then looked again: an unpin before the registration is found
+        // by this look, one after it moves the seq.
+        const again = N.bpPin(this.#n(), fileId, blk);
+        if (again[0] === 0) return again[1];
+        if (again[0] !== 4) continue;  // something else to do (a dirty victim, an error)
+        // Bounded: a re-look every 100 ms also covers an unpin whose wake was lost.
+        await this.db._waitWord(offset, seq, Math.min(left, 100));
+      }
+    } finally {
+      if (waitingSince && !this.db.closed) {
+        try {
+          N.bpPinWait(this.#n(), 0, (Date.now() - waitingSince) * 1e6);
+        } catch {
+          /* closed meanwhile */
         }
       }
-      if (Date.now() >= deadline) {
-        const why = lastFlushError ? ' or dirty (writing one back failed: see cause)' : '';
-        throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned${why} for ${this.#pinWaitMs} ms`,
-          lastFlushError ? { cause: lastFlushError } : {});
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 20);
     }
   }
 

@@ -674,6 +674,9 @@ bool pool_view(Segment& seg, PoolView* v) {
 }
 
 void pool_note_unpinned(Segment& seg, PoolView& v) {
+  // seq_cst against the waiter's registration: it registers, then reads the seq and looks
+  // again; we unpinned (the CAS), then read pin_waiters. One of us sees the other.
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
   if (load_acquire(&v.h->pin_waiters) == 0) return;  // the common case: one load
   fetch_add(&v.h->unpin_seq, 1u);
   wake_word_waiters(seg);

@@ -365,18 +365,25 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
   return arr(env, {PIN_EXHAUSTED});
 }
 
-// bpPinWait(session, waiting: boolean, waitedNs?) -> [unpinSeqOffset, unpinSeq] (when starting)
+// bpPinWait(session, mode, waitedNs?) -> [unpinSeqOffset, unpinSeq] (modes 1, 2)
 // A read that found every buffer pinned waits for unpin_seq to move (an unpin of a
-// buffer's last pin) instead of polling the clock sweep; this registers and deregisters the
-// wait (per slot, so a dead waiter's count goes with its slot) and counts it.
+// buffer's last pin) instead of polling the clock sweep. Mode 1 registers the wait (per
+// slot, so a dead waiter's count goes with its slot) and counts it; 2 reads the seq again;
+// 0 deregisters it and adds the time waited.
 Napi::Value PinWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
   uint64_t* gauge = &c.v.sstats[c.slot].v[ST_PIN_WAITING];
-  if (info[1].ToBoolean()) {
-    if (fetch_add(gauge, (uint64_t)1) == 0) fetch_add(&c.v.h->pin_waiters, 1u);
-    count_stat(c.v, c.slot, ST_PIN_WAITS);
+  int mode = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  if (mode == 1 || mode == 2) {
+    if (mode == 1) {
+      if (fetch_add(gauge, (uint64_t)1) == 0) fetch_add(&c.v.h->pin_waiters, 1u);
+      count_stat(c.v, c.slot, ST_PIN_WAITS);
+    }
+    // seq_cst: the registration above is visible before we read the seq (an unpinner
+    // bumps the seq, then reads pin_waiters).
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     double off = (double)(c.v.region_off + ((uint8_t*)&c.v.h->unpin_seq - c.v.base));
     return arr(env, {off, (double)load_acquire(&c.v.h->unpin_seq)});
   }
@@ -983,6 +990,17 @@ Napi::Value PinRecords(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// bpLockWord(session, id) -> the buffer's content-lock word (diagnostics and tests: holder,
+// shared count, WAITERS / HANDOFF / WAKING)
+Napi::Value LockWord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  return Napi::Number::New(env, load_acquire(&c.v.d[id].content_lock));
+}
+
 // bpInfo(session) -> { offset, pages, pageSize, descOffset, pagesOffset } (arena offsets)
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1056,6 +1074,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpUnlock", Napi::Function::New(env, Unlock));
   exports.Set("bpLockWaitEnd", Napi::Function::New(env, LockWaitEnd));
   exports.Set("bpPinWait", Napi::Function::New(env, PinWait));
+  exports.Set("bpLockWord", Napi::Function::New(env, LockWord));
   exports.Set("bpMarkDirty", Napi::Function::New(env, MarkDirty));
   exports.Set("bpStartWrite", Napi::Function::New(env, StartWrite));
   exports.Set("bpPinById", Napi::Function::New(env, PinById));
