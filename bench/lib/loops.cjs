@@ -38,11 +38,13 @@ async function lanes(depth, durationMs, seed, pages, bs, readOne) {
       ops++;
     }
   }
+  const cpu0 = process.cpuUsage();
   const ps = [];
   for (let i = 0; i < depth; i++) ps.push(lane(i));
   await Promise.all(ps);
   const elapsedMs = performance.now() - t0;
-  return { ops, elapsedMs, iops: ops / (elapsedMs / 1000), hist, errors, firstError };
+  const cpu = process.cpuUsage(cpu0);  // every thread of this process (JS, native, libuv)
+  return { ops, elapsedMs, iops: ops / (elapsedMs / 1000), hist, errors, firstError, cpuUs: cpu.user + cpu.system };
 }
 
 /** ringmaster: each lane reads into its own arena slice (fixed buffer when registered). */

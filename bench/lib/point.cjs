@@ -75,14 +75,19 @@ function combine(parts, spec) {
   let ops = 0;
   let errors = 0;
   let firstError = null;
+  let cpuUs = 0;
   for (const p of parts) {
     histMerge(hist, p.hist);
     iops += p.iops;
     ops += p.ops;
     errors += p.errors;
     firstError = firstError || p.firstError;
+    cpuUs += p.cpuUs || 0;
   }
-  return { iops: round(iops), mbps: round((iops * spec.bs) / (1 << 20), 1), ops, errors, firstError, ...histSummary(hist) };
+  // CPU time of every participating process (all their threads) per op; worker threads
+  // share their process's clock, so only forked participants add up (spec.mode threads: the first alone).
+  const cpuPerOpUs = ops && spec.mode !== 'threads' ? round(cpuUs / ops, 2) : null;
+  return { iops: round(iops), mbps: round((iops * spec.bs) / (1 << 20), 1), ops, errors, firstError, ...histSummary(hist), cpuPerOpUs };
 }
 
 async function ringmasterPoint(spec) {

@@ -35,11 +35,13 @@ class Peer {
   }
 }
 
-function combine(parts, durationMs) {
+function combine(parts, durationMs, extraCpuUs = 0) {
   const hist = newHist();
   let commits = 0;
-  for (const p of parts) { histMerge(hist, p.hist); commits += p.commits; }
-  return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist) };
+  let cpuUs = extraCpuUs;
+  for (const p of parts) { histMerge(hist, p.hist); commits += p.commits; cpuUs += p.cpuUs || 0; }
+  // CPU time of every process in the measured window (all threads), per commit.
+  return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist), cpuPerCommitUs: commits ? round(cpuUs / commits, 1) : null };
 }
 
 function freshDir(spec, tag) {
@@ -70,9 +72,16 @@ async function rmPoint(spec) {
     if (spec.walBeforeData) pm.buffers.configure({ walBeforeData: spec.walBeforeData });
     for (const p of peers) { await p.ready; await p.call('attach', { walBeforeData: spec.walBeforeData }); }
     const w0 = pm.wal.stats();
+    // The postmaster's own CPU (its watchers reap for everyone) in the measured window;
+    // with worker threads the workers' cpuUsage is this same process's, counted once here.
+    let pmCpu0 = null;
+    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); }, spec.warmupMs || 0);
     const parts = await Promise.all(peers.map((p, i) => p.call('run', { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, warmupMs: spec.warmupMs, g, worker: i })));
+    clearTimeout(pmTimer);
+    const pmCpu = process.cpuUsage(pmCpu0 || undefined);
+    if (spec.mode === 'threads') for (const p of parts) p.cpuUs = 0;
     const w1 = pm.wal.stats();
-    const res = combine(parts, spec.durationMs);
+    const res = combine(parts, spec.durationMs, pmCpu0 ? pmCpu.user + pmCpu.system : 0);
     res.fdatasyncs = w1.fdatasyncs - w0.fdatasyncs;
     res.walCommits = w1.commits - w0.commits;
     // Both counted over the whole run (warm-up included), so their ratio holds.

@@ -29,6 +29,7 @@ async function rmRun(a) {
   const payload = Buffer.alloc(100, 0x61);
   let eng = null;
   if (a.kind === 'tpcb') eng = await engine.Engine.open(db, a.g, a.worker);
+  const cpu = cpuWindow(start, end);
   await Promise.all(Array.from({ length: a.sessions }, async () => {
     for (;;) {
       const now = Date.now();
@@ -41,7 +42,26 @@ async function rmRun(a) {
       commits++;
     }
   }));
-  return { commits, hist };
+  return { commits, hist, cpuUs: cpu.done() };
+}
+
+// CPU time (all threads of this process) spent inside the measured window [start, end):
+// sampled by timers at both ends (a sample a busy event loop delays is a little late).
+function cpuWindow(start, end) {
+  let at0 = null;
+  let at1 = null;
+  const t0 = setTimeout(() => { at0 = process.cpuUsage(); }, Math.max(0, start - Date.now()));
+  const t1 = setTimeout(() => { at1 = process.cpuUsage(); }, Math.max(0, end - Date.now()));
+  return {
+    done() {
+      clearTimeout(t0);
+      clearTimeout(t1);
+      if (!at0) return 0;
+      const d = process.cpuUsage(at0);
+      const u = at1 ? { user: at1.user - at0.user, system: at1.system - at0.system } : d;
+      return u.user + u.system;
+    },
+  };
 }
 
 function sqliteOpen(a) {
@@ -82,16 +102,19 @@ function sqliteRun(a) {
     // SQLITE_BUSY upgrade deadlocks between processes.
     step = () => tx.immediate(rnd(g.accounts), rnd(g.tellers), rnd(g.branches), rnd(10001) - 5001);
   }
+  let cpu0 = null;
   for (;;) {
     const now = Date.now();
     if (now >= end) break;
     const t0 = process.hrtime.bigint();
     step();
     if (now < start) continue;
+    if (!cpu0) cpu0 = process.cpuUsage();
     histAdd(hist, Number(process.hrtime.bigint() - t0));
     commits++;
   }
-  return { commits, hist };
+  const cpu = cpu0 ? process.cpuUsage(cpu0) : { user: 0, system: 0 };
+  return { commits, hist, cpuUs: cpu.user + cpu.system };
 }
 
 const handlers = {

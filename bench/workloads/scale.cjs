@@ -187,11 +187,13 @@ module.exports = {
       const rows = byPart(part);
       if (!rows.length) return;
       const engines = [...new Map(rows.map((r) => [r.engine, r.label])).entries()];
-      const headers = ['P', ...engines.map(([, l]) => `${l} ${unit}`), ...engines.map(([, l]) => `${l} p50 / p99 µs`)];
+      const cpuOf = (x) => x.cpuPerOpUs ?? x.cpuPerCommitUs;
+      const withCpu = engines.filter(([e]) => PS.some((P) => typeof cpuOf(at(part, e, P).result) === 'number'));
+      const headers = ['P', ...engines.map(([, l]) => `${l} ${unit}`), ...engines.map(([, l]) => `${l} p50 / p99 µs`), ...withCpu.map(([, l]) => `${l} CPU µs/op`)];
       const body = PS.map((P) => [P, ...engines.map(([e]) => cell(at(part, e, P).result)), ...engines.map(([e]) => {
         const x = at(part, e, P).result;
         return x && typeof x.p50us === 'number' ? `${fmt(x.p50us)} / ${fmt(x.p99us)}` : '–';
-      })]);
+      }), ...withCpu.map(([e]) => fmt(cpuOf(at(part, e, P).result)))]);
       sections.push(`### ${title}\n\n${mdTable(headers, body)}`);
       const skipped = engines.map(([e]) => at(part, e, PS[0]).result).filter((x) => x.skipped);
       for (const x of skipped) sections.push(`(skipped: ${x.skipped})`);
@@ -204,7 +206,7 @@ module.exports = {
     table('tpcb-s1', `TPC-B-like, scale 1 (${res.sessions.tpcb} sessions per worker)`, 'tps');
     table('tpcb-high', `TPC-B-like, scale ${res.highScale} (>= every point's sessions)`, 'tps');
     const t = res.targets.map((x) => `- ${x.text}: **${x.status}**`).join('\n');
-    const md = `${res.cpus} CPUs. Points: P = ${PS.join(', ')}; reads ${res.durations.readMs} ms, commits and TPC-B ${res.durations.txMs} ms after ${res.durations.warmupMs} ms of warm-up per point. Durability: ${res.durability}.\n\n${sections.join('\n\n')}\n\n**Goals**\n\n${t}`;
+    const md = `${res.cpus} CPUs. "CPU µs/op": CPU time of every participating process (all threads) in the measured window, per op: on C cores no engine can exceed C / (CPU per op). Points: P = ${PS.join(', ')}; reads ${res.durations.readMs} ms, commits and TPC-B ${res.durations.txMs} ms after ${res.durations.warmupMs} ms of warm-up per point. Durability: ${res.durability}.\n\n${sections.join('\n\n')}\n\n**Goals**\n\n${t}`;
     return { md, svg: charts.length ? svgStack(charts) : '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">nothing measured</text></svg>' };
   },
 };
