@@ -123,6 +123,7 @@ export class PinnedBuffer {
   #page: Uint8Array;
   #released = false;
   #lock: 0 | 1 | 2 = 0;  // none, shared, exclusive
+  #internal = false;      // the lock is writeback's own (see BufferPool._lock)
 
   /** @internal */
   constructor(pool: BufferPool, id: number, file: number, block: number, page: Uint8Array) {
@@ -183,8 +184,9 @@ export class PinnedBuffer {
       this.#lock = 0;
       throw e;
     }
+    this.#internal = internal;
     if (this.#released) {  // released while waiting: give the lock back
-      this.#pool._unlock(this.bufferId, mode === 2);
+      this.#pool._unlock(this.bufferId, mode === 2, internal);
       this.#lock = 0;
     }
   }
@@ -194,7 +196,8 @@ export class PinnedBuffer {
     if (!this.#lock) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED', `buffer ${this.bufferId} is not locked by this handle`);
     const excl = this.#lock === 2;
     this.#lock = 0;
-    this.#pool._unlock(this.bufferId, excl);
+    this.#pool._unlock(this.bufferId, excl, this.#internal);
+    this.#internal = false;
   }
 
   /** Marks the page dirty with WAL position `lsn`; needs the exclusive lock. */
@@ -746,11 +749,13 @@ export class BufferPool {
     let r: number[];
     for (;;) {
       try {
-        r = N.bpLock(n, id, exclusive, internal || this.#waitForOwnLocks);
+        // Writeback's shared holds are this environment's too, but they always end: they do
+        // not make a user's request a self-deadlock.
+        r = N.bpLock(n, id, exclusive, internal || this.#waitForOwnLocks, this.#internalShared.get(id) ?? 0);
       } catch (e) {
         throw fromNative(e);
       }
-      if (r[0] === 1) return;
+      if (r[0] === 1) return this.#held(id, internal);
       if (r[0] === 0) break;
       // No wait cell free (this environment has 32 lock waits already) or the queue's lock
       // is held by a stopped process: rare; poll until the deadline.
@@ -770,9 +775,14 @@ export class BufferPool {
       } catch (e) {
         throw fromNative(e);
       }
-      if (done === 1) return;
+      if (done === 1) return this.#held(id, internal);
       if (done === 0) throw this.#lockTimeout(id);
     }
+  }
+
+  #internalShared = new Map<number, number>();  // buffer id -> writeback's shared holds in this environment
+  #held(id: number, internal: boolean): void {
+    if (internal) this.#internalShared.set(id, (this.#internalShared.get(id) ?? 0) + 1);
   }
 
   #lockTimeout(id: number): RingmasterError {
@@ -780,7 +790,12 @@ export class BufferPool {
   }
 
   /** @internal */
-  _unlock(id: number, exclusive: boolean): void {
+  _unlock(id: number, exclusive: boolean, internal = false): void {
+    if (internal) {
+      const k = (this.#internalShared.get(id) ?? 1) - 1;
+      if (k > 0) this.#internalShared.set(id, k);
+      else this.#internalShared.delete(id);
+    }
     if (!N.bpUnlock(this.#n(), id, exclusive)) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED', `buffer ${id} is not locked by this environment`);
   }
 

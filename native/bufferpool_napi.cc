@@ -506,7 +506,7 @@ Napi::Value Unpin(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// bpLock(session, id, exclusive, waitForOwn) -> [1] acquired
+// bpLock(session, id, exclusive, waitForOwn, internalSharedHolds) -> [1] acquired
 //   | [0, cell, offset]: queued; wait until the 32-bit arena word at `offset` changes from 1
 //     (WAITING), then call bpLockWaitEnd
 //   | [2] no free wait cell in this environment (try again later) | [3] the queue lock is busy
@@ -531,8 +531,10 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
     module_error(env, "ERR_RINGMASTER_PAGE_TORN", "buffer " + std::to_string(id) + ": the page was left half-changed by a holder that died; restart to recover it").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // Shared holds the caller says are its writeback's (they always end) do not count.
+  double internal_shared = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 0;
   bool own_excl = load_relaxed(&e->exclusive) != 0;
-  bool own_shared = load_relaxed(&e->shared_locks) != 0;
+  bool own_shared = (double)load_relaxed(&e->shared_locks) > internal_shared;
   if ((own_excl || (excl && own_shared)) && !wait_for_own) {
     module_error(env, "ERR_RINGMASTER_SELF_DEADLOCK",
                  "buffer " + std::to_string(id) + ": this environment already holds its " + (own_excl ? "exclusive" : "shared") +

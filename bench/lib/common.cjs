@@ -137,7 +137,7 @@ function runPoint(spec, env = {}) {
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.durationMs || 1000) + 60000);
+    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.durationMs || 1000) + (spec.warmupMs || 0) + 60000);
     child.on('exit', (code, signal) => {
       clearTimeout(limit);
       const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();

@@ -40,7 +40,7 @@ function dv(page) {
   return new DataView(page.buffer, page.byteOffset, page.byteLength);
 }
 
-/** A process-local async mutex: the sessions of one process take page locks one transaction at a time. */
+/** A process-local async mutex. */
 class Mutex {
   constructor() { this.q = []; this.busy = false; }
   async lock() {
@@ -51,6 +51,28 @@ class Mutex {
     const n = this.q.shift();
     if (n) n();
     else this.busy = false;
+  }
+}
+
+/**
+ * Process-local FIFO locks by page: the sessions of one process queue here, in JS, before
+ * they take the page's content lock (which belongs to the process: two flows of it asking
+ * for one page would be ERR_RINGMASTER_SELF_DEADLOCK). Sessions touching different pages
+ * run at once -- one session's account-page read overlaps another's -- where a single
+ * per-process mutex around the whole lock phase serialized every miss of the process.
+ */
+class PageLocks {
+  constructor() { this.m = new Map(); }
+  async lock(key) {
+    const q = this.m.get(key);
+    if (!q) { this.m.set(key, []); return; }
+    await new Promise((r) => q.push(r));
+  }
+  unlock(key) {
+    const q = this.m.get(key);
+    const next = q && q.shift();
+    if (next) next();
+    else this.m.delete(key);
   }
 }
 
@@ -129,7 +151,7 @@ class Engine {
     this.g = g;
     this.worker = worker;
     this.hfile = files.history[worker];
-    this.mutex = new Mutex();
+    this.pages = new PageLocks();
     this.rec = Buffer.alloc(REC);
     this.seed = (Date.now() ^ (process.pid << 8) ^ (worker * 7919)) >>> 0 || 1;
   }
@@ -150,14 +172,17 @@ class Engine {
     const bid = this.rnd(this.g.branches);
     const delta = this.rnd(10001) - 5001;
     const db = this.db;
-    await this.mutex.lock();
     const held = [];
+    const keys = [];
     let lsn;
     try {
       const [bp, bo] = rowLoc(bid);
       const [tp, to] = rowLoc(tid);
       const [ap, ao] = rowLoc(aid);
       const pin = async (file, block, mode) => {
+        const key = `${file}:${block}`;
+        await this.pages.lock(key);
+        keys.push(key);
         const b = await db.buffers.read(file, block, mode ? { mode } : {});
         held.push(b);
         await b.lockExclusive();
@@ -183,7 +208,7 @@ class Engine {
       void bo; void to;
     } finally {
       for (const b of held.reverse()) b.release();
-      this.mutex.unlock();
+      for (const k of keys.reverse()) this.pages.unlock(k);
     }
     await db.wal.flush(lsn);
     return lsn;
@@ -315,4 +340,4 @@ function poolPagesFor(g, historyRows = 200000) {
   return Math.ceil(g.accounts / RPP) + Math.ceil(g.tellers / RPP) + Math.ceil(g.branches / RPP) + (g.workers || 1) * (1 + Math.ceil(historyRows / HRPP / (g.workers || 1))) + 64;
 }
 
-module.exports = { WAL_KIND, PAGE, RPP, HRPP, geometry, load, Engine, redoCollector, recover, check, poolPagesFor, Mutex };
+module.exports = { WAL_KIND, PAGE, RPP, HRPP, geometry, load, Engine, redoCollector, recover, check, poolPagesFor, Mutex, PageLocks };
