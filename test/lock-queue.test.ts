@@ -216,6 +216,36 @@ describe('content-lock wait queue', () => {
   }
 });
 
+describe('own holds', () => {
+  it("this environment's writeback holding a page shared does not make its own exclusive request a self-deadlock: the request waits", async () => {
+    const f = await setup();
+    const a = await pm!.buffers.read(f, 1);
+    await a.lockExclusive();
+    a.page[100] = 7;
+    a.markDirty();
+    a.release();
+    // The page write (op 2) is delayed: flushAll holds the page's shared lock meanwhile.
+    pm!._native().debugSetFault(0, { opMask: 1 << 2, fileSlot: f.id % 65536, delayUs: 400_000 });
+    try {
+      const flushing = pm!.buffers.flushAll();
+      await waitFor(() => pm!.buffers.stats().ioInProgress === 1, 10000, 'the writeback to be in flight');
+      const b = await pm!.buffers.read(f, 1);
+      await b.lockExclusive();  // before the fix: ERR_RINGMASTER_SELF_DEADLOCK at once
+      expect(await flushing).toBe(1);
+      b.release();
+    } finally {
+      pm!._native().debugSetFault(0, null);
+    }
+    // A user's own shared hold still makes an exclusive request fail at once.
+    const c = await pm!.buffers.read(f, 1);
+    const d = await pm!.buffers.read(f, 1);
+    await c.lockShared();
+    await expect(d.lockExclusive()).rejects.toMatchObject({ code: 'ERR_RINGMASTER_SELF_DEADLOCK' });
+    c.release();
+    d.release();
+  });
+});
+
 describe('pool exhausted', () => {
   it('a read that finds every buffer pinned waits for an unpin in another process, then gets its page', async () => {
     const f = await setup(4);
