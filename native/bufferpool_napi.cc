@@ -538,7 +538,7 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   if ((own_excl || (excl && own_shared)) && !wait_for_own) {
     module_error(env, "ERR_RINGMASTER_SELF_DEADLOCK",
                  "buffer " + std::to_string(id) + ": this environment already holds its " + (own_excl ? "exclusive" : "shared") +
-                 " lock (through another PinnedBuffer of the same page), so a " + (excl ? "exclusive" : "shared") +
+                 " lock (through another PinnedBuffer of the same page), so " + (excl ? "an exclusive" : "a shared") +
                  " request would wait for itself: release that hold first, or, if concurrent async flows of this environment lock the same pages, configure({ waitForOwnLocks: true })")
         .ThrowAsJavaScriptException();
     return env.Undefined();
