@@ -83,7 +83,7 @@ async function rmPoint(spec) {
     // The postmaster's own CPU (its watchers reap for everyone) in the measured window;
     // with worker threads the workers' cpuUsage is this same process's, counted once here.
     let pmCpu0 = null;
-    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); }, spec.warmupMs || 0);
+    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); }, spec.warmupMs || 0);  // this loop idles: timers run
     const parts = await Promise.all(peers.map((p, i) => p.call('run', { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, warmupMs: spec.warmupMs, g, worker: i })));
     clearTimeout(pmTimer);
     const pmCpu = process.cpuUsage(pmCpu0 || undefined);

@@ -29,11 +29,12 @@ async function rmRun(a) {
   const payload = Buffer.alloc(100, 0x61);
   let eng = null;
   if (a.kind === 'tpcb') eng = await engine.Engine.open(db, a.g, a.worker);
-  const cpu = cpuWindow(start, end);
+  const cpu = cpuWindow(start);
   await Promise.all(Array.from({ length: a.sessions }, async () => {
     for (;;) {
       const now = Date.now();
       if (now >= end) break;
+      cpu.tick(now);
       const t0 = process.hrtime.bigint();
       if (eng) await eng.txn();
       else await db.wal.flush(await db.wal.append(1, payload));
@@ -46,20 +47,18 @@ async function rmRun(a) {
 }
 
 // CPU time (all threads of this process) spent inside the measured window [start, end):
-// sampled by timers at both ends (a sample a busy event loop delays is a little late).
-function cpuWindow(start, end) {
+// sampled by the first transaction that starts in it and at the end (not by timers, which
+// a loop running on microtasks alone would starve).
+function cpuWindow(start) {
   let at0 = null;
-  let at1 = null;
-  const t0 = setTimeout(() => { at0 = process.cpuUsage(); }, Math.max(0, start - Date.now()));
-  const t1 = setTimeout(() => { at1 = process.cpuUsage(); }, Math.max(0, end - Date.now()));
   return {
+    tick(now) {
+      if (!at0 && now >= start) at0 = process.cpuUsage();
+    },
     done() {
-      clearTimeout(t0);
-      clearTimeout(t1);
       if (!at0) return 0;
       const d = process.cpuUsage(at0);
-      const u = at1 ? { user: at1.user - at0.user, system: at1.system - at0.system } : d;
-      return u.user + u.system;
+      return d.user + d.system;
     },
   };
 }
