@@ -199,7 +199,13 @@ export class Ringmaster extends EventEmitter {
     // native wait (many sessions waiting for one WAL flush cost one doorbell delivery).
     const key = offset * 2 ** 32 + (value >>> 0);
     let group = this.#waitGroups.get(key);
-    if (!group) {
+    if (group) {
+      // Joining a wait already registered: the word may have moved since, with its wake on
+      // the way; look first, as a fresh registration would.
+      const s = this.arenaSlice(offset, 4);
+      const now = new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0];
+      if (now !== value >>> 0) return Promise.resolve(now);
+    } else {
       const n = this._native();
       const id = n.waitWord(offset, value >>> 0);
       if (id === 0) {
