@@ -21,6 +21,7 @@
         "native/completion_kinds.cc",
         "native/atomics.cc",
         "native/shared_wait.cc",
+        "native/wait_queue.cc",
         "native/fault_injection.cc",
         "native/crc32c.cc",
         "native/buffer_pool.cc",

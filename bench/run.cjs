@@ -2,7 +2,8 @@
 'use strict';
 // The bench harness. Usage:
 //   npm run bench -- <name>|all [--smoke] [--duration=<ms>] [--repeat=<rounds>] [--file-size=<MiB>] [--out=<dir>] [--data-dir=<dir>]
-// Workloads: cold-reads, cached-reads, durable-commits, handoff, topologies, tpcb, writeback, shutdown.
+//     scale only: [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=<TPC-B scale>]
+// Workloads: cold-reads, cached-reads, durable-commits, handoff, topologies, tpcb, writeback, shutdown, checkpoint, scale.
 // Each writes <out>/<name>.json (machine facts, options, every point), <name>.md and <name>.svg.
 const fs = require('node:fs');
 const os = require('node:os');
@@ -10,11 +11,11 @@ const path = require('node:path');
 const common = require('./lib/common.cjs');
 const reads = require('./workloads/reads.cjs');
 
-const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'), require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), require('./workloads/tpcb.cjs'), require('./workloads/writeback.cjs'), require('./workloads/shutdown.cjs'), require('./workloads/checkpoint.cjs')];
+const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'), require('./workloads/handoff.cjs'), require('./workloads/topologies.cjs'), require('./workloads/tpcb.cjs'), require('./workloads/writeback.cjs'), require('./workloads/shutdown.cjs'), require('./workloads/checkpoint.cjs'), require('./workloads/scale.cjs')];
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);
-  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir]`);
+  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir] [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=N]`);
   process.exit(2);
 }
 
@@ -31,6 +32,9 @@ function parseArgs(argv) {
     else if (k === 'out') o.out = v;
     else if (k === 'data-dir') o.dataDir = v;
     else if (k === 'render-only') o.renderOnly = true;
+    else if (k === 'procs') o.procs = v;
+    else if (k === 'parts') o.parts = v;
+    else if (k === 'scale-high') o.scaleHigh = Math.max(1, Math.floor(Number(v)) || 1);
     else if (k === 'help') usage();
     else usage(`unknown option --${k}`);
   }
@@ -67,7 +71,7 @@ async function main() {
   common.ensureFile(file, fileSize);
   let warmed = false;
   const ctx = {
-    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1,
+    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1, procs: args.procs, parts: args.parts, scaleHigh: args.scaleHigh,
     load: () => Math.round(os.loadavg()[0] * 100) / 100,
     progress: (m) => common.progress(`${m}  (${Math.round((Date.now() - t0) / 1000)} s)`),
     warm: () => {

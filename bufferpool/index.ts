@@ -51,6 +51,15 @@ export interface BufferPoolConfig {
   ioWaitMs?: number;
   /** How long lockShared/lockExclusive wait (default 30000). */
   lockWaitMs?: number;
+  /**
+   * Content locks belong to the environment (process slot), not to an async flow. `false`
+   * (default): a lock request that conflicts with a hold of this same environment fails at
+   * once with ERR_RINGMASTER_SELF_DEADLOCK (the classic mistake: locking a page a second
+   * time through another PinnedBuffer). `true`: it queues like any other request, for
+   * environments whose concurrent async flows lock the same pages; a real self-deadlock
+   * then ends at lockWaitMs with ERR_RINGMASTER_LOCK_TIMEOUT.
+   */
+  waitForOwnLocks?: boolean;
 }
 
 export interface BufferPoolStats {
@@ -118,6 +127,7 @@ export class PinnedBuffer {
   #page: Uint8Array;
   #released = false;
   #lock: 0 | 1 | 2 = 0;  // none, shared, exclusive
+  #internal = false;      // the lock is writeback's own (see BufferPool._lock)
 
   /** @internal */
   constructor(pool: BufferPool, id: number, file: number, block: number, page: Uint8Array) {
@@ -163,18 +173,24 @@ export class PinnedBuffer {
     return this.#lockAs(2);
   }
 
-  async #lockAs(mode: 1 | 2): Promise<void> {
+  /** @internal writeback's shared lock: may wait for another async flow of this environment. */
+  _lockInternal(): Promise<void> {
+    return this.#lockAs(1, true);
+  }
+
+  async #lockAs(mode: 1 | 2, internal = false): Promise<void> {
     this.#alive(mode === 1 ? 'lockShared' : 'lockExclusive');
     if (this.#lock) throw new RingmasterError('ERR_RINGMASTER_LOCK_HELD', `buffer ${this.bufferId} is already locked by this handle`);
     this.#lock = mode;  // claimed now so a second concurrent call fails cleanly
     try {
-      await this.#pool._lock(this.bufferId, mode === 2);
+      await this.#pool._lock(this.bufferId, mode === 2, internal);
     } catch (e) {
       this.#lock = 0;
       throw e;
     }
+    this.#internal = internal;
     if (this.#released) {  // released while waiting: give the lock back
-      this.#pool._unlock(this.bufferId, mode === 2);
+      this.#pool._unlock(this.bufferId, mode === 2, internal);
       this.#lock = 0;
     }
   }
@@ -184,7 +200,8 @@ export class PinnedBuffer {
     if (!this.#lock) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED', `buffer ${this.bufferId} is not locked by this handle`);
     const excl = this.#lock === 2;
     this.#lock = 0;
-    this.#pool._unlock(this.bufferId, excl);
+    this.#pool._unlock(this.bufferId, excl, this.#internal);
+    this.#internal = false;
   }
 
   /** Marks the page dirty with WAL position `lsn`; needs the exclusive lock. */
@@ -214,6 +231,7 @@ export class BufferPool {
   #pinWaitMs = 5000;
   #ioWaitMs = 30000;
   #lockWaitMs = 30000;
+  #waitForOwnLocks = false;
   #bgTimer: NodeJS.Timeout | null = null;
 
   constructor(db: Ringmaster) {
@@ -255,7 +273,7 @@ export class BufferPool {
   configure(options: BufferPoolConfig): void {
     if (options === null || typeof options !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object');
     for (const k of Object.keys(options)) {
-      if (!['walBeforeData', 'pinWaitMs', 'ioWaitMs', 'lockWaitMs'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown buffer pool option '${k}'`);
+      if (!['walBeforeData', 'pinWaitMs', 'ioWaitMs', 'lockWaitMs', 'waitForOwnLocks'].includes(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown buffer pool option '${k}'`);
     }
     if (options.walBeforeData !== undefined) {
       if (options.walBeforeData !== 'link' && options.walBeforeData !== 'wait') throw typeError('ERR_INVALID_ARG_VALUE', "walBeforeData must be 'link' or 'wait'");
@@ -264,6 +282,10 @@ export class BufferPool {
     this.#pinWaitMs = intOpt('pinWaitMs', options.pinWaitMs, this.#pinWaitMs, 0, 2 ** 31 - 1);
     this.#ioWaitMs = intOpt('ioWaitMs', options.ioWaitMs, this.#ioWaitMs, 1, 2 ** 31 - 1);
     this.#lockWaitMs = intOpt('lockWaitMs', options.lockWaitMs, this.#lockWaitMs, 0, 2 ** 31 - 1);
+    if (options.waitForOwnLocks !== undefined) {
+      if (typeof options.waitForOwnLocks !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'waitForOwnLocks must be a boolean');
+      this.#waitForOwnLocks = options.waitForOwnLocks;
+    }
   }
 
   /** Installs the WAL's hook (null: every LSN counts as durable). */
@@ -365,29 +387,53 @@ export class BufferPool {
 
   async #pinSlow(fileId: number, blk: number): Promise<number> {
     const deadline = Date.now() + this.#pinWaitMs;
-    let delay = 1;
     let lastFlushError: unknown;
-    for (;;) {
-      const r = N.bpPin(this.#n(), fileId, blk);
-      if (r[0] === 0) return r[1];
-      if (r[0] === 6) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
-      if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
-      if (r[0] === 3) {
-        // Only dirty buffers are evictable: write one back (WAL first), then retry.
-        try {
-          await this.#flushId(r[1]);
+    // Every buffer pinned: wait for an unpin (any process) instead of polling the clock
+    // sweep. Registered once per read that waits (stats: pinWaits, pinWaitMs).
+    let waitingSince = 0;
+    try {
+      for (;;) {
+        const r = N.bpPin(this.#n(), fileId, blk);
+        if (r[0] === 0) return r[1];
+        if (r[0] === 6) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
+        if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
+        if (r[0] === 3) {
+          // Only dirty buffers are evictable: write one back (WAL first), then retry.
+          try {
+            await this.#flushId(r[1]);
+            continue;
+          } catch (e) {
+            lastFlushError = e;  // fall through to the bounded wait
+          }
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          const why = lastFlushError ? ' or dirty (writing one back failed: see cause)' : '';
+          throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned${why} for ${this.#pinWaitMs} ms`,
+            lastFlushError ? { cause: lastFlushError } : {});
+        }
+        if (r[0] === 3) {  // a failed writeback: retry it after a pause, not at once
+          await sleep(Math.min(left, 20));
           continue;
-        } catch (e) {
-          lastFlushError = e;  // fall through to the bounded wait
+        }
+        const [offset, seq] = N.bpPinWait(this.#n(), waitingSince ? 2 : 1);
+        if (!waitingSince) waitingSince = Date.now();
+        // Registered first, then looked again: an unpin before the registration is found
+        // by this look, one after it moves the seq.
+        const again = N.bpPin(this.#n(), fileId, blk);
+        if (again[0] === 0) return again[1];
+        if (again[0] !== 4) continue;  // something else to do (a dirty victim, an error)
+        // Bounded: a re-look every 100 ms also covers an unpin whose wake was lost.
+        await this.db._waitWord(offset, seq, Math.min(left, 100));
+      }
+    } finally {
+      if (waitingSince && !this.db.closed) {
+        try {
+          N.bpPinWait(this.#n(), 0, (Date.now() - waitingSince) * 1e6);
+        } catch {
+          /* closed meanwhile */
         }
       }
-      if (Date.now() >= deadline) {
-        const why = lastFlushError ? ' or dirty (writing one back failed: see cause)' : '';
-        throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned${why} for ${this.#pinWaitMs} ms`,
-          lastFlushError ? { cause: lastFlushError } : {});
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 20);
     }
   }
 
@@ -588,7 +634,7 @@ export class BufferPool {
     const buf = new PinnedBuffer(this, id, t[0], t[1], this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
     try {
       if (!t[2]) return false;
-      await buf.lockShared();
+      await buf._lockInternal();
       return await this.#writeBack(id);
     } finally {
       buf.release();
@@ -752,25 +798,68 @@ export class BufferPool {
     if (!N.bpUnpin(this.#n(), id)) throw new RingmasterError('ERR_RINGMASTER_NOT_PINNED', `buffer ${id} is not pinned by this environment`);
   }
 
-  /** @internal */
-  async _lock(id: number, exclusive: boolean): Promise<void> {
+  /**
+   * @internal Content lock: one CAS when nobody waits; otherwise the request joins the
+   * buffer's FIFO wait queue in shared memory and sleeps until a release hands the lock
+   * over (only the grantee's environment is woken). Bounded by lockWaitMs. A request that
+   * conflicts with this environment's own hold fails at once (ERR_RINGMASTER_SELF_DEADLOCK)
+   * unless waitForOwnLocks is set or it is `internal` writeback (which waits for the other
+   * async flow of this environment that holds the page).
+   */
+  async _lock(id: number, exclusive: boolean, internal = false): Promise<void> {
+    const n = this.#n();
     const deadline = Date.now() + this.#lockWaitMs;
+    let backoff = 1;
+    let r: number[];
     for (;;) {
-      let r: number[];
       try {
-        r = N.bpLock(this.#n(), id, exclusive);
+        // Writeback's shared holds are this environment's too, but they always end: they do
+        // not make a user's request a self-deadlock.
+        r = N.bpLock(n, id, exclusive, internal || this.#waitForOwnLocks, this.#internalShared.get(id) ?? 0);
       } catch (e) {
         throw fromNative(e);
       }
-      if (r[0] === 1) return;
+      if (r[0] === 1) return this.#held(id, internal);
+      if (r[0] === 0) break;
+      // No wait cell free (this environment has 32 lock waits already) or the queue's lock
+      // is held by a stopped process: rare; poll until the deadline.
+      if (Date.now() >= deadline) throw this.#lockTimeout(id);
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, 20);
+    }
+    const [, cell, offset] = r;
+    for (;;) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new RingmasterError('ERR_RINGMASTER_LOCK_TIMEOUT', `buffer ${id}: content lock not granted within ${this.#lockWaitMs} ms`);
-      await this.db._waitWord(this.#lockOff(id), r[1], Math.min(left, 1000));
+      // WAITING is 1; the grant changes it. Re-look every second even without a wake: the
+      // look runs a grant pass, which also finishes a release whose releaser died.
+      if (left > 0) await this.db._waitWord(offset, 1, Math.min(left, 1000));
+      let done: number;
+      try {
+        done = N.bpLockWaitEnd(this.#n(), id, cell, Date.now() >= deadline);
+      } catch (e) {
+        throw fromNative(e);
+      }
+      if (done === 1) return this.#held(id, internal);
+      if (done === 0) throw this.#lockTimeout(id);
     }
   }
 
+  #internalShared = new Map<number, number>();  // buffer id -> writeback's shared holds in this environment
+  #held(id: number, internal: boolean): void {
+    if (internal) this.#internalShared.set(id, (this.#internalShared.get(id) ?? 0) + 1);
+  }
+
+  #lockTimeout(id: number): RingmasterError {
+    return new RingmasterError('ERR_RINGMASTER_LOCK_TIMEOUT', `buffer ${id}: content lock not granted within ${this.#lockWaitMs} ms`);
+  }
+
   /** @internal */
-  _unlock(id: number, exclusive: boolean): void {
+  _unlock(id: number, exclusive: boolean, internal = false): void {
+    if (internal) {
+      const k = (this.#internalShared.get(id) ?? 1) - 1;
+      if (k > 0) this.#internalShared.set(id, k);
+      else this.#internalShared.delete(id);
+    }
     if (!N.bpUnlock(this.#n(), id, exclusive)) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED', `buffer ${id} is not locked by this environment`);
   }
 

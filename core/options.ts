@@ -1,4 +1,5 @@
 import { rangeError, typeError } from './errors';
+import { defaultRings } from './ring-defaults';
 
 /** Options for `Postmaster.start()` and `open()`. Every field is optional except `dataDir`. */
 export interface StartOptions {
@@ -7,7 +8,10 @@ export interface StartOptions {
   /** `'auto'` (default): io_uring if this process can set up a ring, else the threads backend.
    *  `RINGMASTER_BACKEND=threads|io_uring` in the environment overrides this option. */
   backend?: 'auto' | 'io_uring' | 'threads';
-  /** Number of io_uring rings (default 1). */
+  /** Number of io_uring rings (default: the CPU count, at most maxProcesses and 16, fewer
+   *  when RLIMIT_MEMLOCK is small; see core/ring-defaults.ts). A process slot submits to ring
+   *  `slot % rings`; a `drain` orders only the ops of its own ring (`db.barrier()` waits for
+   *  every ring). */
   rings?: number;
   /** SQ entries per ring, a power of two 4..4096 (default 256). Also the largest batch. */
   ringEntries?: number;
@@ -78,7 +82,8 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
   const env = process.env.RINGMASTER_BACKEND;
   if (env === 'threads' || env === 'io_uring') backend = env;
   const arenaSize = positiveInt('arenaSize', o.arenaSize, 16 << 20, 4096, 2 ** 40);
-  const rings = positiveInt('rings', o.rings, 1, 1, 64);
+  const maxProcesses = positiveInt('maxProcesses', o.maxProcesses, 64, 1, 4096);
+  const rings = o.rings === undefined ? defaultRings(maxProcesses, ringEntries) : positiveInt('rings', o.rings, 1, 1, 64);
   // Options that contradict each other: refused, never silently ignored.
   if (o.sqpoll === true && o.backend === 'threads') {
     throw typeError('ERR_INVALID_ARG_VALUE', "sqpoll: true asks for an io_uring kernel polling thread, backend: 'threads' for no io_uring: choose one");
@@ -97,7 +102,7 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
     sqpoll: bool('sqpoll', o.sqpoll, false),
     sqpollIdleMs: positiveInt('sqpollIdleMs', o.sqpollIdleMs, 50, 1, 60000),
     fixedBuffers: bool('fixedBuffers', o.fixedBuffers, true),
-    maxProcesses: positiveInt('maxProcesses', o.maxProcesses, 64, 1, 4096),
+    maxProcesses,
     maxFiles: positiveInt('maxFiles', o.maxFiles, 256, 1, 65535),
     arenaSize,
     reaper: bool('reaper', o.reaper, true),

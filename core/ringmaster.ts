@@ -197,6 +197,7 @@ export class Ringmaster extends EventEmitter {
   #native: NativeSession | null;
   #info: NativeInfo;
   #waits = new Map<number, (value: number | undefined) => void>();
+  #waitGroups = new Map<number, { id: number; waiters: Set<(value: number | undefined) => void> }>();
   #arena: ArrayBuffer | null = null;
   #closing: Promise<void> | null = null;
   #submitTimeoutMs: number;
@@ -360,22 +361,47 @@ export class Ringmaster extends EventEmitter {
    * `undefined` after `timeoutMs`.
    */
   _waitWord(offset: number, value: number, timeoutMs: number): Promise<number | undefined> {
-    const n = this._native();
-    const id = n.waitWord(offset, value >>> 0);
-    if (id === 0) {
+    // Callers of this environment waiting on the same word for the same value share one
+    // native wait (many sessions waiting for one WAL flush cost one doorbell delivery).
+    const key = offset * 2 ** 32 + (value >>> 0);
+    let group = this.#waitGroups.get(key);
+    if (group) {
+      // Joining a wait already registered: the word may have moved since, with its wake on
+      // the way; look first, as a fresh registration would.
       const s = this.arenaSlice(offset, 4);
-      return Promise.resolve(new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0]);
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waits.delete(id);
-        this.#native?.cancelWait(id);
-        resolve(undefined);
-      }, timeoutMs);
+      const now = new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0];
+      if (now !== value >>> 0) return Promise.resolve(now);
+    } else {
+      const n = this._native();
+      const id = n.waitWord(offset, value >>> 0);
+      if (id === 0) {
+        const s = this.arenaSlice(offset, 4);
+        return Promise.resolve(new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0]);
+      }
+      const g = { id, waiters: new Set<(v: number | undefined) => void>() };
+      group = g;
+      this.#waitGroups.set(key, g);
       this.#waits.set(id, (v) => {
+        this.#waitGroups.delete(key);
+        for (const w of g.waiters) w(v);
+      });
+    }
+    const g = group;
+    return new Promise((resolve) => {
+      const done = (v: number | undefined) => {
         clearTimeout(timer);
         resolve(v);
-      });
+      };
+      const timer = setTimeout(() => {
+        g.waiters.delete(done);
+        if (g.waiters.size === 0 && this.#waitGroups.get(key) === g) {
+          this.#waitGroups.delete(key);
+          this.#waits.delete(g.id);
+          this.#native?.cancelWait(g.id);
+        }
+        resolve(undefined);
+      }, timeoutMs);
+      g.waiters.add(done);
     });
   }
 
@@ -488,6 +514,20 @@ export class Ringmaster extends EventEmitter {
     return new Batch(this, options.ring);
   }
 
+  /**
+   * Resolves once every IO submitted before this call -- by any process or thread, on any
+   * ring -- has completed. `drain` is ring-wide (IOSQE_IO_DRAIN): with several rings it
+   * orders an op only against the ops of its own ring, so this submits a drained NOP to
+   * every ring and waits for all of them. Unlike a drain it does not hold back IO submitted
+   * after it. (The threads backend's drain is segment-wide: one NOP.)
+   */
+  async barrier(): Promise<void> {
+    const rings = this.features.backend === 'threads' ? 1 : Math.max(1, this.#info.rings);
+    const all: Promise<IoResult[]>[] = [];
+    for (let r = 0; r < rings; r++) all.push(this.batch({ ring: r }).nop({ drain: true }).submit());
+    for (const [res] of await Promise.all(all)) if (!res.ok) throw res.error;
+  }
+
   /** Reaps completions of every ring now, from this thread (watchers normally do it). */
   reapCompletions(ring?: number): number {
     return this._native().reapNow(ring);
@@ -593,6 +633,7 @@ export class Ringmaster extends EventEmitter {
       this.#inflight = 0;
       for (const [, w] of this.#waits) w(undefined);
       this.#waits.clear();
+      this.#waitGroups.clear();
       this.emit('close');
     })();
     return this.#closing;

@@ -883,6 +883,7 @@ Napi::Value Session::Info(const Napi::CallbackInfo& info) {
   o.Set("sqpoll", Napi::Boolean::New(env, h->sqpoll != 0));
   o.Set("fixedBuffers", Napi::Boolean::New(env, h->fixed_buffers != 0));
   o.Set("fixedBuffersErrno", Napi::Number::New(env, h->fixed_buffers_errno));
+  o.Set("fixedBuffersCloned", Napi::Boolean::New(env, h->fixed_buffers_cloned != 0));
   o.Set("fixedFiles", Napi::Boolean::New(env, seg_->fixed_files));
   o.Set("sameAddress", Napi::Boolean::New(env, seg_->same_address));
   o.Set("maxHandles", Napi::Number::New(env, h->max_handles));

@@ -12,8 +12,11 @@
 // `io_seq` (32-bit, waitable) is odd while an IO is in progress and even otherwise;
 // the IO's kind_arg carries (seq & 0xFFFFF) << 32 | buffer id so a stale completion
 // (for an IO that cleanup already aborted) is detected and ignored.
-// `content_lock` (32-bit, waitable): bit 31 exclusive (low bits: holder slot + 1), else
-// the count of shared holders.
+// `content_lock` (32-bit): bit 31 exclusive (low bits: holder slot + 1), else the count of
+// shared holders; bit 30 WAITERS (the buffer's wait queue, wait_queue.h, may not be empty:
+// releases go through the queue), bit 29 HANDOFF (a woken waiter lost a race: nobody
+// barges, the next release hands the lock to the head), bit 28 WAKING (a woken waiter has
+// not retried yet: releases wake nobody else). Rules: buffer_pool.cc, "content locks".
 //
 // Everything inside is an offset or index; every index read from shared memory is
 // bounds-checked; this file owns the layout.
@@ -21,6 +24,7 @@
 #include <cstdint>
 
 #include "robust_lock.h"
+#include "wait_queue.h"
 
 namespace rm {
 
@@ -55,7 +59,14 @@ constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY 
 // content_lock: exclusive = bit 31 | (holder slot + 1), so a dead holder's lock is found
 // from the word itself (a record written after the CAS could be missing); shared = count.
 constexpr uint32_t kLockExclusive = 0x80000000u;
+constexpr uint32_t kLockWaiters = 0x40000000u;
+constexpr uint32_t kLockHandoff = 0x20000000u;
+constexpr uint32_t kLockWaking = 0x10000000u;
+constexpr uint32_t kLockHoldMask = 0x0FFFFFFFu;  // holder slot + 1, or the shared count
 inline uint32_t exclusive_word(uint32_t slot) { return kLockExclusive | (slot + 1); }
+// Wait-cell modes of content-lock waiters.
+constexpr uint32_t kWaitShared = 1;
+constexpr uint32_t kWaitExclusive = 2;
 
 // A state word no legal transition produces: unknown bits, usage > 5, a flag on a
 // tagless buffer (eviction clears them all), DIRTY without VALID, VALID with IO_ERROR.
@@ -93,9 +104,15 @@ struct PoolHeader {
   uint64_t sstats_off;
   uint64_t pages_off;
   uint64_t region_size;
+  uint64_t wparts_off;   // content-lock wait queues: partitions, queue heads, cells
+  uint64_t wqueues_off;
+  uint64_t wcells_off;
+  uint64_t wait_ticket;  // atomic: enqueue order of wait cells
+  uint32_t unpin_seq;    // waitable: bumped when a buffer's last pin goes while pin_waiters > 0
+  uint32_t pin_waiters;  // slots waiting for a buffer to become unpinned (pool exhausted)
   uint32_t clock_hand;   // atomic
   uint32_t flags;        // POOL_* below, set by init
-  uint64_t gstats[16];   // global counters (relaxed)
+  uint64_t gstats[32];   // global counters (relaxed)
 };
 
 struct BufDesc {
@@ -123,10 +140,22 @@ struct PinEntry {
   uint32_t exclusive;
 };
 
-enum SlotStat { ST_HITS, ST_MISSES, ST_READS, ST_WRITES, ST_EVICTIONS, ST_IO_WAITS, ST_COMPLETED_BY_OTHER, ST_COMPLETED_FOR_OTHER, ST_COUNT };
-// Global-only counters, in PoolHeader::gstats past the per-slot ones (SlotStats has 8).
-enum GlobalStat { G_CORRUPT_DESCRIPTORS = ST_COUNT, G_CORRUPT_MAPPING, G_INTEGRITY_REPAIRS, G_TORN_PAGES };
-struct SlotStats { uint64_t v[8]; };
+enum SlotStat {
+  ST_HITS, ST_MISSES, ST_READS, ST_WRITES, ST_EVICTIONS, ST_IO_WAITS, ST_COMPLETED_BY_OTHER, ST_COMPLETED_FOR_OTHER,
+  ST_LOCK_WAITS,      // content-lock requests that queued
+  ST_LOCK_WAIT_NS,    // their time in the queue (granted or given up)
+  ST_LOCK_TIMEOUTS,   // queued requests given up (lockWaitMs)
+  ST_LOCK_HANDOFFS,   // locks handed straight to a queued waiter (HANDOFF), counted for the releaser
+  ST_LOCK_WAKEUPS,    // queued waiters woken to retry, counted for the releaser
+  ST_PIN_WAITS,       // reads that found every buffer pinned and waited (pool exhausted)
+  ST_PIN_WAIT_NS,     // their waiting time
+  ST_PIN_WAITING,     // gauge: this slot's reads now waiting for an unpin (counted once in pin_waiters)
+  ST_COUNT
+};
+// Global-only counters, in PoolHeader::gstats past the per-slot ones (SlotStats has 16).
+enum GlobalStat { G_CORRUPT_DESCRIPTORS = 16, G_CORRUPT_MAPPING, G_INTEGRITY_REPAIRS, G_TORN_PAGES, G_LOCK_QUEUE_REPAIRS };
+struct SlotStats { uint64_t v[16]; };
+static_assert(ST_COUNT <= 16, "SlotStats holds 16 counters");
 
 struct LockCell { RobustLock lock; char pad[64 - sizeof(RobustLock) % 64]; };
 
@@ -141,6 +170,7 @@ struct PoolView {
   PinEntry* pins = nullptr;
   SlotStats* sstats = nullptr;
   uint8_t* pages = nullptr;
+  WaitQueues wq;                // content-lock waiters: one queue per buffer
   uint32_t n = 0, page_size = 0, nbuckets = 0, max_slots = 0;
 };
 
@@ -160,6 +190,36 @@ void pool_report_corrupt(Segment& seg, PoolView& v, GlobalStat which);
 
 // After the CAS that set IO_IN_PROGRESS: moves io_seq to the new IO's (odd) value.
 uint32_t pool_claim_seq(BufDesc* d);
+
+// ---- content locks (the word above, and the buffer's wait queue) --------------------
+enum LockAcquireResult : int32_t {
+  LA_ACQUIRED = 0,  // held, and recorded in `rec`
+  LA_QUEUED = 1,    // *cell waits in the queue: sleep on its state word, then content_lock_wait_end
+  LA_NO_CELL = 2,   // every wait cell of this slot is in use: try again after one of them ends
+  LA_BUSY = 3,      // the queue's lock was not granted in time (its holder is stopped)
+  LA_CORRUPT = 4,   // the lock word is garbage
+};
+// The caller holds a pin and has refused a request that would wait for its own slot's
+// hold (a self-deadlock), except `recursive_shared`: a shared request by a slot that
+// already holds a shared lock is granted past the queue (waiting behind an exclusive
+// waiter that waits for us would deadlock).
+int32_t content_lock_acquire(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, bool excl, bool recursive_shared,
+                             PinEntry* rec, uint32_t* cell);
+enum LockWaitEndResult : int32_t { LW_GRANTED = 0, LW_CANCELLED = 1, LW_WAITING = 2, LW_BAD_CELL = 3 };
+// A queued request's wait ended (its word changed, or a timeout). Woken: it retries.
+// GRANTED: the hold is recorded in `rec` and the cell is free; with `cancel`, a request
+// still waiting leaves the queue (CANCELLED); otherwise it keeps waiting (WAITING), after a
+// pass that also repairs a release whose wake was lost (a releaser that died).
+int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool cancel,
+                              PinEntry* rec);
+// Gives up one hold (the exclusive one, or `shared` shared ones) and wakes (or, in HANDOFF,
+// hands the lock to) the queued waiters the release lets run, ringing only their doorbells.
+// The caller updates its record.
+void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared = 1);
+
+// A buffer's last pin went: if reads wait for one (pool exhausted), bump unpin_seq and
+// wake the waiting environments.
+void pool_note_unpinned(Segment& seg, PoolView& v);
 
 // Completion actions (also used to abort an IO that was never submitted).
 void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);

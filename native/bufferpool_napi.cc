@@ -188,11 +188,12 @@ bool pin_state(BufDesc* d, bool use, PinEntry* rec) {
   }
 }
 
-bool unpin_state(BufDesc* d) {
+// -1 if not pinned (garbage), else the pins left.
+int64_t unpin_state(BufDesc* d) {
   uint64_t s = load_acquire(&d->state);
   for (;;) {
-    if ((s & BS_PIN_MASK) == 0) return false;
-    if (cas(&d->state, &s, s - 1)) return true;
+    if ((s & BS_PIN_MASK) == 0) return -1;
+    if (cas(&d->state, &s, s - 1)) return (int64_t)((s - 1) & BS_PIN_MASK);
   }
 }
 
@@ -297,7 +298,10 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     if (vid < 0 && dirty < 0 && bad) return corrupt(G_CORRUPT_DESCRIPTORS);  // only garbage left to evict
     if (vid < 0) return dirty >= 0 ? arr(env, {PIN_NEED_CLEAN, (double)dirty}) : arr(env, {PIN_EXHAUSTED});
     BufDesc* d = &v.d[vid];
-    auto drop_victim = [&]() { unpin_state(d); unrecord_pin(c, (uint32_t)vid); };
+    auto drop_victim = [&]() {
+      if (unpin_state(d) == 0) pool_note_unpinned(*c.seg, v);
+      unrecord_pin(c, (uint32_t)vid);
+    };
     uint64_t s = load_acquire(&d->state);
     bool evicted = false;
     if (s & BS_TAG) {
@@ -360,6 +364,44 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     return arr(env, {PIN_OK, (double)vid});
   }
   return arr(env, {PIN_EXHAUSTED});
+}
+
+// bpPinWait(session, mode, waitedNs?) -> [unpinSeqOffset, unpinSeq] (modes 1, 2)
+// A read that found every buffer pinned waits for unpin_seq to move (an unpin of a
+// buffer's last pin) instead of polling the clock sweep. Mode 1 registers the wait (per
+// slot, so a dead waiter's count goes with its slot) and counts it; 2 reads the seq again;
+// 0 deregisters it and adds the time waited.
+Napi::Value PinWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint64_t* gauge = &c.v.sstats[c.slot].v[ST_PIN_WAITING];
+  int mode = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  if (mode == 1 || mode == 2) {
+    if (mode == 1) {
+      if (fetch_add(gauge, (uint64_t)1) == 0) fetch_add(&c.v.h->pin_waiters, 1u);
+      count_stat(c.v, c.slot, ST_PIN_WAITS);
+    }
+    // seq_cst: the registration above is visible before we read the seq (an unpinner
+    // bumps the seq, then reads pin_waiters).
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    double off = (double)(c.v.region_off + ((uint8_t*)&c.v.h->unpin_seq - c.v.base));
+    return arr(env, {off, (double)load_acquire(&c.v.h->unpin_seq)});
+  }
+  uint64_t g = load_relaxed(gauge);
+  if (g > 0) {
+    store_relaxed(gauge, g - 1);
+    if (g == 1) {
+      uint32_t cur = load_acquire(&c.v.h->pin_waiters);
+      while (cur > 0 && !cas(&c.v.h->pin_waiters, &cur, cur - 1)) {}
+    }
+  }
+  double ns = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
+  if (ns > 0 && ns < 1e15) {
+    stat_add(&c.v.h->gstats[ST_PIN_WAIT_NS], (uint64_t)ns);
+    stat_add(&c.v.sstats[c.slot].v[ST_PIN_WAIT_NS], (uint64_t)ns);
+  }
+  return env.Undefined();
 }
 
 // bpStartIo(session, id, waitedSeq, zero, first, fileId?, block?) -> [0] | [1, seq] | [2, seq] | [3, err] | [4]
@@ -454,16 +496,25 @@ Napi::Value Unpin(const Napi::CallbackInfo& info) {
   if (!e || load_relaxed(&e->pins) == 0) return Napi::Boolean::New(env, false);
   // State first, then the record: a death in between leaves a record the cleaner
   // clamps (never below zero), not a leaked pin.
-  bool ok = unpin_state(&c.v.d[id]);
+  int64_t left = unpin_state(&c.v.d[id]);
+  bool ok = left >= 0;
   store_release(&e->pins, load_relaxed(&e->pins) - 1);
   entry_maybe_free(e);
+  if (left == 0) pool_note_unpinned(*c.seg, c.v);
   // Our record says we held a pin, so a zero count in the descriptor is garbage (or a
   // repair reset it): report it; the caller's release still succeeded.
   if (!ok) pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
   return Napi::Boolean::New(env, true);
 }
 
-// bpLock(session, id, exclusive) -> [1] acquired | [0, word] busy (wait for word to change)
+// bpLock(session, id, exclusive, waitForOwn, internalSharedHolds) -> [1] acquired
+//   | [0, cell, offset]: queued; wait until the 32-bit arena word at `offset` changes from 1
+//     (WAITING), then call bpLockWaitEnd
+//   | [2] no free wait cell in this environment (try again later) | [3] the queue lock is busy
+// A request that would wait for this environment's own hold fails at once
+// (ERR_RINGMASTER_SELF_DEADLOCK) unless `waitForOwn`: the hold is this environment's to
+// give back, so the wait ends only if another async flow of the same environment holds it
+// (writeback's shared lock, and environments configured with waitForOwnLocks).
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
@@ -471,6 +522,7 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   uint32_t id;
   if (!buf_arg(info, 1, c, &id)) return env.Undefined();
   bool excl = info[2].ToBoolean();
+  bool wait_for_own = info.Length() > 3 && info[3].ToBoolean();
   PinEntry* e = entry_for(c, id, false);
   if (!e || load_relaxed(&e->pins) == 0) {
     module_error(env, "ERR_RINGMASTER_NOT_PINNED", "lock needs a pinned buffer").ThrowAsJavaScriptException();
@@ -480,27 +532,63 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
     module_error(env, "ERR_RINGMASTER_PAGE_TORN", "buffer " + std::to_string(id) + ": the page was left half-changed by a holder that died; restart to recover it").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t* w = &c.v.d[id].content_lock;
-  uint32_t cur = load_acquire(w);  // pairs with the release CAS of the unlocker
-  for (;;) {
-    uint32_t nw;
-    if (excl) {
-      if (cur != 0) return arr(env, {0, (double)cur});
-      nw = exclusive_word(c.slot);
-    } else {
-      if (cur & 0x80000000u) return arr(env, {0, (double)cur});
-      if (cur == 0x7FFFFFFFu) {  // no real count gets here; +1 would set the exclusive bit
-        pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
-        module_error(env, "ERR_RINGMASTER_CORRUPT", "buffer " + std::to_string(id) + ": content lock word is corrupt").ThrowAsJavaScriptException();
-        return env.Undefined();
-      }
-      nw = cur + 1;
-    }
-    if (cas(w, &cur, nw)) break;
+  // Shared holds the caller says are its writeback's (they always end) do not count.
+  double internal_shared = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 0;
+  bool own_excl = load_relaxed(&e->exclusive) != 0;
+  bool own_shared = (double)load_relaxed(&e->shared_locks) > internal_shared;
+  if ((own_excl || (excl && own_shared)) && !wait_for_own) {
+    module_error(env, "ERR_RINGMASTER_SELF_DEADLOCK",
+                 "buffer " + std::to_string(id) + ": this environment already holds its " + (own_excl ? "exclusive" : "shared") +
+                 " lock (through another PinnedBuffer of the same page), so " + (excl ? "an exclusive" : "a shared") +
+                 " request would wait for itself: release that hold first, or, if concurrent async flows of this environment lock the same pages, configure({ waitForOwnLocks: true })")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
   }
-  if (excl) store_release(&e->exclusive, 1u);
-  else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) + 1);
-  return arr(env, {1});
+  uint32_t cell = 0;
+  int32_t r = content_lock_acquire(*c.seg, c.v, c.slot, id, excl, !excl && own_shared, e, &cell);
+  if (r == LA_ACQUIRED) return arr(env, {1});
+  if (r == LA_QUEUED) {
+    double off = (double)(c.v.region_off + ((uint8_t*)&c.v.wq.cells[cell].state - c.v.base));
+    return arr(env, {0, (double)cell, off});
+  }
+  if (r == LA_NO_CELL) return arr(env, {2});
+  if (r == LA_BUSY) return arr(env, {3});
+  pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+  module_error(env, "ERR_RINGMASTER_CORRUPT", "buffer " + std::to_string(id) + ": content lock word is corrupt").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// bpLockWaitEnd(session, id, cell, cancel) -> 1 acquired | 0 cancelled (not acquired) | 2 still waiting
+// After a queued request's word changed (or its wait timed out). A lock granted to a page
+// that was fenced meanwhile is given back and fails with ERR_RINGMASTER_PAGE_TORN.
+Napi::Value LockWaitEnd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  double cell;
+  if (!buf_arg(info, 1, c, &id) || !num_arg(info, 2, 0, 4294967295.0, &cell)) return env.Undefined();
+  bool cancel = info[3].ToBoolean();
+  PinEntry* e = entry_for(c, id, false);
+  if (!e) {
+    module_error(env, "ERR_RINGMASTER_NOT_PINNED", "lock needs a pinned buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int32_t r = content_lock_wait_end(*c.seg, c.v, c.slot, id, (uint32_t)cell, cancel, e);
+  if (r == LW_BAD_CELL) {
+    pool_report_corrupt(*c.seg, c.v, G_CORRUPT_DESCRIPTORS);
+    module_error(env, "ERR_RINGMASTER_CORRUPT", "buffer " + std::to_string(id) + ": this environment's lock wait was overwritten in shared memory").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (r == LW_GRANTED && (load_acquire(&c.v.d[id].state) & BS_TORN)) {
+    bool excl = load_relaxed(&e->exclusive) != 0;
+    content_lock_release(*c.seg, c.v, id, excl);
+    if (excl) store_release(&e->exclusive, 0u);
+    else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
+    module_error(env, "ERR_RINGMASTER_PAGE_TORN", "buffer " + std::to_string(id) + ": the page was left half-changed by a holder that died; restart to recover it").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, r == LW_GRANTED ? 1 : r == LW_CANCELLED ? 0 : 2);
 }
 
 // bpUnlock(session, id, exclusive) -> true | false (not held)
@@ -513,16 +601,12 @@ Napi::Value Unlock(const Napi::CallbackInfo& info) {
   bool excl = info[2].ToBoolean();
   PinEntry* e = entry_for(c, id, false);
   if (!e || (excl ? load_relaxed(&e->exclusive) == 0 : load_relaxed(&e->shared_locks) == 0)) return Napi::Boolean::New(env, false);
-  uint32_t* w = &c.v.d[id].content_lock;
-  uint32_t cur = load_acquire(w);
-  for (;;) {
-    uint32_t nw = excl ? 0u : ((cur & 0x7FFFFFFFu) ? cur - 1 : cur);
-    if (nw == cur || cas(w, &cur, nw)) break;  // release: page edits visible to the next locker
-  }
+  // The word first, then the record: a death in between leaves a record of a hold the
+  // word no longer has, which cleanup clamps (never below zero) -- not a leaked lock.
+  content_lock_release(*c.seg, c.v, id, excl);
   if (excl) store_release(&e->exclusive, 0u);
   else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
   entry_maybe_free(e);
-  wake_word_waiters(*c.seg);
   return Napi::Boolean::New(env, true);
 }
 
@@ -661,11 +745,15 @@ Napi::Value Dirty(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object stats_obj(Napi::Env env, const uint64_t* v) {
-  static const char* names[ST_COUNT] = {"hits", "misses", "reads", "writes", "evictions", "ioWaits", "completedByOther", "completedForOther"};
+  static const char* names[ST_COUNT] = {"hits", "misses", "reads", "writes", "evictions", "ioWaits", "completedByOther",
+                                         "completedForOther", "lockWaits", "lockWaitMs", "lockTimeouts", "lockHandoffs", "lockWakeups",
+                                         "pinWaits", "pinWaitMs", "pinWaiting"};
   Napi::Object o = Napi::Object::New(env);
   for (uint32_t i = 0; i < ST_COUNT; i++) {
-    if (i == ST_COMPLETED_FOR_OTHER) continue;
-    o.Set(names[i], Napi::Number::New(env, (double)load_relaxed(&v[i])));
+    if (i == ST_COMPLETED_FOR_OTHER || i == ST_PIN_WAITING) continue;
+    double x = (double)load_relaxed(&v[i]);
+    if (i == ST_LOCK_WAIT_NS || i == ST_PIN_WAIT_NS) x = std::round(x / 1e3) / 1e3;  // ns -> ms, 3 decimals
+    o.Set(names[i], Napi::Number::New(env, x));
   }
   return o;
 }
@@ -704,6 +792,13 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("corruptDescriptors", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_CORRUPT_DESCRIPTORS])));
   o.Set("corruptMapping", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_CORRUPT_MAPPING])));
   o.Set("integrityRepairs", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_INTEGRITY_REPAIRS])));
+  o.Set("lockQueueRepairs", Napi::Number::New(env, (double)load_relaxed(&c.v.h->gstats[G_LOCK_QUEUE_REPAIRS])));
+  uint32_t queued = 0;
+  for (uint32_t i = 0; i < c.v.wq.ncells; i++) {
+    uint32_t st = load_relaxed(&c.v.wq.cells[i].state);
+    queued += st == WC_WAITING || st == WC_WOKEN;
+  }
+  o.Set("lockWaiters", Napi::Number::New(env, queued));
   return o;
 }
 
@@ -777,9 +872,10 @@ Napi::Value Verify(const Napi::CallbackInfo& info) {
     }
     if (load_relaxed(&d->hash_next) > v.n) { add("bufferDescriptor", id, "chain link out of range", false); rebuild = true; }
     uint32_t lock = load_acquire(&d->content_lock);
-    if ((lock & kLockExclusive) && ((lock & ~kLockExclusive) == 0 || (lock & ~kLockExclusive) > v.max_slots)) {
+    if ((lock & kLockExclusive) && ((lock & kLockHoldMask) == 0 || (lock & kLockHoldMask) > v.max_slots)) {
       uint32_t expected = lock;
-      bool r = repair && cas(&d->content_lock, &expected, 0u);
+      // The flags stay: the queued waiters' next look (at most a second away) moves them.
+      bool r = repair && cas(&d->content_lock, &expected, lock & (kLockWaiters | kLockHandoff | kLockWaking));
       woke |= r;
       add("bufferDescriptor", id, "exclusive lock held by a slot out of range", r);
     }
@@ -897,6 +993,17 @@ Napi::Value PinRecords(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// bpLockWord(session, id) -> the buffer's content-lock word (diagnostics and tests: holder,
+// shared count, WAITERS / HANDOFF / WAKING)
+Napi::Value LockWord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint32_t id;
+  if (!buf_arg(info, 1, c, &id)) return env.Undefined();
+  return Napi::Number::New(env, load_acquire(&c.v.d[id].content_lock));
+}
+
 // bpInfo(session) -> { offset, pages, pageSize, descOffset, pagesOffset } (arena offsets)
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -969,6 +1076,9 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpUnpin", Napi::Function::New(env, Unpin));
   exports.Set("bpLock", Napi::Function::New(env, Lock));
   exports.Set("bpUnlock", Napi::Function::New(env, Unlock));
+  exports.Set("bpLockWaitEnd", Napi::Function::New(env, LockWaitEnd));
+  exports.Set("bpPinWait", Napi::Function::New(env, PinWait));
+  exports.Set("bpLockWord", Napi::Function::New(env, LockWord));
   exports.Set("bpMarkDirty", Napi::Function::New(env, MarkDirty));
   exports.Set("bpStartWrite", Napi::Function::New(env, StartWrite));
   exports.Set("bpPinById", Napi::Function::New(env, PinById));

@@ -81,7 +81,7 @@ bool Delivery::open_ring() {
   p.cq_entries = cq;
   int fd = sys_io_uring_setup(kWakeRingSq, &p);
   if (fd < 0) return false;
-  // The futex wait needs Linux 6.7; the self-wake needs MSG_RING (5.18) and CQE_SKIP_SUCCESS (5.17).
+  // The futex wait needs Linux 6.7; the self-wake needs MSG_RING (5.18).
   alignas(io_uring_probe) uint8_t probe_mem[sizeof(io_uring_probe) + 256 * sizeof(io_uring_probe_op)];
   memset(probe_mem, 0, sizeof(probe_mem));
   auto* probe = reinterpret_cast<io_uring_probe*>(probe_mem);

@@ -7,7 +7,8 @@
 //  - Ring (io_uring backend, Linux 6.7+): a small private io_uring per environment,
 //    polled by the event loop. (1) A single op that will complete asynchronously
 //    (O_DIRECT, a sync, a file whose ops went asynchronous lately) is followed by a
-//    hard-linked IORING_OP_MSG_RING to it (CQE_SKIP_SUCCESS on the source side): the
+//    hard-linked IORING_OP_MSG_RING to it (its own CQE on the shared ring is skipped by
+//    reapers; not CQE_SKIP_SUCCESS, which would disable IOSQE_IO_DRAIN on the ring): the
 //    op's CQE is posted first, then the message, so the loop wakes once, with the CQE
 //    already in the shared CQ, and the JS thread reaps it itself. Linked chains do not
 //    get one (a soft link's break cancels it; measured slower, submission.cc): their

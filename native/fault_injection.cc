@@ -70,6 +70,7 @@ const char* const kKillPointNames[KP_COUNT] = {
     "handles-reserved",         "sqes-reserved",             "sqes-published",
     "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
+    "lock-wake",                "lock-handoff",
 };
 
 int kill_point_by_name(const char* name) {

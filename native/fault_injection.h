@@ -43,6 +43,8 @@ enum KillPoint : uint32_t {
   KP_CHECKPOINT_RECORD_DURABLE, // checkpoint: record durable, control file not updated
   KP_CHECKPOINT_CONTROL_WRITTEN,// checkpoint: control.tmp written and synced, not renamed
   KP_WAKE_BEFORE_REAP,          // an issuer's loop woke for its completions (CQEs posted), not reaped yet
+  KP_LOCK_WAKE,                 // content-lock release: queue lock held, the head unlinked, not yet WOKEN
+  KP_LOCK_HANDOFF,              // content-lock hand-over: queue lock held, the word given to the head, its cell not yet GRANTED
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];

@@ -24,8 +24,8 @@ static constexpr uint64_t kMaxIovec = 1ull << 30;  // kernel limit per registere
 
 uint64_t layout_size(const SegmentConfig& cfg, uint64_t* slots_off, uint64_t* handles_off, uint64_t* files_off,
                      uint64_t* arena_off, uint32_t* max_handles) {
-  // Enough handles for every SQ slot of every ring; the CQ is sized to hold them all
-  // so the completion ring can never overflow (see ring_create).
+  // Enough handles for every SQ slot of every ring; the CQ is sized to hold all their
+  // completions and self-wake messages (see ring_create and the CQ sizing below).
   uint32_t nh = cfg.ring_count * cfg.ring_entries;
   if (cfg.topology == TOPO_PER_PROCESS) nh = cfg.ring_entries * cfg.ring_count;
   *max_handles = nh;
@@ -59,6 +59,15 @@ static void bind_views(Segment* seg) {
   seg->registrant_arena_base = h->base_address + h->arena_off;
 }
 
+// IORING_REGISTER_CLONE_BUFFERS (Linux 6.12): ring r shares ring 0's registered buffers.
+// The clone shares the pinned pages instead of pinning (and charging RLIMIT_MEMLOCK for)
+// them again, so N rings cost one arena's worth of locked memory instead of N. Older
+// kernels reject the opcode (EINVAL): then every ring registers (and is charged) on its own.
+constexpr unsigned kRegisterCloneBuffers = 30;
+struct CloneBuffersArg {  // struct io_uring_clone_buffers
+  uint32_t src_fd, flags, src_off, dst_off, nr, pad[3];
+};
+
 static int register_arena(Segment* seg, uint32_t upto_ring, bool undo) {
   // One iovec per GiB of arena (the kernel's per-buffer limit).
   std::vector<iovec> iov;
@@ -71,7 +80,14 @@ static int register_arena(Segment* seg, uint32_t upto_ring, bool undo) {
       sys_io_uring_register(seg->rings[r].fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
       continue;
     }
-    int rc = sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_BUFFERS, iov.data(), (unsigned)iov.size());
+    int rc = -EINVAL;
+    if (r > 0) {
+      CloneBuffersArg arg{};
+      arg.src_fd = (uint32_t)seg->rings[0].fd;
+      rc = sys_io_uring_register(seg->rings[r].fd, kRegisterCloneBuffers, &arg, 1);
+      if (rc == 0) seg->hdr->fixed_buffers_cloned = 1;
+    }
+    if (rc < 0) rc = sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_BUFFERS, iov.data(), (unsigned)iov.size());
     if (rc < 0) {
       // Undo what this attempt did on earlier rings: accounting must stay symmetric.
       register_arena(seg, r, true);
@@ -139,8 +155,13 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
   bind_views(seg);
 
   if (cfg.backend == BACKEND_IO_URING) {
-    // CQ holds one entry per handle: completions can never outnumber it.
-    uint32_t cq = max_handles < 2 * cfg.ring_entries ? 2 * cfg.ring_entries : max_handles;
+    // CQ holds two entries per handle (an op's CQE and its self-wake message's, which
+    // posts one too: see prep_self_wake), so completions cannot outnumber it, up to the
+    // kernel's 65536 (IORING_MAX_CQ_ENTRIES). Past that, with more than 32768 handles
+    // self-waking at once, the kernel keeps the excess in its overflow list (NODROP) and
+    // the reaper flushes it (ring_reap).
+    uint64_t want = 2ull * (max_handles < cfg.ring_entries ? cfg.ring_entries : max_handles);
+    uint32_t cq = want > 65536 ? 65536 : (uint32_t)want;
     h->cq_entries = cq;
     seg->rings.resize(cfg.ring_count);
     for (uint32_t r = 0; r < cfg.ring_count; r++) {

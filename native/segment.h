@@ -27,7 +27,7 @@
 namespace rm {
 
 constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
-constexpr uint32_t kLayoutVersion = 7;  // bump on any change to a shared structure
+constexpr uint32_t kLayoutVersion = 8;  // bump on any change to a shared structure
 constexpr uint32_t kMaxRings = 64;
 
 enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
@@ -55,6 +55,8 @@ struct SegmentHeader {
   uint32_t fixed_buffers;       // arena registered as one fixed buffer in every ring
   int32_t fixed_buffers_errno;  // why not (ENOMEM: RLIMIT_MEMLOCK)
   uint32_t configured_rings;    // rings asked for (the threads backend maps none but accepts the indices)
+  uint32_t fixed_buffers_cloned;  // rings after the first share its registration (CLONE_BUFFERS)
+  uint32_t reserved0;
   uint64_t slots_off;
   uint64_t handles_off;
   uint64_t files_off;

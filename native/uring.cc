@@ -218,7 +218,11 @@ static void prep_self_wake(io_uring_sqe* sqe, int fd, uint64_t ud) {
   sqe->addr = 0;    // IORING_MSG_DATA: post a CQE
   sqe->len = 0;     // its res
   sqe->off = ud;    // its user_data: the chain's last op
-  sqe->flags = IOSQE_CQE_SKIP_SUCCESS;  // the shared CQ hears of it only if it fails
+  // No IOSQE_CQE_SKIP_SUCCESS: one SQE with it sets the ring's drain_disabled for good,
+  // and every later IOSQE_IO_DRAIN on that ring (any process's drain or barrier) fails
+  // with -EOPNOTSUPP (io_init_req in io_uring/io_uring.c). The message's own CQE lands
+  // in the shared CQ with kSelfWakeUserData; reapers skip it (is_internal_user_data).
+  sqe->flags = 0;
   sqe->user_data = kSelfWakeUserData;
 }
 

@@ -38,6 +38,7 @@ function fail(e) {
 (async () => {
   const db = await rm.attach();
   void db.wal;  // hooks the pool's writeback to the WAL in this environment
+  db.buffers.configure({ waitForOwnLocks: true });  // this worker's lanes and readers share pages
   const f = db.files.get(pagesId);
   const raw = db.files.get(rawId);
   const rnd = (n) => Math.floor(Math.random() * n);

@@ -99,12 +99,31 @@ describe('buffer pool: bad input', () => {
     const a = await pm.buffers.read(f, 1);
     const b = await pm.buffers.read(f, 1);
     await a.lockShared();
-    pm.buffers.configure({ lockWaitMs: 50 });
+    pm.buffers.configure({ lockWaitMs: 50, waitForOwnLocks: true });
     await expect(b.lockExclusive()).rejects.toMatchObject({ code: 'ERR_RINGMASTER_LOCK_TIMEOUT' });
-    pm.buffers.configure({ lockWaitMs: 30000 });
+    pm.buffers.configure({ lockWaitMs: 30000, waitForOwnLocks: false });
     a.release();
     await b.lockExclusive();
     b.release();
+    expect(pm.buffers.stats().lockWaiters).toBe(0);  // the timed-out request left the queue
+  });
+
+  it('a lock this environment already holds fails at once with ERR_RINGMASTER_SELF_DEADLOCK, not after lockWaitMs', async () => {
+    // lockWaitMs stays 30 s: a request that waited for its own hold would outlive the test.
+    const a = await pm.buffers.read(f, 0);
+    const b = await pm.buffers.read(f, 0);
+    await a.lockExclusive();
+    await expect(b.lockExclusive()).rejects.toMatchObject({ code: 'ERR_RINGMASTER_SELF_DEADLOCK' });
+    await expect(b.lockShared()).rejects.toMatchObject({ code: 'ERR_RINGMASTER_SELF_DEADLOCK' });
+    a.unlock();
+    await a.lockShared();
+    await expect(b.lockExclusive()).rejects.toMatchObject({ code: 'ERR_RINGMASTER_SELF_DEADLOCK' });
+    await b.lockShared();  // shared + shared by one environment: no conflict
+    a.release();
+    b.unlock();
+    await b.lockExclusive();  // the failed requests left nothing behind
+    b.release();
+    expect(() => pm.buffers.configure({ waitForOwnLocks: 1 as any })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
   it('start options: page size not a power of two or out of range, unknown keys, too many pages', async () => {

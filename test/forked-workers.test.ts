@@ -196,22 +196,46 @@ describe('forked workers', () => {
     expect(await pm.waitCompletionWord(w, { timeoutMs: 50 })).toBeUndefined();
   });
 
-  it('drain waits for IO in flight from another process', async () => {
+  it('drain waits for IO in flight from another process on the same ring', async () => {
     const fifo = path.join(pm.dataDir, 'fifo2');
     execFileSync('mkfifo', ['-m', '0600', fifo]);
     const ff = await pm.files.open('fifo2');
     const d = await pm.files.open('drained.dat', { create: true });
     const a = await spawn();
     const b = await spawn();
-    const ticket = await a.call('start', { ops: [{ op: 'read', file: ff.id, offset: 0, length: 3 }] });
+    // A drain is ring-wide: both processes name ring 0 (their home rings may differ).
+    const ticket = await a.call('start', { ops: [{ op: 'read', file: ff.id, offset: 0, length: 3 }], ring: 0 });
     await new Promise((r) => setTimeout(r, 100));
-    const drained = b.call('batch', { ops: [{ op: 'write', file: d.id, offset: 0, data: 'after', opts: { drain: true } }] });
+    const drained = b.call('batch', { ops: [{ op: 'write', file: d.id, offset: 0, data: 'after', opts: { drain: true } }], ring: 0 });
     expect(await settlesWithin(drained, 500)).toBe(false);  // held back by A's pending read
     writeFileSync(fifo, 'abc');
     const ra = await a.call('await', { ticket });
     const rb = await drained;
     expect(ra[0]).toMatchObject({ ok: true, data: 'abc' });
     expect(rb[0]).toMatchObject({ ok: true, result: 5 });
+  });
+
+  it('barrier() waits for IO in flight on every ring; a drain on another ring does not', async () => {
+    const dir2 = tempDir('rm-barrier-');
+    const pm2 = await startPm(dir2, { rings: 2 });
+    try {
+      const fifo = path.join(pm2.dataDir, 'fifo3');
+      execFileSync('mkfifo', ['-m', '0600', fifo]);
+      const ff = await pm2.files.open('fifo3');
+      const read = pm2.batch({ ring: 1 }).read(ff, 0, new Uint8Array(3)).submit();
+      await new Promise((r) => setTimeout(r, 50));
+      const other = pm2.batch({ ring: 0 }).nop({ drain: true }).submit();
+      if (pm2.features.backend === 'io_uring') expect((await other)[0].ok).toBe(true);  // ring 0 has nothing in flight
+      const barrier = pm2.barrier();
+      expect(await settlesWithin(barrier, 300)).toBe(false);  // held back by ring 1's pending read
+      writeFileSync(fifo, 'xyz');
+      await barrier;
+      expect((await read)[0]).toMatchObject({ ok: true, result: 3 });
+      await other;
+    } finally {
+      await pm2.stop();
+      removeDir(dir2);
+    }
   });
 
   it('a cluster worker attaches through pm.clusterFork', async () => {

@@ -151,8 +151,12 @@ const staticRedo = new Map<number, RedoHandler>();
 interface NativeState {
   reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
   bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
-  flags: number;
+  flags: number; reservedOffset: number; flushedOffset: number; failedOffset: number;
 }
+
+// Views of the WAL's hot shared words (reserved, flushed, flush_seq, failed), read with
+// Atomics: a commit checks them on every wake, and walState builds a whole object.
+interface HotWords { reserved: BigUint64Array; flushed: BigUint64Array; flushSeq: Uint32Array; failed: Uint32Array }
 
 // WalShared::flags (native/wal_buffer.h): the postmaster's segment settings, for every process.
 const WAL_FLAG_DIRECT = 1;
@@ -197,6 +201,7 @@ export class Wal implements WalHook {
   #holding = false;  // this environment holds the flusher role
   #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number; direct: boolean; dsync: boolean } | null = null;
   #failedEmitted = false;
+  #hotWords: HotWords | null = null;
   /** Set in the postmaster after recovery. */
   recovery: RecoveryInfo | null = null;
   /** The last checkpoint this environment completed. */
@@ -227,6 +232,18 @@ export class Wal implements WalHook {
     } catch (e) {
       throw fromNative(e);  // ERR_RINGMASTER_NO_WAL as a RingmasterError
     }
+  }
+  #hot(): HotWords {
+    let h = this.#hotWords;
+    if (!h || h.flushed.length === 0) {  // first use, or the arena view went away with close()
+      const st = this.#state();
+      const view = (off: number, n: number) => this.db.arenaSlice(off, n).bytes;
+      const b = (off: number) => { const u = view(off, 8); return new BigUint64Array(u.buffer, u.byteOffset, 1); };
+      const w = (off: number) => { const u = view(off, 4); return new Uint32Array(u.buffer, u.byteOffset, 1); };
+      h = { reserved: b(st.reservedOffset), flushed: b(st.flushedOffset), flushSeq: w(st.flushSeqOffset), failed: w(st.failedOffset) };
+      this.#hotWords = h;
+    }
+    return h;
   }
   #size() {
     if (!this.#sizes) {
@@ -265,7 +282,8 @@ export class Wal implements WalHook {
 
   /** LSN up to which the WAL is durable (any process). */
   flushedLsn(): bigint {
-    return this.#state().flushed;
+    this.#s();  // throws if closed
+    return Atomics.load(this.#hot().flushed, 0);
   }
   /** Next LSN to be reserved (end of everything appended so far). */
   insertLsn(): bigint {
@@ -332,7 +350,7 @@ export class Wal implements WalHook {
     let target: number;
     try {
       target = lsn === undefined ? Number(addon.walInsertedUpto(this.#s())) : toLsn(lsn);
-      if (target > Number(this.#state().reserved)) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
+      if (target > Number(Atomics.load(this.#hot().reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -345,10 +363,16 @@ export class Wal implements WalHook {
     const deadline = Date.now() + this.#timeoutMs();
     const { flushSeqOffset } = this.#size();
     for (;;) {
-      const st = this.#state();
-      const err = this.#failed(st);
-      if (err) throw err;
-      if (Number(st.flushed) >= target) return;
+      this.#s();  // throws if closed
+      const hot = this.#hot();
+      // flush_seq first: a publication after this load changes it, so the wait below
+      // cannot miss one that the flushed check did not see.
+      const seq = Atomics.load(hot.flushSeq, 0);
+      if (Atomics.load(hot.failed, 0)) {
+        const err = this.#failed(this.#state());
+        if (err) throw err;
+      }
+      if (Number(Atomics.load(hot.flushed, 0)) >= target) return;
       if (!this.#holding && addon.walRole(s, 'flusher', true)) {
         this.#holding = true;
         try {
@@ -362,7 +386,7 @@ export class Wal implements WalHook {
       if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(target)} within ${this.#timeoutMs()} ms`);
       // Someone else is flushing: wait for the next publication (bounded, then re-check:
       // a flusher that died is replaced by whoever comes next).
-      await this.db._waitWord(flushSeqOffset, st.flushSeq, 50);
+      await this.db._waitWord(flushSeqOffset, seq, 50);
     }
   }
 
@@ -615,6 +639,8 @@ export class Wal implements WalHook {
       // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
       const bufs = this.db.buffers;
       const pagesWritten = bufs.configured ? await bufs.flushAll() : 0;
+      // Barrier: every IO submitted before this point (any process, any ring) has completed.
+      await this.db.barrier();
       const t1 = Date.now();
       // ... and durable: every data file written before this point (these pages, evictions,
       // the background writer, users' writes; any process) is synced before the redo point

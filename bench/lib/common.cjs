@@ -137,7 +137,7 @@ function runPoint(spec, env = {}) {
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.durationMs || 1000) + 60000);
+    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.durationMs || 1000) + (spec.warmupMs || 0) + 60000);
     child.on('exit', (code, signal) => {
       clearTimeout(limit);
       const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
@@ -284,6 +284,68 @@ function svgBars({ title, yLabel, groups, series, values, log = false }) {
   out.push('</svg>');
   return out.join('\n');
 }
+/**
+ * A line chart of y against x (x placed evenly, labelled as given): one line per series,
+ * null = no point. Several charts stack into one SVG with svgStack.
+ */
+function svgLines({ title, xLabel, yLabel, xs, series, log = false, width = 640, height = 320 }) {
+  const L = 70, R = 20, T = 34, B = 44;
+  const legendRows = Math.ceil(series.length / 3);
+  const H = height + legendRows * 16;
+  const plotW = width - L - R, plotH = height - T - B;
+  let max = 0, min = Infinity;
+  for (const s of series) for (const v of s.values) if (v !== null && v !== undefined && v > 0) { max = Math.max(max, v); min = Math.min(min, v); }
+  if (!max) max = 1;
+  if (!Number.isFinite(min)) min = 1;
+  const lo = log ? Math.pow(10, Math.floor(Math.log10(min))) : 0;
+  const hi = log ? Math.pow(10, Math.ceil(Math.log10(max))) : niceMax(max);
+  const y = (v) => (log ? T + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH : T + plotH - (v / hi) * plotH);
+  const x = (i) => L + (xs.length === 1 ? plotW / 2 : (i / (xs.length - 1)) * plotW);
+  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H}" viewBox="0 0 ${width} ${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${H}" fill="white"/>`,
+    `<text x="${width / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(title)}</text>`];
+  const ticks = [];
+  if (log) for (let v = lo; v <= hi * 1.0001; v *= 10) ticks.push(v);
+  else for (const f of [0, 0.25, 0.5, 0.75, 1]) ticks.push(f * hi);
+  for (const t of ticks) {
+    const yy = y(t || (log ? lo : 0));
+    out.push(`<line x1="${L}" x2="${width - R}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`, `<text x="${L - 4}" y="${yy + 4}" text-anchor="end">${esc(short(t))}</text>`);
+  }
+  xs.forEach((v, i) => out.push(`<text x="${x(i)}" y="${T + plotH + 14}" text-anchor="middle">${esc(v)}</text>`));
+  out.push(`<text x="${L + plotW / 2}" y="${T + plotH + 30}" text-anchor="middle">${esc(xLabel)}</text>`);
+  out.push(`<text transform="translate(14,${T + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}${log ? ' (log)' : ''}</text>`);
+  out.push(`<line x1="${L}" x2="${width - R}" y1="${T + plotH}" y2="${T + plotH}" stroke="#333"/>`);
+  series.forEach((s, si) => {
+    const c = colors[si % colors.length];
+    const pts = s.values.map((v, i) => (v !== null && v !== undefined && v > 0 ? [x(i), y(v), v] : null));
+    let d = '';
+    for (const p of pts) if (p) d += `${d ? 'L' : 'M'}${p[0].toFixed(1)},${p[1].toFixed(1)} `;
+    if (d) out.push(`<path d="${d.trim()}" fill="none" stroke="${c}" stroke-width="2"/>`);
+    pts.forEach((p, i) => { if (p) out.push(`<circle cx="${p[0].toFixed(1)}" cy="${p[1].toFixed(1)}" r="3" fill="${c}"><title>${esc(`${s.name} at ${xs[i]}: ${fmt(p[2])}`)}</title></circle>`); });
+    const lx = L + (si % 3) * (plotW / 3);
+    const ly = height + 4 + Math.floor(si / 3) * 16;
+    out.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${c}"/>`, `<text x="${lx + 14}" y="${ly}">${esc(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+/** Stacks SVG charts vertically into one SVG. */
+function svgStack(svgs) {
+  let y = 0;
+  let w = 0;
+  const parts = [];
+  for (const s of svgs) {
+    const m = /width="(\d+)" height="(\d+)"/.exec(s);
+    const sw = m ? Number(m[1]) : 640, sh = m ? Number(m[2]) : 320;
+    parts.push(s.replace('<svg ', `<svg x="0" y="${y}" `));
+    y += sh + 10;
+    w = Math.max(w, sw);
+  }
+  return [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${y}" viewBox="0 0 ${w} ${y}" font-family="sans-serif" font-size="11">`, `<rect width="${w}" height="${y}" fill="white"/>`, ...parts, '</svg>'].join('\n');
+}
+
 function niceMax(v) {
   const p = Math.pow(10, Math.floor(Math.log10(v)));
   for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
@@ -312,5 +374,5 @@ function ratio(a, b) {
 
 module.exports = {
   ROOT, KiB, MiB, newHist, histAdd, histMerge, histPct, histSummary, round, machineFacts, fioVersion, FIO_HINT,
-  ensureFile, warmPageCache, runPoint, runFio, fioArgs, progress, progressDone, mdTable, svgBars, writeOutputs, ratio, fmt,
+  ensureFile, warmPageCache, runPoint, runFio, fioArgs, progress, progressDone, mdTable, svgBars, svgLines, svgStack, writeOutputs, ratio, fmt,
 };

@@ -13,18 +13,25 @@ function rng(seed) {
   };
 }
 
-async function lanes(depth, durationMs, seed, pages, bs, readOne) {
+// `warmupMs` of the same load runs first, unmeasured: with many processes on few cores
+// each one's JIT needs its share of the CPU before the numbers mean anything.
+async function lanes(depth, durationMs, seed, pages, bs, readOne, warmupMs = 0) {
   const hist = newHist();
   let ops = 0;
   let errors = 0;
   let firstError = null;
   const rand = rng(seed);
-  const t0 = performance.now();
+  const t0 = performance.now() + warmupMs;
   const end = t0 + durationMs;
+  // Sampled by the first op of the window, not by a timer: a loop whose reads complete
+  // inline runs on microtasks alone and would starve the timer until the end.
+  let cpu0 = null;
   async function lane(i) {
-    while (performance.now() < end) {
-      const off = (rand() % pages) * bs;
+    for (;;) {
       const s = performance.now();
+      if (s >= end) break;
+      if (!cpu0 && s >= t0) cpu0 = process.cpuUsage();
+      const off = (rand() % pages) * bs;
       try {
         const n = await readOne(i, off);
         if (n !== bs) throw new Error(`short read ${n}`);
@@ -34,6 +41,7 @@ async function lanes(depth, durationMs, seed, pages, bs, readOne) {
         if (errors > 100) return;
         continue;
       }
+      if (s < t0) continue;
       histAdd(hist, (performance.now() - s) * 1e6);
       ops++;
     }
@@ -42,7 +50,8 @@ async function lanes(depth, durationMs, seed, pages, bs, readOne) {
   for (let i = 0; i < depth; i++) ps.push(lane(i));
   await Promise.all(ps);
   const elapsedMs = performance.now() - t0;
-  return { ops, elapsedMs, iops: ops / (elapsedMs / 1000), hist, errors, firstError };
+  const cpu = process.cpuUsage(cpu0 || undefined);  // every thread of this process (JS, native, libuv)
+  return { ops, elapsedMs, iops: ops / (elapsedMs / 1000), hist, errors, firstError, cpuUs: cpu0 ? cpu.user + cpu.system : 0 };
 }
 
 /** ringmaster: each lane reads into its own arena slice (fixed buffer when registered). */
@@ -52,7 +61,7 @@ async function rmLoop(db, fileId, o, seed) {
   const pages = Math.floor(o.fileSize / o.bs);
   // warm-up: a few reads so the first-use costs are not measured
   for (let i = 0; i < Math.min(o.depth, 8); i++) await db.read(fileId, i * o.bs, slices[i]);
-  return lanes(o.depth, o.durationMs, seed, pages, o.bs, (i, off) => db.read(fileId, off, slices[i]));
+  return lanes(o.depth, o.durationMs, seed, pages, o.bs, (i, off) => db.read(fileId, off, slices[i]), o.warmupMs || 0);
 }
 
 function hasIoUringFd() {
@@ -90,7 +99,7 @@ async function nodeLoop(o, seed) {
   for (let i = 0; i < o.depth; i++) bufs.push(big.subarray(base + i * o.bs, base + (i + 1) * o.bs));
   const pages = Math.floor(o.fileSize / o.bs);
   for (let i = 0; i < Math.min(o.depth, 8); i++) await fh.read(bufs[i], 0, o.bs, i * o.bs);
-  const r = await lanes(o.depth, o.durationMs, seed, pages, o.bs, async (i, off) => (await fh.read(bufs[i], 0, o.bs, off)).bytesRead);
+  const r = await lanes(o.depth, o.durationMs, seed, pages, o.bs, async (i, off) => (await fh.read(bufs[i], 0, o.bs, off)).bytesRead, o.warmupMs || 0);
   r.ioUringFd = hasIoUringFd();
   await fh.close();
   return r;

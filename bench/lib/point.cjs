@@ -49,19 +49,24 @@ function rmStartOptions(spec) {
   const need = spec.procs * (spec.depth || 1) * (spec.bs || 4096) + (1 << 20);
   const arenaSize = Math.max(4 << 20, Math.ceil((need * 1.25) / (1 << 20)) * (1 << 20));
   const inflight = spec.procs * (spec.depth || 1) + 16;
+  const maxProcesses = Math.max(16, spec.procs + 2);
+  // Without `rings` the library picks the ring count (its default); the IO handles
+  // (rings x ringEntries) must still cover every lane of every process.
+  const rings = () => o.rings || require(path.join(ROOT, 'dist', 'core', 'ring-defaults.js')).defaultRings(maxProcesses, ringEntries);
   let ringEntries = 256;
-  while (ringEntries * (o.rings || 1) < inflight) ringEntries *= 2;
-  return {
+  while (ringEntries * rings() < inflight && ringEntries < 4096) ringEntries *= 2;
+  const opts = {
     dataDir: spec.dataDir,
     arenaSize,
-    ringEntries: Math.min(4096, ringEntries),
-    rings: o.rings || 1,
-    topology: o.topology || 'shared',
+    ringEntries,
     sqpoll: !!o.sqpoll,
     fixedBuffers: o.fixedBuffers !== false,
     reaper: o.pmReaper !== false,
-    maxProcesses: 16,
+    maxProcesses,
   };
+  if (o.rings) opts.rings = o.rings;
+  if (o.topology) opts.topology = o.topology;
+  return opts;
 }
 
 function combine(parts, spec) {
@@ -70,14 +75,19 @@ function combine(parts, spec) {
   let ops = 0;
   let errors = 0;
   let firstError = null;
+  let cpuUs = 0;
   for (const p of parts) {
     histMerge(hist, p.hist);
     iops += p.iops;
     ops += p.ops;
     errors += p.errors;
     firstError = firstError || p.firstError;
+    cpuUs += p.cpuUs || 0;
   }
-  return { iops: round(iops), mbps: round((iops * spec.bs) / (1 << 20), 1), ops, errors, firstError, ...histSummary(hist) };
+  // CPU time of every participating process (all their threads) per op; worker threads
+  // share their process's clock, so only forked participants add up (spec.mode threads: the first alone).
+  const cpuPerOpUs = ops && spec.mode !== 'threads' ? round(cpuUs / ops, 2) : null;
+  return { iops: round(iops), mbps: round((iops * spec.bs) / (1 << 20), 1), ops, errors, firstError, ...histSummary(hist), cpuPerOpUs };
 }
 
 async function ringmasterPoint(spec) {

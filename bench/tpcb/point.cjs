@@ -35,11 +35,13 @@ class Peer {
   }
 }
 
-function combine(parts, durationMs) {
+function combine(parts, durationMs, extraCpuUs = 0) {
   const hist = newHist();
   let commits = 0;
-  for (const p of parts) { histMerge(hist, p.hist); if (p.during) histMerge(hist, p.during); commits += p.commits; }
-  return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist) };
+  let cpuUs = extraCpuUs;
+  for (const p of parts) { histMerge(hist, p.hist); if (p.during) histMerge(hist, p.during); commits += p.commits; cpuUs += p.cpuUs || 0; }
+  // CPU time of every process in the measured window (all threads), per commit.
+  return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist), cpuPerCommitUs: commits ? round(cpuUs / commits, 1) : null };
 }
 
 function freshDir(spec, tag) {
@@ -53,10 +55,17 @@ async function rmPoint(spec) {
   const rm = require(ROOT);
   const dir = freshDir(spec, 'rm');
   let g = spec.kind === 'tpcb' ? { ...engine.geometry(spec.g), workers: spec.procs } : null;
-  // spec.poolPages: a pool smaller than the data, so evictions write dirty pages back.
-  const pages = spec.poolPages || (g ? Math.min(4096, engine.poolPagesFor(g, spec.historyRows || 100000)) : 32);
+  // spec.poolPages: a pool smaller than the data, so evictions write dirty pages back. By
+  // default the pool holds the data set up to 256 MiB (PostgreSQL's shared_buffers in the
+  // pgbench anchor); beyond that the postmaster runs the background writer, as PostgreSQL
+  // runs its bgwriter (without it every miss waited for a dirty victim's write: 394 tps
+  // against 7,328 at scale 64, 2 workers).
+  const want = g ? engine.poolPagesFor(g, spec.historyRows || 100000) : 32;
+  const pages = spec.poolPages || Math.min(32768, want);
+  const bgWriter = spec.bgWriter !== undefined ? spec.bgWriter : g && !spec.poolPages && pages < want ? { intervalMs: 10, maxPages: 256 } : null;
   const pm = await rm.Postmaster.start({
-    dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: pages * 8192 + (4 << 20),
+    // The pool's descriptors, wait cells and pin tables, the WAL buffer and the loader's buffers need room too.
+    dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: pages * (8192 + 256) + (8 << 20),
     ringEntries: 1024, bufferPool: { pages }, wal: { bufferSize: 1 << 20, segmentSize: 16 << 20 },
   });
   const peers = [];
@@ -68,6 +77,7 @@ async function rmPoint(spec) {
         : new Peer(pm.fork(WORKER, ['fork'], { stdio: ['ignore', 'inherit', 'inherit'] }), 'proc'));
     }
     if (spec.walBeforeData) pm.buffers.configure({ walBeforeData: spec.walBeforeData });
+    if (bgWriter) pm.buffers.startBackgroundWriter(bgWriter);
     for (const p of peers) { await p.ready; await p.call('attach', { walBeforeData: spec.walBeforeData }); }
     const w0 = pm.wal.stats();
     // spec.checkpointEveryMs: the postmaster checkpoints on this period while the load runs,
@@ -93,11 +103,18 @@ async function rmPoint(spec) {
         ckpts.push(lc ? { ms, flushMs: lc.flushMs, barrierMs: lc.barrierMs, syncMs: lc.syncMs, pages: lc.pagesWritten, files: lc.syncedFiles.length, fsyncs: lc.syncedFiles.filter((f) => f.fsync).length, skipped: lc.syncsSkipped } : { ms });
       }
     })();
-    const runArgs = { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, g, ...(flagSlice ? { checkpointFlag: flagSlice.offset } : {}) };
+    // The postmaster's own CPU (its watchers reap for everyone) in the measured window;
+    // with worker threads the workers' cpuUsage is this same process's, counted once here.
+    let pmCpu0 = null;
+    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); }, spec.warmupMs || 0);  // this loop idles: timers run
+    const runArgs = { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, warmupMs: spec.warmupMs, g, ...(flagSlice ? { checkpointFlag: flagSlice.offset } : {}) };
     const parts = await Promise.all(peers.map((p, i) => p.call('run', { ...runArgs, worker: i }))).finally(() => { loadDone = true; });
+    clearTimeout(pmTimer);
+    const pmCpu = process.cpuUsage(pmCpu0 || undefined);
     await checkpointer;
+    if (spec.mode === 'threads') for (const p of parts) p.cpuUs = 0;
     const w1 = pm.wal.stats();
-    const res = combine(parts, spec.durationMs);
+    const res = combine(parts, spec.durationMs, pmCpu0 ? pmCpu.user + pmCpu.system : 0);
     if (flag) {
       const during = newHist();
       let commitsDuring = 0;
@@ -108,8 +125,12 @@ async function rmPoint(spec) {
     }
     res.fdatasyncs = w1.fdatasyncs - w0.fdatasyncs;
     res.walCommits = w1.commits - w0.commits;
-    res.fdatasyncsPerCommit = res.commits ? round(res.fdatasyncs / res.commits, 4) : null;
+    // Both counted over the whole run (warm-up included), so their ratio holds.
+    res.fdatasyncsPerCommit = res.walCommits ? round(res.fdatasyncs / res.walCommits, 4) : null;
     res.backend = pm.features.backend;
+    res.poolPages = pages;
+    res.dataPages = want;
+    res.bgWriter = bgWriter;
     if (g) {
       res.invariant = await engine.check(pm, g);
       res.pool = pm.buffers.stats().global;
@@ -127,9 +148,24 @@ async function sqlitePoint(spec) {
   const Database = require('better-sqlite3');
   const dir = freshDir(spec, 'sqlite');
   const file = path.join(dir, 'bench.sqlite');
+  const g = spec.kind === 'tpcb' ? engine.geometry(spec.g) : null;
+  // spec.templateDir: the loaded tables are kept there and copied for the next point of the
+  // same geometry (loading 25.6 M accounts takes minutes; copying the file, seconds).
+  const template = g && spec.templateDir ? path.join(spec.templateDir, `tpcb-s${g.scale}-a${g.accounts}.sqlite`) : null;
+  if (template && fs.existsSync(template)) fs.copyFileSync(template, file);
+  else await sqliteLoad(file, g);
+  if (template && !fs.existsSync(template)) {
+    fs.mkdirSync(spec.templateDir, { recursive: true });
+    fs.copyFileSync(file, `${template}.tmp`);
+    fs.renameSync(`${template}.tmp`, template);
+  }
+  return sqliteRunPoint(spec, dir, file, g);
+}
+
+async function sqliteLoad(file, g) {
+  const Database = require('better-sqlite3');
   const d = new Database(file);
   d.pragma('journal_mode = WAL');
-  const g = spec.kind === 'tpcb' ? engine.geometry(spec.g) : null;
   if (!g) d.exec('CREATE TABLE log(id INTEGER PRIMARY KEY, data BLOB)');
   else {
     d.exec(`CREATE TABLE branches(bid INTEGER PRIMARY KEY, bbalance INTEGER, filler TEXT);
@@ -146,12 +182,16 @@ async function sqlitePoint(spec) {
       for (let i = 1; i <= g.accounts; i++) a.run(i, 1 + ((i - 1) % g.branches), fill);
     })();
   }
-  d.close();
+  d.close();  // checkpoints the WAL into the main file: the file alone is the database
+}
+
+async function sqliteRunPoint(spec, dir, file, g) {
+  const Database = require('better-sqlite3');
   const peers = [];
   try {
     for (let i = 0; i < spec.procs; i++) peers.push(new Peer(fork(WORKER, ['sqlite'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'proc'));
     for (const p of peers) await p.ready;
-    const parts = await Promise.all(peers.map((p) => p.call('run', { kind: spec.kind, sessions: 1, durationMs: spec.durationMs, g, sqlite: { file, synchronous: spec.synchronous } })));
+    const parts = await Promise.all(peers.map((p) => p.call('run', { kind: spec.kind, sessions: 1, durationMs: spec.durationMs, warmupMs: spec.warmupMs, g, sqlite: { file, synchronous: spec.synchronous } })));
     const res = combine(parts, spec.durationMs);
     res.settings = `journal_mode=WAL, synchronous=${spec.synchronous}, busy_timeout=10000, ${spec.procs} process(es), one connection each, BEGIN IMMEDIATE`;
     if (g) {

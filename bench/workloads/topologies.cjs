@@ -5,10 +5,11 @@ const { runPoint, ratio, mdTable, svgBars, fmt } = require('../lib/common.cjs');
 const { medianSample } = require('./reads.cjs');
 
 const VARIANTS = [
-  { id: 'shared-1ring', label: 'shared, 1 ring (default)', rm: {}, mode: 'fork' },
+  { id: 'default', label: 'defaults (rings = CPUs, shared)', rm: {}, mode: 'fork' },
+  { id: 'shared-1ring', label: 'shared, 1 ring', rm: { rings: 1 }, mode: 'fork' },
   { id: 'shared-2rings', label: 'shared, 2 rings', rm: { rings: 2 }, mode: 'fork' },
   { id: 'per-process-2rings', label: 'per-process, 2 rings', rm: { topology: 'per-process', rings: 2 }, mode: 'fork' },
-  { id: 'sqpoll', label: 'SQPOLL, 1 ring', rm: { sqpoll: true }, mode: 'fork' },
+  { id: 'sqpoll', label: 'SQPOLL, 1 ring', rm: { sqpoll: true, rings: 1 }, mode: 'fork' },
   { id: 'no-fixed-buffers', label: 'fixedBuffers: false', rm: { fixedBuffers: false }, mode: 'fork' },
   { id: 'threads', label: 'worker_threads (threadToken)', rm: {}, mode: 'threads' },
 ];
@@ -38,7 +39,7 @@ module.exports = {
       for (const v of VARIANTS) rows.push({ kind, variant: v.id, label: v.label, result: medianSample(samples.get(v.id)) });
     }
     for (const r of rows) {
-      const base = rows.find((x) => x.kind === r.kind && x.variant === 'shared-1ring');
+      const base = rows.find((x) => x.kind === r.kind && x.variant === 'default');
       r.vsDefault = ratio(r.result.iops, base && base.result.iops);
     }
     return { point, variants: VARIANTS, rows };
