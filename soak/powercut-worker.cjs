@@ -39,6 +39,7 @@ function fail(e) {
 (async () => {
   const db = await rm.attach();
   void db.wal;  // hooks the pool's writeback to the WAL in this environment
+  db.buffers.configure({ waitForOwnLocks: true });  // this worker's page lanes share pages
   const f = db.files.get(a.pagesId);
   const fence = C.fenceView(db, a.fenceOffset);
   const checkpoint = () => C.fencedCheckpoint(db, fence, () => db.wal.checkpoint());
