@@ -28,7 +28,8 @@ export interface NativeInfo {
 /** Named kill points (test hooks): a process arriving at an armed one SIGKILLs itself. */
 export type KillPointName =
   | 'handles-reserved' | 'sqes-reserved' | 'sqes-published' | 'cqe-delivered'
-  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written';
+  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written'
+  | 'wal-page-image-copied' | 'checkpoint-redo-choosing' | 'checkpoint-redo-chosen';
 
 export interface NativeSession {
   /** Per op: (handle index, generation, result or INT32_MIN while pending, reaper slot). */

@@ -69,7 +69,8 @@ uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* sk
 const char* const kKillPointNames[KP_COUNT] = {
     "handles-reserved",         "sqes-reserved",             "sqes-published",
     "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
-    "checkpoint-record-durable", "checkpoint-control-written",
+    "checkpoint-record-durable", "checkpoint-control-written", "wal-page-image-copied",
+    "checkpoint-redo-choosing", "checkpoint-redo-chosen",
 };
 
 int kill_point_by_name(const char* name) {

@@ -42,6 +42,9 @@ enum KillPoint : uint32_t {
   KP_CHECKPOINT_PAGES_FLUSHED,  // checkpoint: pages flushed, checkpoint record not written
   KP_CHECKPOINT_RECORD_DURABLE, // checkpoint: record durable, control file not updated
   KP_CHECKPOINT_CONTROL_WRITTEN,// checkpoint: control.tmp written and synced, not renamed
+  KP_WAL_PAGE_IMAGE_COPIED,     // page append: image and change reserved, image copied, change not
+  KP_CHECKPOINT_REDO_CHOOSING,  // checkpoint start: redo epoch odd, reserved read, redo point not published
+  KP_CHECKPOINT_REDO_CHOSEN,    // checkpoint: redo point chosen and published, no page flushed yet
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];
