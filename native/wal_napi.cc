@@ -225,6 +225,7 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   o.Set("redoLsn", big(env, load_acquire(&w->redo_lsn)));
   o.Set("checkpointRedoLsn", big(env, load_acquire(&w->ckpt_redo_lsn)));
   o.Set("redoEpoch", Napi::Number::New(env, load_acquire(&w->redo_epoch)));
+  o.Set("redoEpochOffset", Napi::Number::New(env, (double)((uint8_t*)&w->redo_epoch - c.seg->arena.base)));
   return o;
 }
 

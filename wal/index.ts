@@ -848,6 +848,18 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     throw new RingmasterError('ERR_RINGMASTER_WAL_CORRUPT',
       `the WAL in ${walDir} ends at ${formatLsn(scan.endLsn)} (${scan.stop}), before the checkpoint record at ${formatLsn(control.checkpointLsn)} that ${CONTROL_FILE} names`);
   }
+  // A page image appended with its change record is one reservation with it: an image at
+  // the very end, without its change, is the torn part of that reservation. It is cut
+  // with the tail (new records then overwrite it), so it can never be paired later with a
+  // record that is not its change.
+  let end = scan.endLsn;
+  let imageCut = false;
+  const tail = records[records.length - 1];
+  if (tail && tail.kind === KIND_PAGE_IMAGE && (tail.flags & FLAG_PAIRED_IMAGE) !== 0) {
+    records.pop();
+    end = Number(tail.lsn);
+    imageCut = true;
+  }
   // Every record must have a handler (or be one of the WAL's own kinds) before anything
   // is replayed: a missing handler is a configuration error, and a start that fails on it
   // must not have applied half the WAL (PostgreSQL refuses an unknown resource manager).
@@ -865,7 +877,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     }
   }
   const touched = new Set<string>();
-  const images: RecoveryImages = { applied: 0, skipped: 0 };
+  const images: RecoveryImages = { applied: 0, skipped: imageCut ? 1 : 0 };
   // Data files of images, opened once through the file table while recovery runs: a redo
   // handler that opens the same file gets the same entry, so the pool pages it loads and
   // the images put in the pool here are the same buffers.
@@ -882,8 +894,11 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
       const img = decodePageImage(r.payload);
       // An image appended with its change record is applied only if that record is there:
       // the image holds the change, and a cut tail may have lost the record.
+      // (Inside the WAL it is always followed by its change, reserved with it: checked anyway,
+      // the change must end at the LSN the image carries.)
       const paired = (r.flags & FLAG_PAIRED_IMAGE) !== 0;
-      if (paired && !(i + 1 < records.length && records[i + 1].lsn === r.endLsn)) {
+      const next = records[i + 1];
+      if (paired && !(img && img.data.length >= 8 && next && next.lsn === r.endLsn && next.endLsn === img.data.readBigUInt64LE(0))) {
         images.skipped++;
       } else if (img && !path.isAbsolute(img.path) && !img.path.split(/[\\/]/).includes('..')) {
         const p = path.join(dataDir, img.path);
@@ -918,7 +933,6 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
   for (const f of imageFiles.values()) await f?.close();
   // Cut the torn tail: zero the rest of the last segment, drop later segments, so an
   // old record can never reappear after the new ones.
-  const end = scan.endLsn;
   const endSeg = Math.floor(end / seg);
   preallocate(db, endSeg, seg);
   const fd = fs.openSync(path.join(walDir, segmentName(endSeg)), 'r+');
@@ -936,7 +950,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     if (f.endsWith('.tmp')) fs.unlinkSync(path.join(walDir, f));
   }
   syncDir(db, WAL_DIR);  // the cut is durable before new records can follow it
-  const tornTail = scan.stop !== 'end-of-wal' && scan.stop !== 'missing-segment';
+  const tornTail = imageCut || (scan.stop !== 'end-of-wal' && scan.stop !== 'missing-segment');
   return {
     control,
     info: { fromLsn: BigInt(control.redoLsn), endLsn: BigInt(end), records: records.length, skipped, stop: scan.stop, tornTail, images },
