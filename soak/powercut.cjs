@@ -302,7 +302,7 @@ async function main() {
   const problemsByRound = [];
   let epoch = 0;
   const faults = { clear: 0, 'torn-op': { armed: 0, fired: 0 }, 'torn-op-wal': { armed: 0, fired: 0 }, 'torn-seq': { armed: 0, fired: 0 } };
-  const machinery = { checkpointsByPostmaster: 0, checkpointsByWorkers: 0, pageImages: 0, evictions: 0, pageWrites: 0, walFdatasyncs: 0, segmentsUsed: 0 };
+  const machinery = { checkpointsByPostmaster: 0, checkpointsByWorkers: 0, pageImages: 0, imageRetries: 0, evictions: 0, pageWrites: 0, walFdatasyncs: 0, segmentsUsed: 0 };
   let maxRecoveryMs = 0;
   let workerErrorsBeforeCut = 0;
   let workerErrorsAfterCut = 0;
@@ -396,7 +396,6 @@ async function main() {
             for (const [lane, page, seq] of a.p) lines += `P ${round} ${lane} ${page} ${e} ${seq}\n`;
             for (const [id, end] of a.r) lines += `R ${round} ${id} ${end}\n`;
             if (lines) fs.writeSync(ackFd, lines);
-            machinery.pageImages += a.fpi;
             machinery.checkpointsByWorkers += a.ckpt;
             return;
           }
@@ -498,6 +497,8 @@ async function main() {
         machinery.evictions += lastStats.evictions;
         machinery.pageWrites += lastStats.pageWrites;
         machinery.walFdatasyncs += lastStats.walFdatasyncs;
+        machinery.pageImages += lastStats.pageImages;    // as of the last report (every 100 ms)
+        machinery.imageRetries += lastStats.imageRetries;
       }
       return { ...outcome, how, torn };
     } finally {
