@@ -360,7 +360,11 @@ export class Wal implements WalHook {
     const info = this.db._native().fileInfo(b.file);
     if (!info) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `options.page: the file of buffer ${b.bufferId} (id ${b.file}) is not open`);
     const page = b.page;
-    const p = Buffer.from(info.path);
+    // Recovery writes the image to this path, relative to the data directory (it refuses
+    // '..' and absolute paths); the file table holds it as it was opened.
+    const rel = path.posix.normalize(info.path);
+    if (rel.startsWith('../') || rel === '..' || path.isAbsolute(rel)) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `options.page: the file of buffer ${b.bufferId} ('${info.path}') is not inside the data directory`);
+    const p = Buffer.from(rel);
     const prefix = Buffer.alloc(16 + p.length);
     prefix.writeBigUInt64LE(BigInt(b.block), 0);
     prefix.writeUInt32LE(p.length, 8);
@@ -967,7 +971,10 @@ async function imageIntoPool(db: Ringmaster, files: Map<string, FileHandle | nul
     try {
       f = await db.files.open(img.path);
     } catch {
-      f = null;  // not openable through the file table (too long a path, ...): the file has the image
+      // Not openable through the file table (full, say). Then no entry for this file is
+      // open either (an open one would be shared, not a new one), so no handler can reach
+      // a pool page of it: the file, which has the image, is all there is.
+      f = null;
     }
     files.set(img.path, f);
   }
