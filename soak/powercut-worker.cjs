@@ -15,6 +15,7 @@ const { rm } = C;
 
 const a = JSON.parse(process.argv[2]);
 const rnd = (n) => Math.floor(Math.random() * n);
+const INJECT_ERROR = process.env.POWERCUT_INJECT_ERROR === '1';
 
 let pending = { p: [], r: [], ckpt: 0 };
 let scheduled = false;
@@ -65,6 +66,9 @@ function fail(e) {
       await db.wal.flush(lsn);
       pending.p.push([lane, page, seq]);
       progress();
+      // For the controller's own check (test/powercut.test.ts): an error reported while
+      // LazyFS is alive must fail the round, not pass for LazyFS having crashed by itself.
+      if (INJECT_ERROR && a.workerId === 0 && seq === 20) fail(new Error('injected error (POWERCUT_INJECT_ERROR=1)'));
     }
   }
 

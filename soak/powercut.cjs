@@ -45,6 +45,9 @@
 // --checkpoint-ms 0 and --no-worker-checkpoints (no checkpoints), --max-files N and
 // --keep-segments N (postmaster options), --build-dir D (LazyFS build), --keep (keep the
 // files even when it passes), --no-results (or SOAK_NO_RESULTS=1).
+// POWERCUT_INJECT_ERROR=1: worker 0 reports an error after its 20th acknowledged page
+// update and the controller cuts no power: with LazyFS alive, the first round must fail
+// (the check that taking LazyFS's own crashes for power cuts swallows no real error).
 //
 // Writes soak/results/powercut-<backend>[-<variant>][-<control>].json. Exit status: 0 ok,
 // 1 failed (or a control that caught nothing; the files and acks.log are kept, path
@@ -90,6 +93,7 @@ const FAULTS = str('faults', CONTROL === 'no-page-images' ? 'torn-op' : 'clear,t
 const WORKER_CHECKPOINTS = !has('no-worker-checkpoints');
 const MAX_FILES = str('max-files', null) === null ? undefined : num('max-files', 256);  // default: the library's
 const KEEP_SEGMENTS = num('keep-segments', 2);
+const INJECT_ERROR = process.env.POWERCUT_INJECT_ERROR === '1';
 
 const usage = () => {
   console.error('usage: npm run soak -- powercut [--rounds N] [--workers W] [--backend io_uring|threads] [--variant fdatasync|direct|dsync] ' +
@@ -431,6 +435,7 @@ async function main() {
             return;
           }
           if (msg.running && !cut && !judging && !settled) {
+            if (INJECT_ERROR) return;  // no cut: the injected error ends the round
             if (roundFault === 'lazyfs-crash') {
               // The daemon is killed while the workers run: the path of LazyFS crashing
               // by itself (judge) must turn the errors that follow into a power cut.
