@@ -156,6 +156,7 @@ class Checker {
     this.prevReplay = new Map();    // id -> end LSN: what the previous recovery replayed
     this.prevCells = null;          // page -> lane -> version
     this.maxEpoch = 0;
+    this.epochRound = new Map();    // epoch -> the round that handed it out
     this.t = { pageUpdatesAcknowledged: 0, pageUpdatesLost: 0, cellsBehind: 0, cellRegressions: 0, inconsistentCells: 0,
       recordsAcknowledged: 0, recordsVerifiedInReplay: 0, recordsLost: 0, replayShrunk: 0, foreignRecords: 0,
       unreadablePages: 0, redoBadRecords: 0, recoveries: 0 };
@@ -184,6 +185,7 @@ class Checker {
           this.t.recordsAcknowledged++;
         } else if (w[0] === 'E') {  // E round epoch: an epoch was handed out
           this.maxEpoch = Math.max(this.maxEpoch, Number(w[2]));
+          this.epochRound.set(Number(w[2]), Number(w[1]));
         }
       }
     } finally {
@@ -201,12 +203,15 @@ class Checker {
     const cells = rec.cells.map((row) => (row ? row.map((h) => BigInt(`0x${h}`)) : null));
     let lost = 0;
     let behind = 0;
+    const examples = [];  // the first few cells behind, to look into a loss
+    const showVersion = (v) => (v < 0n ? 'unreadable' : v === 0n ? 'nothing' : `epoch ${v >> 32n} (round ${this.epochRound.get(Number(v >> 32n)) ?? '?'}) seq ${v & 0xffffffffn}`);
     for (const [k, versions] of this.pageAcks) {
       const [page, lane] = k.split(':').map(Number);
       const have = cells[page] ? cells[page][lane] & P.VMASK : -1n;
       let i = versions.length;
       while (i > 0 && versions[i - 1] > have) i--;
       if (i < versions.length) {
+        if (examples.length < 3) examples.push(`page ${page} lane ${lane}: has ${showVersion(have)}, acknowledged ${showVersion(versions[versions.length - 1])} (${versions.length - i} lost)`);
         lost += versions.length - i;
         behind++;
         versions.length = i;  // counted once
@@ -230,7 +235,7 @@ class Checker {
     this.t.cellRegressions += regressions;
     this.t.unreadablePages += rec.unreadable.length;
     this.t.redoBadRecords += rec.redoBad;
-    if (lost) problems.push(`${lost} acknowledged page updates lost (${behind} cells behind their last acknowledged version)`);
+    if (lost) problems.push(`${lost} acknowledged page updates lost (${behind} cells behind their last acknowledged version; ${examples.join('; ')})`);
     if (regressions) problems.push(`${regressions} cells went back since the previous recovery`);
     if (inconsistent) problems.push(`${inconsistent} inconsistent cells`);
     if (rec.unreadable.length) problems.push(`${rec.unreadable.length} pages unreadable after recovery (e.g. page ${rec.unreadable[0].page}: ${rec.unreadable[0].code} ${rec.unreadable[0].message})`);

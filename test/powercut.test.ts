@@ -44,7 +44,7 @@ interface SoakResult {
   kept: string | null;
 }
 
-function soak(args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ status: number | null; result: SoakResult; stderr: string }> {
+function soak(args: string[], timeoutMs: number, env: Record<string, string> = {}, keepOnFailure = false): Promise<{ status: number | null; result: SoakResult; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [SOAK, '--no-results', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
@@ -62,8 +62,9 @@ function soak(args: string[], timeoutMs: number, env: Record<string, string> = {
       } catch {
         return reject(new Error(`soak printed no result (exit ${status}):\n${err.slice(-3000)}`));
       }
-      // A failed run keeps its files for a look; a test run prints what it found instead.
-      if (result.kept) fs.rmSync(result.kept, { recursive: true, force: true });
+      // A failed run keeps its files for a look; a test run prints what it found instead,
+      // and keeps them only where a failure is not expected (a loss to look into).
+      if (result.kept && !(keepOnFailure && result.failure)) fs.rmSync(result.kept, { recursive: true, force: true });
       resolve({ status, result, stderr: err });
     });
   });
@@ -78,7 +79,7 @@ const summary = (r: SoakResult) => JSON.stringify({
 describe('power cuts on LazyFS (soak/powercut.cjs, short)', () => {
   it('clear-cache, torn page and WAL writes, reordered writes: every acknowledged commit recovered, torn pages repaired', async (ctx) => {
     skipIfNoFuse(ctx);
-    const { status, result, stderr } = await soak(['--rounds', '8', '--workers', '2', '--max-ms', '900'], 240000);
+    const { status, result, stderr } = await soak(['--rounds', '8', '--workers', '2', '--max-ms', '900'], 240000, {}, true);
     console.log(`powercut soak: ${summary(result)}`);
     if (result.failure) console.log(stderr.split('\n').filter((l) => /^round|FAIL|kept/.test(l)).join('\n'));
     expect(result.skipped).toBeUndefined();
@@ -110,7 +111,7 @@ describe('power cuts on LazyFS (soak/powercut.cjs, short)', () => {
     skipIfNoFuse(ctx);
     // --faults lazyfs-crash: the daemon is SIGKILLed while the workers run, with no fault
     // armed, so the IO errors that follow go the way of LazyFS crashing by itself.
-    const { status, result } = await soak(['--rounds', '3', '--workers', '2', '--faults', 'lazyfs-crash', '--max-ms', '900'], 120000);
+    const { status, result } = await soak(['--rounds', '3', '--workers', '2', '--faults', 'lazyfs-crash', '--max-ms', '900'], 120000, {}, true);
     console.log(`powercut lazyfs-crash: ${summary(result)}`);
     expect(result.rounds).toBe(3);
     const crashes = result.faults['lazyfs-crash'] as { killed: number; unplanned: number };
