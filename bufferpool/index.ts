@@ -153,6 +153,11 @@ export class PinnedBuffer {
     return new DataView(this.#page.buffer, this.#page.byteOffset, 8).getBigUint64(0, true);
   }
 
+  /** @internal this handle holds the exclusive content lock (the WAL's page append checks it). */
+  get _exclusive(): boolean {
+    return !this.#released && this.#lock === 2;
+  }
+
   #alive(what: string): void {
     if (this.#released) throw new RingmasterError('ERR_RINGMASTER_BUFFER_RELEASED', `${what}: buffer ${this.bufferId} was already released`);
   }

@@ -70,7 +70,8 @@ const char* const kKillPointNames[KP_COUNT] = {
     "handles-reserved",         "sqes-reserved",             "sqes-published",
     "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
-    "lock-wake",                "lock-handoff",
+    "lock-wake",                "lock-handoff",                "wal-page-image-copied",
+    "checkpoint-redo-choosing", "checkpoint-redo-chosen",
 };
 
 int kill_point_by_name(const char* name) {

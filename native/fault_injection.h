@@ -45,6 +45,9 @@ enum KillPoint : uint32_t {
   KP_WAKE_BEFORE_REAP,          // an issuer's loop woke for its completions (CQEs posted), not reaped yet
   KP_LOCK_WAKE,                 // content-lock release: queue lock held, the head unlinked, not yet WOKEN
   KP_LOCK_HANDOFF,              // content-lock hand-over: queue lock held, the word given to the head, its cell not yet GRANTED
+  KP_WAL_PAGE_IMAGE_COPIED,     // page append: image and change reserved, image copied, change not
+  KP_CHECKPOINT_REDO_CHOOSING,  // checkpoint start: redo epoch odd, reserved read, redo point not published
+  KP_CHECKPOINT_REDO_CHOSEN,    // checkpoint: redo point chosen and published, no page flushed yet
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];

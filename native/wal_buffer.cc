@@ -6,13 +6,16 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "atomics.h"
+#include "buffer_pool.h"
 #include "completion_kinds.h"
 #include "crc32c.h"
+#include "fault_injection.h"
 #include "process_table.h"
 #include "segment.h"
 #include "shared_wait.h"
@@ -54,7 +57,7 @@ bool view_of(Segment& seg, WalView* out) {
   if (region_get(seg, "wal", &off, &size) != 0) return false;
   if (off % 64 || size < sizeof(WalShared) || !in_arena(seg, off, sizeof(WalShared))) return false;
   auto* w = reinterpret_cast<WalShared*>(seg.arena.base + off);
-  if (load_acquire(&w->magic) != kWalMagic) return false;
+  if (load_acquire(&w->magic) != kWalMagic || load_relaxed(&w->version) != kWalVersion) return false;
   uint64_t buf_off = load_relaxed(&w->buf_off), buf_size = load_relaxed(&w->buf_size);
   uint64_t ins_off = load_relaxed(&w->inserts_off);
   uint32_t max_slots = load_relaxed(&w->max_slots);
@@ -96,18 +99,24 @@ void buf_read(const WalView& v, uint64_t lsn, uint8_t* dst, uint64_t n) {
   if (n > first) memcpy(dst + first, v.buf, n - first);
 }
 
-// Writes header + payload at `lsn`, CRC over everything after the crc field.
-void put_record(const WalView& v, uint64_t lsn, uint16_t kind, const uint8_t* payload, uint32_t n, uint32_t total) {
+// Writes header + payload (the concatenation of `a` and `b`) at `lsn`, zero padding up to
+// `len` (a multiple of 8), CRC over everything after the crc field.
+void put_record(const WalView& v, uint64_t lsn, uint16_t kind, uint16_t flags, const uint8_t* a, uint32_t na,
+                const uint8_t* b, uint32_t nb, uint64_t len) {
+  uint32_t total = kWalHeaderSize + na + nb;
+  if (len > total) buf_zero(v, lsn + total, len - total);
   WalRecordHeader h{};
   h.total_len = total;
   h.lsn = lsn;
   h.kind = kind;
-  h.flags = 0;
+  h.flags = flags;
   h.magic = kWalRecMagic;
   uint32_t c = crc32c(~0u, reinterpret_cast<const uint8_t*>(&h) + 4, kWalHeaderSize - 4);
-  c = crc32c(c, payload, n);
+  if (na) c = crc32c(c, a, na);
+  if (nb) c = crc32c(c, b, nb);
   h.crc = ~c;
-  buf_write(v, lsn + kWalHeaderSize, payload, n);
+  if (na) buf_write(v, lsn + kWalHeaderSize, a, na);
+  if (nb) buf_write(v, lsn + kWalHeaderSize + na, b, nb);
   buf_write(v, lsn, reinterpret_cast<const uint8_t*>(&h), kWalHeaderSize);
 }
 
@@ -166,7 +175,14 @@ void wal_cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     bump_and_wake(seg, w);
   }
   me = slot + 1;
-  cas(&w->ckpt_running, &me, 0u);
+  if (load_acquire(&w->ckpt_running) == me) {
+    // A checkpointer that died choosing its redo point left the epoch odd (every append
+    // logs an image meanwhile): close it before the role can pass to anyone else, whose
+    // own choice must not be closed by this.
+    uint32_t ep = load_sc(&w->redo_epoch);
+    if (ep & 1) cas(&w->redo_epoch, &ep, ep + 1);
+    cas(&w->ckpt_running, &me, 0u);
+  }
   WalInsert* e = &v.ins[slot];
   uint32_t st = load_sc(&e->state);
   if (st == WI_IDLE) return;
@@ -266,7 +282,7 @@ int wal_init(Segment& seg, uint64_t off, uint64_t buf_size, uint64_t seg_size, u
   if (!in_arena(seg, off, shared + buf_size)) return -ERANGE;
   auto* w = reinterpret_cast<WalShared*>(seg.arena.base + off);
   memset(w, 0, shared);
-  w->version = 2;  // 2: flags
+  w->version = kWalVersion;
   w->max_slots = max_slots;
   w->buf_off = off + shared;
   w->buf_size = buf_size;
@@ -313,12 +329,117 @@ int wal_append(Segment& seg, uint32_t slot, uint16_t kind, const uint8_t* payloa
     *end = r + len;
     return 0;
   }
-  if (len > total) buf_zero(v, r + total, len - total);
-  put_record(v, r, kind, payload, n, (uint32_t)total);
+  put_record(v, r, kind, 0, payload, n, nullptr, 0, len);
   store_release(&e->state, (uint32_t)WI_IDLE);  // pairs with the flusher's load: the copy is visible
   stat_add(&w->stat_appends, (uint64_t)1);
   *end = r + len;
   return 0;
+}
+
+namespace {
+// The choice itself (wal_choose_redo; the test hook calls it from inside an append).
+uint64_t choose_redo(Segment& seg, WalShared* w) {
+  uint32_t ep = load_sc(&w->redo_epoch);
+  uint32_t odd = (ep & 1) ? ep + 2 : ep + 1;  // a new odd value: an epoch left odd is not "unchanged"
+  store_sc(&w->redo_epoch, odd);              // seq_cst: before the read of `reserved`
+  uint64_t redo = load_sc(&w->reserved);      // a record boundary: every reservation is one CAS
+  kill_point(&seg.hdr->faults, KP_CHECKPOINT_REDO_CHOOSING);
+  store_sc(&w->redo_lsn, redo);
+  store_sc(&w->redo_epoch, odd + 1);
+  return redo;
+}
+std::atomic<bool> g_debug_choose_in_append{false};
+}  // namespace
+
+int wal_choose_redo(Segment& seg, WalShared* w, uint32_t slot, uint64_t* redo) {
+  if (load_acquire(&w->ckpt_running) != slot + 1) return -EBUSY;
+  *redo = choose_redo(seg, w);
+  return 0;
+}
+
+void wal_debug_choose_redo_in_next_append() { g_debug_choose_in_append.store(true); }
+
+int wal_append_page(Segment& seg, uint32_t slot, uint16_t kind, const uint8_t* payload, uint32_t n, const uint8_t* page,
+                    uint32_t page_size, const uint8_t* prefix, uint32_t prefix_len, uint64_t* end, bool* imaged) {
+  WalView v;
+  if (!view_of(seg, &v)) return -ENOENT;
+  if (slot >= v.max_slots) return -EINVAL;
+  if (page_size < 4096 || page_size > 32768 || (page_size & (page_size - 1))) return -EINVAL;
+  if (prefix_len < 17 || prefix_len > 4096 + 16) return -EINVAL;
+  uint32_t path_len, data_len;
+  memcpy(&path_len, prefix + 8, 4);
+  memcpy(&data_len, prefix + 12, 4);
+  if ((uint64_t)path_len + 16 != prefix_len || data_len != page_size) return -EINVAL;
+  WalShared* w = v.w;
+  uint64_t rec_len = ((uint64_t)kWalHeaderSize + n + 7) & ~7ull;
+  uint64_t img_len = ((uint64_t)kWalHeaderSize + prefix_len + page_size + 7) & ~7ull;
+  if (img_len + rec_len > v.buf_size / 2) return -E2BIG;
+  if (uint32_t e = file_sync_failed_errno(seg)) wal_fail(seg, w, -(int32_t)e);
+  if (load_acquire(&w->failed)) return -EIO;
+  WalInsert* e = &v.ins[slot];
+  bool force = false;  // the last reservation was made on a stale decision: image, whatever R is
+  for (;;) {
+    // The decision's inputs, before the reservation: the epoch first (seq_cst), then R.
+    uint32_t epoch = load_sc(&w->redo_epoch);
+    uint64_t redo = load_sc(&w->redo_lsn);
+    uint64_t page_lsn;
+    memcpy(&page_lsn, page, 8);  // stable: the caller holds the exclusive lock
+    if (g_debug_choose_in_append.exchange(false)) choose_redo(seg, w);
+    uint64_t r = load_sc(&w->reserved);
+    bool image;
+    uint64_t len;
+    for (;;) {
+      // An odd epoch is a choice in progress (or a dead checkpointer's, until its
+      // cleanup): R is unknown, so the image is logged. A page LSN or an R past the end
+      // of the WAL is not trusted either (shared memory is untrusted).
+      image = force || (epoch & 1) || page_lsn <= redo || page_lsn > r || redo > r;
+      len = image ? img_len + rec_len : rec_len;
+      uint64_t limit = (load_acquire(&w->flushed) & ~(uint64_t)(kWalBlock - 1)) + v.buf_size;
+      if (r + len > limit) {
+        store_sc(&e->state, (uint32_t)WI_IDLE);
+        stat_add(&w->stat_space_waits, (uint64_t)1);
+        return -EAGAIN;
+      }
+      store_relaxed(&e->len, (uint32_t)len);
+      store_sc(&e->start, r);
+      store_sc(&e->state, (uint32_t)WI_TRYING);
+      if (__atomic_compare_exchange_n(&w->reserved, &r, r + len, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) break;
+    }
+    store_sc(&e->state, (uint32_t)WI_COPYING);
+    if (!image && load_sc(&w->redo_epoch) != epoch) {
+      // A checkpoint began choosing a redo point between our reading R and now: it may
+      // lie at or before `r`, so this record could be the page's first change after it
+      // with no image. The reservation is ours and must be filled: with padding (recovery
+      // skips it), then the change is made again, with the image.
+      put_padding(v, r, (uint32_t)len);
+      store_release(&e->state, (uint32_t)WI_IDLE);
+      stat_add(&w->stat_pads, (uint64_t)1);
+      stat_add(&w->stat_image_retries, (uint64_t)1);
+      force = true;
+      continue;
+    }
+    uint64_t rec_at = r;
+    if (image) {
+      // The page as this change left it, with the LSN markDirty(end) gives it, and a valid
+      // checksum: recovery writes it to the file as it is.
+      thread_local uint8_t copy[32768];
+      memcpy(copy, page, page_size);
+      uint64_t page_end = r + len;
+      memcpy(copy, &page_end, 8);
+      uint32_t sum = page_checksum(copy, page_size);
+      memcpy(copy + 8, &sum, 4);
+      put_record(v, r, kWalKindPageImage, kWalRecPairedImage, prefix, prefix_len, copy, page_size, img_len);
+      rec_at = r + img_len;
+      kill_point(&seg.hdr->faults, KP_WAL_PAGE_IMAGE_COPIED);
+    }
+    put_record(v, rec_at, kind, 0, payload, n, nullptr, 0, rec_len);
+    store_release(&e->state, (uint32_t)WI_IDLE);  // pairs with the flusher's load: the copy is visible
+    stat_add(&w->stat_appends, (uint64_t)(image ? 2 : 1));
+    if (image) stat_add(&w->stat_page_images, (uint64_t)1);
+    *end = r + len;
+    *imaged = image;
+    return 0;
+  }
 }
 
 uint64_t wal_inserted_upto(Segment& seg, WalShared* w) {

@@ -141,7 +141,37 @@ Napi::Value AppendImpl(const Napi::CallbackInfo& info, bool abandon) {
     return env.Undefined();
   }
   uint64_t end = 0;
-  int rc = wal_append(*c.seg, c.slot, (uint16_t)k, u.data, (uint32_t)u.length, &end, abandon);
+  int rc;
+  bool imaged = false;
+  bool with_page = !abandon && info.Length() > 3 && !info[3].IsUndefined();
+  if (with_page) {
+    // walAppend(session, kind, payload, page, imagePrefix) -> [end, imaged] | null
+    JsBytes pg, pre;
+    if (!js_bytes(env, info[3], &pg, &why) || pg.detached) {
+      module_type_error(env, std::string("page: ") + (why ? why : "detached")).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!js_bytes(env, info[4], &pre, &why) || pre.detached) {
+      module_type_error(env, std::string("image prefix: ") + (why ? why : "detached")).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (pg.length < 4096 || pg.length > 32768 || (pg.length & (pg.length - 1))) {
+      module_range_error(env, "page size must be a power of two in 4096..32768").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    rc = wal_append_page(*c.seg, c.slot, (uint16_t)k, u.data, (uint32_t)u.length, pg.data, (uint32_t)pg.length, pre.data,
+                         (uint32_t)pre.length, &end, &imaged);
+    if (rc == -EINVAL) {
+      module_range_error(env, "image prefix does not describe this page").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (rc == -E2BIG) {
+      module_range_error(env, "the record with a full-page image is larger than half the WAL buffer (raise wal.bufferSize)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  } else {
+    rc = wal_append(*c.seg, c.slot, (uint16_t)k, u.data, (uint32_t)u.length, &end, abandon);
+  }
   if (rc == -EAGAIN) return env.Null();
   if (rc == -EIO) {
     module_error(env, "ERR_RINGMASTER_WAL_FAILED", "the WAL has failed (a WAL write or fdatasync failed): no further records are accepted", -EIO)
@@ -155,6 +185,12 @@ Napi::Value AppendImpl(const Napi::CallbackInfo& info, bool abandon) {
   if (rc < 0) {
     module_error(env, "ERR_RINGMASTER_WAL", "wal append failed", rc).ThrowAsJavaScriptException();
     return env.Undefined();
+  }
+  if (with_page) {
+    Napi::Array a = Napi::Array::New(env, 2);
+    a.Set(0u, big(env, end));
+    a.Set(1u, Napi::Boolean::New(env, imaged));
+    return a;
   }
   return big(env, end);
 }
@@ -191,6 +227,9 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   o.Set("startLsn", big(env, load_relaxed(&w->start_lsn)));
   o.Set("checkpointLsn", big(env, load_acquire(&w->last_ckpt_lsn)));
   o.Set("redoLsn", big(env, load_acquire(&w->redo_lsn)));
+  o.Set("checkpointRedoLsn", big(env, load_acquire(&w->ckpt_redo_lsn)));
+  o.Set("redoEpoch", Napi::Number::New(env, load_acquire(&w->redo_epoch)));
+  o.Set("redoEpochOffset", Napi::Number::New(env, (double)((uint8_t*)&w->redo_epoch - c.seg->arena.base)));
   return o;
 }
 
@@ -209,6 +248,8 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   n("paddings", &w->stat_pads);
   n("spaceWaits", &w->stat_space_waits);
   n("flusherTakeovers", &w->stat_flusher_takeovers);
+  n("pageImages", &w->stat_page_images);
+  n("imageRetries", &w->stat_image_retries);
   o.Set("crc32cHardware", Napi::Boolean::New(env, crc32c_hw()));
   return o;
 }
@@ -308,8 +349,34 @@ Napi::Value SetCheckpoint(const Napi::CallbackInfo& info) {
   uint64_t a, b;
   if (!get_u64(env, info[1], &a, "checkpointLsn") || !get_u64(env, info[2], &b, "redoLsn")) return env.Undefined();
   store_release(&c.w->last_ckpt_lsn, a);
-  store_release(&c.w->redo_lsn, b);
+  store_release(&c.w->ckpt_redo_lsn, b);
+  // The redo point chosen last is published by walChooseRedo when a checkpoint starts;
+  // here it only moves forward (postmaster init: the recovered checkpoint's).
+  uint64_t cur = load_acquire(&c.w->redo_lsn);
+  while (cur < b && !cas(&c.w->redo_lsn, &cur, b)) {
+  }
   return env.Undefined();
+}
+
+// walChooseRedo(session) -> redo LSN (bigint): the checkpoint role must be held.
+Napi::Value ChooseRedo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  uint64_t redo = 0;
+  if (wal_choose_redo(*c.seg, c.w, c.slot, &redo) < 0) {
+    module_error(env, "ERR_RINGMASTER_WAL", "walChooseRedo: this environment does not hold the checkpoint role", -EBUSY).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return big(env, redo);
+}
+
+// walDebugChooseRedoInNextAppend(session) -> false unless RINGMASTER_TEST_HOOKS is set.
+Napi::Value DebugChooseRedoInNextAppend(const Napi::CallbackInfo& info) {
+  const char* hooks = getenv("RINGMASTER_TEST_HOOKS");
+  if (!hooks || strcmp(hooks, "1") != 0) return Napi::Boolean::New(info.Env(), false);
+  wal_debug_choose_redo_in_next_append();
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 }  // namespace
@@ -330,6 +397,8 @@ void register_wal_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("walFail", Napi::Function::New(env, Fail));
   exports.Set("walSeg", Napi::Function::New(env, Seg));
   exports.Set("walSetCheckpoint", Napi::Function::New(env, SetCheckpoint));
+  exports.Set("walChooseRedo", Napi::Function::New(env, ChooseRedo));
+  exports.Set("walDebugChooseRedoInNextAppend", Napi::Function::New(env, DebugChooseRedoInNextAppend));
 }
 
 }  // namespace rm

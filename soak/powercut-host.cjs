@@ -3,8 +3,8 @@
 // (full-page images, then the redo handlers into the buffer pool), reports what it
 // recovered (every page's cells, the plain records replayed, pages it could not read),
 // and, unless `verifyOnly`, waits for 'go' and runs the round: the background writer,
-// checkpoints every `checkpointIntervalMs` (fenced: powercut-common.cjs) and W forked
-// workers (powercut-worker.cjs). Everything the workers acknowledge is forwarded.
+// checkpoints every `checkpointIntervalMs` and W forked workers (powercut-worker.cjs).
+// Everything the workers acknowledge is forwarded.
 'use strict';
 const path = require('node:path');
 const P = require('./powercut-pages.cjs');
@@ -47,15 +47,10 @@ process.on('disconnect', () => process.kill(0, 'SIGKILL'));
   }
   const recoveryMs = Date.now() - t0;
   const rec = pm.wal.recovery;
-  // The fence (before anything can checkpoint: the interval timer runs already). The
-  // postmaster's interval checkpoints go through it too.
-  const fenceSlice = pm.allocate(C.FENCE_BYTES, { align: 64 });
-  fenceSlice.bytes.fill(0);
-  const fence = C.fenceView(pm, fenceSlice.offset);
-  Atomics.store(fence.redo, 0, rec.fromLsn);
+  // Count the postmaster's interval checkpoints.
   let checkpoints = 0;
   const original = pm.wal.checkpoint.bind(pm.wal);
-  pm.wal.checkpoint = () => C.fencedCheckpoint(pm, fence, original).then((r) => {
+  pm.wal.checkpoint = () => original().then((r) => {
     checkpoints++;
     return r;
   });
@@ -107,7 +102,7 @@ process.on('disconnect', () => process.kill(0, 'SIGKILL'));
   let ready = 0;
   for (let i = 0; i < a.workers; i++) {
     const args = {
-      pagesId: f.id, fenceOffset: fenceSlice.offset, workerId: i, epoch: a.epochs[i],
+      pagesId: f.id, workerId: i, epoch: a.epochs[i],
       lanes: a.lanes, recordLanes: a.recordLanes, pages: a.pages, checkpoints: a.workerCheckpoints,
       pageImages: a.control !== 'no-page-images',
     };
@@ -123,7 +118,7 @@ process.on('disconnect', () => process.kill(0, 'SIGKILL'));
     try {
       const g = pm.buffers.stats().global;
       const w = pm.wal.stats();
-      send({ stats: { checkpoints, evictions: g.evictions, pageWrites: g.writes, pageReads: g.reads, walAppends: w.appends, walFdatasyncs: w.fdatasyncs, insertLsn: pm.wal.insertLsn().toString() } });
+      send({ stats: { checkpoints, evictions: g.evictions, pageWrites: g.writes, pageReads: g.reads, walAppends: w.appends, walFdatasyncs: w.fdatasyncs, pageImages: w.pageImages, imageRetries: w.imageRetries, insertLsn: pm.wal.insertLsn().toString() } });
     } catch {
       /* closing */
     }

@@ -1,10 +1,11 @@
 // Power-cut soak worker (soak/powercut.cjs), forked by powercut-host.cjs. Concurrently:
 //  - page lanes: a page update in the documented safe order (lock exclusive -> change ->
-//    markDirty() -> [full-page image] -> wal.append -> markDirty(lsn) -> release), then
-//    wal.flush; acknowledged only after the flush resolved. The image follows
-//    PostgreSQL's full_page_writes rule (powercut-common.cjs explains the fence);
+//    markDirty() -> wal.append(kind, payload, { page }) -> markDirty(lsn) -> release),
+//    then wal.flush; acknowledged only after the flush resolved. The append logs a
+//    full-page image with the change when the page needs one (PostgreSQL's
+//    full_page_writes rule; the `no-page-images` control appends without the page);
 //  - record lanes: a plain WAL record appended and flushed, acknowledged with its LSN;
-//  - a checkpointer: db.wal.checkpoint() every 150-600 ms (through the fence).
+//  - a checkpointer: db.wal.checkpoint() every 150-600 ms.
 // Acknowledgements go to the host (which forwards them to the controller) once per tick.
 'use strict';
 const path = require('node:path');
@@ -14,8 +15,9 @@ const { rm } = C;
 
 const a = JSON.parse(process.argv[2]);
 const rnd = (n) => Math.floor(Math.random() * n);
+const INJECT_ERROR = process.env.POWERCUT_INJECT_ERROR === '1';
 
-let pending = { p: [], r: [], fpi: 0, ckpt: 0 };
+let pending = { p: [], r: [], ckpt: 0 };
 let scheduled = false;
 function progress() {
   if (scheduled) return;
@@ -23,7 +25,7 @@ function progress() {
   setImmediate(() => {
     scheduled = false;
     const m = pending;
-    pending = { p: [], r: [], fpi: 0, ckpt: 0 };
+    pending = { p: [], r: [], ckpt: 0 };
     process.send({ acks: m });
   });
 }
@@ -41,8 +43,6 @@ function fail(e) {
   void db.wal;  // hooks the pool's writeback to the WAL in this environment
   db.buffers.configure({ waitForOwnLocks: true });  // this worker's page lanes share pages
   const f = db.files.get(a.pagesId);
-  const fence = C.fenceView(db, a.fenceOffset);
-  const checkpoint = () => C.fencedCheckpoint(db, fence, () => db.wal.checkpoint());
   process.send({ ready: true, pid: process.pid });
 
   async function pageLane(lane) {
@@ -50,48 +50,33 @@ function fail(e) {
       const page = rnd(a.pages);
       const value = P.cellValue(page, lane, a.epoch, seq);
       let lsn;
-      // The section is entered before the page lock: a writer (checkpoint) waiting for
-      // sections to drain never waits for a page lock its flush may also need.
-      const redo = await C.enterSection(fence);
+      const b = await db.buffers.read(f, page);
       try {
-        const b = await db.buffers.read(f, page);
-        try {
-          await b.lockExclusive();
-          const before = b.lsn;
-          const cells = P.cells(b.page);
-          Atomics.store(cells, P.cellIndex(lane), value);
-          P.stamp(cells, value);  // every part of the page changes: a torn write shows
-          b.markDirty();
-          if (a.pageImages && (redo < 0n || before <= redo)) {
-            const img = Buffer.from(b.page);  // the page after this change; its LSN is the old one
-            rm.setPageChecksum(img);          // recovery writes it to the file as is: a valid page
-            await db.wal.appendPageImage(f, page, img);
-            pending.fpi++;
-          }
-          lsn = await db.wal.append(P.KIND_CELL, P.encodeRecord(page, lane, value));
-          b.markDirty(lsn);
-        } finally {
-          b.release();
-        }
+        await b.lockExclusive();
+        const cells = P.cells(b.page);
+        Atomics.store(cells, P.cellIndex(lane), value);
+        P.stamp(cells, value);  // every part of the page changes: a torn write shows
+        b.markDirty();
+        // With the page: a full-page image first, in the same reservation, if the page's
+        // LSN is at or below the redo point chosen last (the library decides, atomically).
+        lsn = await db.wal.append(P.KIND_CELL, P.encodeRecord(page, lane, value), a.pageImages ? { page: b } : undefined);
+        b.markDirty(lsn);
       } finally {
-        C.leaveSection(fence);
+        b.release();
       }
       await db.wal.flush(lsn);
       pending.p.push([lane, page, seq]);
       progress();
+      // For the controller's own check (test/powercut.test.ts): an error reported while
+      // LazyFS is alive must fail the round, not pass for LazyFS having crashed by itself.
+      if (INJECT_ERROR && a.workerId === 0 && seq === 20) fail(new Error('injected error (POWERCUT_INJECT_ERROR=1)'));
     }
   }
 
   async function recordLane(k) {
     for (let seq = 1; !stopping; seq++) {
       const id = `e${a.epoch}k${k}:${seq}`;
-      await C.enterSection(fence);
-      let lsn;
-      try {
-        lsn = await db.wal.append(C.KIND_RECORD, C.recordPayload(id));
-      } finally {
-        C.leaveSection(fence);
-      }
+      const lsn = await db.wal.append(C.KIND_RECORD, C.recordPayload(id));
       await db.wal.flush(lsn);
       pending.r.push([id, lsn.toString()]);
       progress();
@@ -101,7 +86,7 @@ function fail(e) {
   async function checkpointer() {
     while (!stopping) {
       await C.sleep(150 + rnd(450));
-      await checkpoint();
+      await db.wal.checkpoint();
       pending.ckpt++;
       progress();
     }

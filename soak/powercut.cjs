@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Power-cut soak on LazyFS: `npm run soak -- powercut [--rounds N] [--workers W]
 // [--backend io_uring|threads] [--variant fdatasync|direct|dsync]
-// [--faults clear,torn-op,torn-op-wal,torn-seq] [--control none|skip-data-sync|skip-fdatasync|no-page-images]
+// [--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|no-page-images]
 // [--keep-going] [--min-ms A --max-ms B] [--pages P --buffers B] [--checkpoint-ms T]`.
 //
 // Unlike the SIGKILL soaks, unsynced data is really lost here. The data directory lives
@@ -19,7 +19,12 @@
 //                disk), then LazyFS dies (with everything unsynced);
 //   torn-op-wal  the same for the next write to the current WAL segment;
 //   torn-seq     of the next run of unsynced writes to the data file only some reach the
-//                disk (reordering), then LazyFS dies.
+//                disk (reordering), then LazyFS dies;
+//   lazyfs-crash (not drawn unless named) the LazyFS daemon is SIGKILLed while the
+//                workers run, as when it crashes by itself: everything unsynced is gone and
+//                every IO fails (ENOTCONN) until the group is killed.
+// LazyFS does crash by itself now and then (a segfault in the daemon): an IO error with no
+// fault armed is then a power cut (counted as lazyfs-crash `unplanned`), not a failure.
 // The next round's postmaster recovers on the same files. Checked after every recovery,
 // against acks.log, which the controller writes outside the mount as acknowledgements
 // arrive: every acknowledged page update is in its page (cell version >= acknowledged);
@@ -40,6 +45,9 @@
 // --checkpoint-ms 0 and --no-worker-checkpoints (no checkpoints), --max-files N and
 // --keep-segments N (postmaster options), --build-dir D (LazyFS build), --keep (keep the
 // files even when it passes), --no-results (or SOAK_NO_RESULTS=1).
+// POWERCUT_INJECT_ERROR=1: worker 0 reports an error after its 20th acknowledged page
+// update and the controller cuts no power: with LazyFS alive, the first round must fail
+// (the check that taking LazyFS's own crashes for power cuts swallows no real error).
 //
 // Writes soak/results/powercut-<backend>[-<variant>][-<control>].json. Exit status: 0 ok,
 // 1 failed (or a control that caught nothing; the files and acks.log are kept, path
@@ -85,15 +93,16 @@ const FAULTS = str('faults', CONTROL === 'no-page-images' ? 'torn-op' : 'clear,t
 const WORKER_CHECKPOINTS = !has('no-worker-checkpoints');
 const MAX_FILES = str('max-files', null) === null ? undefined : num('max-files', 256);  // default: the library's
 const KEEP_SEGMENTS = num('keep-segments', 2);
+const INJECT_ERROR = process.env.POWERCUT_INJECT_ERROR === '1';
 
 const usage = () => {
   console.error('usage: npm run soak -- powercut [--rounds N] [--workers W] [--backend io_uring|threads] [--variant fdatasync|direct|dsync] ' +
-    '[--faults clear,torn-op,torn-op-wal,torn-seq] [--control none|skip-data-sync|skip-fdatasync|no-page-images] [--keep-going]');
+    '[--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|no-page-images] [--keep-going]');
   process.exit(2);
 };
 if (!['io_uring', 'threads'].includes(BACKEND) || !['fdatasync', 'direct', 'dsync'].includes(VARIANT) ||
     !['none', 'skip-data-sync', 'skip-fdatasync', 'no-page-images'].includes(CONTROL) ||
-    FAULTS.length === 0 || FAULTS.some((f) => !['clear', 'torn-op', 'torn-op-wal', 'torn-seq'].includes(f))) usage();
+    FAULTS.length === 0 || FAULTS.some((f) => !['clear', 'torn-op', 'torn-op-wal', 'torn-seq', 'lazyfs-crash'].includes(f))) usage();
 if (CONTROL === 'skip-fdatasync' && VARIANT === 'dsync') {
   console.error('--control skip-fdatasync needs fdatasyncs: not with --variant dsync');
   process.exit(2);
@@ -147,6 +156,7 @@ class Checker {
     this.prevReplay = new Map();    // id -> end LSN: what the previous recovery replayed
     this.prevCells = null;          // page -> lane -> version
     this.maxEpoch = 0;
+    this.epochRound = new Map();    // epoch -> the round that handed it out
     this.t = { pageUpdatesAcknowledged: 0, pageUpdatesLost: 0, cellsBehind: 0, cellRegressions: 0, inconsistentCells: 0,
       recordsAcknowledged: 0, recordsVerifiedInReplay: 0, recordsLost: 0, replayShrunk: 0, foreignRecords: 0,
       unreadablePages: 0, redoBadRecords: 0, recoveries: 0 };
@@ -175,6 +185,7 @@ class Checker {
           this.t.recordsAcknowledged++;
         } else if (w[0] === 'E') {  // E round epoch: an epoch was handed out
           this.maxEpoch = Math.max(this.maxEpoch, Number(w[2]));
+          this.epochRound.set(Number(w[2]), Number(w[1]));
         }
       }
     } finally {
@@ -192,12 +203,15 @@ class Checker {
     const cells = rec.cells.map((row) => (row ? row.map((h) => BigInt(`0x${h}`)) : null));
     let lost = 0;
     let behind = 0;
+    const examples = [];  // the first few cells behind, to look into a loss
+    const showVersion = (v) => (v < 0n ? 'unreadable' : v === 0n ? 'nothing' : `epoch ${v >> 32n} (round ${this.epochRound.get(Number(v >> 32n)) ?? '?'}) seq ${v & 0xffffffffn}`);
     for (const [k, versions] of this.pageAcks) {
       const [page, lane] = k.split(':').map(Number);
       const have = cells[page] ? cells[page][lane] & P.VMASK : -1n;
       let i = versions.length;
       while (i > 0 && versions[i - 1] > have) i--;
       if (i < versions.length) {
+        if (examples.length < 3) examples.push(`page ${page} lane ${lane}: has ${showVersion(have)}, acknowledged ${showVersion(versions[versions.length - 1])} (${versions.length - i} lost)`);
         lost += versions.length - i;
         behind++;
         versions.length = i;  // counted once
@@ -221,7 +235,7 @@ class Checker {
     this.t.cellRegressions += regressions;
     this.t.unreadablePages += rec.unreadable.length;
     this.t.redoBadRecords += rec.redoBad;
-    if (lost) problems.push(`${lost} acknowledged page updates lost (${behind} cells behind their last acknowledged version)`);
+    if (lost) problems.push(`${lost} acknowledged page updates lost (${behind} cells behind their last acknowledged version; ${examples.join('; ')})`);
     if (regressions) problems.push(`${regressions} cells went back since the previous recovery`);
     if (inconsistent) problems.push(`${inconsistent} inconsistent cells`);
     if (rec.unreadable.length) problems.push(`${rec.unreadable.length} pages unreadable after recovery (e.g. page ${rec.unreadable[0].page}: ${rec.unreadable[0].code} ${rec.unreadable[0].message})`);
@@ -301,10 +315,11 @@ async function main() {
   let failure = null;
   const problemsByRound = [];
   let epoch = 0;
-  const faults = { clear: 0, 'torn-op': { armed: 0, fired: 0 }, 'torn-op-wal': { armed: 0, fired: 0 }, 'torn-seq': { armed: 0, fired: 0 } };
-  const machinery = { checkpointsByPostmaster: 0, checkpointsByWorkers: 0, pageImages: 0, evictions: 0, pageWrites: 0, walFdatasyncs: 0, segmentsUsed: 0 };
+  const faults = { clear: 0, 'torn-op': { armed: 0, fired: 0 }, 'torn-op-wal': { armed: 0, fired: 0 }, 'torn-seq': { armed: 0, fired: 0 }, 'lazyfs-crash': { killed: 0, unplanned: 0 } };
+  const machinery = { checkpointsByPostmaster: 0, checkpointsByWorkers: 0, pageImages: 0, imageRetries: 0, evictions: 0, pageWrites: 0, walFdatasyncs: 0, segmentsUsed: 0 };
   let maxRecoveryMs = 0;
   let workerErrorsBeforeCut = 0;
+  let recoveriesCut = 0;
   let workerErrorsAfterCut = 0;
   const expectedErrorCodes = {};
 
@@ -324,6 +339,7 @@ async function main() {
 
   // Runs one host: recovery + check, then (unless verifyOnly) the round and its cut.
   async function runRound(round, verifyOnly) {
+    const roundFault = pick(FAULTS);  // drawn now: 'lazyfs-crash' acts while the workers run
     const torn = countTornPages();
     tornPagesOnDisk += torn;
     const epochs = Array.from({ length: WORKERS }, () => ++epoch);
@@ -361,14 +377,56 @@ async function main() {
       }
     };
     try {
-      const outcome = await new Promise((resolve, reject) => {
+      const outcome = await new Promise((resolveOnce, reject) => {
+        let settled = false;
+        const resolve = (o) => {
+          settled = true;
+          resolveOnce(o);
+        };
         const watchdog = setTimeout(() => reject(new Error(`round ${round}: no progress in 120 s`)), 120000);
         let timer = null;
-        host.on('message', (msg) => {
-          if (msg.recoveryError) {
-            clearTimeout(watchdog);
-            return resolve({ problems: [`recovery failed: ${msg.recoveryError}`], fatal: true });
+        let judging = false;
+        const expected = (code) => {
+          workerErrorsAfterCut++;
+          if (code) expectedErrorCodes[code] = (expectedErrorCodes[code] ?? 0) + 1;
+        };
+        // LazyFS itself crashes now and then (a segfault in the daemon, no fault armed):
+        // every IO then fails (ENOTCONN) and its unsynced data is gone, which is a power
+        // cut, only not ours. What went wrong before the cut (an error, a worker or the
+        // host exiting, recovery failing) is judged here: if the daemon is gone (its exit
+        // may not have been seen yet), the round goes on as that cut; otherwise it is
+        // ringmaster's failure. Whatever else happens while judging is its consequence.
+        // `error`: { message, code } when a process reported an error (counted), else null.
+        const judge = (problem, error) => {
+          if (judging || settled) {
+            if (!error) return;
+            // Settled with the cut still to come (torn-op-wal asks for the insert LSN
+            // before it arms): like an error while a fault is armed, it counts only if no
+            // fault fires (below). Otherwise something else decided the round already.
+            if (settled && !judging && !cut && !armed) armedErrors.push(error.message);
+            expected(error.code);
+            return;
           }
+          judging = true;
+          clearTimeout(watchdog);
+          if (timer) clearTimeout(timer);
+          m.waitExit(2000).then((crashed) => {
+            if (crashed) {
+              if (error) expected(error.code);
+              return resolve({ problems: host._problems ?? [], recovered: host._recovered, cutNow: true, lazyfsCrashed: true });
+            }
+            if (error) workerErrorsBeforeCut++;
+            resolve({ problems: [...(host._problems ?? []), problem], fatal: true });
+          });
+        };
+        // The daemon's exit with no fault armed and no error seen (yet): the same power cut.
+        // Errors usually come first; the exit alone decides after a grace period.
+        const daemonExited = m.exited;
+        daemonExited.then(() => setTimeout(() => {
+          if (!cut && !armed && !settled && !judging) judge('LazyFS exited', null);
+        }, 1000));
+        host.on('message', (msg) => {
+          if (msg.recoveryError) return judge(`recovery failed: ${msg.recoveryError}`, null);
           if (msg.recovered) {
             maxRecoveryMs = Math.max(maxRecoveryMs, msg.recovered.recoveryMs);
             const problems = checker.check(msg.recovered);
@@ -381,7 +439,20 @@ async function main() {
             host._recovered = msg.recovered;
             return;
           }
-          if (msg.running && !cut) {
+          if (msg.running && !cut && !judging && !settled) {
+            if (INJECT_ERROR) return;  // no cut: the injected error ends the round
+            if (roundFault === 'lazyfs-crash') {
+              // The daemon is killed while the workers run: the path of LazyFS crashing
+              // by itself (judge) must turn the errors that follow into a power cut.
+              timer = setTimeout(() => {
+                try {
+                  process.kill(m.pid, 'SIGKILL');
+                } catch {
+                  /* gone */
+                }
+              }, MIN_MS + rnd(MAX_MS - MIN_MS + 1));
+              return;
+            }
             timer = setTimeout(() => {
               clearTimeout(watchdog);
               resolve({ problems: host._problems, recovered: host._recovered, cutNow: true });
@@ -396,47 +467,56 @@ async function main() {
             for (const [lane, page, seq] of a.p) lines += `P ${round} ${lane} ${page} ${e} ${seq}\n`;
             for (const [id, end] of a.r) lines += `R ${round} ${id} ${end}\n`;
             if (lines) fs.writeSync(ackFd, lines);
-            machinery.pageImages += a.fpi;
             machinery.checkpointsByWorkers += a.ckpt;
             return;
           }
           if (msg.error) {
-            if (cut || armed || !m.alive) {
+            if (cut || armed) {
               // After a torn fault was armed LazyFS may be dead already (its exit event
               // not seen yet): these count only if the fault never fired (below).
               if (!cut) armedErrors.push(msg.error);
-              workerErrorsAfterCut++;
-              if (msg.code) expectedErrorCodes[msg.code] = (expectedErrorCodes[msg.code] ?? 0) + 1;
+              expected(msg.code);
               return;
             }
-            workerErrorsBeforeCut++;
-            clearTimeout(watchdog);
-            if (timer) clearTimeout(timer);
-            return resolve({ problems: [...(host._problems ?? []), `error before the power cut (${msg.worker !== undefined ? `worker ${msg.worker}` : 'host'}): ${msg.error.split('\n').slice(0, 3).join(' | ')}`], fatal: true });
+            return judge(`error before the power cut (${msg.worker !== undefined ? `worker ${msg.worker}` : 'host'}): ${msg.error.split('\n').slice(0, 3).join(' | ')}`, { message: msg.error, code: msg.code });
           }
-          if (msg.workerExit !== undefined && !cut && !armed && m.alive) {
-            clearTimeout(watchdog);
-            if (timer) clearTimeout(timer);
-            resolve({ problems: [...(host._problems ?? []), `worker ${msg.workerExit} exited before the power cut (${msg.code ?? msg.signal})`], fatal: true });
+          if (msg.workerExit !== undefined && !cut && !armed) {
+            judge(`worker ${msg.workerExit} exited before the power cut (${msg.code ?? msg.signal})`, null);
           }
         });
         exited.then(({ code, signal }) => {
-          if (!cut) {
+          if (cut || settled) return;
+          if (verifyOnly && code === 0) {
             clearTimeout(watchdog);
-            if (timer) clearTimeout(timer);
-            resolve({ problems: [...(host._problems ?? []), ...(verifyOnly && code === 0 ? [] : [`host exited before the power cut (${code ?? signal})`])], fatal: !(verifyOnly && code === 0) });
+            return resolve({ problems: host._problems ?? [], fatal: false });
           }
+          judge(`host exited before the power cut (${code ?? signal})`, null);
         });
       });
       if (!outcome.cutNow) return outcome;
       // ---- the power cut ----
-      const fault = pick(FAULTS);
+      const fault = outcome.lazyfsCrashed ? 'lazyfs-crash' : roundFault;
       let how = fault;
-      if (fault === 'clear') {
+      if (fault === 'lazyfs-crash') {
         cut = true;
         await killGroup();
-        await m.clearCache();
-        faults.clear++;
+        if (roundFault === 'lazyfs-crash') faults['lazyfs-crash'].killed++;
+        else faults['lazyfs-crash'].unplanned++;
+        how = roundFault === 'lazyfs-crash' ? 'lazyfs-crash (daemon killed)' : 'LazyFS crashed by itself (a power cut with no fault armed)';
+        await m.remount();
+      } else if (fault === 'clear') {
+        cut = true;
+        await killGroup();
+        try {
+          await m.clearCache();
+          faults.clear++;
+        } catch (e) {
+          // LazyFS crashed by itself just before the cut: the same power cut.
+          if (m.alive && !(await m.waitExit(1000))) throw e;
+          faults['lazyfs-crash'].unplanned++;
+          how = 'LazyFS crashed by itself (at the cut)';
+          await m.remount();
+        }
       } else {
         let targets = [pagesPath];
         let cmd;
@@ -498,6 +578,8 @@ async function main() {
         machinery.evictions += lastStats.evictions;
         machinery.pageWrites += lastStats.pageWrites;
         machinery.walFdatasyncs += lastStats.walFdatasyncs;
+        machinery.pageImages += lastStats.pageImages;    // as of the last report (every 100 ms)
+        machinery.imageRetries += lastStats.imageRetries;
       }
       return { ...outcome, how, torn };
     } finally {
@@ -518,6 +600,7 @@ async function main() {
   const keepGoing = KEEP_GOING || CONTROL !== 'none';
   let roundsRun = 0;
   let lastEnd = 0n;
+  let finalAttempts = 0;
   for (let round = 0; round <= ROUNDS; round++) {
     const verifyOnly = round === ROUNDS;  // the last recovery only checks
     let outcome;
@@ -526,6 +609,9 @@ async function main() {
     } catch (e) {
       outcome = { problems: [e.message], fatal: true };
     }
+    // LazyFS crashed during this round's recovery: that recovery was never checked (the
+    // next one, on what survived, is).
+    if (outcome.lazyfsCrashed && !outcome.recovered) recoveriesCut++;
     if (outcome.recovered) {
       const end = BigInt(outcome.recovered.endLsn);
       machinery.segmentsUsed += Number(end / BigInt(SEGMENT) - lastEnd / BigInt(SEGMENT));
@@ -539,8 +625,13 @@ async function main() {
     process.stderr.write(`round ${round}${verifyOnly ? ' (final recovery)' : `/${ROUNDS}`}: ${outcome.how ?? ''} | ${tornPagesOnDisk} torn pages seen on disk so far | recovered from ${outcome.recovered?.fromLsn ?? '?'}` +
       ` (${outcome.recovered?.records ?? '?'} records, ${outcome.recovered?.stop ?? '?'}) | acked ${t.pageUpdatesAcknowledged} page updates, ${t.recordsAcknowledged} records;` +
       ` lost ${t.pageUpdatesLost} + ${t.recordsLost}${outcome.problems.length ? ` | ${outcome.problems.join('; ')}` : ''}\n`);
-    if (outcome.how) roundsRun++;  // a round is a power cut
+    if (outcome.how && !verifyOnly) roundsRun++;  // a round is a power cut
     if (outcome.fatal || (outcome.problems.length && !keepGoing) || (CONTROL !== 'none' && caught())) break;
+    // The final recovery was cut by LazyFS crashing by itself: recover and check again.
+    if (verifyOnly && outcome.lazyfsCrashed) {
+      if (++finalAttempts < 3) round--;
+      else failure = failure ?? `the final recovery was cut by LazyFS crashing ${finalAttempts} times: never checked`;
+    }
   }
   fs.closeSync(ackFd);
   checker.readLog();  // acknowledgements of a round whose recovery failed were never checked: count them
@@ -559,7 +650,7 @@ async function main() {
     scenario: 'powercut', backend: BACKEND, variant: VARIANT, control: CONTROL, faultsDrawn: FAULTS,
     rounds: roundsRun, workers: WORKERS, pageLanesPerWorker: LANES, recordLanesPerWorker: RECORD_LANES, dataPages: PAGES, poolPages: BUFFERS,
     segmentSize: SEGMENT, checkpointIntervalMs: CHECKPOINT_MS, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES ?? 'default', keepSegments: KEEP_SEGMENTS,
-    ...t, tornPagesOnDiskBeforeRecovery: tornPagesOnDisk, lostAnything, controlCaught, faults, machinery, maxRecoveryMs,
+    ...t, recoveriesCut, finalRecoveryRetries: finalAttempts, tornPagesOnDiskBeforeRecovery: tornPagesOnDisk, lostAnything, controlCaught, faults, machinery, maxRecoveryMs,
     workerErrorsBeforeCut, workerErrorsAfterCut, errorCodesAfterCut: expectedErrorCodes,
     problemsByRound: problemsByRound.slice(0, 20),
     seconds: (Date.now() - started) / 1000, ok, failure,

@@ -2,7 +2,7 @@
 // `ringmaster waldump DIR [--start LSN]`: prints WAL records like pg_waldump.
 // Reads files only (no postmaster needed); stops at the first torn or invalid record.
 import path from 'node:path';
-import { KIND_CHECKPOINT, KIND_PAGE_IMAGE, decodePageImage, formatLsn, kindName, readControl, scanWal } from './format';
+import { FLAG_PAIRED_IMAGE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, decodePageImage, formatLsn, kindName, readControl, scanWal } from './format';
 
 function usage(code: number): never {
   (code ? process.stderr : process.stdout).write('usage: ringmaster waldump DATA_DIR [--start LSN]\n' +
@@ -45,7 +45,7 @@ export function main(argv: string[]): number {
     if (r.kind === KIND_CHECKPOINT && r.payload.length >= 8) desc = `redo ${formatLsn(r.payload.readBigUInt64LE(0))}`;
     else if (r.kind === KIND_PAGE_IMAGE) {
       const img = decodePageImage(r.payload);
-      desc = img ? `file ${img.path} block ${img.block} (${img.data.length} bytes)` : 'malformed';
+      desc = img ? `file ${img.path} block ${img.block} (${img.data.length} bytes)${r.flags & FLAG_PAIRED_IMAGE ? ', with the next record' : ''}` : 'malformed';
     } else desc = `payload ${r.payload.subarray(0, 16).toString('hex')}${r.payload.length > 16 ? '…' : ''}`;
     const len = Number(r.endLsn - r.lsn);
     process.stdout.write(`kind: ${kindName(r.kind).padEnd(12)} len (rec/tot): ${String(r.payload.length).padStart(6)}/${String(len).padStart(6)}, lsn: ${formatLsn(r.lsn)}, desc: ${desc}\n`);

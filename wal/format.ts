@@ -12,6 +12,12 @@ export const REC_MAGIC = 0x52574c31;
 export const KIND_PAD = 0;
 export const KIND_CHECKPOINT = 0xfff0;
 export const KIND_PAGE_IMAGE = 0xfff1;
+/**
+ * Record flag: a full-page image appended with the change record that follows it, in one
+ * reservation (`append(kind, payload, { page })`). Recovery applies it only if that record
+ * follows it: an image without its change would put an unlogged change on disk.
+ */
+export const FLAG_PAIRED_IMAGE = 1;
 /** User record kinds are 1..USER_KIND_MAX; the rest are reserved. */
 export const USER_KIND_MAX = 0xfeff;
 export const WAL_DIR = 'pg_wal';
@@ -133,6 +139,8 @@ export interface WalRecord {
   /** LSN just past the record (what `append` returned for it). */
   endLsn: bigint;
   kind: number;
+  /** Header flags (`FLAG_PAIRED_IMAGE` on a page image appended with its change record). */
+  flags: number;
   payload: Buffer;
 }
 
@@ -217,7 +225,7 @@ export function scanWal(dataDir: string, segSize: number, startLsn: number, onRe
       break;
     }
     const kind = rec.readUInt16LE(16);
-    const r: WalRecord = { lsn: BigInt(pos), endLsn: BigInt(pos + align8(total)), kind, payload: rec.subarray(HEADER_SIZE) };
+    const r: WalRecord = { lsn: BigInt(pos), endLsn: BigInt(pos + align8(total)), kind, flags: rec.readUInt16LE(18), payload: rec.subarray(HEADER_SIZE) };
     if (kind !== KIND_PAD) {
       if (keep) records.push(r);
       onRecord?.(r);

@@ -8,16 +8,19 @@ import { registerModule } from '../core/modules';
 import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
+import { optionsObject } from '../core/io';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
 import { viewBytes } from '../core/bytes';
 import { SyncedFile, checkSyncFailed, fileEntries, skipDataSyncs, syncDir, syncParentDirs, syncPass } from '../core/durability';
+import { PinnedBuffer } from '../bufferpool/index';
+import type { FileHandle } from '../core/files';
 import {
-  CONTROL_FILE, ControlData, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
+  CONTROL_FILE, ControlData, FLAG_PAIRED_IMAGE, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
   WalRecord, align8, decodePageImage, encodePageImage, formatLsn, parseSegmentName, readControl, scanWal,
   segmentName, writeControl,
 } from './format';
 
-export { formatLsn, segmentName, KIND_CHECKPOINT, KIND_PAGE_IMAGE, USER_KIND_MAX } from './format';
+export { formatLsn, segmentName, KIND_CHECKPOINT, KIND_PAGE_IMAGE, FLAG_PAIRED_IMAGE, USER_KIND_MAX } from './format';
 export type { WalRecord } from './format';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -152,6 +155,29 @@ interface NativeState {
   reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
   bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
   flags: number; reservedOffset: number; flushedOffset: number; failedOffset: number;
+  checkpointRedoLsn: bigint; redoEpoch: number;
+}
+
+/** Options of `db.wal.append`. */
+export interface AppendOptions {
+  /**
+   * The page this record changes, pinned and locked exclusively by this handle, already
+   * changed and marked dirty (the safe order: lockExclusive → change → markDirty() →
+   * append → markDirty(lsn)). If the page's LSN is at or below the redo point chosen last
+   * (`redoLsn`), a full-page image of it is appended first, in the same reservation
+   * (PostgreSQL's full_page_writes): decided atomically against a checkpoint choosing its
+   * redo point, so recovery, whichever checkpoint it starts from, never replays the change
+   * onto a torn page.
+   */
+  page?: PinnedBuffer;
+}
+
+/** Records recovery wrote back from full-page images. */
+export interface RecoveryImages {
+  /** Images written to their data files (and put in the buffer pool, if there is one). */
+  applied: number;
+  /** Images skipped because the change record appended with them is missing (cut tail). */
+  skipped: number;
 }
 
 // Views of the WAL's hot shared words (reserved, flushed, flush_seq, failed), read with
@@ -193,6 +219,8 @@ export interface RecoveryInfo {
   stop: ScanResult['stop'];
   /** A torn or invalid record was found at the end and cut. */
   tornTail: boolean;
+  /** Full-page images written back. */
+  images: RecoveryImages;
 }
 
 /** Per-environment handle on the shared WAL (`db.wal`). Implements the buffer pool's WalHook. */
@@ -289,12 +317,24 @@ export class Wal implements WalHook {
   insertLsn(): bigint {
     return this.#state().reserved;
   }
+  /**
+   * The redo point chosen last: a checkpoint chooses it when it starts (the end of the
+   * WAL at that instant, before it writes any page) and publishes it here at once. A
+   * recovery starts at this point, or at an earlier one if this checkpoint does not
+   * complete. A page whose LSN is at or below it needs a full-page image before its next
+   * change: `append(kind, payload, { page })` decides that atomically; reading this value
+   * and then appending is racy (a checkpoint may start in between). Read-only; before any
+   * checkpoint of this run it is the recovered checkpoint's redo point.
+   */
+  get redoLsn(): bigint {
+    return this.#state().redoLsn;
+  }
   /** Whether the WAL is in the failed state (fsyncgate: permanent until restart). */
   get failed(): boolean {
     return this.#state().failed !== 0;
   }
 
-  stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; crc32cHardware: boolean; syncsPerCommit: number } {
+  stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean; syncsPerCommit: number } {
     const s = addon.walStats(this.#s());
     s.syncsPerCommit = s.commits ? s.fdatasyncs / s.commits : 0;
     return s;
@@ -303,37 +343,72 @@ export class Wal implements WalHook {
   /**
    * Appends a record of `kind` (1..0xFEFF) and resolves with its end LSN (pass it to
    * `flush`). Many processes append at once; no lock is held while the record is copied.
+   *
+   * With `{ page }` (a buffer-pool page this handle holds exclusively, already changed and
+   * marked dirty) the record is the change of that page, and a full-page image of the page
+   * is appended before it, in the same reservation, when the page's LSN is at or below the
+   * redo point chosen last (`redoLsn`). The image is the page as the change left it, with
+   * its LSN set to the returned LSN and a valid checksum, so a redo handler that skips a
+   * page whose LSN is at or past `record.endLsn` skips the change after the image. Then
+   * call `page.markDirty(lsn)` as always.
    */
-  append(kind: number, payload: ArrayBufferView): Promise<bigint> {
+  append(kind: number, payload: ArrayBufferView, options?: AppendOptions): Promise<bigint> {
     if (typeof kind !== 'number' || !Number.isInteger(kind)) return Promise.reject(typeError('ERR_INVALID_ARG_TYPE', 'kind must be an integer'));
     if (kind < 1 || kind > USER_KIND_MAX) return Promise.reject(rangeError('ERR_OUT_OF_RANGE', `kind must be in 1..${USER_KIND_MAX} (0 and 0xFF00.. are reserved), got ${kind}`));
     let bytes: Uint8Array;
+    let image: { page: Uint8Array; prefix: Buffer } | undefined;
     try {
       // Copied into the WAL buffer before append() returns: no pinning needed.
       bytes = viewBytes(payload, 'payload', { allowEmpty: true });
+      if (options !== undefined) {
+        optionsObject('append', options, ['page']);
+        if (options.page !== undefined) image = this.#imageOf(options.page);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#append(kind, bytes);
+    return this.#append(kind, bytes, image);
   }
 
-  async #append(kind: number, payload: Uint8Array): Promise<bigint> {
+  // The page to image and the image header (wal/format.ts encodePageImage without the data).
+  #imageOf(b: unknown): { page: Uint8Array; prefix: Buffer } {
+    if (!(b instanceof PinnedBuffer)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.page must be a PinnedBuffer (from db.buffers.read)');
+    if (b.released) throw new RingmasterError('ERR_RINGMASTER_BUFFER_RELEASED', `options.page: buffer ${b.bufferId} was already released`);
+    // The image decision reads the page LSN and copies the page: nobody may change it meanwhile.
+    if (!b._exclusive) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `options.page: append with a page needs the exclusive lock on buffer ${b.bufferId}`);
+    const info = this.db._native().fileInfo(b.file);
+    if (!info) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `options.page: the file of buffer ${b.bufferId} (id ${b.file}) is not open`);
+    const page = b.page;
+    // Recovery writes the image to this path, relative to the data directory (it refuses
+    // '..' and absolute paths); the file table holds it as it was opened.
+    const rel = path.posix.normalize(info.path);
+    if (rel.startsWith('../') || rel === '..' || path.isAbsolute(rel)) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `options.page: the file of buffer ${b.bufferId} ('${info.path}') is not inside the data directory`);
+    const p = Buffer.from(rel);
+    const prefix = Buffer.alloc(16 + p.length);
+    prefix.writeBigUInt64LE(BigInt(b.block), 0);
+    prefix.writeUInt32LE(p.length, 8);
+    prefix.writeUInt32LE(page.length, 12);
+    p.copy(prefix, 16);
+    return { page, prefix };
+  }
+
+  async #append(kind: number, payload: Uint8Array, image?: { page: Uint8Array; prefix: Buffer }): Promise<bigint> {
     const deadline = Date.now() + this.#timeoutMs();
     const length = payload.byteLength;
     for (;;) {
-      let r: bigint | null;
+      let r: bigint | [bigint, boolean] | null;
       // A full buffer makes this wait and copy again later: by then a resizable payload
       // may have shrunk (or been detached), and the record would silently be shorter.
       if (payload.byteLength !== length) {
         throw new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED', `payload: its ArrayBuffer was detached or resized (from ${length} to ${payload.byteLength} bytes) while append() waited for room in the WAL buffer`);
       }
       try {
-        r = addon.walAppend(this.#s(), kind, payload);
+        r = image ? addon.walAppend(this.#s(), kind, payload, image.page, image.prefix) : addon.walAppend(this.#s(), kind, payload);
       } catch (e) {
         if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
         throw fromNative(e);
       }
-      if (r !== null) return r;
+      if (r !== null) return Array.isArray(r) ? r[0] : r;
       // The buffer is full of unflushed bytes: flush what is inserted, then retry.
       const st = this.#state();
       const err = this.#failed(st);
@@ -635,7 +710,11 @@ export class Wal implements WalHook {
     }
     try {
       const t0 = Date.now();
-      const redo = Number(this.#state().reserved);
+      // The redo point: chosen and published now, before any page is written (and in the
+      // same synchronous step as taking the role), inside the WAL's seqlock, so a page
+      // append decides its image against it atomically (native/wal_buffer.h).
+      const redo = Number(addon.walChooseRedo(s));
+      s.killPoint('checkpoint-redo-chosen');
       // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
       const bufs = this.db.buffers;
       const pagesWritten = bufs.configured ? await bufs.flushAll() : 0;
@@ -800,6 +879,18 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     throw new RingmasterError('ERR_RINGMASTER_WAL_CORRUPT',
       `the WAL in ${walDir} ends at ${formatLsn(scan.endLsn)} (${scan.stop}), before the checkpoint record at ${formatLsn(control.checkpointLsn)} that ${CONTROL_FILE} names`);
   }
+  // A page image appended with its change record is one reservation with it: an image at
+  // the very end, without its change, is the torn part of that reservation. It is cut
+  // with the tail (new records then overwrite it), so it can never be paired later with a
+  // record that is not its change.
+  let end = scan.endLsn;
+  let imageCut = false;
+  const tail = records[records.length - 1];
+  if (tail && tail.kind === KIND_PAGE_IMAGE && (tail.flags & FLAG_PAIRED_IMAGE) !== 0) {
+    records.pop();
+    end = Number(tail.lsn);
+    imageCut = true;
+  }
   // Every record must have a handler (or be one of the WAL's own kinds) before anything
   // is replayed: a missing handler is a configuration error, and a start that fails on it
   // must not have applied half the WAL (PostgreSQL refuses an unknown resource manager).
@@ -817,15 +908,30 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     }
   }
   const touched = new Set<string>();
+  const images: RecoveryImages = { applied: 0, skipped: imageCut ? 1 : 0 };
+  // Data files of images, opened once through the file table while recovery runs: a redo
+  // handler that opens the same file gets the same entry, so the pool pages it loads and
+  // the images put in the pool here are the same buffers.
+  const imageFiles = new Map<string, FileHandle | null>();
+  const pool = db.buffers.configured ? db.buffers : null;
   // Redo in LSN order, before any worker exists (init runs before the first fork).
-  for (const r of records) {
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
     if (!known(r.kind)) {
       skipped++;
       continue;
     }
     if (r.kind === KIND_PAGE_IMAGE) {
       const img = decodePageImage(r.payload);
-      if (img && !path.isAbsolute(img.path) && !img.path.split(/[\\/]/).includes('..')) {
+      // An image appended with its change record is applied only if that record is there:
+      // the image holds the change, and a cut tail may have lost the record.
+      // (Inside the WAL it is always followed by its change, reserved with it: checked anyway,
+      // the change must end at the LSN the image carries.)
+      const paired = (r.flags & FLAG_PAIRED_IMAGE) !== 0;
+      const next = records[i + 1];
+      if (paired && !(img && img.data.length >= 8 && next && next.lsn === r.endLsn && next.endLsn === img.data.readBigUInt64LE(0))) {
+        images.skipped++;
+      } else if (img && !path.isAbsolute(img.path) && !img.path.split(/[\\/]/).includes('..')) {
         const p = path.join(dataDir, img.path);
         const existed = fs.existsSync(p);
         const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
@@ -836,6 +942,12 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
         }
         if (!existed) syncParentDirs(db, img.path);  // recovery made the file: its name must last
         touched.add(p);
+        images.applied++;
+        // A redo handler may have loaded this page into the pool earlier in this recovery
+        // (a handler that reads other pages, an earlier image of the same page): the next
+        // handler must see the image, not that copy, and a later writeback must not put the
+        // copy back over the file. So the image goes into the pool too.
+        if (pool && img.data.length === pool.pageSize) await imageIntoPool(db, imageFiles, img);
       }
     }
     const h = handlers.get(r.kind);
@@ -849,9 +961,9 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
       fs.closeSync(fd);
     }
   }
+  for (const f of imageFiles.values()) await f?.close();
   // Cut the torn tail: zero the rest of the last segment, drop later segments, so an
   // old record can never reappear after the new ones.
-  const end = scan.endLsn;
   const endSeg = Math.floor(end / seg);
   preallocate(db, endSeg, seg);
   const fd = fs.openSync(path.join(walDir, segmentName(endSeg)), 'r+');
@@ -869,11 +981,38 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
     if (f.endsWith('.tmp')) fs.unlinkSync(path.join(walDir, f));
   }
   syncDir(db, WAL_DIR);  // the cut is durable before new records can follow it
-  const tornTail = scan.stop !== 'end-of-wal' && scan.stop !== 'missing-segment';
+  const tornTail = imageCut || (scan.stop !== 'end-of-wal' && scan.stop !== 'missing-segment');
   return {
     control,
-    info: { fromLsn: BigInt(control.redoLsn), endLsn: BigInt(end), records: records.length, skipped, stop: scan.stop, tornTail },
+    info: { fromLsn: BigInt(control.redoLsn), endLsn: BigInt(end), records: records.length, skipped, stop: scan.stop, tornTail, images },
   };
+}
+
+// Puts a full-page image into the buffer pool (recovery): the pool's copy of the page if
+// it has one (valid or not), else a zeroed buffer claimed without IO, overwritten whole.
+// The page keeps its dirty state: clean, it now equals the file (the image was written
+// there first); dirty, its writeback writes the image's bytes.
+async function imageIntoPool(db: Ringmaster, files: Map<string, FileHandle | null>, img: { path: string; block: number; data: Buffer }): Promise<void> {
+  let f = files.get(img.path);
+  if (f === undefined) {
+    try {
+      f = await db.files.open(img.path);
+    } catch {
+      // Not openable through the file table (full, say). Then no entry for this file is
+      // open either (an open one would be shared, not a new one), so no handler can reach
+      // a pool page of it: the file, which has the image, is all there is.
+      f = null;
+    }
+    files.set(img.path, f);
+  }
+  if (!f) return;
+  const b = await db.buffers.read(f, img.block, { mode: 'zero' });
+  try {
+    await b.lockExclusive();
+    b.page.set(img.data);
+  } finally {
+    b.release();
+  }
 }
 
 registerModule('wal', {
