@@ -437,7 +437,12 @@ Napi::Value StartIo(const Napi::CallbackInfo& info) {
       if (first) count_stat(c.v, c.slot, ST_IO_WAITS);
       return arr(env, {IO_WAIT, (double)seq});
     }
-    if ((s & BS_IO_ERROR) && waited != 0 && (uint32_t)waited + 1 == seq) {
+    // The read we waited for (claim seq `waited`, ended at waited + 1) failed, or one that
+    // started after it did: both are this block's answer now. Only an exact match made two
+    // async flows of one environment livelock on a block that always fails (past EOF): each
+    // found the other's newer error, claimed a new read, and its inline completion gave the
+    // other the same view, without the JS thread ever yielding.
+    if ((s & BS_IO_ERROR) && waited != 0 && (uint32_t)(seq - (uint32_t)waited - 1) < 0x80000000u) {
       return arr(env, {IO_FAILED, (double)load_relaxed(&d->last_error)});
     }
     if (!cas(&d->state, &s, bs_claim(s, c.slot) & ~BS_IO_ERROR)) continue;

@@ -100,6 +100,22 @@ describe("buffer pool: mode 'extend' (read it, or a new zeroed page)", () => {
     expect(pm!.buffers.stats().pinned).toBe(0);
   });
 
+  it('async flows of one environment reading the same block past the end at once: plain reads all fail, extending ones all get the page (no livelock)', async () => {
+    await setup(16);
+    const f = await pm!.files.open('new.dat', { create: true });
+    // Reads complete inside the submitting call here: each flow's retry used to meet the
+    // other's newer error, claim again, and the JS thread never yielded.
+    const plain = await Promise.all([0, 1, 2].map(() => pm!.buffers.read(f, 5).then(() => null, (e) => e.code)));
+    expect(plain).toEqual(['ERR_RINGMASTER_PAST_EOF', 'ERR_RINGMASTER_PAST_EOF', 'ERR_RINGMASTER_PAST_EOF']);
+    const got = await Promise.all([0, 1, 2].map(() => pm!.buffers.read(f, 6, { mode: 'extend' })));
+    expect(new Set(got.map((b) => b.bufferId)).size).toBe(1);
+    for (const b of got) {
+      expect(b.page.every((x) => x === 0)).toBe(true);
+      b.release();
+    }
+    expect(pm!.buffers.stats().pinned).toBe(0);
+  });
+
   it('a file that ends inside the block is ERR_RINGMASTER_SHORT_READ in every mode but zero: the bytes there are not replaced', async () => {
     await setup(16);
     const f = await pm!.files.open('torn.dat', { create: true });
