@@ -24,6 +24,7 @@
 
 #include "atomics.h"
 #include "buffer_pool.h"
+#include "debug_assert.h"
 #include "delivery.h"
 #include "io_method.h"
 #include "js_bytes.h"
@@ -100,6 +101,31 @@ std::string errno_code(int e) {
   }
 }
 
+// Where one JS environment's attachment is in its life. Only Session::SetState changes
+// it, and only along these edges:
+//   kUnbound --Bind--> kAttached --env cleanup hook--> kTearingDown
+//   kAttached | kTearingDown --DetachNative--> kDetaching --> kDetached
+// Only an attached session takes calls, delivers completions and runs its loop
+// callbacks; every other state answers ERR_RINGMASTER_DETACHED.
+enum class SessionState : uint8_t {
+  kUnbound,      // constructed; Bind has not succeeded: owns nothing
+  kAttached,     // owns a process slot, its delivery and its loop handles
+  kTearingDown,  // the environment's cleanup hook runs: no HandleScope, no JS ever again
+  kDetaching,    // DetachNative cancels and drains its IO, then lets everything go
+  kDetached,     // owns nothing (the loop handles may still be closing)
+};
+
+const char* session_state_name(SessionState s) {
+  switch (s) {
+    case SessionState::kUnbound: return "unbound";
+    case SessionState::kAttached: return "attached";
+    case SessionState::kTearingDown: return "tearing down";
+    case SessionState::kDetaching: return "detaching";
+    case SessionState::kDetached: return "detached";
+  }
+  return "?";
+}
+
 class Session : public Napi::ObjectWrap<Session> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -148,6 +174,8 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value WakeInfo(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
+  // The one place the lifecycle state changes (SessionState): asserts the transition is legal.
+  void SetState(SessionState next);
   // The event loop's callbacks (loop_wake.h), on this environment's JS thread.
   static void OnReady(void* self);
   static void OnSweep(void* self);
@@ -161,10 +189,11 @@ class Session : public Napi::ObjectWrap<Session> {
   static void AsyncCleanupHook(napi_async_cleanup_hook_handle handle, void* arg);
 
  public:
+  bool attached() const { return state_ == SessionState::kAttached; }
   Segment* seg_ = nullptr;
   int slot_ = -1;
   uint32_t home_ring_ = 0;
-  bool detached_ = true;
+  SessionState state_ = SessionState::kUnbound;
   // The postmaster's shutdown checkpoint: this environment may submit while stopping.
   bool shutdown_exempt_ = false;
   Delivery delivery_;
@@ -192,7 +221,8 @@ class Session : public Napi::ObjectWrap<Session> {
   };
   HookState* hook_ = nullptr;
   bool strong_ = false;  // holding a strong reference to our JS object (while attached)
-  bool tearing_down_ = false;  // detaching from the env cleanup hook
+  // Deliver() is on the stack: a JS callback it made must not start another (re-entrancy
+  // guard of one activity, not a lifecycle state).
   bool delivering_ = false;
 };
 
@@ -201,7 +231,7 @@ Napi::FunctionReference* Session::ctor = nullptr;
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {}
 
 Session::~Session() {
-  RM_TRACE("session %p destroyed (detached=%d)", (void*)this, (int)detached_);
+  RM_TRACE("session %p destroyed (state %s)", (void*)this, session_state_name(state_));
   DetachNative();
 }
 
@@ -216,7 +246,9 @@ void on_wake_closed(void* arg) {
 void Session::AsyncCleanupHook(napi_async_cleanup_hook_handle handle, void* arg) {
   auto* s = static_cast<Session*>(arg);
   RM_TRACE("session %p env cleanup hook", (void*)s);
-  s->tearing_down_ = true;  // no HandleScope and no JS ever again: touch no JS handles
+  // No HandleScope and no JS ever again: touch no JS handles. A session JS detached
+  // earlier (its loop handles still closing) has nothing left to do here.
+  if (s->attached()) s->SetState(SessionState::kTearingDown);
   // The environment's heap is about to go: wait longer for IO into its buffers.
   s->DetachNative(10000000000ll);
 }
@@ -239,7 +271,7 @@ bool Session::Bind(Segment* seg, int slot, bool reaps, Napi::Env env) {
     delivery_.close();
     return false;
   }
-  detached_ = false;
+  SetState(SessionState::kAttached);
   napi_value resource_name;
   napi_create_string_utf8(env, "ringmaster-completions", NAPI_AUTO_LENGTH, &resource_name);
   napi_value resource;
@@ -261,14 +293,14 @@ bool Session::Bind(Segment* seg, int slot, bool reaps, Napi::Env env) {
 // session, which may be gone by then).
 void Session::OnReady(void* self) {
   auto* s = static_cast<Session*>(self);
-  if (s->detached_) return;
+  if (!s->attached()) return;
   s->delivery_.on_ready();
   s->Deliver();
 }
 
 void Session::OnSweep(void* self) {
   auto* s = static_cast<Session*>(self);
-  if (s->detached_) return;
+  if (!s->attached()) return;
   // Safety net: a doorbell lost to a reaper that died between its CAS and its wake, a
   // reap signal the kernel skipped (reaper.h).
   s->delivery_.sweeps++;
@@ -277,19 +309,20 @@ void Session::OnSweep(void* self) {
   s->delivery_.want_full_scan();
   s->delivery_.reap_own();
   s->Deliver();
-  if (!s->detached_ && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();
-  if (!s->detached_ && s->delivery_.inflight() == 0 && s->delivery_.waits() == 0) {
+  // Deliver ran JS, which may have detached the session.
+  if (s->attached() && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();
+  if (s->attached() && s->delivery_.inflight() == 0 && s->delivery_.waits() == 0) {
     loop_wake_sweep_every(s->wake_, 0);
     s->sweeping_ = false;
   }
 }
 
 void Session::Deliver() {
-  if (detached_ || tearing_down_ || delivering_) return;
+  if (!attached() || delivering_) return;
   delivering_ = true;
   Napi::Env env(env_);
   Napi::HandleScope scope(env);
-  for (int rounds = 0; rounds < 1000 && !detached_; rounds++) {
+  for (int rounds = 0; rounds < 1000 && attached(); rounds++) {
     bool more = false;
     uint32_t n = delivery_.collect(out_, out_quads_, &more);
     if (n == 0 && !more) break;
@@ -313,7 +346,7 @@ void Session::Deliver() {
     if (!more) break;
   }
   delivering_ = false;
-  if (!detached_) UpdateLoopState();
+  if (attached()) UpdateLoopState();
 }
 
 void Session::UpdateLoopState() {
@@ -351,14 +384,15 @@ void Session::CancelAndDrain(int64_t timeout_ns) {
 }
 
 void Session::DetachNative(int64_t drain_timeout_ns) {
-  if (detached_) {
-    // Env teardown after an earlier detach whose loop handles are still closing: the
-    // close callback removes the hook (napi runs the loop until it does).
-    return;
-  }
+  // Unbound: nothing to let go. Detached: env teardown after an earlier detach whose loop
+  // handles are still closing; the close callback removes the hook (napi runs the loop
+  // until it does).
+  if (state_ != SessionState::kAttached && state_ != SessionState::kTearingDown) return;
+  // The environment is going away: its references are freed by it, and no JS may run.
+  const bool env_gone = state_ == SessionState::kTearingDown;
   RM_TRACE("session %p detaching: segment %llu slot %d", (void*)this, (unsigned long long)seg_->id, slot_);
+  SetState(SessionState::kDetaching);
   CancelAndDrain(drain_timeout_ns);
-  detached_ = true;
   delivery_.waits_clear();
   // Close the loop handles before the fd they poll; from here on the loop calls only
   // the close callback, which owns the hook state (this session may be gone by then).
@@ -373,13 +407,13 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     hook_ = nullptr;
   }
   delivery_.close();
-  if (async_ctx_ && !tearing_down_) napi_async_destroy(env_, async_ctx_);
+  if (async_ctx_ && !env_gone) napi_async_destroy(env_, async_ctx_);
   async_ctx_ = nullptr;
   if (strong_) {
     strong_ = false;
     Unref();  // now collectable; the destructor finds it detached
   }
-  if (tearing_down_) {
+  if (env_gone) {
     arena_ab_.SuppressDestruct();  // the environment frees its references itself
     stage_ref_.SuppressDestruct();
     out_ref_.SuppressDestruct();
@@ -408,10 +442,24 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
   if (last && !process_last_env_gone(seg))
     RM_TRACE("segment %llu kept mapped: a pool thread is still blocked", (unsigned long long)seg->id);
   seg_ = nullptr;
+  SetState(SessionState::kDetached);
+}
+
+void Session::SetState(SessionState next) {
+  const SessionState from = state_;
+  const bool legal = (from == SessionState::kUnbound && next == SessionState::kAttached) ||
+                     (from == SessionState::kAttached && next == SessionState::kTearingDown) ||
+                     (from == SessionState::kAttached && next == SessionState::kDetaching) ||
+                     (from == SessionState::kTearingDown && next == SessionState::kDetaching) ||
+                     (from == SessionState::kDetaching && next == SessionState::kDetached);
+  RM_ASSERT(legal);
+  (void)legal;
+  RM_TRACE("session %p: %s -> %s", (void*)this, session_state_name(from), session_state_name(next));
+  state_ = next;
 }
 
 bool Session::CheckOpen(Napi::Env env) {
-  if (detached_ || !seg_) {
+  if (!attached() || !seg_) {
     make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
         .ThrowAsJavaScriptException();
     return false;
@@ -1074,7 +1122,7 @@ Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
 
 Napi::Value Session::CancelWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (detached_) return env.Undefined();
+  if (!attached()) return env.Undefined();
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   delivery_.wait_cancel(id);
   UpdateLoopState();
@@ -1394,7 +1442,7 @@ Segment* session_segment(Napi::Env env, Napi::Value v, uint32_t* slot) {
     return nullptr;
   }
   Session* s = Session::Unwrap(v.As<Napi::Object>());
-  if (!s || s->detached_ || !s->seg_) {
+  if (!s || !s->attached() || !s->seg_) {
     make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
         .ThrowAsJavaScriptException();
     return nullptr;

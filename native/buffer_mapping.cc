@@ -2,6 +2,7 @@
 #include "buffer_mapping.h"
 
 #include "atomics.h"
+#include "debug_assert.h"
 
 namespace rm {
 
@@ -11,14 +12,53 @@ uint32_t mapping_bucket(const PoolView& v, uint64_t file, uint64_t block) {
   return (uint32_t)(x & (v.nbuckets - 1));
 }
 
-RobustLock* mapping_partition_lock(PoolView& v, uint32_t bucket) { return &v.locks[bucket % kPoolPartitions].lock; }
+namespace {
 
-bool mapping_lock(RobustLock* l) {
-  LockResult r = robust_lock_acquire(l, 2000000000);
-  return r == LockResult::Acquired || r == LockResult::AcquiredOwnerDied;  // no repair: see the header
+static_assert(kPoolPartitions <= 32, "one bit per partition in t_held");
+// This thread's partition locks, one bit each: only for the debug-build assertions (a
+// process-local record; the lock words themselves are shared memory).
+thread_local uint32_t t_held = 0;
+constexpr uint32_t kAllPartitions = (uint32_t)((1ull << kPoolPartitions) - 1);
+
+uint32_t partition_of(uint32_t bucket) { return bucket % kPoolPartitions; }
+bool holds(uint32_t bucket) { return (t_held >> partition_of(bucket)) & 1u; }
+
+bool lock_partition(PoolView& v, uint32_t part) {
+  RM_ASSERT(!((t_held >> part) & 1u));  // a robust mutex taken twice by one thread: a self-deadlock
+  LockResult r = robust_lock_acquire(&v.locks[part].lock, 2000000000);
+  bool ok = r == LockResult::Acquired || r == LockResult::AcquiredOwnerDied;  // no repair: see the header
+  if (ok) t_held |= 1u << part;
+  return ok;
+}
+
+void unlock_partition(PoolView& v, uint32_t part) {
+  RM_ASSERT((t_held >> part) & 1u);
+  t_held &= ~(1u << part);
+  robust_lock_release(&v.locks[part].lock);
+}
+
+}  // namespace
+
+bool mapping_lock(PoolView& v, uint32_t bucket) {
+  RM_ASSERT(t_held == 0);
+  return lock_partition(v, partition_of(bucket));
+}
+
+void mapping_unlock(PoolView& v, uint32_t bucket) { unlock_partition(v, partition_of(bucket)); }
+
+uint32_t mapping_lock_all(PoolView& v) {
+  RM_ASSERT(t_held == 0);
+  uint32_t held = 0;
+  while (held < kPoolPartitions && lock_partition(v, held)) held++;
+  return held;
+}
+
+void mapping_unlock_all(PoolView& v, uint32_t held) {
+  for (uint32_t i = 0; i < held; i++) unlock_partition(v, i);
 }
 
 int64_t mapping_find(PoolView& v, uint32_t bucket, uint64_t file, uint64_t block) {
+  RM_ASSERT(holds(bucket));
   uint32_t b1 = load_acquire(&v.buckets[bucket]);
   for (uint32_t steps = 0; b1; steps++) {
     if (b1 > v.n || steps >= v.n) return kChainBroken;
@@ -30,6 +70,7 @@ int64_t mapping_find(PoolView& v, uint32_t bucket, uint64_t file, uint64_t block
 }
 
 uint32_t* mapping_link_to(PoolView& v, uint32_t bucket, uint32_t id) {
+  RM_ASSERT(holds(bucket));
   uint32_t* link = &v.buckets[bucket];
   for (uint32_t steps = 0; steps < v.n; steps++) {
     uint32_t b1 = load_acquire(link);
@@ -41,11 +82,13 @@ uint32_t* mapping_link_to(PoolView& v, uint32_t bucket, uint32_t id) {
 }
 
 void mapping_unlink(PoolView& v, uint32_t* link, uint32_t id) {
+  RM_ASSERT(t_held != 0);  // the caller found `link` under its bucket's lock (mapping_link_to)
   store_release(link, load_relaxed(&v.d[id].hash_next));
   store_relaxed(&v.d[id].hash_next, 0u);
 }
 
 void mapping_rebuild(PoolView& v, const std::function<void(uint32_t id, bool dropped)>& on_duplicate) {
+  RM_ASSERT(t_held == kAllPartitions);
   for (uint32_t b = 0; b < v.nbuckets; b++) store_relaxed(&v.buckets[b], 0u);
   for (uint32_t id = 0; id < v.n; id++) {
     BufDesc* d = &v.d[id];

@@ -18,11 +18,19 @@
 namespace rm {
 
 uint32_t mapping_bucket(const PoolView& v, uint64_t file, uint64_t block);
-RobustLock* mapping_partition_lock(PoolView& v, uint32_t bucket);
-// False: not granted within the lock timeout (its holder is stopped).
-bool mapping_lock(RobustLock* l);
+// The partition lock of `bucket`. False: not granted within the lock timeout (its holder
+// is stopped). A thread holds at most one partition lock at a time, except
+// mapping_lock_all's holder (so no two threads can deadlock on them).
+bool mapping_lock(PoolView& v, uint32_t bucket);
+void mapping_unlock(PoolView& v, uint32_t bucket);
+// Every partition lock, in ascending order; returns how many were taken (all of them:
+// kPoolPartitions). mapping_unlock_all gives back that many.
+uint32_t mapping_lock_all(PoolView& v);
+void mapping_unlock_all(PoolView& v, uint32_t held);
 
-// Lookup under the partition lock: the buffer id, -1 (not there) or kChainBroken (a
+// The calls below need the partition lock of the bucket they walk (this thread's).
+
+// Lookup: the buffer id, -1 (not there) or kChainBroken (a
 // link out of range, or a cycle: the answer cannot be trusted either way).
 constexpr int64_t kChainBroken = -2;
 int64_t mapping_find(PoolView& v, uint32_t bucket, uint64_t file, uint64_t block);
@@ -31,7 +39,7 @@ int64_t mapping_find(PoolView& v, uint32_t bucket, uint64_t file, uint64_t block
 uint32_t* mapping_link_to(PoolView& v, uint32_t bucket, uint32_t id);
 void mapping_unlink(PoolView& v, uint32_t* link, uint32_t id);
 
-// With every partition lock held: empties every chain and links each tagged descriptor
+// With every partition lock held (mapping_lock_all): empties every chain and links each tagged descriptor
 // with a sane state word into the chain of its tag. A second buffer with the same tag is
 // dropped if it is unpinned, clean and not in IO (`on_duplicate(id, dropped)` is told
 // either way); one that cannot be dropped stays linked behind the first.

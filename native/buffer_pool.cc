@@ -820,28 +820,27 @@ uint64_t pool_arena_offset(const PoolView& v, const void* word) {
 PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
   PoolView& v = p.v;
   uint32_t bucket = mapping_bucket(v, file, block);
-  RobustLock* pl = mapping_partition_lock(v, bucket);
   auto corrupt = [&](GlobalStat what) {
     pool_report_corrupt(*p.seg, v, what);
     return PinResult{PIN_CORRUPT, what == G_CORRUPT_MAPPING ? 1u : 0u};
   };
   for (int attempt = 0; attempt < 1000; attempt++) {
-    if (!mapping_lock(pl)) return {PIN_EXHAUSTED, 0};
+    if (!mapping_lock(v, bucket)) return {PIN_EXHAUSTED, 0};
     int64_t found = mapping_find(v, bucket, file, block);
     if (found == kChainBroken) {
-      robust_lock_release(pl);
+      mapping_unlock(v, bucket);
       return corrupt(G_CORRUPT_MAPPING);
     }
     if (found >= 0 && !desc_state_valid(load_acquire(&v.d[found].state))) {
-      robust_lock_release(pl);
+      mapping_unlock(v, bucket);
       return corrupt(G_CORRUPT_DESCRIPTORS);
     }
     if (found >= 0) {
       PinResult r = pin_found(p, (uint32_t)found);
-      robust_lock_release(pl);
+      mapping_unlock(v, bucket);
       return r;
     }
-    robust_lock_release(pl);
+    mapping_unlock(v, bucket);
     // The victim's pin is recorded by clock_victim right after its CAS, not after the
     // partition locks: a worker killed while it waits for one of them (preempted at a
     // syscall exit) would otherwise leak the pin forever.
@@ -865,13 +864,12 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
       // it, which the CAS below detects.
       uint64_t of = load_relaxed(&d->file_id), ob = load_relaxed(&d->block);
       uint32_t obucket = mapping_bucket(v, of, ob);
-      RobustLock* ol = mapping_partition_lock(v, obucket);
-      if (!mapping_lock(ol)) { drop_victim(); return {PIN_EXHAUSTED, 0}; }
+      if (!mapping_lock(v, obucket)) { drop_victim(); return {PIN_EXHAUSTED, 0}; }
       // Find its link first: a tagged buffer its chain does not reach (a scribbled tag
       // or link) must not be retagged, or it would end up on two chains.
       uint32_t* link = mapping_link_to(v, obucket, (uint32_t)vid);
       if (!link) {
-        robust_lock_release(ol);
+        mapping_unlock(v, obucket);
         drop_victim();
         return corrupt(G_CORRUPT_MAPPING);
       }
@@ -881,21 +879,21 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
         if (cas(&d->state, &s, (s & BS_PIN_MASK))) { ok = true; break; }  // tagless, invalid, pinned once
       }
       if (ok) mapping_unlink(v, link, (uint32_t)vid);
-      robust_lock_release(ol);
+      mapping_unlock(v, obucket);
       if (!ok) { drop_victim(); continue; }
       evicted = true;
     }
-    if (!mapping_lock(pl)) { drop_victim(); return {PIN_EXHAUSTED, 0}; }
+    if (!mapping_lock(v, bucket)) { drop_victim(); return {PIN_EXHAUSTED, 0}; }
     found = mapping_find(v, bucket, file, block);
     if (found == kChainBroken || (found >= 0 && !desc_state_valid(load_acquire(&v.d[found].state)))) {
-      robust_lock_release(pl);
+      mapping_unlock(v, bucket);
       drop_victim();
       return corrupt(found == kChainBroken ? G_CORRUPT_MAPPING : G_CORRUPT_DESCRIPTORS);
     }
     if (found >= 0) {  // someone else brought it in meanwhile: use theirs
       drop_victim();
       PinResult r = pin_found(p, (uint32_t)found);
-      robust_lock_release(pl);
+      mapping_unlock(v, bucket);
       return r;
     }
     store_relaxed(&d->file_id, file);
@@ -908,11 +906,11 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
     for (int tries = 0; tries < kMaxCasRetries && !tagged; tries++)
       tagged = cas(&d->state, &s, (uint64_t)((s & BS_PIN_MASK) | BS_TAG | (1ull << BS_USAGE_SHIFT)));
     if (!tagged) {  // only a scribbler rewrites an unlinked buffer we pinned
-      robust_lock_release(pl);
+      mapping_unlock(v, bucket);
       return corrupt(G_CORRUPT_DESCRIPTORS);
     }
     store_release(&v.buckets[bucket], (uint32_t)vid + 1);
-    robust_lock_release(pl);
+    mapping_unlock(v, bucket);
     if (evicted) count_stat(p, ST_EVICTIONS);
     return {PIN_OK, (uint64_t)vid};
   }
@@ -1083,10 +1081,9 @@ WriteStart pool_start_write(PoolSlot& p, uint32_t id) {
   {
     uint64_t file = load_relaxed(&d->file_id), block = load_relaxed(&d->block);
     uint32_t bucket = mapping_bucket(p.v, file, block);
-    RobustLock* pl = mapping_partition_lock(p.v, bucket);
-    if (!mapping_lock(pl)) return {WS_BUSY, load_acquire(&d->io_seq)};
+    if (!mapping_lock(p.v, bucket)) return {WS_BUSY, load_acquire(&d->io_seq)};
     int64_t found = mapping_find(p.v, bucket, file, block);
-    robust_lock_release(pl);
+    mapping_unlock(p.v, bucket);
     if (found != (int64_t)id || !desc_state_valid(load_acquire(&d->state))) {
       pool_report_corrupt(*p.seg, p.v, found == kChainBroken || found < 0 ? G_CORRUPT_MAPPING : G_CORRUPT_DESCRIPTORS);
       return {WS_CORRUPT, 0};
@@ -1188,9 +1185,7 @@ void pool_verify(Segment& seg, PoolView& v, bool repair, PoolVerifyReport* out) 
     out->repaired += r;
     if (list.size() < 64) list.push_back({st, i, problem, r});
   };
-  uint32_t held = 0;
-  for (; held < kPoolPartitions; held++)
-    if (!mapping_lock(&v.locks[held].lock)) break;
+  uint32_t held = mapping_lock_all(v);
   bool locked = held == kPoolPartitions;
   out->lock_timeout = !locked;
   bool rebuild = false;
@@ -1266,7 +1261,7 @@ void pool_verify(Segment& seg, PoolView& v, bool repair, PoolVerifyReport* out) 
     out->repaired++;
     if (list.size() < 64) list.push_back({"mappingTable", 0, "chains rebuilt from the tags", true});
   }
-  for (uint32_t i = 0; i < held; i++) robust_lock_release(&v.locks[i].lock);
+  mapping_unlock_all(v, held);
   if (woke) wake_word_waiters(seg);
   if (out->found) {
     stat_add(&seg.hdr->stat_integrity_anomalies, (uint64_t)out->found);

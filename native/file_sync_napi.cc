@@ -8,6 +8,7 @@
 #include "atomics.h"
 #include "file_sync.h"
 #include "modules.h"
+#include "napi_args.h"
 #include "robust_lock.h"
 #include "segment.h"
 
@@ -40,8 +41,7 @@ Napi::Value locked_out(Napi::Env env) {
 // fileSyncBegin(session) -> C: the cycle this pass covers (see file_sync.h).
 Napi::Value Begin(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   return Napi::Number::New(env, (double)file_sync_begin(*seg));
 }
 
@@ -55,8 +55,7 @@ uint32_t barrier_slot(Segment* seg, const Napi::Value& v) {
 // writeBarrier(session, fileId | -1) -> Uint32Array of (handle index, generation) pairs.
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   uint32_t file_slot = barrier_slot(seg, info[1]);
   std::vector<HandleRef> refs;
   write_barrier_scan(*seg, file_slot, &refs);
@@ -71,8 +70,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 // writeBarrierLeft(session, fileId | -1, Uint32Array) -> handles of the barrier still in flight.
 Napi::Value BarrierLeft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
     Napi::TypeError::New(env, "writeBarrierLeft(session, fileId, Uint32Array)").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -87,8 +85,7 @@ Napi::Value BarrierLeft(const Napi::CallbackInfo& info) {
 // fileSyncPending(session) -> [[fileId, fsync], ...]: open files with writes no pass covered.
 Napi::Value Pending(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   FilesLock lock(seg);
   if (!lock.held) return locked_out(env);
   Napi::Array out = Napi::Array::New(env);
@@ -109,8 +106,7 @@ Napi::Value Pending(const Napi::CallbackInfo& info) {
 // after the pass's write barrier was passed, and succeeded.
 Napi::Value Synced(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   double id = info[1].As<Napi::Number>().DoubleValue();
   double cycle = info[2].As<Napi::Number>().DoubleValue();
   if (!(cycle >= 0) || cycle > 9007199254740991.0) {
@@ -128,8 +124,7 @@ Napi::Value Synced(const Napi::CallbackInfo& info) {
 // fileSyncState(session) -> { cycle, failedErrno, failedPath, syncs, fsyncs, failures, dirSyncs, dirFailures }
 Napi::Value State(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   FileSyncShared* fs = &seg->hdr->file_sync;
   Napi::Object o = Napi::Object::New(env);
   uint32_t failed = load_acquire(&fs->failed_errno);
@@ -165,8 +160,7 @@ Napi::Value State(const Napi::CallbackInfo& info) {
 // fileEntries(session) -> [{ id, path, refs, pending }] for every open entry (introspection).
 Napi::Value Entries(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   FilesLock lock(seg);
   if (!lock.held) return locked_out(env);
   Napi::Array out = Napi::Array::New(env);
@@ -191,8 +185,7 @@ Napi::Value Entries(const Napi::CallbackInfo& info) {
 // be the data directory or one of its ancestors.
 Napi::Value DirSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   if (!info[1].IsString()) {
     Napi::TypeError::New(env, "dirSync(session, path, absolute)").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -213,8 +206,7 @@ Napi::Value DirSync(const Napi::CallbackInfo& info) {
 // RINGMASTER_TEST_HOOKS=1. debugDirSyncFired(session) -> how often it fired.
 Napi::Value DebugFault(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   if (!test_hooks()) return Napi::Boolean::New(env, false);
   DirSyncFault* f = &seg->hdr->file_sync.dir_fault;
   store_release(&f->armed, 0u);
@@ -238,8 +230,7 @@ Napi::Value DebugFault(const Napi::CallbackInfo& info) {
 
 Napi::Value DebugFired(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   return Napi::Number::New(env, load_relaxed(&seg->hdr->file_sync.dir_fault.fired));
 }
 

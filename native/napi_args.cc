@@ -19,6 +19,15 @@ bool arg_integer(const Napi::CallbackInfo& info, size_t i, double lo, double hi,
   return true;
 }
 
+bool arg_string(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out) {
+  if (!info[i].IsString()) {
+    module_type_error(info.Env(), std::string(what) + " must be a string").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[i].As<Napi::String>().Utf8Value();
+  return true;
+}
+
 double arg_number_or(const Napi::CallbackInfo& info, size_t i, double fallback) {
   return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : fallback;
 }

@@ -11,6 +11,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <string>
 
 #include "modules.h"
 
@@ -23,6 +24,8 @@ constexpr double kMaxSafeInteger = 9007199254740991.0;
 bool arg_integer(const Napi::CallbackInfo& info, size_t i, double lo, double hi, double* out);
 // info[i] if it is a number, else `fallback` (an optional argument the caller left out).
 double arg_number_or(const Napi::CallbackInfo& info, size_t i, double fallback);
+// info[i] is a string (TypeError "<what> must be a string" otherwise).
+bool arg_string(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out);
 // info[i] as JS truthiness (an absent argument is false).
 inline bool arg_flag(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].ToBoolean(); }
 
@@ -41,6 +44,11 @@ inline bool arg_flag(const Napi::CallbackInfo& info, size_t i) { return info.Len
 #define RM_ARG_UINT32(var, i, lo, hi) RM_ARG_INTEGER_AS_(uint32_t, var, i, lo, hi)
 #define RM_ARG_INT32(var, i, lo, hi) RM_ARG_INTEGER_AS_(int32_t, var, i, lo, hi)
 #define RM_ARG_UINT64(var, i, lo, hi) RM_ARG_INTEGER_AS_(uint64_t, var, i, lo, hi)
+
+// A string argument; `what` names it in the error.
+#define RM_ARG_STRING(var, i, what) \
+  std::string var;                  \
+  if (!::rm::arg_string(info, (i), (what), &var)) return info.Env().Undefined()
 
 // info[0]: the segment behind an attached NativeSession (ERR_RINGMASTER_DETACHED otherwise).
 #define RM_ARG_SEGMENT(seg)                                              \
