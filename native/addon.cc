@@ -4,7 +4,8 @@
 // mechanism lives in files without napi.h: submission.h (staged ops to the kernel),
 // delivery.h (completions back to this JS thread), reaper.h (the process's watcher
 // threads and reap demand), slot_cleanup.h (slots and the per-process segment life),
-// io_method.h (the backend's table of operations). This file only converts values.
+// io_method.h (the backend's table of operations). This file only converts values,
+// and keeps each session's lifecycle (SessionState, changed only by Session::SetState).
 #include <napi.h>
 #include <uv.h>
 
@@ -227,6 +228,12 @@ class Session : public Napi::ObjectWrap<Session> {
 };
 
 Napi::FunctionReference* Session::ctor = nullptr;
+
+// The preamble of every method that needs an attached session: declares `env`, or
+// returns with ERR_RINGMASTER_DETACHED pending.
+#define RM_REQUIRE_ATTACHED()   \
+  Napi::Env env = info.Env();   \
+  if (!CheckOpen(env)) return env.Undefined()
 
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {}
 
@@ -594,8 +601,7 @@ Napi::Value AttachThread(const Napi::CallbackInfo& info) {
 // buffers: Array): the staging area, the completion buffer, the control words and the
 // private buffers of staged ops (by stage index) this environment shares with JS.
 Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
       !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
       !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
@@ -656,8 +662,7 @@ bool resolve_buffer(void* ctx, uint32_t i, PrivateBuffer* out) {
 // -EAGAIN, -ETIMEDOUT, -ESHUTDOWN); ctl[2] = 1: call collect() for more. A batch that
 // fails validation throws its error with .consumed, .batchStart and .batchEnd.
 Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!stage_) {
     module_type_error(env, "flush() before setStage()").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -716,8 +721,7 @@ Napi::Value Session::Collect(const Napi::CallbackInfo& info) {
 
 // wakeInfo() -> { channel: 'ring' | 'eventfd', selfWake } (diagnostics, tests)
 Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   Napi::Object o = Napi::Object::New(env);
   o.Set("channel", Napi::String::New(env, delivery_.channel() == WakeChannel::Ring ? "ring" : "eventfd"));
   o.Set("selfWake", Napi::Boolean::New(env, delivery_.self_wake_fd() >= 0));
@@ -732,8 +736,7 @@ Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
 
 // openFile(relPath, flags, mode) -> file id
 Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int flags = info[1].As<Napi::Number>().Int32Value();
   int mode = info[2].As<Napi::Number>().Int32Value();
@@ -826,8 +829,7 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
 // handle of a file with writes no sync pass has covered, { fsync } and nothing changed:
 // the caller syncs it (file_sync.h) and closes again. `force` closes anyway.
 Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   bool force = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
@@ -855,8 +857,7 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
 
 // fileRef(id) -> true if the id names an open file; counts one more handle on it.
 Napi::Value Session::FileRef(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
   if (!guard.held()) return Napi::Boolean::New(env, false);
@@ -866,8 +867,7 @@ Napi::Value Session::FileRef(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::FileInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   uint32_t flags = 0;
   int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, &flags);
@@ -883,8 +883,7 @@ Napi::Value Session::FileInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::Arena(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!arena_ab_.IsEmpty()) return arena_ab_.Value();
   auto ab = Napi::ArrayBuffer::New(env, seg_->arena.base, seg_->arena.size);  // external, not owned
   arena_ab_ = Napi::Reference<Napi::ArrayBuffer>::New(ab, 1);
@@ -892,8 +891,7 @@ Napi::Value Session::Arena(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::ArenaAlloc(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double size = info[0].As<Napi::Number>().DoubleValue();
   double align = info[1].As<Napi::Number>().DoubleValue();
   if (!(size > 0) || size != std::floor(size) || !(align >= 1) || ((uint64_t)align & ((uint64_t)align - 1))) {
@@ -916,8 +914,7 @@ Napi::Value Session::ArenaAlloc(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::Info(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   SegmentHeader* h = seg_->hdr;
   Napi::Object o = Napi::Object::New(env);
   o.Set("segmentId", Napi::Number::New(env, (double)seg_->id));
@@ -947,8 +944,7 @@ Napi::Value Session::Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   SegmentHeader* h = seg_->hdr;
   Napi::Object o = Napi::Object::New(env);
   auto num = [&](uint64_t v) { return Napi::Number::New(env, (double)v); };
@@ -1000,8 +996,7 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::ForkFds(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   Napi::Object o = Napi::Object::New(env);
   o.Set("memfd", Napi::Number::New(env, seg_->memfd));
   Napi::Array fds = Napi::Array::New(env);
@@ -1015,22 +1010,19 @@ Napi::Value Session::ForkFds(const Napi::CallbackInfo& info) {
 
 // cleanupProcess(pid): free every slot that pid held (it exited). Returns slots cleaned.
 Napi::Value Session::CleanupProcess(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int32_t pid = info[0].As<Napi::Number>().Int32Value();
   return Napi::Number::New(env, cleanup_process_slots(seg_, pid));
 }
 
 Napi::Value Session::SweepDeadSlots(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   return Napi::Number::New(env, sweep_dead_slots(seg_));
 }
 
 // reapNow(ring?) -> CQEs reaped by this call (any process may reap any ring).
 Napi::Value Session::ReapNow(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int total = 0;
   for (uint32_t r = 0; r < seg_->rings.size(); r++) {
     if (info[0].IsNumber() && info[0].As<Napi::Number>().Uint32Value() != r) continue;
@@ -1041,23 +1033,20 @@ Napi::Value Session::ReapNow(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::SetRunState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   store_release(&seg_->hdr->run_state, info[0].As<Napi::Number>().Uint32Value());
   return env.Undefined();
 }
 
 // setShutdownExempt(on): only the postmaster's stop() sets it, after its workers exited.
 Napi::Value Session::SetShutdownExempt(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   shutdown_exempt_ = info[0].ToBoolean();
   return env.Undefined();
 }
 
 Napi::Value Session::RunState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   return Napi::Number::New(env, load_acquire(&seg_->hdr->run_state));
 }
 
@@ -1066,16 +1055,14 @@ Napi::Value Session::Inflight(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::HandlesInUse(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   return Napi::Number::New(env, handles_in_use(seg_->handles));
 }
 
 // handleSnapshot() -> [[index, generation, state, ownerSlot, flags, kind], ...] for every
 // handle not FREE (introspection for soaks and tests: who holds what, what is orphaned).
 Napi::Value Session::HandleSnapshot(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   Napi::Array a = Napi::Array::New(env);
   uint32_t k = 0;
   const HandleTable& t = seg_->handles;
@@ -1103,8 +1090,7 @@ Napi::Value Session::Detach(const Napi::CallbackInfo& info) {
 // The doorbell thread resolves the wait (delivered as [-1, id, newValue, 0]) once the
 // word differs from `value`. JS bounds it with its own timer and cancelWait(id).
 Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!info[0].IsNumber() || !info[1].IsNumber()) {
     module_type_error(env, "waitWord(offset, value)").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -1131,8 +1117,7 @@ Napi::Value Session::CancelWait(const Napi::CallbackInfo& info) {
 
 // regionSet(name, offset, size) / regionGet(name) -> {offset, size} | null
 Napi::Value Session::RegionSet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   std::string name = info[0].As<Napi::String>().Utf8Value();
   int rc = region_set(*seg_, name.c_str(), (uint64_t)info[1].As<Napi::Number>().DoubleValue(),
                       (uint64_t)info[2].As<Napi::Number>().DoubleValue());
@@ -1141,8 +1126,7 @@ Napi::Value Session::RegionSet(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::RegionGet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   std::string name = info[0].As<Napi::String>().Utf8Value();
   uint64_t off = 0, size = 0;
   int rc = region_get(*seg_, name.c_str(), &off, &size);
@@ -1160,8 +1144,7 @@ Napi::Value Session::RegionGet(const Napi::CallbackInfo& info) {
 // Test hooks (RINGMASTER_TEST_HOOKS=1 only): take a ring lock and keep it, so a test
 // can SIGKILL the holder; submit a NOP with arbitrary user_data; scribble on shared state.
 Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool submit = info[1].As<Napi::String>().Utf8Value() == "submit";
@@ -1193,8 +1176,7 @@ Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool lossless = true;
@@ -1221,8 +1203,7 @@ Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
 // debugSetFault(index, {opMask, fileSlot, kind, skip, repeat, error}) / debugSetFault(index, null)
 // -> false unless RINGMASTER_TEST_HOOKS=1. debugFaultFired(index) -> how often it fired.
 Napi::Value Session::DebugSetFault(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
   uint32_t i = info[0].As<Napi::Number>().Uint32Value();
   if (i >= kMaxFaultRules) {
@@ -1252,8 +1233,7 @@ Napi::Value Session::DebugSetFault(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::DebugFaultFired(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   uint32_t i = info[0].As<Napi::Number>().Uint32Value();
   if (i >= kMaxFaultRules) return Napi::Number::New(env, 0);
   return Napi::Number::New(env, load_relaxed(&seg_->hdr->faults.rules[i].fired));
@@ -1274,8 +1254,7 @@ static int kill_point_arg(Napi::Env env, const Napi::Value& v) {
 }
 
 Napi::Value Session::DebugKillPoint(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
@@ -1297,16 +1276,14 @@ Napi::Value Session::DebugKillPoint(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::DebugKillPointFired(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   return Napi::Number::New(env, load_relaxed(&seg_->hdr->faults.kills[kp].fired));
 }
 
 Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   FaultTable* ft = &seg_->hdr->faults;
@@ -1320,8 +1297,7 @@ Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
 // peer): the whole table, or `count` entries chosen at random. Returns entries written.
 // Regions: 'handles', 'files', 'bufferDescriptors', 'mappingTable' (hash bucket heads).
 Napi::Value Session::DebugScribble(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
   std::string region = info[0].As<Napi::String>().Utf8Value();
   uint32_t seed = info[1].As<Napi::Number>().Uint32Value();
@@ -1356,8 +1332,7 @@ uint32_t slot_state_of(void* ctx, uint32_t slot) {
 // verifyHandles(repair) -> { found, repaired, anomalies: [{ index, problem, word, repaired }] }
 // One lock-free pass over the handle table (handles_verify); at most 64 anomalies listed.
 Napi::Value Session::VerifyHandles(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   bool repair = info[0].ToBoolean();
   std::vector<HandleAnomaly> list;
   SegmentHeader* h = seg_->hdr;
