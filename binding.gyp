@@ -25,6 +25,9 @@
         "native/fault_injection.cc",
         "native/crc32c.cc",
         "native/buffer_pool.cc",
+        "native/buffer_mapping.cc",
+        "native/pin_records.cc",
+        "native/napi_args.cc",
         "native/bufferpool_napi.cc",
         "native/wal_napi.cc",
         "native/wal_buffer.cc",
@@ -38,7 +41,10 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-pthread"],
-      "ldflags": ["-pthread"]
+      "ldflags": ["-pthread"],
+      "configurations": {
+        "Debug": { "defines": ["RM_DEBUG"] }
+      }
     }
   ]
 }

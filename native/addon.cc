@@ -4,7 +4,8 @@
 // mechanism lives in files without napi.h: submission.h (staged ops to the kernel),
 // delivery.h (completions back to this JS thread), reaper.h (the process's watcher
 // threads and reap demand), slot_cleanup.h (slots and the per-process segment life),
-// io_method.h (the backend's table of operations). This file only converts values.
+// io_method.h (the backend's table of operations). This file only converts values,
+// and keeps each session's lifecycle (SessionState, changed only by Session::SetState).
 #include <napi.h>
 #include <uv.h>
 
@@ -24,6 +25,7 @@
 
 #include "atomics.h"
 #include "buffer_pool.h"
+#include "debug_assert.h"
 #include "delivery.h"
 #include "io_method.h"
 #include "js_bytes.h"
@@ -100,6 +102,31 @@ std::string errno_code(int e) {
   }
 }
 
+// Where one JS environment's attachment is in its life. Only Session::SetState changes
+// it, and only along these edges:
+//   kUnbound --Bind--> kAttached --env cleanup hook--> kTearingDown
+//   kAttached | kTearingDown --DetachNative--> kDetaching --> kDetached
+// Only an attached session takes calls, delivers completions and runs its loop
+// callbacks; every other state answers ERR_RINGMASTER_DETACHED.
+enum class SessionState : uint8_t {
+  kUnbound,      // constructed; Bind has not succeeded: owns nothing
+  kAttached,     // owns a process slot, its delivery and its loop handles
+  kTearingDown,  // the environment's cleanup hook runs: no HandleScope, no JS ever again
+  kDetaching,    // DetachNative cancels and drains its IO, then lets everything go
+  kDetached,     // owns nothing (the loop handles may still be closing)
+};
+
+const char* session_state_name(SessionState s) {
+  switch (s) {
+    case SessionState::kUnbound: return "unbound";
+    case SessionState::kAttached: return "attached";
+    case SessionState::kTearingDown: return "tearing down";
+    case SessionState::kDetaching: return "detaching";
+    case SessionState::kDetached: return "detached";
+  }
+  return "?";
+}
+
 class Session : public Napi::ObjectWrap<Session> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -148,6 +175,8 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value WakeInfo(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
+  // The one place the lifecycle state changes (SessionState): asserts the transition is legal.
+  void SetState(SessionState next);
   // The event loop's callbacks (loop_wake.h), on this environment's JS thread.
   static void OnReady(void* self);
   static void OnSweep(void* self);
@@ -161,10 +190,11 @@ class Session : public Napi::ObjectWrap<Session> {
   static void AsyncCleanupHook(napi_async_cleanup_hook_handle handle, void* arg);
 
  public:
+  bool attached() const { return state_ == SessionState::kAttached; }
   Segment* seg_ = nullptr;
   int slot_ = -1;
   uint32_t home_ring_ = 0;
-  bool detached_ = true;
+  SessionState state_ = SessionState::kUnbound;
   // The postmaster's shutdown checkpoint: this environment may submit while stopping.
   bool shutdown_exempt_ = false;
   Delivery delivery_;
@@ -192,16 +222,23 @@ class Session : public Napi::ObjectWrap<Session> {
   };
   HookState* hook_ = nullptr;
   bool strong_ = false;  // holding a strong reference to our JS object (while attached)
-  bool tearing_down_ = false;  // detaching from the env cleanup hook
+  // Deliver() is on the stack: a JS callback it made must not start another (re-entrancy
+  // guard of one activity, not a lifecycle state).
   bool delivering_ = false;
 };
 
 Napi::FunctionReference* Session::ctor = nullptr;
 
+// The preamble of every method that needs an attached session: declares `env`, or
+// returns with ERR_RINGMASTER_DETACHED pending.
+#define RM_REQUIRE_ATTACHED()   \
+  Napi::Env env = info.Env();   \
+  if (!CheckOpen(env)) return env.Undefined()
+
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {}
 
 Session::~Session() {
-  RM_TRACE("session %p destroyed (detached=%d)", (void*)this, (int)detached_);
+  RM_TRACE("session %p destroyed (state %s)", (void*)this, session_state_name(state_));
   DetachNative();
 }
 
@@ -216,7 +253,9 @@ void on_wake_closed(void* arg) {
 void Session::AsyncCleanupHook(napi_async_cleanup_hook_handle handle, void* arg) {
   auto* s = static_cast<Session*>(arg);
   RM_TRACE("session %p env cleanup hook", (void*)s);
-  s->tearing_down_ = true;  // no HandleScope and no JS ever again: touch no JS handles
+  // No HandleScope and no JS ever again: touch no JS handles. A session JS detached
+  // earlier (its loop handles still closing) has nothing left to do here.
+  if (s->attached()) s->SetState(SessionState::kTearingDown);
   // The environment's heap is about to go: wait longer for IO into its buffers.
   s->DetachNative(10000000000ll);
 }
@@ -239,7 +278,7 @@ bool Session::Bind(Segment* seg, int slot, bool reaps, Napi::Env env) {
     delivery_.close();
     return false;
   }
-  detached_ = false;
+  SetState(SessionState::kAttached);
   napi_value resource_name;
   napi_create_string_utf8(env, "ringmaster-completions", NAPI_AUTO_LENGTH, &resource_name);
   napi_value resource;
@@ -261,14 +300,14 @@ bool Session::Bind(Segment* seg, int slot, bool reaps, Napi::Env env) {
 // session, which may be gone by then).
 void Session::OnReady(void* self) {
   auto* s = static_cast<Session*>(self);
-  if (s->detached_) return;
+  if (!s->attached()) return;
   s->delivery_.on_ready();
   s->Deliver();
 }
 
 void Session::OnSweep(void* self) {
   auto* s = static_cast<Session*>(self);
-  if (s->detached_) return;
+  if (!s->attached()) return;
   // Safety net: a doorbell lost to a reaper that died between its CAS and its wake, a
   // reap signal the kernel skipped (reaper.h).
   s->delivery_.sweeps++;
@@ -277,19 +316,20 @@ void Session::OnSweep(void* self) {
   s->delivery_.want_full_scan();
   s->delivery_.reap_own();
   s->Deliver();
-  if (!s->detached_ && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();
-  if (!s->detached_ && s->delivery_.inflight() == 0 && s->delivery_.waits() == 0) {
+  // Deliver ran JS, which may have detached the session.
+  if (s->attached() && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();
+  if (s->attached() && s->delivery_.inflight() == 0 && s->delivery_.waits() == 0) {
     loop_wake_sweep_every(s->wake_, 0);
     s->sweeping_ = false;
   }
 }
 
 void Session::Deliver() {
-  if (detached_ || tearing_down_ || delivering_) return;
+  if (!attached() || delivering_) return;
   delivering_ = true;
   Napi::Env env(env_);
   Napi::HandleScope scope(env);
-  for (int rounds = 0; rounds < 1000 && !detached_; rounds++) {
+  for (int rounds = 0; rounds < 1000 && attached(); rounds++) {
     bool more = false;
     uint32_t n = delivery_.collect(out_, out_quads_, &more);
     if (n == 0 && !more) break;
@@ -313,7 +353,7 @@ void Session::Deliver() {
     if (!more) break;
   }
   delivering_ = false;
-  if (!detached_) UpdateLoopState();
+  if (attached()) UpdateLoopState();
 }
 
 void Session::UpdateLoopState() {
@@ -351,14 +391,15 @@ void Session::CancelAndDrain(int64_t timeout_ns) {
 }
 
 void Session::DetachNative(int64_t drain_timeout_ns) {
-  if (detached_) {
-    // Env teardown after an earlier detach whose loop handles are still closing: the
-    // close callback removes the hook (napi runs the loop until it does).
-    return;
-  }
+  // Unbound: nothing to let go. Detached: env teardown after an earlier detach whose loop
+  // handles are still closing; the close callback removes the hook (napi runs the loop
+  // until it does).
+  if (state_ != SessionState::kAttached && state_ != SessionState::kTearingDown) return;
+  // The environment is going away: its references are freed by it, and no JS may run.
+  const bool env_gone = state_ == SessionState::kTearingDown;
   RM_TRACE("session %p detaching: segment %llu slot %d", (void*)this, (unsigned long long)seg_->id, slot_);
+  SetState(SessionState::kDetaching);
   CancelAndDrain(drain_timeout_ns);
-  detached_ = true;
   delivery_.waits_clear();
   // Close the loop handles before the fd they poll; from here on the loop calls only
   // the close callback, which owns the hook state (this session may be gone by then).
@@ -373,13 +414,13 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     hook_ = nullptr;
   }
   delivery_.close();
-  if (async_ctx_ && !tearing_down_) napi_async_destroy(env_, async_ctx_);
+  if (async_ctx_ && !env_gone) napi_async_destroy(env_, async_ctx_);
   async_ctx_ = nullptr;
   if (strong_) {
     strong_ = false;
     Unref();  // now collectable; the destructor finds it detached
   }
-  if (tearing_down_) {
+  if (env_gone) {
     arena_ab_.SuppressDestruct();  // the environment frees its references itself
     stage_ref_.SuppressDestruct();
     out_ref_.SuppressDestruct();
@@ -408,10 +449,24 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
   if (last && !process_last_env_gone(seg))
     RM_TRACE("segment %llu kept mapped: a pool thread is still blocked", (unsigned long long)seg->id);
   seg_ = nullptr;
+  SetState(SessionState::kDetached);
+}
+
+void Session::SetState(SessionState next) {
+  const SessionState from = state_;
+  const bool legal = (from == SessionState::kUnbound && next == SessionState::kAttached) ||
+                     (from == SessionState::kAttached && next == SessionState::kTearingDown) ||
+                     (from == SessionState::kAttached && next == SessionState::kDetaching) ||
+                     (from == SessionState::kTearingDown && next == SessionState::kDetaching) ||
+                     (from == SessionState::kDetaching && next == SessionState::kDetached);
+  RM_ASSERT(legal);
+  (void)legal;
+  RM_TRACE("session %p: %s -> %s", (void*)this, session_state_name(from), session_state_name(next));
+  state_ = next;
 }
 
 bool Session::CheckOpen(Napi::Env env) {
-  if (detached_ || !seg_) {
+  if (!attached() || !seg_) {
     make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
         .ThrowAsJavaScriptException();
     return false;
@@ -546,8 +601,7 @@ Napi::Value AttachThread(const Napi::CallbackInfo& info) {
 // buffers: Array): the staging area, the completion buffer, the control words and the
 // private buffers of staged ops (by stage index) this environment shares with JS.
 Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
       !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
       !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
@@ -608,8 +662,7 @@ bool resolve_buffer(void* ctx, uint32_t i, PrivateBuffer* out) {
 // -EAGAIN, -ETIMEDOUT, -ESHUTDOWN); ctl[2] = 1: call collect() for more. A batch that
 // fails validation throws its error with .consumed, .batchStart and .batchEnd.
 Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!stage_) {
     module_type_error(env, "flush() before setStage()").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -668,8 +721,7 @@ Napi::Value Session::Collect(const Napi::CallbackInfo& info) {
 
 // wakeInfo() -> { channel: 'ring' | 'eventfd', selfWake } (diagnostics, tests)
 Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   Napi::Object o = Napi::Object::New(env);
   o.Set("channel", Napi::String::New(env, delivery_.channel() == WakeChannel::Ring ? "ring" : "eventfd"));
   o.Set("selfWake", Napi::Boolean::New(env, delivery_.self_wake_fd() >= 0));
@@ -684,8 +736,7 @@ Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
 
 // openFile(relPath, flags, mode) -> file id
 Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int flags = info[1].As<Napi::Number>().Int32Value();
   int mode = info[2].As<Napi::Number>().Int32Value();
@@ -778,8 +829,7 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
 // handle of a file with writes no sync pass has covered, { fsync } and nothing changed:
 // the caller syncs it (file_sync.h) and closes again. `force` closes anyway.
 Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   bool force = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
   RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
@@ -807,8 +857,7 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
 
 // fileRef(id) -> true if the id names an open file; counts one more handle on it.
 Napi::Value Session::FileRef(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
   if (!guard.held()) return Napi::Boolean::New(env, false);
@@ -818,8 +867,7 @@ Napi::Value Session::FileRef(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::FileInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   uint32_t flags = 0;
   int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, &flags);
@@ -835,8 +883,7 @@ Napi::Value Session::FileInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::Arena(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!arena_ab_.IsEmpty()) return arena_ab_.Value();
   auto ab = Napi::ArrayBuffer::New(env, seg_->arena.base, seg_->arena.size);  // external, not owned
   arena_ab_ = Napi::Reference<Napi::ArrayBuffer>::New(ab, 1);
@@ -844,8 +891,7 @@ Napi::Value Session::Arena(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::ArenaAlloc(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   double size = info[0].As<Napi::Number>().DoubleValue();
   double align = info[1].As<Napi::Number>().DoubleValue();
   if (!(size > 0) || size != std::floor(size) || !(align >= 1) || ((uint64_t)align & ((uint64_t)align - 1))) {
@@ -868,8 +914,7 @@ Napi::Value Session::ArenaAlloc(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::Info(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   SegmentHeader* h = seg_->hdr;
   Napi::Object o = Napi::Object::New(env);
   o.Set("segmentId", Napi::Number::New(env, (double)seg_->id));
@@ -899,8 +944,7 @@ Napi::Value Session::Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   SegmentHeader* h = seg_->hdr;
   Napi::Object o = Napi::Object::New(env);
   auto num = [&](uint64_t v) { return Napi::Number::New(env, (double)v); };
@@ -952,8 +996,7 @@ Napi::Value Session::Stats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::ForkFds(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   Napi::Object o = Napi::Object::New(env);
   o.Set("memfd", Napi::Number::New(env, seg_->memfd));
   Napi::Array fds = Napi::Array::New(env);
@@ -967,22 +1010,19 @@ Napi::Value Session::ForkFds(const Napi::CallbackInfo& info) {
 
 // cleanupProcess(pid): free every slot that pid held (it exited). Returns slots cleaned.
 Napi::Value Session::CleanupProcess(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int32_t pid = info[0].As<Napi::Number>().Int32Value();
   return Napi::Number::New(env, cleanup_process_slots(seg_, pid));
 }
 
 Napi::Value Session::SweepDeadSlots(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   return Napi::Number::New(env, sweep_dead_slots(seg_));
 }
 
 // reapNow(ring?) -> CQEs reaped by this call (any process may reap any ring).
 Napi::Value Session::ReapNow(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int total = 0;
   for (uint32_t r = 0; r < seg_->rings.size(); r++) {
     if (info[0].IsNumber() && info[0].As<Napi::Number>().Uint32Value() != r) continue;
@@ -993,23 +1033,20 @@ Napi::Value Session::ReapNow(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::SetRunState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   store_release(&seg_->hdr->run_state, info[0].As<Napi::Number>().Uint32Value());
   return env.Undefined();
 }
 
 // setShutdownExempt(on): only the postmaster's stop() sets it, after its workers exited.
 Napi::Value Session::SetShutdownExempt(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   shutdown_exempt_ = info[0].ToBoolean();
   return env.Undefined();
 }
 
 Napi::Value Session::RunState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   return Napi::Number::New(env, load_acquire(&seg_->hdr->run_state));
 }
 
@@ -1018,16 +1055,14 @@ Napi::Value Session::Inflight(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::HandlesInUse(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   return Napi::Number::New(env, handles_in_use(seg_->handles));
 }
 
 // handleSnapshot() -> [[index, generation, state, ownerSlot, flags, kind], ...] for every
 // handle not FREE (introspection for soaks and tests: who holds what, what is orphaned).
 Napi::Value Session::HandleSnapshot(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   Napi::Array a = Napi::Array::New(env);
   uint32_t k = 0;
   const HandleTable& t = seg_->handles;
@@ -1055,8 +1090,7 @@ Napi::Value Session::Detach(const Napi::CallbackInfo& info) {
 // The doorbell thread resolves the wait (delivered as [-1, id, newValue, 0]) once the
 // word differs from `value`. JS bounds it with its own timer and cancelWait(id).
 Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!info[0].IsNumber() || !info[1].IsNumber()) {
     module_type_error(env, "waitWord(offset, value)").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -1074,7 +1108,7 @@ Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
 
 Napi::Value Session::CancelWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (detached_) return env.Undefined();
+  if (!attached()) return env.Undefined();
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   delivery_.wait_cancel(id);
   UpdateLoopState();
@@ -1083,8 +1117,7 @@ Napi::Value Session::CancelWait(const Napi::CallbackInfo& info) {
 
 // regionSet(name, offset, size) / regionGet(name) -> {offset, size} | null
 Napi::Value Session::RegionSet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   std::string name = info[0].As<Napi::String>().Utf8Value();
   int rc = region_set(*seg_, name.c_str(), (uint64_t)info[1].As<Napi::Number>().DoubleValue(),
                       (uint64_t)info[2].As<Napi::Number>().DoubleValue());
@@ -1093,8 +1126,7 @@ Napi::Value Session::RegionSet(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::RegionGet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   std::string name = info[0].As<Napi::String>().Utf8Value();
   uint64_t off = 0, size = 0;
   int rc = region_get(*seg_, name.c_str(), &off, &size);
@@ -1112,8 +1144,7 @@ Napi::Value Session::RegionGet(const Napi::CallbackInfo& info) {
 // Test hooks (RINGMASTER_TEST_HOOKS=1 only): take a ring lock and keep it, so a test
 // can SIGKILL the holder; submit a NOP with arbitrary user_data; scribble on shared state.
 Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool submit = info[1].As<Napi::String>().Utf8Value() == "submit";
@@ -1145,8 +1176,7 @@ Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool lossless = true;
@@ -1173,8 +1203,7 @@ Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
 // debugSetFault(index, {opMask, fileSlot, kind, skip, repeat, error}) / debugSetFault(index, null)
 // -> false unless RINGMASTER_TEST_HOOKS=1. debugFaultFired(index) -> how often it fired.
 Napi::Value Session::DebugSetFault(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
   uint32_t i = info[0].As<Napi::Number>().Uint32Value();
   if (i >= kMaxFaultRules) {
@@ -1204,8 +1233,7 @@ Napi::Value Session::DebugSetFault(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::DebugFaultFired(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   uint32_t i = info[0].As<Napi::Number>().Uint32Value();
   if (i >= kMaxFaultRules) return Napi::Number::New(env, 0);
   return Napi::Number::New(env, load_relaxed(&seg_->hdr->faults.rules[i].fired));
@@ -1226,8 +1254,7 @@ static int kill_point_arg(Napi::Env env, const Napi::Value& v) {
 }
 
 Napi::Value Session::DebugKillPoint(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
@@ -1249,16 +1276,14 @@ Napi::Value Session::DebugKillPoint(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Session::DebugKillPointFired(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   return Napi::Number::New(env, load_relaxed(&seg_->hdr->faults.kills[kp].fired));
 }
 
 Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   FaultTable* ft = &seg_->hdr->faults;
@@ -1272,8 +1297,7 @@ Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
 // peer): the whole table, or `count` entries chosen at random. Returns entries written.
 // Regions: 'handles', 'files', 'bufferDescriptors', 'mappingTable' (hash bucket heads).
 Napi::Value Session::DebugScribble(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
   std::string region = info[0].As<Napi::String>().Utf8Value();
   uint32_t seed = info[1].As<Napi::Number>().Uint32Value();
@@ -1308,8 +1332,7 @@ uint32_t slot_state_of(void* ctx, uint32_t slot) {
 // verifyHandles(repair) -> { found, repaired, anomalies: [{ index, problem, word, repaired }] }
 // One lock-free pass over the handle table (handles_verify); at most 64 anomalies listed.
 Napi::Value Session::VerifyHandles(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckOpen(env)) return env.Undefined();
+  RM_REQUIRE_ATTACHED();
   bool repair = info[0].ToBoolean();
   std::vector<HandleAnomaly> list;
   SegmentHeader* h = seg_->hdr;
@@ -1394,7 +1417,7 @@ Segment* session_segment(Napi::Env env, Napi::Value v, uint32_t* slot) {
     return nullptr;
   }
   Session* s = Session::Unwrap(v.As<Napi::Object>());
-  if (!s || s->detached_ || !s->seg_) {
+  if (!s || !s->attached() || !s->seg_) {
     make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
         .ThrowAsJavaScriptException();
     return nullptr;

@@ -11,8 +11,11 @@
 #include <vector>
 
 #include "atomics.h"
+#include "buffer_mapping.h"
 #include "completion_kinds.h"
 #include "fault_injection.h"
+#include "io_handles.h"
+#include "pin_records.h"
 #include "process_table.h"
 #include "segment.h"
 #include "shared_wait.h"
@@ -721,6 +724,577 @@ void pool_write_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int
     int32_t err = issuer_gone_result(res) ? -ECANCELED : res < 0 ? res : -EIO;
     end_io(seg, v, id, seq20, 0, 0, err);  // stays dirty: retried later
   }
+}
+
+
+// ---- one slot's operations (buffer_pool.h) ------------------------------------------
+namespace {
+
+// A CAS that keeps failing means another process keeps rewriting the word.
+constexpr int kMaxCasRetries = 1000;
+
+// Cached: a forked worker is a new exec'd process, so the value never goes stale.
+int32_t my_pid() {
+  static const int32_t pid = (int32_t)getpid();
+  return pid;
+}
+
+void count_stat(PoolSlot& p, SlotStat which) {
+  stat_add(&p.v.h->gstats[which], (uint64_t)1);
+  stat_add(&p.v.sstats[p.slot].v[which], (uint64_t)1);
+}
+
+// Pin: refcount + 1, and usage + 1 (up to BS_USAGE_MAX) if `use`, by CAS. A full pin
+// count is never exceeded (false: the caller reports too many pins). The pin is recorded
+// in `rec` by one store right after the CAS (pin_records.h).
+bool pin_state(BufDesc* d, bool use, PinEntry* rec) {
+  uint64_t s = load_acquire(&d->state);
+  for (;;) {
+    if ((s & BS_PIN_MASK) == BS_PIN_MASK) return false;
+    uint64_t ns = s + 1;
+    uint64_t u = (s & BS_USAGE_MASK) >> BS_USAGE_SHIFT;
+    if (use && u < BS_USAGE_MAX) ns += 1ull << BS_USAGE_SHIFT;
+    if (cas(&d->state, &s, ns)) {
+      store_release(&rec->pins, load_relaxed(&rec->pins) + 1);
+      return true;
+    }
+  }
+}
+
+// -1 if not pinned (garbage), else the pins left.
+int64_t unpin_state(BufDesc* d) {
+  uint64_t s = load_acquire(&d->state);
+  for (;;) {
+    if ((s & BS_PIN_MASK) == 0) return -1;
+    if (cas(&d->state, &s, s - 1)) return (int64_t)((s - 1) & BS_PIN_MASK);
+  }
+}
+
+// Pins a found buffer for this slot. Recorded before the partition lock is released:
+// the release is a futex wake, a syscall, where kills land.
+PinResult pin_found(PoolSlot& p, uint32_t id) {
+  PinEntry* e = pin_record_for(p.v, p.slot, id, true);
+  bool pinned = e && pin_state(&p.v.d[id], true, e);
+  if (e && !pinned) pin_record_maybe_free(e);
+  if (!pinned) return {PIN_TOO_MANY, 0};
+  return {PIN_OK, id};
+}
+
+// Clock sweep: returns a victim pinned by us (refcount 0 -> 1) and recorded in `spare`
+// (pin_record_spare), or -1 with *dirty = a dirty unpinned candidate (or -1). Buffers with
+// a garbage state word are never taken (counted in *corrupt): nothing about them can be trusted.
+int64_t clock_victim(PoolView& v, PinEntry* spare, int64_t* dirty, uint32_t* corrupt) {
+  *dirty = -1;
+  *corrupt = 0;
+  uint64_t limit = (uint64_t)v.n * (BS_USAGE_MAX + 2);
+  for (uint64_t i = 0; i < limit; i++) {
+    uint32_t id = fetch_add(&v.h->clock_hand, 1u) % v.n;
+    BufDesc* d = &v.d[id];
+    uint64_t s = load_acquire(&d->state);
+    for (int tries = 0; tries < kMaxCasRetries; tries++) {
+      if (!desc_state_valid(s)) { ++*corrupt; break; }
+      if ((s & BS_PIN_MASK) || (s & BS_IO) || (s & BS_TORN)) break;  // a torn page stays fenced
+      if (s & BS_USAGE_MASK) {
+        if (cas(&d->state, &s, (uint64_t)(s - (1ull << BS_USAGE_SHIFT)))) break;
+        continue;
+      }
+      if (s & BS_DIRTY) {
+        if (*dirty < 0) *dirty = id;
+        break;
+      }
+      if (cas(&d->state, &s, s + 1)) {
+        store_release(&spare->buf_plus1, id + 1);  // the record, at once (pin_records.h)
+        return id;
+      }
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+uint64_t pool_arena_offset(const PoolView& v, const void* word) {
+  return v.region_off + (uint64_t)((const uint8_t*)word - v.base);
+}
+
+PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
+  PoolView& v = p.v;
+  uint32_t bucket = mapping_bucket(v, file, block);
+  auto corrupt = [&](GlobalStat what) {
+    pool_report_corrupt(*p.seg, v, what);
+    return PinResult{PIN_CORRUPT, what == G_CORRUPT_MAPPING ? 1u : 0u};
+  };
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    if (!mapping_lock(v, bucket)) return {PIN_EXHAUSTED, 0};
+    int64_t found = mapping_find(v, bucket, file, block);
+    if (found == kChainBroken) {
+      mapping_unlock(v, bucket);
+      return corrupt(G_CORRUPT_MAPPING);
+    }
+    if (found >= 0 && !desc_state_valid(load_acquire(&v.d[found].state))) {
+      mapping_unlock(v, bucket);
+      return corrupt(G_CORRUPT_DESCRIPTORS);
+    }
+    if (found >= 0) {
+      PinResult r = pin_found(p, (uint32_t)found);
+      mapping_unlock(v, bucket);
+      return r;
+    }
+    mapping_unlock(v, bucket);
+    // The victim's pin is recorded by clock_victim right after its CAS, not after the
+    // partition locks: a worker killed while it waits for one of them (preempted at a
+    // syscall exit) would otherwise leak the pin forever.
+    PinEntry* spare = pin_record_spare(v, p.slot);
+    if (!spare) return {PIN_TOO_MANY, 0};
+    int64_t dirty;
+    uint32_t bad;
+    int64_t vid = clock_victim(v, spare, &dirty, &bad);
+    if (vid < 0) store_relaxed(&spare->pins, 0u);  // still free: no victim taken
+    if (vid < 0 && dirty < 0 && bad) return corrupt(G_CORRUPT_DESCRIPTORS);  // only garbage left to evict
+    if (vid < 0) return dirty >= 0 ? PinResult{PIN_NEED_CLEAN, (uint64_t)dirty} : PinResult{PIN_EXHAUSTED, 0};
+    BufDesc* d = &v.d[vid];
+    auto drop_victim = [&]() {
+      if (unpin_state(d) == 0) pool_note_unpinned(*p.seg, v);
+      pin_record_drop_pin(v, p.slot, (uint32_t)vid);
+    };
+    uint64_t s = load_acquire(&d->state);
+    bool evicted = false;
+    if (s & BS_TAG) {
+      // Our pin keeps other evictors away, so the tag is stable; lookups may still pin
+      // it, which the CAS below detects.
+      uint64_t of = load_relaxed(&d->file_id), ob = load_relaxed(&d->block);
+      uint32_t obucket = mapping_bucket(v, of, ob);
+      if (!mapping_lock(v, obucket)) { drop_victim(); return {PIN_EXHAUSTED, 0}; }
+      // Find its link first: a tagged buffer its chain does not reach (a scribbled tag
+      // or link) must not be retagged, or it would end up on two chains.
+      uint32_t* link = mapping_link_to(v, obucket, (uint32_t)vid);
+      if (!link) {
+        mapping_unlock(v, obucket);
+        drop_victim();
+        return corrupt(G_CORRUPT_MAPPING);
+      }
+      s = load_acquire(&d->state);
+      bool ok = false;
+      for (int tries = 0; tries < kMaxCasRetries && (s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO)); tries++) {
+        if (cas(&d->state, &s, (s & BS_PIN_MASK))) { ok = true; break; }  // tagless, invalid, pinned once
+      }
+      if (ok) mapping_unlink(v, link, (uint32_t)vid);
+      mapping_unlock(v, obucket);
+      if (!ok) { drop_victim(); continue; }
+      evicted = true;
+    }
+    if (!mapping_lock(v, bucket)) { drop_victim(); return {PIN_EXHAUSTED, 0}; }
+    found = mapping_find(v, bucket, file, block);
+    if (found == kChainBroken || (found >= 0 && !desc_state_valid(load_acquire(&v.d[found].state)))) {
+      mapping_unlock(v, bucket);
+      drop_victim();
+      return corrupt(found == kChainBroken ? G_CORRUPT_MAPPING : G_CORRUPT_DESCRIPTORS);
+    }
+    if (found >= 0) {  // someone else brought it in meanwhile: use theirs
+      drop_victim();
+      PinResult r = pin_found(p, (uint32_t)found);
+      mapping_unlock(v, bucket);
+      return r;
+    }
+    store_relaxed(&d->file_id, file);
+    store_relaxed(&d->block, block);
+    store_relaxed(&d->lsn, (uint64_t)0);
+    store_relaxed(&d->hash_next, load_relaxed(&v.buckets[bucket]));
+    s = load_acquire(&d->state);
+    // Release: the tag stores above are visible to anyone who sees TAG_VALID.
+    bool tagged = false;
+    for (int tries = 0; tries < kMaxCasRetries && !tagged; tries++)
+      tagged = cas(&d->state, &s, (uint64_t)((s & BS_PIN_MASK) | BS_TAG | (1ull << BS_USAGE_SHIFT)));
+    if (!tagged) {  // only a scribbler rewrites an unlinked buffer we pinned
+      mapping_unlock(v, bucket);
+      return corrupt(G_CORRUPT_DESCRIPTORS);
+    }
+    store_release(&v.buckets[bucket], (uint32_t)vid + 1);
+    mapping_unlock(v, bucket);
+    if (evicted) count_stat(p, ST_EVICTIONS);
+    return {PIN_OK, (uint64_t)vid};
+  }
+  return {PIN_EXHAUSTED, 0};
+}
+
+uint32_t pool_pin_wait_begin(PoolSlot& p, bool first) {
+  if (first) {
+    uint64_t* gauge = &p.v.sstats[p.slot].v[ST_PIN_WAITING];
+    if (fetch_add(gauge, (uint64_t)1) == 0) fetch_add(&p.v.h->pin_waiters, 1u);
+    count_stat(p, ST_PIN_WAITS);
+  }
+  // seq_cst: the registration above is visible before we read the seq (an unpinner
+  // bumps the seq, then reads pin_waiters).
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return load_acquire(&p.v.h->unpin_seq);
+}
+
+void pool_pin_wait_end(PoolSlot& p, double waited_ns) {
+  uint64_t* gauge = &p.v.sstats[p.slot].v[ST_PIN_WAITING];
+  uint64_t g = load_relaxed(gauge);
+  if (g > 0) {
+    store_relaxed(gauge, g - 1);
+    if (g == 1) {
+      uint32_t cur = load_acquire(&p.v.h->pin_waiters);
+      while (cur > 0 && !cas(&p.v.h->pin_waiters, &cur, cur - 1)) {}
+    }
+  }
+  if (waited_ns > 0 && waited_ns < 1e15) {
+    stat_add(&p.v.h->gstats[ST_PIN_WAIT_NS], (uint64_t)waited_ns);
+    stat_add(&p.v.sstats[p.slot].v[ST_PIN_WAIT_NS], (uint64_t)waited_ns);
+  }
+}
+
+IoStartResult pool_start_read(PoolSlot& p, uint32_t id, uint32_t waited_seq, bool zero, bool first, bool check_tag,
+                              uint64_t file, uint64_t block) {
+  BufDesc* d = &p.v.d[id];
+  for (int tries = 0; tries < kMaxCasRetries; tries++) {
+    uint32_t seq = load_acquire(&d->io_seq);  // pairs with end_io's release
+    uint64_t s = load_acquire(&d->state);
+    // Our pin keeps the tag stable, so a different tag is another process's garbage.
+    if (!desc_state_valid(s) || !(s & BS_TAG) ||
+        (check_tag && (load_relaxed(&d->file_id) != file || load_relaxed(&d->block) != block))) {
+      pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+      return {IO_CORRUPT, 0};
+    }
+    if (s & BS_TORN) return {IO_FAILED, BP_ERR_TORN};
+    if (s & BS_VALID) {
+      if (first) count_stat(p, ST_HITS);
+      return {IO_VALID, 0};
+    }
+    if (s & BS_IO) {
+      if (first) count_stat(p, ST_IO_WAITS);
+      return {IO_WAIT, seq};
+    }
+    // The read we waited for (claim seq `waited_seq`, ended at waited_seq + 1) failed, or
+    // one that started after it did: both are this block's answer now. Only an exact match
+    // made two async flows of one environment livelock on a block that always fails (past
+    // EOF): each found the other's newer error, claimed a new read, and its inline
+    // completion gave the other the same view, without the JS thread ever yielding.
+    if ((s & BS_IO_ERROR) && waited_seq != 0 && (uint32_t)(seq - waited_seq - 1) < 0x80000000u)
+      return {IO_FAILED, load_relaxed(&d->last_error)};
+    if (!cas(&d->state, &s, bs_claim(s, p.slot) & ~BS_IO_ERROR)) continue;
+    // No syscall between the claim and the seq step: a worker preempted at a syscall
+    // exit is where a SIGKILL finds it (getpid() once sat here; my_pid() is cached).
+    uint32_t nseq = pool_claim_seq(d);  // odd: in progress (pairs with waiters' acquire)
+    store_relaxed(&d->io_submitted, 0u);
+    store_relaxed(&d->io_slot, p.slot);
+    store_relaxed(&d->io_pid, my_pid());
+    if (zero) {
+      memset(p.v.pages + (uint64_t)id * p.v.page_size, 0, p.v.page_size);
+      pool_read_done(*p.seg, p.v, id, nseq & 0xFFFFF, (int32_t)p.v.page_size);
+      return {IO_VALID, 0};
+    }
+    count_stat(p, ST_MISSES);
+    count_stat(p, ST_READS);
+    return {IO_CLAIMED, nseq};
+  }
+  pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+  return {IO_CORRUPT, 0};
+}
+
+void pool_io_submitted(PoolSlot& p, uint32_t id, uint32_t seq) { store_release(&p.v.d[id].io_submitted, seq); }
+
+void pool_abort_io(PoolSlot& p, uint32_t id, uint32_t seq, int32_t err, bool write) {
+  if (write) pool_write_done(*p.seg, p.v, id, seq & 0xFFFFF, err);
+  else pool_read_done(*p.seg, p.v, id, seq & 0xFFFFF, err);
+}
+
+bool pool_unpin(PoolSlot& p, uint32_t id) {
+  PinEntry* e = pin_record_for(p.v, p.slot, id, false);
+  if (!e || load_relaxed(&e->pins) == 0) return false;
+  // The word first, then the record (pin_records.h).
+  int64_t left = unpin_state(&p.v.d[id]);
+  store_release(&e->pins, load_relaxed(&e->pins) - 1);
+  pin_record_maybe_free(e);
+  if (left == 0) pool_note_unpinned(*p.seg, p.v);
+  // Our record says we held a pin, so a zero count in the descriptor is garbage (or a
+  // repair reset it): report it; the caller's release still succeeded.
+  if (left < 0) pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+  return true;
+}
+
+int32_t pool_lock(PoolSlot& p, uint32_t id, bool excl, bool wait_for_own, double internal_shared, uint32_t* cell,
+                  bool* own_exclusive) {
+  PinEntry* e = pin_record_for(p.v, p.slot, id, false);
+  if (!e || load_relaxed(&e->pins) == 0) return LR_NOT_PINNED;
+  if (load_acquire(&p.v.d[id].state) & BS_TORN) return LR_TORN;
+  bool own_excl = load_relaxed(&e->exclusive) != 0;
+  bool own_shared = (double)load_relaxed(&e->shared_locks) > internal_shared;
+  *own_exclusive = own_excl;
+  if ((own_excl || (excl && own_shared)) && !wait_for_own) return LR_SELF_DEADLOCK;
+  int32_t r = content_lock_acquire(*p.seg, p.v, p.slot, id, excl, !excl && own_shared, e, cell);
+  if (r == LA_CORRUPT) pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+  return r;
+}
+
+int32_t pool_lock_wait_end(PoolSlot& p, uint32_t id, uint32_t cell, bool cancel) {
+  PinEntry* e = pin_record_for(p.v, p.slot, id, false);
+  if (!e) return LR_NOT_PINNED;
+  int32_t r = content_lock_wait_end(*p.seg, p.v, p.slot, id, cell, cancel, e);
+  if (r == LW_BAD_CELL) pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+  if (r == LW_GRANTED && (load_acquire(&p.v.d[id].state) & BS_TORN)) {
+    // Fenced while we waited: the grant goes straight back.
+    bool excl = load_relaxed(&e->exclusive) != 0;
+    content_lock_release(*p.seg, p.v, id, excl);
+    if (excl) store_release(&e->exclusive, 0u);
+    else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
+    return LR_TORN;
+  }
+  return r;
+}
+
+bool pool_unlock(PoolSlot& p, uint32_t id, bool excl) {
+  PinEntry* e = pin_record_for(p.v, p.slot, id, false);
+  if (!e || (excl ? load_relaxed(&e->exclusive) == 0 : load_relaxed(&e->shared_locks) == 0)) return false;
+  // The word first, then the record (pin_records.h).
+  content_lock_release(*p.seg, p.v, id, excl);
+  if (excl) store_release(&e->exclusive, 0u);
+  else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
+  pin_record_maybe_free(e);
+  return true;
+}
+
+int32_t pool_mark_dirty(PoolSlot& p, uint32_t id, uint64_t lsn) {
+  PinEntry* e = pin_record_for(p.v, p.slot, id, false);
+  if (!e || load_relaxed(&e->exclusive) == 0) return MD_NOT_LOCKED;
+  BufDesc* d = &p.v.d[id];
+  uint8_t* page = p.v.pages + (uint64_t)id * p.v.page_size;
+  uint64_t cur = load_relaxed(&d->lsn);
+  if (lsn > cur) store_relaxed(&d->lsn, lsn), cur = lsn;
+  // The page LSN lives in the page header and never goes backwards: d->lsn starts at 0
+  // when the page is loaded, so the LSN the page came from disk with counts too (it was
+  // durable when that image was written, so the WAL check keeps using d->lsn alone).
+  uint64_t hdr;
+  memcpy(&hdr, page, 8);
+  if (hdr > cur) cur = hdr;
+  memcpy(page, &cur, 8);
+  store_relaxed(&d->dirty_gen, load_relaxed(&d->dirty_gen) + 1);
+  uint64_t s = load_acquire(&d->state);
+  bool dirtied = false;  // release: lsn/dirty_gen visible with DIRTY
+  for (int tries = 0; tries < kMaxCasRetries && !dirtied && desc_state_valid(s); tries++) dirtied = cas(&d->state, &s, s | BS_DIRTY);
+  if (!dirtied) {
+    pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+    return MD_CORRUPT;
+  }
+  return MD_DIRTIED;
+}
+
+WriteStart pool_start_write(PoolSlot& p, uint32_t id) {
+  PinEntry* e = pin_record_for(p.v, p.slot, id, false);
+  if (!e || (load_relaxed(&e->exclusive) == 0 && load_relaxed(&e->shared_locks) == 0)) return {WS_NOT_LOCKED, 0};
+  BufDesc* d = &p.v.d[id];
+  {
+    uint64_t file = load_relaxed(&d->file_id), block = load_relaxed(&d->block);
+    uint32_t bucket = mapping_bucket(p.v, file, block);
+    if (!mapping_lock(p.v, bucket)) return {WS_BUSY, load_acquire(&d->io_seq)};
+    int64_t found = mapping_find(p.v, bucket, file, block);
+    mapping_unlock(p.v, bucket);
+    if (found != (int64_t)id || !desc_state_valid(load_acquire(&d->state))) {
+      pool_report_corrupt(*p.seg, p.v, found == kChainBroken || found < 0 ? G_CORRUPT_MAPPING : G_CORRUPT_DESCRIPTORS);
+      return {WS_CORRUPT, 0};
+    }
+  }
+  for (int tries = 0; tries < kMaxCasRetries; tries++) {
+    uint32_t seq = load_acquire(&d->io_seq);
+    uint64_t s = load_acquire(&d->state);
+    if (!desc_state_valid(s)) break;
+    if (!(s & BS_VALID) || !(s & BS_DIRTY) || !(s & BS_TAG)) return {WS_CLEAN, 0};
+    if (s & BS_IO) return {WS_BUSY, seq};
+    if (!cas(&d->state, &s, bs_claim(s, p.slot))) continue;
+    uint32_t nseq = pool_claim_seq(d);
+    store_relaxed(&d->io_submitted, 0u);
+    store_relaxed(&d->write_gen, load_relaxed(&d->dirty_gen));
+    store_relaxed(&d->io_slot, p.slot);
+    store_relaxed(&d->io_pid, my_pid());
+    page_set_checksum(p.v.pages + (uint64_t)id * p.v.page_size, p.v.page_size);
+    count_stat(p, ST_WRITES);
+    WriteStart w{WS_STARTED, nseq};
+    w.file = load_relaxed(&d->file_id);
+    w.block = load_relaxed(&d->block);
+    w.lsn = load_relaxed(&d->lsn);
+    return w;
+  }
+  pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+  return {WS_CORRUPT, 0};
+}
+
+bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, bool* dirty) {
+  BufDesc* d = &p.v.d[id];
+  PinEntry* e = pin_record_for(p.v, p.slot, id, true);
+  if (!e) return false;
+  uint64_t s = load_acquire(&d->state);
+  for (int tries = 0;; tries++) {
+    bool garbage = tries >= kMaxCasRetries || !desc_state_valid(s);
+    if (garbage || !(s & BS_TAG) || !(s & BS_VALID) || (s & BS_PIN_MASK) == BS_PIN_MASK) {
+      pin_record_maybe_free(e);
+      if (garbage) pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
+      return false;
+    }
+    if (cas(&d->state, &s, s + 1)) {
+      store_release(&e->pins, load_relaxed(&e->pins) + 1);  // the record, at once (pin_records.h)
+      break;
+    }
+  }
+  *file = load_relaxed(&d->file_id);
+  *block = load_relaxed(&d->block);
+  *dirty = (s & BS_DIRTY) != 0;
+  return true;
+}
+
+void pool_dirty_buffers(PoolView& v, uint32_t max, bool unpinned_only, std::vector<uint32_t>* out) {
+  for (uint32_t id = 0; id < v.n && out->size() < max; id++) {
+    uint64_t s = load_acquire(&v.d[id].state);
+    if (desc_state_valid(s) && (s & BS_DIRTY) && (s & BS_VALID) && !(s & BS_IO) && (!unpinned_only || (s & BS_PIN_MASK) == 0))
+      out->push_back(id);
+  }
+}
+
+void pool_census(PoolSlot& p, PoolCensus* out) {
+  PoolView& v = p.v;
+  for (uint32_t i = 0; i < ST_COUNT; i++) {
+    out->process[i] = load_relaxed(&v.sstats[p.slot].v[i]);
+    out->global[i] = load_relaxed(&v.h->gstats[i]);
+  }
+  out->torn_total = load_relaxed(&v.h->gstats[G_TORN_PAGES]);
+  out->corrupt_descriptors = load_relaxed(&v.h->gstats[G_CORRUPT_DESCRIPTORS]);
+  out->corrupt_mapping = load_relaxed(&v.h->gstats[G_CORRUPT_MAPPING]);
+  out->integrity_repairs = load_relaxed(&v.h->gstats[G_INTEGRITY_REPAIRS]);
+  out->lock_queue_repairs = load_relaxed(&v.h->gstats[G_LOCK_QUEUE_REPAIRS]);
+  for (uint32_t id = 0; id < v.n; id++) {
+    uint64_t s = load_acquire(&v.d[id].state);
+    out->pinned += (s & BS_PIN_MASK) != 0;
+    out->dirty += (s & BS_DIRTY) != 0;
+    out->valid += (s & BS_VALID) != 0;
+    out->io += (s & BS_IO) != 0;
+    if ((s & BS_TORN) && out->torn++ < 64)
+      out->torn_pages.push_back({load_relaxed(&v.d[id].file_id), load_relaxed(&v.d[id].block), (s & BS_DIRTY) != 0});
+  }
+  for (uint32_t i = 0; i < v.wq.ncells; i++) {
+    uint32_t st = load_relaxed(&v.wq.cells[i].state);
+    out->lock_waiters += st == WC_WAITING || st == WC_WOKEN;
+  }
+}
+
+// Every partition lock is held (taken in ascending order; nobody else holds two, so no
+// deadlock; each bounded by the lock timeout), so the mapping table is stable while it is
+// checked. Descriptor state words still change under it (pins, IO): each is read once
+// into a local and judged on that copy.
+// Repair: a descriptor with a garbage state word is reset to free (tagless, unpinned, no
+// IO, unlocked); if anything was wrong with the mapping or a descriptor was reset, the
+// chains are rebuilt from the descriptors' tags (mapping_rebuild); a claimed, unsubmitted
+// IO of a slot that is gone is aborted.
+void pool_verify(Segment& seg, PoolView& v, bool repair, PoolVerifyReport* out) {
+  std::vector<PoolAnomaly>& list = out->anomalies;
+  auto add = [&](const char* st, uint32_t i, const char* problem, bool r) {
+    out->found++;
+    out->repaired += r;
+    if (list.size() < 64) list.push_back({st, i, problem, r});
+  };
+  uint32_t held = mapping_lock_all(v);
+  bool locked = held == kPoolPartitions;
+  out->lock_timeout = !locked;
+  bool rebuild = false;
+  std::vector<uint8_t> reached(v.n, 0);
+  if (locked) {
+    for (uint32_t b = 0; b < v.nbuckets; b++) {
+      uint32_t b1 = load_acquire(&v.buckets[b]);
+      for (uint32_t steps = 0; b1; steps++) {
+        if (b1 > v.n) { add("mappingTable", b, "chain link out of range", false); rebuild = true; break; }
+        if (reached[b1 - 1]) { add("mappingTable", b, "chain cycle or buffer on two chains", false); rebuild = true; break; }
+        reached[b1 - 1] = 1;
+        BufDesc* d = &v.d[b1 - 1];
+        uint64_t st = load_acquire(&d->state);
+        if (!(st & BS_TAG)) { add("mappingTable", b, "untagged buffer on a chain", false); rebuild = true; }
+        else if (mapping_bucket(v, load_relaxed(&d->file_id), load_relaxed(&d->block)) != b) {
+          add("mappingTable", b, "buffer on the wrong chain for its tag", false);
+          rebuild = true;
+        }
+        b1 = load_relaxed(&d->hash_next);
+      }
+    }
+  }
+  bool woke = false;
+  for (uint32_t id = 0; id < v.n; id++) {
+    BufDesc* d = &v.d[id];
+    uint64_t st = load_acquire(&d->state);
+    if (!desc_state_valid(st)) {
+      bool r = false;
+      if (repair && locked) {
+        uint64_t expected = st;
+        r = cas(&d->state, &expected, (uint64_t)0);
+        if (r) {
+          uint32_t seq = load_acquire(&d->io_seq);
+          if (seq & 1) cas(&d->io_seq, &seq, seq + 1);  // an IO still in flight no longer matches
+          store_release(&d->content_lock, 0u);
+          store_relaxed(&d->hash_next, 0u);
+          rebuild = woke = true;
+        }
+      }
+      add("bufferDescriptor", id, "state word out of range", r);
+      continue;
+    }
+    if (load_relaxed(&d->hash_next) > v.n) { add("bufferDescriptor", id, "chain link out of range", false); rebuild = true; }
+    uint32_t lock = load_acquire(&d->content_lock);
+    if ((lock & kLockExclusive) && ((lock & kLockHoldMask) == 0 || (lock & kLockHoldMask) > v.max_slots)) {
+      uint32_t expected = lock;
+      // The flags stay: the queued waiters' next look (at most a second away) moves them.
+      bool r = repair && cas(&d->content_lock, &expected, lock & (kLockWaiters | kLockHandoff | kLockWaking));
+      woke |= r;
+      add("bufferDescriptor", id, "exclusive lock held by a slot out of range", r);
+    }
+    if (locked && (st & BS_TAG) && !reached[id]) { add("mappingTable", id, "tagged buffer no chain reaches", false); rebuild = true; }
+    if (st & BS_IO) {
+      uint32_t seq = load_acquire(&d->io_seq), islot = load_relaxed(&d->io_slot);
+      if (islot >= v.max_slots) {
+        add("bufferDescriptor", id, "IO claimed by a slot out of range", false);
+      } else if ((seq & 1) && load_relaxed(&d->io_submitted) != seq &&
+                 load_acquire(&seg.slots[islot].state) == SLOT_FREE) {
+        // Cleanup aborts a dead slot's unsubmitted IO; this one was missed or forged.
+        bool r = false;
+        if (repair) {
+          if (st & BS_VALID) pool_write_done(seg, v, id, seq & 0xFFFFF, kCorruptResult);
+          else pool_read_done(seg, v, id, seq & 0xFFFFF, kCorruptResult);
+          r = woke = !(load_acquire(&d->state) & BS_IO);
+        }
+        add("bufferDescriptor", id, "unsubmitted IO of a slot that is gone", r);
+      }
+    }
+  }
+  if (repair && locked && rebuild) {
+    // All partition locks are held, so no lookup, insert or eviction runs meanwhile.
+    mapping_rebuild(v, [&](uint32_t id, bool dropped) { add("mappingTable", id, "duplicate tag", dropped); });
+    out->repaired++;
+    if (list.size() < 64) list.push_back({"mappingTable", 0, "chains rebuilt from the tags", true});
+  }
+  mapping_unlock_all(v, held);
+  if (woke) wake_word_waiters(seg);
+  if (out->found) {
+    stat_add(&seg.hdr->stat_integrity_anomalies, (uint64_t)out->found);
+    stat_add(&seg.hdr->stat_corrupt_reports, (uint64_t)out->found);
+  }
+  if (out->repaired) {
+    stat_add(&seg.hdr->stat_integrity_repairs, (uint64_t)out->repaired);
+    stat_add(&v.h->gstats[G_INTEGRITY_REPAIRS], (uint64_t)out->repaired);
+  }
+}
+
+void pool_ios_in_progress(PoolView& v, std::vector<PoolIoClaim>* out) {
+  for (uint32_t id = 0; id < v.n; id++) {
+    BufDesc* d = &v.d[id];
+    uint64_t s = load_acquire(&d->state);
+    if (!(s & BS_IO)) continue;
+    uint32_t seq = load_acquire(&d->io_seq);
+    out->push_back({id, bs_owner(s), load_relaxed(&d->io_pid), seq, load_relaxed(&d->io_submitted) == seq, (s & BS_VALID) != 0});
+  }
+}
+
+uint32_t pool_lock_word(PoolView& v, uint32_t id) { return load_acquire(&v.d[id].content_lock); }
+
+uint32_t page_set_checksum(uint8_t* page, uint32_t size) {
+  uint32_t sum = page_checksum(page, size);
+  memcpy(page + 8, &sum, 4);
+  return sum;
 }
 
 }  // namespace rm

@@ -22,6 +22,7 @@
 // bounds-checked; this file owns the layout.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "robust_lock.h"
 #include "wait_queue.h"
@@ -224,5 +225,147 @@ void pool_note_unpinned(Segment& seg, PoolView& v);
 // Completion actions (also used to abort an IO that was never submitted).
 void pool_read_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);
 void pool_write_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int32_t res);
+
+// ---- one slot's operations --------------------------------------------------------
+// The numbered statuses below are the contract with bufferpool/index.ts: keep the values.
+
+// The calling session's hold on the pool: its segment, its process slot (< max_slots,
+// checked by whoever builds it) and the validated view.
+struct PoolSlot {
+  Segment* seg = nullptr;
+  uint32_t slot = 0;
+  PoolView v;
+};
+
+// Byte offset of a word of the pool region in the arena (for JS waits on it).
+uint64_t pool_arena_offset(const PoolView& v, const void* word);
+
+enum PinStatus : int32_t {
+  PIN_OK = 0,          // value: the buffer id, pinned and recorded
+  PIN_NEED_CLEAN = 3,  // value: a dirty unpinned buffer: write it back, then retry
+  PIN_EXHAUSTED = 4,   // every buffer pinned or in IO (or a partition lock timed out)
+  PIN_TOO_MANY = 5,    // this slot's pin records are full
+  PIN_CORRUPT = 6,     // value: 0 a descriptor, 1 the mapping table is corrupt (counted)
+};
+struct PinResult {
+  int32_t status;
+  uint64_t value;
+};
+// Looks the tag up and pins its buffer (usage + 1), or takes a clock-sweep victim,
+// evicts its old tag and gives it this one (the caller then reads the page: StartRead).
+PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block);
+
+// A read that found every buffer pinned waits for unpin_seq to move (the last pin of a
+// buffer went) instead of polling the clock sweep. Begin (`first`: registers the wait,
+// per slot so a dead waiter's count goes with its slot, and counts it; otherwise only
+// reads the seq again) returns the seq to wait on; end deregisters and adds the time.
+uint32_t pool_pin_wait_begin(PoolSlot& p, bool first);
+void pool_pin_wait_end(PoolSlot& p, double waited_ns);
+
+enum IoStartStatus : int32_t {
+  IO_VALID = 0,    // the page is valid (or was zero-filled here)
+  IO_CLAIMED = 1,  // value: the IO's seq: the caller reads the page, then completes
+  IO_WAIT = 2,     // value: seq of another IO in progress: wait for io_seq != value
+  IO_FAILED = 3,   // value: the error of the IO this caller waited for (or BP_ERR_TORN)
+  IO_CORRUPT = 4,  // the descriptor's state or tag is garbage (counted)
+};
+struct IoStartResult {
+  int32_t status;
+  int64_t value;
+};
+// The caller holds a pin. Claims the read if the page is neither valid nor being read;
+// `waited_seq` is the seq of the IO the caller waited for (0: none), whose failure is
+// then reported instead of retrying. `zero`: the page is zero-filled instead of read.
+// With `check_tag`, the descriptor must still carry (file, block).
+IoStartResult pool_start_read(PoolSlot& p, uint32_t id, uint32_t waited_seq, bool zero, bool first, bool check_tag,
+                              uint64_t file, uint64_t block);
+// The claimed IO reached the ring (slot cleanup no longer aborts it).
+void pool_io_submitted(PoolSlot& p, uint32_t id, uint32_t seq);
+// The claimed IO never reached the ring: completes it with `err`.
+void pool_abort_io(PoolSlot& p, uint32_t id, uint32_t seq, int32_t err, bool write);
+
+// False: this slot holds no pin on it.
+bool pool_unpin(PoolSlot& p, uint32_t id);
+
+// pool_lock / pool_lock_wait_end refusals, past the LockAcquireResult / LockWaitEndResult values.
+enum LockRefusal : int32_t {
+  LR_NOT_PINNED = 16,     // the buffer is not pinned by this slot
+  LR_TORN = 17,           // the page is fenced (BS_TORN); a lock granted meanwhile was given back
+  LR_SELF_DEADLOCK = 18,  // the request would wait for this slot's own hold (*own_exclusive says which)
+};
+// Content lock request of a pinned buffer: an LockAcquireResult or a LockRefusal.
+// `internal_shared`: shared holds the caller says are its own writeback's (they always end),
+// which do not count as a hold the request would wait for. `wait_for_own` lets a request
+// wait for this slot's own hold (another async flow of the same environment gives it back).
+int32_t pool_lock(PoolSlot& p, uint32_t id, bool excl, bool wait_for_own, double internal_shared, uint32_t* cell,
+                  bool* own_exclusive);
+// A LockWaitEndResult (LW_BAD_CELL counted as corrupt) or LR_NOT_PINNED / LR_TORN.
+int32_t pool_lock_wait_end(PoolSlot& p, uint32_t id, uint32_t cell, bool cancel);
+// False: this slot does not hold that lock.
+bool pool_unlock(PoolSlot& p, uint32_t id, bool excl);
+
+enum MarkDirtyResult : int32_t { MD_DIRTIED = 0, MD_NOT_LOCKED = 1, MD_CORRUPT = 2 };
+// Needs the exclusive lock. Raises the page LSN (descriptor and page header) to `lsn`.
+int32_t pool_mark_dirty(PoolSlot& p, uint32_t id, uint64_t lsn);
+
+enum WriteStartStatus : int32_t { WS_STARTED = 0, WS_CLEAN = 1, WS_BUSY = 2, WS_CORRUPT = 3, WS_NOT_LOCKED = 4 };
+struct WriteStart {
+  int32_t status;
+  uint32_t seq;  // WS_STARTED: the write's seq; WS_BUSY: the seq of the IO in progress
+  uint64_t file = 0, block = 0, lsn = 0;
+};
+// Needs a pin and a content lock (the page cannot change under the write). The tag is
+// trusted only if the mapping table, under its partition lock, maps it to this buffer.
+// Started: the page's checksum is set and the write claimed.
+WriteStart pool_start_write(PoolSlot& p, uint32_t id);
+
+// Pins a valid page by id without a usage bump (writeback, checkpoints). False: not a
+// valid page (or the pin records are full).
+bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, bool* dirty);
+
+// Up to `max` dirty valid buffers not in IO (`unpinned_only`: nobody pins them).
+void pool_dirty_buffers(PoolView& v, uint32_t max, bool unpinned_only, std::vector<uint32_t>* out);
+
+// Counters and a scan of the descriptors (each state word read once).
+struct TornPage {
+  uint64_t file, block;
+  bool dirty;
+};
+struct PoolCensus {
+  uint64_t process[ST_COUNT], global[ST_COUNT];
+  uint64_t torn_total, corrupt_descriptors, corrupt_mapping, integrity_repairs, lock_queue_repairs;
+  uint32_t pinned = 0, dirty = 0, valid = 0, io = 0, torn = 0, lock_waiters = 0;
+  std::vector<TornPage> torn_pages;  // the first 64
+};
+void pool_census(PoolSlot& p, PoolCensus* out);
+
+// One O(pages + buckets) integrity scan with every partition lock held (see buffer_pool.cc).
+struct PoolAnomaly {
+  const char* structure;
+  uint32_t index;
+  const char* problem;
+  bool repaired;
+};
+struct PoolVerifyReport {
+  uint32_t found = 0, repaired = 0;
+  bool lock_timeout = false;
+  std::vector<PoolAnomaly> anomalies;  // the first 64
+};
+void pool_verify(Segment& seg, PoolView& v, bool repair, PoolVerifyReport* out);
+
+// Every descriptor with IO_IN_PROGRESS and who claimed it.
+struct PoolIoClaim {
+  uint32_t id, slot;
+  int32_t pid;
+  uint32_t seq;
+  bool submitted, write;
+};
+void pool_ios_in_progress(PoolView& v, std::vector<PoolIoClaim>* out);
+
+// The buffer's content-lock word (diagnostics: holder, shared count, flags).
+uint32_t pool_lock_word(PoolView& v, uint32_t id);
+
+// Sets the page's checksum (bytes 8..12) and returns it.
+uint32_t page_set_checksum(uint8_t* page, uint32_t size);
 
 }  // namespace rm

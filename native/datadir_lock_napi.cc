@@ -1,4 +1,4 @@
-// N-API surface of the data-directory lock (native/datadir_lock.h).
+// Node-API glue of the data-directory lock (mechanism: datadir_lock.h).
 #include <napi.h>
 
 #include <cerrno>
@@ -6,18 +6,17 @@
 
 #include "datadir_lock.h"
 #include "modules.h"
+#include "napi_args.h"
 
 namespace rm {
 
 namespace {
 
+// info[0]: the data directory; the path of its lock file.
 std::string lock_path_of(const Napi::CallbackInfo& info, bool* ok) {
   *ok = false;
-  if (!info[0].IsString()) {
-    module_type_error(info.Env(), "dataDir must be a string").ThrowAsJavaScriptException();
-    return "";
-  }
-  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::string dir;
+  if (!arg_string(info, 0, "dataDir", &dir)) return "";
   if (dir.empty() || dir.find('\0') != std::string::npos) {
     module_type_error(info.Env(), "dataDir must be a non-empty path without NUL").ThrowAsJavaScriptException();
     return "";
@@ -59,13 +58,10 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   bool ok;
   std::string path = lock_path_of(info, &ok);
   if (!ok) return env.Undefined();
-  if (!info[1].IsString()) {
-    module_type_error(env, "content must be a string").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  RM_ARG_STRING(content, 1, "content");
   int fd = -1;
   std::string previous;
-  int rc = datadir_lock(path.c_str(), info[1].As<Napi::String>().Utf8Value(), &fd, &previous);
+  int rc = datadir_lock(path.c_str(), content, &fd, &previous);
   if (rc < 0) {
     errno_error(env, rc, "cannot lock '" + path + "'").ThrowAsJavaScriptException();
     return env.Undefined();

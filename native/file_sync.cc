@@ -9,6 +9,7 @@
 
 #include "atomics.h"
 #include "completion_kinds.h"
+#include "robust_lock.h"
 #include "segment.h"
 
 namespace rm {
@@ -246,5 +247,100 @@ int open_beneath(int dir_fd, const char* path, int flags, int mode, bool* create
   }
   return fd;
 }
+
+// ---- what the sync-pass glue asks for ---------------------------------------------
+namespace {
+
+constexpr int64_t kFilesLockTimeoutNs = 2000000000;
+
+std::string entry_path(const FileEntry* e) {
+  char path[kMaxRelPath];
+  memcpy(path, e->path, kMaxRelPath);  // shared memory: copied once, then terminated
+  path[kMaxRelPath - 1] = 0;
+  return path;
+}
+
+}  // namespace
+
+int file_sync_pending_list(Segment& seg, std::vector<PendingSync>* out) {
+  RobustGuard lock(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (!lock.held()) return -ETIMEDOUT;
+  for (uint32_t i = 0; i < seg.hdr->max_files; i++) {
+    FileEntry* e = &seg.files[i];
+    if (load_acquire(&e->state) != F_OPEN || !file_sync_pending(e)) continue;
+    out->push_back({file_id_of(i, load_relaxed(&e->generation)), file_sync_needs_fsync(e)});
+  }
+  return 0;
+}
+
+int file_sync_mark_synced(Segment& seg, double file_id, uint64_t cycle, bool fsync) {
+  RobustGuard lock(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (!lock.held()) return -ETIMEDOUT;
+  int slot = file_lookup(seg.files, seg.hdr->max_files, file_id, nullptr);
+  if (slot < 0) return 0;
+  file_sync_done(seg, &seg.files[slot], cycle, fsync);
+  return 1;
+}
+
+int file_sync_open_files(Segment& seg, std::vector<OpenFileRow>* out) {
+  RobustGuard lock(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (!lock.held()) return -ETIMEDOUT;
+  for (uint32_t i = 0; i < seg.hdr->max_files; i++) {
+    FileEntry* e = &seg.files[i];
+    if (load_acquire(&e->state) != F_OPEN) continue;
+    out->push_back({file_id_of(i, load_relaxed(&e->generation)), entry_path(e), e->open_count, file_sync_pending(e)});
+  }
+  return 0;
+}
+
+void file_sync_report(Segment& seg, FileSyncReport* out) {
+  FileSyncShared* fs = &seg.hdr->file_sync;
+  out->failed_errno = load_acquire(&fs->failed_errno);
+  out->cycle = load_acquire(&fs->cycle);
+  uint32_t fslot = load_acquire(&fs->failed_slot);
+  out->failed_path_known = out->failed_errno && fslot < seg.hdr->max_files;
+  if (out->failed_path_known) out->failed_path = entry_path(&seg.files[fslot]);
+  out->syncs = load_relaxed(&fs->stat_syncs);
+  out->fsyncs = load_relaxed(&fs->stat_fsyncs);
+  out->failures = load_relaxed(&fs->stat_failures);
+  out->dir_syncs = load_relaxed(&fs->stat_dir_syncs);
+  out->dir_failures = load_relaxed(&fs->stat_dir_failures);
+  uint64_t logged = load_acquire(&fs->dir_log_n);
+  for (uint64_t i = logged > kDirLog ? logged - kDirLog : 0; i < logged; i++) {
+    char d[kDirFaultPath];
+    memcpy(d, fs->dir_log[i % kDirLog], sizeof(d));
+    d[kDirFaultPath - 1] = 0;
+    out->recent_dir_syncs.push_back(d);
+  }
+}
+
+int dir_sync_checked(Segment& seg, const std::string& path, bool absolute) {
+  if (path.empty() || path.find('\0') != std::string::npos) return -EINVAL;
+  if (absolute) {
+    std::string data_dir(seg.hdr->data_dir, strnlen(seg.hdr->data_dir, sizeof(seg.hdr->data_dir)));
+    bool ancestor = path == data_dir || path == "/" ||
+                    (data_dir.size() > path.size() && data_dir.compare(0, path.size(), path) == 0 && data_dir[path.size()] == '/');
+    if (path[0] != '/' || !ancestor) return -EINVAL;
+  }
+  return dir_sync(seg, path.c_str(), absolute);
+}
+
+int dir_sync_fault_arm(Segment& seg, const std::string& path, int32_t error, uint32_t skip, bool repeat) {
+  DirSyncFault* f = &seg.hdr->file_sync.dir_fault;
+  store_release(&f->armed, 0u);
+  if (path.size() >= kDirFaultPath) return -ENAMETOOLONG;
+  memset(f->path, 0, sizeof(f->path));
+  memcpy(f->path, path.data(), path.size());
+  store_relaxed(&f->error, error);
+  store_relaxed(&f->skip, skip);
+  store_relaxed(&f->repeat, repeat ? 1u : 0u);
+  store_relaxed(&f->fired, 0u);
+  store_release(&f->armed, 1u);
+  return 0;
+}
+
+void dir_sync_fault_disarm(Segment& seg) { store_release(&seg.hdr->file_sync.dir_fault.armed, 0u); }
+
+uint32_t dir_sync_fault_fired(Segment& seg) { return load_relaxed(&seg.hdr->file_sync.dir_fault.fired); }
 
 }  // namespace rm

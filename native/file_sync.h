@@ -124,4 +124,38 @@ int dir_sync_parents(Segment& seg, const char* rel_path, std::string* failed_dir
 // open made the file (*created). Returns the fd or -errno.
 int open_beneath(int dir_fd, const char* path, int flags, int mode, bool* created);
 
+// ---- what the sync-pass glue asks for (file_sync_napi.cc) ----------------------------
+// The calls that read the file table take files_lock (bounded by a 2 s timeout: a
+// stopped holder gives -ETIMEDOUT, never a hang).
+
+// Open files with writes no pass covered, and whether each needs an fsync (not only
+// fdatasync). 0 or -ETIMEDOUT.
+struct PendingSync { uint64_t file_id; bool fsync; };
+int file_sync_pending_list(Segment& seg, std::vector<PendingSync>* out);
+// A pass synced file `file_id` (a sync that started after the pass's write barrier and
+// succeeded): 1, or 0 if the id no longer names an open file (closed meanwhile: its last
+// close synced it), or -ETIMEDOUT.
+int file_sync_mark_synced(Segment& seg, double file_id, uint64_t cycle, bool fsync);
+// Every open entry (introspection). 0 or -ETIMEDOUT.
+struct OpenFileRow { uint64_t file_id; std::string path; uint32_t refs; bool pending; };
+int file_sync_open_files(Segment& seg, std::vector<OpenFileRow>* out);
+// The failed state and the counters.
+struct FileSyncReport {
+  uint64_t cycle;
+  uint32_t failed_errno;
+  bool failed_path_known;      // a data file's path (else a directory, if failed_errno)
+  std::string failed_path;
+  uint64_t syncs, fsyncs, failures, dir_syncs, dir_failures;
+  std::vector<std::string> recent_dir_syncs;  // the last kDirLog, oldest first
+};
+void file_sync_report(Segment& seg, FileSyncReport* out);
+// dir_sync of a path a caller gave: -EINVAL for an empty path, a NUL inside, or an
+// absolute path that is not the data directory or one of its ancestors.
+int dir_sync_checked(Segment& seg, const std::string& path, bool absolute);
+// Test hook: arms the directory-sync fault (see DirSyncFault); -ENAMETOOLONG if `path`
+// does not fit. dir_sync_fault_disarm turns it off.
+int dir_sync_fault_arm(Segment& seg, const std::string& path, int32_t error, uint32_t skip, bool repeat);
+void dir_sync_fault_disarm(Segment& seg);
+uint32_t dir_sync_fault_fired(Segment& seg);
+
 }  // namespace rm

@@ -1,36 +1,22 @@
-// N-API surface of the sync requests (file_sync.h): what core/files.ts needs to run a
-// sync pass (a checkpoint's, or a last close's), directory syncs, and their statistics.
-// Every function takes the NativeSession first.
+// Node-API glue of the sync requests (mechanism: file_sync.h): what core/files.ts needs
+// to run a sync pass (a checkpoint's, or a last close's), directory syncs, and their
+// statistics. Every function takes the NativeSession first.
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
-#include "atomics.h"
 #include "file_sync.h"
 #include "modules.h"
-#include "robust_lock.h"
+#include "napi_args.h"
 #include "segment.h"
 
 namespace rm {
 namespace {
 
-constexpr int64_t kFilesLockTimeoutNs = 2000000000;
-
 bool test_hooks() {
   const char* v = getenv("RINGMASTER_TEST_HOOKS");
   return v && strcmp(v, "1") == 0;
 }
-
-// files_lock held for the scope (a holder that died is recovered by the robust lock).
-struct FilesLock {
-  Segment* seg;
-  bool held;
-  explicit FilesLock(Segment* s) : seg(s) {
-    LockResult lr = robust_lock_acquire(&s->hdr->files_lock, kFilesLockTimeoutNs);
-    held = lr == LockResult::Acquired || lr == LockResult::AcquiredOwnerDied;
-  }
-  ~FilesLock() { if (held) robust_lock_release(&seg->hdr->files_lock); }
-};
 
 Napi::Value locked_out(Napi::Env env) {
   module_error(env, "ETIMEDOUT", "the shared file table is locked by a stopped process", ETIMEDOUT).ThrowAsJavaScriptException();
@@ -40,11 +26,11 @@ Napi::Value locked_out(Napi::Env env) {
 // fileSyncBegin(session) -> C: the cycle this pass covers (see file_sync.h).
 Napi::Value Begin(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   return Napi::Number::New(env, (double)file_sync_begin(*seg));
 }
 
+// A file id argument: its slot, or ~0u for -1 (every file) and for an id that names no open file.
 uint32_t barrier_slot(Segment* seg, const Napi::Value& v) {
   double id = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
   if (!(id >= 0)) return ~0u;
@@ -55,8 +41,7 @@ uint32_t barrier_slot(Segment* seg, const Napi::Value& v) {
 // writeBarrier(session, fileId | -1) -> Uint32Array of (handle index, generation) pairs.
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   uint32_t file_slot = barrier_slot(seg, info[1]);
   std::vector<HandleRef> refs;
   write_barrier_scan(*seg, file_slot, &refs);
@@ -71,8 +56,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 // writeBarrierLeft(session, fileId | -1, Uint32Array) -> handles of the barrier still in flight.
 Napi::Value BarrierLeft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
     Napi::TypeError::New(env, "writeBarrierLeft(session, fileId, Uint32Array)").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -87,19 +71,15 @@ Napi::Value BarrierLeft(const Napi::CallbackInfo& info) {
 // fileSyncPending(session) -> [[fileId, fsync], ...]: open files with writes no pass covered.
 Napi::Value Pending(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
-  FilesLock lock(seg);
-  if (!lock.held) return locked_out(env);
-  Napi::Array out = Napi::Array::New(env);
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < seg->hdr->max_files; i++) {
-    FileEntry* e = &seg->files[i];
-    if (load_acquire(&e->state) != F_OPEN || !file_sync_pending(e)) continue;
+  RM_ARG_SEGMENT(seg);
+  std::vector<PendingSync> list;
+  if (file_sync_pending_list(*seg, &list) < 0) return locked_out(env);
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
     Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Napi::Number::New(env, (double)file_id_of(i, load_relaxed(&e->generation))));
-    pair.Set(1u, Napi::Boolean::New(env, file_sync_needs_fsync(e)));
-    out.Set(n++, pair);
+    pair.Set(0u, Napi::Number::New(env, (double)list[i].file_id));
+    pair.Set(1u, Napi::Boolean::New(env, list[i].fsync));
+    out.Set((uint32_t)i, pair);
   }
   return out;
 }
@@ -109,55 +89,36 @@ Napi::Value Pending(const Napi::CallbackInfo& info) {
 // after the pass's write barrier was passed, and succeeded.
 Napi::Value Synced(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   double id = info[1].As<Napi::Number>().DoubleValue();
   double cycle = info[2].As<Napi::Number>().DoubleValue();
-  if (!(cycle >= 0) || cycle > 9007199254740991.0) {
+  if (!(cycle >= 0) || cycle > kMaxSafeInteger) {
     Napi::RangeError::New(env, "cycle out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  FilesLock lock(seg);
-  if (!lock.held) return locked_out(env);
-  int slot = file_lookup(seg->files, seg->hdr->max_files, id, nullptr);
-  if (slot < 0) return Napi::Boolean::New(env, false);
-  file_sync_done(*seg, &seg->files[slot], (uint64_t)cycle, info[3].ToBoolean().Value());
-  return Napi::Boolean::New(env, true);
+  int r = file_sync_mark_synced(*seg, id, (uint64_t)cycle, info[3].ToBoolean().Value());
+  if (r < 0) return locked_out(env);
+  return Napi::Boolean::New(env, r == 1);
 }
 
-// fileSyncState(session) -> { cycle, failedErrno, failedPath, syncs, fsyncs, failures, dirSyncs, dirFailures }
+// fileSyncState(session) -> { cycle, failedErrno, failedPath, syncs, fsyncs, failures, dirSyncs, dirFailures, recentDirSyncs }
 Napi::Value State(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
-  FileSyncShared* fs = &seg->hdr->file_sync;
+  RM_ARG_SEGMENT(seg);
+  FileSyncReport r;
+  file_sync_report(*seg, &r);
   Napi::Object o = Napi::Object::New(env);
-  uint32_t failed = load_acquire(&fs->failed_errno);
-  o.Set("cycle", Napi::Number::New(env, (double)load_acquire(&fs->cycle)));
-  o.Set("failedErrno", Napi::Number::New(env, failed));
-  uint32_t fslot = load_acquire(&fs->failed_slot);
-  if (failed && fslot < seg->hdr->max_files) {
-    char path[kMaxRelPath];
-    memcpy(path, seg->files[fslot].path, kMaxRelPath);
-    path[kMaxRelPath - 1] = 0;
-    o.Set("failedPath", Napi::String::New(env, path));
-  } else {
-    o.Set("failedPath", failed ? Napi::Value(Napi::String::New(env, "(a directory)")) : env.Null());
-  }
-  o.Set("syncs", Napi::Number::New(env, (double)load_relaxed(&fs->stat_syncs)));
-  o.Set("fsyncs", Napi::Number::New(env, (double)load_relaxed(&fs->stat_fsyncs)));
-  o.Set("failures", Napi::Number::New(env, (double)load_relaxed(&fs->stat_failures)));
-  o.Set("dirSyncs", Napi::Number::New(env, (double)load_relaxed(&fs->stat_dir_syncs)));
-  o.Set("dirFailures", Napi::Number::New(env, (double)load_relaxed(&fs->stat_dir_failures)));
-  uint64_t logged = load_acquire(&fs->dir_log_n);
-  Napi::Array recent = Napi::Array::New(env);
-  uint32_t k = 0;
-  for (uint64_t i = logged > kDirLog ? logged - kDirLog : 0; i < logged; i++) {
-    char d[kDirFaultPath];
-    memcpy(d, fs->dir_log[i % kDirLog], sizeof(d));
-    d[kDirFaultPath - 1] = 0;
-    recent.Set(k++, Napi::String::New(env, d));
-  }
+  o.Set("cycle", Napi::Number::New(env, (double)r.cycle));
+  o.Set("failedErrno", Napi::Number::New(env, r.failed_errno));
+  if (r.failed_path_known) o.Set("failedPath", Napi::String::New(env, r.failed_path));
+  else o.Set("failedPath", r.failed_errno ? Napi::Value(Napi::String::New(env, "(a directory)")) : env.Null());
+  o.Set("syncs", Napi::Number::New(env, (double)r.syncs));
+  o.Set("fsyncs", Napi::Number::New(env, (double)r.fsyncs));
+  o.Set("failures", Napi::Number::New(env, (double)r.failures));
+  o.Set("dirSyncs", Napi::Number::New(env, (double)r.dir_syncs));
+  o.Set("dirFailures", Napi::Number::New(env, (double)r.dir_failures));
+  Napi::Array recent = Napi::Array::New(env, r.recent_dir_syncs.size());
+  for (size_t i = 0; i < r.recent_dir_syncs.size(); i++) recent.Set((uint32_t)i, Napi::String::New(env, r.recent_dir_syncs[i]));
   o.Set("recentDirSyncs", recent);
   return o;
 }
@@ -165,24 +126,17 @@ Napi::Value State(const Napi::CallbackInfo& info) {
 // fileEntries(session) -> [{ id, path, refs, pending }] for every open entry (introspection).
 Napi::Value Entries(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
-  FilesLock lock(seg);
-  if (!lock.held) return locked_out(env);
-  Napi::Array out = Napi::Array::New(env);
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < seg->hdr->max_files; i++) {
-    FileEntry* e = &seg->files[i];
-    if (load_acquire(&e->state) != F_OPEN) continue;
-    char path[kMaxRelPath];
-    memcpy(path, e->path, kMaxRelPath);
-    path[kMaxRelPath - 1] = 0;
+  RM_ARG_SEGMENT(seg);
+  std::vector<OpenFileRow> rows;
+  if (file_sync_open_files(*seg, &rows) < 0) return locked_out(env);
+  Napi::Array out = Napi::Array::New(env, rows.size());
+  for (size_t i = 0; i < rows.size(); i++) {
     Napi::Object o = Napi::Object::New(env);
-    o.Set("id", Napi::Number::New(env, (double)file_id_of(i, load_relaxed(&e->generation))));
-    o.Set("path", Napi::String::New(env, path));
-    o.Set("refs", Napi::Number::New(env, e->open_count));
-    o.Set("pending", Napi::Boolean::New(env, file_sync_pending(e)));
-    out.Set(n++, o);
+    o.Set("id", Napi::Number::New(env, (double)rows[i].file_id));
+    o.Set("path", Napi::String::New(env, rows[i].path));
+    o.Set("refs", Napi::Number::New(env, rows[i].refs));
+    o.Set("pending", Napi::Boolean::New(env, rows[i].pending));
+    out.Set((uint32_t)i, o);
   }
   return out;
 }
@@ -191,56 +145,39 @@ Napi::Value Entries(const Napi::CallbackInfo& info) {
 // be the data directory or one of its ancestors.
 Napi::Value DirSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   if (!info[1].IsString()) {
     Napi::TypeError::New(env, "dirSync(session, path, absolute)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::string path = info[1].As<Napi::String>().Utf8Value();
-  bool absolute = info.Length() > 2 && info[2].ToBoolean().Value();
-  if (path.empty() || path.find('\0') != std::string::npos) return Napi::Number::New(env, -EINVAL);
-  if (absolute) {
-    std::string data_dir(seg->hdr->data_dir, strnlen(seg->hdr->data_dir, sizeof(seg->hdr->data_dir)));
-    bool ancestor = path == data_dir || path == "/" ||
-                    (data_dir.size() > path.size() && data_dir.compare(0, path.size(), path) == 0 && data_dir[path.size()] == '/');
-    if (path[0] != '/' || !ancestor) return Napi::Number::New(env, -EINVAL);
-  }
-  return Napi::Number::New(env, dir_sync(*seg, path.c_str(), absolute));
+  return Napi::Number::New(env, dir_sync_checked(*seg, path, arg_flag(info, 2)));
 }
 
 // debugDirSyncFault(session, { error, skip, repeat, path } | null) -> false unless
 // RINGMASTER_TEST_HOOKS=1. debugDirSyncFired(session) -> how often it fired.
 Napi::Value DebugFault(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
+  RM_ARG_SEGMENT(seg);
   if (!test_hooks()) return Napi::Boolean::New(env, false);
-  DirSyncFault* f = &seg->hdr->file_sync.dir_fault;
-  store_release(&f->armed, 0u);
-  if (!info[1].IsObject()) return Napi::Boolean::New(env, true);
+  if (!info[1].IsObject()) {
+    dir_sync_fault_disarm(*seg);
+    return Napi::Boolean::New(env, true);
+  }
   Napi::Object r = info[1].As<Napi::Object>();
   auto num = [&](const char* k, double d) { Napi::Value v = r.Get(k); return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d; };
   std::string path = r.Get("path").IsString() ? r.Get("path").As<Napi::String>().Utf8Value() : "";
-  if (path.size() >= kDirFaultPath) {
+  if (dir_sync_fault_arm(*seg, path, (int32_t)num("error", -EIO), (uint32_t)num("skip", 0), r.Get("repeat").ToBoolean().Value()) < 0) {
     Napi::RangeError::New(env, "path too long").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  memset(f->path, 0, sizeof(f->path));
-  memcpy(f->path, path.data(), path.size());
-  store_relaxed(&f->error, (int32_t)num("error", -EIO));
-  store_relaxed(&f->skip, (uint32_t)num("skip", 0));
-  store_relaxed(&f->repeat, r.Get("repeat").ToBoolean().Value() ? 1u : 0u);
-  store_relaxed(&f->fired, 0u);
-  store_release(&f->armed, 1u);
   return Napi::Boolean::New(env, true);
 }
 
 Napi::Value DebugFired(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Segment* seg = session_segment(env, info[0], nullptr);
-  if (!seg) return env.Undefined();
-  return Napi::Number::New(env, load_relaxed(&seg->hdr->file_sync.dir_fault.fired));
+  RM_ARG_SEGMENT(seg);
+  return Napi::Number::New(env, dir_sync_fault_fired(*seg));
 }
 
 }  // namespace

@@ -69,7 +69,9 @@ void watcher_main(Segment* seg, uint32_t ring) {
     close(ep);
     return;
   }
-  // No eventfd: wait in io_uring_enter. Every watcher wakes on every CQE (kernel fact 10).
+  // No eventfd: wait in io_uring_enter. Every watcher wakes on every CQE (waiters in
+  // io_cqring_wait are all woken; a CQE is not reserved for one of them), so the CQ head
+  // is moved under complete_lock.
   struct __kernel_timespec ts = {0, (long long)kSweepMs * 1000000};
   struct io_uring_getevents_arg arg = {};
   arg.ts = (uint64_t)(uintptr_t)&ts;

@@ -198,7 +198,8 @@ int segment_create(const SegmentConfig& cfg, Segment* seg, std::string* err) {
         return -ENOSYS;
       }
       // Sparse registered-file table: every slot starts empty (-1), any process may
-      // install its own fd into a slot later (ring-wide, kernel fact 3).
+      // install its own fd into a slot later: the table belongs to the ring, not to the
+      // process that registered it (io_uring/filetable.c, io_install_fixed_file).
       std::vector<int> sparse(cfg.max_files, -1);
       rc = sys_io_uring_register(seg->rings[r].fd, IORING_REGISTER_FILES, sparse.data(), cfg.max_files);
       if (rc < 0) {

@@ -42,7 +42,9 @@ int op_from_fields(Segment& seg, const double* f, const PrivateBuffer* buf, SqeR
       bool fixed = hdr->fixed_buffers && (arena_off >> 30) == ((arena_off + (r->len ? r->len - 1 : 0)) >> 30);
       bool sqpoll = hdr->sqpoll;
       // Fixed buffers are checked against the range as registered, in the registrant's
-      // address space (kernel fact 4); so is every address an SQPOLL thread touches.
+      // address space (io_uring/rsrc.c, io_import_fixed: a worker's own mapping address
+      // gives -EFAULT); so is every address an SQPOLL thread touches (it runs in the
+      // postmaster's mm).
       uint64_t base = (fixed || sqpoll) ? seg.registrant_arena_base : (uint64_t)(uintptr_t)seg.arena.base;
       r->addr = base + arena_off;
       r->fixed_buffer = fixed;

@@ -184,7 +184,8 @@ static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) 
     }
   } else if (!(rs->setup_flags & IORING_SETUP_SQPOLL)) {
     // Published, maybe partly consumed. What the kernel has not consumed must not be
-    // submitted under our identity (fact 2): rewrite it as NOPs completing as cancelled.
+    // submitted under the next enterer's identity (its fd table and mm: io_submit_sqes
+    // runs in the entering task), not ours: rewrite it as NOPs completing as cancelled.
     uint32_t head = load_acquire(m.sq_head);
     if (tail - head <= rs->sq_entries) {
       for (uint32_t pos = head; pos != tail; pos++) {

@@ -5,8 +5,9 @@
 //
 // Submission: submit_lock is held from reading the SQ tail, through writing SQEs
 // and publishing the tail, to io_uring_enter. Whoever enters submits every published
-// SQE under its own identity (fd table, mm, creds), so an SQE must never be left
-// published for another process to submit (kernel fact 2). Reaping: complete_lock is
+// SQE under its own identity (fd table, mm, creds: io_submit_sqes in io_uring/io_uring.c
+// runs in the entering task), so an SQE must never be left published for another
+// process to submit. Reaping: complete_lock is
 // held while the CQ head is advanced; every CQE is validated before use.
 #pragma once
 #include <linux/io_uring.h>

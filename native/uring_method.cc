@@ -61,7 +61,9 @@ void uring_slot_cleaned(Segment& seg, uint32_t slot, bool process_died, const st
 }
 
 // Install `fd` into the slot of every ring (rolling back on failure), then close it:
-// the rings hold their own references (kernel fact 3).
+// the rings hold their own references. A registered-file table belongs to the ring, not
+// to the process that filled a slot (io_uring/filetable.c, io_install_fixed_file), so
+// every process that uses the ring sees the file.
 int uring_install_file(Segment& seg, uint32_t file_slot, uint32_t gen, int fd) {
   for (uint32_t r = 0; r < seg.rings.size(); r++) {
     struct io_uring_files_update up = {};
