@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// npm run demo [-- --seconds=20] [-- --threads] [-- --data-dir=DIR] [-- --sessions=16] [-- --accounts=N] [-- --kill-at=S] [-- --pool-pages=N] [-- --quiet]
+// npm run demo [-- --seconds=20] [-- --threads] [-- --data-dir=DIR] [-- --sessions=16] [-- --accounts=N] [-- --kill-at=S] [-- --pool-pages=N] [-- --min-commits=N] [-- --quiet]
 // DEMO_JSON=file writes the summary as JSON; exit status 0 iff the invariant holds after recovery.
 // A postmaster on a temp data dir, 2 workers running the TPC-B-like load (bench/tpcb),
 // a live progress line; in the forked mode one worker is SIGKILLed mid-run and the
@@ -15,7 +15,7 @@ const engine = require('../bench/tpcb/engine.cjs');
 const { newHist, histMerge, histSummary, round } = require('../bench/lib/common.cjs');
 
 function args() {
-  const o = { seconds: 20, threads: false, sessions: 16, workers: 2, dataDir: null, accounts: undefined, killAt: null, quiet: false, poolPages: null };
+  const o = { seconds: 20, threads: false, sessions: 16, workers: 2, dataDir: null, accounts: undefined, killAt: null, quiet: false, poolPages: null, minCommits: 0 };
   const av = process.argv.slice(2);
   for (let i = 0; i < av.length; i++) {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(av[i]);
@@ -29,6 +29,7 @@ function args() {
     else if (m[1] === 'kill-at') o.killAt = Number(v);
     else if (m[1] === 'quiet') o.quiet = true;
     else if (m[1] === 'pool-pages') o.poolPages = Number(v);
+    else if (m[1] === 'min-commits') o.minCommits = Number(v);
     else throw new Error(`demo: unknown option --${m[1]}`);
   }
   if (o.killAt === null) o.killAt = o.seconds / 2;
@@ -176,6 +177,9 @@ async function main() {
     }, o.killAt * 1000);
   }
   await new Promise((r) => setTimeout(r, o.seconds * 1000));
+  // --min-commits: a slow start (forks, attaches and JIT on a loaded machine) must not
+  // leave the run with nothing to check; bounded, the caller's own timeout aside.
+  while (commits < o.minCommits && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 100));
   stopping = true;
   sampleStats();
   await finish();

@@ -14,7 +14,7 @@ afterAll(() => removeDir(dir));
 
 function demo(tag: string, extra: string[]): any {
   const json = path.join(dir, `${tag}.json`);
-  const r = spawnSync(process.execPath, [path.join(REPO, 'demo', 'demo.cjs'), '--seconds=2', '--accounts=1000', '--sessions=4', '--pool-pages=48', '--quiet', `--data-dir=${path.join(dir, tag)}`, ...extra], {
+  const r = spawnSync(process.execPath, [path.join(REPO, 'demo', 'demo.cjs'), '--seconds=2', '--accounts=1000', '--sessions=4', '--pool-pages=48', '--min-commits=50', '--quiet', `--data-dir=${path.join(dir, tag)}`, ...extra], {
     cwd: REPO, encoding: 'utf8', timeout: 90000, env: { ...process.env, DEMO_JSON: json },
   });
   expect(r.error, String(r.stderr)).toBeUndefined();
