@@ -1,17 +1,17 @@
 // The shared buffer pool (issue 3): policy and the public API. The shared structure
 // (descriptors, mapping table, pin records, completion actions) is native/buffer_pool.h.
 import { registerModule } from '../core/modules';
+import { registerIntegrityCheck } from '../core/integrity';
 import type { WalHook } from '../core/modules';
 import type { Ringmaster } from '../core/ringmaster';
 import { FileHandle } from '../core/files';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
-import { native } from '../core/native';
+import { native, type NativeSession } from '../core/native';
 import { viewBytes } from '../core/bytes';
 import type { EncodedOp, IoResult } from '../core/io';
 import { optionsObject } from '../core/io';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const N: any = native;
+const N = native;
 
 const OP_READ = 1;
 const KIND_BUFFER_READ_DONE = 2;   // native/completion_kinds.h
@@ -244,7 +244,7 @@ export class BufferPool {
     db.once('close', () => this.stopBackgroundWriter());
   }
 
-  #n(): unknown {
+  #n(): NativeSession {
     return this.db._native();
   }
 
@@ -919,4 +919,27 @@ registerModule('bufferPool', {
     }
     db._regionSet('bufferpool', slice.offset, size);
   },
+  property: { name: 'buffers', create: (db) => new BufferPool(db) },
 });
+
+// db.checkIntegrity() also scans the pool's descriptors and mapping table.
+registerIntegrityCheck((session, repair) => {
+  if (session.regionGet('bufferpool') === null) return null;
+  const p = N.bpVerify(session, repair);
+  const anomalies = [...p.anomalies];
+  if (p.lockTimeout) anomalies.push({ structure: 'mappingTable', index: -1, problem: 'a partition lock stayed held: mapping table not checked', repaired: false });
+  return { found: p.found, repaired: p.repaired, anomalies };
+});
+
+declare module '../core/ringmaster' {
+  interface Ringmaster {
+    /** The shared buffer pool (configured with the `bufferPool` start option). */
+    readonly buffers: BufferPool;
+  }
+}
+declare module '../core/options' {
+  interface StartOptions {
+    /** The shared buffer pool (bufferpool/): its options; omitted = no buffer pool. */
+    bufferPool?: BufferPoolOptions;
+  }
+}

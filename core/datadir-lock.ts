@@ -7,12 +7,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { RingmasterError, fromNative } from './errors';
 import { native } from './native';
 
-interface LockAddon {
-  dataDirLock(dataDir: string, content: string): { status: number; fd?: number; previous: string; path: string };
-  dataDirUnlock(fd: number, clear: boolean): void;
-  dataDirShare(dataDir: string): { fd: number; content: string };
-}
-const addon = native as unknown as LockAddon;
+const addon = native;
 
 const LOCKED = 0;
 const HELD_BY_POSTMASTER = 1;

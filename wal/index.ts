@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { registerModule } from '../core/modules';
+import { native, type NativeSession, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
@@ -24,7 +25,7 @@ export { formatLsn, segmentName, KIND_CHECKPOINT, KIND_PAGE_IMAGE, FLAG_PAIRED_I
 export type { WalRecord } from './format';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const addon: any = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
+const addon = native;
 
 /**
  * A redo handler gets the record and the postmaster being started (recovery runs inside
@@ -151,12 +152,7 @@ export function walFailedError(errno: number): RingmasterError {
 const localOptions = new WeakMap<Ringmaster, Resolved>();
 const staticRedo = new Map<number, RedoHandler>();
 
-interface NativeState {
-  reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
-  bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
-  flags: number; reservedOffset: number; flushedOffset: number; failedOffset: number;
-  checkpointRedoLsn: bigint; redoEpoch: number;
-}
+type NativeState = NativeWalState;
 
 /** Options of `db.wal.append`. */
 export interface AppendOptions {
@@ -251,7 +247,7 @@ export class Wal implements WalHook {
     staticRedo.set(kind, fn);
   }
 
-  #s(): any {
+  #s(): NativeSession {
     return this.db._native();
   }
   #state(): NativeState {
@@ -1053,7 +1049,21 @@ registerModule('wal', {
     hookBufferPool(db);
     startBackground(db, o);
   },
+  property: { name: 'wal', create: (db) => new Wal(db) },
 });
+
+declare module '../core/ringmaster' {
+  interface Ringmaster {
+    /** The shared write-ahead log (configured with the `wal` start option). */
+    readonly wal: Wal;
+  }
+}
+declare module '../core/options' {
+  interface StartOptions {
+    /** The write-ahead log (wal/): its options; omitted = no WAL. */
+    wal?: WalOptions;
+  }
+}
 
 function hookBufferPool(db: Ringmaster): void {
   try {
