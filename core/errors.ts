@@ -36,8 +36,9 @@ export class IoCancelledError extends RingmasterError {
   }
 }
 
+import { CORRUPT_RESULT } from './constants';
 /** Result of an op whose shared IO handle another process wrote garbage over (EUCLEAN). */
-export const CORRUPT_RESULT = -117;
+export { CORRUPT_RESULT };
 
 export function corruptError(what: string, opIndex?: number): RingmasterError {
   return new RingmasterError('ERR_RINGMASTER_CORRUPT', `${what}: shared state of this IO was corrupted by another process (see stats().corruptReports)`, { errno: CORRUPT_RESULT, opIndex });

@@ -137,18 +137,22 @@ export interface BufferPoolAddon {
   bpLayout(pages: number, pageSize: number, maxProcesses: number): number;
   bpInit(s: NativeSession, offset: number, size: number, pages: number, pageSize: number, releaseOnHolderDeath: number): void;
   bpInfo(s: NativeSession): NativePoolInfo | null;
-  /** [status, buffer id, or for a corrupt status 1 if the mapping table (0: descriptors)]. */
+  /**
+   * [PIN_OK, buffer id] | [PIN_NEED_CLEAN, dirty buffer id] | [PIN_EXHAUSTED] | [PIN_TOO_MANY]
+   * | [PIN_CORRUPT, 1 if the mapping table (0: the descriptors)]. Callers read the second
+   * element only for the statuses that carry one.
+   */
   bpPin(s: NativeSession, fileId: number, block: number): [number, number];
   /** mode 1/2: register a wait for an unpin (returns [wait word offset, seq]); mode 0: record the time waited (ns). */
   bpPinWait(s: NativeSession, mode: number, waitedNs?: number): [number, number];
-  /** [status, IO seq]. */
+  /** [IO_VALID] | [IO_CLAIMED, seq] | [IO_WAIT, seq of the IO to wait for] | [IO_FAILED, its error] | [IO_CORRUPT]. */
   bpStartIo(s: NativeSession, id: number, waited: number, zero: boolean, first: boolean, fileId: number, block: number): [number, number];
   bpAbortIo(s: NativeSession, id: number, seq: number, errno: number, write: boolean): void;
   bpSubmitted(s: NativeSession, id: number, seq: number): void;
   bpUnpin(s: NativeSession, id: number): boolean;
   /** [file id, block, whether the page is dirty] of a buffer this environment could pin, or null. */
   bpPinById(s: NativeSession, id: number): [number, number, boolean] | null;
-  /** [status, IO seq (to wait for, or of the write claimed), file id, block, page LSN high and low 32 bits]. */
+  /** [WS_STARTED, seq, file id, block, page LSN high and low 32 bits] | [WS_CLEAN] | [WS_BUSY, seq to wait for] | [WS_CORRUPT]. */
   bpStartWrite(s: NativeSession, id: number): [number, number, number, number, number, number];
   bpDirty(s: NativeSession, maxPages: number, unpinnedOnly: boolean): number[];
   bpStats(s: NativeSession): {
@@ -157,8 +161,9 @@ export interface BufferPoolAddon {
   };
   /** [buffer id, slot, pid, IO seq, submitted, write] per IO in progress. */
   bpIoInProgress(s: NativeSession): [number, number, number, number, boolean, boolean][];
-  /** [status, wait cell]. */
-  bpLock(s: NativeSession, id: number, exclusive: boolean, queueBehindOwn: boolean, internalShared: number): [number, number];
+  /** [LOCK_ACQUIRED] | [LOCK_QUEUED, wait cell, arena offset of its state word] | [LOCK_NO_CELL] | [LOCK_BUSY] (core/constants.ts). */
+  bpLock(s: NativeSession, id: number, exclusive: boolean, queueBehindOwn: boolean, internalShared: number): number[];
+  /** LOCK_WAIT_GRANTED | LOCK_WAIT_CANCELLED | LOCK_WAIT_WAITING (core/constants.ts). */
   bpLockWaitEnd(s: NativeSession, id: number, cell: number, giveUp: boolean): number;
   bpUnlock(s: NativeSession, id: number, exclusive: boolean): boolean;
   bpMarkDirty(s: NativeSession, id: number, lsn: bigint | undefined): boolean;

@@ -15,7 +15,7 @@ const REPO = path.resolve(__dirname, '..');
 const LAYERS = ['core', 'bufferpool', 'wal'];
 const ENTRY = 'core/index.ts';
 /** The files that define what crosses between JavaScript and the addon. */
-const NATIVE_BOUNDARY = ['core/native.ts'];
+const NATIVE_BOUNDARY = ['core/native.ts', 'core/constants.ts'];
 
 function sources(): string[] {
   const out: string[] = [];
