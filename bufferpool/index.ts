@@ -2,12 +2,13 @@
 // mapping table, pin records, completion actions) is native/buffer_pool.h and its
 // neighbours. The module attaches itself to core when loaded (registerModule below): its
 // `bufferPool` start option, the region it publishes, and `db.buffers` on every handle.
+import { constants as osConstants } from 'node:os';
 import { coreOf, registerModule, type ModuleCore } from '../core/modules';
 import { registerIntegrityCheck } from '../core/integrity';
 import {
   BP_ERR_CHECKSUM, BP_ERR_PAST_EOF, BP_ERR_SHORT_READ, BP_ERR_TORN, CORRUPT_RESULT, IO_CLAIMED, IO_CORRUPT, IO_VALID, IO_WAIT,
   KIND_BUFFER_READ_DONE, KIND_BUFFER_WRITE_DONE, LOCK_ACQUIRED, LOCK_QUEUED, LOCK_WAIT_CANCELLED, LOCK_WAIT_GRANTED, OP_READ, PIN_CORRUPT, PIN_EXHAUSTED,
-  PIN_NEED_CLEAN, PIN_OK, PIN_TOO_MANY, POOL_RELEASE_ON_HOLDER_DEATH, WS_BUSY, WS_CLEAN, WS_CORRUPT,
+  PIN_NEED_CLEAN, PIN_OK, PIN_TOO_MANY, PAGE_HEADER_SIZE as NATIVE_PAGE_HEADER_SIZE, POOL_RELEASE_ON_HOLDER_DEATH, WS_BUSY, WS_CLEAN, WS_CORRUPT,
 } from '../core/constants';
 import type { WalHook } from '../core/modules';
 import type { Ringmaster } from '../core/ringmaster';
@@ -20,7 +21,7 @@ import { optionsObject } from '../core/io';
 
 const N = native;
 
-const EIO = 5;
+const EIO = osConstants.errno.EIO;
 const ERR_CHECKSUM = BP_ERR_CHECKSUM;
 const ERR_SHORT_READ = BP_ERR_SHORT_READ;
 const ERR_TORN = BP_ERR_TORN;

@@ -22,7 +22,12 @@ export const DRAIN = 4;
  * kCorruptResult (-EUCLEAN): the result a completion carries when what it refers to in
  * shared memory was garbage (another process scribbled on it).
  */
-export const CORRUPT_RESULT = -117;
+export const CORRUPT_RESULT = -117;  // -EUCLEAN
+
+// ---- native/submission.h ---------------------------------------------------------
+
+/** kOpFields: float64 fields per op in the staging area JavaScript fills and the addon reads. */
+export const OP_STAGE_FIELDS = 10;
 
 // ---- native/completion_kinds.h ---------------------------------------------------
 
@@ -43,6 +48,9 @@ export const BP_ERR_SHORT_READ = -10002;
 export const BP_ERR_TORN = -10003;
 /** The read returned 0 bytes: the block lies wholly past the end of the file. */
 export const BP_ERR_PAST_EOF = -10004;
+
+/** kPageHeaderSize: bytes at the start of every page the pool owns (8-byte LSN, 4-byte CRC32C, 4 reserved). */
+export const PAGE_HEADER_SIZE = 16;
 
 /** bpInit's flags. */
 export const POOL_RELEASE_ON_HOLDER_DEATH = 1;
@@ -66,6 +74,13 @@ export const WS_STARTED = 0;
 export const WS_CLEAN = 1;
 export const WS_BUSY = 2;
 export const WS_CORRUPT = 3;
+
+// ---- Linux errno values that Node's os.constants.errno lacks (<asm-generic/errno.h>) ----
+
+/** The postmaster has stopped or died: its rings accept no more IO. */
+export const ESHUTDOWN = 108;
+/** Structure needs cleaning: the magnitude of CORRUPT_RESULT. */
+export const EUCLEAN = 117;
 
 // ---- native/wal_buffer.h ---------------------------------------------------------
 

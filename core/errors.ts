@@ -1,10 +1,11 @@
 import { constants } from 'node:os';
+import { ESHUTDOWN } from './constants';
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(constants.errno)) {
   if (!errnoNames.has(value)) errnoNames.set(value, name);
 }
-errnoNames.set(108, 'ESHUTDOWN');  // Linux; missing from os.constants.errno
+errnoNames.set(ESHUTDOWN, 'ESHUTDOWN');  // Linux; missing from os.constants.errno
 
 /** Name of a (positive or negative) errno value, e.g. `-5` → `"EIO"`. */
 export function errnoName(errno: number): string {

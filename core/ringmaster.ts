@@ -10,6 +10,7 @@ import {
   OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags, optionsObject, timeoutOption,
 } from './io';
 import { NativeInfo, NativeSession, native } from './native';
+import { ESHUTDOWN, OP_STAGE_FIELDS } from './constants';
 import { changedDuringIo, pinForIo, viewBytes } from './bytes';
 import { fileEntries, fileSyncState } from './durability';
 import type { RingmasterStats } from './stats';
@@ -21,7 +22,6 @@ const EAGAIN = constants.errno.EAGAIN;
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
 const EFAULT = constants.errno.EFAULT;
 const ECANCELED = constants.errno.ECANCELED;
-const ESHUTDOWN = 108;  // Linux ESHUTDOWN (not in os.constants.errno)
 
 /** What the postmaster got when it set things up. Same object in every process. */
 export interface Features {
@@ -61,8 +61,8 @@ export interface SubmitOptions {
   onSubmitted?: (pos: number) => void;
 }
 
-// The staging area shared with native/submission.h: OP_STAGE_FIELDS float64 per op.
-const OP_STAGE_FIELDS = 10;  // op, linkFlags, fileId, offset, length, arenaOffset, kind, kindArg, ring, flags
+// The staging area shared with native/submission.h: OP_STAGE_FIELDS float64 per op
+// (op, linkFlags, fileId, offset, length, arenaOffset, kind, kindArg, ring, flags).
 const STAGE_BATCH_END = 1;
 const PENDING = -(2 ** 31);  // result of an op that has not completed yet
 const QUAD = 4;  // (handle index, generation, result, reaper slot); (-1, wait id, value, 0) for a wait

@@ -3,7 +3,7 @@
 // equal the headers' values, read from the headers themselves; every mirrored constant is
 // in the table below, so a new one cannot skip the check.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as C from '../core/constants';
 
@@ -31,6 +31,7 @@ const MIRRORED: Record<string, [string, string]> = {
   HARDLINK: ['io_handles.h', 'LF_HARDLINK'],
   DRAIN: ['io_handles.h', 'LF_DRAIN'],
   CORRUPT_RESULT: ['io_handles.h', 'kCorruptResult'],
+  OP_STAGE_FIELDS: ['submission.h', 'kOpFields'],
   KIND_NONE: ['completion_kinds.h', 'CK_NONE'],
   KIND_COMPLETION_WORD: ['completion_kinds.h', 'CK_COMPLETION_WORD'],
   KIND_BUFFER_READ_DONE: ['completion_kinds.h', 'CK_BUFFER_READ_DONE'],
@@ -41,6 +42,7 @@ const MIRRORED: Record<string, [string, string]> = {
   BP_ERR_SHORT_READ: ['buffer_pool.h', 'BP_ERR_SHORT_READ'],
   BP_ERR_TORN: ['buffer_pool.h', 'BP_ERR_TORN'],
   BP_ERR_PAST_EOF: ['buffer_pool.h', 'BP_ERR_PAST_EOF'],
+  PAGE_HEADER_SIZE: ['buffer_pool.h', 'kPageHeaderSize'],
   POOL_RELEASE_ON_HOLDER_DEATH: ['buffer_pool.h', 'POOL_RELEASE_ON_HOLDER_DEATH'],
   PIN_OK: ['buffer_pool.h', 'PIN_OK'],
   PIN_NEED_CLEAN: ['buffer_pool.h', 'PIN_NEED_CLEAN'],
@@ -74,6 +76,10 @@ const GLUE: Record<string, [string, RegExp]> = {
   LOCK_WAIT_WAITING: ['bufferpool_napi.cc', /case LW_WAITING: return Napi::Number::New\(env, (\d+)\)/],
 };
 
+/** Linux errno values Node does not name: checked against the kernel's UAPI header where it is installed. */
+const ERRNO: Record<string, string> = { ESHUTDOWN: 'ESHUTDOWN', EUCLEAN: 'EUCLEAN' };
+const ERRNO_HEADER = '/usr/include/asm-generic/errno.h';
+
 const headers = new Map<string, Map<string, number>>();
 function header(name: string): Map<string, number> {
   let h = headers.get(name);
@@ -95,7 +101,7 @@ describe('constants shared with the addon', () => {
 
   it('every constant in core/constants.ts is checked here', () => {
     const exported = Object.keys(C).filter((k) => typeof (C as Record<string, unknown>)[k] === 'number').sort();
-    expect(exported).toEqual([...Object.keys(MIRRORED), ...Object.keys(GLUE)].sort());
+    expect(exported).toEqual([...Object.keys(MIRRORED), ...Object.keys(GLUE), ...Object.keys(ERRNO)].sort());
   });
 
   it('equal the native headers', () => {
@@ -106,6 +112,15 @@ describe('constants shared with the addon', () => {
       if (native !== mine) wrong.push(`${ts} = ${mine}, native/${file} ${cName} = ${native}`);
     }
     expect(wrong).toEqual([]);
+  });
+
+  it.skipIf(!existsSync(ERRNO_HEADER))('errno values equal the kernel headers, and CORRUPT_RESULT is -EUCLEAN', () => {
+    const text = readFileSync(ERRNO_HEADER, 'utf8');
+    for (const [ts, cName] of Object.entries(ERRNO)) {
+      const m = new RegExp(`#define\\s+${cName}\\s+(\\d+)`).exec(text);
+      expect(m && Number(m[1]), ts).toBe((C as Record<string, number>)[ts]);
+    }
+    expect(C.CORRUPT_RESULT).toBe(-C.EUCLEAN);
   });
 
   it("equal the Node-API glue's answers", () => {
