@@ -1,27 +1,32 @@
-// The shared buffer pool (issue 3): policy and the public API. The shared structure
-// (descriptors, mapping table, pin records, completion actions) is native/buffer_pool.h.
-import { registerModule } from '../core/modules';
+// The shared buffer pool: policy and the public API. The shared structure (descriptors,
+// mapping table, pin records, completion actions) is native/buffer_pool.h and its
+// neighbours. The module attaches itself to core when loaded (registerModule below): its
+// `bufferPool` start option, the region it publishes, and `db.buffers` on every handle.
+import { constants as osConstants } from 'node:os';
+import { coreOf, registerModule, type ModuleCore } from '../core/modules';
+import { registerIntegrityCheck } from '../core/integrity';
+import {
+  BP_ERR_CHECKSUM, BP_ERR_PAST_EOF, BP_ERR_SHORT_READ, BP_ERR_TORN, CORRUPT_RESULT, IO_CLAIMED, IO_CORRUPT, IO_VALID, IO_WAIT,
+  KIND_BUFFER_READ_DONE, KIND_BUFFER_WRITE_DONE, LOCK_ACQUIRED, LOCK_QUEUED, LOCK_WAIT_CANCELLED, LOCK_WAIT_GRANTED, OP_READ, PIN_CORRUPT, PIN_EXHAUSTED,
+  PIN_NEED_CLEAN, PIN_OK, PIN_TOO_MANY, PAGE_HEADER_SIZE as NATIVE_PAGE_HEADER_SIZE, POOL_RELEASE_ON_HOLDER_DEATH, WS_BUSY, WS_CLEAN, WS_CORRUPT,
+} from '../core/constants';
 import type { WalHook } from '../core/modules';
 import type { Ringmaster } from '../core/ringmaster';
 import { FileHandle } from '../core/files';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
-import { native } from '../core/native';
+import { native, type NativeSession } from '../core/native';
 import { viewBytes } from '../core/bytes';
 import type { EncodedOp, IoResult } from '../core/io';
 import { optionsObject } from '../core/io';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const N: any = native;
+const N = native;
 
-const OP_READ = 1;
-const KIND_BUFFER_READ_DONE = 2;   // native/completion_kinds.h
-const KIND_BUFFER_WRITE_DONE = 3;
-const EIO = 5;
-const ERR_CHECKSUM = -10001;       // native/buffer_pool.h
-const ERR_SHORT_READ = -10002;
-const ERR_TORN = -10003;  // the page is fenced: a holder died mid-update (restart recovers it)
-const ERR_PAST_EOF = -10004;       // the read returned 0 bytes: the block is wholly past EOF
-const ERR_CORRUPT = -117;          // EUCLEAN: shared state scribbled on (core/errors.ts)
+const EIO = osConstants.errno.EIO;
+const ERR_CHECKSUM = BP_ERR_CHECKSUM;
+const ERR_SHORT_READ = BP_ERR_SHORT_READ;
+const ERR_TORN = BP_ERR_TORN;
+const ERR_PAST_EOF = BP_ERR_PAST_EOF;
+const ERR_CORRUPT = CORRUPT_RESULT;
 const MAX_LSN = (1n << 64n) - 1n;
 
 /** Bytes at the start of every page the pool owns: 8-byte LSN (LE), 4-byte CRC32C, 4 reserved. */
@@ -230,6 +235,8 @@ export class PinnedBuffer {
 /** Per-environment handle on the shared buffer pool (`db.buffers`). */
 export class BufferPool {
   readonly db: Ringmaster;
+  /** The part of core this module works through (regions, waits, submission, the session). */
+  readonly #core: ModuleCore;
   #info: PoolInfo | null = null;
   #hook: WalHook | null = null;
   #strategy: 'link' | 'wait' = 'link';
@@ -241,11 +248,12 @@ export class BufferPool {
 
   constructor(db: Ringmaster) {
     this.db = db;
+    this.#core = coreOf(db);
     db.once('close', () => this.stopBackgroundWriter());
   }
 
-  #n(): unknown {
-    return this.db._native();
+  #n(): NativeSession {
+    return this.#core.native();
   }
 
   #inf(): PoolInfo {
@@ -332,7 +340,7 @@ export class BufferPool {
   // "file 'table.0' (id 65537)": error messages name the file when this process can.
   #fileLabel(fileId: number): string {
     try {
-      const p = this.db._native().fileInfo(fileId)?.path;
+      const p = this.#core.native().fileInfo(fileId)?.path;
       if (p !== undefined) return `file '${p}' (id ${fileId})`;
     } catch {
       /* closed */
@@ -384,9 +392,9 @@ export class BufferPool {
   // -1: the slow path is needed (no clean victim, or pool exhausted).
   #pinNow(fileId: number, blk: number): number {
     const r = N.bpPin(this.#n(), fileId, blk);
-    if (r[0] === 0) return r[1];
-    if (r[0] === 6) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
-    if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
+    if (r[0] === PIN_OK) return r[1];
+    if (r[0] === PIN_CORRUPT) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
+    if (r[0] === PIN_TOO_MANY) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
     return -1;
   }
 
@@ -399,10 +407,10 @@ export class BufferPool {
     try {
       for (;;) {
         const r = N.bpPin(this.#n(), fileId, blk);
-        if (r[0] === 0) return r[1];
-        if (r[0] === 6) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
-        if (r[0] === 5) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
-        if (r[0] === 3) {
+        if (r[0] === PIN_OK) return r[1];
+        if (r[0] === PIN_CORRUPT) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
+        if (r[0] === PIN_TOO_MANY) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
+        if (r[0] === PIN_NEED_CLEAN) {
           // Only dirty buffers are evictable: write one back (WAL first), then retry.
           try {
             await this.#flushId(r[1]);
@@ -417,7 +425,7 @@ export class BufferPool {
           throw new RingmasterError('ERR_RINGMASTER_POOL_EXHAUSTED', `every buffer of the pool (${this.#inf().pages} pages) stayed pinned${why} for ${this.#pinWaitMs} ms`,
             lastFlushError ? { cause: lastFlushError } : {});
         }
-        if (r[0] === 3) {  // a failed writeback: retry it after a pause, not at once
+        if (r[0] === PIN_NEED_CLEAN) {  // a failed writeback: retry it after a pause, not at once
           await sleep(Math.min(left, 20));
           continue;
         }
@@ -426,10 +434,10 @@ export class BufferPool {
         // Registered first, then looked again: an unpin before the registration is found
         // by this look, one after it moves the seq.
         const again = N.bpPin(this.#n(), fileId, blk);
-        if (again[0] === 0) return again[1];
-        if (again[0] !== 4) continue;  // something else to do (a dirty victim, an error)
+        if (again[0] === PIN_OK) return again[1];
+        if (again[0] !== PIN_EXHAUSTED) continue;  // something else to do (a dirty victim, an error)
         // Bounded: a re-look every 100 ms also covers an unpin whose wake was lost.
-        await this.db._waitWord(offset, seq, Math.min(left, 100));
+        await this.#core.waitWord(offset, seq, Math.min(left, 100));
       }
     } finally {
       if (waitingSince && !this.db.closed) {
@@ -450,17 +458,17 @@ export class BufferPool {
       for (;;) {
         const r = N.bpStartIo(n, id, waited, zero, first, fileId, blk);
         first = false;
-        if (r[0] === 4) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: descriptor of buffer ${id} is corrupt`);
-        if (r[0] === 0) return new PinnedBuffer(this, id, fileId, blk, this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
-        if (r[0] === 1) {
+        if (r[0] === IO_CORRUPT) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: descriptor of buffer ${id} is corrupt`);
+        if (r[0] === IO_VALID) return new PinnedBuffer(this, id, fileId, blk, this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
+        if (r[0] === IO_CLAIMED) {
           await this.#submitReads([[id, r[1], fileId, blk]]);
           waited = r[1];
           continue;
         }
-        if (r[0] === 2) {
+        if (r[0] === IO_WAIT) {
           const left = deadline - Date.now();
           if (left <= 0) throw new RingmasterError('ERR_RINGMASTER_IO_TIMEOUT', `waited ${this.#ioWaitMs} ms for another process's read of block ${blk} of ${this.#fileLabel(fileId)}`);
-          await this.db._waitWord(this.#ioSeqOff(id), r[1], Math.min(left, 1000));
+          await this.#core.waitWord(this.#ioSeqOff(id), r[1], Math.min(left, 1000));
           waited = r[1];
           continue;
         }
@@ -527,7 +535,7 @@ export class BufferPool {
     try {
       // Now, not at the end of this turn: others wait on these claims, whatever this
       // thread does next.
-      p = this.db._submit(undefined, ops, [], {
+      p = this.#core.submit(undefined, ops, [], {
         now: true,
         onSubmitted: (k) => {
           submitted[k] = true;
@@ -575,12 +583,12 @@ export class BufferPool {
         continue;
       }
       const r = N.bpStartIo(n, id, 0, false, true, fileId, blk);
-      if (r[0] === 1) {
+      if (r[0] === IO_CLAIMED) {
         claimed.push([id, r[1], fileId, blk]);
         slots.push(out.length);
         out.push(null as unknown as Promise<PinnedBuffer>);
       } else {
-        out.push(this.#ready(id, fileId, blk, false, r[0] === 2 ? r[1] : 0, false));
+        out.push(this.#ready(id, fileId, blk, false, r[0] === IO_WAIT ? r[1] : 0, false));
       }
     }
     const max = this.db.features.ringEntries;
@@ -650,10 +658,10 @@ export class BufferPool {
     const n = this.#n();
     for (let attempt = 0; attempt < 5; attempt++) {
       const r = N.bpStartWrite(n, id);
-      if (r[0] === 1) return false;
-      if (r[0] === 3) throw corruptPool(`writing back buffer ${id}: its descriptor or mapping entry is corrupt, so where it belongs is unknown`);
-      if (r[0] === 2) {
-        await this.db._waitWord(this.#ioSeqOff(id), r[1], 1000);
+      if (r[0] === WS_CLEAN) return false;
+      if (r[0] === WS_CORRUPT) throw corruptPool(`writing back buffer ${id}: its descriptor or mapping entry is corrupt, so where it belongs is unknown`);
+      if (r[0] === WS_BUSY) {
+        await this.#core.waitWord(this.#ioSeqOff(id), r[1], 1000);
         continue;
       }
       const seq: number = r[1];
@@ -824,8 +832,8 @@ export class BufferPool {
       } catch (e) {
         throw fromNative(e);
       }
-      if (r[0] === 1) return this.#held(id, internal);
-      if (r[0] === 0) break;
+      if (r[0] === LOCK_ACQUIRED) return this.#held(id, internal);
+      if (r[0] === LOCK_QUEUED) break;
       // No wait cell free (this environment has 32 lock waits already) or the queue's lock
       // is held by a stopped process: rare; poll until the deadline.
       if (Date.now() >= deadline) throw this.#lockTimeout(id);
@@ -837,15 +845,15 @@ export class BufferPool {
       const left = deadline - Date.now();
       // WAITING is 1; the grant changes it. Re-look every second even without a wake: the
       // look runs a grant pass, which also finishes a release whose releaser died.
-      if (left > 0) await this.db._waitWord(offset, 1, Math.min(left, 1000));
+      if (left > 0) await this.#core.waitWord(offset, 1, Math.min(left, 1000));
       let done: number;
       try {
         done = N.bpLockWaitEnd(this.#n(), id, cell, Date.now() >= deadline);
       } catch (e) {
         throw fromNative(e);
       }
-      if (done === 1) return this.#held(id, internal);
-      if (done === 0) throw this.#lockTimeout(id);
+      if (done === LOCK_WAIT_GRANTED) return this.#held(id, internal);
+      if (done === LOCK_WAIT_CANCELLED) throw this.#lockTimeout(id);
     }
   }
 
@@ -913,10 +921,33 @@ registerModule('bufferPool', {
         `more than is free in arenaSize (${db.info.arenaSize}): raise arenaSize or lower bufferPool.pages`, { cause: e });
     }
     try {
-      N.bpInit(db._native(), slice.offset, size, pages, pageSize, o.onHolderDeath === 'release' ? 1 : 0);
+      N.bpInit(coreOf(db).native(), slice.offset, size, pages, pageSize, o.onHolderDeath === 'release' ? POOL_RELEASE_ON_HOLDER_DEATH : 0);
     } catch (e) {
       throw fromNative(e);
     }
-    db._regionSet('bufferpool', slice.offset, size);
+    coreOf(db).regionSet('bufferpool', slice.offset, size);
   },
+  property: { name: 'buffers', create: (db) => new BufferPool(db) },
 });
+
+// db.checkIntegrity() also scans the pool's descriptors and mapping table.
+registerIntegrityCheck((session, repair) => {
+  if (session.regionGet('bufferpool') === null) return null;
+  const p = N.bpVerify(session, repair);
+  const anomalies = [...p.anomalies];
+  if (p.lockTimeout) anomalies.push({ structure: 'mappingTable', index: -1, problem: 'a partition lock stayed held: mapping table not checked', repaired: false });
+  return { found: p.found, repaired: p.repaired, anomalies };
+});
+
+declare module '../core/ringmaster' {
+  interface Ringmaster {
+    /** The shared buffer pool (configured with the `bufferPool` start option). */
+    readonly buffers: BufferPool;
+  }
+}
+declare module '../core/options' {
+  interface StartOptions {
+    /** The shared buffer pool (bufferpool/): its options; omitted = no buffer pool. */
+    bufferPool?: BufferPoolOptions;
+  }
+}

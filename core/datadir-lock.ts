@@ -6,13 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { RingmasterError, fromNative } from './errors';
 import { native } from './native';
+import { ESHUTDOWN } from './constants';
 
-interface LockAddon {
-  dataDirLock(dataDir: string, content: string): { status: number; fd?: number; previous: string; path: string };
-  dataDirUnlock(fd: number, clear: boolean): void;
-  dataDirShare(dataDir: string): { fd: number; content: string };
-}
-const addon = native as unknown as LockAddon;
+const addon = native;
 
 const LOCKED = 0;
 const HELD_BY_POSTMASTER = 1;
@@ -182,14 +178,14 @@ export function shareDataDir(dataDir: string, stamp: string | undefined): { rele
     r = addon.dataDirShare(dataDir);
   } catch (e) {
     const err = fromNative(e) as RingmasterError;
-    throw new RingmasterError('ESHUTDOWN', `cannot attach: the lock file of data directory '${dataDir}' is unusable (${err.message})`, { errno: -108, cause: err });
+    throw new RingmasterError('ESHUTDOWN', `cannot attach: the lock file of data directory '${dataDir}' is unusable (${err.message})`, { errno: -ESHUTDOWN, cause: err });
   }
   const holder = parse(r.content);
   if (stamp !== undefined && holder?.stamp !== stamp) {
     addon.dataDirUnlock(r.fd, false);
     throw new RingmasterError('ESHUTDOWN',
       `cannot attach: the postmaster that forked this worker no longer owns data directory '${dataDir}' (${holder ? `it now belongs to ${describe(holder)}` : 'its lock file is empty'})`,
-      { errno: -108 });
+      { errno: -ESHUTDOWN });
   }
   let fd = r.fd;
   return {

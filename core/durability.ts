@@ -4,53 +4,26 @@
 // native/file_sync.h; this file is the policy around it.
 import path from 'node:path';
 import { constants } from 'node:os';
-import type { Ringmaster } from './ringmaster';
 import { RingmasterError, errnoName } from './errors';
-import { native } from './native';
+import { native, type NativeSession } from './native';
+import type { IoResult } from './io';
+import type { FileEntryInfo, FileSyncState } from './stats';
+export type { FileEntryInfo, FileSyncState } from './stats';
 
-// The file-sync exports of the addon (native/file_sync_napi.cc).
-interface FileSyncAddon {
-  fileSyncBegin(s: unknown): number;
-  writeBarrier(s: unknown, fileId: number): Uint32Array;
-  writeBarrierLeft(s: unknown, fileId: number, refs: Uint32Array): number;
-  fileSyncPending(s: unknown): [number, boolean][];
-  fileSynced(s: unknown, fileId: number, cycle: number, fsync: boolean): boolean;
-  fileSyncState(s: unknown): FileSyncState;
-  fileEntries(s: unknown): FileEntryInfo[];
-  dirSync(s: unknown, dir: string, absolute: boolean): number;
+/**
+ * What the sync code needs of a handle (a `Ringmaster`): its session, its staged IO pushed
+ * out, and batches of syncs. Named here so that core's file code does not depend on the
+ * handle class that owns it.
+ */
+export interface SyncingHandle {
+  _native(): NativeSession;
+  _flushStaged(): void;
+  batch(): { fsync(file: number): { submit(): Promise<IoResult[]> }; fdatasync(file: number): { submit(): Promise<IoResult[]> } };
 }
-const addon = native as unknown as FileSyncAddon;
+
+const addon = native;
 
 const EBADF = constants.errno.EBADF;
-
-/** Shared sync statistics and the failed state (`db.stats().files`). */
-export interface FileSyncState {
-  /** The current sync cycle (bumped by every sync pass). */
-  cycle: number;
-  /** 0, or the errno of the first data-file or directory sync that failed (any process). */
-  failedErrno: number;
-  failedPath: string | null;
-  /** Data-file syncs done by sync passes (checkpoints, last closes), all processes. */
-  syncs: number;
-  /** ... of which fsync (the rest fdatasync). */
-  fsyncs: number;
-  /** Failed data-file syncs, any issuer. */
-  failures: number;
-  dirSyncs: number;
-  dirFailures: number;
-  /** The last 8 directories synced, oldest first ('.' is the data directory; absolute: above it). */
-  recentDirSyncs: string[];
-}
-
-/** An open entry of the shared file table (introspection). */
-export interface FileEntryInfo {
-  id: number;
-  path: string;
-  /** Handles open on it, in every process. */
-  refs: number;
-  /** Written since the last sync pass that covered it. */
-  pending: boolean;
-}
 
 export interface SyncedFile {
   id: number;
@@ -74,11 +47,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export function fileSyncState(db: Ringmaster): FileSyncState {
+export function fileSyncState(db: SyncingHandle): FileSyncState {
   return addon.fileSyncState(db._native());
 }
 
-export function fileEntries(db: Ringmaster): FileEntryInfo[] {
+export function fileEntries(db: SyncingHandle): FileEntryInfo[] {
   return addon.fileEntries(db._native());
 }
 
@@ -90,7 +63,7 @@ export function syncFailedError(st: FileSyncState): RingmasterError {
 }
 
 /** Throws ERR_RINGMASTER_SYNC_FAILED if any process's data-file or directory sync has failed. */
-export function checkSyncFailed(db: Ringmaster): void {
+export function checkSyncFailed(db: SyncingHandle): void {
   const st = fileSyncState(db);
   if (st.failedErrno) throw syncFailedError(st);
 }
@@ -103,7 +76,7 @@ export function skipDataSyncs(): boolean {
 // Waits until every IO handle that was reserved, or submitted for a write (to `fileId`
 // only, if given), when the pass began has completed: those writes are in the page
 // cache (or on the device) before the syncs start.
-async function writeBarrier(db: Ringmaster, fileId: number, deadline: number): Promise<void> {
+async function writeBarrier(db: SyncingHandle, fileId: number, deadline: number): Promise<void> {
   const n = db._native();
   const refs = addon.writeBarrier(n, fileId);
   let delay = 0;
@@ -123,7 +96,7 @@ async function writeBarrier(db: Ringmaster, fileId: number, deadline: number): P
  * (the failed state, see native/file_sync.h), or with the error of a sync that did not
  * run (ECANCELED, ESHUTDOWN, ETIMEDOUT): the files stay pending for the next pass.
  */
-export async function syncPass(db: Ringmaster, options: { fileId?: number; timeoutMs: number; skipSyncs?: boolean }): Promise<SyncPassResult> {
+export async function syncPass(db: SyncingHandle, options: { fileId?: number; timeoutMs: number; skipSyncs?: boolean }): Promise<SyncPassResult> {
   checkSyncFailed(db);
   const n = db._native();
   const deadline = Date.now() + options.timeoutMs;
@@ -161,7 +134,7 @@ export async function syncPass(db: Ringmaster, options: { fileId?: number; timeo
   return { cycle, files, skipped, barrierMs: t1 - t0, syncMs: Date.now() - t1 };
 }
 
-function dirSyncError(db: Ringmaster, rc: number, dir: string): RingmasterError {
+function dirSyncError(db: SyncingHandle, rc: number, dir: string): RingmasterError {
   const st = fileSyncState(db);
   if (st.failedErrno) return syncFailedError(st);
   const name = errnoName(rc);
@@ -169,7 +142,7 @@ function dirSyncError(db: Ringmaster, rc: number, dir: string): RingmasterError 
 }
 
 /** fsyncs a directory inside the data directory (relative path; '.' is the data directory). */
-export function syncDir(db: Ringmaster, relDir: string): void {
+export function syncDir(db: SyncingHandle, relDir: string): void {
   const rc = addon.dirSync(db._native(), relDir, false);
   if (rc < 0) throw dirSyncError(db, rc, relDir);
 }
@@ -178,7 +151,7 @@ export function syncDir(db: Ringmaster, relDir: string): void {
  * After `relPath` was created: fsyncs its directory and every directory above it up to
  * the data directory (someone may have just made them too).
  */
-export function syncParentDirs(db: Ringmaster, relPath: string): void {
+export function syncParentDirs(db: SyncingHandle, relPath: string): void {
   let dir = path.posix.dirname(relPath.split(path.sep).join('/'));
   for (;;) {
     syncDir(db, dir);
@@ -191,7 +164,7 @@ export function syncParentDirs(db: Ringmaster, relPath: string): void {
  * The postmaster made the data directory and `created` directories above it (mkdir -p):
  * their names are durable only once each parent is synced.
  */
-export function syncCreatedDataDirs(db: Ringmaster, dataDir: string, created: number): void {
+export function syncCreatedDataDirs(db: SyncingHandle, dataDir: string, created: number): void {
   let dir = dataDir;
   for (let i = 0; i < created; i++) {
     dir = path.dirname(dir);

@@ -1,10 +1,11 @@
 import { constants } from 'node:os';
+import { ESHUTDOWN } from './constants';
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(constants.errno)) {
   if (!errnoNames.has(value)) errnoNames.set(value, name);
 }
-errnoNames.set(108, 'ESHUTDOWN');  // Linux; missing from os.constants.errno
+errnoNames.set(ESHUTDOWN, 'ESHUTDOWN');  // Linux; missing from os.constants.errno
 
 /** Name of a (positive or negative) errno value, e.g. `-5` → `"EIO"`. */
 export function errnoName(errno: number): string {
@@ -36,8 +37,9 @@ export class IoCancelledError extends RingmasterError {
   }
 }
 
+import { CORRUPT_RESULT } from './constants';
 /** Result of an op whose shared IO handle another process wrote garbage over (EUCLEAN). */
-export const CORRUPT_RESULT = -117;
+export { CORRUPT_RESULT };
 
 export function corruptError(what: string, opIndex?: number): RingmasterError {
   return new RingmasterError('ERR_RINGMASTER_CORRUPT', `${what}: shared state of this IO was corrupted by another process (see stats().corruptReports)`, { errno: CORRUPT_RESULT, opIndex });

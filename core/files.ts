@@ -1,7 +1,6 @@
 import { constants as fsc } from 'node:fs';
-import type { Ringmaster } from './ringmaster';
 import { RingmasterError, fromNative, rangeError, typeError } from './errors';
-import { syncPass } from './durability';
+import { syncPass, type SyncingHandle } from './durability';
 
 /** Longest relative path the shared file table stores (native/file_table.h kMaxRelPath - 1). */
 const MAX_PATH_BYTES = 215;
@@ -27,9 +26,9 @@ export class FileHandle {
   readonly id: number;
   readonly path: string;
   readonly direct: boolean;
-  #db: Ringmaster;
+  #db: SyncingHandle;
   #closed = false;
-  constructor(db: Ringmaster, id: number, path: string, direct: boolean) {
+  constructor(db: SyncingHandle, id: number, path: string, direct: boolean) {
     this.#db = db;
     this.id = id;
     this.path = path;
@@ -77,8 +76,8 @@ export class FileHandle {
 }
 
 export class Files {
-  #db: Ringmaster;
-  constructor(db: Ringmaster) {
+  #db: SyncingHandle;
+  constructor(db: SyncingHandle) {
     this.#db = db;
   }
 

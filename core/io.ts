@@ -2,20 +2,12 @@
 // float64 fields: [op, linkFlags, fileId, offset, length, arenaOffset, kind, kindArg].
 import { rangeError, typeError } from './errors';
 
-export const OP_NOP = 0;
-export const OP_READ = 1;
-export const OP_WRITE = 2;
-export const OP_FSYNC = 3;
-export const OP_FDATASYNC = 4;
+import { DRAIN, HARDLINK, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC, OP_FSYNC, OP_NOP, OP_READ, OP_WRITE } from './constants';
+
+export { DRAIN, HARDLINK, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC, OP_FSYNC, OP_NOP, OP_READ, OP_WRITE };
+/** Op names by op code (IoOp order). */
 export const OP_NAMES = ['nop', 'read', 'write', 'fsync', 'fdatasync'] as const;
 export type OpName = (typeof OP_NAMES)[number];
-
-export const LINK = 1;
-export const HARDLINK = 2;
-export const DRAIN = 4;
-
-export const KIND_NONE = 0;
-export const KIND_COMPLETION_WORD = 1;
 
 export const OP_FIELDS = 8;
 

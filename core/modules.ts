@@ -1,9 +1,14 @@
-// Integration points for the modules that keep shared state in the segment. The
-// postmaster calls each module's `init` after creating the segment (before any fork),
-// so every region a module needs exists before a worker can attach; in every process
-// the module finds its state again by region name (`db._regionGet(name)`).
-import type { Ringmaster } from './ringmaster';
+// How modules built on core (the buffer pool, the WAL) attach to it without core importing
+// them. A module registers, once when it is loaded, its option checks, its `init` (the
+// postmaster calls it after creating the segment and before any fork, so every region a
+// module needs exists before a worker can attach) and the property it appears as on every
+// handle (`db.buffers`, `db.wal`), created on first use in each environment. In every
+// process the module finds its shared state again by region name (`ModuleCore.regionGet`).
+// The package entry loads the modules, so a user's `require('ringmaster')` has them all.
+import { Ringmaster } from './ringmaster';
 import type { Batch } from './ringmaster';
+import type { NativeSession } from './native';
+import type { EncodedOp } from './io';
 import type { IoResult } from './io';
 import { RingmasterError } from './errors';
 
@@ -42,12 +47,106 @@ export interface ModuleHooks {
   validate(options: unknown, context: ModuleContext): { arenaBytes: number };
   /** Postmaster only, once, before any fork: create and publish shared state. */
   init(db: Ringmaster, options: unknown): void | Promise<void>;
+  /**
+   * The property the module appears as on every handle, and how it builds its
+   * per-environment object there (on first use of the property).
+   */
+  property?: { name: string; create(db: Ringmaster): object };
 }
 
 const registry = new Map<string, ModuleHooks>();
+const instances = new WeakMap<Ringmaster, Map<string, object>>();
+const factories = new Map<string, (db: Ringmaster) => object>();
 
+/** Called by a module when it is loaded: `name` is its start option (`bufferPool`, `wal`). */
 export function registerModule(name: string, hooks: ModuleHooks): void {
   registry.set(name, hooks);
+  const prop = hooks.property;
+  if (!prop || factories.has(prop.name)) return;
+  factories.set(prop.name, prop.create);
+  Object.defineProperty(Ringmaster.prototype, prop.name, {
+    configurable: true,
+    enumerable: false,
+    get(this: Ringmaster) {
+      return moduleInstance(this, prop.name);
+    },
+  });
+}
+
+/**
+ * The module object registered as property `name` of `db` (built on first use), or null
+ * when no loaded module registered that property. Core's own code (the postmaster's stop)
+ * reaches the modules this way, typed by what it needs of them.
+ */
+export function moduleInstance<T extends object>(db: Ringmaster, name: string): T | null {
+  const create = factories.get(name);
+  if (!create) return null;
+  let mine = instances.get(db);
+  if (!mine) instances.set(db, (mine = new Map()));
+  let m = mine.get(name);
+  if (!m) {
+    m = create(db);
+    mine.set(name, m);
+  }
+  return m as T;
+}
+
+/**
+ * What the postmaster's stop needs of the buffer pool for its shutdown checkpoint: write
+ * every dirty page back.
+ */
+export interface PagesAtStop {
+  readonly configured: boolean;
+  flushAll(): Promise<unknown>;
+  /** Pages fenced as torn when a process died mid-write (the exit report names the new ones). */
+  stats(): { tornTotal: number; tornPages: { fileId: number; block: number; dirty: boolean }[] };
+}
+
+/** What the postmaster's stop needs of the WAL for its shutdown checkpoint. */
+export interface WalAtStop {
+  readonly enabled: boolean;
+  readonly failed: boolean;
+  _failedError(): RingmasterError | null;
+  checkpoint(): Promise<bigint>;
+  flush(): Promise<unknown>;
+}
+
+/**
+ * The part of core a module works through: its shared state by region name, the segment's
+ * wait words, IO submission and the native session. One per handle; the handle's public
+ * API stays what users see.
+ */
+export interface ModuleCore {
+  readonly db: Ringmaster;
+  /** The native session (throws ERR_RINGMASTER_CLOSED once the handle is closed). */
+  native(): NativeSession;
+  /** A named arena region published by the postmaster, or null. */
+  regionGet(name: string): { offset: number; size: number } | null;
+  /** Publishes a named arena region (postmaster, during `init`). */
+  regionSet(name: string, offset: number, size: number): void;
+  /** Resolves with the word's new value once the 32-bit arena word at `offset` differs from `value`, or undefined after `timeoutMs`. */
+  waitWord(offset: number, value: number, timeoutMs: number): Promise<number | undefined>;
+  /** Submits encoded ops as one batch (see `Ringmaster._submit`). */
+  submit: Ringmaster['_submit'];
+}
+
+const cores = new WeakMap<Ringmaster, ModuleCore>();
+
+/** The module-facing interface of `db`. */
+export function coreOf(db: Ringmaster): ModuleCore {
+  let c = cores.get(db);
+  if (!c) {
+    c = {
+      db,
+      native: () => db._native(),
+      regionGet: (name) => db._regionGet(name),
+      regionSet: (name, offset, size) => db._regionSet(name, offset, size),
+      waitWord: (offset, value, timeoutMs) => db._waitWord(offset, value, timeoutMs),
+      submit: (...args) => db._submit(...args),
+    };
+    cores.set(db, c);
+  }
+  return c;
 }
 
 export async function initModules(db: Ringmaster, options: Record<string, unknown>): Promise<void> {

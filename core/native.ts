@@ -1,5 +1,10 @@
-// Loads the compiled addon. It is built from source by `npm install` (node-gyp).
+// The one place the compiled addon is loaded (built from source by `npm install`, node-gyp),
+// and the typed shape of everything it exports: the ring and session functions, the file
+// sync and data-directory lock functions, the buffer pool's (native/bufferpool_napi.cc)
+// and the WAL's (native/wal_napi.cc). Every TypeScript module reaches the addon through
+// `native`, so a signature changes in one file.
 import path from 'node:path';
+import type { FileEntryInfo, FileSyncState, RingmasterStats } from './stats';
 
 export interface NativeInfo {
   segmentId: number;
@@ -49,7 +54,7 @@ export interface NativeSession {
   arena(): ArrayBuffer;
   arenaAlloc(size: number, align: number): number;
   info(): NativeInfo;
-  stats(): import('./ringmaster').RingmasterStats;
+  stats(): Omit<RingmasterStats, 'files'>;
   forkFds(): { memfd: number; ringFds: number[]; eventFds: number[] };
   cleanupProcess(pid: number): number;
   sweepDeadSlots(): number;
@@ -80,7 +85,7 @@ export interface NativeSession {
   _onCompletions?: (count: number) => void;
 }
 
-export interface NativeAddon {
+export interface NativeAddon extends FileSyncAddon, DataDirLockAddon, BufferPoolAddon, WalAddon {
   /** The second argument is ignored (completions reach `NativeSession._onCompletions`). */
   createSegment(options: Record<string, unknown>, unused?: unknown): NativeSession;
   attachForked(memfd: number, ringFds: number[], options: { reaper: boolean; eventFds?: number[] }): NativeSession;
@@ -88,9 +93,128 @@ export interface NativeAddon {
   probe(): { ok: boolean; errno: number; code: string; features: number; kernel: string };
 }
 
+/** The shared file table's sync state (native/file_sync_napi.cc). */
+export interface FileSyncAddon {
+  fileSyncBegin(s: NativeSession): number;
+  writeBarrier(s: NativeSession, fileId: number): Uint32Array;
+  writeBarrierLeft(s: NativeSession, fileId: number, refs: Uint32Array): number;
+  fileSyncPending(s: NativeSession): [number, boolean][];
+  fileSynced(s: NativeSession, fileId: number, cycle: number, fsync: boolean): boolean;
+  fileSyncState(s: NativeSession): FileSyncState;
+  fileEntries(s: NativeSession): FileEntryInfo[];
+  dirSync(s: NativeSession, dir: string, absolute: boolean): number;
+}
+
+/** One owner per data directory (native/datadir_lock.h). */
+export interface DataDirLockAddon {
+  dataDirLock(dataDir: string, content: string): { status: number; fd?: number; previous: string; path: string };
+  dataDirUnlock(fd: number, clear: boolean): void;
+  dataDirShare(dataDir: string): { fd: number; content: string };
+}
+
+/** Where the pool's shared state lies in the arena (`bpInfo`). */
+export interface NativePoolInfo {
+  offset: number;
+  pages: number;
+  pageSize: number;
+  descOffset: number;
+  descSize: number;
+  ioSeqField: number;
+  lockField: number;
+  pagesOffset: number;
+}
+
+/** The pool's counters of one environment or of all (`bpStats`). */
+export interface NativePoolCounters {
+  hits: number; misses: number; reads: number; writes: number; evictions: number; ioWaits: number; completedByOther: number;
+}
+
+/**
+ * The buffer pool's mechanism. Statuses come back as the first element of a tuple (the
+ * pool status enums of native/buffer_pool.h, mirrored in core/constants.ts).
+ */
+export interface BufferPoolAddon {
+  bpLayout(pages: number, pageSize: number, maxProcesses: number): number;
+  bpInit(s: NativeSession, offset: number, size: number, pages: number, pageSize: number, releaseOnHolderDeath: number): void;
+  bpInfo(s: NativeSession): NativePoolInfo | null;
+  /**
+   * [PIN_OK, buffer id] | [PIN_NEED_CLEAN, dirty buffer id] | [PIN_EXHAUSTED] | [PIN_TOO_MANY]
+   * | [PIN_CORRUPT, 1 if the mapping table (0: the descriptors)]. Callers read the second
+   * element only for the statuses that carry one.
+   */
+  bpPin(s: NativeSession, fileId: number, block: number): [number, number];
+  /** mode 1/2: register a wait for an unpin (returns [wait word offset, seq]); mode 0: record the time waited (ns). */
+  bpPinWait(s: NativeSession, mode: number, waitedNs?: number): [number, number];
+  /** [IO_VALID] | [IO_CLAIMED, seq] | [IO_WAIT, seq of the IO to wait for] | [IO_FAILED, its error] | [IO_CORRUPT]. */
+  bpStartIo(s: NativeSession, id: number, waited: number, zero: boolean, first: boolean, fileId: number, block: number): [number, number];
+  bpAbortIo(s: NativeSession, id: number, seq: number, errno: number, write: boolean): void;
+  bpSubmitted(s: NativeSession, id: number, seq: number): void;
+  bpUnpin(s: NativeSession, id: number): boolean;
+  /** [file id, block, whether the page is dirty] of a buffer this environment could pin, or null. */
+  bpPinById(s: NativeSession, id: number): [number, number, boolean] | null;
+  /** [WS_STARTED, seq, file id, block, page LSN high and low 32 bits] | [WS_CLEAN] | [WS_BUSY, seq to wait for] | [WS_CORRUPT]. */
+  bpStartWrite(s: NativeSession, id: number): [number, number, number, number, number, number];
+  bpDirty(s: NativeSession, maxPages: number, unpinnedOnly: boolean): number[];
+  bpStats(s: NativeSession): {
+    process: NativePoolCounters; global: NativePoolCounters; pinned: number; dirty: number; valid: number; ioInProgress: number;
+    corruptDescriptors: number; corruptMapping: number; integrityRepairs: number; torn: number; tornTotal: number; tornPages: { fileId: number; block: number; dirty: boolean }[];
+  };
+  /** [buffer id, slot, pid, IO seq, submitted, write] per IO in progress. */
+  bpIoInProgress(s: NativeSession): [number, number, number, number, boolean, boolean][];
+  /** [LOCK_ACQUIRED] | [LOCK_QUEUED, wait cell, arena offset of its state word] | [LOCK_NO_CELL] | [LOCK_BUSY] (core/constants.ts). */
+  bpLock(s: NativeSession, id: number, exclusive: boolean, queueBehindOwn: boolean, internalShared: number): number[];
+  /** LOCK_WAIT_GRANTED | LOCK_WAIT_CANCELLED | LOCK_WAIT_WAITING (core/constants.ts). */
+  bpLockWaitEnd(s: NativeSession, id: number, cell: number, giveUp: boolean): number;
+  bpUnlock(s: NativeSession, id: number, exclusive: boolean): boolean;
+  bpMarkDirty(s: NativeSession, id: number, lsn: bigint | undefined): boolean;
+  bpSetChecksum(page: Uint8Array): number;
+  bpVerify(s: NativeSession, repair: boolean): {
+    found: number; repaired: number; lockTimeout: boolean;
+    anomalies: { structure: 'bufferDescriptor' | 'mappingTable'; index: number; problem: string; repaired: boolean }[];
+  };
+}
+
+/** The WAL's shared state as the addon reports it (`walState`). */
+export interface NativeWalState {
+  reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
+  bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
+  flags: number; reservedOffset: number; flushedOffset: number; failedOffset: number;
+  checkpointRedoLsn: bigint; redoEpoch: number;
+}
+
+/** The WAL counters (`walStats`); `syncsPerCommit` is computed on the JavaScript side. */
+export interface NativeWalStats {
+  appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number;
+  spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean;
+  syncsPerCommit: number;
+}
+
+export type WalCounter = 'commits' | 'flushes' | 'fdatasyncs';
+
+/** The WAL's mechanism (native/wal_napi.cc over native/wal_buffer.cc). */
+export interface WalAddon {
+  walSharedSizeFor(maxProcesses: number): number;
+  walSharedSize(s: NativeSession): number;
+  walInit(s: NativeSession, offset: number, bufferSize: number, segmentSize: number, endLsn: number, flags: number): void;
+  /** The record's end LSN, [end LSN, imaged] with a page image, or null when the buffer is full. */
+  walAppend(s: NativeSession, kind: number, payload: Uint8Array, page?: Uint8Array, imagePrefix?: Uint8Array): bigint | [bigint, boolean] | null;
+  walDebugAbandon(s: NativeSession, kind: number, payload: Uint8Array): bigint | null;
+  walState(s: NativeSession): NativeWalState;
+  walStats(s: NativeSession): NativeWalStats;
+  walInsertedUpto(s: NativeSession): bigint;
+  walCount(s: NativeSession, counter: WalCounter, n: number): void;
+  walRole(s: NativeSession, role: 'flusher' | 'checkpoint', acquire: boolean): boolean;
+  walFail(s: NativeSession, errno: number): void;
+  walPublish(s: NativeSession, upto: number): void;
+  /** The file id of segment `segno` (-1: none); with `fileId`, sets it (-1 clears) and returns the previous one. */
+  walSeg(s: NativeSession, segno: number, fileId?: number): number;
+  walSetCheckpoint(s: NativeSession, checkpointLsn: number | bigint, redoLsn: number | bigint): void;
+  walChooseRedo(s: NativeSession): bigint;
+  walCrc32c(bytes: Uint8Array): number;
+}
+
 export const RUN_RUNNING = 1;
 export const RUN_STOPPING = 2;
 export const RUN_STOPPED = 3;
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 export const native: NativeAddon = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));

@@ -36,15 +36,16 @@ export interface StartOptions {
   reaper?: boolean;
   /** How long a submission may wait for a free IO handle or a ring lock, ms (default 30000). */
   submitTimeoutMs?: number;
-  /** The shared buffer pool (bufferpool/): its options; omitted = no buffer pool. */
-  bufferPool?: import('../bufferpool/index').BufferPoolOptions;
-  /** The write-ahead log (wal/): its options; omitted = no WAL. */
-  wal?: import('../wal/index').WalOptions;
+  // The modules built on core add their own options here (bufferPool, wal): each
+  // declares its field where it registers itself.
 }
 
-export interface ResolvedStartOptions extends Required<Omit<StartOptions, 'bufferPool' | 'wal'>> {
-  bufferPool?: StartOptions['bufferPool'];
-  wal?: StartOptions['wal'];
+/** The options of the modules (`bufferPool`, `wal`), checked by each module's `validate`. */
+export type ModuleOptionName = 'bufferPool' | 'wal';
+
+export interface ResolvedStartOptions extends Required<Omit<StartOptions, ModuleOptionName>> {
+  bufferPool?: unknown;
+  wal?: unknown;
 }
 
 function positiveInt(name: string, v: unknown, def: number, min: number, max: number): number {
@@ -72,8 +73,9 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
   if (o === null || typeof o !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object with at least { dataDir }');
   if (typeof o.dataDir !== 'string' || o.dataDir.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'options.dataDir must be a non-empty string');
   const known = new Set(['dataDir', 'backend', 'rings', 'ringEntries', 'topology', 'sqpoll', 'sqpollIdleMs', 'fixedBuffers', 'maxProcesses', 'maxFiles', 'arenaSize', 'reaper', 'submitTimeoutMs', 'bufferPool', 'wal']);
+  const moduleOptions = o as { [K in ModuleOptionName]?: unknown };
   for (const k of ['bufferPool', 'wal'] as const) {
-    if (o[k] !== undefined && (o[k] === null || typeof o[k] !== 'object')) throw typeError('ERR_INVALID_ARG_TYPE', `options.${k} must be an object`);
+    if (moduleOptions[k] !== undefined && (moduleOptions[k] === null || typeof moduleOptions[k] !== 'object')) throw typeError('ERR_INVALID_ARG_TYPE', `options.${k} must be an object`);
   }
   for (const k of Object.keys(o)) if (!known.has(k)) throw typeError('ERR_INVALID_ARG_VALUE', `unknown option '${k}'`);
   const ringEntries = positiveInt('ringEntries', o.ringEntries, 256, 4, 4096);
@@ -107,7 +109,7 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
     arenaSize,
     reaper: bool('reaper', o.reaper, true),
     submitTimeoutMs: positiveInt('submitTimeoutMs', o.submitTimeoutMs, 30000, 1, 2 ** 31 - 1),
-    bufferPool: o.bufferPool,
-    wal: o.wal,
+    bufferPool: moduleOptions.bufferPool,
+    wal: moduleOptions.wal,
   };
 }

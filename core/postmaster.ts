@@ -9,11 +9,9 @@ import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '.
 import { StartOptions, resolveStartOptions } from './options';
 import { optionsObject, timeoutOption } from './io';
 import { RUN_STOPPED, RUN_STOPPING, native } from './native';
-import { initModules, validateModules } from './modules';
+import { initModules, moduleInstance, validateModules, type PagesAtStop, type WalAtStop } from './modules';
 import { DataDirLock } from './datadir-lock';
 import { syncCreatedDataDirs, syncPass } from './durability';
-import '../bufferpool/index';  // registers the module's init hook
-import '../wal/index';
 
 export const ATTACH_ENV = 'RINGMASTER_ATTACH';
 /** First fd number in a forked child that carries ringmaster fds (0-2 stdio, 3 ipc). */
@@ -401,7 +399,8 @@ export class Postmaster extends Ringmaster {
     let tornPages: ProcessExit['tornPages'] = [];
     if (!this.closed) {
       try {
-        const pool = this.buffers.configured ? this.buffers : null;
+        const buffers = moduleInstance<PagesAtStop>(this, 'buffers');
+        const pool = buffers?.configured ? buffers : null;
         const key = (t: { fileId: number; block: number }) => `${t.fileId}:${t.block}`;
         const before = pool ? pool.stats() : null;
         slotsCleaned = this._native().cleanupProcess(pid);
@@ -480,8 +479,10 @@ export class Postmaster extends Ringmaster {
 
   async #shutdownCheckpoint(mode: boolean | undefined, deadline: number): Promise<void> {
     if (mode === false) return;
-    const pool = this.buffers.configured;
-    const wal = this.wal.enabled;
+    const buffers = moduleInstance<PagesAtStop>(this, 'buffers');
+    const walModule = moduleInstance<WalAtStop>(this, 'wal');
+    const pool = buffers?.configured === true;
+    const wal = walModule?.enabled === true;
     let kind: ShutdownCheckpoint['kind'];
     if (wal && (pool || mode === true)) kind = 'checkpoint';
     else if (wal) kind = 'wal-flush';
@@ -489,10 +490,10 @@ export class Postmaster extends Ringmaster {
     else return;
     const started = Date.now();
     const report: ShutdownCheckpoint = { kind, ok: false, lsn: null, ms: 0 };
-    if (wal && this.wal.failed) {
+    if (wal && walModule!.failed) {
       // fsyncgate: nothing may be reported durable, and no page may be written past the
       // durable WAL. The next start recovers from what the WAL holds.
-      report.error = this.wal._failedError() ?? new RingmasterError('ERR_RINGMASTER_WAL_FAILED', 'the WAL has failed');
+      report.error = walModule!._failedError() ?? new RingmasterError('ERR_RINGMASTER_WAL_FAILED', 'the WAL has failed');
     } else {
       const n = this._native();
       n.setShutdownExempt(true);
@@ -500,11 +501,11 @@ export class Postmaster extends Ringmaster {
       try {
         const work = (async () => {
           if (kind === 'checkpoint') {
-            report.lsn = await this.wal.checkpoint();
+            report.lsn = await walModule!.checkpoint();
           } else if (kind === 'wal-flush') {
-            await this.wal.flush();
+            await walModule!.flush();
           } else {
-            await this.buffers.flushAll();
+            await buffers!.flushAll();
             // No WAL to recover from: every file written since the last sync (by any
             // process, pages and users' writes alike) must be on disk before the stop ends.
             await syncPass(this, { timeoutMs: Math.max(1000, deadline - Date.now()) });

@@ -10,14 +10,18 @@ import {
   OP_FIELDS, OP_FSYNC, OP_NAMES, OP_NOP, OP_READ, OP_WRITE, OpOptions, checkOffset, linkFlags, optionsObject, timeoutOption,
 } from './io';
 import { NativeInfo, NativeSession, native } from './native';
+import { ESHUTDOWN, OP_STAGE_FIELDS } from './constants';
 import { changedDuringIo, pinForIo, viewBytes } from './bytes';
-import { fileEntries, fileSyncState, type FileEntryInfo, type FileSyncState } from './durability';
+import { fileEntries, fileSyncState } from './durability';
+import type { RingmasterStats } from './stats';
+import { integrityChecks, type IntegrityReport } from './integrity';
+export type { IntegrityAnomaly, IntegrityReport } from './integrity';
+export type { ProcessStats, RingStats, RingmasterStats } from './stats';
 
 const EAGAIN = constants.errno.EAGAIN;
 const ETIMEDOUT = constants.errno.ETIMEDOUT;
 const EFAULT = constants.errno.EFAULT;
 const ECANCELED = constants.errno.ECANCELED;
-const ESHUTDOWN = 108;  // Linux ESHUTDOWN (not in os.constants.errno)
 
 /** What the postmaster got when it set things up. Same object in every process. */
 export interface Features {
@@ -57,8 +61,8 @@ export interface SubmitOptions {
   onSubmitted?: (pos: number) => void;
 }
 
-// The staging area shared with native/submission.h: OP_STAGE_FIELDS float64 per op.
-const OP_STAGE_FIELDS = 10;  // op, linkFlags, fileId, offset, length, arenaOffset, kind, kindArg, ring, flags
+// The staging area shared with native/submission.h: OP_STAGE_FIELDS float64 per op
+// (op, linkFlags, fileId, offset, length, arenaOffset, kind, kindArg, ring, flags).
 const STAGE_BATCH_END = 1;
 const PENDING = -(2 ** 31);  // result of an op that has not completed yet
 const QUAD = 4;  // (handle index, generation, result, reaper slot); (-1, wait id, value, 0) for a wait
@@ -79,71 +83,7 @@ function capture(res: (v: any) => void, rej: (e: unknown) => void): void {
   capturedReject = rej;
 }
 
-/** What `checkIntegrity()` found in one shared table entry. */
-export interface IntegrityAnomaly {
-  structure: 'ioHandle' | 'bufferDescriptor' | 'mappingTable';
-  index: number;
-  problem: string;
-  repaired: boolean;
-}
 
-export interface IntegrityReport {
-  ok: boolean;
-  /** Anomalies found (all of them); `anomalies` lists at most 64 per structure. */
-  found: number;
-  repaired: number;
-  anomalies: IntegrityAnomaly[];
-}
-
-/** Counters of one ring (`stats().rings[i]`): shared by every process. */
-export interface RingStats {
-  sqes: number;
-  enters: number;
-  cqes: number;
-  /** CQEs whose user_data named no IO handle (garbage): counted, never acted on. */
-  corruptCqes: number;
-  /** CQEs for an IO handle that has moved on (an older generation): ignored. */
-  staleCqes: number;
-  overflowFlushes: number;
-  /** Half-done submissions of a dead submitter repaired by the next lock holder. */
-  submitLockRepairs: number;
-  completionLockRepairs: number;
-  /** Completions of dead issuers' IO reaped (and freed) by someone else. */
-  orphansReaped: number;
-  submitLockOwnerDied: number;
-  completionLockOwnerDied: number;
-}
-
-/** Counters of one attached environment (`stats().processes[i]`). */
-export interface ProcessStats {
-  slot: number;
-  pid: number;
-  kind: 'postmaster' | 'forked' | 'thread';
-  submitted: number;
-  completed: number;
-  /** Its IO that another process reaped. */
-  completedByOther: number;
-  /** CQEs it reaped (for anyone). */
-  reaped: number;
-}
-
-/** `db.stats()`: the whole segment's counters, the same in every process. */
-export interface RingmasterStats {
-  /** Garbage found in shared memory (all kinds): see docs/ARCHITECTURE.md, "Shared memory is untrusted". */
-  corruptReports: number;
-  deadProcessesCleaned: number;
-  corruptHandles: number;
-  integrityAnomalies: number;
-  integrityRepairs: number;
-  /** IO handles in use now, across all processes (0 when idle). */
-  handlesInUse: number;
-  /** One entry per io_uring ring (empty with the threads backend). */
-  rings: RingStats[];
-  /** One entry per attached environment (the postmaster, forked workers, threads). */
-  processes: ProcessStats[];
-  /** The shared file table's open entries, and the data-file / directory sync counters and failed state. */
-  files: FileSyncState & { entries: FileEntryInfo[] };
-}
 
 /**
  * Events of every handle (`db.on(...)`). Forked workers get `'stop'` (the postmaster is
@@ -192,8 +132,6 @@ export interface Ringmaster {
 export class Ringmaster extends EventEmitter {
   readonly files: Files;
   readonly features: Features;
-  #buffers: import('../bufferpool/index').BufferPool | null = null;
-  #wal: import('../wal/index').Wal | null = null;
   #native: NativeSession | null;
   #info: NativeInfo;
   #waits = new Map<number, (value: number | undefined) => void>();
@@ -265,20 +203,6 @@ export class Ringmaster extends EventEmitter {
   _native(): NativeSession {
     if (!this.#native) throw new RingmasterError('ERR_RINGMASTER_CLOSED', 'this ringmaster handle is closed');
     return this.#native;
-  }
-
-  /** The shared buffer pool (configured with the `bufferPool` start option). */
-  get buffers(): import('../bufferpool/index').BufferPool {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    if (!this.#buffers) this.#buffers = new (require('../bufferpool/index').BufferPool)(this);
-    return this.#buffers!;
-  }
-
-  /** The shared write-ahead log (configured with the `wal` start option). */
-  get wal(): import('../wal/index').Wal {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    if (!this.#wal) this.#wal = new (require('../wal/index').Wal)(this);
-    return this.#wal!;
   }
 
   /** @internal the arena's ArrayBuffer in this environment, if a view was made */
@@ -538,9 +462,7 @@ export class Ringmaster extends EventEmitter {
    * entries and the data-file / directory sync counters and failed state.
    */
   stats(): RingmasterStats {
-    const s = this._native().stats();
-    s.files = { ...fileSyncState(this), entries: fileEntries(this) };
-    return s;
+    return { ...this._native().stats(), files: { ...fileSyncState(this), entries: fileEntries(this) } };
   }
 
   /**
@@ -560,13 +482,12 @@ export class Ringmaster extends EventEmitter {
       ok: true, found: h.found, repaired: h.repaired,
       anomalies: h.anomalies.map((a) => ({ structure: 'ioHandle' as const, index: a.index, problem: `${a.problem} (word ${a.word})`, repaired: a.repaired })),
     };
-    if (this.buffers.configured) {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      const p = (native as any).bpVerify(n, repair);
+    for (const check of integrityChecks()) {
+      const p = check(n, repair);
+      if (!p) continue;
       report.found += p.found;
       report.repaired += p.repaired;
       report.anomalies.push(...p.anomalies);
-      if (p.lockTimeout) report.anomalies.push({ structure: 'mappingTable', index: -1, problem: 'a partition lock stayed held: mapping table not checked', repaired: false });
     }
     report.ok = report.found === 0;
     if (!report.ok) this.emit('corruption', report);

@@ -4,8 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const addon: { walCrc32c(b: Uint8Array): number } = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
+import { native } from '../core/native';
+
+const addon = native;
 
 export const HEADER_SIZE = 24;
 export const REC_MAGIC = 0x52574c31;

@@ -1,10 +1,14 @@
-// The shared write-ahead log (issue 4). Native state part: native/wal_buffer.{h,cc}
+// The shared write-ahead log. Native state part: native/wal_buffer.{h,cc}
 // (layout, insertion, flusher election, completion kinds, slot cleanup) and
 // native/wal_napi.cc. This file is the policy: group commit, segment files, the
-// control file, recovery, checkpoints, and the WalHook for the buffer pool.
+// control file, recovery, checkpoints, and the WalHook for the buffer pool. It attaches
+// itself to core when loaded (registerModule below): the `wal` start option and `db.wal`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { registerModule } from '../core/modules';
+import { coreOf, registerModule, type ModuleCore } from '../core/modules';
+import { KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
+import type { EncodedOp } from '../core/io';
+import { native, type NativeSession, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
@@ -24,7 +28,7 @@ export { formatLsn, segmentName, KIND_CHECKPOINT, KIND_PAGE_IMAGE, FLAG_PAIRED_I
 export type { WalRecord } from './format';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const addon: any = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
+const addon = native;
 
 /**
  * A redo handler gets the record and the postmaster being started (recovery runs inside
@@ -151,12 +155,7 @@ export function walFailedError(errno: number): RingmasterError {
 const localOptions = new WeakMap<Ringmaster, Resolved>();
 const staticRedo = new Map<number, RedoHandler>();
 
-interface NativeState {
-  reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
-  bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
-  flags: number; reservedOffset: number; flushedOffset: number; failedOffset: number;
-  checkpointRedoLsn: bigint; redoEpoch: number;
-}
+type NativeState = NativeWalState;
 
 /** Options of `db.wal.append`. */
 export interface AppendOptions {
@@ -185,8 +184,6 @@ export interface RecoveryImages {
 interface HotWords { reserved: BigUint64Array; flushed: BigUint64Array; flushSeq: Uint32Array; failed: Uint32Array }
 
 // WalShared::flags (native/wal_buffer.h): the postmaster's segment settings, for every process.
-const WAL_FLAG_DIRECT = 1;
-const WAL_FLAG_DSYNC = 2;
 
 interface Piece { segno: number; fileOff: number; arenaOff: number; len: number }
 
@@ -226,6 +223,8 @@ export interface RecoveryInfo {
 /** Per-environment handle on the shared WAL (`db.wal`). Implements the buffer pool's WalHook. */
 export class Wal implements WalHook {
   readonly db: Ringmaster;
+  /** The part of core this module works through (regions, waits, submission, the session). */
+  readonly #core: ModuleCore;
   #holding = false;  // this environment holds the flusher role
   #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number; direct: boolean; dsync: boolean } | null = null;
   #failedEmitted = false;
@@ -237,6 +236,7 @@ export class Wal implements WalHook {
 
   constructor(db: Ringmaster) {
     this.db = db;
+    this.#core = coreOf(db);
     // Workers: the buffer pool uses this WAL as soon as this environment touches db.wal
     // (deferred: the pool's constructor may itself read db.wal).
     queueMicrotask(() => {
@@ -251,8 +251,8 @@ export class Wal implements WalHook {
     staticRedo.set(kind, fn);
   }
 
-  #s(): any {
-    return this.db._native();
+  #s(): NativeSession {
+    return this.#core.native();
   }
   #state(): NativeState {
     try {
@@ -302,7 +302,7 @@ export class Wal implements WalHook {
   /** True if this segment has a WAL (the `wal` start option was given). */
   get enabled(): boolean {
     try {
-      return this.db._regionGet('wal') !== null;
+      return this.#core.regionGet('wal') !== null;
     } catch {
       return false;
     }
@@ -376,7 +376,7 @@ export class Wal implements WalHook {
     if (b.released) throw new RingmasterError('ERR_RINGMASTER_BUFFER_RELEASED', `options.page: buffer ${b.bufferId} was already released`);
     // The image decision reads the page LSN and copies the page: nobody may change it meanwhile.
     if (!b._exclusive) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `options.page: append with a page needs the exclusive lock on buffer ${b.bufferId}`);
-    const info = this.db._native().fileInfo(b.file);
+    const info = this.#core.native().fileInfo(b.file);
     if (!info) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `options.page: the file of buffer ${b.bufferId} (id ${b.file}) is not open`);
     const page = b.page;
     // Recovery writes the image to this path, relative to the data directory (it refuses
@@ -461,7 +461,7 @@ export class Wal implements WalHook {
       if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(target)} within ${this.#timeoutMs()} ms`);
       // Someone else is flushing: wait for the next publication (bounded, then re-check:
       // a flusher that died is replaced by whoever comes next).
-      await this.db._waitWord(flushSeqOffset, seq, 50);
+      await this.#core.waitWord(flushSeqOffset, seq, 50);
     }
   }
 
@@ -478,15 +478,15 @@ export class Wal implements WalHook {
       return;
     }
     const plan = await this.#plan(from, upto);
-    const ops: { fields: number[]; buffer: undefined; name: any }[] = [];
+    const ops: EncodedOp[] = [];
     for (const p of plan.pieces) {
-      ops.push({ fields: [2 /* write */, 1 /* link */, p.fileId, p.fileOff, p.len, p.arenaOff, 4 /* CK_WAL_WRITE_DONE */, p.len], buffer: undefined, name: 'write' });
+      ops.push({ fields: [OP_WRITE, LINK, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
     }
     if (!plan.dsync) {
       plan.files.forEach((f, i) => {
         const last = i === plan.files.length - 1;
         // Only the last sync publishes (kind SYNC_DONE, arg = LSN); earlier ones only report errors.
-        ops.push({ fields: [4 /* fdatasync */, last ? 0 : 1, f, 0, 0, -1, last ? 5 : 4, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
+        ops.push({ fields: [OP_FDATASYNC, last ? 0 : LINK, f, 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
       });
     } else {
       ops[ops.length - 1].fields[1] = 0;
@@ -495,12 +495,12 @@ export class Wal implements WalHook {
       // Test hook: split the chain so this process dies with the WAL written but not synced.
       const writes = ops.slice(0, plan.pieces.length);
       writes[writes.length - 1].fields[1] = 0;
-      await this.db._submit(undefined, writes as any, []);
+      await this.#core.submit(undefined, writes, []);
       s.killPoint('wal-written');
     }
     addon.walCount(s, 'flushes', 1);
     addon.walCount(s, 'fdatasyncs', plan.dsync ? 1 : plan.files.length);
-    const res = await this.db._submit(undefined, ops as any, []);
+    const res = await this.#core.submit(undefined, ops, []);
     this.#settle(res, 0, ops.length, plan.pieces.length, plan.upto, plan.pieces.map((p) => p.len));
   }
 
@@ -650,7 +650,7 @@ export class Wal implements WalHook {
       const first = batch.length;
       // The WAL's own kind on its writes, as in #flushOnce: the reaper fails the WAL on an
       // error, and the file-sync requests leave them out (the WAL syncs its segments itself).
-      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true })._setKind(4 /* CK_WAL_WRITE_DONE */, p.len);
+      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true })._setKind(KIND_WAL_WRITE_DONE, p.len);
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
       addon.walCount(s, 'flushes', 1);
@@ -1024,12 +1024,12 @@ registerModule('wal', {
     const o = resolveWalOptions(options);
     localOptions.set(db, o);
     const { info, control } = await recover(db, o);
-    const n = db._native();
+    const n = coreOf(db).native();
     const shared: number = addon.walSharedSize(n);
     const slice = db.allocate(shared + o.bufferSize, { align: 4096 });
     const end = Number(info.endLsn);
     addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end, (o.direct ? WAL_FLAG_DIRECT : 0) | (o.walSync === 'dsync' ? WAL_FLAG_DSYNC : 0));
-    db._regionSet('wal', slice.offset, shared + o.bufferSize);
+    coreOf(db).regionSet('wal', slice.offset, shared + o.bufferSize);
     addon.walSetCheckpoint(n, control.checkpointLsn, control.redoLsn);
     // The durable bytes of the last (partial) block go back into the buffer: an aligned
     // (O_DIRECT) write of that block must not overwrite them with zeros.
@@ -1053,7 +1053,21 @@ registerModule('wal', {
     hookBufferPool(db);
     startBackground(db, o);
   },
+  property: { name: 'wal', create: (db) => new Wal(db) },
 });
+
+declare module '../core/ringmaster' {
+  interface Ringmaster {
+    /** The shared write-ahead log (configured with the `wal` start option). */
+    readonly wal: Wal;
+  }
+}
+declare module '../core/options' {
+  interface StartOptions {
+    /** The write-ahead log (wal/): its options; omitted = no WAL. */
+    wal?: WalOptions;
+  }
+}
 
 function hookBufferPool(db: Ringmaster): void {
   try {
@@ -1075,7 +1089,7 @@ function startBackground(db: Ringmaster, o: Resolved): void {
     }
     let st: NativeState;
     try {
-      st = addon.walState(db._native());
+      st = addon.walState(coreOf(db).native());
     } catch {
       clearInterval(timer);
       return;
