@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Worker kill soak, mixed workload (issue 6 §2): `npm run soak -- kill [--workload mixed]
+// Worker kill soak, mixed workload (random SIGKILLs of forked workers that the
+// postmaster restarts): `npm run soak -- kill [--workload mixed]
 // [--kills N] [--workers W] [--lanes L] [--seconds S]`.
 // A postmaster with a buffer pool (fewer buffers than data pages: eviction and
 // writeback), a WAL (periodic checkpoints) and a background writer forks W workers

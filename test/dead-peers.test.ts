@@ -95,7 +95,7 @@ describe('dead peers', () => {
     expect(await dying).toBe('died');
     await work;
     await waitFor(() => exits.some((e) => e.pid === a.pid), 5000, 'exit event');
-    // Every orphan gets a CQE (kernel fact 8) or, threads backend, is cancelled by the cleanup.
+    // Every orphan gets a CQE (the kernel completes a dead submitter's requests) or, threads backend, is cancelled by the cleanup.
     await waitFor(() => pm.handlesInUse() === 0, 15000, 'orphaned IO handles to be freed');
     expect(pm.stats().processes.some((p: any) => p.pid === a.pid)).toBe(false);
     await survivorsWork(f, [b, c], 10);

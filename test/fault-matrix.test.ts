@@ -1,4 +1,4 @@
-// The fault matrix (issue 6 §4): every injectable fault × every path that issues IO.
+// The fault matrix: every injectable fault × every path that issues IO.
 // Each cell asserts where the fault surfaces (which caller, which typed code), that
 // nothing is reported durable that is not, and that the system recovers (a one-shot
 // fault: the next attempt works) or enters its documented failed state (the WAL).

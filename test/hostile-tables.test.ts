@@ -1,4 +1,4 @@
-// Issue 6 §5, hostile shared memory: a forked worker writes garbage into the IO handle
+// Hostile shared memory: a forked worker writes garbage into the IO handle
 // table, the buffer descriptors or the buffer mapping table (a few random entries, or
 // all of them) while the postmaster and another forked worker keep doing IO. Every op
 // must end in correct data or a typed error, within the loop's watchdog; nobody

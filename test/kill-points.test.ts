@@ -77,8 +77,9 @@ describe('kill points: submission and completion', () => {
       await waitFor(() => pm.handlesInUse() === 0, 5000, 'every handle to be free');
       const content = readFileSync(path.join(pm.dataDir, f.path)).toString('latin1');
       if (uring() && point !== 'handles-reserved') {
-        // Never submitted under another process's identity (DESIGN fact 2): the
-        // next lock holder repaired the dead one's intent.
+        // Never submitted under another process's identity (whoever calls io_uring_enter
+        // submits every published SQE as itself): the next lock holder repaired the
+        // dead one's intent.
         expect(pm.stats().rings.reduce((n: number, x: any) => n + x.submitLockRepairs, 0)).toBeGreaterThanOrEqual(1);
       }
       if (point === 'handles-reserved' || uring()) expect(content.startsWith('DEAD-WRITE')).toBe(false);

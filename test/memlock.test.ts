@@ -2,7 +2,7 @@
 // unprivileged user, while root (CAP_IPC_LOCK) is exempt. When the arena does not fit,
 // the postmaster must say so in pm.features and IO must still work (non-fixed path).
 //
-// The 64 MiB case runs tests/fixtures/nonroot-memlock.cjs in a child process with
+// The 64 MiB case runs test/fixtures/nonroot-memlock.cjs in a child process with
 // RLIMIT_MEMLOCK = 8 MiB: as `nobody` (setpriv) when the suite runs as root, else as the
 // current user.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

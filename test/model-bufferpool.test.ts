@@ -1,4 +1,4 @@
-// Model-based fuzzing of the shared buffer pool (issue 6 §6): random command sequences
+// Model-based fuzzing of the shared buffer pool: random command sequences
 // (read, modify, prefetch, read-ahead stream, eviction pressure, flushAll, pins held across commands,
 // file close/reopen, misuse) against a model Map (file:block -> page bytes + LSN), run
 // by the postmaster alone and split between the postmaster and a REAL forked worker.

@@ -1,4 +1,4 @@
-// Model-based fuzzing of the WAL (issue 6 §6): random sequences of appends (small,
+// Model-based fuzzing of the WAL: random sequences of appends (small,
 // multi-block and segment-crossing; serial and concurrent), flushes, checkpoints, misuse,
 // clean restarts and crashes (SIGKILL of the whole host process group, optionally with
 // commits in flight), run in a detached host postmaster (and a forked worker of it)
