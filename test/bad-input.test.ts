@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
+import { Worker, WORKER, backend, exitWorkers, forkAttached, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
 
 type Postmaster = import('../core/index').Postmaster;
 type Ringmaster = import('../core/index').Ringmaster;
@@ -24,12 +24,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   // Workers first: the fixture does not exit on 'stop', so pm.stop() would wait for it.
-  for (const w of workers) {
-    if (w.child.exitCode === null && w.child.signalCode === null) {
-      if (w.child.connected) await w.call('exit').catch(() => {});
-      await w.exited;
-    }
-  }
+  await exitWorkers(workers);
   for (const pm of pms) await pm.stop();
   removeDir(dir);
 });
@@ -43,11 +38,7 @@ async function start(extra: Record<string, unknown> = {}): Promise<Postmaster> {
 
 async function fork(pm: Postmaster, options: { attach?: boolean } = {}): Promise<Worker> {
   // Registered before attaching so that a failed attach still gets cleaned up.
-  const w = new Worker(pm.fork(path.join(__dirname, 'fixtures', 'worker.cjs'), [], { reaper: true }));
-  workers.push(w);
-  await w.ready;
-  if (options.attach !== false) await w.call('attach');
-  return w;
+  return forkAttached(pm, WORKER, { reaper: true, attach: options.attach === false ? false : {}, into: workers });
 }
 
 /**

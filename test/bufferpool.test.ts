@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, pageImage, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
+import { Worker, forkAttached, killWorkers, pageImage, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
@@ -16,7 +16,7 @@ let pm: import('../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (pm) {
     pm._native().debugSetFault(0, null);
     await pm.stop();
@@ -33,11 +33,7 @@ async function setup(pages: number, extra: Record<string, unknown> = {}) {
 }
 
 async function worker(reaper = true): Promise<Worker> {
-  const w = new Worker(pm!.fork(FIXTURE, [], { reaper }));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach', { reaper });
-  return w;
+  return forkAttached(pm!, FIXTURE, { reaper, attach: { reaper }, into: workers });
 }
 
 // A page image with a valid checksum: fill byte `v` after the header.

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { backend, forkWorker, removeDir, rm, tempDir, Worker } from './helpers';
+import { Worker, backend, exitWorkers, forkWorker, removeDir, rm, tempDir } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const kinds = require('./fixtures/buffer-kinds.cjs');
@@ -27,12 +27,7 @@ beforeEach(() => {
   workers = [];
 });
 afterEach(async () => {
-  for (const w of workers) {
-    if (w.child.exitCode === null && w.child.signalCode === null) {
-      if (w.child.connected) await w.call('exit').catch(() => {});
-      await w.exited;
-    }
-  }
+  await exitWorkers(workers);
   if (pm) await pm.stop();
   removeDir(dir);
 });

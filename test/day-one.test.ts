@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, backend, removeDir, rm, tempDir, waitFor } from './helpers';
+import { Worker, backend, forkAttached, killWorkers, removeDir, rm, tempDir, waitFor } from './helpers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'day-one-worker.cjs');
 const EXITS_EARLY = path.join(__dirname, 'fixtures', 'exits-early.cjs');
@@ -22,7 +22,7 @@ beforeEach(() => {
   dir = tempDir('rm-dayone-');
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (pm) await pm.stop();
   pm = null;
   removeDir(dir);
@@ -34,10 +34,7 @@ async function start(extra: Record<string, unknown> = {}) {
 }
 
 async function worker(): Promise<Worker> {
-  const w = new Worker(pm!.fork(FIXTURE, []));
-  workers.push(w);
-  await w.ready;
-  return w;
+  return forkAttached(pm!, FIXTURE, { attach: false, into: workers });
 }
 
 describe('LSNs across processes', () => {

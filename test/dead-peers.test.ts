@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, forkWorker, removeDir, startPm, tempDir, waitFor } from './helpers';
+import { Worker, forkWorker, killWorkers, removeDir, startPm, tempDir, waitFor } from './helpers';
 
 let dir: string;
 let pm: import('../core/index').Postmaster;
@@ -23,7 +23,7 @@ beforeEach(async () => {
   pm.on('exit', (e) => exits.push(e));
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   await pm.stop({ timeoutMs: 2000 });
   removeDir(dir);
 });

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkWorker, removeDir, rm, settlesWithin, startPm, tempDir, waitFor } from './helpers';
+import { Worker, backend, forkWorker, killWorkers, removeDir, rm, settlesWithin, startPm, tempDir, waitFor } from './helpers';
 
 let dir: string | undefined;
 let pm: import('../core/index').Postmaster | undefined;
@@ -13,7 +13,7 @@ let db: import('../core/index').Ringmaster | undefined;
 const workers: Worker[] = [];
 
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   if (pm) await pm.stop({ timeoutMs: 2000 });
   if (db) await db.close();
   pm = undefined;

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, backend, forkWorker, removeDir, rm, tempDir } from './helpers';
+import { Worker, backend, forkAttached, forkWorker, killWorkers, removeDir, rm, tempDir } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const P = require('./fixtures/integ-pages.cjs');
@@ -33,7 +33,7 @@ beforeEach(() => {
   pm = null;
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (pm) {
     try {
       pm._native().debugSetFault(0, null);
@@ -57,11 +57,7 @@ function start(extra: Record<string, unknown> = {}): Promise<Pm> {
 }
 
 async function walWorker(p: Pm, env?: Record<string, string>): Promise<Worker> {
-  const w = new Worker(p.fork(WAL_WORKER, [], env ? { env: { ...process.env, ...env } } : {}));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach');
-  return w;
+  return forkAttached(p, WAL_WORKER, { env: env ? { ...process.env, ...env } : undefined, into: workers });
 }
 
 function inThread(p: Pm, data: Record<string, unknown>): Promise<any> {

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renameSync, statSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkWorker, removeDir, rm, tempDir } from './helpers';
+import { Worker, backend, forkAttached, forkWorker, killWorkers, removeDir, rm, tempDir } from './helpers';
 
 const WAL_WORKER = path.join(__dirname, 'fixtures', 'wal-worker.cjs');
 const SEG = 64 << 10;
@@ -21,17 +21,13 @@ beforeEach(() => {
   pm = null;
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   if (pm) await pm.stop();
   removeDir(dir);
 });
 
 async function walWorker(p: import('../core/index').Postmaster): Promise<Worker> {
-  const w = new Worker(p.fork(WAL_WORKER, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach');
-  return w;
+  return forkAttached(p, WAL_WORKER, { into: workers });
 }
 
 // Appends `bytes` of records in 2 KiB records and flushes them.

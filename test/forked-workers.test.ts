@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, WORKER, forkWorker, removeDir, settlesWithin, startPm, tempDir, waitFor } from './helpers';
+import { Worker, WORKER, forkWorker, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from './helpers';
 
 let dir: string;
 let pm: import('../core/index').Postmaster;
@@ -22,7 +22,7 @@ beforeEach(async () => {
   pm = await startPm(dir);
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   await pm.stop({ timeoutMs: 2000 });
   removeDir(dir);
 });

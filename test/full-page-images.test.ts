@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Worker as ThreadWorker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
+import { Worker, backend, forkAttached, killWorkers, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
 import type { WalRecord } from '../wal/format';
 
 // The built module, as the package uses it (its native addon path is relative to dist/).
@@ -33,7 +33,7 @@ beforeEach(() => {
   exits.length = 0;
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   await pm?.stop({ timeoutMs: 2000 });
   removeDir(dir);
 });
@@ -49,11 +49,7 @@ async function start(extra: { pool?: Record<string, unknown>; wal?: Record<strin
 }
 
 async function fork(fixture = FIXTURE): Promise<Worker> {
-  const w = new Worker(pm.fork(fixture, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach');
-  return w;
+  return forkAttached(pm, fixture, { into: workers });
 }
 
 function payload(block: number, value: number): Buffer {

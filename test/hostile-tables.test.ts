@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { Worker, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
+import { Worker, forkAttached, killWorkers, removeDir, rm, startPm, tempDir, waitFor } from './helpers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'hostile-worker.cjs');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -24,7 +24,7 @@ let pm: import('../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (pm) await pm.stop();
   pm = null;
   if (dir) removeDir(dir);
@@ -32,11 +32,7 @@ afterEach(async () => {
 });
 
 async function worker(): Promise<Worker> {
-  const w = new Worker(pm!.fork(FIXTURE, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach', { submitTimeoutMs: SUBMIT_TIMEOUT_MS });
-  return w;
+  return forkAttached(pm!, FIXTURE, { attach: { submitTimeoutMs: SUBMIT_TIMEOUT_MS }, into: workers });
 }
 
 function errorCount(t: Tally): number {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkCrashHost, forkWorker, powerCut, removeDir, rm, startPm, tempDir, untilAcks, waitFor } from './helpers';
+import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, powerCut, removeDir, rm, startPm, tempDir, untilAcks, waitFor } from './helpers';
 
 const uring = () => pm.features.backend === 'io_uring';
 let dir: string;
@@ -19,7 +19,7 @@ beforeEach(() => {
   exits.length = 0;
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   await pm?.stop({ timeoutMs: 2000 });
   removeDir(dir);
 });
@@ -32,9 +32,7 @@ async function start(extra: Record<string, unknown> = {}): Promise<void> {
 async function spawn(fixture?: string): Promise<Worker> {
   let w: Worker;
   if (fixture) {
-    w = new Worker(pm.fork(path.join(__dirname, 'fixtures', fixture), []));
-    await w.ready;
-    await w.call('attach');
+    w = await forkAttached(pm, path.join(__dirname, 'fixtures', fixture));
   } else {
     w = await forkWorker(pm);
   }

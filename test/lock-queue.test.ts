@@ -8,7 +8,7 @@
 // lockHandoffs, lockTimeouts, pinWaits).
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { Worker, removeDir, settlesWithin, startPm, tempDir, waitFor } from './helpers';
+import { Worker, forkAttached, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from './helpers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'bufferpool-worker.cjs');
 const N = require(path.join(__dirname, '..', 'build', 'Release', 'ringmaster.node'));
@@ -22,7 +22,7 @@ const workers: Worker[] = [];
 let exits: { pid: number }[] = [];
 
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (pm) await pm.stop();
   pm = null;
   if (dir) removeDir(dir);
@@ -40,11 +40,7 @@ async function setup(pages = 16) {
 }
 
 async function worker(): Promise<Worker> {
-  const w = new Worker(pm!.fork(FIXTURE, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach');
-  return w;
+  return forkAttached(pm!, FIXTURE, { into: workers });
 }
 
 const g = () => pm!.buffers.stats().global;

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, pageImage, removeDir, startPm, tempDir } from './helpers';
+import { Worker, forkAttached, killWorkers, pageImage, removeDir, startPm, tempDir } from './helpers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
@@ -17,7 +17,7 @@ let pm: import('../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (pm) await pm.stop();
   pm = null;
   if (dir) removeDir(dir);
@@ -31,11 +31,7 @@ async function setup(pages: number) {
 }
 
 async function worker(): Promise<Worker> {
-  const w = new Worker(pm!.fork(FIXTURE, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach');
-  return w;
+  return forkAttached(pm!, FIXTURE, { into: workers });
 }
 
 function disk(name: string): Buffer {

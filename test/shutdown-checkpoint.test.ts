@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, removeDir, rm, tempDir, waitFor } from './helpers';
+import { Worker, backend, forkAttached, killWorkers, removeDir, rm, tempDir, waitFor } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const P = require('./fixtures/integ-pages.cjs');
@@ -37,7 +37,7 @@ beforeEach(() => {
 });
 afterEach(async () => {
   process.off('warning', onWarning);
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (pm) await pm.stop({ checkpoint: false });
   pm = null;
   removeDir(dir);
@@ -49,11 +49,7 @@ async function start(extra: Record<string, unknown> = {}): Promise<Pm> {
 }
 
 async function worker(closeOnStop: boolean): Promise<Worker> {
-  const w = new Worker(pm!.fork(WORKER, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach', { closeOnStop });
-  return w;
+  return forkAttached(pm!, WORKER, { attach: { closeOnStop }, into: workers });
 }
 
 const diskRow = (p: number, r: number) => readFileSync(path.join(dataDir, P.FILE)).readUInt32LE(p * P.PS + P.rowOffset(r));

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { Worker, forkWorker, removeDir, startPm, tempDir, waitFor } from './helpers';
+import { Worker, forkWorker, killWorkers, removeDir, startPm, tempDir, waitFor } from './helpers';
 
 let dir: string;
 let pm: import('../core/index').Postmaster;
@@ -16,7 +16,7 @@ beforeEach(async () => {
   pm = await startPm(dir);
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   await pm.stop({ timeoutMs: 2000 });
   removeDir(dir);
 });

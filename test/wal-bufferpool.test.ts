@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, forkCrashHost, powerCut, removeDir, rm, tempDir, untilAcks, waitFor } from './helpers';
+import { Worker, forkAttached, forkCrashHost, killWorkers, powerCut, removeDir, rm, tempDir, untilAcks, waitFor } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const P = require('./fixtures/integ-pages.cjs');
@@ -31,7 +31,7 @@ beforeEach(() => {
   writeFileSync(path.join(dataDir, P.FILE), Buffer.alloc(P.PAGES * P.PS));
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) await w.kill9();
+  await killWorkers(workers);
   if (host) await powerCut(host);
   host = null;
   if (pm) {
@@ -52,11 +52,7 @@ async function start(extra: Record<string, unknown> = {}): Promise<Pm> {
 }
 
 async function worker(strategy?: 'link' | 'wait'): Promise<Worker> {
-  const w = new Worker(pm!.fork(WORKER, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach', strategy ? { strategy } : {});
-  return w;
+  return forkAttached(pm!, WORKER, { attach: strategy ? { strategy } : {}, into: workers });
 }
 
 function diskPage(p: number): Buffer {

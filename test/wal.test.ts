@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { openSync, readFileSync, readdirSync, writeSync, closeSync, statSync, truncateSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, removeDir, rm, tempDir, waitFor } from './helpers';
+import { Worker, backend, forkAttached, killWorkers, removeDir, rm, tempDir, waitFor } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const fmt: typeof import('../wal/format') = require('../dist/wal/format');
@@ -24,11 +24,7 @@ function start(wal: Record<string, unknown> = {}, extra: Record<string, unknown>
 }
 
 async function walWorker(p: import('../core/index').Postmaster): Promise<Worker> {
-  const w = new Worker(p.fork(WAL_WORKER, []));
-  workers.push(w);
-  await w.ready;
-  await w.call('attach');
-  return w;
+  return forkAttached(p, WAL_WORKER, { into: workers });
 }
 
 beforeEach(() => {
@@ -37,7 +33,7 @@ beforeEach(() => {
   pm = null;
 });
 afterEach(async () => {
-  for (const w of workers.splice(0)) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await killWorkers(workers);
   if (pm) {
     try {
       pm._native().debugSetFault(0, null);
