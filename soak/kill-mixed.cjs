@@ -46,7 +46,7 @@ function startOptions(dataDir, redo) {
     // Every commit changes its page with one Atomics.store of an 8-byte cell, so a killed
     // holder cannot leave a half-done update: the lock is given back without fencing the
     // page (the default, 'fence', would need a crash restart after such kills: see the
-    // TPC-B demo and test/wal-bufferpool.test.ts for that path).
+    // TPC-B demo and test/multiprocess/wal-bufferpool.test.ts for that path).
     bufferPool: { pages: BUFFERS, pageSize: P.PS, onHolderDeath: 'release' },
     wal: { segmentSize: 1 << 20, bufferSize: 256 << 10, checkpointIntervalMs: 1000, ...(redo ? { redo } : {}) },
   };
