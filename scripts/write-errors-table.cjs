@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Rewrites README.md's table of ERR_RINGMASTER_* codes from core/error-codes.ts (the one
-// source; test/error-codes.test.ts checks that they agree). Run after `npm run build:ts`.
+// source; test/unit/error-codes.test.ts checks that they agree). Run after `npm run build:ts`.
 const fs = require('node:fs');
 const path = require('node:path');
 const { ERROR_CODES } = require('../dist/core/error-codes.js');

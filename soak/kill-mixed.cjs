@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Worker kill soak, mixed workload (issue 6 §2): `npm run soak -- kill [--workload mixed]
+// Worker kill soak, mixed workload (random SIGKILLs of forked workers that the
+// postmaster restarts): `npm run soak -- kill [--workload mixed]
 // [--kills N] [--workers W] [--lanes L] [--seconds S]`.
 // A postmaster with a buffer pool (fewer buffers than data pages: eviction and
 // writeback), a WAL (periodic checkpoints) and a background writer forks W workers
@@ -45,7 +46,7 @@ function startOptions(dataDir, redo) {
     // Every commit changes its page with one Atomics.store of an 8-byte cell, so a killed
     // holder cannot leave a half-done update: the lock is given back without fencing the
     // page (the default, 'fence', would need a crash restart after such kills: see the
-    // TPC-B demo and test/wal-bufferpool.test.ts for that path).
+    // TPC-B demo and test/multiprocess/wal-bufferpool.test.ts for that path).
     bufferPool: { pages: BUFFERS, pageSize: P.PS, onHolderDeath: 'release' },
     wal: { segmentSize: 1 << 20, bufferSize: 256 << 10, checkpointIntervalMs: 1000, ...(redo ? { redo } : {}) },
   };

@@ -67,7 +67,7 @@ function fail(e) {
       await db.wal.flush(lsn);
       pending.p.push([lane, page, seq]);
       progress();
-      // For the controller's own check (test/powercut.test.ts): an error reported while
+      // For the controller's own check (test/long/powercut.test.ts): an error reported while
       // LazyFS is alive must fail the round, not pass for LazyFS having crashed by itself.
       if (INJECT_ERROR && a.workerId === 0 && seq === 20) fail(new Error('injected error (POWERCUT_INJECT_ERROR=1)'));
     }

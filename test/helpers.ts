@@ -54,6 +54,11 @@ export class Worker {
     return this.child.pid!;
   }
 
+  /** Neither exited nor killed yet. */
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   call<T = any>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
@@ -74,6 +79,45 @@ export async function forkWorker(pm: import('../core/index').Postmaster, options
   await w.ready;
   if (options.attach !== false) await w.call('attach', options.reaper === undefined ? {} : { reaper: options.reaper });
   return w;
+}
+
+/**
+ * Forks `script` (an RPC fixture like fixtures/worker.cjs) from `pm`, waits for its 'ready'
+ * and attaches it with `attach` as the attach arguments (`false`: stays unattached). `into`
+ * (a test's list of workers, see killWorkers) gets it before anything is awaited, so a
+ * fixture that fails to start is still cleaned up. `reaper` and `env` go to pm.fork().
+ */
+export async function forkAttached(
+  pm: import('../core/index').Postmaster,
+  script: string,
+  options: { attach?: Record<string, unknown> | false; into?: Worker[]; reaper?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<Worker> {
+  const forkOptions: { reaper?: boolean; env?: NodeJS.ProcessEnv } = {};
+  if (options.reaper !== undefined) forkOptions.reaper = options.reaper;
+  if (options.env) forkOptions.env = options.env;
+  const w = new Worker(pm.fork(script, [], forkOptions));
+  options.into?.push(w);
+  await w.ready;
+  if (options.attach !== false) await w.call('attach', options.attach ?? {});
+  return w;
+}
+
+/** For afterEach: SIGKILLs every worker in `workers` still running, waits for each exit, and empties the list. */
+export async function killWorkers(workers: Worker[]): Promise<void> {
+  for (const w of workers.splice(0)) if (w.alive) await w.kill9();
+}
+
+/**
+ * For afterEach with fixtures that stay up through pm.stop() (they do not exit on 'stop'):
+ * asks every worker still running to exit, waits for each, and empties the list.
+ */
+export async function exitWorkers(workers: Worker[]): Promise<void> {
+  for (const w of workers.splice(0)) {
+    if (w.alive) {
+      if (w.child.connected) await w.call('exit').catch(() => {});
+      await w.exited;
+    }
+  }
 }
 
 export async function startPm(dir: string, extra: Record<string, unknown> = {}): Promise<import('../core/index').Postmaster> {

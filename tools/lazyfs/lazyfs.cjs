@@ -1,4 +1,4 @@
-// LazyFS mounts for power-cut tests (soak/powercut.cjs, test/powercut.test.ts).
+// LazyFS mounts for power-cut tests (soak/powercut.cjs, test/long/powercut.test.ts).
 //
 // LazyFS is a FUSE file system that keeps every write in its own cache until
 // fsync/fdatasync; `clear-cache` drops everything unsynced, as a power failure would

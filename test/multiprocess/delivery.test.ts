@@ -1,0 +1,240 @@
+// Delivery and submission paths: completions reach the issuer's own JS thread (its event
+// loop polls a wake fd: a private ring with self-wake messages and a doorbell futex wait,
+// or an eventfd), cross-process waiters are woken directly, and the ops of one JS turn go
+// to the kernel together. Real forked processes, real files; counters, not timing.
+import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Worker, backend, forkWorker, killWorkers, removeDir, rm, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
+
+let dir: string | undefined;
+let pm: import('../../core/index').Postmaster | undefined;
+let db: import('../../core/index').Ringmaster | undefined;
+const workers: Worker[] = [];
+
+afterEach(async () => {
+  await killWorkers(workers);
+  if (pm) await pm.stop({ timeoutMs: 2000 });
+  if (db) await db.close();
+  pm = undefined;
+  db = undefined;
+  if (dir) removeDir(dir);
+  dir = undefined;
+});
+
+const uring = () => (pm ?? db)!.features.backend === 'io_uring';
+
+function spin(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { /* a JS thread that does not yield */ }
+}
+
+async function worker(options: { reaper?: boolean } = {}): Promise<Worker> {
+  const w = await forkWorker(pm!, options);
+  workers.push(w);
+  return w;
+}
+
+// A file of `blocks` 4 KiB blocks, block b filled with byte b + 1, opened O_DIRECT.
+async function directFile(h: import('../../core/index').Ringmaster, name: string, blocks = 4) {
+  const plain = await h.files.open(name, { create: true });
+  const buf = Buffer.alloc(blocks * 4096);
+  for (let b = 0; b < blocks; b++) buf.fill(b + 1, b * 4096, (b + 1) * 4096);
+  await h.write(plain, 0, buf);
+  await h.fsync(plain);
+  return h.files.open(name, { direct: true });
+}
+
+describe('delivery: the issuer settles its own completions on its JS thread', () => {
+  it('a completion that lands while the JS thread is busy settles once it yields, woken by its own message, no watcher involved', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, arenaSize: 1 << 20 } as any);
+    const f = await directFile(db, 'd');
+    const s = db.allocate(4096);
+    const before = db.stats().rings[0];
+    const wake0 = db._native().wakeInfo();
+    const p = db.read(f, 4096, s);
+    await null;  // end of the turn: the read goes to the kernel
+    spin(300);   // it completes (O_DIRECT, tens of microseconds) while this thread spins
+    expect(await settlesWithin(p, 0)).toBe(false);  // nothing ran on this thread meanwhile
+    expect(await p).toBe(4096);
+    expect(s.bytes[0]).toBe(2);
+    const wake1 = db._native().wakeInfo();
+    if (uring()) {
+      expect(wake0).toMatchObject({ channel: 'ring', selfWake: true });
+      expect(wake1.selfWakes).toBeGreaterThan(wake0.selfWakes);      // its own MSG_RING woke it
+      expect(wake1.reapedHere).toBeGreaterThan(wake0.reapedHere);    // ... and it reaped the CQE itself
+      expect(db.stats().rings[0].reapedByWatchers).toBe(before.reapedByWatchers);  // no watcher woke for it
+    } else {
+      expect(wake0.channel).toBe('eventfd');
+      expect(wake1.doorbells).toBeGreaterThan(wake0.doorbells);  // the pool thread wrote the eventfd
+    }
+  });
+
+  it('drains and barriers still work on a ring after self-woken ops (a self-wake never disables IOSQE_IO_DRAIN)', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, arenaSize: 1 << 20 } as any);
+    const f = await directFile(db, 'd');
+    const s = db.allocate(4096);
+    const wake0 = db._native().wakeInfo();
+    for (let i = 0; i < 4; i++) expect(await db.read(f, 4096 * (i % 4), s)).toBe(4096);  // O_DIRECT: self-woken
+    if (uring()) expect(db._native().wakeInfo().selfWakes).toBeGreaterThan(wake0.selfWakes);
+    // A drained op on the same ring, then a barrier over every ring: both must succeed.
+    const [res] = await db.batch({ ring: 0 }).nop({ drain: true }).submit();
+    expect(res.ok, String(res.error)).toBe(true);
+    const w = await db.batch({ ring: 0 }).read(f, 0, s).drain().submit();
+    expect(w[0].ok, String(w[0].error)).toBe(true);
+    await db.barrier();
+    expect(s.bytes[0]).toBe(1);
+  });
+
+  it('a busy issuer does not hold up a waiter in another process, who is woken directly', async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20 });
+    const f = await directFile(pm, 'd');
+    const a = await worker();
+    const b = await worker({ reaper: false });  // B reaps nothing: someone else takes A's CQE
+    const word = pm.completionWord();
+    const waiting = b.call('waitWordWake', { offset: word, timeoutMs: 20000 });
+    await new Promise((r) => setTimeout(r, 100));  // B's wait is registered
+    const busy = a.call('directReadBusy', { file: f.id, busyMs: 3000, word });
+    const got = await waiting;
+    expect(got.r).toBe(4096);
+    expect(await settlesWithin(busy, 0)).toBe(false);  // A was still spinning when B resumed
+    if (uring()) {
+      expect(got.before.channel).toBe('ring');
+      expect(got.after.doorbells).toBeGreaterThan(got.before.doorbells);  // its armed futex wait fired
+    } else {
+      expect(got.after.doorbells).toBeGreaterThan(got.before.doorbells);
+    }
+    expect((await busy).n).toBe(4096);
+  });
+
+  it.runIf(backend !== 'threads')('the issuer killed between the kernel posting its CQE and its loop reaping it: the IO is reaped by another process and reported', async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20 });
+    const f = await directFile(pm, 'd');
+    const a = await worker();
+    const exits: any[] = [];
+    pm.on('exit', (e) => exits.push(e));
+    // A submits to its home ring (slot % rings): count orphans over every ring.
+    const orphansReaped = () => pm!.stats().rings.reduce((n: number, r: { orphansReaped: number }) => n + r.orphansReaped, 0);
+    const before = orphansReaped();
+    // A's loop dies as it wakes for its read's completion: the CQE is in the shared CQ,
+    // posted in A's own task context, and nobody has reaped it.
+    expect(pm._native().debugKillPoint('wake-before-reap', { pid: a.pid })).toBe(true);
+    a.call('directReadBusy', { file: f.id, busyMs: 0 }).catch(() => {});
+    expect((await a.exited).signal).toBe('SIGKILL');
+    expect(pm._native().debugKillPointFired('wake-before-reap')).toBe(1);
+    await waitFor(() => exits.length === 1, 10000, "cleanup of A's slot");
+    expect(exits[0].slotsCleaned).toBe(1);
+    // Its orphaned handle is reaped (the orphan demands a watcher) and freed.
+    await waitFor(() => pm!.handlesInUse() === 0, 10000, 'the orphan to be reaped');
+    expect(orphansReaped()).toBeGreaterThan(before);
+    pm._native().debugKillPoint('wake-before-reap', null);
+  });
+});
+
+describe('submission: the ops of one turn go to the kernel together', () => {
+  it('16 reads started in one turn take one io_uring_enter', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend } as any);
+    const f = await db.files.open('x', { create: true });
+    await db.write(f, 0, Buffer.alloc(65536, 7));
+    const enters0 = uring() ? db.stats().rings[0].enters : 0;
+    const bufs = Array.from({ length: 16 }, () => new Uint8Array(4096));
+    const n = await Promise.all(bufs.map((b, i) => db!.read(f, i * 4096, b)));
+    expect(n.every((x) => x === 4096)).toBe(true);
+    expect(bufs.every((b) => b[0] === 7 && b[4095] === 7)).toBe(true);
+    if (uring()) expect(db.stats().rings[0].enters - enters0).toBe(1);
+  });
+
+  it('thousands of ops staged in one tick, more than there are IO handles: all complete, in few enters', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, ringEntries: 64 } as any);
+    const f = await db.files.open('x', { create: true });
+    const N = 4000;
+    const src = Buffer.alloc(N * 8);
+    for (let i = 0; i < N; i++) src.writeUInt32LE(i, i * 8);
+    await db.write(f, 0, src);
+    const enters0 = uring() ? db.stats().rings[0].enters : 0;
+    const outs = Array.from({ length: N }, () => new Uint8Array(8));
+    const reads = outs.map((o, i) => db!.read(f, i * 8, o));  // one synchronous loop: one turn
+    const batches = Array.from({ length: 100 }, (_, i) => db!.batch().nop().write(f, N * 8 + i * 4, Buffer.from('BBBB')).submit());
+    const got = await Promise.all(reads);
+    const br = await Promise.all(batches);
+    expect(got.every((x) => x === 8)).toBe(true);
+    for (let i = 0; i < N; i++) expect(Buffer.from(outs[i]).readUInt32LE(0)).toBe(i);
+    expect(br.every((r) => r.length === 2 && r.every((x) => x.ok))).toBe(true);
+    expect(readFileSync(path.join(db.info.dataDir, 'x')).subarray(N * 8).toString()).toBe('BBBB'.repeat(100));
+    if (uring()) {
+      // 64 handles: each enter carries up to a ring's worth, more flushes follow completions.
+      const enters = db.stats().rings[0].enters - enters0;
+      expect(enters).toBeLessThan(N / 8);
+    }
+    expect(db.handlesInUse()).toBe(0);
+  });
+
+  it('a ring full in the middle of a turn: chains are never split, links never cross batches, everything lands', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, ringEntries: 8 } as any);
+    const f = await db.files.open('x', { create: true });
+    const ro = await db.files.open('x', { readOnly: true });
+    // 30 chains write -> write -> fdatasync and, in between, a batch whose last op asks
+    // to link on and whose write fails: the next batch must run regardless. All in one
+    // turn, on an 8-entry ring (the single ops carry self-wakes where they pay off).
+    const chains: Promise<import('../../core/index').IoResult[]>[] = [];
+    const loners: Promise<import('../../core/index').IoResult[]>[] = [];
+    for (let i = 0; i < 30; i++) {
+      chains.push(db.batch().write(f, i * 8, Buffer.from(`a${String(i).padStart(3, '0')}`), { link: true })
+        .write(f, i * 8 + 4, Buffer.from(`b${String(i).padStart(3, '0')}`), { link: true }).fdatasync(f).submit());
+      loners.push(db.batch().write(ro, 1000 + i, Buffer.from('X')).link().submit());  // EBADF, "linked" past its batch
+      loners.push(db.batch().write(f, 2000 + i, Buffer.from('Y')).submit());          // must not be cancelled
+    }
+    // An 8-op chain: a whole SQ for one submit.
+    const long = db.batch();
+    for (let k = 0; k < 8; k++) long.write(f, 3000 + k, Buffer.from('L'), { link: k < 7 });
+    const longRes = long.submit();
+    const cr = await Promise.all(chains);
+    const lr = await Promise.all(loners);
+    expect(cr.every((r) => r.every((x) => x.ok))).toBe(true);
+    for (let i = 0; i < 30; i += 2) {
+      expect(lr[i][0]).toMatchObject({ ok: false });
+      expect(lr[i][0].error).toMatchObject({ code: 'EBADF' });
+      expect(lr[i + 1][0]).toMatchObject({ ok: true, result: 1 });
+    }
+    expect((await longRes).every((x) => x.ok)).toBe(true);
+    const data = readFileSync(path.join(db.info.dataDir, 'x'));
+    for (let i = 0; i < 30; i++) expect(data.subarray(i * 8, i * 8 + 8).toString()).toBe(`a${String(i).padStart(3, '0')}b${String(i).padStart(3, '0')}`);
+    expect(data.subarray(2000, 2030).toString()).toBe('Y'.repeat(30));
+    expect(data.subarray(3000, 3008).toString()).toBe('L'.repeat(8));
+    expect(db.handlesInUse()).toBe(0);
+  });
+
+  it('a batch refused by validation is rejected alone; the ops staged with it in the same turn go', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend } as any);
+    const f = await db.files.open('x', { create: true });
+    const before = db.write(f, 0, Buffer.from('1'));
+    const bad = db.batch().write(f, 1, Buffer.from('2')).write(f, 2, { offset: 2 ** 40, length: 1 } as any).submit()
+      .then(() => 'resolved', (e) => e);
+    const after = db.write(f, 3, Buffer.from('4'));
+    expect(await before).toBe(1);
+    expect(await bad).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    expect(await after).toBe(1);
+    const data = readFileSync(path.join(db.info.dataDir, 'x'));
+    expect(data[1]).toBe(0);  // nothing of the refused batch was submitted
+    expect(data.subarray(0, 1).toString() + data.subarray(3, 4).toString()).toBe('14');
+  });
+
+  it('an op started just before the postmaster stops goes out before the segment refuses new IO', async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir);
+    const f = await pm.files.open('x', { create: true });
+    const w = pm.write(f, 0, Buffer.from('in time'));
+    const stopped = pm.stop();
+    expect(await w).toBe(7);
+    await stopped;
+    pm = undefined;
+  });
+});

@@ -1,0 +1,35 @@
+// An attached handle must not be garbage-collected while IO is awaited through it.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { removeDir, tempDir } from '../helpers';
+
+describe('handle lifetime', () => {
+  it('an awaited write completes although GC runs while only the awaiting frame holds the handle', () => {
+    const dir = tempDir();
+    try {
+      const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, '..', 'fixtures', 'gc-await.cjs'), dir], { encoding: 'utf8', timeout: 60000 });
+      expect(r.stderr).not.toMatch(/Error|FATAL|Segmentation/);
+      expect(r.stdout.trim()).toBe('ok');
+      expect(r.status).toBe(0);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
+describe('event loop', () => {
+  it('stays alive while IO is in flight, with nothing else keeping it (30000 reads at depth 16)', () => {
+    const dir = tempDir();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'fixtures', 'loop-alive.cjs'), path.join(dir, String(round))], { encoding: 'utf8', timeout: 60000 });
+        expect(r.stderr).not.toMatch(/Error|FATAL/);
+        expect(r.stdout.trim()).toBe('ok');
+        expect(r.status).toBe(0);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+});

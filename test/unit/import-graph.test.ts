@@ -1,0 +1,181 @@
+// The TypeScript layers point one way. core/ (the ring, files, postmaster, attach) knows
+// nothing of the modules built on it: the buffer pool and the WAL attach themselves through
+// core/modules.ts, and only the package entry (core/index.ts, whose compiled path is the
+// published main/types/exports) imports core, the pool and the WAL together. Every kind of
+// import counts here, type-only ones included (`import type`, `import('...').T`,
+// `export ... from`, `require()`): a type import is still an edge a reader has to follow.
+// The native boundary (the addon loader and its interface) is typed throughout: no
+// explicit `any` there.
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const LAYERS = ['core', 'bufferpool', 'wal'];
+const ENTRY = 'core/index.ts';
+/** The files that define what crosses between JavaScript and the addon. */
+const NATIVE_BOUNDARY = ['core/native.ts', 'core/constants.ts'];
+
+function sources(): string[] {
+  const out: string[] = [];
+  for (const dir of LAYERS) {
+    for (const f of readdirSync(path.join(REPO, dir))) {
+      if (f.endsWith('.ts') && !f.endsWith('.d.ts')) out.push(`${dir}/${f}`);
+    }
+  }
+  return out.sort();
+}
+
+/** Every module specifier `file` names, by any kind of import. */
+export function specifiers(text: string, fileName = 'x.ts'): string[] {
+  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true);
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+      found.push(node.moduleSpecifier.text);
+    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference) && ts.isStringLiteral(node.moduleReference.expression)) {
+      found.push(node.moduleReference.expression.text);
+    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+      found.push(node.argument.literal.text);
+    } else if (ts.isCallExpression(node) && node.arguments.length >= 1) {
+      const callee = node.expression;
+      const isRequire = ts.isIdentifier(callee) && callee.text === 'require';
+      const isDynamicImport = callee.kind === ts.SyntaxKind.ImportKeyword;
+      if (isRequire || isDynamicImport) {
+        const arg = node.arguments[0];
+        if (ts.isStringLiteral(arg) || ts.isNoSubstitutionTemplateLiteral(arg)) found.push(arg.text);
+        // require(path.join(__dirname, '..', 'x')): the joined relative parts name the file.
+        else if (ts.isCallExpression(arg) && arg.expression.getText(sf) === 'path.join' && arg.arguments[0]?.getText(sf) === '__dirname') {
+          const parts = arg.arguments.slice(1).map((a) => (ts.isStringLiteral(a) ? a.text : null));
+          if (parts.every((p) => p !== null)) found.push(['.', ...(parts as string[])].join('/'));
+        }
+      }
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return found;
+}
+
+/** The repository file a relative specifier from `from` names (null: a package or a non-TS file). */
+function resolve(from: string, spec: string): string | null {
+  if (!spec.startsWith('.')) return null;
+  const base = path.posix.normalize(path.posix.join(path.posix.dirname(from), spec));
+  for (const c of [base, `${base}.ts`, `${base}/index.ts`]) {
+    if (c.endsWith('.ts') && existsSync(path.join(REPO, c))) return c;
+  }
+  return null;
+}
+
+function graph(): Map<string, string[]> {
+  const g = new Map<string, string[]>();
+  for (const f of sources()) {
+    const text = readFileSync(path.join(REPO, f), 'utf8');
+    const deps = new Set<string>();
+    for (const s of specifiers(text, f)) {
+      const r = resolve(f, s);
+      if (r && r !== f) deps.add(r);
+    }
+    g.set(f, [...deps].sort());
+  }
+  return g;
+}
+
+/** Every cycle found by a depth-first walk (each reported once, as the path that closes it). */
+export function cycles(g: Map<string, string[]>): string[][] {
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const found: string[][] = [];
+  const walk = (n: string): void => {
+    state.set(n, 'open');
+    stack.push(n);
+    for (const d of g.get(n) ?? []) {
+      if (state.get(d) === 'open') found.push([...stack.slice(stack.indexOf(d)), d]);
+      else if (!state.has(d)) walk(d);
+    }
+    stack.pop();
+    state.set(n, 'done');
+  };
+  for (const n of [...g.keys()].sort()) if (!state.has(n)) walk(n);
+  return found;
+}
+
+/** Imports from core/ of a module above it: the buffer pool, the WAL or the package entry. */
+function layerViolations(g: Map<string, string[]>): string[] {
+  const out: string[] = [];
+  for (const [f, deps] of g) {
+    if (!f.startsWith('core/') || f === ENTRY) continue;
+    for (const d of deps) {
+      if (!d.startsWith('core/') || d === ENTRY) out.push(`${f} -> ${d}`);
+    }
+  }
+  for (const [f, deps] of g) {
+    if (f !== ENTRY && deps.includes(ENTRY)) out.push(`${f} -> ${ENTRY} (only users import the package entry)`);
+  }
+  return out;
+}
+
+/** Places where `any` is written in `text` (line: source). */
+export function explicitAny(text: string, fileName = 'x.ts'): string[] {
+  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true);
+  const out: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (node.kind === ts.SyntaxKind.AnyKeyword) {
+      const { line } = sf.getLineAndCharacterOfPosition(node.getStart(sf));
+      out.push(`${line + 1}: ${text.split('\n')[line].trim()}`);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+describe('import graph of core/, bufferpool/ and wal/', () => {
+  it('the parser sees every kind of import (positive control)', () => {
+    const text = [
+      "import a from './a';",
+      "import type { B } from './b';",
+      "import './c';",
+      "export { D } from './d';",
+      "export * from './e';",
+      "const f = require('./f');",
+      "let g: import('./g').G;",
+      "const h = require(path.join(__dirname, '..', 'h'));",
+      "async function i() { await import('./i'); }",
+      "// import x from './not-this-one';",
+    ].join('\n');
+    expect(specifiers(text)).toEqual(['./a', './b', './c', './d', './e', './f', './g', './../h', './i']);
+  });
+
+  it('the cycle finder and the `any` finder catch what they look for (positive controls)', () => {
+    const g = new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]);
+    expect(cycles(g)).toEqual([['a', 'b', 'c', 'a']]);
+    expect(cycles(new Map([['a', ['b']], ['b', []]]))).toEqual([]);
+    expect(explicitAny('const x: any = 1;\nfunction f(y: number): Promise<any> { return y as never; }\n// any in a comment')).toEqual([
+      '1: const x: any = 1;', '2: function f(y: number): Promise<any> { return y as never; }',
+    ]);
+  });
+
+  it('has no cycle', () => {
+    expect(cycles(graph()).map((c) => c.join(' -> '))).toEqual([]);
+  });
+
+  it('core/ imports nothing above it (the buffer pool, the WAL, the package entry)', () => {
+    expect(layerViolations(graph())).toEqual([]);
+  });
+
+  it('the package entry composes core, the buffer pool and the WAL', () => {
+    const deps = graph().get(ENTRY)!;
+    expect(deps).toContain('bufferpool/index.ts');
+    expect(deps).toContain('wal/index.ts');
+  });
+
+  it('the addon is loaded in one place, and the native boundary has no explicit `any`', () => {
+    const loaders = sources().filter((f) => /ringmaster\.node/.test(readFileSync(path.join(REPO, f), 'utf8')));
+    expect(loaders).toEqual(['core/native.ts']);
+    for (const f of NATIVE_BOUNDARY) {
+      expect(explicitAny(readFileSync(path.join(REPO, f), 'utf8'), f), f).toEqual([]);
+    }
+  });
+});
