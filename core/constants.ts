@@ -2,7 +2,7 @@
 // staged op fields, completion kinds, the result that marks garbage in shared memory, and
 // the buffer pool's and the WAL's status codes. The native headers own them (they are part
 // of the segment ABI); this module mirrors them once for every TypeScript module, and
-// test/native-constants.test.ts reads the headers and fails if a value here differs.
+// test/unit/native-constants.test.ts reads the headers and fails if a value here differs.
 
 // ---- native/io_handles.h ---------------------------------------------------------
 

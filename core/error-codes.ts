@@ -1,5 +1,5 @@
 // Every `ERR_RINGMASTER_*` code this package raises, with when it happens: the one
-// table. README's errors table lists the same codes (test/error-codes.test.ts fails if a
+// table. README's errors table lists the same codes (test/unit/error-codes.test.ts fails if a
 // code used anywhere in the TypeScript or C++ sources is missing here or from README).
 // Errors named after an errno (EIO, ESHUTDOWN, ...) and Node's argument codes
 // (ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE, ERR_OUT_OF_RANGE) are not listed.

@@ -3,7 +3,7 @@
 // Loading the two modules registers them with core (core/modules.ts), so every process
 // that requires the package -- the postmaster, forked workers, worker threads -- has
 // `db.buffers` and `db.wal`, and the postmaster can init the modules it is configured with.
-// Nothing in core/, bufferpool/ or wal/ imports this file (test/import-graph.test.ts).
+// Nothing in core/, bufferpool/ or wal/ imports this file (test/unit/import-graph.test.ts).
 export { Postmaster, open, ATTACH_ENV } from './postmaster';
 export type { ProcessExit, PostmasterEvents, ShutdownCheckpoint, StopOptions, WorkerAttached, WorkerFailure } from './postmaster';
 export { attach } from './attach';
