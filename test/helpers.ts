@@ -73,12 +73,13 @@ export class Worker {
   }
 }
 
-export async function forkWorker(pm: import('../core/index').Postmaster, options: { reaper?: boolean; attach?: boolean; env?: Record<string, string> } = {}): Promise<Worker> {
-  const env = options.env ? { ...process.env, ...options.env } : undefined;
-  const w = new Worker(pm.fork(WORKER, [], { reaper: options.reaper ?? true, ...(env ? { env } : {}) }));
-  await w.ready;
-  if (options.attach !== false) await w.call('attach', options.reaper === undefined ? {} : { reaper: options.reaper });
-  return w;
+/** fixtures/worker.cjs forked from `pm` and attached (see forkAttached); `env` adds to process.env. */
+export function forkWorker(pm: import('../core/index').Postmaster, options: { reaper?: boolean; attach?: boolean; env?: Record<string, string> } = {}): Promise<Worker> {
+  return forkAttached(pm, WORKER, {
+    reaper: options.reaper ?? true,
+    env: options.env ? { ...process.env, ...options.env } : undefined,
+    attach: options.attach === false ? false : options.reaper === undefined ? {} : { reaper: options.reaper },
+  });
 }
 
 /**
