@@ -14,7 +14,7 @@ import type { WalHook } from '../core/modules';
 import type { Ringmaster } from '../core/ringmaster';
 import { FileHandle } from '../core/files';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
-import { native, type NativeSession } from '../core/native';
+import { native, type NativePoolInfo, type NativeSession } from '../core/native';
 import { viewBytes } from '../core/bytes';
 import type { EncodedOp, IoResult } from '../core/io';
 import { optionsObject } from '../core/io';
@@ -83,16 +83,7 @@ function corruptPool(what: string): RingmasterError {
   return new RingmasterError('ERR_RINGMASTER_CORRUPT', `${what} (another process wrote garbage into shared memory; see stats().corruptDescriptors, db.checkIntegrity())`, { errno: ERR_CORRUPT });
 }
 
-interface PoolInfo {
-  offset: number;
-  pages: number;
-  pageSize: number;
-  descOffset: number;
-  descSize: number;
-  ioSeqField: number;
-  lockField: number;
-  pagesOffset: number;
-}
+type PoolInfo = NativePoolInfo;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -158,6 +158,27 @@ bool record_complete_at(const WalView& v, uint64_t lsn, uint32_t len) {
   return ~c == h.crc;
 }
 
+enum class Reserve { Done, Moved, Full };
+
+// One attempt to reserve `len` bytes at *r (the end of the WAL as last read), for the
+// insert slot `e`: the slot's claim is published (seq_cst: the flusher's scan pairs with
+// it) before the CAS on `reserved`. Moved: someone reserved first, *r is the new end.
+// Full: the bytes would overwrite unflushed ones (or the flushed part of the block an
+// aligned write may still rewrite); the slot is idle again.
+Reserve reserve_once(const WalView& v, WalShared* w, WalInsert* e, uint64_t* r, uint64_t len) {
+  uint64_t limit = (load_acquire(&w->flushed) & ~(uint64_t)(kWalBlock - 1)) + v.buf_size;
+  if (*r + len > limit) {
+    store_sc(&e->state, (uint32_t)WI_IDLE);
+    stat_add(&w->stat_space_waits, (uint64_t)1);
+    return Reserve::Full;
+  }
+  store_relaxed(&e->len, (uint32_t)len);
+  store_sc(&e->start, *r);
+  store_sc(&e->state, (uint32_t)WI_TRYING);
+  if (__atomic_compare_exchange_n(&w->reserved, r, *r + len, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return Reserve::Done;
+  return Reserve::Moved;
+}
+
 void bump_and_wake(Segment& seg, WalShared* w) {
   fetch_add(&w->flush_seq, 1u);  // acq_rel: the flushed/failed store above is visible first
   wake_word_waiters(seg);
@@ -309,20 +330,8 @@ int wal_append(Segment& seg, uint32_t slot, uint16_t kind, const uint8_t* payloa
   if (load_acquire(&w->failed)) return -EIO;
   WalInsert* e = &v.ins[slot];
   uint64_t r = load_sc(&w->reserved);
-  for (;;) {
-    // Never reserve over unflushed bytes, nor over the flushed part of the block an
-    // aligned write may still rewrite.
-    uint64_t limit = (load_acquire(&w->flushed) & ~(uint64_t)(kWalBlock - 1)) + v.buf_size;
-    if (r + len > limit) {
-      store_sc(&e->state, (uint32_t)WI_IDLE);
-      stat_add(&w->stat_space_waits, (uint64_t)1);
-      return -EAGAIN;
-    }
-    store_relaxed(&e->len, (uint32_t)len);
-    store_sc(&e->start, r);
-    store_sc(&e->state, (uint32_t)WI_TRYING);  // seq_cst: pairs with the flusher's scan
-    if (__atomic_compare_exchange_n(&w->reserved, &r, r + len, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) break;
-  }
+  for (Reserve got = Reserve::Moved; got != Reserve::Done;)
+    if ((got = reserve_once(v, w, e, &r, len)) == Reserve::Full) return -EAGAIN;
   store_sc(&e->state, (uint32_t)WI_COPYING);
   if (debug_abandon) {  // test hook: die mid-copy (half a payload, no header)
     buf_write(v, r + kWalHeaderSize, payload, n / 2);
@@ -394,16 +403,9 @@ int wal_append_page(Segment& seg, uint32_t slot, uint16_t kind, const uint8_t* p
       // of the WAL is not trusted either (shared memory is untrusted).
       image = force || (epoch & 1) || page_lsn <= redo || page_lsn > r || redo > r;
       len = image ? img_len + rec_len : rec_len;
-      uint64_t limit = (load_acquire(&w->flushed) & ~(uint64_t)(kWalBlock - 1)) + v.buf_size;
-      if (r + len > limit) {
-        store_sc(&e->state, (uint32_t)WI_IDLE);
-        stat_add(&w->stat_space_waits, (uint64_t)1);
-        return -EAGAIN;
-      }
-      store_relaxed(&e->len, (uint32_t)len);
-      store_sc(&e->start, r);
-      store_sc(&e->state, (uint32_t)WI_TRYING);
-      if (__atomic_compare_exchange_n(&w->reserved, &r, r + len, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) break;
+      Reserve got = reserve_once(v, w, e, &r, len);
+      if (got == Reserve::Full) return -EAGAIN;
+      if (got == Reserve::Done) break;
     }
     store_sc(&e->state, (uint32_t)WI_COPYING);
     if (!image && load_sc(&w->redo_epoch) != epoch) {
