@@ -10,7 +10,7 @@ import {
   KIND_BUFFER_READ_DONE, KIND_BUFFER_WRITE_DONE, LOCK_ACQUIRED, LOCK_QUEUED, LOCK_WAIT_CANCELLED, LOCK_WAIT_GRANTED, OP_READ, PIN_CORRUPT, PIN_EXHAUSTED,
   PIN_NEED_CLEAN, PIN_OK, PIN_TOO_MANY, PAGE_HEADER_SIZE as NATIVE_PAGE_HEADER_SIZE, POOL_RELEASE_ON_HOLDER_DEATH, WS_BUSY, WS_CLEAN, WS_CORRUPT,
 } from '../core/constants';
-import type { WalHook } from '../core/modules';
+import type { PagesForWal, WalHook } from '../core/modules';
 import type { Ringmaster } from '../core/ringmaster';
 import { FileHandle } from '../core/files';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
@@ -919,6 +919,32 @@ registerModule('bufferPool', {
     coreOf(db).regionSet('bufferpool', slice.offset, size);
   },
   property: { name: 'buffers', create: (db) => new BufferPool(db) },
+  // The WAL reaches the pool only through this (core/modules.ts): its hook, the checkpoint's
+  // flushAll, the page it images on append, and recovery's full-page images.
+  pagesForWal(db: Ringmaster): PagesForWal {
+    const pool = db.buffers;
+    return {
+      get configured() {
+        return pool.configured;
+      },
+      get pageSize() {
+        return pool.pageSize;
+      },
+      setWalHook: (hook) => pool.setWalHook(hook),
+      flushAll: () => pool.flushAll(),
+      pageOf: (value) => (value instanceof PinnedBuffer ? value : null),
+      lockedExclusive: (page) => page instanceof PinnedBuffer && page._exclusive,
+      async putImage(file, block, data) {
+        const b = await pool.read(file, block, { mode: 'zero' });
+        try {
+          await b.lockExclusive();
+          b.page.set(data);
+        } finally {
+          b.release();
+        }
+      },
+    };
+  },
 });
 
 // db.checkIntegrity() also scans the pool's descriptors and mapping table.

@@ -23,4 +23,4 @@ export type { BufferPoolOptions, BufferPoolConfig, BufferPoolStats } from '../bu
 export { PinnedBuffer, setPageChecksum, PAGE_HEADER_SIZE } from '../bufferpool/index';
 export { Wal, formatLsn, segmentName, walFailedError, KIND_CHECKPOINT, KIND_PAGE_IMAGE, USER_KIND_MAX } from '../wal/index';
 export type { WalOptions, WalRecord, RedoHandler, RecoveryInfo } from '../wal/index';
-export type { WalHook } from './modules';
+export type { WalHook, WalPage } from './modules';

@@ -10,6 +10,7 @@ import type { Batch } from './ringmaster';
 import type { NativeSession } from './native';
 import type { EncodedOp } from './io';
 import type { IoResult } from './io';
+import type { FileHandle } from './files';
 import { RingmasterError } from './errors';
 
 /**
@@ -29,6 +30,44 @@ export interface WalHook {
    * state), or `null` if it cannot add them now (then the caller uses `flush`).
    */
   appendFlushChain(batch: Batch, lsn: bigint): ((results: IoResult[], firstIndex: number) => void) | null;
+}
+
+/**
+ * A pinned page as the WAL sees it when it appends a full-page image of it
+ * (`db.wal.append(kind, payload, { page })`): the buffer pool's pinned buffer.
+ */
+export interface WalPage {
+  readonly bufferId: number;
+  /** The file table id of the page's file. */
+  readonly file: number;
+  readonly block: number;
+  readonly released: boolean;
+  /** The page's bytes (shared memory). */
+  readonly page: Uint8Array;
+}
+
+/**
+ * What the WAL needs of the buffer pool, so that neither module imports the other: the
+ * pool provides it (`ModuleHooks.pagesForWal`), the WAL finds it with `pagesForWal(db)`.
+ */
+export interface PagesForWal {
+  /** Whether the postmaster was started with a buffer pool. */
+  readonly configured: boolean;
+  readonly pageSize: number;
+  /** Installs the WAL's hook: writeback then honours WAL-before-data. */
+  setWalHook(hook: WalHook): void;
+  /** Writes every dirty page back (the checkpoint); resolves with how many. */
+  flushAll(): Promise<number>;
+  /** `value` as a page of this pool (null if it is not a pinned buffer of the pool). */
+  pageOf(value: unknown): WalPage | null;
+  /** Whether this handle holds the exclusive content lock on `page` (the image decision reads and copies it). */
+  lockedExclusive(page: WalPage): boolean;
+  /**
+   * Recovery: puts a full-page image into the pool, over the pool's copy of the page if it
+   * has one (valid or not), else into a zeroed buffer claimed without IO. The page keeps its
+   * dirty state.
+   */
+  putImage(file: FileHandle, block: number, data: Uint8Array): Promise<void>;
 }
 
 /** What a module's options are checked against before anything exists. */
@@ -52,6 +91,8 @@ export interface ModuleHooks {
    * per-environment object there (on first use of the property).
    */
   property?: { name: string; create(db: Ringmaster): object };
+  /** The buffer pool's side of the WAL's page interface, for handle `db`. */
+  pagesForWal?(db: Ringmaster): PagesForWal;
 }
 
 const registry = new Map<string, ModuleHooks>();
@@ -89,6 +130,21 @@ export function moduleInstance<T extends object>(db: Ringmaster, name: string): 
     mine.set(name, m);
   }
   return m as T;
+}
+
+const pagesCache = new WeakMap<Ringmaster, PagesForWal>();
+
+/** The loaded buffer pool's page interface for the WAL (null when no module provides one). */
+export function pagesForWal(db: Ringmaster): PagesForWal | null {
+  let p = pagesCache.get(db);
+  if (p) return p;
+  for (const hooks of registry.values()) {
+    if (!hooks.pagesForWal) continue;
+    p = hooks.pagesForWal(db);
+    pagesCache.set(db, p);
+    return p;
+  }
+  return null;
 }
 
 /**

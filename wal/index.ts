@@ -5,7 +5,7 @@
 // itself to core when loaded (registerModule below): the `wal` start option and `db.wal`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { coreOf, registerModule, type ModuleCore } from '../core/modules';
+import { coreOf, pagesForWal, registerModule, type ModuleCore, type PagesForWal, type WalPage } from '../core/modules';
 import { KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
 import type { EncodedOp } from '../core/io';
 import { native, type NativeSession, type NativeWalState } from '../core/native';
@@ -16,7 +16,6 @@ import { optionsObject } from '../core/io';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
 import { viewBytes } from '../core/bytes';
 import { SyncedFile, checkSyncFailed, fileEntries, skipDataSyncs, syncDir, syncParentDirs, syncPass } from '../core/durability';
-import { PinnedBuffer } from '../bufferpool/index';
 import type { FileHandle } from '../core/files';
 import {
   CONTROL_FILE, ControlData, FLAG_PAIRED_IMAGE, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
@@ -168,7 +167,7 @@ export interface AppendOptions {
    * redo point, so recovery, whichever checkpoint it starts from, never replays the change
    * onto a torn page.
    */
-  page?: PinnedBuffer;
+  page?: WalPage;
 }
 
 /** Records recovery wrote back from full-page images. */
@@ -371,11 +370,13 @@ export class Wal implements WalHook {
   }
 
   // The page to image and the image header (wal/format.ts encodePageImage without the data).
-  #imageOf(b: unknown): { page: Uint8Array; prefix: Buffer } {
-    if (!(b instanceof PinnedBuffer)) throw typeError('ERR_INVALID_ARG_TYPE', 'options.page must be a PinnedBuffer (from db.buffers.read)');
+  #imageOf(value: unknown): { page: Uint8Array; prefix: Buffer } {
+    const pages = pagesForWal(this.db);
+    const b = pages?.pageOf(value) ?? null;
+    if (!pages || !b) throw typeError('ERR_INVALID_ARG_TYPE', 'options.page must be a PinnedBuffer (from db.buffers.read)');
     if (b.released) throw new RingmasterError('ERR_RINGMASTER_BUFFER_RELEASED', `options.page: buffer ${b.bufferId} was already released`);
     // The image decision reads the page LSN and copies the page: nobody may change it meanwhile.
-    if (!b._exclusive) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `options.page: append with a page needs the exclusive lock on buffer ${b.bufferId}`);
+    if (!pages.lockedExclusive(b)) throw new RingmasterError('ERR_RINGMASTER_NOT_LOCKED_EXCLUSIVE', `options.page: append with a page needs the exclusive lock on buffer ${b.bufferId}`);
     const info = this.#core.native().fileInfo(b.file);
     if (!info) throw new RingmasterError('ERR_RINGMASTER_BAD_FILE', `options.page: the file of buffer ${b.bufferId} (id ${b.file}) is not open`);
     const page = b.page;
@@ -716,8 +717,8 @@ export class Wal implements WalHook {
       const redo = Number(addon.walChooseRedo(s));
       s.killPoint('checkpoint-redo-chosen');
       // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
-      const bufs = this.db.buffers;
-      const pagesWritten = bufs.configured ? await bufs.flushAll() : 0;
+      const pages = pagesForWal(this.db);
+      const pagesWritten = pages?.configured ? await pages.flushAll() : 0;
       // Barrier: every IO submitted before this point (any process, any ring) has completed.
       await this.db.barrier();
       const t1 = Date.now();
@@ -913,7 +914,8 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
   // handler that opens the same file gets the same entry, so the pool pages it loads and
   // the images put in the pool here are the same buffers.
   const imageFiles = new Map<string, FileHandle | null>();
-  const pool = db.buffers.configured ? db.buffers : null;
+  const found = pagesForWal(db);
+  const pool = found?.configured ? found : null;
   // Redo in LSN order, before any worker exists (init runs before the first fork).
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
@@ -947,7 +949,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
         // (a handler that reads other pages, an earlier image of the same page): the next
         // handler must see the image, not that copy, and a later writeback must not put the
         // copy back over the file. So the image goes into the pool too.
-        if (pool && img.data.length === pool.pageSize) await imageIntoPool(db, imageFiles, img);
+        if (pool && img.data.length === pool.pageSize) await imageIntoPool(db, pool, imageFiles, img);
       }
     }
     const h = handlers.get(r.kind);
@@ -992,7 +994,7 @@ async function recover(db: Ringmaster, o: Resolved): Promise<{ info: RecoveryInf
 // it has one (valid or not), else a zeroed buffer claimed without IO, overwritten whole.
 // The page keeps its dirty state: clean, it now equals the file (the image was written
 // there first); dirty, its writeback writes the image's bytes.
-async function imageIntoPool(db: Ringmaster, files: Map<string, FileHandle | null>, img: { path: string; block: number; data: Buffer }): Promise<void> {
+async function imageIntoPool(db: Ringmaster, pool: PagesForWal, files: Map<string, FileHandle | null>, img: { path: string; block: number; data: Buffer }): Promise<void> {
   let f = files.get(img.path);
   if (f === undefined) {
     try {
@@ -1006,13 +1008,7 @@ async function imageIntoPool(db: Ringmaster, files: Map<string, FileHandle | nul
     files.set(img.path, f);
   }
   if (!f) return;
-  const b = await db.buffers.read(f, img.block, { mode: 'zero' });
-  try {
-    await b.lockExclusive();
-    b.page.set(img.data);
-  } finally {
-    b.release();
-  }
+  await pool.putImage(f, img.block, img.data);
 }
 
 registerModule('wal', {
@@ -1072,7 +1068,8 @@ declare module '../core/options' {
 function hookBufferPool(db: Ringmaster): void {
   try {
     // WAL-before-data: the buffer pool's writeback uses this WAL.
-    if (db.buffers.configured) db.buffers.setWalHook(db.wal);
+    const pages = pagesForWal(db);
+    if (pages?.configured) pages.setWalHook(db.wal);
   } catch {
     /* no buffer pool configured */
   }

@@ -116,6 +116,37 @@ function layerViolations(g: Map<string, string[]>): string[] {
   return out;
 }
 
+/** The two modules on core reach each other only through core/modules.ts (WalHook, PagesForWal). */
+const SIBLINGS: [string, string, string][] = [['wal/', 'bufferpool/', 'buffers'], ['bufferpool/', 'wal/', 'wal']];
+
+/** Imports of one module by the other, and uses of the other's handle property (`db.buffers`, `db.wal`). */
+export function siblingViolations(g: Map<string, string[]>, read: (f: string) => string): string[] {
+  const out: string[] = [];
+  for (const [from, to, property] of SIBLINGS) {
+    for (const [f, deps] of g) {
+      if (!f.startsWith(from)) continue;
+      for (const d of deps) if (d.startsWith(to)) out.push(`${f} -> ${d}`);
+      for (const line of propertyUses(read(f), property, f)) out.push(`${f} uses .${property} (${line})`);
+    }
+  }
+  return out;
+}
+
+/** Lines where `text` reads property `name` of something (`x.name`, `x?.name`). */
+export function propertyUses(text: string, name: string, fileName = 'x.ts'): string[] {
+  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true);
+  const out: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isPropertyAccessExpression(node) && node.name.text === name) {
+      const { line } = sf.getLineAndCharacterOfPosition(node.getStart(sf));
+      out.push(`${line + 1}: ${text.split('\n')[line].trim()}`);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
 /** Places where `any` is written in `text` (line: source). */
 export function explicitAny(text: string, fileName = 'x.ts'): string[] {
   const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true);
@@ -163,6 +194,19 @@ describe('import graph of core/, bufferpool/ and wal/', () => {
 
   it('core/ imports nothing above it (the buffer pool, the WAL, the package entry)', () => {
     expect(layerViolations(graph())).toEqual([]);
+  });
+
+  it('the sibling check catches an import and a use of the other module (positive control)', () => {
+    const g = new Map([['wal/index.ts', ['bufferpool/index.ts', 'core/modules.ts']], ['bufferpool/index.ts', ['core/modules.ts']]]);
+    const text: Record<string, string> = { 'wal/index.ts': 'const p = db.buffers; // db.buffers in a comment', 'bufferpool/index.ts': 'db?.wal.flush();' };
+    expect(siblingViolations(g, (f) => text[f])).toEqual([
+      'wal/index.ts -> bufferpool/index.ts', 'wal/index.ts uses .buffers (1: const p = db.buffers; // db.buffers in a comment)',
+      'bufferpool/index.ts uses .wal (1: db?.wal.flush();)',
+    ]);
+  });
+
+  it('the WAL and the buffer pool reach each other only through core/modules.ts (no import, no db.buffers / db.wal)', () => {
+    expect(siblingViolations(graph(), (f) => readFileSync(path.join(REPO, f), 'utf8'))).toEqual([]);
   });
 
   it('the package entry composes core, the buffer pool and the WAL', () => {
