@@ -698,8 +698,8 @@ export class BufferPool {
     const pos = batch.length;
     let p: Promise<IoResult[]>;
     try {
-      batch.write(fileId, blk * ps, page as import("../core/io").ArenaSlice)._setKind(KIND_BUFFER_WRITE_DONE, arg);
-      p = batch._submitWith({
+      this.#core.setKind(batch.write(fileId, blk * ps, page as import("../core/io").ArenaSlice), KIND_BUFFER_WRITE_DONE, arg);
+      p = this.#core.submitBatch(batch, {
         now: true,
         onSubmitted: (k) => {
           if (k !== pos) return;

@@ -6,7 +6,7 @@
 // process the module finds its shared state again by region name (`ModuleCore.regionGet`).
 // The package entry loads the modules, so a user's `require('ringmaster')` has them all.
 import { Ringmaster } from './ringmaster';
-import type { Batch } from './ringmaster';
+import type { Batch, SubmitOptions } from './ringmaster';
 import type { NativeSession } from './native';
 import type { EncodedOp } from './io';
 import type { IoResult } from './io';
@@ -184,6 +184,10 @@ export interface ModuleCore {
   waitWord(offset: number, value: number, timeoutMs: number): Promise<number | undefined>;
   /** Submits encoded ops as one batch (see `Ringmaster._submit`). */
   submit: Ringmaster['_submit'];
+  /** Sets the completion kind (a module's id from native/completion_kinds.h) of the op added to `batch` last. */
+  setKind(batch: Batch, kind: number, kindArg: number): Batch;
+  /** `batch.submit()`, with a module's SubmitOptions (submit now, learn when an op went). */
+  submitBatch(batch: Batch, opts: SubmitOptions): Promise<IoResult[]>;
 }
 
 const cores = new WeakMap<Ringmaster, ModuleCore>();
@@ -199,6 +203,8 @@ export function coreOf(db: Ringmaster): ModuleCore {
       regionSet: (name, offset, size) => db._regionSet(name, offset, size),
       waitWord: (offset, value, timeoutMs) => db._waitWord(offset, value, timeoutMs),
       submit: (...args) => db._submit(...args),
+      setKind: (batch, kind, kindArg) => batch._setKind(kind, kindArg),
+      submitBatch: (batch, opts) => batch._submitWith(opts),
     };
     cores.set(db, c);
   }

@@ -651,7 +651,7 @@ export class Wal implements WalHook {
       const first = batch.length;
       // The WAL's own kind on its writes, as in #flushOnce: the reaper fails the WAL on an
       // error, and the file-sync requests leave them out (the WAL syncs its segments itself).
-      for (const p of pieces) batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true })._setKind(KIND_WAL_WRITE_DONE, p.len);
+      for (const p of pieces) this.#core.setKind(batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true }), KIND_WAL_WRITE_DONE, p.len);
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
       addon.walCount(s, 'flushes', 1);
