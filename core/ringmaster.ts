@@ -75,10 +75,11 @@ const AS_VOID = 1;   // single op: resolves with undefined (fsync, fdatasync)
 const AS_BATCH = 2;  // op `pos` of a BatchRec
 
 // A promise's resolving functions without a closure per op: the executor is shared and
-// leaves them here for the caller to pick up right after `new Promise(capture)`.
-let capturedResolve: ((v: any) => void) | undefined;
+// leaves them here for the caller to pick up right after `new Promise(capture)`. (`never`:
+// any promise's resolve fits; the caller knows which promise it made and casts.)
+let capturedResolve: ((v: never) => void) | undefined;
 let capturedReject: ((e: unknown) => void) | undefined;
-function capture(res: (v: any) => void, rej: (e: unknown) => void): void {
+function capture(res: (v: never) => void, rej: (e: unknown) => void): void {
   capturedResolve = res;
   capturedReject = rej;
 }
