@@ -196,7 +196,7 @@ async function main() {
   const pinsLeft = pm.buffers.stats().pinned;
   // Whose are they? (a record of a live slot: a leak in the postmaster; none: a dead
   // process's pin that cleanup could not see)
-  const pinDiagnosis = pinsLeft ? { records: require(path.join(__dirname, '..', 'build', 'Release', 'ringmaster.node')).bpPinRecords(pm._native()), processes: pm.stats().processes.map((p) => ({ slot: p.slot, pid: p.pid, kind: p.kind })) } : null;
+  const pinDiagnosis = pinsLeft ? { records: require(path.join(__dirname, '..', 'dist', 'core', 'native.js')).native.bpPinRecords(pm._native()), processes: pm.stats().processes.map((p) => ({ slot: p.slot, pid: p.pid, kind: p.kind })) } : null;
   const walStats = pm.wal.stats();
   const stats = pm.stats();
   const poolGlobal = endStats.global;

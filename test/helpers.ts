@@ -2,9 +2,24 @@ import { ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { NativeAddon, NativeSession } from '../core/native';
 // The tests use the built package, exactly as users do (and as forked workers must).
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 export const rm: typeof import('../core/index') = require('..');
+
+/** Test hooks the addon exports that the package's own types (core/native.ts) leave out. */
+interface AddonTestHooks {
+  walDebugChooseRedoInNextAppend(session: NativeSession): boolean;
+  debugDirSyncFault(session: NativeSession, rule: Record<string, unknown> | null): boolean;
+  debugDirSyncFired(session: NativeSession): number;
+  bpLockWord(session: NativeSession, bufferId: number): number;
+}
+
+/**
+ * The addon, loaded by the package's one loader (dist/core/native.js, as the package
+ * loads it): tests call native functions and test hooks the public API does not have.
+ */
+export const addon: NativeAddon & AddonTestHooks = require('../dist/core/native').native;
 
 export const WORKER = path.join(__dirname, 'fixtures', 'worker.cjs');
 

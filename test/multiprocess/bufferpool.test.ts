@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, forkAttached, killWorkers, pageImage, removeDir, rm, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, addon, forkAttached, killWorkers, pageImage, removeDir, rm, startPm, tempDir, waitFor } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
@@ -135,7 +135,7 @@ describe('buffer pool: sharing reads across processes', () => {
     await expect(pm!.buffers.read(f, 5)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAST_EOF' });
     expect(pm!.buffers.ioInProgress()).toEqual([]);
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const info = require('../../build/Release/ringmaster.node').bpInfo(pm!._native());
+    const info = addon.bpInfo(pm!._native());
     let id = -1;  // the descriptor tagged (file, 5): file_id at +8, block at +16
     for (let k = 0; k < info.pages && id < 0; k++) {
       const d = pm!.arenaSlice(info.descOffset + k * info.descSize, 24).bytes;

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, backend, forkAttached, forkWorker, killWorkers, removeDir, rm, tempDir } from '../helpers';
+import { Worker, addon, backend, forkAttached, forkWorker, killWorkers, removeDir, rm, tempDir } from '../helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const P = require('../fixtures/integ-pages.cjs');
@@ -48,8 +48,6 @@ afterEach(async () => {
   removeDir(dir);
 });
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const addon = require('../../build/Release/ringmaster.node');
 const dirFault = (p: Pm, rule: Record<string, unknown> | null) => addon.debugDirSyncFault(p._native(), rule);
 
 function start(extra: Record<string, unknown> = {}): Promise<Pm> {

@@ -8,14 +8,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Worker as ThreadWorker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkAttached, killWorkers, removeDir, rm, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, addon, backend, forkAttached, killWorkers, removeDir, rm, startPm, tempDir, waitFor } from '../helpers';
 import type { WalRecord } from '../../wal/format';
 
 // The built module, as the package uses it (its native addon path is relative to dist/).
 const { FLAG_PAIRED_IMAGE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, decodePageImage, scanWal }: typeof import('../../wal/format') = require('../../dist/wal/format');
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const addon: any = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
 
 const KIND_CELL = 7;     // test/fixtures/fpi-worker.cjs: payload block (u32), value (u32)
 const CELL = 64;         // the value's offset in the page

@@ -8,10 +8,10 @@
 // lockHandoffs, lockTimeouts, pinWaits).
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { Worker, forkAttached, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, addon, forkAttached, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'bufferpool-worker.cjs');
-const N = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
+const N = addon;
 const PS = 4096;
 const HANDOFF = 0x20000000;  // content-lock word bits (native/buffer_pool.h)
 const WAKING = 0x10000000;

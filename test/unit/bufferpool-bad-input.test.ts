@@ -1,7 +1,7 @@
 // Misuse of the buffer pool API gets a clear, coded error and never corrupts the pool.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { removeDir, rm, startPm, tempDir, backend } from '../helpers';
+import { addon, removeDir, rm, startPm, tempDir, backend } from '../helpers';
 
 const PS = 4096;
 let dir: string;
@@ -164,7 +164,7 @@ describe('buffer pool: bad input', () => {
   });
 
   it('the native functions reject a non-session, out-of-range buffer ids and short pages', () => {
-    const N: any = require(path.join(__dirname, '..', '..', 'build', 'Release', 'ringmaster.node'));
+    const N = addon;
     expect(() => N.bpPin({}, 1, 0)).toThrow(TypeError);
     expect(() => N.bpUnpin(pm._native(), 8)).toThrow(RangeError);
     expect(() => N.bpLock(pm._native(), -1, true)).toThrow(RangeError);

@@ -183,6 +183,40 @@ export function internalUses(text: string, names: Set<string>, fileName = 'x.ts'
   return out;
 }
 
+/** Calls in `text` that load the addon's file themselves (`require`/`process.dlopen` of build/Release or a `.node`). */
+export function directLoads(text: string, fileName = 'x.cjs'): string[] {
+  const kind = /\.(c|m)?js$/.test(fileName) ? ts.ScriptKind.JS : ts.ScriptKind.TS;
+  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true, kind);
+  const out: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isCallExpression(node)) {
+      const callee = node.expression.getText(sf);
+      if (/(^|\.)(require|dlopen)$/.test(callee) && node.arguments.some((a) => /\.node\b|['"]Release['"]|build\/Release/.test(a.getText(sf)))) {
+        const { line } = sf.getLineAndCharacterOfPosition(node.getStart(sf));
+        out.push(`${line + 1}: ${text.split('\n')[line].trim()}`);
+      }
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/** Every script of the repository outside the package's sources: tests, fixtures, soaks, benchmarks, tools. */
+function scripts(): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(path.join(REPO, rel), { withFileTypes: true })) {
+      const r = `${rel}/${e.name}`;
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules' && e.name !== 'results') walk(r);
+      } else if (/\.(ts|cjs|mjs|js)$/.test(e.name) && !e.name.endsWith('.d.ts')) out.push(r);
+    }
+  };
+  for (const dir of ['test', 'soak', 'bench', 'scripts', 'demo', 'tools']) if (existsSync(path.join(REPO, dir))) walk(dir);
+  return out.sort();
+}
+
 /** Places where `any` is written in `text` (line: source). */
 export function explicitAny(text: string, fileName = 'x.ts'): string[] {
   const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true);
@@ -273,6 +307,25 @@ describe('import graph of core/, bufferpool/ and wal/', () => {
   it('the addon is loaded in one place', () => {
     const loaders = sources().filter((f) => /ringmaster\.node/.test(readFileSync(path.join(REPO, f), 'utf8')));
     expect(loaders).toEqual(['core/native.ts']);
+  });
+
+  it('the direct-load finder catches a require of the .node file (positive control)', () => {
+    const text = [
+      "const a = require(path.join(__dirname, '..', 'build', 'Release', 'ringmaster.node'));",
+      "const b = require('../../build/Release/ringmaster.node').bpInfo(x);",
+      "process.dlopen(m, '/x/ringmaster.node');",
+      "const c = require(path.join(__dirname, '..', 'dist', 'core', 'native.js')).native;",
+      "copyFileSync(path.join('build', 'Release', 'ringmaster.node'), dest);",
+    ].join('\n');
+    expect(directLoads(text).map((l) => Number(l.split(':')[0]))).toEqual([1, 2, 3]);
+  });
+
+  it('tests, fixtures, soaks and benchmarks load the addon through core/native.ts, never the .node file', () => {
+    const files = scripts();
+    expect(files).toEqual(expect.arrayContaining(['test/helpers.ts', 'soak/kill-mixed.cjs']));
+    const found: string[] = [];
+    for (const f of files) for (const l of directLoads(readFileSync(path.join(REPO, f), 'utf8'), f)) found.push(`${f} ${l}`);
+    expect(found).toEqual([]);
   });
 
   it('the build compiles with strict (noImplicitAny on): no implicit `any` anywhere', () => {

@@ -6,10 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { backend, removeDir, rm, tempDir } from '../helpers';
+import { addon, backend, removeDir, rm, tempDir } from '../helpers';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const addon = require('../../build/Release/ringmaster.node');
 const SEG = 64 << 10;
 
 let dir: string;
