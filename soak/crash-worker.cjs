@@ -2,6 +2,7 @@
 // commit); each acknowledged record is reported with its end LSN.
 const path = require('node:path');
 const rm = require(path.join(__dirname, '..'));
+const { commitRecord } = require('./lanes.cjs');
 
 (async () => {
   const db = await rm.attach();
@@ -11,8 +12,7 @@ const rm = require(path.join(__dirname, '..'));
   await Promise.all(Array.from({ length: 8 }, async () => {
     for (;;) {
       const rec = `r${round}w${id}:${seq++}`;
-      const lsn = await db.wal.append(1, Buffer.from(rec.padEnd(60, '.')));
-      await db.wal.flush(lsn);
+      const lsn = await commitRecord(db, 1, Buffer.from(rec.padEnd(60, '.')));
       process.send({ ack: rec, lsn: lsn.toString() });
     }
   }));

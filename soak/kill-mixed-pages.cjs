@@ -50,12 +50,14 @@ function decodeRecord(payload) {
 }
 
 // Redo into the pool: the cell keeps the higher version (idempotent, order-insensitive).
-function makeRedo(fileId, counters) {
+// `layout`: where the cells are (powercut-pages.cjs spreads them over the page).
+function makeRedo(fileId, counters, layout = { cellIndex, maxLanes }) {
+  const { cellIndex: at, maxLanes: lanes } = layout;
   return {
     [KIND_CELL]: async (rec, db) => {
       const { page, lane, value } = decodeRecord(rec.payload);
       counters.records++;
-      if (lane >= maxLanes || !cellOk(page, lane, value)) {
+      if (lane >= lanes || !cellOk(page, lane, value)) {
         counters.bad++;
         return;
       }
@@ -63,8 +65,8 @@ function makeRedo(fileId, counters) {
       try {
         await b.lockExclusive();
         const c = cells(b.page);
-        if ((c[cellIndex(lane)] & VMASK) < (value & VMASK)) {
-          Atomics.store(c, cellIndex(lane), value);
+        if ((c[at(lane)] & VMASK) < (value & VMASK)) {
+          Atomics.store(c, at(lane), value);
           b.markDirty(rec.endLsn);
           counters.applied++;
         }

@@ -11,24 +11,15 @@
 const path = require('node:path');
 const rm = require(path.join(__dirname, '..'));
 const P = require('./kill-mixed-pages.cjs');
+const L = require('./lanes.cjs');
 
 const [pagesId, rawId, workerId, epoch, rawStart, lanes, pages, readers] = process.argv.slice(2).map(Number);
-const { REC, REGION_BYTES, record } = require('./raw-records.cjs');
+const { REGION_BYTES, record } = require('./raw-records.cjs');
 const REGION = workerId * REGION_BYTES;
 const rawRecord = (seq) => record(workerId, seq);
 
-let pending = { c: [], raw: undefined, reads: 0, rawReads: 0 };
-let scheduled = false;
-function progress() {
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(() => {
-    scheduled = false;
-    const m = pending;
-    pending = { c: [], raw: undefined, reads: 0, rawReads: 0 };
-    process.send({ t: Date.now(), ...m });
-  });
-}
+const acks = L.ackBatcher(() => ({ c: [], raw: undefined, reads: 0, rawReads: 0 }), (m) => process.send({ t: Date.now(), ...m }));
+const progress = () => acks.progress();
 
 function fail(e) {
   process.send?.({ error: String((e && e.stack) || e) });
@@ -41,7 +32,7 @@ function fail(e) {
   db.buffers.configure({ waitForOwnLocks: true });  // this worker's lanes and readers share pages
   const f = db.files.get(pagesId);
   const raw = db.files.get(rawId);
-  const rnd = (n) => Math.floor(Math.random() * n);
+  const { rnd } = L;
   // lane (global) -> Map(page -> version applied in the pool by this incarnation)
   const applied = new Map();
   const myLanes = Array.from({ length: lanes }, (_, l) => workerId * lanes + l);
@@ -52,20 +43,8 @@ function fail(e) {
     for (let seq = 1; ; seq++) {
       const page = rnd(pages);
       const value = P.cellValue(page, lane, epoch, seq);
-      const b = await db.buffers.read(f, page);
-      let lsn;
-      try {
-        await b.lockExclusive();
-        Atomics.store(P.cells(b.page), P.cellIndex(lane), value);
-        b.markDirty();
-        lsn = await db.wal.append(P.KIND_CELL, P.encodeRecord(page, lane, value));
-        b.markDirty(lsn);
-      } finally {
-        b.release();
-      }
-      applied.get(lane).set(page, value & P.VMASK);
-      await db.wal.flush(lsn);
-      pending.c.push([lane, seq, page]);
+      await L.commitCell(db, f, P, page, lane, value, { onApplied: () => applied.get(lane).set(page, value & P.VMASK) });
+      acks.pending().c.push([lane, seq, page]);
       progress();
     }
   }
@@ -90,7 +69,7 @@ function fail(e) {
       } finally {
         b.release();
       }
-      pending.reads++;
+      acks.pending().reads++;
       progress();
     }
   }
@@ -98,23 +77,10 @@ function fail(e) {
   async function rawSession() {
     let seq = rawStart;
     for (;;) {
-      const n = 1 + rnd(8);
-      if ((seq + n) * REC > REGION_BYTES) throw new Error('raw region full');
-      const batch = db.batch();
-      for (let i = 0; i < n; i++) batch.write(raw, REGION + (seq + i) * REC, rawRecord(seq + i), { link: true });
-      batch.fdatasync(raw);
-      const res = await batch.submit();
-      if (!res.every((r) => r.ok)) throw new Error(`raw batch failed: ${res.map((r) => r.result).join(',')}`);
-      seq += n;
-      pending.raw = seq;  // records [.., seq) are durable
+      seq = await L.rawBatch(db, raw, REGION, seq, rawRecord);
+      acks.pending().raw = seq;  // records [.., seq) are durable
       progress();
-      if (seq > rawStart + 1 && Math.random() < 0.5) {
-        const k = rawStart + rnd(seq - rawStart);
-        const out = new Uint8Array(REC);
-        await db.read(raw, REGION + k * REC, out);
-        if (Buffer.compare(Buffer.from(out), rawRecord(k)) !== 0) throw new Error(`raw record ${k} read back wrong`);
-        pending.rawReads++;
-      }
+      if (Math.random() < 0.5 && await L.rawReadBack(db, raw, REGION, rawStart, seq, rawRecord)) acks.pending().rawReads++;
     }
   }
 

@@ -23,30 +23,7 @@ function stamp(cells, value) {
   for (const i of STAMPS) Atomics.store(cells, i, value);
 }
 
-// Redo into the pool: the cell keeps the higher version (idempotent, order-insensitive).
-function makeRedo(fileId, counters) {
-  return {
-    [K.KIND_CELL]: async (rec, db) => {
-      const { page, lane, value } = K.decodeRecord(rec.payload);
-      counters.records++;
-      if (lane >= maxLanes || !K.cellOk(page, lane, value)) {
-        counters.bad++;
-        return;
-      }
-      const b = await db.buffers.read(await fileId(db), page);
-      try {
-        await b.lockExclusive();
-        const c = K.cells(b.page);
-        if ((c[cellIndex(lane)] & K.VMASK) < (value & K.VMASK)) {
-          Atomics.store(c, cellIndex(lane), value);
-          b.markDirty(rec.endLsn);
-          counters.applied++;
-        }
-      } finally {
-        b.release();
-      }
-    },
-  };
-}
+// Redo into the pool: kill-mixed-pages.cjs's, with these cells.
+const makeRedo = (fileId, counters) => K.makeRedo(fileId, counters, { cellIndex, maxLanes });
 
 module.exports = { ...K, maxLanes, cellIndex, stamp, makeRedo };

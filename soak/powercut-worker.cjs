@@ -11,24 +11,15 @@
 const path = require('node:path');
 const P = require('./powercut-pages.cjs');
 const C = require('./powercut-common.cjs');
+const L = require('./lanes.cjs');
 const { rm } = C;
 
 const a = JSON.parse(process.argv[2]);
-const rnd = (n) => Math.floor(Math.random() * n);
+const { rnd } = L;
 const INJECT_ERROR = process.env.POWERCUT_INJECT_ERROR === '1';
 
-let pending = { p: [], r: [], ckpt: 0 };
-let scheduled = false;
-function progress() {
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(() => {
-    scheduled = false;
-    const m = pending;
-    pending = { p: [], r: [], ckpt: 0 };
-    process.send({ acks: m });
-  });
-}
+const acks = L.ackBatcher(() => ({ p: [], r: [], ckpt: 0 }), (m) => process.send({ acks: m }));
+const progress = () => acks.progress();
 
 let stopping = false;
 function fail(e) {
@@ -49,23 +40,9 @@ function fail(e) {
     for (let seq = 1; !stopping; seq++) {
       const page = rnd(a.pages);
       const value = P.cellValue(page, lane, a.epoch, seq);
-      let lsn;
-      const b = await db.buffers.read(f, page);
-      try {
-        await b.lockExclusive();
-        const cells = P.cells(b.page);
-        Atomics.store(cells, P.cellIndex(lane), value);
-        P.stamp(cells, value);  // every part of the page changes: a torn write shows
-        b.markDirty();
-        // With the page: a full-page image first, in the same reservation, if the page's
-        // LSN is at or below the redo point chosen last (the library decides, atomically).
-        lsn = await db.wal.append(P.KIND_CELL, P.encodeRecord(page, lane, value), a.pageImages ? { page: b } : undefined);
-        b.markDirty(lsn);
-      } finally {
-        b.release();
-      }
-      await db.wal.flush(lsn);
-      pending.p.push([lane, page, seq]);
+      // Every part of the page changes (stamp): a torn write shows.
+      await L.commitCell(db, f, P, page, lane, value, { stamp: true, image: a.pageImages });
+      acks.pending().p.push([lane, page, seq]);
       progress();
       // For the controller's own check (test/long/powercut.test.ts): an error reported while
       // LazyFS is alive must fail the round, not pass for LazyFS having crashed by itself.
@@ -76,9 +53,8 @@ function fail(e) {
   async function recordLane(k) {
     for (let seq = 1; !stopping; seq++) {
       const id = `e${a.epoch}k${k}:${seq}`;
-      const lsn = await db.wal.append(C.KIND_RECORD, C.recordPayload(id));
-      await db.wal.flush(lsn);
-      pending.r.push([id, lsn.toString()]);
+      const lsn = await L.commitRecord(db, C.KIND_RECORD, C.recordPayload(id));
+      acks.pending().r.push([id, lsn.toString()]);
       progress();
     }
   }
@@ -87,7 +63,7 @@ function fail(e) {
     while (!stopping) {
       await C.sleep(150 + rnd(450));
       await db.wal.checkpoint();
-      pending.ckpt++;
+      acks.pending().ckpt++;
       progress();
     }
   }
