@@ -1,5 +1,5 @@
 import { ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NativeAddon, NativeSession } from '../core/native';
@@ -22,6 +22,12 @@ interface AddonTestHooks {
 export const addon: NativeAddon & AddonTestHooks = require('../dist/core/native').native;
 
 export const WORKER = path.join(__dirname, 'fixtures', 'worker.cjs');
+/** The WAL tests' worker (fixtures/wal-worker.cjs). */
+export const WAL_WORKER = path.join(__dirname, 'fixtures', 'wal-worker.cjs');
+/** The repository root (the package, as a consumer's node_modules/ringmaster links it). */
+export const REPO = path.resolve(__dirname, '..');
+
+type Postmaster = import('../core/index').Postmaster;
 
 export function tempDir(prefix = 'rm-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
@@ -138,6 +144,54 @@ export async function exitWorkers(workers: Worker[]): Promise<void> {
 
 export async function startPm(dir: string, extra: Record<string, unknown> = {}): Promise<import('../core/index').Postmaster> {
   return rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, ...extra } as any);
+}
+
+/** The WAL the WAL tests start with: 64 KiB segments (a few records cross one) and a 64 KiB buffer. */
+export const SMALL_WAL = { segmentSize: 64 << 10, bufferSize: 64 << 10 };
+
+/** Starts a postmaster on `dataDir` with SMALL_WAL changed by `wal`, and the other start options `extra`. */
+export function startWithWal(dataDir: string, wal: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<Postmaster> {
+  return rm.Postmaster.start({ dataDir, backend, wal: { ...SMALL_WAL, ...wal }, ...extra } as any);
+}
+
+/** Forks fixtures/wal-worker.cjs attached to `pm` (into `workers`, for killWorkers); `env` adds to this process's. */
+export function forkWalWorker(pm: Postmaster, workers: Worker[], env?: Record<string, string>): Promise<Worker> {
+  return forkAttached(pm, WAL_WORKER, { env: env ? { ...process.env, ...env } : undefined, into: workers });
+}
+
+/**
+ * The end of a multi-process test, in this order: its workers SIGKILLed (and waited for),
+ * the fault rule it armed cleared (`clearFaults`; best effort, the postmaster may be
+ * stopped already), the postmaster stopped, the scratch directory removed.
+ */
+export async function teardown(parts: { workers?: Worker[]; pm?: Postmaster | null; dir?: string | null; clearFaults?: boolean }): Promise<void> {
+  if (parts.workers) await killWorkers(parts.workers);
+  const pm = parts.pm;
+  if (pm) {
+    if (parts.clearFaults) {
+      try {
+        pm._native().debugSetFault(0, null);
+      } catch {
+        /* stopped */
+      }
+    }
+    await pm.stop();
+  }
+  if (parts.dir) removeDir(parts.dir);
+}
+
+/**
+ * A consumer project that depends on this repository as a user's project depends on the
+ * package: `<dir>/app` with node_modules/ringmaster -> the repo (like `npm link`).
+ * Remove `dir` when done.
+ */
+export function consumerApp(prefix: string): { dir: string; app: string } {
+  const dir = tempDir(prefix);
+  const app = path.join(dir, 'app');
+  mkdirSync(path.join(app, 'node_modules'), { recursive: true });
+  symlinkSync(REPO, path.join(app, 'node_modules', 'ringmaster'), 'dir');
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+  return { dir, app };
 }
 
 /** Resolves true if `p` settles within `ms`; never a timing assertion, only "did it happen yet". */

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { pageImage, removeDir, startPm, tempDir } from '../helpers';
+import { pageImage, startPm, teardown, tempDir } from '../helpers';
 
 const OP = { read: 1, write: 2, fdatasync: 4 } as const;
 const PS = 4096;
@@ -23,12 +23,8 @@ function rule(op: keyof typeof OP, fault: Fault): Record<string, number> {
 let dir: string | null = null;
 let pm: import('../../core/index').Postmaster | null = null;
 afterEach(async () => {
-  if (pm) {
-    pm._native().debugSetFault(0, null);
-    await pm.stop();
-  }
+  await teardown({ pm, dir, clearFaults: true });
   pm = null;
-  if (dir) removeDir(dir);
   dir = null;
 });
 

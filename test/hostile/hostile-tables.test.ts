@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { Worker, forkAttached, killWorkers, removeDir, rm, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, forkAttached, rm, startPm, teardown, tempDir, waitFor } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'hostile-worker.cjs');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -24,10 +24,8 @@ let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {
-  await killWorkers(workers);
-  if (pm) await pm.stop();
+  await teardown({ workers, pm, dir });
   pm = null;
-  if (dir) removeDir(dir);
   dir = null;
 });
 

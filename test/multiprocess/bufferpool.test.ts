@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, addon, forkAttached, killWorkers, pageImage, removeDir, rm, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, addon, forkAttached, pageImage, rm, startPm, teardown, tempDir, waitFor } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
@@ -16,13 +16,8 @@ let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {
-  await killWorkers(workers);
-  if (pm) {
-    pm._native().debugSetFault(0, null);
-    await pm.stop();
-  }
+  await teardown({ workers, pm, dir, clearFaults: true });
   pm = null;
-  if (dir) removeDir(dir);
   dir = null;
 });
 

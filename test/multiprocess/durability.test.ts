@@ -11,11 +11,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, addon, backend, forkAttached, forkWorker, killWorkers, removeDir, rm, tempDir } from '../helpers';
+import { Worker, addon, backend, forkWalWorker, forkWorker, killWorkers, removeDir, rm, startWithWal, tempDir } from '../helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const P = require('../fixtures/integ-pages.cjs');
-const WAL_WORKER = path.join(__dirname, '..', 'fixtures', 'wal-worker.cjs');
 const SYNC_THREAD = path.join(__dirname, '..', 'fixtures', 'sync-thread.cjs');
 const OP = { write: 2, fsync: 3, fdatasync: 4 };
 const SYNCS = (1 << OP.fsync) | (1 << OP.fdatasync);
@@ -50,13 +49,8 @@ afterEach(async () => {
 
 const dirFault = (p: Pm, rule: Record<string, unknown> | null) => addon.debugDirSyncFault(p._native(), rule);
 
-function start(extra: Record<string, unknown> = {}): Promise<Pm> {
-  return rm.Postmaster.start({ dataDir, backend, arenaSize: 2 << 20, wal: { segmentSize: SEG, bufferSize: 64 << 10 }, ...extra } as any);
-}
-
-async function walWorker(p: Pm, env?: Record<string, string>): Promise<Worker> {
-  return forkAttached(p, WAL_WORKER, { env: env ? { ...process.env, ...env } : undefined, into: workers });
-}
+const start = (extra: Record<string, unknown> = {}): Promise<Pm> => startWithWal(dataDir, {}, { arenaSize: 2 << 20, ...extra });
+const walWorker = (p: Pm, env?: Record<string, string>) => forkWalWorker(p, workers, env);
 
 function inThread(p: Pm, data: Record<string, unknown>): Promise<any> {
   const t = new ThreadWorker(SYNC_THREAD, { workerData: { token: p.threadToken(), ...data } });

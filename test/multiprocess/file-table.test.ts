@@ -5,9 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renameSync, statSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkAttached, forkWorker, killWorkers, removeDir, rm, tempDir } from '../helpers';
+import { Worker, backend, forkWalWorker, forkWorker, rm, startWithWal, teardown, tempDir } from '../helpers';
 
-const WAL_WORKER = path.join(__dirname, '..', 'fixtures', 'wal-worker.cjs');
 const SEG = 64 << 10;
 
 let dir: string;
@@ -21,14 +20,10 @@ beforeEach(() => {
   pm = null;
 });
 afterEach(async () => {
-  await killWorkers(workers);
-  if (pm) await pm.stop();
-  removeDir(dir);
+  await teardown({ workers, pm, dir });
 });
 
-async function walWorker(p: import('../../core/index').Postmaster): Promise<Worker> {
-  return forkAttached(p, WAL_WORKER, { into: workers });
-}
+const walWorker = (p: import('../../core/index').Postmaster) => forkWalWorker(p, workers);
 
 // Appends `bytes` of records in 2 KiB records and flushes them.
 async function fill(p: import('../../core/index').Postmaster, bytes: number): Promise<void> {
@@ -40,7 +35,7 @@ async function fill(p: import('../../core/index').Postmaster, bytes: number): Pr
 
 describe('file table: the WAL closes its segments', () => {
   it('a small maxFiles never runs out: 40 segment switches with checkpoints, from the postmaster and a forked worker', async () => {
-    pm = await rm.Postmaster.start({ dataDir, backend, maxFiles: 6, wal: { segmentSize: SEG, bufferSize: 64 << 10, keepSegments: 2 } } as any);
+    pm = await startWithWal(dataDir, { keepSegments: 2 }, { maxFiles: 6 });
     const w = await walWorker(pm);
     for (let round = 0; round < 10; round++) {
       await fill(pm, 2 * SEG);
@@ -55,7 +50,7 @@ describe('file table: the WAL closes its segments', () => {
   });
 
   it('without checkpoints, segments the WAL has moved past leave the table too', async () => {
-    pm = await rm.Postmaster.start({ dataDir, backend, maxFiles: 4, wal: { segmentSize: SEG, bufferSize: 64 << 10 } } as any);
+    pm = await startWithWal(dataDir, {}, { maxFiles: 4 });
     await fill(pm, 30 * SEG);  // 30 segments, more than the 16 the WAL's segment map holds
     const walEntries = pm.stats().files.entries.filter((e: { path: string }) => e.path.startsWith('pg_wal/'));
     expect(walEntries.length).toBeLessThanOrEqual(2);
@@ -64,7 +59,7 @@ describe('file table: the WAL closes its segments', () => {
 
 describe('file table: identity is never matched by a reused inode or a stale path', () => {
   it('threads backend, checkpoints recycling segments by rename: a forked flusher keeps writing the right files (was ENOENT, WAL failed)', async () => {
-    pm = await rm.Postmaster.start({ dataDir, backend: 'threads', wal: { segmentSize: SEG, bufferSize: 64 << 10, keepSegments: 2 } } as any);
+    pm = await startWithWal(dataDir, { keepSegments: 2 }, { backend: 'threads' });
     const w = await walWorker(pm);
     // The postmaster and the worker take turns as the flusher, each opening (and caching)
     // the segments it moves into; the other one's pool opens them by the table's path.

@@ -8,7 +8,7 @@
 // lockHandoffs, lockTimeouts, pinWaits).
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { Worker, addon, forkAttached, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, addon, forkAttached, settlesWithin, startPm, teardown, tempDir, waitFor } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'bufferpool-worker.cjs');
 const N = addon;
@@ -22,10 +22,8 @@ const workers: Worker[] = [];
 let exits: { pid: number }[] = [];
 
 afterEach(async () => {
-  await killWorkers(workers);
-  if (pm) await pm.stop();
+  await teardown({ workers, pm, dir });
   pm = null;
-  if (dir) removeDir(dir);
   dir = null;
 });
 

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, forkAttached, killWorkers, pageImage, removeDir, startPm, tempDir } from '../helpers';
+import { Worker, forkAttached, pageImage, startPm, teardown, tempDir } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
@@ -17,10 +17,8 @@ let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {
-  await killWorkers(workers);
-  if (pm) await pm.stop();
+  await teardown({ workers, pm, dir });
   pm = null;
-  if (dir) removeDir(dir);
   dir = null;
 });
 

@@ -4,11 +4,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { openSync, readFileSync, readdirSync, writeSync, closeSync, statSync, truncateSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkAttached, killWorkers, removeDir, rm, tempDir, waitFor } from '../helpers';
+import { Worker, forkWalWorker, rm, startWithWal, teardown, tempDir, waitFor } from '../helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const fmt: typeof import('../../wal/format') = require('../../dist/wal/format');
-const WAL_WORKER = path.join(__dirname, '..', 'fixtures', 'wal-worker.cjs');
 const CLI = path.join(__dirname, '..', '..', 'dist', 'wal', 'cli.js');
 const OP = { write: 2, fdatasync: 4 };
 const EIO = -5;
@@ -19,13 +18,8 @@ let dataDir: string;
 let pm: import('../../core/index').Postmaster | null;
 const workers: Worker[] = [];
 
-function start(wal: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-  return rm.Postmaster.start({ dataDir, backend, wal: { segmentSize: SEG, bufferSize: 64 << 10, ...wal }, ...extra } as any);
-}
-
-async function walWorker(p: import('../../core/index').Postmaster): Promise<Worker> {
-  return forkAttached(p, WAL_WORKER, { into: workers });
-}
+const start = (wal: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => startWithWal(dataDir, wal, extra);
+const walWorker = (p: import('../../core/index').Postmaster) => forkWalWorker(p, workers);
 
 beforeEach(() => {
   dir = tempDir('rm-wal-');
@@ -33,16 +27,7 @@ beforeEach(() => {
   pm = null;
 });
 afterEach(async () => {
-  await killWorkers(workers);
-  if (pm) {
-    try {
-      pm._native().debugSetFault(0, null);
-    } catch {
-      /* stopped */
-    }
-    await pm.stop();
-  }
-  removeDir(dir);
+  await teardown({ workers, pm, dir, clearFaults: true });
 });
 
 async function restart(wal: Record<string, unknown> = {}) {

@@ -3,12 +3,11 @@
 // "exports" map, and what `npm pack` would publish can build the addon on install.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { removeDir, tempDir } from '../helpers';
+import { REPO, consumerApp, removeDir } from '../helpers';
 
-const REPO = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 
 let dir: string;
@@ -16,11 +15,7 @@ let dir: string;
 let app: string;
 
 beforeAll(() => {
-  dir = tempDir('rm-packaging-');
-  app = path.join(dir, 'app');
-  mkdirSync(path.join(app, 'node_modules'), { recursive: true });
-  symlinkSync(REPO, path.join(app, 'node_modules', 'ringmaster'), 'dir');
-  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+  ({ dir, app } = consumerApp('rm-packaging-'));
 });
 afterAll(() => removeDir(dir));
 

@@ -4,22 +4,17 @@
 // read modes). A consumer resolved through the package's "exports" map is compiled with
 // `strict`, as CommonJS and as an ES module; every `@ts-expect-error` must be needed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { removeDir, tempDir } from '../helpers';
+import { REPO, consumerApp, removeDir } from '../helpers';
 
-const REPO = path.resolve(__dirname, '..', '..');
 const DIST = path.join(REPO, 'dist');
 
 let dir: string;
 let app: string;
 beforeAll(() => {
-  dir = tempDir('rm-types-');
-  app = path.join(dir, 'app');
-  mkdirSync(path.join(app, 'node_modules'), { recursive: true });
-  symlinkSync(REPO, path.join(app, 'node_modules', 'ringmaster'), 'dir');
-  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+  ({ dir, app } = consumerApp('rm-types-'));
 });
 afterAll(() => removeDir(dir));
 

@@ -6,9 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { addon, backend, removeDir, rm, tempDir } from '../helpers';
+import { addon, removeDir, rm, startWithWal, tempDir } from '../helpers';
 
-const SEG = 64 << 10;
 
 let dir: string;
 let dataDir: string;
@@ -25,9 +24,7 @@ afterEach(async () => {
 });
 
 type Redo = Record<number, (r: { kind: number; payload: Buffer }) => void>;
-function start(wal: Record<string, unknown> = {}) {
-  return rm.Postmaster.start({ dataDir, backend, arenaSize: 2 << 20, wal: { segmentSize: SEG, bufferSize: 64 << 10, ...wal } } as never);
-}
+const start = (wal: Record<string, unknown> = {}) => startWithWal(dataDir, wal, { arenaSize: 2 << 20 });
 
 /** The WAL files' bytes, to show a failed start changed nothing. */
 function walImage(): string {
