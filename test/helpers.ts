@@ -181,6 +181,23 @@ export async function teardown(parts: { workers?: Worker[]; pm?: Postmaster | nu
 }
 
 /**
+ * How a strict TypeScript user compiles against the package (Node16 resolution, so the
+ * "exports" map and its "types" conditions apply). `tsc` is the typescript module, passed
+ * in so that only the tests that compile load it.
+ */
+export function strictConsumerOptions(tsc: typeof import('typescript')): import('typescript').CompilerOptions {
+  return {
+    module: tsc.ModuleKind.Node16,
+    moduleResolution: tsc.ModuleResolutionKind.Node16,
+    target: tsc.ScriptTarget.ES2022,
+    strict: true,
+    noEmit: true,
+    types: ['node'],
+    typeRoots: [path.join(REPO, 'node_modules', '@types')],
+  };
+}
+
+/**
  * A consumer project that depends on this repository as a user's project depends on the
  * package: `<dir>/app` with node_modules/ringmaster -> the repo (like `npm link`).
  * Remove `dir` when done.

@@ -6,7 +6,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { REPO, consumerApp, removeDir } from '../helpers';
+import { REPO, consumerApp, removeDir, strictConsumerOptions } from '../helpers';
 
 const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 
@@ -137,15 +137,7 @@ describe('packaging', () => {
     // CommonJS consumer (.ts -> "require" condition) and ESM consumer (.mts -> "import").
     const files = [path.join(app, 'consumer.ts'), path.join(app, 'consumer.mts')];
     for (const f of files) writeFileSync(f, code);
-    const options: ts.CompilerOptions = {
-      module: ts.ModuleKind.Node16,
-      moduleResolution: ts.ModuleResolutionKind.Node16,
-      target: ts.ScriptTarget.ES2022,
-      strict: true,
-      noEmit: true,
-      types: ['node'],
-      typeRoots: [path.join(REPO, 'node_modules', '@types')],
-    };
+    const options = strictConsumerOptions(ts);
     const host = ts.createCompilerHost(options);
     for (const f of files) {
       const resolved = ts.resolveModuleName('ringmaster', f, options, host).resolvedModule;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { REPO, consumerApp, removeDir } from '../helpers';
+import { REPO, consumerApp, removeDir, strictConsumerOptions } from '../helpers';
 
 const DIST = path.join(REPO, 'dist');
 
@@ -122,15 +122,7 @@ describe('public types', () => {
   it('a strict consumer type-checks: typed events, typed stats, the LSN helpers, dataDir, whenAttached, stop and read options', () => {
     const files = [path.join(app, 'consumer.ts'), path.join(app, 'consumer.mts')];
     for (const f of files) writeFileSync(f, CONSUMER);
-    const options: ts.CompilerOptions = {
-      module: ts.ModuleKind.Node16,
-      moduleResolution: ts.ModuleResolutionKind.Node16,
-      target: ts.ScriptTarget.ES2022,
-      strict: true,
-      noEmit: true,
-      types: ['node'],
-      typeRoots: [path.join(REPO, 'node_modules', '@types')],
-    };
+    const options = strictConsumerOptions(ts);
     const host = ts.createCompilerHost(options);
     for (const f of files) expect(ts.resolveModuleName('ringmaster', f, options, host).resolvedModule?.resolvedFileName).toBe(path.join(DIST, 'core', 'index.d.ts'));
     const program = ts.createProgram(files, options, host);
