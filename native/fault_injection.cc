@@ -67,13 +67,17 @@ uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* sk
   return done;
 }
 
-const char* const kKillPointNames[KP_COUNT] = {
+// constexpr so that a kill point added to the enum without a name here does not compile
+// (the static_assert below); core/constants.ts KILL_POINTS is checked against both.
+constexpr const char* kKillPointNames[KP_COUNT] = {
     "handles-reserved",         "sqes-reserved",             "sqes-published",
     "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
     "lock-wake",                "lock-handoff",                "wal-page-image-copied",
     "checkpoint-redo-choosing", "checkpoint-redo-chosen",
 };
+
+static_assert(kKillPointNames[KP_COUNT - 1] != nullptr, "every KillPoint needs its name in kKillPointNames");
 
 int kill_point_by_name(const char* name) {
   for (uint32_t i = 0; i < KP_COUNT; i++)
