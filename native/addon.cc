@@ -26,6 +26,7 @@
 #include "loop_wake.h"
 #include "modules.h"
 #include "reaper.h"
+#include "ring_test_hooks.h"
 #include "segment.h"
 #include "shared_wait.h"
 #include "slot_cleanup.h"
@@ -35,7 +36,6 @@ using namespace rm;
 
 namespace {
 
-constexpr int64_t kLockTimeoutNs = 2000000000;  // a SIGSTOPped holder: error, not a hang
 // The safety sweep of an environment with IO or waits pending: a doorbell lost to a
 // reaper that died between its CAS and its wake costs at most this.
 constexpr uint32_t kSweepMs = 250;
@@ -1059,31 +1059,8 @@ Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
   if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool submit = info[1].As<Napi::String>().Utf8Value() == "submit";
-  RingShared* rs = &seg_->hdr->rings[r];
-  LockResult lr = robust_lock_acquire(submit ? &rs->submit_lock : &rs->complete_lock, kLockTimeoutNs);
-  if (submit && lr == LockResult::Acquired && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value()) {
-    // Simulate dying mid-submission: an intent record with a published, unsubmitted NOP.
-    RingMap& m = seg_->rings[r];
-    uint32_t tail = load_relaxed(m.sq_tail);
-    int64_t idx = handle_reserve(seg_->handles, (uint32_t)slot_);
-    if (idx >= 0) {
-      IoHandle* h = &seg_->handles.handles[idx];
-      uint32_t gen = hw_gen(load_acquire(&h->word));
-      store_relaxed(&h->kind, (uint16_t)0);
-      handle_mark_submitted(seg_->handles, (uint32_t)idx);
-      io_uring_sqe* sqe = &m.sqes[tail & *m.sq_mask];
-      memset(sqe, 0, sizeof(*sqe));
-      sqe->opcode = IORING_OP_NOP;
-      sqe->user_data = user_data_of((uint32_t)idx, gen);
-      m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
-      store_relaxed(&rs->intent_tail, tail);
-      store_relaxed(&rs->intent_count, 1u);
-      store_relaxed(&rs->intent_prepared, 1u);
-      store_relaxed(&rs->intent_active, 1u);
-      store_release(m.sq_tail, tail + 1);
-    }
-  }
-  return Napi::Boolean::New(env, lr == LockResult::Acquired || lr == LockResult::AcquiredOwnerDied);
+  bool mid_submission = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  return Napi::Boolean::New(env, ring_hook_hold_lock(*seg_, r, submit, mid_submission, (uint32_t)slot_));
 }
 
 Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
@@ -1092,23 +1069,7 @@ Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool lossless = true;
   uint64_t ud = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
-  RingShared* rs = &seg_->hdr->rings[r];
-  RingMap& m = seg_->rings[r];
-  if (robust_lock_acquire(&rs->submit_lock, kLockTimeoutNs) == LockResult::TimedOut) return Napi::Boolean::New(env, false);
-  uint32_t tail = load_relaxed(m.sq_tail);
-  io_uring_sqe* sqe = &m.sqes[tail & *m.sq_mask];
-  memset(sqe, 0, sizeof(*sqe));
-  sqe->opcode = IORING_OP_NOP;
-  sqe->user_data = ud;
-  m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
-  store_release(m.sq_tail, tail + 1);
-  int rc = 0;
-  for (int tries = 0; load_acquire(m.sq_head) != tail + 1 && tries < 1000; tries++)
-    rc = sys_io_uring_enter(m.fd, tail + 1 - load_acquire(m.sq_head), 0, 0, nullptr, 0);
-  bool ok = load_acquire(m.sq_head) == tail + 1;
-  robust_lock_release(&rs->submit_lock);
-  (void)rc;
-  return Napi::Boolean::New(env, ok);
+  return Napi::Boolean::New(env, ring_hook_submit_raw_nop(*seg_, r, ud));
 }
 
 // debugSetFault(index, {opMask, fileSlot, kind, skip, repeat, error}) / debugSetFault(index, null)
