@@ -17,6 +17,7 @@
         "native/file_table.cc",
         "native/file_sync.cc",
         "native/uring.cc",
+        "native/ring_test_hooks.cc",
         "native/thread_backend.cc",
         "native/completion_kinds.cc",
         "native/atomics.cc",

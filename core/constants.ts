@@ -102,3 +102,32 @@ export const LOCK_BUSY = 3;
 export const LOCK_WAIT_CANCELLED = 0;
 export const LOCK_WAIT_GRANTED = 1;
 export const LOCK_WAIT_WAITING = 2;
+
+// ---- native/fault_injection.h ----------------------------------------------------
+
+/**
+ * The named kill points (test hooks), in the order of the KillPoint enum: a process
+ * arriving at an armed one SIGKILLs itself there. This list is the one source for
+ * TypeScript; test/unit/native-constants.test.ts checks it against the enum, the
+ * addon's name table (fault_injection.cc), the places that reach each point, and the
+ * kill-point table in RELIABILITY.md.
+ */
+export const KILL_POINTS = [
+  'handles-reserved',
+  'sqes-reserved',
+  'sqes-published',
+  'cqe-delivered',
+  'wal-written',
+  'checkpoint-pages-flushed',
+  'checkpoint-record-durable',
+  'checkpoint-control-written',
+  'wake-before-reap',
+  'lock-wake',
+  'lock-handoff',
+  'wal-page-image-copied',
+  'checkpoint-redo-choosing',
+  'checkpoint-redo-chosen',
+] as const;
+
+/** A named kill point (KILL_POINTS). */
+export type KillPointName = (typeof KILL_POINTS)[number];

@@ -5,6 +5,7 @@
 // `native`, so a signature changes in one file.
 import path from 'node:path';
 import type { FileEntryInfo, FileSyncState, RingmasterStats } from './stats';
+import type { KillPointName } from './constants';
 
 export interface NativeInfo {
   segmentId: number;
@@ -30,12 +31,8 @@ export interface NativeInfo {
   dataDir: string;
 }
 
-/** Named kill points (test hooks): a process arriving at an armed one SIGKILLs itself. */
-export type KillPointName =
-  | 'handles-reserved' | 'sqes-reserved' | 'sqes-published' | 'cqe-delivered'
-  | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written'
-  | 'wake-before-reap' | 'lock-wake' | 'lock-handoff'
-  | 'wal-page-image-copied' | 'checkpoint-redo-choosing' | 'checkpoint-redo-chosen';
+/** Named kill points (test hooks): the list is KILL_POINTS in core/constants.ts. */
+export type { KillPointName };
 
 export interface NativeSession {
   /** The staging area (10 float64 per op), the completion buffer (4 int32 per op), the control words and the staged ops' private buffers, shared with native/submission.h. */

@@ -12,12 +12,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fcntl.h>
-#include <linux/openat2.h>
-#include <map>
-#include <sys/stat.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <memory>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -32,6 +26,7 @@
 #include "loop_wake.h"
 #include "modules.h"
 #include "reaper.h"
+#include "ring_test_hooks.h"
 #include "segment.h"
 #include "shared_wait.h"
 #include "slot_cleanup.h"
@@ -41,7 +36,6 @@ using namespace rm;
 
 namespace {
 
-constexpr int64_t kLockTimeoutNs = 2000000000;  // a SIGSTOPped holder: error, not a hang
 // The safety sweep of an environment with IO or waits pending: a doorbell lost to a
 // reaper that died between its CAS and its wake costs at most this.
 constexpr uint32_t kSweepMs = 250;
@@ -734,7 +728,7 @@ Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// openFile(relPath, flags, mode) -> file id
+// openFile(relPath, flags, mode) -> file id (file_open: file_table.h)
 Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
   std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -744,85 +738,26 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
     range_error(env, "file path must be 1.." + std::to_string(kMaxRelPath - 1) + " bytes without NUL").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  // RESOLVE_BENEATH (in open_beneath): no "..", absolute path or symlink may leave the data directory.
-  bool created = false;
-  int fd = open_beneath(seg_->data_dir_fd, path.c_str(), flags, mode, &created);
-  if (fd < 0) {
-    int e = -fd;
-    std::string msg = e == EXDEV ? "path '" + path + "' escapes the data directory"
-                                 : "cannot open '" + path + "': " + strerror(e);
-    make_error(env, e == EXDEV ? "ERR_RINGMASTER_PATH_ESCAPE" : errno_code(e), msg, e).ThrowAsJavaScriptException();
-    return env.Undefined();
+  FileOpenResult r;
+  int rc = file_open(*seg_, path.c_str(), flags, mode, &r);
+  if (rc == 0) return Napi::Number::New(env, (double)r.id);
+  int e = -rc;
+  std::string code = errno_code(e), msg;
+  switch (r.failed) {
+    case FileOpenStep::Open:
+      if (e == EXDEV) code = "ERR_RINGMASTER_PATH_ESCAPE";
+      msg = e == EXDEV ? "path '" + path + "' escapes the data directory" : "cannot open '" + path + "': " + strerror(e);
+      break;
+    case FileOpenStep::Stat: msg = std::string("fstat: ") + strerror(e); break;
+    case FileOpenStep::DirSync:
+      msg = "created '" + path + "' but syncing its directory '" + r.failed_dir + "' failed: " + strerror(e);
+      break;
+    case FileOpenStep::Lock: msg = "the shared file table is locked by a stopped process"; break;
+    case FileOpenStep::TableFull: msg = "the shared file table is full (raise maxFiles)"; break;
+    default: msg = std::string("registering file: ") + strerror(e); break;
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    make_error(env, errno_code(e), std::string("fstat: ") + strerror(e), e).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  // A new directory entry is durable only once its directory is synced: before the id is
-  // handed out, so nothing written to the file can outlive its name in a power cut.
-  if (created) {
-    std::string failed_dir;
-    int rc = dir_sync_parents(*seg_, path.c_str(), &failed_dir);
-    if (rc < 0) {
-      close(fd);
-      make_error(env, errno_code(-rc), "created '" + path + "' but syncing its directory '" + failed_dir + "' failed: " + strerror(-rc), -rc)
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-  }
-  uint32_t access = (uint32_t)flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);  // what the fd is, not how it was made
-  LockResult lr = robust_lock_acquire(&seg_->hdr->files_lock, kLockTimeoutNs);
-  if (lr == LockResult::TimedOut || lr == LockResult::Error) {
-    close(fd);
-    make_error(env, "ETIMEDOUT", "the shared file table is locked by a stopped process", ETIMEDOUT).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  for (uint32_t i = 0; i < seg_->hdr->max_files; i++) {
-    FileEntry* f = &seg_->files[i];
-    if (load_acquire(&f->state) != F_OPEN || f->dev != (uint64_t)st.st_dev || f->ino != (uint64_t)st.st_ino ||
-        (load_relaxed(&f->open_flags) & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC)) != access)
-      continue;
-    // Same device and inode number, but is it the same file? Not if the entry's path no
-    // longer names it: renamed away, or deleted and its inode number reused.
-    if (!file_path_names(seg_->data_dir_fd, f, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) continue;
-    // Already open with the same access: one identity, one id. Our fd is not needed.
-    f->open_count++;
-    if (flags & O_TRUNC) file_sync_entry_opened(*seg_, f, (uint64_t)st.st_size, true);  // its size must be synced
-    uint32_t gen = load_relaxed(&f->generation);
-    robust_lock_release(&seg_->hdr->files_lock);
-    close(fd);
-    return Napi::Number::New(env, (double)file_id_of(i, gen));
-  }
-  int slot = file_claim(seg_->files, seg_->hdr->max_files);
-  if (slot < 0) {
-    robust_lock_release(&seg_->hdr->files_lock);
-    close(fd);
-    make_error(env, "EMFILE", "the shared file table is full (raise maxFiles)", EMFILE).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  FileEntry* e = &seg_->files[slot];
-  memset(e->path, 0, sizeof(e->path));
-  memcpy(e->path, path.c_str(), path.size());
-  store_relaxed(&e->open_flags, (uint32_t)flags);
-  store_relaxed(&e->opener_pid, (int32_t)getpid());
-  e->dev = (uint64_t)st.st_dev;
-  e->ino = (uint64_t)st.st_ino;
-  e->open_count = 1;
-  file_sync_entry_opened(*seg_, e, (uint64_t)st.st_size, created || (flags & O_TRUNC));
-  uint32_t gen = load_relaxed(&e->generation);
-  int rc = io_method(*seg_).install_file(*seg_, (uint32_t)slot, gen, fd);  // takes the fd
-  if (rc < 0) {
-    file_release(e);
-    robust_lock_release(&seg_->hdr->files_lock);
-    make_error(env, errno_code(rc), std::string("registering file: ") + strerror(-rc), rc).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  file_publish(e);
-  robust_lock_release(&seg_->hdr->files_lock);
-  return Napi::Number::New(env, (double)file_id_of((uint32_t)slot, gen));
+  make_error(env, code, msg, e).ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 // closeFile(id, force) -> true (closed or released), false (not open), or, for the last
@@ -832,53 +767,34 @@ Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   bool force = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-  RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
-  if (!guard.held()) return Napi::Boolean::New(env, false);
-  int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
-  if (slot < 0) return Napi::Boolean::New(env, false);
-  FileEntry* e = &seg_->files[slot];
-  if (e->open_count > 1) {  // other handles (any process) still use it
-    e->open_count--;
-    return Napi::Boolean::New(env, true);
+  bool needs_fsync = false;
+  switch (file_close(*seg_, id, force, &needs_fsync)) {
+    case FileClose::Released:
+    case FileClose::Closed: return Napi::Boolean::New(env, true);
+    case FileClose::NotOpen: return Napi::Boolean::New(env, false);
+    case FileClose::SyncFirst: {
+      Napi::Object need = Napi::Object::New(env);
+      need.Set("fsync", Napi::Boolean::New(env, needs_fsync));
+      return need;
+    }
   }
-  // The last handle: the entry's sync request would go with it, so the file is synced first.
-  if (!force && file_sync_pending(e)) {
-    Napi::Object need = Napi::Object::New(env);
-    need.Set("fsync", Napi::Boolean::New(env, file_sync_needs_fsync(e)));
-    return need;
-  }
-  uint32_t expected = F_OPEN;
-  if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) return Napi::Boolean::New(env, false);
-  e->open_count = 0;
-  io_method(*seg_).remove_file(*seg_, (uint32_t)slot);  // in-flight IO keeps its own reference
-  file_release(e);
-  return Napi::Boolean::New(env, true);
+  return Napi::Boolean::New(env, false);
 }
 
 // fileRef(id) -> true if the id names an open file; counts one more handle on it.
 Napi::Value Session::FileRef(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
-  double id = info[0].As<Napi::Number>().DoubleValue();
-  RobustGuard guard(&seg_->hdr->files_lock, kLockTimeoutNs);
-  if (!guard.held()) return Napi::Boolean::New(env, false);
-  int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, nullptr);
-  if (slot >= 0) seg_->files[slot].open_count++;
-  return Napi::Boolean::New(env, slot >= 0);
+  return Napi::Boolean::New(env, file_ref(*seg_, info[0].As<Napi::Number>().DoubleValue()));
 }
 
 Napi::Value Session::FileInfo(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
-  double id = info[0].As<Napi::Number>().DoubleValue();
-  uint32_t flags = 0;
-  int slot = file_lookup(seg_->files, seg_->hdr->max_files, id, &flags);
-  if (slot < 0) return env.Null();
+  FileDescription d;
+  if (!file_describe(*seg_, info[0].As<Napi::Number>().DoubleValue(), &d)) return env.Null();
   Napi::Object o = Napi::Object::New(env);
-  char path[kMaxRelPath];
-  memcpy(path, seg_->files[slot].path, kMaxRelPath);
-  path[kMaxRelPath - 1] = 0;
-  o.Set("path", Napi::String::New(env, path));
-  o.Set("flags", Napi::Number::New(env, flags));
-  o.Set("slot", Napi::Number::New(env, slot));
+  o.Set("path", Napi::String::New(env, d.path));
+  o.Set("flags", Napi::Number::New(env, d.flags));
+  o.Set("slot", Napi::Number::New(env, d.slot));
   return o;
 }
 
@@ -898,19 +814,14 @@ Napi::Value Session::ArenaAlloc(const Napi::CallbackInfo& info) {
     range_error(env, "size must be a positive integer and alignment a power of two").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint64_t* used = &seg_->hdr->arena_used;
-  uint64_t a = (uint64_t)align, sz = (uint64_t)size;
-  for (;;) {
-    uint64_t cur = load_acquire(used);
-    uint64_t start = (cur + a - 1) / a * a;
-    if (start + sz > seg_->arena.size || start + sz < start) {
-      make_error(env, "ERR_RINGMASTER_ARENA_FULL",
-                 "the shared arena has no room for " + std::to_string(sz) + " bytes (raise arenaSize)")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (cas(used, &cur, start + sz)) return Napi::Number::New(env, (double)start);
+  uint64_t offset = 0;
+  if (arena_alloc(*seg_, (uint64_t)size, (uint64_t)align, &offset) < 0) {
+    make_error(env, "ERR_RINGMASTER_ARENA_FULL",
+               "the shared arena has no room for " + std::to_string((uint64_t)size) + " bytes (raise arenaSize)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
   }
+  return Napi::Number::New(env, (double)offset);
 }
 
 Napi::Value Session::Info(const Napi::CallbackInfo& info) {
@@ -1148,31 +1059,8 @@ Napi::Value Session::DebugHoldLock(const Napi::CallbackInfo& info) {
   if (!test_hooks_enabled() || seg_->hdr->ring_count == 0) return Napi::Boolean::New(env, false);
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool submit = info[1].As<Napi::String>().Utf8Value() == "submit";
-  RingShared* rs = &seg_->hdr->rings[r];
-  LockResult lr = robust_lock_acquire(submit ? &rs->submit_lock : &rs->complete_lock, kLockTimeoutNs);
-  if (submit && lr == LockResult::Acquired && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value()) {
-    // Simulate dying mid-submission: an intent record with a published, unsubmitted NOP.
-    RingMap& m = seg_->rings[r];
-    uint32_t tail = load_relaxed(m.sq_tail);
-    int64_t idx = handle_reserve(seg_->handles, (uint32_t)slot_);
-    if (idx >= 0) {
-      IoHandle* h = &seg_->handles.handles[idx];
-      uint32_t gen = hw_gen(load_acquire(&h->word));
-      store_relaxed(&h->kind, (uint16_t)0);
-      handle_mark_submitted(seg_->handles, (uint32_t)idx);
-      io_uring_sqe* sqe = &m.sqes[tail & *m.sq_mask];
-      memset(sqe, 0, sizeof(*sqe));
-      sqe->opcode = IORING_OP_NOP;
-      sqe->user_data = user_data_of((uint32_t)idx, gen);
-      m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
-      store_relaxed(&rs->intent_tail, tail);
-      store_relaxed(&rs->intent_count, 1u);
-      store_relaxed(&rs->intent_prepared, 1u);
-      store_relaxed(&rs->intent_active, 1u);
-      store_release(m.sq_tail, tail + 1);
-    }
-  }
-  return Napi::Boolean::New(env, lr == LockResult::Acquired || lr == LockResult::AcquiredOwnerDied);
+  bool mid_submission = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  return Napi::Boolean::New(env, ring_hook_hold_lock(*seg_, r, submit, mid_submission, (uint32_t)slot_));
 }
 
 Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
@@ -1181,23 +1069,7 @@ Napi::Value Session::DebugSubmitRawNop(const Napi::CallbackInfo& info) {
   uint32_t r = info[0].As<Napi::Number>().Uint32Value() % seg_->hdr->ring_count;
   bool lossless = true;
   uint64_t ud = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
-  RingShared* rs = &seg_->hdr->rings[r];
-  RingMap& m = seg_->rings[r];
-  if (robust_lock_acquire(&rs->submit_lock, kLockTimeoutNs) == LockResult::TimedOut) return Napi::Boolean::New(env, false);
-  uint32_t tail = load_relaxed(m.sq_tail);
-  io_uring_sqe* sqe = &m.sqes[tail & *m.sq_mask];
-  memset(sqe, 0, sizeof(*sqe));
-  sqe->opcode = IORING_OP_NOP;
-  sqe->user_data = ud;
-  m.sq_array[tail & *m.sq_mask] = tail & *m.sq_mask;
-  store_release(m.sq_tail, tail + 1);
-  int rc = 0;
-  for (int tries = 0; load_acquire(m.sq_head) != tail + 1 && tries < 1000; tries++)
-    rc = sys_io_uring_enter(m.fd, tail + 1 - load_acquire(m.sq_head), 0, 0, nullptr, 0);
-  bool ok = load_acquire(m.sq_head) == tail + 1;
-  robust_lock_release(&rs->submit_lock);
-  (void)rc;
-  return Napi::Boolean::New(env, ok);
+  return Napi::Boolean::New(env, ring_hook_submit_raw_nop(*seg_, r, ud));
 }
 
 // debugSetFault(index, {opMask, fileSlot, kind, skip, repeat, error}) / debugSetFault(index, null)
@@ -1210,25 +1082,21 @@ Napi::Value Session::DebugSetFault(const Napi::CallbackInfo& info) {
     range_error(env, "fault rule index out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  FaultTable* ft = &seg_->hdr->faults;
-  FaultRule* r = &ft->rules[i];
-  store_relaxed(&r->active, 0u);
-  if (info[1].IsObject()) {
-    Napi::Object o = info[1].As<Napi::Object>();
-    auto num = [&](const char* k, double d) { Napi::Value v = o.Get(k); return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d; };
-    r->op_mask = (uint32_t)num("opMask", 0);
-    r->file_slot = (int32_t)num("fileSlot", -1);
-    r->kind = (int32_t)num("kind", -1);
-    store_relaxed(&r->skip, (uint32_t)num("skip", 0));
-    r->repeat = num("repeat", 0) != 0;
-    r->error = (int32_t)num("error", -EIO);
-    r->delay_us = (uint32_t)num("delayUs", 0);
-    store_relaxed(&r->fired, 0u);
-    store_release(&r->active, 1u);
+  if (!info[1].IsObject()) {
+    fault_rule_set(&seg_->hdr->faults, i, nullptr);
+    return Napi::Boolean::New(env, true);
   }
-  uint32_t any = 0;
-  for (auto& rule : ft->rules) any |= load_relaxed(&rule.active);
-  store_release(&ft->enabled, any);
+  Napi::Object o = info[1].As<Napi::Object>();
+  auto num = [&](const char* k, double d) { Napi::Value v = o.Get(k); return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d; };
+  FaultRule r{};
+  r.op_mask = (uint32_t)num("opMask", 0);
+  r.file_slot = (int32_t)num("fileSlot", -1);
+  r.kind = (int32_t)num("kind", -1);
+  r.skip = (uint32_t)num("skip", 0);
+  r.repeat = num("repeat", 0) != 0;
+  r.error = (int32_t)num("error", -EIO);
+  r.delay_us = (uint32_t)num("delayUs", 0);
+  fault_rule_set(&seg_->hdr->faults, i, &r);
   return Napi::Boolean::New(env, true);
 }
 
@@ -1258,20 +1126,15 @@ Napi::Value Session::DebugKillPoint(const Napi::CallbackInfo& info) {
   int kp = kill_point_arg(env, info[0]);
   if (kp < 0) return env.Undefined();
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
-  FaultTable* ft = &seg_->hdr->faults;
-  KillRule& k = ft->kills[kp];
-  store_relaxed(&k.armed, 0u);
-  if (info[1].IsObject()) {
+  bool arm = info[1].IsObject();
+  double pid = 0, skip = 0;
+  if (arm) {
     Napi::Object o = info[1].As<Napi::Object>();
     auto num = [&](const char* key) { Napi::Value v = o.Get(key); return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.0; };
-    store_relaxed(&k.pid, (int32_t)num("pid"));
-    store_relaxed(&k.skip, (uint32_t)num("skip"));
-    store_relaxed(&k.fired, 0u);
-    store_release(&k.armed, 1u);
+    pid = num("pid");
+    skip = num("skip");
   }
-  uint32_t any = 0;
-  for (auto& r : ft->kills) any |= load_relaxed(&r.armed);
-  store_release(&ft->kill_enabled, any);
+  kill_point_arm(&seg_->hdr->faults, (rm::KillPoint)kp, arm, (int32_t)pid, (uint32_t)skip);
   return Napi::Boolean::New(env, true);
 }
 
@@ -1302,31 +1165,9 @@ Napi::Value Session::DebugScribble(const Napi::CallbackInfo& info) {
   std::string region = info[0].As<Napi::String>().Utf8Value();
   uint32_t seed = info[1].As<Napi::Number>().Uint32Value();
   uint32_t count = info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
-  uint8_t* p = nullptr;
-  size_t entry = 0, entries = 0;
-  if (region == "handles") { p = (uint8_t*)seg_->handles.handles; entry = sizeof(IoHandle); entries = seg_->handles.count; }
-  if (region == "files") { p = (uint8_t*)seg_->files; entry = sizeof(FileEntry); entries = seg_->hdr->max_files; }
-  if (region == "bufferDescriptors" || region == "mappingTable") {
-    PoolView v;
-    if (!pool_view(*seg_, &v)) return Napi::Boolean::New(env, false);
-    if (region == "bufferDescriptors") { p = (uint8_t*)v.d; entry = sizeof(BufDesc); entries = v.n; }
-    else { p = (uint8_t*)v.buckets; entry = sizeof(uint32_t); entries = v.nbuckets; }
-  }
-  if (!p) return Napi::Boolean::New(env, false);
-  seed = seed * 2654435761u | 1;  // xorshift32: every output byte random (an LCG's low bits are not)
-  auto next = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
-  auto fill = [&](uint8_t* e) { for (size_t i = 0; i < entry; i++) e[i] = (uint8_t)next(); };
-  if (count == 0 || count >= entries) {
-    for (size_t k = 0; k < entries; k++) fill(p + k * entry);
-    return Napi::Number::New(env, (double)entries);
-  }
-  for (uint32_t k = 0; k < count; k++) fill(p + (size_t)(next() % entries) * entry);
-  return Napi::Number::New(env, count);
-}
-
-uint32_t slot_state_of(void* ctx, uint32_t slot) {
-  auto* seg = static_cast<Segment*>(ctx);
-  return slot < seg->hdr->max_slots ? load_acquire(&seg->slots[slot].state) : (uint32_t)SLOT_FREE;
+  int64_t written = debug_scribble(*seg_, region.c_str(), seed, count);
+  if (written < 0) return Napi::Boolean::New(env, false);
+  return Napi::Number::New(env, (double)written);
 }
 
 // verifyHandles(repair) -> { found, repaired, anomalies: [{ index, problem, word, repaired }] }
@@ -1335,9 +1176,7 @@ Napi::Value Session::VerifyHandles(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
   bool repair = info[0].ToBoolean();
   std::vector<HandleAnomaly> list;
-  SegmentHeader* h = seg_->hdr;
-  VerifyCounts c = handles_verify(seg_->handles, h->max_slots, h->ring_count ? h->ring_count : h->configured_rings,
-                                  slot_state_of, seg_, repair, &list, 64);
+  VerifyCounts c = segment_verify_handles(*seg_, repair, &list, 64);
   uint32_t found = c.found, repaired = c.repaired;
   Napi::Array arr = Napi::Array::New(env, list.size());
   for (size_t i = 0; i < list.size(); i++) {
@@ -1350,14 +1189,6 @@ Napi::Value Session::VerifyHandles(const Napi::CallbackInfo& info) {
     o.Set("repaired", Napi::Boolean::New(env, list[i].repaired));
     arr.Set(i, o);
   }
-  if (found) {
-    stat_add(&h->stat_integrity_anomalies, (uint64_t)found);
-    stat_add(&h->stat_corrupt_reports, (uint64_t)found);
-  }
-  if (repaired) stat_add(&h->stat_integrity_repairs, (uint64_t)repaired);
-  // The orphan count decides whether reapers are woken: recount it from the table.
-  handles_recount_orphans(seg_->handles);
-  reap_demand_reconcile(*seg_);
   Napi::Object o = Napi::Object::New(env);
   o.Set("found", Napi::Number::New(env, found));
   o.Set("repaired", Napi::Number::New(env, repaired));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "atomics.h"
+#include "buffer_pool.h"
 #include "segment.h"
 
 namespace rm {
@@ -66,13 +67,17 @@ uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* sk
   return done;
 }
 
-const char* const kKillPointNames[KP_COUNT] = {
+// constexpr so that a kill point added to the enum without a name here does not compile
+// (the static_assert below); core/constants.ts KILL_POINTS is checked against both.
+constexpr const char* kKillPointNames[KP_COUNT] = {
     "handles-reserved",         "sqes-reserved",             "sqes-published",
     "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
     "lock-wake",                "lock-handoff",                "wal-page-image-copied",
     "checkpoint-redo-choosing", "checkpoint-redo-chosen",
 };
+
+static_assert(kKillPointNames[KP_COUNT - 1] != nullptr, "every KillPoint needs its name in kKillPointNames");
 
 int kill_point_by_name(const char* name) {
   for (uint32_t i = 0; i < KP_COUNT; i++)
@@ -98,6 +103,62 @@ void kill_point_slow(FaultTable* ft, KillPoint kp) {
   if (!cas(&k.armed, &one, 0u)) return;  // another arrival took it
   fetch_add(&k.fired, 1u);
   raise(SIGKILL);
+}
+
+void fault_rule_set(FaultTable* ft, uint32_t index, const FaultRule* rule) {
+  FaultRule* r = &ft->rules[index];
+  store_relaxed(&r->active, 0u);
+  if (rule) {
+    r->op_mask = rule->op_mask;
+    r->file_slot = rule->file_slot;
+    r->kind = rule->kind;
+    store_relaxed(&r->skip, rule->skip);
+    r->repeat = rule->repeat;
+    r->error = rule->error;
+    r->delay_us = rule->delay_us;
+    store_relaxed(&r->fired, 0u);
+    store_release(&r->active, 1u);
+  }
+  uint32_t any = 0;
+  for (auto& each : ft->rules) any |= load_relaxed(&each.active);
+  store_release(&ft->enabled, any);
+}
+
+void kill_point_arm(FaultTable* ft, KillPoint kp, bool arm, int32_t pid, uint32_t skip) {
+  KillRule& k = ft->kills[kp];
+  store_relaxed(&k.armed, 0u);
+  if (arm) {
+    store_relaxed(&k.pid, pid);
+    store_relaxed(&k.skip, skip);
+    store_relaxed(&k.fired, 0u);
+    store_release(&k.armed, 1u);
+  }
+  uint32_t any = 0;
+  for (auto& r : ft->kills) any |= load_relaxed(&r.armed);
+  store_release(&ft->kill_enabled, any);
+}
+
+int64_t debug_scribble(Segment& seg, const char* table, uint32_t seed, uint32_t count) {
+  uint8_t* p = nullptr;
+  size_t entry = 0, entries = 0;
+  if (strcmp(table, "handles") == 0) { p = (uint8_t*)seg.handles.handles; entry = sizeof(IoHandle); entries = seg.handles.count; }
+  if (strcmp(table, "files") == 0) { p = (uint8_t*)seg.files; entry = sizeof(FileEntry); entries = seg.hdr->max_files; }
+  if (strcmp(table, "bufferDescriptors") == 0 || strcmp(table, "mappingTable") == 0) {
+    PoolView v;
+    if (!pool_view(seg, &v)) return -1;
+    if (strcmp(table, "bufferDescriptors") == 0) { p = (uint8_t*)v.d; entry = sizeof(BufDesc); entries = v.n; }
+    else { p = (uint8_t*)v.buckets; entry = sizeof(uint32_t); entries = v.nbuckets; }
+  }
+  if (!p) return -1;
+  seed = seed * 2654435761u | 1;  // xorshift32: every output byte random (an LCG's low bits are not)
+  auto next = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
+  auto fill = [&](uint8_t* e) { for (size_t i = 0; i < entry; i++) e[i] = (uint8_t)next(); };
+  if (count == 0 || count >= entries) {
+    for (size_t k = 0; k < entries; k++) fill(p + k * entry);
+    return (int64_t)entries;
+  }
+  for (uint32_t k = 0; k < count; k++) fill(p + (size_t)(next() % entries) * entry);
+  return count;
 }
 
 }  // namespace rm

@@ -67,6 +67,19 @@ struct FaultTable {
   KillRule kills[KP_COUNT];
 };
 
+// Installs rule `index` (< kMaxFaultRules) with the fields of `rule` (its active and fired
+// words are the table's), or removes it (`rule` null); `enabled` is recomputed.
+void fault_rule_set(FaultTable* ft, uint32_t index, const FaultRule* rule);
+// Arms kill point `kp` for `pid` (0: any process) after `skip` arrivals, or disarms it
+// (`arm` false); `kill_enabled` is recomputed.
+void kill_point_arm(FaultTable* ft, KillPoint kp, bool arm, int32_t pid, uint32_t skip);
+
+// A hostile peer (test hook): overwrites `count` random entries (0: all) of a shared table
+// with random bytes from `seed`. Tables: "handles", "files", "bufferDescriptors",
+// "mappingTable" (the pool's bucket heads). Returns the entries written, or -1 if there is
+// no such table in this segment.
+int64_t debug_scribble(Segment& seg, const char* table, uint32_t seed, uint32_t count);
+
 // Returns how many of `reqs` were completed here (their handles are COMPLETED and
 // `skip[i]` set); the caller submits the others. Chains are respected.
 // `delay_us` (may be null: delays ignored) gets each kept op's injected delay, 0 if none.

@@ -1,5 +1,6 @@
 #include "file_table.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <fcntl.h>
@@ -9,6 +10,9 @@
 #include <unistd.h>
 
 #include "atomics.h"
+#include "file_sync.h"
+#include "io_method.h"
+#include "segment.h"
 
 namespace rm {
 
@@ -53,6 +57,131 @@ bool file_path_names(int dir_fd, const FileEntry* e, uint64_t dev, uint64_t ino)
   bool same = fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
   close(fd);
   return same;
+}
+
+namespace {
+// A stopped (SIGSTOPped) holder of the table's lock: an error, never a hang.
+constexpr int64_t kFilesLockTimeoutNs = 2000000000;
+constexpr uint32_t kCreationFlags = O_CREAT | O_EXCL | O_TRUNC;  // how an fd was made, not what it is
+}  // namespace
+
+int file_open(Segment& seg, const char* rel_path, int flags, int mode, FileOpenResult* r) {
+  bool created = false;
+  int fd = open_beneath(seg.data_dir_fd, rel_path, flags, mode, &created);
+  if (fd < 0) {
+    r->failed = FileOpenStep::Open;
+    return fd;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    r->failed = FileOpenStep::Stat;
+    return -e;
+  }
+  if (created) {
+    int rc = dir_sync_parents(seg, rel_path, &r->failed_dir);
+    if (rc < 0) {
+      close(fd);
+      r->failed = FileOpenStep::DirSync;
+      return rc;
+    }
+  }
+  uint32_t access = (uint32_t)flags & ~kCreationFlags;
+  LockResult lr = robust_lock_acquire(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (lr == LockResult::TimedOut || lr == LockResult::Error) {
+    close(fd);
+    r->failed = FileOpenStep::Lock;
+    return -ETIMEDOUT;
+  }
+  for (uint32_t i = 0; i < seg.hdr->max_files; i++) {
+    FileEntry* f = &seg.files[i];
+    if (load_acquire(&f->state) != F_OPEN || f->dev != (uint64_t)st.st_dev || f->ino != (uint64_t)st.st_ino ||
+        (load_relaxed(&f->open_flags) & ~kCreationFlags) != access)
+      continue;
+    // Same device and inode number, but is it the same file? Not if the entry's path no
+    // longer names it: renamed away, or deleted and its inode number reused.
+    if (!file_path_names(seg.data_dir_fd, f, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) continue;
+    // Already open with the same access: one identity, one id. Our fd is not needed.
+    f->open_count++;
+    if (flags & O_TRUNC) file_sync_entry_opened(seg, f, (uint64_t)st.st_size, true);  // its size must be synced
+    uint32_t gen = load_relaxed(&f->generation);
+    robust_lock_release(&seg.hdr->files_lock);
+    close(fd);
+    r->id = file_id_of(i, gen);
+    return 0;
+  }
+  int slot = file_claim(seg.files, seg.hdr->max_files);
+  if (slot < 0) {
+    robust_lock_release(&seg.hdr->files_lock);
+    close(fd);
+    r->failed = FileOpenStep::TableFull;
+    return -EMFILE;
+  }
+  FileEntry* e = &seg.files[slot];
+  size_t len = strnlen(rel_path, kMaxRelPath - 1);
+  memset(e->path, 0, sizeof(e->path));
+  memcpy(e->path, rel_path, len);
+  store_relaxed(&e->open_flags, (uint32_t)flags);
+  store_relaxed(&e->opener_pid, (int32_t)getpid());
+  e->dev = (uint64_t)st.st_dev;
+  e->ino = (uint64_t)st.st_ino;
+  e->open_count = 1;
+  file_sync_entry_opened(seg, e, (uint64_t)st.st_size, created || (flags & O_TRUNC));
+  uint32_t gen = load_relaxed(&e->generation);
+  int rc = io_method(seg).install_file(seg, (uint32_t)slot, gen, fd);  // takes the fd
+  if (rc < 0) {
+    file_release(e);
+    robust_lock_release(&seg.hdr->files_lock);
+    r->failed = FileOpenStep::Install;
+    return rc;
+  }
+  file_publish(e);
+  robust_lock_release(&seg.hdr->files_lock);
+  r->id = file_id_of((uint32_t)slot, gen);
+  return 0;
+}
+
+FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync) {
+  RobustGuard guard(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (!guard.held()) return FileClose::NotOpen;
+  int slot = file_lookup(seg.files, seg.hdr->max_files, id, nullptr);
+  if (slot < 0) return FileClose::NotOpen;
+  FileEntry* e = &seg.files[slot];
+  if (e->open_count > 1) {  // other handles (any process) still use it
+    e->open_count--;
+    return FileClose::Released;
+  }
+  // The last handle: the entry's sync request would go with it, so the file is synced first.
+  if (!force && file_sync_pending(e)) {
+    *needs_fsync = file_sync_needs_fsync(e);
+    return FileClose::SyncFirst;
+  }
+  uint32_t expected = F_OPEN;
+  if (!cas(&e->state, &expected, (uint32_t)F_CLOSING)) return FileClose::NotOpen;
+  e->open_count = 0;
+  io_method(seg).remove_file(seg, (uint32_t)slot);  // in-flight IO keeps its own reference
+  file_release(e);
+  return FileClose::Closed;
+}
+
+bool file_ref(Segment& seg, double id) {
+  RobustGuard guard(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (!guard.held()) return false;
+  int slot = file_lookup(seg.files, seg.hdr->max_files, id, nullptr);
+  if (slot >= 0) seg.files[slot].open_count++;
+  return slot >= 0;
+}
+
+bool file_describe(Segment& seg, double id, FileDescription* out) {
+  uint32_t flags = 0;
+  int slot = file_lookup(seg.files, seg.hdr->max_files, id, &flags);
+  if (slot < 0) return false;
+  memcpy(out->path, seg.files[slot].path, kMaxRelPath);  // shared memory: copied once, then used
+  out->path[kMaxRelPath - 1] = 0;
+  out->flags = flags;
+  out->slot = (uint32_t)slot;
+  return true;
 }
 
 }  // namespace rm

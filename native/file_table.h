@@ -8,8 +8,11 @@
 // generation, so a stale id is rejected rather than aliasing another file.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace rm {
+
+struct Segment;
 
 enum FileState : uint32_t { F_FREE = 0, F_OPENING = 1, F_OPEN = 2, F_CLOSING = 3 };
 constexpr uint32_t kMaxRelPath = 216;
@@ -49,5 +52,45 @@ int file_lookup(FileEntry* files, uint32_t count, double id, uint32_t* flags_out
 // a new file, must not be matched by identity: the path is how processes that have no
 // fd yet (threads backend) reach the file.
 bool file_path_names(int dir_fd, const FileEntry* e, uint64_t dev, uint64_t ino);
+
+// ---- the table's operations (each takes SegmentHeader::files_lock where it needs it) ----
+
+// Which step of file_open failed.
+enum class FileOpenStep { None, Open, Stat, DirSync, Lock, TableFull, Install };
+struct FileOpenResult {
+  uint64_t id = 0;                        // the file id, when it succeeded
+  FileOpenStep failed = FileOpenStep::None;
+  std::string failed_dir;                 // DirSync: the directory whose fsync failed
+};
+// Opens `rel_path` (1..kMaxRelPath-1 bytes, checked by the caller) beneath the data
+// directory: RESOLVE_BENEATH, so -EXDEV if it would leave it. A file it creates has its
+// directory entry synced before the id exists (nothing written to it can outlive its name
+// in a power cut). A file already open with the same access (same device, inode and
+// O_* flags other than O_CREAT/O_EXCL/O_TRUNC, and its entry's path still naming it) gets
+// the same id and one more reference; otherwise a new entry, its fd handed to the IO
+// method (io_uring: installed in every ring's file table). 0 and r->id, or -errno and
+// r->failed: -ETIMEDOUT (Lock: the table's lock is held by a stopped process), -EMFILE
+// (TableFull), or the failed system call's errno.
+int file_open(Segment& seg, const char* rel_path, int flags, int mode, FileOpenResult* r);
+
+enum class FileClose {
+  Released,   // another handle (any process) still uses the file: one reference fewer
+  Closed,     // the last handle: the entry is free and the IO method dropped the file
+  NotOpen,    // the id names no open file (or the table's lock was not granted in time)
+  SyncFirst,  // the last handle, with writes no sync pass has covered: nothing changed
+};
+// Gives back one handle on file `id`. SyncFirst (unless `force`): the caller syncs the file
+// (file_sync.h) and closes again; *needs_fsync says whether its metadata must be synced too.
+FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync);
+// One more handle on file `id`; false if the id names no open file.
+bool file_ref(Segment& seg, double id);
+
+struct FileDescription {
+  char path[kMaxRelPath];  // NUL-terminated copy of the entry's path
+  uint32_t flags;          // the O_* flags it was opened with
+  uint32_t slot;           // its slot in the table (and the rings' file tables)
+};
+// What the entry behind `id` says; false if the id names no open file.
+bool file_describe(Segment& seg, double id, FileDescription* out);
 
 }  // namespace rm

@@ -410,4 +410,38 @@ bool segment_accepts_io(Segment& seg, bool shutdown_exempt) {
   return st == RUN_RUNNING || (shutdown_exempt && st == RUN_STOPPING);
 }
 
+int arena_alloc(Segment& seg, uint64_t size, uint64_t align, uint64_t* offset) {
+  uint64_t* used = &seg.hdr->arena_used;
+  for (;;) {
+    uint64_t cur = load_acquire(used);
+    uint64_t start = (cur + align - 1) / align * align;
+    if (start < cur || start + size > seg.arena.size || start + size < start) return -ENOSPC;
+    if (cas(used, &cur, start + size)) {
+      *offset = start;
+      return 0;
+    }
+  }
+}
+
+namespace {
+uint32_t slot_state_of(void* ctx, uint32_t slot) {
+  auto* seg = static_cast<Segment*>(ctx);
+  return slot < seg->hdr->max_slots ? load_acquire(&seg->slots[slot].state) : (uint32_t)SLOT_FREE;
+}
+}  // namespace
+
+VerifyCounts segment_verify_handles(Segment& seg, bool repair, std::vector<HandleAnomaly>* out, uint32_t max_out) {
+  SegmentHeader* h = seg.hdr;
+  VerifyCounts c = handles_verify(seg.handles, h->max_slots, h->ring_count ? h->ring_count : h->configured_rings,
+                                  slot_state_of, &seg, repair, out, max_out);
+  if (c.found) {
+    stat_add(&h->stat_integrity_anomalies, (uint64_t)c.found);
+    stat_add(&h->stat_corrupt_reports, (uint64_t)c.found);
+  }
+  if (c.repaired) stat_add(&h->stat_integrity_repairs, (uint64_t)c.repaired);
+  handles_recount_orphans(seg.handles);
+  reap_demand_reconcile(seg);
+  return c;
+}
+
 }  // namespace rm

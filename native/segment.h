@@ -162,6 +162,15 @@ bool segment_running(Segment& seg);
 // submitter is the postmaster's own environment doing the shutdown checkpoint (after
 // every worker has exited; see Postmaster.stop). Never once the segment is stopped.
 bool segment_accepts_io(Segment& seg, bool shutdown_exempt);
+// Carves `size` bytes aligned to `align` (a power of two) out of the arena's free end
+// (lock-free: CAS on arena_used; arena memory is never given back). 0 and *offset, or
+// -ENOSPC when the arena has no room.
+int arena_alloc(Segment& seg, uint64_t size, uint64_t align, uint64_t* offset);
+// One lock-free pass over the handle table (handles_verify), counted in the header's
+// integrity statistics; then the orphan count is recounted from the table and the reap
+// demand reconciled with it (they decide whether reapers are woken). At most `max_out`
+// anomalies are listed.
+VerifyCounts segment_verify_handles(Segment& seg, bool repair, std::vector<HandleAnomaly>* out, uint32_t max_out);
 // Named regions: 0 or -errno (-EEXIST, -ENOSPC, -ENOENT, -ENAMETOOLONG).
 int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size);
 int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size);

@@ -1,9 +1,11 @@
 // The numbers core/constants.ts mirrors from the native headers (op codes, link flags,
 // completion kinds, the corrupt-result errno, the buffer pool's and the WAL's status codes)
 // equal the headers' values, read from the headers themselves; every mirrored constant is
-// in the table below, so a new one cannot skip the check.
+// in the table below, so a new one cannot skip the check. The kill points are listed
+// once for TypeScript (KILL_POINTS) and checked here against the C enum, the addon's name
+// table, the code that reaches each one, and RELIABILITY.md's table of them.
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import * as C from '../../core/constants';
 
@@ -100,6 +102,8 @@ describe('constants shared with the addon', () => {
   });
 
   it('every constant in core/constants.ts is checked here', () => {
+    const others = Object.keys(C).filter((k) => typeof (C as Record<string, unknown>)[k] !== 'number');
+    expect(others).toEqual(['KILL_POINTS']);
     const exported = Object.keys(C).filter((k) => typeof (C as Record<string, unknown>)[k] === 'number').sort();
     expect(exported).toEqual([...Object.keys(MIRRORED), ...Object.keys(GLUE), ...Object.keys(ERRNO)].sort());
   });
@@ -131,5 +135,75 @@ describe('constants shared with the addon', () => {
       if (!m || Number(m[1]) !== mine) wrong.push(`${ts} = ${mine}, native/${file}: ${m ? m[1] : 'not found'}`);
     }
     expect(wrong).toEqual([]);
+  });
+});
+
+/** The KillPoint enum's members, in order (KP_COUNT excluded). */
+export function killPointEnum(headerText: string): string[] {
+  const noComments = headerText.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+  const body = /enum\s+KillPoint\b[^{]*\{([^}]*)\}/.exec(noComments);
+  if (!body) return [];
+  return body[1].split(',').map((m) => m.replace(/=.*$/s, '').trim()).filter((m) => m && m !== 'KP_COUNT');
+}
+
+/** The strings of kKillPointNames, in order. */
+export function killPointNameTable(sourceText: string): string[] {
+  const body = /kKillPointNames\s*\[[^\]]*\]\s*=\s*\{([^}]*)\}/.exec(sourceText);
+  return body ? [...body[1].matchAll(/"([^"]*)"/g)].map((m) => m[1]) : [];
+}
+
+/** KP_CHECKPOINT_REDO_CHOSEN -> checkpoint-redo-chosen */
+const kebab = (member: string) => member.replace(/^KP_/, '').toLowerCase().replace(/_/g, '-');
+
+/** Every .ts / .cc file under the given directories of the repository. */
+function sourcesUnder(dirs: string[], ext: RegExp): string[] {
+  const out: string[] = [];
+  for (const d of dirs) {
+    for (const f of readdirSync(path.join(REPO, d))) if (ext.test(f) && !f.endsWith('.d.ts')) out.push(path.join(d, f));
+  }
+  return out;
+}
+
+describe('kill points: one list (core/constants.ts KILL_POINTS)', () => {
+  const header = readFileSync(path.join(REPO, 'native', 'fault_injection.h'), 'utf8');
+  const source = readFileSync(path.join(REPO, 'native', 'fault_injection.cc'), 'utf8');
+
+  it('the readers find an enum and a name table (positive control)', () => {
+    expect(killPointEnum('enum KillPoint : uint32_t {\n  KP_A_B = 0,  // x, y\n  KP_C,\n  KP_COUNT\n};')).toEqual(['KP_A_B', 'KP_C']);
+    expect(killPointNameTable('const char* const kKillPointNames[KP_COUNT] = {\n "a-b", "c",\n};')).toEqual(['a-b', 'c']);
+    expect(kebab('KP_CHECKPOINT_REDO_CHOSEN')).toBe('checkpoint-redo-chosen');
+  });
+
+  it('equals the C enum in fault_injection.h, member for member and in order', () => {
+    const members = killPointEnum(header);
+    expect(members.length).toBeGreaterThan(0);
+    expect(members.map(kebab)).toEqual([...C.KILL_POINTS]);
+  });
+
+  it("equals the addon's name table in fault_injection.cc (the names debugKillPoint accepts)", () => {
+    expect(killPointNameTable(source)).toEqual([...C.KILL_POINTS]);
+  });
+
+  it('every kill point is reached: by the native code (kill_point(..., KP_X)) or by TypeScript (killPoint(name))', () => {
+    const native = sourcesUnder(['native'], /\.cc$/).filter((f) => !f.endsWith('fault_injection.cc'))
+      .map((f) => readFileSync(path.join(REPO, f), 'utf8')).join('\n');
+    const ts = sourcesUnder(['core', 'wal', 'bufferpool'], /\.ts$/).map((f) => readFileSync(path.join(REPO, f), 'utf8')).join('\n');
+    const reached = new Set<string>();
+    for (const m of native.matchAll(/kill_point(?:_armed)?\([^;]*?\b(KP_[A-Z_]+)\)/g)) reached.add(kebab(m[1]));
+    for (const m of ts.matchAll(/\.killPoint\(\s*'([a-z-]+)'/g)) reached.add(m[1]);
+    expect(C.KILL_POINTS.filter((k) => !reached.has(k))).toEqual([]);
+    expect([...reached].filter((k) => !(C.KILL_POINTS as readonly string[]).includes(k))).toEqual([]);
+  });
+
+  it("RELIABILITY.md's kill-point table lists exactly these, in order", () => {
+    const doc = readFileSync(path.join(REPO, 'RELIABILITY.md'), 'utf8');
+    const table = doc.slice(doc.indexOf('| kill point |'));
+    const rows: string[] = [];
+    for (const line of table.split('\n').slice(2)) {
+      const m = /^\s*\| `([a-z-]+)` \|/.exec(line);
+      if (!m) break;
+      rows.push(m[1]);
+    }
+    expect(rows).toEqual([...C.KILL_POINTS]);
   });
 });
