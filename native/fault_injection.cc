@@ -71,7 +71,7 @@ const char* const kKillPointNames[KP_COUNT] = {
     "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
     "lock-wake",                "lock-handoff",                "wal-page-image-copied",
-    "checkpoint-redo-choosing", "checkpoint-redo-chosen",
+    "checkpoint-redo-choosing", "checkpoint-redo-chosen",  "sqe-prepared",
 };
 
 int kill_point_by_name(const char* name) {

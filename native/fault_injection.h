@@ -48,6 +48,7 @@ enum KillPoint : uint32_t {
   KP_WAL_PAGE_IMAGE_COPIED,     // page append: image and change reserved, image copied, change not
   KP_CHECKPOINT_REDO_CHOOSING,  // checkpoint start: redo epoch odd, reserved read, redo point not published
   KP_CHECKPOINT_REDO_CHOSEN,    // checkpoint: redo point chosen and published, no page flushed yet
+  KP_SQE_PREPARED,              // submission lock held, an SQE written and counted in the intent, its handle not yet SUBMITTED
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];

@@ -4,9 +4,9 @@
 // that is not, and recovery finds every acknowledged record.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, powerCut, removeDir, rm, startPm, tempDir, untilAcks, waitFor } from '../helpers';
+import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, pageImage, powerCut, removeDir, rm, startPm, tempDir, untilAcks, waitFor } from '../helpers';
 
 const uring = () => pm.features.backend === 'io_uring';
 let dir: string;
@@ -56,8 +56,9 @@ describe('kill points: submission and completion', () => {
     expect(pm._native().killPoint('wal-written', true)).toBe(false);  // not armed: never dies
   });
 
-  for (const point of ['handles-reserved', 'sqes-reserved', 'sqes-published'] as const) {
-    it(`a worker dies at '${point}': its handles are freed, nothing it prepared runs later, the others keep submitting`, async () => {
+  for (const point of ['handles-reserved', 'sqes-reserved', 'sqe-prepared', 'sqes-published'] as const) {
+    // 'sqe-prepared' is in the io_uring submit path only (the threads backend writes no SQE).
+    it.runIf(point !== 'sqe-prepared' || backend !== 'threads')(`a worker dies at '${point}': its handles are freed, nothing it prepared runs later, the others keep submitting`, async () => {
       await start();
       const f = await pm.files.open('kp.dat', { create: true });
       const [a, b] = [await spawn(), await spawn()];
@@ -83,6 +84,32 @@ describe('kill points: submission and completion', () => {
       if (point === 'handles-reserved' || uring()) expect(content.startsWith('DEAD-WRITE')).toBe(false);
     });
   }
+
+  // The window between counting an SQE in the submission intent and marking its handle
+  // SUBMITTED (found by the mixed kill soak): with the old order (mark, then count) the
+  // handle stayed SUBMITTED with no SQE the repair knew of, nothing ever completed it, and
+  // the pool read it carried stayed io-in-progress for the dead pid forever.
+  it.runIf(backend !== 'threads')("a worker dies at 'sqe-prepared' in a pool read: the read claim ends, its handle frees, the page reads", async () => {
+    await start({ bufferPool: { pages: 16, pageSize: 4096 } });
+    const f = await pm.files.open('d', { create: true });
+    writeFileSync(path.join(pm.dataDir, 'd'), Buffer.concat([1, 2, 3, 4].map((v) => pageImage(v))));
+    const a = await spawn('bufferpool-worker.cjs');
+    expect(pm._native().debugKillPoint('sqe-prepared', { pid: a.pid })).toBe(true);
+    await diedAt(a, 'sqe-prepared', a.call('read', { file: f.id, block: 2 }));
+    await waitFor(() => pm.buffers.ioInProgress().length === 0, 5000, "the dead reader's claim to end");
+    const b = await pm.buffers.read(f.id, 2);
+    try {
+      expect(b.page[100]).toBe(3);
+    } finally {
+      b.release();
+    }
+    // A barrier takes every ring's submission lock, the dead reader's too: the repair
+    // runs and finds the counted SQE's handle no longer SUBMITTED (not a corruption).
+    await pm.barrier();
+    expect(pm.stats().rings.reduce((n: number, x: any) => n + x.submitLockRepairs, 0)).toBeGreaterThanOrEqual(1);
+    await waitFor(() => pm.handlesInUse() === 0, 5000, 'every handle to be free');
+    expect(pm.stats().corruptReports).toBe(0);
+  });
 
   it.runIf(backend !== 'threads')("a worker dies at 'cqe-delivered' holding the completion lock: the next reaper repairs, no completion is lost or doubled", async () => {
     await start();
