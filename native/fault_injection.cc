@@ -72,6 +72,7 @@ const char* const kKillPointNames[KP_COUNT] = {
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
     "lock-wake",                "lock-handoff",                "wal-page-image-copied",
     "checkpoint-redo-choosing", "checkpoint-redo-chosen",  "sqe-prepared",
+    "tb-chain-counted",
 };
 
 int kill_point_by_name(const char* name) {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, pageImage, powerCut, removeDir, rm, startPm, tempDir, untilAcks, waitFor } from '../helpers';
+import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, pageImage, powerCut, removeDir, rm, settlesWithin, startPm, tempDir, untilAcks, waitFor } from '../helpers';
 
 const uring = () => pm.features.backend === 'io_uring';
 let dir: string;
@@ -109,6 +109,21 @@ describe('kill points: submission and completion', () => {
     expect(pm.stats().rings.reduce((n: number, x: any) => n + x.submitLockRepairs, 0)).toBeGreaterThanOrEqual(1);
     await waitFor(() => pm.handlesInUse() === 0, 5000, 'every handle to be free');
     expect(pm.stats().corruptReports).toBe(0);
+  });
+
+  // Threads backend: a chain counted toward drains is counted once, in its slot's own
+  // count. With a second, global count a worker killed between the two increments left
+  // that one a chain too high for good, and every later drain (a barrier) waited forever.
+  it.runIf(backend === 'threads')("a worker dies at 'tb-chain-counted': its count goes with its slot, the next barrier completes", async () => {
+    await start();
+    const f = await pm.files.open('kp.dat', { create: true });
+    const [a, b] = [await spawn(), await spawn()];
+    expect(pm._native().debugKillPoint('tb-chain-counted', { pid: a.pid })).toBe(true);
+    await diedAt(a, 'tb-chain-counted', a.call('write', { file: f.id, offset: 0, data: 'DEAD-WRITE' }));
+    expect(await settlesWithin(pm.barrier(), 10000)).toBe(true);
+    const r = await b.call('batch', { ops: [{ op: 'write', file: f.id, offset: 100, data: 'after', opts: { drain: true } }] });
+    expect(r.every((x: any) => x.ok)).toBe(true);
+    await waitFor(() => pm.handlesInUse() === 0, 5000, 'every handle to be free');
   });
 
   it.runIf(backend !== 'threads')("a worker dies at 'cqe-delivered' holding the completion lock: the next reaper repairs, no completion is lost or doubled", async () => {
