@@ -35,7 +35,8 @@ export type KillPointName =
   | 'handles-reserved' | 'sqes-reserved' | 'sqes-published' | 'cqe-delivered'
   | 'wal-written' | 'checkpoint-pages-flushed' | 'checkpoint-record-durable' | 'checkpoint-control-written'
   | 'wake-before-reap' | 'lock-wake' | 'lock-handoff'
-  | 'wal-page-image-copied' | 'checkpoint-redo-choosing' | 'checkpoint-redo-chosen' | 'sqe-prepared' | 'tb-chain-counted';
+  | 'wal-page-image-copied' | 'checkpoint-redo-choosing' | 'checkpoint-redo-chosen' | 'sqe-prepared' | 'tb-chain-counted'
+  | 'pool-victim-untagged' | 'pool-victim-half-inserted';
 
 export interface NativeSession {
   /** The staging area (10 float64 per op), the completion buffer (4 int32 per op), the control words and the staged ops' private buffers, shared with native/submission.h. */

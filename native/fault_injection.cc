@@ -72,7 +72,7 @@ const char* const kKillPointNames[KP_COUNT] = {
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
     "lock-wake",                "lock-handoff",                "wal-page-image-copied",
     "checkpoint-redo-choosing", "checkpoint-redo-chosen",  "sqe-prepared",
-    "tb-chain-counted",
+    "tb-chain-counted",         "pool-victim-untagged",      "pool-victim-half-inserted",
 };
 
 int kill_point_by_name(const char* name) {
