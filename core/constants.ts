@@ -127,6 +127,10 @@ export const KILL_POINTS = [
   'wal-page-image-copied',
   'checkpoint-redo-choosing',
   'checkpoint-redo-chosen',
+  'sqe-prepared',
+  'tb-chain-counted',
+  'pool-victim-untagged',
+  'pool-victim-half-inserted',
 ] as const;
 
 /** A named kill point (KILL_POINTS). */

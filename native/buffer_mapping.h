@@ -6,9 +6,11 @@
 // or forever.
 //
 // A partition lock whose holder died needs no repair: chain edits are single stores of a
-// bucket head or a hash_next, made while the editor pins the buffer it moves, so a
-// half-done edit leaves at worst a tagless buffer no chain reaches, which the clock sweep
-// reuses.
+// bucket head or a hash_next, made while the editor pins the buffer it moves, and a move
+// of a buffer between tags orders its two edits (tag, link) so that a holder killed
+// between them leaves at worst a tagless buffer, either on no chain or on the chain of
+// its last tag (file_id, block): lookups skip it, and the clock sweep that takes it next
+// unlinks it from that chain before linking it anywhere (pool_pin).
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -859,7 +859,19 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
     };
     uint64_t s = load_acquire(&d->state);
     bool evicted = false;
-    if (s & BS_TAG) {
+    if (!(s & BS_TAG)) {
+      // A tagless victim may still be on the chain of its last tag (file_id, block are
+      // left as they were): an evictor killed between making it tagless and unlinking it,
+      // or an inserter killed between linking it and tagging it, leaves it there. Linked
+      // again elsewhere it would join two chains (a cycle, or a chain cut in two when it
+      // is next unlinked). Our pin is the only one a tagless buffer can have, so its
+      // file_id and block are stable: take it off that chain first.
+      uint64_t of = load_relaxed(&d->file_id), ob = load_relaxed(&d->block);
+      uint32_t obucket = mapping_bucket(v, of, ob);
+      if (!mapping_lock(v, obucket)) { drop_victim(); return {PIN_EXHAUSTED, 0}; }
+      if (uint32_t* link = mapping_link_to(v, obucket, (uint32_t)vid)) mapping_unlink(v, link, (uint32_t)vid);
+      mapping_unlock(v, obucket);
+    } else {
       // Our pin keeps other evictors away, so the tag is stable; lookups may still pin
       // it, which the CAS below detects.
       uint64_t of = load_relaxed(&d->file_id), ob = load_relaxed(&d->block);
@@ -878,6 +890,9 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
       for (int tries = 0; tries < kMaxCasRetries && (s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO)); tries++) {
         if (cas(&d->state, &s, (s & BS_PIN_MASK))) { ok = true; break; }  // tagless, invalid, pinned once
       }
+      // Tagless before unlinked: a kill in between leaves a tagless buffer on this chain,
+      // which lookups skip and its next user unlinks (above).
+      if (ok) kill_point(&p.seg->hdr->faults, KP_POOL_VICTIM_UNTAGGED);
       if (ok) mapping_unlink(v, link, (uint32_t)vid);
       mapping_unlock(v, obucket);
       if (!ok) { drop_victim(); continue; }
@@ -900,16 +915,23 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
     store_relaxed(&d->block, block);
     store_relaxed(&d->lsn, (uint64_t)0);
     store_relaxed(&d->hash_next, load_relaxed(&v.buckets[bucket]));
+    // Linked first, tagged second: an inserter killed in between leaves a tagless buffer
+    // on the chain of its file_id and block, which lookups skip and its next user unlinks
+    // (above). The other order left a tagged buffer no chain reaches, which no evictor can
+    // unlink and every one reports as a corrupt mapping. Lookups need this partition lock,
+    // so nobody sees the two steps apart.
+    store_release(&v.buckets[bucket], (uint32_t)vid + 1);
+    kill_point(&p.seg->hdr->faults, KP_POOL_VICTIM_HALF_INSERTED);
     s = load_acquire(&d->state);
     // Release: the tag stores above are visible to anyone who sees TAG_VALID.
     bool tagged = false;
     for (int tries = 0; tries < kMaxCasRetries && !tagged; tries++)
       tagged = cas(&d->state, &s, (uint64_t)((s & BS_PIN_MASK) | BS_TAG | (1ull << BS_USAGE_SHIFT)));
     if (!tagged) {  // only a scribbler rewrites an unlinked buffer we pinned
+      if (load_relaxed(&v.buckets[bucket]) == (uint32_t)vid + 1) mapping_unlink(v, &v.buckets[bucket], (uint32_t)vid);
       mapping_unlock(v, bucket);
       return corrupt(G_CORRUPT_DESCRIPTORS);
     }
-    store_release(&v.buckets[bucket], (uint32_t)vid + 1);
     mapping_unlock(v, bucket);
     if (evicted) count_stat(p, ST_EVICTIONS);
     return {PIN_OK, (uint64_t)vid};
@@ -1205,8 +1227,13 @@ void pool_verify(Segment& seg, PoolView& v, bool repair, PoolVerifyReport* out) 
         reached[b1 - 1] = 1;
         BufDesc* d = &v.d[b1 - 1];
         uint64_t st = load_acquire(&d->state);
-        if (!(st & BS_TAG)) { add("mappingTable", b, "untagged buffer on a chain", false); rebuild = true; }
-        else if (mapping_bucket(v, load_relaxed(&d->file_id), load_relaxed(&d->block)) != b) {
+        bool home = mapping_bucket(v, load_relaxed(&d->file_id), load_relaxed(&d->block)) == b;
+        // A tagless buffer on the chain of its last tag is what an evictor or inserter
+        // killed between its two edits leaves (pool_pin: its next user unlinks it), and
+        // lookups skip it: not garbage. On any other chain it is.
+        if (!(st & BS_TAG)) {
+          if (!home) { add("mappingTable", b, "untagged buffer on a chain not its last tag's", false); rebuild = true; }
+        } else if (!home) {
           add("mappingTable", b, "buffer on the wrong chain for its tag", false);
           rebuild = true;
         }

@@ -74,7 +74,8 @@ constexpr const char* kKillPointNames[KP_COUNT] = {
     "cqe-delivered",            "wal-written",               "checkpoint-pages-flushed",
     "checkpoint-record-durable", "checkpoint-control-written", "wake-before-reap",
     "lock-wake",                "lock-handoff",                "wal-page-image-copied",
-    "checkpoint-redo-choosing", "checkpoint-redo-chosen",
+    "checkpoint-redo-choosing", "checkpoint-redo-chosen",  "sqe-prepared",
+    "tb-chain-counted",         "pool-victim-untagged",      "pool-victim-half-inserted",
 };
 
 static_assert(kKillPointNames[KP_COUNT - 1] != nullptr, "every KillPoint needs its name in kKillPointNames");

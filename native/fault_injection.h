@@ -48,6 +48,10 @@ enum KillPoint : uint32_t {
   KP_WAL_PAGE_IMAGE_COPIED,     // page append: image and change reserved, image copied, change not
   KP_CHECKPOINT_REDO_CHOOSING,  // checkpoint start: redo epoch odd, reserved read, redo point not published
   KP_CHECKPOINT_REDO_CHOSEN,    // checkpoint: redo point chosen and published, no page flushed yet
+  KP_SQE_PREPARED,              // submission lock held, an SQE written and counted in the intent, its handle not yet SUBMITTED
+  KP_TB_CHAIN_COUNTED,          // threads: tb_lock held, a chain counted toward drains (its slot's tb_counted), not queued
+  KP_POOL_VICTIM_UNTAGGED,      // pool eviction: partition lock held, the victim made tagless, still on its old chain
+  KP_POOL_VICTIM_HALF_INSERTED, // pool insertion: partition lock held, the victim on its new chain, not yet tagged
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];

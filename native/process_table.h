@@ -28,7 +28,7 @@ struct ProcSlot {
   uint64_t stat_completed_by_other;   // ... that another process reaped
   uint64_t stat_reaped;               // CQEs this slot's process reaped (any issuer)
   uint64_t stat_reaped_for_other;     // CQEs it reaped for another process
-  uint64_t tb_counted;     // threads backend: chains counted toward a pending drain
+  uint64_t tb_counted;     // threads backend: this slot's chains counted toward a pending drain (the only count)
   uint64_t tb_owns_drain;  // threads backend: this slot's chain is the pending drain
 };
 static_assert(sizeof(ProcSlot) == 96, "ProcSlot layout is part of the segment ABI");

@@ -27,7 +27,7 @@
 namespace rm {
 
 constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
-constexpr uint32_t kLayoutVersion = 9;  // bump on any change to a shared structure
+constexpr uint32_t kLayoutVersion = 10;  // bump on any change to a shared structure
 constexpr uint32_t kMaxRings = 64;
 
 enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };
@@ -68,7 +68,7 @@ struct SegmentHeader {
   // threads backend: cross-process emulation of IOSQE_IO_DRAIN
   RobustLock tb_lock;
   uint64_t tb_next_seq;
-  uint32_t tb_inflight;     // counted chains not yet finished (futex)
+  uint32_t tb_finished_seq; // futex: moves whenever a counted chain finishes or a dead slot's count is dropped
   uint32_t tb_drain_active; // futex: 1 while a drain is pending or running
   uint64_t tb_drain_seq;
   // Slots with at least one shared wait registered (shared_wait.h), seq_cst bits.

@@ -46,7 +46,7 @@ struct Chain {
   ChainOps reqs;
   std::vector<uint32_t> delay_us;  // injected delay per op (test hooks), usually all 0
   uint64_t seq = 0;
-  bool counted = false;      // included in tb_inflight
+  bool counted = false;      // included in its issuer slot's tb_counted
   bool drain = false;        // first op carries IOSQE_IO_DRAIN semantics
   bool drain_owner = false;  // this chain is the pending drain (tb_drain_seq)
   uint32_t issuer = 0;
@@ -79,7 +79,24 @@ struct ThreadBackend {
 static uint64_t* slot_counted(Segment* seg, uint32_t slot) { return &seg->slots[slot].tb_counted; }
 static uint64_t* slot_owns_drain(Segment* seg, uint32_t slot) { return &seg->slots[slot].tb_owns_drain; }
 
-// tb_lock guards tb_next_seq, tb_drain_seq, tb_drain_active and tb_inflight updates.
+// Chains counted toward a drain, in all: the sum of every slot's own count. There is no
+// second, global count to keep in step with it: a process SIGKILLed between updating
+// the two (two separate atomics) would leave the global one off by one for good, and
+// every later drain waiting (or not) on a count nobody can correct. One count per slot,
+// written by its own process and zeroed by its cleanup, is exact whatever instruction
+// the process dies at.
+static uint64_t counted_chains(Segment* seg) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < seg->hdr->max_slots; i++) n += __atomic_load_n(slot_counted(seg, i), __ATOMIC_SEQ_CST);
+  return n;
+}
+
+// A counted chain finished (or a dead slot's count was dropped): wake a drain owner.
+static void note_chain_finished(SegmentHeader* h) {
+  __atomic_fetch_add(&h->tb_finished_seq, 1u, __ATOMIC_SEQ_CST);
+}
+
+// tb_lock guards tb_next_seq, tb_drain_seq, tb_drain_active and counting a chain.
 // A holder that is SIGSTOPped stalls the pool (not the JS thread): keep retrying.
 static void tb_lock(SegmentHeader* h) {
   for (;;) {
@@ -195,7 +212,6 @@ static bool pass_gate(ThreadBackend* tb, Chain& c) {
     if (!active || c.seq <= load_relaxed(&h->tb_drain_seq)) {
       if (c.drain && !c.drain_owner && !active) become_drain_owner(tb->seg, c);
       if (!c.counted) {
-        fetch_add(&h->tb_inflight, 1u);
         fetch_add(slot_counted(tb->seg, c.issuer), (uint64_t)1);
         c.counted = true;
       }
@@ -211,32 +227,28 @@ static bool pass_gate(ThreadBackend* tb, Chain& c) {
 static void finish_chain(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
   if (!c.drain_owner) {
-    // Uncounting is two atomic decrements; only a pending drain (whose owner waits for
-    // tb_inflight to fall) needs a wake. The owner sets tb_drain_active before it reads
-    // tb_inflight, we decrement before we read tb_drain_active (both seq_cst): one of
-    // us sees the other. A dead process's share is given back by forget_slot, never
-    // while its pool runs.
-    if (c.counted) {
-      __atomic_fetch_sub(&h->tb_inflight, 1u, __ATOMIC_SEQ_CST);
-      __atomic_fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1, __ATOMIC_SEQ_CST);
-    }
+    // Uncounting is one atomic decrement of our slot's count; only a pending drain
+    // (whose owner waits for the counts to fall) needs a wake. The owner sets
+    // tb_drain_active before it reads the counts, we decrement before we read
+    // tb_drain_active (both seq_cst): one of us sees the other. A dead process's count
+    // is dropped by forget_slot, never while its pool runs.
+    if (c.counted) __atomic_fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1, __ATOMIC_SEQ_CST);
+    note_chain_finished(h);
     if (__atomic_load_n(&h->tb_drain_active, __ATOMIC_SEQ_CST)) {
-      futex_wake_all(&h->tb_inflight);
+      futex_wake_all(&h->tb_finished_seq);
       futex_wake_all(&h->tb_drain_active);
     }
     return;
   }
   tb_lock(h);
-  if (c.counted) {
-    fetch_sub(&h->tb_inflight, 1u);
-    fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1);
-  }
+  if (c.counted) fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1);
   if (c.drain_owner) {
     store_relaxed(&h->tb_drain_active, 0u);
     store_relaxed(slot_owns_drain(tb->seg, c.issuer), (uint64_t)0);
   }
   robust_lock_release(&h->tb_lock);
-  futex_wake_all(&h->tb_inflight);
+  note_chain_finished(h);
+  futex_wake_all(&h->tb_finished_seq);
   futex_wake_all(&h->tb_drain_active);
 }
 
@@ -261,14 +273,16 @@ static void run_chain(ThreadBackend* tb, Chain& c) {
   if (c.drain_owner) {
     // Wait until every chain counted before us has finished (we count ourselves).
     for (;;) {
-      uint32_t n = load_acquire(&h->tb_inflight);
-      if (n <= 1) break;
+      // The wake word before the counts: a finish after this load moves it, and the
+      // futex wait below returns at once.
+      uint32_t seen = __atomic_load_n(&h->tb_finished_seq, __ATOMIC_SEQ_CST);
+      if (counted_chains(seg) <= 1) break;
       if (tb->stopping) {  // never run a drain we could not honour
         cancel_chain(tb, c);
         finish_chain(tb, c);
         return;
       }
-      futex_wait(&h->tb_inflight, n, 50000000);
+      futex_wait(&h->tb_finished_seq, seen, 50000000);
     }
   }
   WakeSet wake;
@@ -402,15 +416,15 @@ int thread_backend_submit(ThreadBackend* tb, const SqeRequest* reqs_in, uint32_t
     // Chains submitted while a drain is pending are counted only when they start.
     if (!active) {
       c.counted = true;
-      fetch_add(&h->tb_inflight, 1u);
       fetch_add(slot_counted(tb->seg, issuer), (uint64_t)1);
+      kill_point(&h->faults, KP_TB_CHAIN_COUNTED);
     }
     if (c.drain && !active) {
       become_drain_owner(tb->seg, c);  // later chains, of this batch or any other, wait for it
       active = true;
     }
   }
-  kill_point(&h->faults, KP_SQES_RESERVED);  // counted in tb_inflight, not queued
+  kill_point(&h->faults, KP_SQES_RESERVED);  // counted in tb_counted, not queued
   {
     // Queued while tb_lock is held, so this process's queue is in sequence order: a
     // gated (later) chain can never sit in front of an earlier one it would wait for.
@@ -447,15 +461,14 @@ void thread_backend_forget_slot(Segment* seg, uint32_t slot) {
   SegmentHeader* h = seg->hdr;
   LockResult lr = robust_lock_acquire(&h->tb_lock, 2000000000);
   if (lr == LockResult::TimedOut || lr == LockResult::Error) return;
-  uint64_t n = load_relaxed(slot_counted(seg, slot));
-  if (n) fetch_sub(&h->tb_inflight, (uint32_t)n);
-  store_relaxed(slot_counted(seg, slot), (uint64_t)0);
+  __atomic_store_n(slot_counted(seg, slot), (uint64_t)0, __ATOMIC_SEQ_CST);
   if (load_relaxed(slot_owns_drain(seg, slot))) {
     store_relaxed(&h->tb_drain_active, 0u);
     store_relaxed(slot_owns_drain(seg, slot), (uint64_t)0);
   }
   robust_lock_release(&h->tb_lock);
-  futex_wake_all(&h->tb_inflight);
+  note_chain_finished(h);
+  futex_wake_all(&h->tb_finished_seq);
   futex_wake_all(&h->tb_drain_active);
 }
 

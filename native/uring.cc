@@ -157,6 +157,18 @@ static void prep_sqe(io_uring_sqe* sqe, const SqeRequest& r) {
   sqe->user_data = user_data_of(r.handle_index, r.handle_gen);
 }
 
+// Is the handle behind `ud` (an SQE the dead holder counted in its intent) still the
+// SUBMITTED handle that SQE was written for? Not if the holder died before marking it
+// (RESERVED: slot cleanup frees it), nor if it already completed it itself (the hard
+// failure path), nor if slot cleanup freed it and someone reused it (generation moved):
+// those are no CQE of ours to fake, and not corruption either.
+static bool repair_owns_handle(Segment& seg, uint64_t ud) {
+  uint32_t idx = (uint32_t)ud, gen = (uint32_t)(ud >> 32);
+  if (idx >= seg.handles.count) return true;  // garbage: deliver_completion reports it
+  uint64_t w = load_acquire(&seg.handles.handles[idx].word);
+  return hw_gen(w) == gen && hw_state(w) == H_SUBMITTED;
+}
+
 // The previous submit_lock holder died inside ring_submit. Its intent record says
 // which SQ positions it touched. Nothing it prepared may be submitted under another
 // process's identity, so: unpublished SQEs are completed as cancelled; published but
@@ -175,12 +187,13 @@ static void repair_submission(Segment& seg, uint32_t ring_index, WakeSet& wake) 
   if (prepared > rs->sq_entries) prepared = rs->sq_entries;  // untrusted
   uint32_t tail = load_relaxed(m.sq_tail);
   if (tail == start) {
-    // Never published: the kernel cannot see these SQEs. Complete the handles of the
-    // ones fully prepared (and so SUBMITTED) as cancelled; slots past `prepared`
-    // hold stale SQEs of older batches and are not looked at.
+    // Never published (or taken back after a hard enter failure): the kernel cannot see
+    // these SQEs. Complete the SUBMITTED handles of the ones counted as cancelled; slots
+    // past `prepared` hold stale SQEs of older batches (their user_data may name a
+    // handle still legitimately in flight) and are not looked at.
     for (uint32_t i = 0; i < prepared; i++) {
       uint64_t ud = load_relaxed(&m.sqes[(start + i) & mask].user_data);
-      if (!is_internal_user_data(ud)) deliver_completion(seg, ud, -ECANCELED, ~0u, rs, wake);
+      if (!is_internal_user_data(ud) && repair_owns_handle(seg, ud)) deliver_completion(seg, ud, -ECANCELED, ~0u, rs, wake);
     }
   } else if (!(rs->setup_flags & IORING_SETUP_SQPOLL)) {
     // Published, maybe partly consumed. What the kernel has not consumed must not be
@@ -344,9 +357,15 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     prep_sqe(&m.sqes[idx], reqs[i]);
     if (self_wake) m.sqes[idx].flags |= IOSQE_IO_HARDLINK;  // the wake follows whatever the result
     m.sq_array[idx] = idx;
-    handle_mark_submitted(seg.handles, reqs[i].handle_index);
     if (mapped) sqe_map[sqe_mapped++] = (int32_t)i;
-    store_release(&rs->intent_prepared, ++pos);  // this SQE and its handle are complete
+    // Counted in the intent before its handle becomes SUBMITTED: a holder killed between
+    // the two leaves a RESERVED handle behind a counted SQE (repair_submission skips it,
+    // slot cleanup frees it and ends any pool claim it carried). The other order left a
+    // SUBMITTED handle behind an SQE the repair could not know of: no CQE would ever come
+    // for it, and its pool read stayed in progress for good.
+    store_release(&rs->intent_prepared, ++pos);
+    kill_point(&seg.hdr->faults, KP_SQE_PREPARED);
+    handle_mark_submitted(seg.handles, reqs[i].handle_index);
     if (i == 0) kill_point(&seg.hdr->faults, KP_SQES_RESERVED);
     if (self_wake) {
       uint32_t widx = (tail + pos) & mask;
@@ -387,6 +406,12 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
       // submits it, and complete those handles with the error (per-op results).
       uint32_t consumed = load_acquire(m.sq_head) - tail;
       if (consumed > n_sqes) consumed = n_sqes;
+      // The intent follows the take-back, so a holder killed from here on leaves the
+      // repair the unconsumed SQEs (tail == start) and never the consumed ones, whose
+      // CQEs the kernel posts: shrink the count first (the published SQ tail still routes
+      // a repair to the NOP rewrite meanwhile), then move the start, then the tail.
+      store_release(&rs->intent_prepared, n_sqes - consumed);
+      store_release(&rs->intent_tail, tail + consumed);
       store_release(m.sq_tail, tail + consumed);
       for (uint32_t p = consumed; p < n_sqes; p++) {
         int32_t i = mapped ? sqe_map[p] : (int32_t)p;

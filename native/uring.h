@@ -32,8 +32,10 @@ struct RingShared {
   uint32_t owner_slot;        // per-process topology: the slot that submits here; ~0 = shared
   // Submission intent, written under submit_lock, read by the next holder if this
   // one died (EOWNERDEAD): the SQ tail it started from, how many SQEs it meant to
-  // publish and how many it had fully prepared. Whether it published is read from
-  // the SQ tail itself (== intent_tail: not yet), so no window separates the two.
+  // publish and how many it had written (each counted before its handle is marked
+  // SUBMITTED, so a SUBMITTED handle of an unpublished batch is always behind a counted
+  // SQE). Whether it published is read from the SQ tail itself (== intent_tail: not
+  // yet), so no window separates the two.
   uint32_t intent_active;
   uint32_t intent_tail;
   uint32_t intent_count;

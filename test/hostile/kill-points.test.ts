@@ -4,9 +4,9 @@
 // that is not, and recovery finds every acknowledged record.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, powerCut, removeDir, rm, startPm, tempDir, untilAcks, waitFor } from '../helpers';
+import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, pageImage, powerCut, removeDir, rm, settlesWithin, startPm, tempDir, untilAcks, waitFor } from '../helpers';
 
 const uring = () => pm.features.backend === 'io_uring';
 let dir: string;
@@ -56,8 +56,9 @@ describe('kill points: submission and completion', () => {
     expect(pm._native().killPoint('wal-written', true)).toBe(false);  // not armed: never dies
   });
 
-  for (const point of ['handles-reserved', 'sqes-reserved', 'sqes-published'] as const) {
-    it(`a worker dies at '${point}': its handles are freed, nothing it prepared runs later, the others keep submitting`, async () => {
+  for (const point of ['handles-reserved', 'sqes-reserved', 'sqe-prepared', 'sqes-published'] as const) {
+    // 'sqe-prepared' is in the io_uring submit path only (the threads backend writes no SQE).
+    it.runIf(point !== 'sqe-prepared' || backend !== 'threads')(`a worker dies at '${point}': its handles are freed, nothing it prepared runs later, the others keep submitting`, async () => {
       await start();
       const f = await pm.files.open('kp.dat', { create: true });
       const [a, b] = [await spawn(), await spawn()];
@@ -81,6 +82,80 @@ describe('kill points: submission and completion', () => {
         expect(pm.stats().rings.reduce((n: number, x: any) => n + x.submitLockRepairs, 0)).toBeGreaterThanOrEqual(1);
       }
       if (point === 'handles-reserved' || uring()) expect(content.startsWith('DEAD-WRITE')).toBe(false);
+    });
+  }
+
+  // The window between counting an SQE in the submission intent and marking its handle
+  // SUBMITTED (found by the mixed kill soak): with the old order (mark, then count) the
+  // handle stayed SUBMITTED with no SQE the repair knew of, nothing ever completed it, and
+  // the pool read it carried stayed io-in-progress for the dead pid forever.
+  it.runIf(backend !== 'threads')("a worker dies at 'sqe-prepared' in a pool read: the read claim ends, its handle frees, the page reads", async () => {
+    await start({ bufferPool: { pages: 16, pageSize: 4096 } });
+    const f = await pm.files.open('d', { create: true });
+    writeFileSync(path.join(pm.dataDir, 'd'), Buffer.concat([1, 2, 3, 4].map((v) => pageImage(v))));
+    const a = await spawn('bufferpool-worker.cjs');
+    expect(pm._native().debugKillPoint('sqe-prepared', { pid: a.pid })).toBe(true);
+    await diedAt(a, 'sqe-prepared', a.call('read', { file: f.id, block: 2 }));
+    await waitFor(() => pm.buffers.ioInProgress().length === 0, 5000, "the dead reader's claim to end");
+    const b = await pm.buffers.read(f.id, 2);
+    try {
+      expect(b.page[100]).toBe(3);
+    } finally {
+      b.release();
+    }
+    // A barrier takes every ring's submission lock, the dead reader's too: the repair
+    // runs and finds the counted SQE's handle no longer SUBMITTED (not a corruption).
+    await pm.barrier();
+    expect(pm.stats().rings.reduce((n: number, x: any) => n + x.submitLockRepairs, 0)).toBeGreaterThanOrEqual(1);
+    await waitFor(() => pm.handlesInUse() === 0, 5000, 'every handle to be free');
+    expect(pm.stats().corruptReports).toBe(0);
+  });
+
+  // Threads backend: a chain counted toward drains is counted once, in its slot's own
+  // count. With a second, global count a worker killed between the two increments left
+  // that one a chain too high for good, and every later drain (a barrier) waited forever.
+  it.runIf(backend === 'threads')("a worker dies at 'tb-chain-counted': its count goes with its slot, the next barrier completes", async () => {
+    await start();
+    const f = await pm.files.open('kp.dat', { create: true });
+    const [a, b] = [await spawn(), await spawn()];
+    expect(pm._native().debugKillPoint('tb-chain-counted', { pid: a.pid })).toBe(true);
+    await diedAt(a, 'tb-chain-counted', a.call('write', { file: f.id, offset: 0, data: 'DEAD-WRITE' }));
+    expect(await settlesWithin(pm.barrier(), 10000)).toBe(true);
+    const r = await b.call('batch', { ops: [{ op: 'write', file: f.id, offset: 100, data: 'after', opts: { drain: true } }] });
+    expect(r.every((x: any) => x.ok)).toBe(true);
+    await waitFor(() => pm.handlesInUse() === 0, 5000, 'every handle to be free');
+  });
+
+  // A victim's move between mapping chains is two edits, a tag change and a link change,
+  // under one partition lock (the mixed kill soak: "the buffer pool's mapping table are
+  // corrupt" in a survivor). A worker killed between them must leave chains the next
+  // user of that buffer can put right: every page still reads, nothing is reported corrupt.
+  for (const point of ['pool-victim-untagged', 'pool-victim-half-inserted'] as const) {
+    it(`a worker dies at '${point}': the mapping stays sound and every page reads right afterwards`, async () => {
+      await start({ bufferPool: { pages: 8, pageSize: 4096 } });
+      const f = await pm.files.open('d', { create: true });
+      const N = 48;
+      const fill = (i: number) => (i % 250) + 1;
+      writeFileSync(path.join(pm.dataDir, 'd'), Buffer.concat(Array.from({ length: N }, (_, i) => pageImage(fill(i)))));
+      // A full pool of tagged pages: the worker's miss evicts one of them.
+      for (let i = 0; i < 8; i++) (await pm.buffers.read(f.id, i)).release();
+      const a = await spawn('bufferpool-worker.cjs');
+      expect(pm._native().debugKillPoint(point, { pid: a.pid })).toBe(true);
+      await diedAt(a, point, a.call('read', { file: f.id, block: 20 }));
+      // Every buffer is reused many times over, the dead evictor's victim among them.
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < N; i++) {
+          const b = await pm.buffers.read(f.id, (i * 7 + round) % N);
+          try {
+            expect(b.page[100]).toBe(fill((i * 7 + round) % N));
+          } finally {
+            b.release();
+          }
+        }
+      }
+      const st = pm.buffers.stats();
+      expect([st.corruptMapping, st.corruptDescriptors]).toEqual([0, 0]);
+      expect(pm.checkIntegrity().anomalies).toEqual([]);
     });
   }
 
