@@ -741,19 +741,37 @@ export class BufferPool {
     return written;
   }
 
-  /** Writes dirty unpinned pages ahead of eviction every `intervalMs`, at most `maxPages` a round. */
+  /**
+   * Writes back, every `intervalMs` (at most `maxPages` a round), the dirty pages the clock
+   * sweep is about to reach: unpinned, usage count 0, within twice the distance the hand
+   * travelled in a recent round (PostgreSQL's bgwriter LRU scan, multiplier 2), and at
+   * least the whole pool every 2 minutes. So a miss finds a clean victim, and pages in use
+   * -- the hot ones, usage > 0 -- are not written over and over (each write holds the
+   * page's shared content lock, and its WAL flush, against every writer of the page).
+   */
   startBackgroundWriter(options: { intervalMs?: number; maxPages?: number } = {}): { stop(): void } {
     optionsObject('startBackgroundWriter', options, ['intervalMs', 'maxPages']);
     const intervalMs = intOpt('intervalMs', options.intervalMs, 200, 1, 3600000);
     const maxPages = intOpt('maxPages', options.maxPages, 16, 1, 1 << 20);
-    this.#inf();
+    const pages = this.#inf().pages;
     this.stopBackgroundWriter();
     let busy = false;
+    let lastHand = -1;
+    let pace = 0;  // the hand's advance per round, smoothed; a rise is taken at once
+    const minScan = Math.max(1, Math.ceil((pages * intervalMs) / 120000));
     const timer = setInterval(async () => {
       if (busy || this.db.closed) return;
       busy = true;
       try {
-        const ids: number[] = N.bpDirty(this.#n(), maxPages, true);
+        const scan = Math.min(pages, Math.max(minScan, Math.ceil(2 * pace)));
+        const r: number[] = N.bpDirtyAhead(this.#n(), scan, maxPages);
+        const hand = r[0];
+        if (lastHand >= 0) {
+          const adv = (hand - lastHand) >>> 0;  // the hand is a u32 counter that wraps
+          pace = adv >= pace ? adv : pace + (adv - pace) / 16;
+        }
+        lastHand = hand;
+        const ids = r.slice(1);
         await Promise.all(ids.map((id) => this.#flushId(id).catch(() => false)));
       } catch {
         /* closed meanwhile */
