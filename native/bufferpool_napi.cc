@@ -234,15 +234,16 @@ Napi::Value Dirty(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// bpDirtyAhead(session, scan, max) -> [clock hand, ...ids]: pool_dirty_ahead
+// bpDirtyAhead(session, start, fromHand, scan, max, recentlyUsed) -> [clock hand, ...ids]: pool_dirty_ahead
 Napi::Value DirtyAhead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RM_ARG_POOL(p);
-  RM_ARG_UINT32(scan, 1, 1, 1 << 24);
-  RM_ARG_UINT32(max, 2, 1, 1 << 24);
+  RM_ARG_UINT32(start, 1, 0, kMaxU32);
+  RM_ARG_UINT32(scan, 3, 1, 1 << 24);
+  RM_ARG_UINT32(max, 4, 1, 1 << 24);
   std::vector<uint32_t> ids;
   uint32_t hand = 0;
-  pool_dirty_ahead(p.v, scan, max, &ids, &hand);
+  pool_dirty_ahead(p.v, start, info[2].ToBoolean(), scan, max, info[5].ToBoolean(), &ids, &hand);
   Napi::Array a = Napi::Array::New(env, ids.size() + 1);
   a.Set(0u, Napi::Number::New(env, hand));
   for (size_t i = 0; i < ids.size(); i++) a.Set((uint32_t)i + 1, Napi::Number::New(env, ids[i]));
