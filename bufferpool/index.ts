@@ -741,20 +741,46 @@ export class BufferPool {
     return written;
   }
 
-  /** Writes dirty unpinned pages ahead of eviction every `intervalMs`, at most `maxPages` a round. */
+  /**
+   * Writes back, every `intervalMs` (at most `maxPages` a round), first the dirty pages the
+   * clock sweep is about to reach: unpinned, usage count 0, within twice the distance the
+   * hand travelled in a recent round (PostgreSQL's bgwriter LRU scan, multiplier 2), so a
+   * miss finds a clean victim. Pages in use (usage > 0: the hot ones) are left to a slow
+   * cursor of its own, which passes every page once every 2 minutes and writes whatever is
+   * dirty there, so no dirty page waits for a checkpoint forever. Writing a hot page every
+   * round would hold its shared content lock, and the WAL flush before it, against every
+   * writer of the page, for nothing: it is dirty again at once.
+   */
   startBackgroundWriter(options: { intervalMs?: number; maxPages?: number } = {}): { stop(): void } {
     optionsObject('startBackgroundWriter', options, ['intervalMs', 'maxPages']);
     const intervalMs = intOpt('intervalMs', options.intervalMs, 200, 1, 3600000);
     const maxPages = intOpt('maxPages', options.maxPages, 16, 1, 1 << 20);
-    this.#inf();
+    const pages = this.#inf().pages;
     this.stopBackgroundWriter();
     let busy = false;
+    let lastHand = -1;
+    let pace = 0;  // the hand's advance per round, smoothed; a rise is taken at once
+    let cursor = 0;  // the slow pass over every page
+    const slowScan = Math.max(1, Math.ceil((pages * intervalMs) / 120000));
     const timer = setInterval(async () => {
       if (busy || this.db.closed) return;
       busy = true;
       try {
-        const ids: number[] = N.bpDirty(this.#n(), maxPages, true);
-        await Promise.all(ids.map((id) => this.#flushId(id).catch(() => false)));
+        const n = this.#n();
+        const scan = Math.min(pages, Math.max(1, Math.ceil(2 * pace)));
+        const r: number[] = N.bpDirtyAhead(n, 0, true, scan, maxPages, false);
+        const hand = r[0];
+        if (lastHand >= 0) {
+          const adv = (hand - lastHand) >>> 0;  // the hand is a u32 counter that wraps
+          pace = adv >= pace ? adv : pace + (adv - pace) / 16;
+        }
+        lastHand = hand;
+        const ids = new Set(r.slice(1));
+        if (ids.size < maxPages) {
+          for (const id of N.bpDirtyAhead(n, cursor, false, slowScan, maxPages - ids.size, true).slice(1)) ids.add(id);
+          cursor = (cursor + slowScan) % pages;  // (a round whose budget the sweep's pages took leaves it where it is)
+        }
+        await Promise.all([...ids].map((id) => this.#flushId(id).catch(() => false)));
       } catch {
         /* closed meanwhile */
       } finally {

@@ -1172,6 +1172,21 @@ void pool_dirty_buffers(PoolView& v, uint32_t max, bool unpinned_only, std::vect
   }
 }
 
+void pool_dirty_ahead(PoolView& v, uint32_t start, bool from_hand, uint32_t scan, uint32_t max, bool recently_used,
+                      std::vector<uint32_t>* out, uint32_t* hand) {
+  uint32_t h = load_relaxed(&v.h->clock_hand);
+  *hand = h;
+  if (from_hand) start = h;
+  if (scan > v.n) scan = v.n;
+  for (uint32_t i = 0; i < scan && out->size() < max; i++) {
+    uint32_t id = (uint32_t)(((uint64_t)start + i) % v.n);
+    uint64_t s = load_acquire(&v.d[id].state);
+    if (!desc_state_valid(s)) continue;
+    if ((s & BS_PIN_MASK) || (s & (BS_IO | BS_TORN)) || (!recently_used && (s & BS_USAGE_MASK))) continue;
+    if ((s & BS_DIRTY) && (s & BS_VALID)) out->push_back(id);
+  }
+}
+
 void pool_census(PoolSlot& p, PoolCensus* out) {
   PoolView& v = p.v;
   for (uint32_t i = 0; i < ST_COUNT; i++) {

@@ -326,6 +326,15 @@ bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, b
 // Up to `max` dirty valid buffers not in IO (`unpinned_only`: nobody pins them).
 void pool_dirty_buffers(PoolView& v, uint32_t max, bool unpinned_only, std::vector<uint32_t>* out);
 
+// The background writer's pick: up to `max` dirty buffers (valid, unpinned, not in IO,
+// not torn) among `scan` positions from `start`, or from the clock hand when `from_hand`.
+// `recently_used`: take buffers with a usage count too; without it only usage 0, the ones
+// the sweep would take on this lap but cannot, because they are dirty. *hand: the hand's
+// position (a counter that wraps at 2^32: its advance between two calls is how many
+// buffers the sweep passed).
+void pool_dirty_ahead(PoolView& v, uint32_t start, bool from_hand, uint32_t scan, uint32_t max, bool recently_used,
+                      std::vector<uint32_t>* out, uint32_t* hand);
+
 // Counters and a scan of the descriptors (each state word read once).
 struct TornPage {
   uint64_t file, block;

@@ -234,6 +234,22 @@ Napi::Value Dirty(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// bpDirtyAhead(session, start, fromHand, scan, max, recentlyUsed) -> [clock hand, ...ids]: pool_dirty_ahead
+Napi::Value DirtyAhead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RM_ARG_POOL(p);
+  RM_ARG_UINT32(start, 1, 0, kMaxU32);
+  RM_ARG_UINT32(scan, 3, 1, 1 << 24);
+  RM_ARG_UINT32(max, 4, 1, 1 << 24);
+  std::vector<uint32_t> ids;
+  uint32_t hand = 0;
+  pool_dirty_ahead(p.v, start, info[2].ToBoolean(), scan, max, info[5].ToBoolean(), &ids, &hand);
+  Napi::Array a = Napi::Array::New(env, ids.size() + 1);
+  a.Set(0u, Napi::Number::New(env, hand));
+  for (size_t i = 0; i < ids.size(); i++) a.Set((uint32_t)i + 1, Napi::Number::New(env, ids[i]));
+  return a;
+}
+
 Napi::Object stats_obj(Napi::Env env, const uint64_t* v) {
   static const char* names[ST_COUNT] = {"hits", "misses", "reads", "writes", "evictions", "ioWaits", "completedByOther",
                                          "completedForOther", "lockWaits", "lockWaitMs", "lockTimeouts", "lockHandoffs", "lockWakeups",
@@ -428,6 +444,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpStartWrite", Napi::Function::New(env, StartWrite));
   exports.Set("bpPinById", Napi::Function::New(env, PinById));
   exports.Set("bpDirty", Napi::Function::New(env, Dirty));
+  exports.Set("bpDirtyAhead", Napi::Function::New(env, DirtyAhead));
   exports.Set("bpStats", Napi::Function::New(env, Stats));
   exports.Set("bpVerify", Napi::Function::New(env, Verify));
   exports.Set("bpIoInProgress", Napi::Function::New(env, IoInProgress));

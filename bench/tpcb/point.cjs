@@ -39,9 +39,15 @@ function combine(parts, durationMs, extraCpuUs = 0) {
   const hist = newHist();
   let commits = 0;
   let cpuUs = extraCpuUs;
-  for (const p of parts) { histMerge(hist, p.hist); if (p.during) histMerge(hist, p.during); commits += p.commits; cpuUs += p.cpuUs || 0; }
+  let csw = null;
+  for (const p of parts) {
+    histMerge(hist, p.hist); if (p.during) histMerge(hist, p.during); commits += p.commits; cpuUs += p.cpuUs || 0;
+    if (p.csw) { csw = csw || { vol: 0, invol: 0 }; csw.vol += p.csw.vol; csw.invol += p.csw.invol; }
+  }
   // CPU time of every process in the measured window (all threads), per commit.
-  return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist), cpuPerCommitUs: commits ? round(cpuUs / commits, 1) : null };
+  return { commits, commitsPerSec: round(commits / (durationMs / 1000)), ...histSummary(hist), cpuPerCommitUs: commits ? round(cpuUs / commits, 1) : null,
+    // context switches of the workers in the measured window, per commit (voluntary: sleeps)
+    ...(csw && commits ? { cswPerCommit: { vol: round(csw.vol / commits, 2), invol: round(csw.invol / commits, 2) } } : {}) };
 }
 
 function freshDir(spec, tag) {
@@ -106,11 +112,16 @@ async function rmPoint(spec) {
     // The postmaster's own CPU (its watchers reap for everyone) in the measured window;
     // with worker threads the workers' cpuUsage is this same process's, counted once here.
     let pmCpu0 = null;
-    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); }, spec.warmupMs || 0);  // this loop idles: timers run
+    let pmRu0 = null;
+    let pool0 = null;
+    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); pmRu0 = process.resourceUsage(); pool0 = g ? pm.buffers.stats().global : null; }, spec.warmupMs || 0);  // this loop idles: timers run
     const runArgs = { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, warmupMs: spec.warmupMs, g, ...(flagSlice ? { checkpointFlag: flagSlice.offset } : {}) };
     const parts = await Promise.all(peers.map((p, i) => p.call('run', { ...runArgs, worker: i }))).finally(() => { loadDone = true; });
     clearTimeout(pmTimer);
     const pmCpu = process.cpuUsage(pmCpu0 || undefined);
+    const pmRu = process.resourceUsage();
+    // The pool's counters in the measured window (before the invariant check reads every page).
+    const pool1 = g ? pm.buffers.stats().global : null;
     await checkpointer;
     if (spec.mode === 'threads') for (const p of parts) p.cpuUs = 0;
     const w1 = pm.wal.stats();
@@ -123,6 +134,7 @@ async function rmPoint(spec) {
       res.during = { commits: commitsDuring, ...histSummary(during) };
       res.checkpoints = ckpts;
     }
+    if (pmRu0 && res.commits) res.pmCswPerCommit = { vol: round((pmRu.voluntaryContextSwitches - pmRu0.voluntaryContextSwitches) / res.commits, 2), invol: round((pmRu.involuntaryContextSwitches - pmRu0.involuntaryContextSwitches) / res.commits, 2) };
     res.fdatasyncs = w1.fdatasyncs - w0.fdatasyncs;
     res.walCommits = w1.commits - w0.commits;
     // Both counted over the whole run (warm-up included), so their ratio holds.
@@ -134,6 +146,7 @@ async function rmPoint(spec) {
     if (g) {
       res.invariant = await engine.check(pm, g);
       res.pool = pm.buffers.stats().global;
+      if (pool0 && res.commits) res.poolPerCommit = Object.fromEntries(Object.keys(pool1).map((k) => [k, round((pool1[k] - pool0[k]) / res.commits, 4)]));
     }
     for (const p of peers) await p.call('close').catch(() => {});
     for (const p of peers) if (p.kind === 'thread') await p.target.terminate();

@@ -55,7 +55,8 @@ async function rmRun(a) {
       commits++;
     }
   }));
-  return flag ? { commits, hist, during, commitsDuring, cpuUs: cpu.done() } : { commits, hist, cpuUs: cpu.done() };
+  const cpuUs = cpu.done();
+  return flag ? { commits, hist, during, commitsDuring, cpuUs, csw: cpu.csw } : { commits, hist, cpuUs, csw: cpu.csw };
 }
 
 // CPU time (all threads of this process) spent inside the measured window [start, end):
@@ -63,16 +64,22 @@ async function rmRun(a) {
 // a loop running on microtasks alone would starve).
 function cpuWindow(start) {
   let at0 = null;
-  return {
+  let ru0 = null;
+  const out = {
     tick(now) {
-      if (!at0 && now >= start) at0 = process.cpuUsage();
+      if (!at0 && now >= start) { at0 = process.cpuUsage(); ru0 = process.resourceUsage(); }
     },
     done() {
       if (!at0) return 0;
       const d = process.cpuUsage(at0);
+      const ru = process.resourceUsage();
+      // context switches in the window (this process, all threads): voluntary = sleeps
+      out.csw = { vol: ru.voluntaryContextSwitches - ru0.voluntaryContextSwitches, invol: ru.involuntaryContextSwitches - ru0.involuntaryContextSwitches };
       return d.user + d.system;
     },
+    csw: null,
   };
+  return out;
 }
 
 function sqliteOpen(a) {

@@ -17,6 +17,10 @@ const { runPoint, runFio, ratio, round, mdTable, svgLines, svgStack, fmt } = req
 const { runTpcbPoint, sqliteAvailable } = require('./durable.cjs');
 const { PgCluster, pgUnavailable } = require('../lib/pg.cjs');
 
+// PostgreSQL's shared_buffers in the pgbench anchor; ringmaster's pool gets the same 256 MiB
+// (32,768 pages of 8 KiB, bench/tpcb/point.cjs) or the whole data set when that is smaller.
+const PG_SHARED_BUFFERS = '256MB';
+
 const READ_ENGINES = [
   { id: 'rm-default', label: 'ringmaster (defaults)', kind: 'rm', rm: {} },
   { id: 'rm-per-process', label: 'ringmaster (rings = P, per-process)', kind: 'rm', rm: (P) => ({ rings: P, topology: 'per-process' }) },
@@ -117,7 +121,7 @@ module.exports = {
       let pgError = pgSkip;
       if (!pgSkip) {
         try {
-          pg = new PgCluster({ maxConnections: maxP * S_TPCB + 10 });
+          pg = new PgCluster({ maxConnections: maxP * S_TPCB + 10, sharedBuffers: PG_SHARED_BUFFERS });
           progress('PostgreSQL: initdb + start (throwaway cluster)');
           pg.start();
         } catch (e) {
@@ -176,6 +180,8 @@ module.exports = {
     return {
       procs: PS, parts: [...parts], durations: { readMs, txMs, warmupMs: PS.map(warmFor) }, sessions: { commits: S_COMMITS, tpcb: S_TPCB }, scales, highScale,
       cpus: os.availableParallelism(), rows, targets: targets(rows, PS, S_COMMITS),
+      // What each engine is given to cache pages in (both also have the OS page cache below).
+      pgSharedBuffers: parts.has('tpcb') ? PG_SHARED_BUFFERS : undefined,
       durability: 'ringmaster: wal.flush(commit LSN) (write -> fdatasync, group commit) before a commit is acknowledged; better-sqlite3: journal_mode=WAL, synchronous=FULL, BEGIN IMMEDIATE; PostgreSQL: fsync=on, synchronous_commit=on, full_page_writes=on (wal_sync_method fdatasync)',
     };
   },
@@ -198,6 +204,12 @@ module.exports = {
         return x && typeof x.p50us === 'number' ? `${fmt(x.p50us)} / ${fmt(x.p99us)}` : '–';
       }), ...withCpu.map(([e]) => fmt(cpuOf(at(part, e, P).result)))]);
       sections.push(`### ${title}\n\n${mdTable(headers, body)}`);
+      const pool = rows.find((r) => r.engine === 'ringmaster' && r.result && r.result.poolPages);
+      if (part.startsWith('tpcb') && pool) {
+        const x = pool.result;
+        const mib = (pages) => Math.round((pages * 8192) / 1048576);
+        sections.push(`Page cache of each engine: ringmaster's buffer pool ${fmt(x.poolPages)} pages x 8 KiB = ${mib(x.poolPages)} MiB for ${fmt(x.dataPages)} pages of data (${mib(x.dataPages)} MiB)${x.bgWriter ? `, with the pool's background writer (every ${x.bgWriter.intervalMs} ms, at most ${x.bgWriter.maxPages} pages)` : ''}; PostgreSQL shared_buffers=${res.pgSharedBuffers || '256MB'}; both read through the OS page cache; better-sqlite3 its default page cache per connection.`);
+      }
       const skipped = engines.map(([e]) => at(part, e, PS[0]).result).filter((x) => x.skipped);
       for (const x of skipped) sections.push(`(skipped: ${x.skipped})`);
       const xs = PS.map((p) => `P=${p}`);

@@ -496,4 +496,41 @@ describe('buffer pool: WAL-before-data', () => {
     bw.stop();
     expect(pm!.buffers.stats().global.writes).toBeGreaterThanOrEqual(2);
   });
+
+  it('the background writer does not rewrite a page in use every round: the sweep\'s next victims first, the rest on a slow pass', async () => {
+    await setup(2048);
+    const f = await makeFile('d', 1);
+    // Buffers are taken from the clock hand in order while the pool is empty: block b sits in buffer b.
+    for (let b = 0; b < 1500; b++) (await pm!.buffers.read(f, b, { mode: 'zero' })).release();
+    const dirty = async (block: number, v: number) => {
+      const b = await pm!.buffers.read(f, block, { mode: block === 1500 ? 'zero' : undefined });
+      await b.lockExclusive();
+      b.page[300] = v;
+      b.markDirty(0n);
+      b.release();
+      return b.bufferId;
+    };
+    expect(await dirty(0, 1)).toBe(0);
+    const hot = await dirty(1500, 1);
+    expect(hot).toBe(1500);
+    const writes0 = pm!.buffers.stats().global.writes;
+    // 10 ms rounds; the slow pass covers ceil(2048 x 10 / 120000) = 1 buffer a round, so it
+    // reaches buffer 0 in its first round and buffer 1500 no sooner than 15 s from now.
+    const bw = pm!.buffers.startBackgroundWriter({ intervalMs: 10, maxPages: 64 });
+    try {
+      await waitFor(() => diskPage('d', 0)[300] === 1, 20000, 'the slow pass writing buffer 0');
+      // The hot page: in use (usage count > 0: the sweep has not passed it), dirtied again and
+      // again. Writing it back each round would take its content lock each time, for nothing.
+      for (let i = 2; i < 12; i++) {
+        await dirty(1500, i);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(pm!.buffers.stats().global.writes - writes0).toBe(1);
+    } finally {
+      bw.stop();
+    }
+    // It is still dirty, and flushAll (a checkpoint) writes it.
+    expect(pm!.buffers.stats().dirty).toBe(1);
+    expect(await pm!.buffers.flushAll()).toBe(1);
+  });
 });
