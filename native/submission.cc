@@ -244,11 +244,15 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, bool 
       uint32_t e = k;
       while (e + 1 < n && (batch[e].link_flags & (LF_LINK | LF_HARDLINK))) e++;
       uint32_t len = e - k + 1;
-      // Self-wake for single ops only. A linked chain goes to the reapers: its wake would be
-      // cancelled with the chain if a soft link broke, and, measured on write -> fdatasync
-      // chains, a wake linked behind them made them several times slower than the
-      // reapers' path (docs/ARCHITECTURE.md, Delivery).
-      bool wake = wake_fd >= 0 && len == 1 && chain_goes_async(seg, delivery, &batch[k], len);
+      // Self-wake for single ops and for chains whose every link is hard: the message,
+      // hard-linked behind the chain's last op, is issued however each op ended, after
+      // every CQE of the chain is posted. A chain with a soft link goes to the reapers: a
+      // broken soft link cancels everything after it, the message included, and the
+      // issuer would learn of it only at the sweep (docs/ARCHITECTURE.md, Delivery).
+      bool all_hard = true;
+      for (uint32_t j = k; j < e; j++)
+        if (!(batch[j].link_flags & LF_HARDLINK)) all_hard = false;
+      bool wake = wake_fd >= 0 && all_hard && chain_goes_async(seg, delivery, &batch[k], len);
       uint32_t sqes = len + (wake ? 1 : 0);
       if (!call.empty() && call_sqes + sqes > max_batch) {
         if (!submit_call()) {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { coreOf, registerModule, type ModuleCore } from '../core/modules';
-import { KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
+import { HARDLINK, KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
 import type { EncodedOp } from '../core/io';
 import { native, type NativeSession, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
@@ -465,7 +465,12 @@ export class Wal implements WalHook {
     }
   }
 
-  // With the flusher role held: write everything inserted so far as one linked chain.
+  // With the flusher role held: write everything inserted so far as one chain, hard-linked:
+  // each op still starts only after the one before it has completed (the sync after the
+  // writes), and a failed or short write still fails the flush in #settle, but no link can
+  // break, so the issuer's own wake message goes behind the chain and the commit resolves
+  // without a watcher thread in between (docs/ARCHITECTURE.md, Delivery). A sync that runs
+  // after a failed write makes nothing durable that is published.
   async #flushOnce(): Promise<void> {
     const delay = this.#opts()?.commitDelayUs ?? 0;
     if (delay > 0) await sleep(delay / 1000);
@@ -480,13 +485,13 @@ export class Wal implements WalHook {
     const plan = await this.#plan(from, upto);
     const ops: EncodedOp[] = [];
     for (const p of plan.pieces) {
-      ops.push({ fields: [OP_WRITE, LINK, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
+      ops.push({ fields: [OP_WRITE, HARDLINK, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
     }
     if (!plan.dsync) {
       plan.files.forEach((f, i) => {
         const last = i === plan.files.length - 1;
         // Only the last sync publishes (kind SYNC_DONE, arg = LSN); earlier ones only report errors.
-        ops.push({ fields: [OP_FDATASYNC, last ? 0 : LINK, f, 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
+        ops.push({ fields: [OP_FDATASYNC, last ? 0 : HARDLINK, f, 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
       });
     } else {
       ops[ops.length - 1].fields[1] = 0;
