@@ -3,8 +3,9 @@
 //
 // Issuers normally reap their own completions on their own JS thread (delivery.h): a
 // page-cache hit inside their io_uring_enter, anything else through the self-wake
-// linked after a single op or a hard-linked chain. Watchers are the backstop for
-// completions nobody else takes promptly: a soft-linked chain, an issuer that does not
+// linked after a single op, a hard-linked chain or a chain that asks for it (the WAL's
+// commit). Watchers are the backstop for completions nobody else takes promptly: a
+// soft-linked chain, an issuer that does not
 // reap (`reaper: false`) or cannot wake itself (SQPOLL, an old kernel), an op other
 // processes observe (a completion word), a
 // waiter in any process (a shared word wait may depend on any CQE), and the IO of a
