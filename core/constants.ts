@@ -17,6 +17,8 @@ export const OP_FDATASYNC = 4;
 export const LINK = 1;
 export const HARDLINK = 2;
 export const DRAIN = 4;
+/** The issuer's self-wake goes behind this chain even though a soft link may break (internal: the WAL's commit). */
+export const SELF_WAKE = 8;
 
 /**
  * kCorruptResult (-EUCLEAN): the result a completion carries when what it refers to in

@@ -10,9 +10,12 @@
 //    hard-linked IORING_OP_MSG_RING to it (its own CQE on the shared ring is skipped by
 //    reapers; not CQE_SKIP_SUCCESS, which would disable IOSQE_IO_DRAIN on the ring): the
 //    op's CQE is posted first, then the message, so the loop wakes once, with the CQE
-//    already in the shared CQ, and the JS thread reaps it itself. Linked chains do not
-//    get one (a soft link's break cancels it; measured slower, submission.cc): their
-//    CQEs go to the reapers. (2) An IORING_OP_FUTEX_WAIT stays armed on the slot's
+//    already in the shared CQ, and the JS thread reaps it itself. A chain whose links
+//    are all hard gets one behind its last op, which is issued however each op ended,
+//    and so does a chain that asks for it (LF_SELF_WAKE: the WAL's commit, which then
+//    learns of a broken link at its sweep); any other chain with a soft link does not
+//    (a broken soft link cancels the message too, submission.cc): its CQEs go to the
+//    reapers. (2) An IORING_OP_FUTEX_WAIT stays armed on the slot's
 //    doorbell word: any process that completes this environment's IO or changes a
 //    word it waits on rings the doorbell (fetch_add + FUTEX_WAKE, unchanged), the
 //    kernel completes the wait in this thread's context and the loop wakes.

@@ -26,7 +26,11 @@ enum HandleFlag : uint32_t {
 // needs cleaning"); JS reports it as ERR_RINGMASTER_CORRUPT.
 constexpr int32_t kCorruptResult = -117;
 enum IoOp : uint8_t { OP_NOP = 0, OP_READ = 1, OP_WRITE = 2, OP_FSYNC = 3, OP_FDATASYNC = 4, OP_MAX = 5 };
-enum IoLinkFlag : uint8_t { LF_LINK = 1, LF_HARDLINK = 2, LF_DRAIN = 4 };
+// LF_SELF_WAKE (on any op of a chain): the issuer's self-wake goes behind this chain even
+// if it has soft links. If one breaks, the message is cancelled with the rest and the
+// issuer learns of it at its next sweep (or a watcher reaps it under demand): for chains
+// whose break is a terminal failure anyway (the WAL's commit).
+enum IoLinkFlag : uint8_t { LF_LINK = 1, LF_HARDLINK = 2, LF_DRAIN = 4, LF_SELF_WAKE = 8 };
 
 constexpr uint64_t kNoArena = ~0ull;
 constexpr uint64_t kWakeUserData = ~0ull;        // NOP used to wake watcher threads

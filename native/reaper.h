@@ -3,9 +3,11 @@
 //
 // Issuers normally reap their own completions on their own JS thread (delivery.h): a
 // page-cache hit inside their io_uring_enter, anything else through the self-wake
-// linked after their chains. Watchers are the backstop for completions nobody else
-// takes promptly: an issuer that does not reap (`reaper: false`) or cannot wake itself
-// (SQPOLL, an old kernel), an op other processes observe (a completion word), a
+// linked after a single op, a hard-linked chain or a chain that asks for it (the WAL's
+// commit). Watchers are the backstop for completions nobody else takes promptly: a
+// soft-linked chain, an issuer that does not
+// reap (`reaper: false`) or cannot wake itself (SQPOLL, an old kernel), an op other
+// processes observe (a completion word), a
 // waiter in any process (a shared word wait may depend on any CQE), and the IO of a
 // dead process (orphans). Each ring's eventfd (registered with IORING_REGISTER_EVENTFD,
 // shared by every process) is signalled by the kernel for every CQE unless the ring's

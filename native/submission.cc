@@ -16,7 +16,7 @@ int op_from_fields(Segment& seg, const double* f, const PrivateBuffer* buf, SqeR
   double op = f[0], link = f[1], file = f[2], off = f[3], len = f[4], arena = f[5], kind = f[6], karg = f[7];
   if (!(op >= 0 && op < OP_MAX) || op != std::floor(op)) { *why = "unknown op"; return -EINVAL; }
   r->op = (uint8_t)op;
-  if (!(link >= 0 && link <= 7) || link != std::floor(link)) { *why = "bad link flags"; return -EINVAL; }
+  if (!(link >= 0 && link <= 15) || link != std::floor(link)) { *why = "bad link flags"; return -EINVAL; }
   r->link_flags = (uint8_t)link;
   r->file_slot = 0;
   r->file_gen = 0;
@@ -244,11 +244,18 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, bool 
       uint32_t e = k;
       while (e + 1 < n && (batch[e].link_flags & (LF_LINK | LF_HARDLINK))) e++;
       uint32_t len = e - k + 1;
-      // Self-wake for single ops only. A linked chain goes to the reapers: its wake would be
-      // cancelled with the chain if a soft link broke, and, measured on write -> fdatasync
-      // chains, a wake linked behind them made them several times slower than the
-      // reapers' path (docs/ARCHITECTURE.md, Delivery).
-      bool wake = wake_fd >= 0 && len == 1 && chain_goes_async(seg, delivery, &batch[k], len);
+      // Self-wake for single ops, for chains whose every link is hard (the message,
+      // hard-linked behind the chain's last op, is issued however each op ended, after
+      // every CQE of the chain is posted), and for chains that ask for it (LF_SELF_WAKE:
+      // the WAL's commit). Any other chain with a soft link goes to the reapers: a broken
+      // soft link cancels everything after it, the message included, and the issuer
+      // would learn of it only at its sweep (docs/ARCHITECTURE.md, Delivery).
+      bool all_hard = true, asked = false;
+      for (uint32_t j = k; j <= e; j++) {
+        if (j < e && !(batch[j].link_flags & LF_HARDLINK)) all_hard = false;
+        if (batch[j].link_flags & LF_SELF_WAKE) asked = true;
+      }
+      bool wake = wake_fd >= 0 && (all_hard || asked) && chain_goes_async(seg, delivery, &batch[k], len);
       uint32_t sqes = len + (wake ? 1 : 0);
       if (!call.empty() && call_sqes + sqes > max_batch) {
         if (!submit_call()) {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { coreOf, pagesForWal, registerModule, type ModuleCore, type PagesForWal, type WalPage } from '../core/modules';
-import { KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
+import { KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, SELF_WAKE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
 import type { EncodedOp } from '../core/io';
 import { native, type NativeSession, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
@@ -467,6 +467,15 @@ export class Wal implements WalHook {
   }
 
   // With the flusher role held: write everything inserted so far as one linked chain.
+  //
+  // Soft links: a write that fails or never ran (ECANCELED, EINTR, EFAULT: dead issuer,
+  // cancellation) cancels the sync behind it, whose completion action would otherwise
+  // publish an LSN whose bytes were not written. The chain asks for the issuer's self-wake
+  // (SELF_WAKE): the commit resolves on one wake of this thread, with no watcher thread in
+  // between. If a link breaks, the message is cancelled with the sync and this thread
+  // learns of it at its next sweep (at most 250 ms; a watcher at once if anyone waits on
+  // the WAL): a broken WAL chain is a failed WAL or a cancelled flush, never the hot path
+  // (docs/ARCHITECTURE.md, Delivery).
   async #flushOnce(): Promise<void> {
     const delay = this.#opts()?.commitDelayUs ?? 0;
     if (delay > 0) await sleep(delay / 1000);
@@ -481,7 +490,7 @@ export class Wal implements WalHook {
     const plan = await this.#plan(from, upto);
     const ops: EncodedOp[] = [];
     for (const p of plan.pieces) {
-      ops.push({ fields: [OP_WRITE, LINK, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
+      ops.push({ fields: [OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
     }
     if (!plan.dsync) {
       plan.files.forEach((f, i) => {

@@ -71,6 +71,56 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     }
   });
 
+  it('a hard-linked chain (write -> fdatasync) is woken by its own message, even when its first op fails; a soft-linked one is not', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, arenaSize: 1 << 20 } as any);
+    const f = await db.files.open('x', { create: true });
+    const ro = await db.files.open('x', { readOnly: true });
+    const watchers = () => (uring() ? db!.stats().rings[0].reapedByWatchers : 0);
+    const w0 = db._native().wakeInfo();
+    const r0 = watchers();
+    const hard = await db.batch().write(f, 0, Buffer.from('commit')).hardlink().fdatasync(f).submit();
+    expect(hard.map((r) => r.ok)).toEqual([true, true]);
+    // The first op fails (EBADF): a hard link still runs the sync and then the message.
+    const failed = await db.batch().write(ro, 0, Buffer.from('X')).hardlink().fdatasync(f).submit();
+    expect(failed[0].error?.code).toBe('EBADF');
+    expect(failed[1].ok).toBe(true);
+    if (uring()) {
+      // One message per chain, after its last op (it may land after the chain was
+      // collected: a sweep on a loaded machine can take the CQEs first).
+      await waitFor(() => db!._native().wakeInfo().selfWakes - w0.selfWakes >= 2, 5000, "both chains' self-wake messages");
+      expect(db._native().wakeInfo().selfWakes - w0.selfWakes).toBe(2);
+      expect(watchers()).toBe(r0);  // no watcher woke for either chain
+    }
+    const w1 = db._native().wakeInfo();
+    // A soft link can break and cancel the message with the rest: that chain stays with the reapers.
+    const soft = await db.batch().write(ro, 0, Buffer.from('X')).link().fdatasync(f).submit();
+    expect(soft[0].error?.code).toBe('EBADF');
+    expect(soft[1].error?.code).toBe('ECANCELED');
+    const ok = await db.batch().write(f, 0, Buffer.from('commit')).link().fdatasync(f).submit();
+    expect(ok.map((r) => r.ok)).toEqual([true, true]);
+    if (uring()) expect(db._native().wakeInfo().selfWakes).toBe(w1.selfWakes);
+  });
+
+  it('a WAL commit (append + flush: a soft-linked chain that asks for the self-wake) is woken by its own message, with no watcher in between', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, arenaSize: 4 << 20, wal: {} } as any);
+    const payload = Buffer.alloc(100, 0x61);
+    await db.wal.flush(await db.wal.append(1, payload));  // opens the segment
+    const w0 = db._native().wakeInfo();
+    const r0 = uring() ? db.stats().rings[0].reapedByWatchers : 0;
+    const s0 = db.wal.stats();
+    for (let i = 0; i < 20; i++) await db.wal.flush(await db.wal.append(1, payload));
+    const s1 = db.wal.stats();
+    expect(s1.fdatasyncs - s0.fdatasyncs).toBe(20);
+    if (uring()) {
+      // One message per commit (the first flush's may land after w0 was read).
+      await waitFor(() => db!._native().wakeInfo().selfWakes - w0.selfWakes >= 20, 5000, 'a self-wake message per commit');
+      expect(db._native().wakeInfo().selfWakes - w0.selfWakes).toBeLessThanOrEqual(21);
+      expect(db.stats().rings[0].reapedByWatchers).toBe(r0);
+    }
+  });
+
   it('drains and barriers still work on a ring after self-woken ops (a self-wake never disables IOSQE_IO_DRAIN)', async () => {
     dir = tempDir('rm-deliv-');
     db = await rm.open({ dataDir: path.join(dir, 'data'), backend, arenaSize: 1 << 20 } as any);

@@ -32,6 +32,7 @@ const MIRRORED: Record<string, [string, string]> = {
   LINK: ['io_handles.h', 'LF_LINK'],
   HARDLINK: ['io_handles.h', 'LF_HARDLINK'],
   DRAIN: ['io_handles.h', 'LF_DRAIN'],
+  SELF_WAKE: ['io_handles.h', 'LF_SELF_WAKE'],
   CORRUPT_RESULT: ['io_handles.h', 'kCorruptResult'],
   OP_STAGE_FIELDS: ['submission.h', 'kOpFields'],
   KIND_NONE: ['completion_kinds.h', 'CK_NONE'],
