@@ -730,7 +730,7 @@ export class BufferPool {
   async flushAll(): Promise<number> {
     let written = 0;
     for (let pass = 0; pass < 4; pass++) {
-      const ids: number[] = N.bpDirty(this.#n(), this.#inf().pages, false);
+      const ids: number[] = N.bpDirty(this.#n(), this.#inf().pages);
       if (ids.length === 0) break;
       const max = Math.max(1, Math.min(64, this.db.features.ringEntries >> 1));
       for (let i = 0; i < ids.length; i += max) {

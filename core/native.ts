@@ -151,7 +151,7 @@ export interface BufferPoolAddon {
   bpPinById(s: NativeSession, id: number): [number, number, boolean] | null;
   /** [WS_STARTED, seq, file id, block, page LSN high and low 32 bits] | [WS_CLEAN] | [WS_BUSY, seq to wait for] | [WS_CORRUPT]. */
   bpStartWrite(s: NativeSession, id: number): [number, number, number, number, number, number];
-  bpDirty(s: NativeSession, maxPages: number, unpinnedOnly: boolean): number[];
+  bpDirty(s: NativeSession, maxPages: number): number[];
   /** [clock hand, ...ids]: dirty unpinned buffers among `scan` positions from `start` (or the clock hand); usage 0 only unless `recentlyUsed`. */
   bpDirtyAhead(s: NativeSession, start: number, fromHand: boolean, scan: number, maxPages: number, recentlyUsed: boolean): number[];
   bpStats(s: NativeSession): {

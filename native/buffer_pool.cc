@@ -1164,10 +1164,10 @@ bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, b
   return true;
 }
 
-void pool_dirty_buffers(PoolView& v, uint32_t max, bool unpinned_only, std::vector<uint32_t>* out) {
+void pool_dirty_buffers(PoolView& v, uint32_t max, std::vector<uint32_t>* out) {
   for (uint32_t id = 0; id < v.n && out->size() < max; id++) {
     uint64_t s = load_acquire(&v.d[id].state);
-    if (desc_state_valid(s) && (s & BS_DIRTY) && (s & BS_VALID) && !(s & BS_IO) && (!unpinned_only || (s & BS_PIN_MASK) == 0))
+    if (desc_state_valid(s) && (s & BS_DIRTY) && (s & BS_VALID) && !(s & BS_IO))
       out->push_back(id);
   }
 }

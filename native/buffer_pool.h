@@ -323,8 +323,9 @@ WriteStart pool_start_write(PoolSlot& p, uint32_t id);
 // valid page (or the pin records are full).
 bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, bool* dirty);
 
-// Up to `max` dirty valid buffers not in IO (`unpinned_only`: nobody pins them).
-void pool_dirty_buffers(PoolView& v, uint32_t max, bool unpinned_only, std::vector<uint32_t>* out);
+// Up to `max` dirty valid buffers not in IO, pinned or not (a checkpoint writes them all;
+// the background writer chooses with pool_dirty_ahead).
+void pool_dirty_buffers(PoolView& v, uint32_t max, std::vector<uint32_t>* out);
 
 // The background writer's pick: up to `max` dirty buffers (valid, unpinned, not in IO,
 // not torn) among `scan` positions from `start`, or from the clock hand when `from_hand`.

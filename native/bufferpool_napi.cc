@@ -222,13 +222,13 @@ Napi::Value PinById(const Napi::CallbackInfo& info) {
   return arr(info.Env(), {(double)file, (double)block, dirty ? 1.0 : 0.0});
 }
 
-// bpDirty(session, max, unpinnedOnly) -> ids of dirty valid buffers
+// bpDirty(session, max) -> ids of dirty valid buffers (the checkpoint's flushAll)
 Napi::Value Dirty(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RM_ARG_POOL(p);
   RM_ARG_UINT32(max, 1, 1, 1 << 24);
   std::vector<uint32_t> ids;
-  pool_dirty_buffers(p.v, max, info[2].ToBoolean(), &ids);
+  pool_dirty_buffers(p.v, max, &ids);
   Napi::Array a = Napi::Array::New(env, ids.size());
   for (size_t i = 0; i < ids.size(); i++) a.Set((uint32_t)i, Napi::Number::New(env, ids[i]));
   return a;

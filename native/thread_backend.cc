@@ -228,13 +228,15 @@ static void finish_chain(ThreadBackend* tb, Chain& c) {
   SegmentHeader* h = tb->seg->hdr;
   if (!c.drain_owner) {
     // Uncounting is one atomic decrement of our slot's count; only a pending drain
-    // (whose owner waits for the counts to fall) needs a wake. The owner sets
-    // tb_drain_active before it reads the counts, we decrement before we read
-    // tb_drain_active (both seq_cst): one of us sees the other. A dead process's count
+    // (whose owner waits for the counts to fall) needs the wake word moved and a wake, so
+    // a chain with no drain pending touches no shared word but its slot's. The owner sets
+    // tb_drain_active before it reads the wake word and then the counts, we decrement
+    // before we read tb_drain_active (all seq_cst): if it read our count before the
+    // decrement, we see the flag and move the word it waits on. A dead process's count
     // is dropped by forget_slot, never while its pool runs.
     if (c.counted) __atomic_fetch_sub(slot_counted(tb->seg, c.issuer), (uint64_t)1, __ATOMIC_SEQ_CST);
-    note_chain_finished(h);
     if (__atomic_load_n(&h->tb_drain_active, __ATOMIC_SEQ_CST)) {
+      note_chain_finished(h);
       futex_wake_all(&h->tb_finished_seq);
       futex_wake_all(&h->tb_drain_active);
     }
