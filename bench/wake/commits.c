@@ -21,13 +21,8 @@
 #define RWF_DSYNC 0x2
 #endif
 
-static struct ring R, P;
-static int efd = -1, filefd;
+static int filefd;
 static char payload[100];
-static volatile int stop;
-static uint32_t doorbell;
-static uint64_t completed;
-static pthread_mutex_t cqlock = PTHREAD_MUTEX_INITIALIZER;
 enum { UD_WRITE = 1, UD_SYNC = 2, UD_MSG = 3 };
 
 static int reap_shared(void) {
@@ -40,30 +35,6 @@ static int reap_shared(void) {
     __atomic_store_n(R.cqh, *R.cqh + 1, __ATOMIC_RELEASE);
   }
   return n;
-}
-static void* watcher(void* unused) {
-  (void)unused;
-  int ep = epoll_create1(0);
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
-  epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
-  while (!stop) {
-    struct epoll_event g;
-    if (epoll_wait(ep, &g, 1, 100) <= 0) continue;
-    uint64_t v;
-    if (read(efd, &v, 8) < 0) {}
-    pthread_mutex_lock(&cqlock);
-    int k = reap_shared();
-    pthread_mutex_unlock(&cqlock);
-    if (k) { __atomic_fetch_add(&doorbell, 1, __ATOMIC_RELEASE); futex(&doorbell, FUTEX_WAKE, 1, 0); }
-  }
-  return 0;
-}
-static void arm_futex(void) {
-  struct io_uring_sqe* f = get_sqe(&P, 0);
-  f->opcode = IORING_OP_FUTEX_WAIT; f->fd = FUTEX2_SIZE_U32; f->addr = (uint64_t)&doorbell;
-  f->off = __atomic_load_n(&doorbell, __ATOMIC_ACQUIRE); f->addr3 = 0xffffffff; f->user_data = 9;
-  publish(&P, 1);
-  sys_enter(P.fd, 1, 0, 0, 0, 0);
 }
 static uint64_t pos;
 // A RWF_DSYNC write completes the commit by itself: it carries UD_SYNC.
@@ -102,7 +73,7 @@ int main(int argc, char** argv) {
   int sm = !strcmp(mode, "split-msgring");
   if (!(w || sync_ || ge || cm || dm || dg || sm)) { fprintf(stderr, "unknown mode %s\n", mode); return 2; }
   pthread_t wt;
-  if (w) { pthread_create(&wt, 0, watcher, 0); arm_futex(); }
+  if (w) { pthread_create(&wt, 0, watcher, (void*)1); arm_futex(); }
   uint64_t* lat = malloc(8 * N);
   uint64_t c0 = cpu_ns();
   long v0 = vcs(), m0 = vcs_main();

@@ -14,14 +14,9 @@
 //   msgring-watched  msgring, with a watcher that also wakes on every CQE (ungated eventfd)
 #include "common.h"
 
-static struct ring R, P;
-static int efd = -1, efd2 = -1, filefd;
+static int efd2 = -1, filefd;
 static void* buf;
 static uint64_t fsize;
-static volatile int stop;
-static uint32_t doorbell;
-static uint64_t completed;
-static pthread_mutex_t cqlock = PTHREAD_MUTEX_INITIALIZER;
 
 static void prep_read(struct io_uring_sqe* s, uint64_t ud) {
   s->opcode = IORING_OP_READ; s->fd = filefd; s->addr = (uint64_t)buf; s->len = 4096;
@@ -40,22 +35,6 @@ static int reap_shared(void) {
   }
   return n;
 }
-static void* watcher(void* ring_doorbell) {
-  int ep = epoll_create1(0);
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
-  epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
-  while (!stop) {
-    struct epoll_event g;
-    if (epoll_wait(ep, &g, 1, 100) <= 0) continue;
-    uint64_t v;
-    if (read(efd, &v, 8) < 0) {}
-    pthread_mutex_lock(&cqlock);
-    int k = reap_shared();
-    pthread_mutex_unlock(&cqlock);
-    if (k && ring_doorbell) { __atomic_fetch_add(&doorbell, 1, __ATOMIC_RELEASE); futex(&doorbell, FUTEX_WAKE, 1, 0); }
-  }
-  return 0;
-}
 static void* doorbell_thread(void* a) {
   uint32_t seen = 0;
   while (!stop) {
@@ -65,14 +44,6 @@ static void* doorbell_thread(void* a) {
   }
   return 0;
 }
-static void arm_futex(void) {
-  struct io_uring_sqe* f = get_sqe(&P, 0);
-  f->opcode = IORING_OP_FUTEX_WAIT; f->fd = FUTEX2_SIZE_U32; f->addr = (uint64_t)&doorbell;
-  f->off = __atomic_load_n(&doorbell, __ATOMIC_ACQUIRE); f->addr3 = 0xffffffff; f->user_data = 9;
-  publish(&P, 1);
-  sys_enter(P.fd, 1, 0, 0, 0, 0);
-}
-
 int main(int argc, char** argv) {
   if (argc < 3) { fprintf(stderr, "usage: hops <file> <mode> [reads]\n"); return 2; }
   const char* mode = argv[2];
