@@ -15,7 +15,7 @@
 //   dsync-getevents  one WRITE with RWF_DSYNC, GETEVENTS
 //   split-msgring    the write alone (completes inside the enter: page cache), then
 //                    fdatasync -> MSG_RING in a second enter
-#include "common.h"
+#include "watcher.h"
 #include <sys/resource.h>
 #ifndef RWF_DSYNC
 #define RWF_DSYNC 0x2

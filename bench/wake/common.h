@@ -1,5 +1,5 @@
-// Shared plumbing for bench/wake/hops.c and commits.c: raw io_uring syscalls, a ring
-// mapping, timers, and the watcher thread + futex doorbell both measure.
+// Shared plumbing for the programs of bench/wake/: raw io_uring syscalls, a ring mapping,
+// timers, a latency report.
 #define _GNU_SOURCE
 #include <linux/io_uring.h>
 #include <sys/syscall.h>
@@ -23,7 +23,7 @@
 #define FUTEX2_SIZE_U32 0x02
 static int sys_setup(unsigned e, struct io_uring_params* p) { return syscall(__NR_io_uring_setup, e, p); }
 static int sys_enter(int fd, unsigned ts, unsigned mc, unsigned fl, void* a, size_t s) { int r = syscall(__NR_io_uring_enter, fd, ts, mc, fl, a, s); return r < 0 ? -errno : r; }
-static int sys_reg(int fd, unsigned op, const void* a, unsigned n) { int r = syscall(__NR_io_uring_register, fd, op, a, n); return r < 0 ? -errno : r; }
+__attribute__((unused)) static int sys_reg(int fd, unsigned op, const void* a, unsigned n) { int r = syscall(__NR_io_uring_register, fd, op, a, n); return r < 0 ? -errno : r; }
 struct ring { int fd; unsigned *sqh,*sqt,*sqm,*sqa,*sqf,*cqh,*cqt,*cqm,*cqf; struct io_uring_sqe* sqes; struct io_uring_cqe* cqes; };
 // Minimal io_uring plumbing for the wake measurements (no liburing).
 static int ring_init(struct ring* r, unsigned entries, unsigned flags) {
@@ -41,7 +41,7 @@ static struct io_uring_sqe* get_sqe(struct ring* r, unsigned i) { unsigned t = *
 static void publish(struct ring* r, unsigned n) { __atomic_store_n(r->sqt, *r->sqt + n, __ATOMIC_RELEASE); }
 static int cq_ready(struct ring* r) { return __atomic_load_n(r->cqt, __ATOMIC_ACQUIRE) != *r->cqh; }
 static uint64_t now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec*1000000000ull + t.tv_nsec; }
-static uint64_t cpu_ns(void) { struct timespec t; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); return t.tv_sec*1000000000ull + t.tv_nsec; }
+__attribute__((unused)) static uint64_t cpu_ns(void) { struct timespec t; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); return t.tv_sec*1000000000ull + t.tv_nsec; }
 static uint64_t xs = 88172645463325252ull; __attribute__((unused)) static uint64_t rnd(void) { xs ^= xs << 13; xs ^= xs >> 7; xs ^= xs << 17; return xs; }
 static int cmpu(const void* a, const void* b) { uint64_t x=*(uint64_t*)a, y=*(uint64_t*)b; return x<y?-1:x>y; }
 __attribute__((unused)) static void report(const char* name, uint64_t* lat, int n, uint64_t cpu) {
@@ -50,39 +50,3 @@ __attribute__((unused)) static void report(const char* name, uint64_t* lat, int 
 }
 static long futex(uint32_t* a, int op, uint32_t v, const struct timespec* ts) { return syscall(SYS_futex, a, op, v, ts, 0, 0); }
 
-// The shared ring R, the issuer's private ring P, the shared ring's eventfd, and the
-// futex doorbell a watcher rings; each program defines reap_shared() for its own CQEs
-// (it returns how many of them complete an operation).
-static struct ring R, P;
-static int efd = -1;
-static volatile int stop;
-static uint32_t doorbell;
-static uint64_t completed;
-static pthread_mutex_t cqlock = PTHREAD_MUTEX_INITIALIZER;
-static int reap_shared(void);
-// A watcher thread: wakes on the shared ring's eventfd (EPOLLEXCLUSIVE, as ringmaster's
-// watchers), reaps under cqlock and, with a non-null argument, rings the doorbell.
-static void* watcher(void* ring_doorbell) {
-  int ep = epoll_create1(0);
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
-  epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
-  while (!stop) {
-    struct epoll_event g;
-    if (epoll_wait(ep, &g, 1, 100) <= 0) continue;
-    uint64_t v;
-    if (read(efd, &v, 8) < 0) {}
-    pthread_mutex_lock(&cqlock);
-    int k = reap_shared();
-    pthread_mutex_unlock(&cqlock);
-    if (k && ring_doorbell) { __atomic_fetch_add(&doorbell, 1, __ATOMIC_RELEASE); futex(&doorbell, FUTEX_WAKE, 1, 0); }
-  }
-  return 0;
-}
-// Arms a FUTEX_WAIT on the doorbell in the private ring (its CQE makes P's fd readable).
-static void arm_futex(void) {
-  struct io_uring_sqe* f = get_sqe(&P, 0);
-  f->opcode = IORING_OP_FUTEX_WAIT; f->fd = FUTEX2_SIZE_U32; f->addr = (uint64_t)&doorbell;
-  f->off = __atomic_load_n(&doorbell, __ATOMIC_ACQUIRE); f->addr3 = 0xffffffff; f->user_data = 9;
-  publish(&P, 1);
-  sys_enter(P.fd, 1, 0, 0, 0, 0);
-}

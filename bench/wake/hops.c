@@ -12,7 +12,7 @@
 //   current          watcher thread (eventfd, EPOLLEXCLUSIVE) -> futex doorbell -> doorbell
 //                    thread -> eventfd -> epoll (ringmaster before one-wakeup delivery)
 //   msgring-watched  msgring, with a watcher that also wakes on every CQE (ungated eventfd)
-#include "common.h"
+#include "watcher.h"
 
 static int efd2 = -1, filefd;
 static void* buf;

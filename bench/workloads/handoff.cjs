@@ -3,7 +3,38 @@
 // A's io_uring_enter) carrying a completion word; process B waits on that word with
 // db.waitCompletionWord(). Handoff = B's JS resumes - A's submit returned (CLOCK_MONOTONIC,
 // process.hrtime, comparable across processes). Who reaps depends on the scenario.
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync } = require('child_process');
 const { runPoint, mdTable, svgBars, fmt } = require('../lib/common.cjs');
+
+// The machine's floor, no library: a sleeping process woken by another through a futex,
+// blocked in FUTEX_WAIT itself or in epoll on a private io_uring with a FUTEX_WAIT armed
+// (how a ringmaster process waits), with the same 1 ms idle gap (bench/wake/handoff.c).
+function machineFloor(iterations) {
+  const exe = path.join(os.tmpdir(), `rm-bench-handoff-${process.pid}`);
+  try {
+    execFileSync('cc', ['-O2', '-o', exe, path.join(__dirname, '..', 'wake', 'handoff.c')], { stdio: 'pipe' });
+  } catch {
+    return { skipped: 'no C compiler (cc) to build bench/wake/handoff.c (apt-get install gcc)' };
+  }
+  try {
+    const out = {};
+    for (const mode of ['futex', 'ring']) {
+      try {
+        const line = execFileSync(exe, [mode, String(iterations)], { encoding: 'utf8', timeout: 60000, stdio: ['ignore', 'pipe', 'pipe'] });
+        const m = /p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+)/.exec(line);
+        out[mode] = m ? { p50us: Number(m[1]), p99us: Number(m[2]), maxUs: Number(m[3]) } : { error: line.trim() };
+      } catch (e) {
+        out[mode] = { error: String((e.stderr || e.message || e)).trim().slice(0, 120) };
+      }
+    }
+    return out;
+  } finally {
+    fs.rmSync(exe, { force: true });
+  }
+}
 
 const SCENARIOS = [
   { id: 'b-reaps', label: 'A reaper:false submits, B reaps', aReaper: false, bReaper: true, pmReaper: false },
@@ -11,6 +42,12 @@ const SCENARIOS = [
   { id: 'a-busy-b-reaps', label: 'A busy (JS spins 5 ms), B reaps', aReaper: false, bReaper: true, pmReaper: false, busyMs: 5 },
   { id: 'all-reap', label: 'defaults: postmaster, A and B all reap', aReaper: true, bReaper: true, pmReaper: true },
 ];
+
+function floorCells(x) {
+  if (!x) return ['–', '–', '–'];
+  if (x.error) return [`error: ${x.error.slice(0, 60)}`, '', ''];
+  return [fmt(x.p50us), fmt(x.p99us), fmt(x.maxUs)];
+}
 
 module.exports = {
   name: 'handoff',
@@ -25,6 +62,8 @@ module.exports = {
       const r = await runPoint({ engine: 'handoff', dataDir: ctx.dataDir, scenario: sc, iterations, maxMs: ctx.smoke ? 3000 : 20000, durationMs: 20000 });
       rows.push({ scenario: sc.id, label: sc.label, result: r });
     }
+    ctx.progress(`handoff: the machine's floor (bench/wake/handoff.c, ${iterations} handoffs per mode)`);
+    const floor = machineFloor(iterations);
     const b = rows.map((r) => r.result.handoffP99us).filter((v) => typeof v === 'number');
     const worst = b.length ? Math.max(...b) : null;
     const targets = [{
@@ -32,7 +71,7 @@ module.exports = {
       status: worst === null ? 'not measured' : rows.every((r) => r.result.handoffP99us <= 100) ? 'met' : rows.some((r) => r.result.handoffP99us <= 100) ? `met in ${rows.filter((r) => r.result.handoffP99us <= 100).length}/${rows.length} scenarios` : 'not met',
       worstP99us: worst,
     }];
-    return { iterations, scenarios: SCENARIOS, rows, targets };
+    return { iterations, scenarios: SCENARIOS, rows, floor, targets };
   },
   render(res) {
     const headers = ['scenario', 'samples', 'handoff p50 µs', 'handoff p99 µs', 'max µs', 'B resumed before A returned', 'from submit start p50/p99 µs', 'A submit call p50/p99 µs', 'A own resolve p50/p99 µs', 'reaped by'];
@@ -49,6 +88,11 @@ module.exports = {
       values: res.rows.map((r) => [r.result.handoffP50us || null, r.result.handoffP99us || null]),
     });
     const how = 'Handoff = B\'s JS resumes (waitCompletionWord resolves) minus the moment A\'s submit call returned (a NOP completes inside A\'s io_uring_enter, so that is an upper bound of the completion time; a negative value means B resumed before A\'s JS got the CPU back). "From submit start" adds A\'s whole submit call (JS batch + lock + enter): a conservative bound. B arms its wait, then 1 ms of idle time passes before A submits, so every thread involved is asleep.';
-    return { md: `${how}\n\n${md}\n\n**Target**: ${t.text}: **${t.status}** (worst p99 ${fmt(t.worstP99us)} µs)`, svg };
+    const f = res.floor || { skipped: 'not measured in this run' };
+    const floorMd = f.skipped ? `Machine floor: skipped (${f.skipped}).` : mdTable(['machine floor, no library (bench/wake/handoff.c)', 'p50 µs', 'p99 µs', 'max µs'], [
+      ['sleeping process woken by FUTEX_WAKE, blocked in FUTEX_WAIT', ...floorCells(f.futex)],
+      ['same, blocked in epoll on a private io_uring with FUTEX_WAIT armed', ...floorCells(f.ring)],
+    ]);
+    return { md: `${how}\n\n${md}\n\n${floorMd}\n\n**Target**: ${t.text}: **${t.status}** (worst p99 ${fmt(t.worstP99us)} µs)`, svg };
   },
 };
