@@ -333,10 +333,12 @@ export class Wal implements WalHook {
     return this.#state().failed !== 0;
   }
 
-  stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean; syncsPerCommit: number } {
+  stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean; syncsPerCommit: number; walSync: 'fdatasync' | 'dsync'; direct: boolean } {
     const s = addon.walStats(this.#s());
     s.syncsPerCommit = s.commits ? s.fdatasyncs / s.commits : 0;
-    return s;
+    // The settings in force (the postmaster's, from the shared flags: a worker has no options).
+    const { dsync, direct } = this.#size();
+    return { ...s, walSync: dsync ? 'dsync' : 'fdatasync', direct };
   }
 
   /**
