@@ -152,6 +152,33 @@ describe('power cuts on LazyFS (soak/powercut.cjs, short)', () => {
     expect(status).toBe(0);
   }, 240000);
 
+  // walSync 'dsync': the WAL's writes are durable because the segments are O_DSYNC (no sync
+  // op). LazyFS must take an O_DSYNC write through FUSE as synced (the kernel sends an fsync
+  // after it), and the control below shows that the soak would see it if it were not.
+  it("walSync 'dsync' (--variant dsync): every acknowledged commit recovered", async (ctx) => {
+    skipIfNoFuse(ctx);
+    const { status, result, stderr } = await soak(['--rounds', '4', '--workers', '2', '--max-ms', '900', '--variant', 'dsync'], 180000, {}, true);
+    console.log(`powercut soak dsync: ${summary(result)}`);
+    if (result.failure) console.log(stderr.split('\n').filter((l) => /^round|FAIL|kept/.test(l)).join('\n'));
+    expect(result.rounds).toBe(4);
+    expect(result.recordsAcknowledged).toBeGreaterThan(0);
+    expect(result.recordsLost + result.replayShrunk + result.pageUpdatesLost + result.cellRegressions + result.unreadablePages).toBe(0);
+    expect(result.failure).toBeNull();
+    expect(status).toBe(0);
+  }, 240000);
+
+  it("positive control: walSync 'dsync' with segments opened without O_DSYNC loses acknowledged commits", async (ctx) => {
+    skipIfNoFuse(ctx);
+    // RINGMASTER_DEBUG_SKIP_WAL_DSYNC=1: no sync op and no O_DSYNC. No checkpoints, as for
+    // skip-fdatasync, so every lost commit is in the replay range and counted.
+    const { status, result } = await soak(['--rounds', '6', '--workers', '2', '--faults', 'clear', '--checkpoint-ms', '0', '--no-worker-checkpoints',
+      '--variant', 'dsync', '--control', 'skip-dsync'], 180000);
+    console.log(`powercut control skip-dsync: ${summary(result)}`);
+    expect(result.recordsLost).toBeGreaterThan(0);
+    expect(result.controlCaught).toBe(true);
+    expect(status).toBe(0);
+  }, 240000);
+
   it('positive control: without full-page images a torn page write is not repaired', async (ctx) => {
     skipIfNoFuse(ctx);
     const { status, result } = await soak(['--rounds', '8', '--workers', '2', '--control', 'no-page-images'], 180000);
