@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Power-cut soak on LazyFS: `npm run soak -- powercut [--rounds N] [--workers W]
-// [--backend io_uring|threads] [--variant fdatasync|direct|dsync]
+// [--backend io_uring|threads] [--variant fdatasync|direct|dsync|direct-dsync]
 // [--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|skip-dsync|no-page-images]
 // [--keep-going] [--min-ms A --max-ms B] [--pages P --buffers B] [--checkpoint-ms T]`.
 //
@@ -40,7 +40,7 @@
 // RINGMASTER_DEBUG_SKIP_DATA_SYNC=1 (a checkpoint skips its data-file syncs: page
 // updates must be lost); skip-fdatasync makes every fdatasync submitted through the
 // rings succeed without reaching the kernel (test hook: acknowledged commits must be lost);
-// skip-dsync (with --variant dsync only) sets RINGMASTER_TEST_HOOKS=1 and
+// skip-dsync (with --variant dsync or direct-dsync) sets RINGMASTER_TEST_HOOKS=1 and
 // RINGMASTER_DEBUG_SKIP_WAL_DSYNC=1: the WAL opens its segments without O_DSYNC and still
 // sends no sync op, so an acknowledged commit is only in the page cache (acknowledged
 // commits must be lost: the check that LazyFS does not make every write durable).
@@ -100,19 +100,19 @@ const KEEP_SEGMENTS = num('keep-segments', 2);
 const INJECT_ERROR = process.env.POWERCUT_INJECT_ERROR === '1';
 
 const usage = () => {
-  console.error('usage: npm run soak -- powercut [--rounds N] [--workers W] [--backend io_uring|threads] [--variant fdatasync|direct|dsync] ' +
+  console.error('usage: npm run soak -- powercut [--rounds N] [--workers W] [--backend io_uring|threads] [--variant fdatasync|direct|dsync|direct-dsync] ' +
     '[--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|skip-dsync|no-page-images] [--keep-going]');
   process.exit(2);
 };
-if (!['io_uring', 'threads'].includes(BACKEND) || !['fdatasync', 'direct', 'dsync'].includes(VARIANT) ||
+if (!['io_uring', 'threads'].includes(BACKEND) || !['fdatasync', 'direct', 'dsync', 'direct-dsync'].includes(VARIANT) ||
     !['none', 'skip-data-sync', 'skip-fdatasync', 'skip-dsync', 'no-page-images'].includes(CONTROL) ||
     FAULTS.length === 0 || FAULTS.some((f) => !['clear', 'torn-op', 'torn-op-wal', 'torn-seq', 'lazyfs-crash'].includes(f))) usage();
-if (CONTROL === 'skip-fdatasync' && VARIANT === 'dsync') {
+if (CONTROL === 'skip-fdatasync' && VARIANT.endsWith('dsync')) {
   console.error('--control skip-fdatasync needs fdatasyncs: not with --variant dsync');
   process.exit(2);
 }
-if (CONTROL === 'skip-dsync' && VARIANT !== 'dsync') {
-  console.error('--control skip-dsync takes O_DSYNC away from the WAL: only with --variant dsync');
+if (CONTROL === 'skip-dsync' && !VARIANT.endsWith('dsync')) {
+  console.error('--control skip-dsync takes O_DSYNC away from the WAL: only with --variant dsync or direct-dsync');
   process.exit(2);
 }
 if (WORKERS * LANES > P.maxLanes) throw new Error(`at most ${P.maxLanes} page lanes in all`);
