@@ -73,6 +73,11 @@ export function skipDataSyncs(): boolean {
   return process.env.RINGMASTER_TEST_HOOKS === '1' && process.env.RINGMASTER_DEBUG_SKIP_DATA_SYNC === '1';
 }
 
+/** The test hook of a positive control: the WAL opens its segments without O_DSYNC even with walSync 'dsync'. */
+export function skipWalDsync(): boolean {
+  return process.env.RINGMASTER_TEST_HOOKS === '1' && process.env.RINGMASTER_DEBUG_SKIP_WAL_DSYNC === '1';
+}
+
 // Waits until every IO handle that was reserved, or submitted for a write (to `fileId`
 // only, if given), when the pass began has completed: those writes are in the page
 // cache (or on the device) before the syncs start.

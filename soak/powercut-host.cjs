@@ -37,7 +37,7 @@ process.on('disconnect', () => process.kill(0, 'SIGKILL'));
       wal: {
         segmentSize: a.segmentSize, bufferSize: a.walBufferSize, keepSegments: a.keepSegments,
         checkpointIntervalMs: a.verifyOnly ? 0 : a.checkpointIntervalMs,
-        direct: a.variant === 'direct', walSync: a.variant === 'dsync' ? 'dsync' : 'fdatasync',
+        direct: a.variant === 'direct' || a.variant === 'direct-dsync', walSync: a.variant === 'dsync' || a.variant === 'direct-dsync' ? 'dsync' : 'fdatasync',
         redo,
       },
     });

@@ -15,7 +15,7 @@ import type { IoResult } from '../core/io';
 import { optionsObject } from '../core/io';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
 import { viewBytes } from '../core/bytes';
-import { SyncedFile, checkSyncFailed, fileEntries, skipDataSyncs, syncDir, syncParentDirs, syncPass } from '../core/durability';
+import { SyncedFile, checkSyncFailed, fileEntries, skipDataSyncs, skipWalDsync, syncDir, syncParentDirs, syncPass } from '../core/durability';
 import type { FileHandle } from '../core/files';
 import {
   CONTROL_FILE, ControlData, FLAG_PAIRED_IMAGE, HEADER_SIZE, KIND_CHECKPOINT, KIND_PAGE_IMAGE, ScanResult, USER_KIND_MAX, WAL_DIR,
@@ -333,10 +333,12 @@ export class Wal implements WalHook {
     return this.#state().failed !== 0;
   }
 
-  stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean; syncsPerCommit: number } {
+  stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean; syncsPerCommit: number; walSync: 'fdatasync' | 'dsync'; direct: boolean } {
     const s = addon.walStats(this.#s());
     s.syncsPerCommit = s.commits ? s.fdatasyncs / s.commits : 0;
-    return s;
+    // The settings in force (the postmaster's, from the shared flags: a worker has no options).
+    const { dsync, direct } = this.#size();
+    return { ...s, walSync: dsync ? 'dsync' : 'fdatasync', direct };
   }
 
   /**
@@ -501,10 +503,12 @@ export class Wal implements WalHook {
     } else {
       ops[ops.length - 1].fields[1] = 0;
     }
-    if (!plan.dsync && s.killPoint('wal-written', true)) {
-      // Test hook: split the chain so this process dies with the WAL written but not synced.
+    if (s.killPoint('wal-written', true)) {
+      // Test hook: this process dies with the WAL written but not published. With
+      // fdatasync the chain is split (written, not synced); with dsync the writes are the
+      // whole chain (written and synced: only this flusher's settle would publish them).
       const writes = ops.slice(0, plan.pieces.length);
-      writes[writes.length - 1].fields[1] = 0;
+      if (!plan.dsync) writes[writes.length - 1].fields[1] = 0;
       await this.#core.submit(undefined, writes, []);
       s.killPoint('wal-written');
     }
@@ -574,7 +578,9 @@ export class Wal implements WalHook {
     this.#closeSegmentsBelow(Math.min(segno, Math.floor(Number(this.#state().flushed) / segmentSize)));
     preallocate(this.db, segno, segmentSize);
     preallocate(this.db, segno + 1, segmentSize);  // the next one is ready before it is needed
-    const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct, dsync });
+    // skipWalDsync(): the test hook of a positive control (segments opened without O_DSYNC
+    // while the WAL still sends no sync op: acknowledged commits are not durable).
+    const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct, dsync: dsync && !skipWalDsync() });
     const prev: number = addon.walSeg(s, segno, f.id);
     if (prev >= 0) this.#closeSegment(prev);
     return f.id;

@@ -81,10 +81,11 @@ async function oneRound(ctx, roundIndex) {
   const n = PS.length * SS.length + PS.length * 2 + 1 + 3;
   let k = 0;
   const base = { kind: 'commits', durationMs: dur, dataDir: ctx.dataDir };
+  const rmWal = ctx.walSync ? { walSync: ctx.walSync } : {};  // --wal-sync: ringmaster's points only
   for (const P of PS) {
     for (const S of SS) {
       ctx.progress(`durable-commits [${++k}/${n}]${ctx.repeat > 1 ? ` round ${roundIndex + 1}/${ctx.repeat}` : ''} ringmaster P=${P} S=${S}`);
-      rows.push({ engine: 'ringmaster', P, S, result: await runTpcbPoint({ ...base, engine: 'rm', procs: P, sessions: S }) });
+      rows.push({ engine: 'ringmaster', P, S, result: await runTpcbPoint({ ...base, ...rmWal, engine: 'rm', procs: P, sessions: S }) });
     }
     for (const sync of ['FULL', 'NORMAL']) {
       ctx.progress(`durable-commits [${++k}/${n}]${ctx.repeat > 1 ? ` round ${roundIndex + 1}/${ctx.repeat}` : ''} better-sqlite3 P=${P} synchronous=${sync}`);
@@ -96,7 +97,7 @@ async function oneRound(ctx, roundIndex) {
   // One committing session on the threads backend, and Node's own fs doing the same
   // (write + datasync per commit) on its threadpool: the anchor that backend must meet.
   ctx.progress(`durable-commits [${++k}/${n}]${ctx.repeat > 1 ? ` round ${roundIndex + 1}/${ctx.repeat}` : ''} ringmaster threads backend P=1 S=1`);
-  rows.push({ engine: 'ringmaster threads backend', P: 1, S: 1, result: await runTpcbPoint({ ...base, engine: 'rm', procs: 1, sessions: 1 }, { RINGMASTER_BACKEND: 'threads' }) });
+  rows.push({ engine: 'ringmaster threads backend', P: 1, S: 1, result: await runTpcbPoint({ ...base, ...rmWal, engine: 'rm', procs: 1, sessions: 1 }, { RINGMASTER_BACKEND: 'threads' }) });
   for (const uv of ['0', '1']) {
     ctx.progress(`durable-commits [${++k}/${n}]${ctx.repeat > 1 ? ` round ${roundIndex + 1}/${ctx.repeat}` : ''} Node fs write+datasync UV_USE_IO_URING=${uv}`);
     rows.push({ engine: uv === '0' ? 'Node fs (threadpool)' : 'Node fs UV_USE_IO_URING=1', P: 1, S: 1, result: await runTpcbPoint({ ...base, engine: 'node', procs: 1, sessions: 1 }, { UV_USE_IO_URING: uv }) });
@@ -131,7 +132,7 @@ async function oneRound(ctx, roundIndex) {
     key: 'threadsOneSession', text: 'threads backend, one committing session >= 1.0x Node fs threadpool (UV_USE_IO_URING=0)', ratio: rth,
     status: verdict(rth === null || rth === undefined ? null : rth >= 1, `${rth}x`),
   }];
-  return { durationMs: dur, rows, targets, durability: 'ringmaster: wal.flush(lsn) before a commit is acknowledged (write -> fdatasync of the WAL segment, group commit); Node fs: write + datasync of a preallocated log per commit; better-sqlite3: journal_mode=WAL with synchronous=FULL (fsync of the WAL at every commit) or NORMAL (no fsync at commit: not durable on power loss); fio: write(4k) + fdatasync per op' };
+  return { durationMs: dur, rows, targets, durability: 'ringmaster: wal.flush(lsn) before a commit is acknowledged (group commit; walSync fdatasync: write -> fdatasync of the WAL segment; dsync: one O_DSYNC write); Node fs: write + datasync of a preallocated log per commit; better-sqlite3: journal_mode=WAL with synchronous=FULL (fsync of the WAL at every commit) or NORMAL (no fsync at commit: not durable on power loss); fio: write(4k) + fdatasync per op' };
 }
 
 module.exports = {
@@ -170,19 +171,22 @@ module.exports = {
       }
       return t;
     });
-    return { durationMs: rounds[0].durationMs, repeat: ctx.repeat, rows, targets, durability: rounds[0].durability };
+    return { durationMs: rounds[0].durationMs, repeat: ctx.repeat, walSync: ctx.walSync || 'library default', rows, targets, durability: rounds[0].durability };
   },
   render(res) {
     const multi = (res.repeat || 1) > 1;
-    const md = mdTable(['engine', 'P', 'S', 'commits/s', ...(multi ? ['all rounds'] : []), 'p50 µs', 'p99 µs', 'fdatasyncs/commit', 'notes'], res.rows.map((r) => {
+    // CPU and voluntary switches per commit (all threads of every process of the point, the
+    // postmaster's included): the counts other load on the machine distorts least.
+    const sw = (x) => (x.cswPerCommit || x.pmCswPerCommit ? round(((x.cswPerCommit && x.cswPerCommit.vol) || 0) + ((x.pmCswPerCommit && x.pmCswPerCommit.vol) || 0), 2) : '–');
+    const md = mdTable(['engine', 'P', 'S', 'commits/s', ...(multi ? ['all rounds'] : []), 'p50 µs', 'p99 µs', 'syncs/commit', 'CPU µs/commit', 'vol. switches/commit', 'notes'], res.rows.map((r) => {
       const x = r.result;
       const all = multi ? [(r.rounds || []).join(' / ')] : [];
-      if (x.error || x.skipped) return [r.engine, r.P, r.S, '–', ...all, '–', '–', '–', (x.error || x.skipped).slice(0, 120)];
-      return [r.engine, r.P, r.S, x.commitsPerSec, ...all, x.p50us, x.p99us, x.fdatasyncsPerCommit ?? (r.engine.startsWith('fio') ? 1 : '–'), x.settings || x.cmd || `backend ${x.backend}`];
+      if (x.error || x.skipped) return [r.engine, r.P, r.S, '–', ...all, '–', '–', '–', '–', '–', (x.error || x.skipped).slice(0, 120)];
+      return [r.engine, r.P, r.S, x.commitsPerSec, ...all, x.p50us, x.p99us, x.fdatasyncsPerCommit ?? (r.engine.startsWith('fio') ? 1 : '–'), x.cpuPerCommitUs ?? '–', sw(x), x.settings || x.cmd || `backend ${x.backend}${x.walSync ? `, walSync ${x.walSync}` : ''}`];
     }));
     const ok = res.rows.filter((r) => !r.result.error && !r.result.skipped);
     const svg = svgBars({ title: 'Durable commits/s', yLabel: 'commits/s', groups: ok.map((r) => `${r.engine} P${r.P} S${r.S}`), series: ['commits/s'], values: ok.map((r) => [r.result.commitsPerSec]), log: true });
     const targets = res.targets.map((t) => `- ${t.text}: **${t.status}**`).join('\n');
-    return { md: `Durability: ${res.durability}. better-sqlite3 is synchronous: one connection per process (S does not apply).\n\n${md}\n\n**Targets**\n\n${targets}`, svg };
+    return { md: `Durability: ${res.durability}. better-sqlite3 is synchronous: one connection per process (S does not apply). ringmaster's wal.walSync: ${res.walSync || 'library default'} (syncs/commit counts its sync ops: fdatasyncs, or O_DSYNC writes).\n\n${md}\n\n**Targets**\n\n${targets}`, svg };
   },
 };

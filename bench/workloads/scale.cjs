@@ -107,7 +107,7 @@ module.exports = {
           for (const which of order) {
             if (which === 'rm') {
               progress(`durable commits P=${P} x ${S_COMMITS} ringmaster`);
-              rm.push(await runTpcbPoint({ ...base, engine: 'rm', procs: P, sessions: S_COMMITS }));
+              rm.push(await runTpcbPoint({ ...base, ...(ctx.walSync ? { walSync: ctx.walSync } : {}), engine: 'rm', procs: P, sessions: S_COMMITS }));
             } else {
               progress(`durable commits P=${P} better-sqlite3`);
               sq.push(sqliteSkip ? { skipped: sqliteSkip } : await runTpcbPoint({ ...base, engine: 'sqlite', procs: P, synchronous: 'FULL' }));
@@ -183,11 +183,11 @@ module.exports = {
     }
 
     return {
-      procs: PS, parts: [...parts], durations: { readMs, txMs, warmupMs: PS.map(warmFor), tpcbWarmupMs: PS.map(warmTpcb) }, sessions: { commits: S_COMMITS, tpcb: S_TPCB }, scales, highScale,
+      procs: PS, parts: [...parts], durations: { readMs, txMs, warmupMs: PS.map(warmFor), tpcbWarmupMs: PS.map(warmTpcb) }, sessions: { commits: S_COMMITS, tpcb: S_TPCB }, scales, highScale, walSync: ctx.walSync || 'library default',
       cpus: os.availableParallelism(), rows, targets: targets(rows, PS, S_COMMITS),
       // What each engine is given to cache pages in (both also have the OS page cache below).
       pgSharedBuffers: parts.has('tpcb') ? PG_SHARED_BUFFERS : undefined,
-      durability: 'ringmaster: wal.flush(commit LSN) (write -> fdatasync, group commit) before a commit is acknowledged; better-sqlite3: journal_mode=WAL, synchronous=FULL, BEGIN IMMEDIATE; PostgreSQL: fsync=on, synchronous_commit=on, full_page_writes=on (wal_sync_method fdatasync)',
+      durability: 'ringmaster: wal.flush(commit LSN) (group commit; write -> fdatasync, or one O_DSYNC write with walSync dsync: the commits part honours --wal-sync) before a commit is acknowledged; better-sqlite3: journal_mode=WAL, synchronous=FULL, BEGIN IMMEDIATE; PostgreSQL: fsync=on, synchronous_commit=on, full_page_writes=on (wal_sync_method fdatasync)',
     };
   },
   render(res) {
@@ -222,7 +222,7 @@ module.exports = {
       charts.push(svgLines({ title: `${title}: p99 latency`, xLabel: 'processes (P)', yLabel: 'p99 µs', xs, series: engines.map(([e, l]) => ({ name: l, values: PS.map((P) => at(part, e, P).result.p99us || null) })), log: true }));
     };
     table('reads', 'Cached 4 KiB random reads, QD 16 per process', 'reads/s');
-    table('commits', `Durable commits (${res.sessions.commits} sessions per ringmaster process)`, 'commits/s');
+    table('commits', `Durable commits (${res.sessions.commits} sessions per ringmaster process, wal.walSync ${res.walSync || 'library default'})`, 'commits/s');
     table('tpcb-s1', `TPC-B-like, scale 1 (${res.sessions.tpcb} sessions per worker)`, 'tps');
     table('tpcb-high', `TPC-B-like, scale ${res.highScale} (>= every point's sessions)`, 'tps');
     const t = res.targets.map((x) => `- ${x.text}: **${x.status}**`).join('\n');

@@ -177,19 +177,24 @@ describe('kill points: submission and completion', () => {
   });
 });
 
-describe('kill points: WAL', () => {
-  it("a flusher dies at 'wal-written' (written, not synced): nothing is reported durable until someone syncs it", async () => {
-    await start({ wal: { segmentSize: 64 << 10, bufferSize: 64 << 10 } });
+describe.each(['fdatasync', 'dsync'] as const)('kill points: WAL, walSync %s', (walSync) => {
+  // fdatasync: the flusher dies with the write done and the fdatasync never submitted.
+  // dsync: with its O_DSYNC write done (durable), before it publishes: a write's completion
+  // publishes nothing, so the record is reported durable only once another flusher has
+  // written it again.
+  it("a flusher dies at 'wal-written' (written, not published): nothing is reported durable until another flusher takes over", async () => {
+    await start({ wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, walSync } });
+    expect(pm.wal.stats().walSync).toBe(walSync);
     const [a, b] = [await spawn('wal-worker.cjs'), await spawn('wal-worker.cjs')];
     await b.call('commit', { n: 3, tag: 'before' });
     const end = BigInt(await a.call('append', { data: 'written-not-synced' }));
     expect(pm.wal.flushedLsn()).toBeLessThan(end);
     expect(pm._native().debugKillPoint('wal-written', { pid: a.pid })).toBe(true);
     await diedAt(a, 'wal-written', a.call('flush', { lsn: end.toString() }));
-    // The write reached the file, the fdatasync never ran: not durable, so not published.
+    // The write reached the file; with fdatasync it was never synced: not published either way.
     expect(pm.wal.flushedLsn()).toBeLessThan(end);
     // The dead flusher's role is taken over; the survivor's commits become durable (and
-    // with them the dead one's record, synced now by someone else).
+    // with them the dead one's record, written and synced again by someone else).
     const after = await b.call('commit', { n: 3, tag: 'after' });
     expect(after).toHaveLength(3);
     expect(pm.wal.flushedLsn()).toBeGreaterThanOrEqual(end);
@@ -197,12 +202,12 @@ describe('kill points: WAL', () => {
     await b.call('close');
     await pm.stop();
     const found: string[] = [];
-    pm = await rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, redo: { 1: (r: any) => { found.push(r.payload.toString()); } } } } as any);
+    pm = await rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, walSync, redo: { 1: (r: any) => { found.push(r.payload.toString()); } } } } as any);
     for (const t of ['before:0:0', 'before:0:2', 'written-not-synced', 'after:0:0', 'after:0:2']) expect(found).toContain(t);
   });
 
   it("a worker dies mid-checkpoint ('checkpoint-record-durable'): its checkpoint role is released and the next checkpoint succeeds", async () => {
-    await start({ wal: { segmentSize: 64 << 10, bufferSize: 64 << 10 } });
+    await start({ wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, walSync } });
     const a = await spawn('wal-worker.cjs');
     await a.call('commit', { n: 5 });
     expect(pm._native().debugKillPoint('checkpoint-record-durable', { pid: a.pid })).toBe(true);
@@ -215,7 +220,7 @@ describe('kill points: WAL', () => {
 // A postmaster in its own process group checkpoints while its workers commit and dies at
 // a point of the checkpoint; then the whole group is killed (a power cut mid-checkpoint).
 // Recovery must find every acknowledged record, whatever the control file says.
-describe('kill points: power cut mid-checkpoint', () => {
+describe.each(['fdatasync', 'dsync'] as const)('kill points: power cut mid-checkpoint, walSync %s', (walSync) => {
   let host: ChildProcess | null = null;
   afterEach(async () => {
     if (host) await powerCut(host);
@@ -227,7 +232,7 @@ describe('kill points: power cut mid-checkpoint', () => {
       const dataDir = path.join(dir, 'data');
       const acked = new Set<string>();
       for (let round = 0; round < 2; round++) {
-        const h = forkCrashHost(path.join(__dirname, '..', 'fixtures', 'wal-host.cjs'), [dataDir, '2']);
+        const h = forkCrashHost(path.join(__dirname, '..', 'fixtures', 'wal-host.cjs'), [dataDir, '2', walSync]);
         host = h;
         const hostExit = new Promise<string | null>((r) => h.once('exit', (_c, sig) => r(sig)));
         let failed: string | null = null;
@@ -243,7 +248,7 @@ describe('kill points: power cut mid-checkpoint', () => {
         const found = new Set<string>();
         pm = await rm.Postmaster.start({
           dataDir, backend,
-          wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, redo: { 1: (r: any) => { found.add(r.payload.toString().replace(/\.+$/, '')); } } },
+          wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, walSync, redo: { 1: (r: any) => { found.add(r.payload.toString().replace(/\.+$/, '')); } } },
         } as any);
         expect([...acked].filter((id) => !found.has(id))).toEqual([]);
         // A full checkpoint on the recovered WAL works; what it covers is not replayed again.

@@ -123,12 +123,31 @@ describe('bench harness smoke', () => {
       expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
       expect(r.result).toMatchObject({ commits: expect.any(Number), commitsPerSec: expect.any(Number), fdatasyncsPerCommit: expect.any(Number), backend: expect.stringMatching(/^(io_uring|threads)$/) });
       expect(r.result.commits).toBeGreaterThan(0);
+      expect(r.result.walSync).toBe('fdatasync');  // no --wal-sync: the library's default, as the WAL reports it
     }
+    expect(j.config.walSync).toBe('library default');
     for (const r of j.rows.filter((x: any) => x.engine !== 'ringmaster')) {
       if (r.result.skipped) expect(r.result.skipped).toMatch(/install/);
       else expect(r.result, JSON.stringify(r.result)).toMatchObject({ commitsPerSec: expect.any(Number) });
     }
   });
+
+  it('durable-commits --wal-sync=dsync: every ringmaster point, the threads backend one included, runs with it; a bad value is refused', () => {
+    const out2 = path.join(dir, 'out-dsync');
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-sync=dsync', `--out=${out2}`, `--data-dir=${data}`], {
+      cwd: REPO, encoding: 'utf8', timeout: 120000, env: { ...process.env, BENCH_QUIET: '1' },
+    });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const j = JSON.parse(readFileSync(path.join(out2, 'durable-commits.json'), 'utf8'));
+    expect(j.config.walSync).toBe('dsync');
+    const rmRows = j.rows.filter((x: any) => x.engine.startsWith('ringmaster'));
+    expect(rmRows.map((x: any) => x.engine)).toContain('ringmaster threads backend');
+    for (const x of rmRows) expect(x.result.walSync, JSON.stringify(x.result)).toBe('dsync');
+    expect(readFileSync(path.join(out2, 'durable-commits.md'), 'utf8')).toMatch(/walSync dsync/);
+    const bad = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--wal-sync=sometimes'], { cwd: REPO, encoding: 'utf8', timeout: 30000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--wal-sync must be fdatasync or dsync/);
+  }, 130_000);
 
   it('tpcb: processes and threads measured, the invariant holds in every ringmaster and sqlite point; pgbench measured or skipped with the hint', () => {
     const j = load('tpcb');

@@ -376,8 +376,12 @@ describe('wal: model-based command sequences', () => {
 // segment it opened lacked O_DIRECT/O_DSYNC (with 'dsync' the postmaster's later flushes
 // to it sent no fdatasync: reported durable while only in the page cache).
 describe('wal: a forked worker flushes with the postmaster\'s segment settings', () => {
-  for (const [name, wal, flag] of [['direct', { direct: true }, fsc.O_DIRECT], ['dsync', { walSync: 'dsync' }, fsc.O_DSYNC]] as const) {
-    it(`wal.${name}: a worker's flushes, across a segment end, succeed and use ${name === 'direct' ? 'O_DIRECT' : 'O_DSYNC'} segments`, async () => {
+  for (const [name, wal, flag, flagName] of [
+    ['direct', { direct: true }, fsc.O_DIRECT, 'O_DIRECT'],
+    ['dsync', { walSync: 'dsync' }, fsc.O_DSYNC, 'O_DSYNC'],
+    ['direct + walSync dsync', { direct: true, walSync: 'dsync' }, fsc.O_DIRECT | fsc.O_DSYNC, 'O_DIRECT | O_DSYNC'],
+  ] as const) {
+    it(`wal.${name}: a worker's flushes, across a segment end, succeed and use ${flagName} segments`, async () => {
       const dir = tempDir('rm-wal-wk-');
       const pm = await rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, arenaSize: 2 << 20, wal: { segmentSize: SEG, bufferSize: 128 << 10, ...wal } } as any);
       const w = new Worker(pm.fork(path.join(__dirname, '..', 'fixtures', 'wal-worker.cjs'), []));
