@@ -157,9 +157,10 @@ function skipped(why) {
 // io_uring issues an O_DIRECT | O_DSYNC write as an async direct write, which the kernel's
 // FUSE client completes without the fsync O_DSYNC asks for: LazyFS never sees it synced and
 // drops it at the cut (test/long/powercut.test.ts shows it; a pwrite, the threads backend,
-// is synced). The soak cannot judge that variant on io_uring, so it does not pretend to.
+// is synced). So on FUSE under io_uring the WAL keeps its fdatasync chain for direct + dsync,
+// and this variant would only repeat --variant direct.
 if (VARIANT === 'direct-dsync' && BACKEND === 'io_uring') {
-  skipped('--variant direct-dsync on io_uring: FUSE does not sync an async O_DIRECT | O_DSYNC write, so LazyFS cannot judge it (use --backend threads)');
+  skipped('--variant direct-dsync on io_uring: on FUSE the WAL keeps its fdatasync chain for direct + dsync (FUSE does not sync an async O_DIRECT | O_DSYNC write), which is --variant direct; use --backend threads');
 }
 
 // ---- what the controller knows: acks.log, read back before every check --------------

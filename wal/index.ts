@@ -1026,6 +1026,25 @@ async function imageIntoPool(db: Ringmaster, pool: PagesForWal, files: Map<strin
   await pool.putImage(f, img.block, img.data);
 }
 
+// statfs f_type of a FUSE file system (include/uapi/linux/magic.h).
+const FUSE_SUPER_MAGIC = 0x65735546;
+
+/**
+ * Whether a WAL write opened `O_DSYNC` is durable when it completes, for these options.
+ * Not for `direct` writes through io_uring on a FUSE file system: the kernel's FUSE client
+ * completes io_uring's asynchronous `O_DIRECT | O_DSYNC` write without sending the fsync
+ * `O_DSYNC` asks for (seen on LazyFS: RELIABILITY.md). There the WAL keeps its write ->
+ * fdatasync chain, which is as durable, and `wal.stats().walSync` says `'fdatasync'`.
+ */
+function dsyncWritesAreSynced(db: Ringmaster, o: Resolved): boolean {
+  if (!o.direct || db.features.backend !== 'io_uring') return true;
+  try {
+    return fs.statfsSync(db.dataDir).type !== FUSE_SUPER_MAGIC;
+  } catch {
+    return false;  // unknown file system: the fdatasync chain is durable everywhere
+  }
+}
+
 registerModule('wal', {
   validate(options, context) {
     const o = resolveWalOptions(options);
@@ -1039,7 +1058,8 @@ registerModule('wal', {
     const shared: number = addon.walSharedSize(n);
     const slice = db.allocate(shared + o.bufferSize, { align: 4096 });
     const end = Number(info.endLsn);
-    addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end, (o.direct ? WAL_FLAG_DIRECT : 0) | (o.walSync === 'dsync' ? WAL_FLAG_DSYNC : 0));
+    const dsync = o.walSync === 'dsync' && dsyncWritesAreSynced(db, o);
+    addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end, (o.direct ? WAL_FLAG_DIRECT : 0) | (dsync ? WAL_FLAG_DSYNC : 0));
     coreOf(db).regionSet('wal', slice.offset, shared + o.bufferSize);
     addon.walSetCheckpoint(n, control.checkpointLsn, control.redoLsn);
     // The durable bytes of the last (partial) block go back into the buffer: an aligned

@@ -264,6 +264,45 @@ describe('LazyFS mount helper (tools/lazyfs/lazyfs.cjs)', () => {
     });
   }, 120000);
 
+  // Since io_uring's direct + dsync write is not synced through FUSE (above), the WAL does
+  // not rely on it there: with direct + walSync 'dsync' on a FUSE file system under io_uring
+  // it keeps the write -> fdatasync chain (and says so); a flushed record survives the cut.
+  it("wal direct + walSync 'dsync' on FUSE: io_uring keeps the fdatasync chain, threads use O_DSYNC; a flushed record survives the cut", async (ctx) => {
+    skipIfNoFuse(ctx);
+    const m = await lazyfs.mount({ bin });
+    mounts.push(m);
+    const inForce: Record<string, string> = {};
+    for (const backend of ['io_uring', 'threads'] as const) {
+      const dataDir = path.join(m.mnt, `wal-${backend}`);
+      const wal = { direct: true, walSync: 'dsync', checkpointIntervalMs: 0 };
+      // A child flushes one record and stays; it is SIGKILLed, then LazyFS drops what was
+      // not synced (a clean close would checkpoint and rewrite the WAL's tail block).
+      const script = `const rm = require(${JSON.stringify(path.join(__dirname, '..', '..'))});
+        rm.open({ dataDir: ${JSON.stringify(dataDir)}, backend: '${backend}', arenaSize: 4 << 20, wal: ${JSON.stringify(wal)} }).then(async (db) => {
+          const lsn = await db.wal.append(7, Buffer.from('survives the cut'));
+          await db.wal.flush(lsn);
+          process.stdout.write(JSON.stringify(db.wal.stats()) + '\\n');
+          setInterval(() => {}, 1000);
+        });`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d) => { out += d; if (out.includes('\n')) resolve(out.split('\n')[0]); });
+        child.on('exit', (code) => reject(new Error(`child exited ${code} before flushing`)));
+      });
+      const stats = JSON.parse(line);
+      inForce[backend] = stats.walSync;
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      await m.clearCache();
+      const seen: string[] = [];
+      const db = await rm.open({ dataDir, backend, arenaSize: 4 << 20, wal: { ...wal, redo: { 7: (r: any) => { seen.push(r.payload.toString()); } } } } as any);
+      await db.close();
+      expect(seen).toContain('survives the cut');
+    }
+    expect(inForce).toEqual({ io_uring: 'fdatasync', threads: 'dsync' });
+  }, 120000);
+
   it('a mount whose owner was SIGKILLed is unmounted by the next cleanup', (ctx) => {
     skipIfNoFuse(ctx);
     const script = `const l = require(${JSON.stringify(path.join(__dirname, '..', '..', 'tools', 'lazyfs', 'lazyfs.cjs'))});
