@@ -178,10 +178,13 @@ export interface RecoveryImages {
   skipped: number;
 }
 
-// Views of the WAL's hot shared words (reserved, flushed, flush_seq, failed), read with
-// Atomics: a commit checks them on every wake, and walState builds a whole object.
-interface FlushWaiter { target: number; deadline: number; resolve: () => void; reject: (e: unknown) => void }
+// Views of the WAL's hot shared words (reserved, flushed, flush_seq, failed, and
+// checkpoint_running, which a flusher reads after each flush), read with Atomics: a
+// commit checks them on every wake, and walState builds a whole object.
 interface HotWords { reserved: BigUint64Array; flushed: BigUint64Array; flushSeq: Uint32Array; failed: Uint32Array; checkpointRunning: Uint32Array }
+
+// A flush waiting in its environment's list (Wal#flush).
+interface FlushWaiter { target: number; deadline: number; resolve: () => void; reject: (e: unknown) => void }
 
 // WalShared::flags (native/wal_buffer.h): the postmaster's segment settings, for every process.
 
