@@ -177,7 +177,7 @@ export interface BufferPoolAddon {
 export interface NativeWalState {
   reserved: bigint; flushed: bigint; flushSeq: number; flushSeqOffset: number; failed: number; flusher: number;
   bufOffset: number; bufSize: number; segmentSize: number; startLsn: bigint; checkpointLsn: bigint; redoLsn: bigint;
-  flags: number; reservedOffset: number; flushedOffset: number; failedOffset: number;
+  flags: number; reservedOffset: number; flushedOffset: number; failedOffset: number; checkpointRunningOffset: number;
   checkpointRedoLsn: bigint; redoEpoch: number;
 }
 

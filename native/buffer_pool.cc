@@ -50,9 +50,10 @@ bool region_of(Segment& seg, uint64_t* off, uint64_t* size) {
   return true;
 }
 
-// Ends the IO `seq20` of buffer `id`: clears IO_IN_PROGRESS and sets/clears the bits
-// in `set`/`clear` by CAS, then moves io_seq to even and wakes every waiter. False if
-// the IO is not the current one (stale completion, or already aborted).
+// Ends the IO `seq20` of buffer `id`: clears IO_IN_PROGRESS (and IO_WAITERS) and
+// sets/clears the bits in `set`/`clear` by CAS, then moves io_seq to even and, if anyone
+// said it waits (IO_WAITERS), wakes the waiters. False if the IO is not the current one
+// (stale completion, or already aborted).
 bool end_io(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, uint64_t set, uint64_t clear, int32_t err) {
   BufDesc* d = &v.d[id];
   uint32_t seq = load_acquire(&d->io_seq);  // pairs with the claimer's fetch_add
@@ -61,15 +62,26 @@ bool end_io(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, uint64_t set
   uint64_t s = load_acquire(&d->state);
   for (;;) {
     if (!(s & BS_IO)) return false;
-    uint64_t ns = (s & ~(BS_IO | clear)) | set;
+    uint64_t ns = (s & ~(BS_IO | BS_IO_WAITERS | clear)) | set;
     if (cas(&d->state, &s, ns)) break;
   }
   // The even value tells waiters the IO ended; their load_acquire of io_seq pairs with
   // this release, so they see the state CAS above.
   uint32_t expect = seq;
   cas(&d->io_seq, &expect, seq + 1);
-  wake_word_waiters(seg);
+  // A waiter sets IO_WAITERS (seq_cst) before it registers its wait and re-reads io_seq;
+  // the CAS above read the flag and the ring below reads the waiting bitmap after the
+  // io_seq step (seq_cst): either we see its flag and its bit, or it sees the new io_seq.
+  if (s & BS_IO_WAITERS) wake_word_waiters(seg);
   return true;
+}
+
+// The caller is about to wait for the IO in progress on `d` to end: IO_WAITERS makes
+// end_io wake it. False if no IO is in progress any more (look again instead of waiting).
+bool note_io_waiter(BufDesc* d) {
+  uint64_t s = load_acquire(&d->state);
+  if (s & BS_IO_WAITERS) return (s & BS_IO) != 0;
+  return (__atomic_fetch_or(&d->state, BS_IO_WAITERS, __ATOMIC_SEQ_CST) & BS_IO) != 0;
 }
 
 }  // namespace
@@ -638,7 +650,42 @@ int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_
   return 0;
 }
 
+namespace {
+// The last view this thread derived, for the segment it was derived from. Every pool call
+// takes a view, and deriving one (region lookup under a mutex, the layout recomputed and
+// compared) was about 2% of a TPC-B worker's CPU. The layout never changes once the
+// magic is published and the region never moves, so a view stays valid for as long as
+// the same segment (id) is mapped at the same address; a header scribbled later cannot
+// change a view already checked.
+struct CachedPoolView {
+  const Segment* seg = nullptr;
+  uint64_t id = 0;
+  const uint8_t* arena_base = nullptr;
+  uint64_t arena_size = 0;
+  PoolView v;
+};
+thread_local CachedPoolView t_pool_view;
+
+bool pool_view_derive(Segment& seg, PoolView* v);
+}  // namespace
+
 bool pool_view(Segment& seg, PoolView* v) {
+  CachedPoolView& c = t_pool_view;
+  if (c.seg == &seg && c.id == seg.id && c.arena_base == seg.arena.base && c.arena_size == seg.arena.size && seg.arena.base) {
+    *v = c.v;
+    return true;
+  }
+  if (!pool_view_derive(seg, v)) return false;
+  c.seg = &seg;
+  c.id = seg.id;
+  c.arena_base = seg.arena.base;
+  c.arena_size = seg.arena.size;
+  c.v = *v;
+  return true;
+}
+
+namespace {
+bool pool_view_derive(Segment& seg, PoolView* v) {
   uint64_t off, size;
   if (!region_of(seg, &off, &size)) return false;
   if (off > seg.arena.size || seg.arena.size - off < size || size < sizeof(PoolHeader)) return false;
@@ -675,6 +722,7 @@ bool pool_view(Segment& seg, PoolView* v) {
   v->max_slots = ms;
   return true;
 }
+}  // namespace
 
 void pool_note_unpinned(Segment& seg, PoolView& v) {
   // seq_cst against the waiter's registration: it registers, then reads the seq and looks
@@ -985,6 +1033,7 @@ IoStartResult pool_start_read(PoolSlot& p, uint32_t id, uint32_t waited_seq, boo
       return {IO_VALID, 0};
     }
     if (s & BS_IO) {
+      if (!note_io_waiter(d)) continue;  // it ended meanwhile
       if (first) count_stat(p, ST_IO_WAITS);
       return {IO_WAIT, seq};
     }
@@ -1122,7 +1171,10 @@ WriteStart pool_start_write(PoolSlot& p, uint32_t id) {
     uint64_t s = load_acquire(&d->state);
     if (!desc_state_valid(s)) break;
     if (!(s & BS_VALID) || !(s & BS_DIRTY) || !(s & BS_TAG)) return {WS_CLEAN, 0};
-    if (s & BS_IO) return {WS_BUSY, seq};
+    if (s & BS_IO) {
+      if (!note_io_waiter(d)) continue;  // it ended meanwhile
+      return {WS_BUSY, seq};
+    }
     if (!cas(&d->state, &s, bs_claim(s, p.slot))) continue;
     uint32_t nseq = pool_claim_seq(d);
     store_relaxed(&d->io_submitted, 0u);

@@ -55,7 +55,12 @@ inline uint32_t bs_owner(uint64_t s) { return (uint32_t)((s & BS_OWNER_MASK) >> 
 // thread that was terminated) without unlocking: the page may be half-changed. It is
 // fenced until restart: never read, locked, written back or evicted.
 constexpr uint64_t BS_TORN = 1ull << 21;
-constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN | BS_OWNER_MASK;
+// IO_WAITERS: somebody waits for the current IO to end (set by an atomic OR before it
+// waits on io_seq; cleared by the CAS that ends the IO). Only then does the end wake the
+// processes waiting on shared words: every IO completion used to ring every one of them.
+// A bit left over (set just after an IO ended) costs one needless wake at the next end.
+constexpr uint64_t BS_IO_WAITERS = 1ull << 39;
+constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN | BS_OWNER_MASK | BS_IO_WAITERS;
 
 // content_lock: exclusive = bit 31 | (holder slot + 1), so a dead holder's lock is found
 // from the word itself (a record written after the CAS could be missing); shared = count.

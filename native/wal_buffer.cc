@@ -457,14 +457,40 @@ uint64_t wal_inserted_upto(Segment& seg, WalShared* w) {
   return m < f ? f : m;
 }
 
+namespace {
+// Whether this process should ask the kernel now if the flusher's process is alive. Every
+// session waiting for a flush tries the role at each publication, and the question costs
+// a kill(2) and a /proc/<pid>/stat read: with 16 processes of 16 sessions that was several
+// reads per commit. A flusher that publishes is alive, and a dead one is also found by
+// the postmaster's slot cleanup (which frees the role and wakes the waiters), so the
+// question is asked only once the same holder has published nothing for 5 ms, and then
+// at most once per 5 ms per process. (holder, flush_seq) as last seen, and since when.
+std::atomic<uint64_t> g_flusher_seen{0};
+std::atomic<int64_t> g_flusher_seen_since_ns{0};
+constexpr int64_t kFlusherLivenessIntervalNs = 5000000;  // a tenth of a waiter's 50 ms re-look
+
+bool flusher_liveness_due(uint32_t holder, uint32_t flush_seq) {
+  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  uint64_t key = (uint64_t)holder << 32 | flush_seq;
+  if (g_flusher_seen.exchange(key, std::memory_order_relaxed) != key) {  // moved since our last look
+    g_flusher_seen_since_ns.store(now, std::memory_order_relaxed);
+    return false;
+  }
+  int64_t since = g_flusher_seen_since_ns.load(std::memory_order_relaxed);
+  if (now - since < kFlusherLivenessIntervalNs) return false;
+  return g_flusher_seen_since_ns.compare_exchange_strong(since, now, std::memory_order_relaxed);
+}
+}  // namespace
+
 bool wal_try_flusher(Segment& seg, WalShared* w, uint32_t slot) {
   uint32_t cur = load_acquire(&w->flusher);
   if (cur == 0) return cas(&w->flusher, &cur, slot + 1);
   if (cur == slot + 1) return false;
   uint32_t other = cur - 1;
-  // A flusher whose slot is gone (cleanup not run yet) is replaced.
+  // A flusher whose slot is gone (cleanup not run yet) is replaced: a slot no longer
+  // ACTIVE at once, a dead process once it has published nothing for a while.
   if (other >= seg.hdr->max_slots || load_acquire(&seg.slots[other].state) != SLOT_ACTIVE ||
-      slot_owner_dead(&seg.slots[other])) {
+      (flusher_liveness_due(cur, load_acquire(&w->flush_seq)) && slot_owner_dead(&seg.slots[other]))) {
     if (cas(&w->flusher, &cur, slot + 1)) {
       stat_add(&w->stat_flusher_takeovers, (uint64_t)1);
       return true;

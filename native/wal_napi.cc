@@ -218,6 +218,7 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   o.Set("reservedOffset", Napi::Number::New(env, (double)((uint8_t*)&w->reserved - c.seg->arena.base)));
   o.Set("flushedOffset", Napi::Number::New(env, (double)((uint8_t*)&w->flushed - c.seg->arena.base)));
   o.Set("failedOffset", Napi::Number::New(env, (double)((uint8_t*)&w->failed - c.seg->arena.base)));
+  o.Set("checkpointRunningOffset", Napi::Number::New(env, (double)((uint8_t*)&w->ckpt_running - c.seg->arena.base)));
   o.Set("failed", Napi::Number::New(env, load_acquire(&w->failed)));
   o.Set("flusher", Napi::Number::New(env, (double)load_acquire(&w->flusher) - 1));
   o.Set("bufOffset", Napi::Number::New(env, (double)load_relaxed(&w->buf_off)));

@@ -178,9 +178,13 @@ export interface RecoveryImages {
   skipped: number;
 }
 
-// Views of the WAL's hot shared words (reserved, flushed, flush_seq, failed), read with
-// Atomics: a commit checks them on every wake, and walState builds a whole object.
-interface HotWords { reserved: BigUint64Array; flushed: BigUint64Array; flushSeq: Uint32Array; failed: Uint32Array }
+// Views of the WAL's hot shared words (reserved, flushed, flush_seq, failed, and
+// checkpoint_running, which a flusher reads after each flush), read with Atomics: a
+// commit checks them on every wake, and walState builds a whole object.
+interface HotWords { reserved: BigUint64Array; flushed: BigUint64Array; flushSeq: Uint32Array; failed: Uint32Array; checkpointRunning: Uint32Array }
+
+// A flush waiting in its environment's list (Wal#flush).
+interface FlushWaiter { target: number; deadline: number; resolve: () => void; reject: (e: unknown) => void }
 
 // WalShared::flags (native/wal_buffer.h): the postmaster's segment settings, for every process.
 
@@ -225,6 +229,9 @@ export class Wal implements WalHook {
   /** The part of core this module works through (regions, waits, submission, the session). */
   readonly #core: ModuleCore;
   #holding = false;  // this environment holds the flusher role
+  /** Flushes of this environment waiting for durability (see #flush). */
+  #waiters: FlushWaiter[] = [];
+  #driving = false;  // #drive is running for #waiters
   #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number; direct: boolean; dsync: boolean } | null = null;
   #failedEmitted = false;
   #hotWords: HotWords | null = null;
@@ -267,7 +274,7 @@ export class Wal implements WalHook {
       const view = (off: number, n: number) => this.db.arenaSlice(off, n).bytes;
       const b = (off: number) => { const u = view(off, 8); return new BigUint64Array(u.buffer, u.byteOffset, 1); };
       const w = (off: number) => { const u = view(off, 4); return new Uint32Array(u.buffer, u.byteOffset, 1); };
-      h = { reserved: b(st.reservedOffset), flushed: b(st.flushedOffset), flushSeq: w(st.flushSeqOffset), failed: w(st.failedOffset) };
+      h = { reserved: b(st.reservedOffset), flushed: b(st.flushedOffset), flushSeq: w(st.flushSeqOffset), failed: w(st.failedOffset), checkpointRunning: w(st.checkpointRunningOffset) };
       this.#hotWords = h;
     }
     return h;
@@ -435,37 +442,95 @@ export class Wal implements WalHook {
     return this.#flush(target, true);
   }
 
-  async #flush(target: number, commit: boolean): Promise<void> {
-    const s = this.#s();
-    if (commit) addon.walCount(s, 'commits', 1);
-    const deadline = Date.now() + this.#timeoutMs();
-    const { flushSeqOffset } = this.#size();
-    for (;;) {
-      this.#s();  // throws if closed
+  // Every flush of this environment that is not durable yet waits in #waiters, served by
+  // one loop (#drive) for the whole environment: it alone tries the flusher role and waits
+  // on `flush_seq`, so a publication wakes this thread once and costs one role try, not
+  // one per waiting session. Holding the role, it keeps it and flushes again while any of
+  // its waiters needs more, instead of releasing it (a second `flush_seq` bump, which
+  // rings every waiting process) for another process to take; that other process's
+  // records go out in the same flushes (each takes everything inserted so far), and it
+  // is woken by the publications. It lets go after each flush while a checkpoint runs,
+  // which needs the role to recycle segments.
+  #flush(target: number, commit: boolean): Promise<void> {
+    try {
+      const s = this.#s();
+      if (commit) addon.walCount(s, 'commits', 1);
       const hot = this.#hot();
-      // flush_seq first: a publication after this load changes it, so the wait below
-      // cannot miss one that the flushed check did not see.
-      const seq = Atomics.load(hot.flushSeq, 0);
       if (Atomics.load(hot.failed, 0)) {
         const err = this.#failed(this.#state());
         if (err) throw err;
       }
-      if (Number(Atomics.load(hot.flushed, 0)) >= target) return;
-      if (!this.#holding && addon.walRole(s, 'flusher', true)) {
-        this.#holding = true;
-        try {
-          await this.#flushOnce();
-        } finally {
-          this.#holding = false;
-          addon.walRole(this.#s(), 'flusher', false);
-        }
-        continue;
-      }
-      if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(target)} within ${this.#timeoutMs()} ms`);
-      // Someone else is flushing: wait for the next publication (bounded, then re-check:
-      // a flusher that died is replaced by whoever comes next).
-      await this.#core.waitWord(flushSeqOffset, seq, 50);
+      if (Number(Atomics.load(hot.flushed, 0)) >= target) return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
     }
+    const done = new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ target, deadline: Date.now() + this.#timeoutMs(), resolve, reject });
+    });
+    if (!this.#driving) {
+      this.#driving = true;
+      void this.#drive();
+    }
+    return done;
+  }
+
+  async #drive(): Promise<void> {
+    try {
+      const { flushSeqOffset } = this.#size();
+      for (;;) {
+        this.#s();  // throws if closed
+        // flush_seq first: a publication after this load changes it, so the wait below
+        // cannot miss one that the settling did not see.
+        const seq = Atomics.load(this.#hot().flushSeq, 0);
+        if (!this.#settleWaiters()) return;
+        if (!this.#holding && addon.walRole(this.#s(), 'flusher', true)) {
+          this.#holding = true;
+          let checkpoint = false;
+          try {
+            do {
+              await this.#flushOnce();
+              checkpoint = Atomics.load(this.#hot().checkpointRunning, 0) !== 0;
+            } while (this.#settleWaiters() && !checkpoint);
+          } finally {
+            this.#holding = false;
+            addon.walRole(this.#s(), 'flusher', false);
+          }
+          // A checkpoint waits for the role (its recycling): leave it a moment to take it.
+          if (checkpoint) await sleep(1);
+          continue;
+        }
+        // Someone else is flushing: wait for the next publication (bounded, then re-check:
+        // a flusher that died is replaced by whoever comes next).
+        await this.#core.waitWord(flushSeqOffset, seq, 50);
+      }
+    } catch (e) {
+      for (const w of this.#waiters.splice(0)) w.reject(e);
+    } finally {
+      this.#driving = false;
+    }
+  }
+
+  // Resolves the waiters that are durable now, rejects them all if the WAL failed, and
+  // those past their deadline. True if any is left waiting.
+  #settleWaiters(): boolean {
+    const hot = this.#hot();
+    if (Atomics.load(hot.failed, 0)) {
+      const err = this.#failed(this.#state());
+      if (err) {
+        for (const w of this.#waiters.splice(0)) w.reject(err);
+        return false;
+      }
+    }
+    const flushed = Number(Atomics.load(hot.flushed, 0));
+    const now = Date.now();
+    let kept = 0;
+    for (const w of this.#waiters) {
+      if (flushed >= w.target) w.resolve();
+      else if (now > w.deadline) w.reject(new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(w.target)} within ${this.#timeoutMs()} ms`));
+      else this.#waiters[kept++] = w;
+    }
+    this.#waiters.length = kept;
+    return kept > 0;
   }
 
   // With the flusher role held: write everything inserted so far as one linked chain.

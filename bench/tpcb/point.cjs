@@ -51,6 +51,14 @@ function combine(parts, durationMs, extraCpuUs = 0) {
     ...(csw && commits ? { cswPerCommit: { vol: round(csw.vol / commits, 2), invol: round(csw.invol / commits, 2) } } : {}) };
 }
 
+// TPCB_PERF_CTL=<fifo>: writes 'enable' / 'disable' there at the measured window's start
+// and end, for `perf stat|record -D -1 --control fifo:<fifo>` (counts of the window alone,
+// not of the load, the warm-up or the shutdown's writeback).
+function perfControl(cmd) {
+  const fifo = process.env.TPCB_PERF_CTL;
+  if (fifo) fs.writeFileSync(fifo, `${cmd}\n`);
+}
+
 function freshDir(spec, tag) {
   const dir = path.join(spec.dataDir, `${tag}-${process.pid}`);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -115,10 +123,11 @@ async function rmPoint(spec) {
     let pmCpu0 = null;
     let pmRu0 = null;
     let pool0 = null;
-    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); pmRu0 = process.resourceUsage(); pool0 = g ? pm.buffers.stats().global : null; }, spec.warmupMs || 0);  // this loop idles: timers run
+    const pmTimer = setTimeout(() => { pmCpu0 = process.cpuUsage(); pmRu0 = process.resourceUsage(); pool0 = g ? pm.buffers.stats().global : null; perfControl('enable'); }, spec.warmupMs || 0);  // this loop idles: timers run
     const runArgs = { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, warmupMs: spec.warmupMs, g, ...(flagSlice ? { checkpointFlag: flagSlice.offset } : {}) };
     const parts = await Promise.all(peers.map((p, i) => p.call('run', { ...runArgs, worker: i }))).finally(() => { loadDone = true; });
     clearTimeout(pmTimer);
+    perfControl('disable');
     const pmCpu = process.cpuUsage(pmCpu0 || undefined);
     const pmRu = process.resourceUsage();
     // The pool's counters in the measured window (before the invariant check reads every page).

@@ -49,6 +49,40 @@ function diskPage(name: string, block: number): Buffer {
   return readFileSync(path.join(pm!.dataDir, name)).subarray(block * PS, (block + 1) * PS);
 }
 
+describe('buffer pool: who an IO completion wakes', () => {
+  it('reads and writebacks nobody waits for ring no other process (a process waiting on an unrelated word sleeps through them)', async () => {
+    // Every pool IO completion used to ring every process waiting on any shared word:
+    // with P processes each miss cost P wakes. Now only an IO somebody waits for does.
+    await setup(16);
+    const f = await makeFile('d', 64);
+    const word = pm!.completionWord();
+    const w = await worker();
+    const waiting = w.call('waitWordWake', { offset: word, timeoutMs: 30000 });
+    await waitFor(() => pm!.stats().processes.length >= 2, 5000, 'the worker attached');
+    await new Promise((r) => setTimeout(r, 100));  // its wait is registered
+    // 64 misses through a 16-page pool, one at a time, half of them dirtied and written back.
+    for (let b = 0; b < 64; b++) {
+      const buf = await pm!.buffers.read(f, b);
+      if (b % 2 === 0) {
+        await buf.lockExclusive();
+        buf.page[100] = b;
+        buf.markDirty();
+      }
+      buf.release();
+      if (b % 2 === 0) await pm!.buffers.flushAll();
+    }
+    // The word's own completion: its one wake.
+    const plain = await pm!.files.open('w', { create: true });
+    writeFileSync(path.join(pm!.dataDir, 'w'), Buffer.alloc(4096, 1));
+    expect(await pm!.read(plain, 0, pm!.allocate(4096), { completionWord: word })).toBe(4096);
+    const got = await waiting;
+    expect(got.r).toBe(4096);
+    // 64 reads and 32 writes ended meanwhile; none of them is this worker's business.
+    expect(got.after.doorbells - got.before.doorbells).toBeLessThanOrEqual(2);
+    expect(diskPage('d', 62)[100]).toBe(62);
+  });
+});
+
 describe('buffer pool: sharing reads across processes', () => {
   it('two processes read the same cold page at once: exactly one read IO, same bytes', async () => {
     await setup(16);

@@ -72,6 +72,25 @@ describe('wal: append and group commit', () => {
     expect(group).toBeLessThan(solo);
   });
 
+  it('a flusher keeps the role for a flush its own environment still waits for: one flush_seq bump per flush, not two', async () => {
+    // Every bump of flush_seq rings every process waiting on the WAL. A publication bumps
+    // it; so did every release of the flusher role, even when the releasing environment
+    // had another flush waiting that took the role straight back.
+    pm = await start();
+    const addon = require('../../dist/core/native').native;
+    const seq = () => addon.walState(pm!._native()).flushSeq as number;
+    await pm.wal.flush(await pm.wal.append(1, Buffer.from('warm')));  // the segment is open
+    const q0 = seq();
+    const f0 = pm.wal.stats().flushes;
+    const first = pm.wal.flush(await pm.wal.append(1, Buffer.from('one')));  // its flush takes 'one' now
+    const second = pm.wal.flush(await pm.wal.append(1, Buffer.from('two')));  // appended while it is in flight
+    await Promise.all([first, second]);
+    expect(pm.wal.stats().flushes - f0).toBe(2);
+    // Two publications and one release (it was publication, release, publication, release).
+    expect(seq() - q0).toBe(3);
+    expect(pm.wal.flushedLsn()).toBe(pm.wal.insertLsn());
+  });
+
   it('a full circular buffer makes appenders wait for the flusher, never overwrite unflushed bytes', async () => {
     pm = await start({ bufferSize: 64 << 10 });
     const big = new Uint8Array(20000).fill(7);
