@@ -4,11 +4,11 @@ import { EventEmitter } from 'node:events';
 import { markAsUntransferable } from 'node:worker_threads';
 import { constants } from 'node:os';
 import { FileHandle, Files } from './files';
-import { CORRUPT_RESULT, RingmasterError, corruptError, fromNative, ioError, rangeError, typeError } from './errors';
+import { RingmasterError, corruptError, fromNative, ioError, rangeError, typeError } from './errors';
 import { ArenaSlice, EncodedOp, IoBuffer, IoResult, OP_FIELDS, OP_NAMES, OpOptions, checkOffset, linkFlags, optionsObject, timeoutOption } from './io';
 import { NativeInfo, NativeSession, native } from './native';
 import {
-  DRAIN, ESHUTDOWN, HARDLINK, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC, OP_FSYNC, OP_NOP, OP_READ, OP_STAGE_FIELDS, OP_WRITE,
+  CORRUPT_RESULT, DRAIN, ESHUTDOWN, HARDLINK, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC, OP_FSYNC, OP_NOP, OP_READ, OP_STAGE_FIELDS, OP_WRITE,
 } from './constants';
 import { changedDuringIo, pinForIo, viewBytes } from './bytes';
 import { fileEntries, fileSyncState } from './durability';
@@ -157,6 +157,7 @@ export class Ringmaster extends EventEmitter {
   #sAs: number[] = [];
   #flushScheduled = false;
   #flushFn = (): void => this.#flush();
+  #flushNative: () => void;  // the session's flush(), without a receiver to unwrap per call
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   #retryDelay = 0;
   #stalledSince = 0;
@@ -198,6 +199,7 @@ export class Ringmaster extends EventEmitter {
     this.#stage = new Float64Array(STAGE_INITIAL * OP_STAGE_FIELDS);
     this.#out = new Int32Array((STAGE_INITIAL + OUT_SLACK) * QUAD);
     session.setStage(this.#stage, this.#out, this.#ctl, this.#sBuf);
+    this.#flushNative = session.flushFunction();
     session._onCompletions = (n: number) => this.#onDelivered(n);
   }
 
@@ -662,7 +664,7 @@ export class Ringmaster extends EventEmitter {
       ctl[3] = -1;
       let consumed: number;
       try {
-        n.flush();
+        this.#flushNative();
         consumed = ctl[3];
       } catch (e) {
         const err = e as { consumed?: number; batchStart?: number; batchEnd?: number };
