@@ -158,6 +158,7 @@ export class Ringmaster extends EventEmitter {
   #flushScheduled = false;
   #flushFn = (): void => this.#flush();
   #flushNative: () => void;  // the session's flush(), without a receiver to unwrap per call
+  #onCompletions: (n: number) => void;  // what the session's deliveries call
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   #retryDelay = 0;
   #stalledSince = 0;
@@ -198,9 +199,11 @@ export class Ringmaster extends EventEmitter {
     this.#hPath = new Array(handles);
     this.#stage = new Float64Array(STAGE_INITIAL * OP_STAGE_FIELDS);
     this.#out = new Int32Array((STAGE_INITIAL + OUT_SLACK) * QUAD);
-    session.setStage(this.#stage, this.#out, this.#ctl, this.#sBuf);
+    const onCompletions = (n: number): void => this.#onDelivered(n);
+    this.#onCompletions = onCompletions;
+    session.setStage(this.#stage, this.#out, this.#ctl, this.#sBuf, onCompletions);
     this.#flushNative = session.flushFunction();
-    session._onCompletions = (n: number) => this.#onDelivered(n);
+    session._onCompletions = onCompletions;
   }
 
 
@@ -631,7 +634,7 @@ export class Ringmaster extends EventEmitter {
     const stage = new Float64Array(next * OP_STAGE_FIELDS);
     stage.set(this.#stage.subarray(0, this.#tail * OP_STAGE_FIELDS));
     const out = new Int32Array((next + OUT_SLACK) * QUAD);
-    this._native().setStage(stage, out, this.#ctl, this.#sBuf);
+    this._native().setStage(stage, out, this.#ctl, this.#sBuf, this.#onCompletions);
     this.#stage = stage;
     this.#out = out;
     return this.#tail;

@@ -203,6 +203,8 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Reference<Napi::Int32Array> out_ref_;
   Napi::Reference<Napi::Int32Array> ctl_ref_;
   Napi::Reference<Napi::Array> bufs_ref_;  // private buffers of staged ops, by stage index
+  // JS's completion callback, from setStage (else looked up as _onCompletions per delivery).
+  Napi::FunctionReference on_completions_;
   FlushScratch scratch_;
   // flushFunction()'s link to this session: shared with that function, freed by whichever
   // of the two goes last (both are finalized on this environment's JS thread).
@@ -352,7 +354,9 @@ void Session::Deliver() {
       RM_TRACE("session %p delivers %u", (void*)this, n);
       Napi::Object self = Value();
       if (self.IsEmpty()) break;
-      Napi::Value cb = self.Get("_onCompletions");
+      // The callback given to setStage (a reference: no property lookup, which would
+      // also build the name's string, per wakeup), else the _onCompletions property.
+      Napi::Value cb = on_completions_.IsEmpty() ? self.Get("_onCompletions") : on_completions_.Value();
       if (cb.IsEmpty() || !cb.IsFunction()) break;
       napi_value argv[1] = {Napi::Number::New(env, n)};
       napi_value result;
@@ -441,6 +445,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     out_ref_.SuppressDestruct();
     ctl_ref_.SuppressDestruct();
     bufs_ref_.SuppressDestruct();
+    on_completions_.SuppressDestruct();
   } else {
     if (!arena_ab_.IsEmpty()) {
       // Views over the arena become zero-length instead of dangling after unmap.
@@ -453,6 +458,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     out_ref_.Reset();
     ctl_ref_.Reset();
     bufs_ref_.Reset();
+    on_completions_.Reset();  // it closes over the JS handle that holds this session
   }
   stage_ = nullptr;
   out_ = nullptr;
@@ -613,8 +619,9 @@ Napi::Value AttachThread(const Napi::CallbackInfo& info) {
 }
 
 // setStage(fields: Float64Array(kOpFields x capacity), out: Int32Array(4 x quads), ctl: Int32Array(8),
-// buffers: Array): the staging area, the completion buffer, the control words and the
-// private buffers of staged ops (by stage index) this environment shares with JS.
+// buffers: Array, onCompletions?: (count) => void): the staging area, the completion
+// buffer, the control words and the private buffers of staged ops (by stage index) this
+// environment shares with JS, and the function deliveries call.
 Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
@@ -636,6 +643,7 @@ Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
   out_ref_ = Napi::Reference<Napi::Int32Array>::New(o, 1);
   ctl_ref_ = Napi::Reference<Napi::Int32Array>::New(c, 1);
   bufs_ref_ = Napi::Reference<Napi::Array>::New(info[3].As<Napi::Array>(), 1);
+  if (info.Length() > 4 && info[4].IsFunction()) on_completions_ = Napi::Persistent(info[4].As<Napi::Function>());
   stage_ = f.Data();
   stage_ops_ = (uint32_t)(f.ElementLength() / kOpFields);
   out_ = o.Data();
