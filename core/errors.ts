@@ -37,9 +37,10 @@ export class IoCancelledError extends RingmasterError {
   }
 }
 
+// CORRUPT_RESULT (the result of an op whose shared IO handle another process wrote
+// garbage over) is imported from ./constants, not re-exported here: a re-export compiles to
+// an accessor property, which turns this module's exports object into a dictionary.
 import { CORRUPT_RESULT } from './constants';
-/** Result of an op whose shared IO handle another process wrote garbage over (EUCLEAN). */
-export { CORRUPT_RESULT };
 
 export function corruptError(what: string, opIndex?: number): RingmasterError {
   return new RingmasterError('ERR_RINGMASTER_CORRUPT', `${what}: shared state of this IO was corrupted by another process (see stats().corruptReports)`, { errno: CORRUPT_RESULT, opIndex });

@@ -2,9 +2,11 @@
 // float64 fields: [op, linkFlags, fileId, offset, length, arenaOffset, kind, kindArg].
 import { rangeError, typeError } from './errors';
 
-import { DRAIN, HARDLINK, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC, OP_FSYNC, OP_NOP, OP_READ, OP_WRITE } from './constants';
+// The op constants live in ./constants; this module does not re-export them: a re-export
+// compiles to accessor properties, which turn this module's exports object into a
+// dictionary, and every load from it on the per-op path into a generic property lookup.
+import { DRAIN, HARDLINK, LINK } from './constants';
 
-export { DRAIN, HARDLINK, KIND_COMPLETION_WORD, KIND_NONE, LINK, OP_FDATASYNC, OP_FSYNC, OP_NOP, OP_READ, OP_WRITE };
 /** Op names by op code (IoOp order). */
 export const OP_NAMES = ['nop', 'read', 'write', 'fsync', 'fdatasync'] as const;
 export type OpName = (typeof OP_NAMES)[number];

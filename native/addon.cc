@@ -133,6 +133,10 @@ class Session : public Napi::ObjectWrap<Session> {
  private:
   Napi::Value SetStage(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value FlushFunction(const Napi::CallbackInfo& info);
+  static napi_value FlushBound(napi_env env, napi_callback_info info);
+  // The work of flush(): throws (pending exception) on a refused batch or a detached session.
+  void FlushStaged(Napi::Env env);
   Napi::Value Collect(const Napi::CallbackInfo& info);
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
   Napi::Value CloseFile(const Napi::CallbackInfo& info);
@@ -199,7 +203,17 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Reference<Napi::Int32Array> out_ref_;
   Napi::Reference<Napi::Int32Array> ctl_ref_;
   Napi::Reference<Napi::Array> bufs_ref_;  // private buffers of staged ops, by stage index
+  // JS's completion callback, from setStage (else looked up as _onCompletions per delivery).
+  Napi::FunctionReference on_completions_;
   FlushScratch scratch_;
+  // flushFunction()'s link to this session: shared with that function, freed by whichever
+  // of the two goes last (both are finalized on this environment's JS thread).
+  struct FlushLink {
+    Session* session;
+    int refs;
+  };
+  FlushLink* flush_link_ = nullptr;
+  static void DropFlushLink(FlushLink* l);
   double* stage_ = nullptr;
   uint32_t stage_ops_ = 0;
   int32_t* out_ = nullptr;
@@ -234,6 +248,15 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
 Session::~Session() {
   RM_TRACE("session %p destroyed (state %s)", (void*)this, session_state_name(state_));
   DetachNative();
+  if (flush_link_) {
+    flush_link_->session = nullptr;
+    DropFlushLink(flush_link_);
+    flush_link_ = nullptr;
+  }
+}
+
+void Session::DropFlushLink(FlushLink* l) {
+  if (--l->refs == 0) delete l;
 }
 
 void on_wake_closed(void* arg) {
@@ -331,7 +354,9 @@ void Session::Deliver() {
       RM_TRACE("session %p delivers %u", (void*)this, n);
       Napi::Object self = Value();
       if (self.IsEmpty()) break;
-      Napi::Value cb = self.Get("_onCompletions");
+      // The callback given to setStage (a reference: no property lookup, which would
+      // also build the name's string, per wakeup), else the _onCompletions property.
+      Napi::Value cb = on_completions_.IsEmpty() ? self.Get("_onCompletions") : on_completions_.Value();
       if (cb.IsEmpty() || !cb.IsFunction()) break;
       napi_value argv[1] = {Napi::Number::New(env, n)};
       napi_value result;
@@ -420,6 +445,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     out_ref_.SuppressDestruct();
     ctl_ref_.SuppressDestruct();
     bufs_ref_.SuppressDestruct();
+    on_completions_.SuppressDestruct();
   } else {
     if (!arena_ab_.IsEmpty()) {
       // Views over the arena become zero-length instead of dangling after unmap.
@@ -432,6 +458,7 @@ void Session::DetachNative(int64_t drain_timeout_ns) {
     out_ref_.Reset();
     ctl_ref_.Reset();
     bufs_ref_.Reset();
+    on_completions_.Reset();  // it closes over the JS handle that holds this session
   }
   stage_ = nullptr;
   out_ = nullptr;
@@ -592,8 +619,9 @@ Napi::Value AttachThread(const Napi::CallbackInfo& info) {
 }
 
 // setStage(fields: Float64Array(kOpFields x capacity), out: Int32Array(4 x quads), ctl: Int32Array(8),
-// buffers: Array): the staging area, the completion buffer, the control words and the
-// private buffers of staged ops (by stage index) this environment shares with JS.
+// buffers: Array, onCompletions?: (count) => void): the staging area, the completion
+// buffer, the control words and the private buffers of staged ops (by stage index) this
+// environment shares with JS, and the function deliveries call.
 Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
@@ -615,6 +643,7 @@ Napi::Value Session::SetStage(const Napi::CallbackInfo& info) {
   out_ref_ = Napi::Reference<Napi::Int32Array>::New(o, 1);
   ctl_ref_ = Napi::Reference<Napi::Int32Array>::New(c, 1);
   bufs_ref_ = Napi::Reference<Napi::Array>::New(info[3].As<Napi::Array>(), 1);
+  if (info.Length() > 4 && info[4].IsFunction()) on_completions_ = Napi::Persistent(info[4].As<Napi::Function>());
   stage_ = f.Data();
   stage_ops_ = (uint32_t)(f.ElementLength() / kOpFields);
   out_ = o.Data();
@@ -656,16 +685,56 @@ bool resolve_buffer(void* ctx, uint32_t i, PrivateBuffer* out) {
 // -EAGAIN, -ETIMEDOUT, -ESHUTDOWN); ctl[2] = 1: call collect() for more. A batch that
 // fails validation throws its error with .consumed, .batchStart and .batchEnd.
 Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
-  RM_REQUIRE_ATTACHED();
+  FlushStaged(info.Env());
+  return info.Env().Undefined();
+}
+
+// flushFunction() -> a function that does what flush() does, called without a receiver:
+// the per-turn call then skips the receiver's unwrap (a private-symbol property lookup,
+// about a tenth of a microsecond, which ObjectWrap pays on every method call).
+Napi::Value Session::FlushFunction(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!flush_link_) flush_link_ = new FlushLink{this, 1};
+  napi_value fn;
+  if (napi_create_function(env, "flush", NAPI_AUTO_LENGTH, &Session::FlushBound, flush_link_, &fn) != napi_ok) {
+    Napi::Error::New(env, "flushFunction: napi_create_function failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  flush_link_->refs++;
+  if (napi_add_finalizer(env, fn, flush_link_, [](napi_env, void* data, void*) { DropFlushLink(static_cast<FlushLink*>(data)); },
+                         nullptr, nullptr) != napi_ok) {
+    flush_link_->refs--;
+    Napi::Error::New(env, "flushFunction: napi_add_finalizer failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Value(env, fn);
+}
+
+napi_value Session::FlushBound(napi_env env, napi_callback_info info) {
+  void* data = nullptr;
+  size_t argc = 0;
+  if (napi_get_cb_info(env, info, &argc, nullptr, nullptr, &data) != napi_ok || !data) return nullptr;
+  Session* s = static_cast<FlushLink*>(data)->session;
+  if (!s) {
+    make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (its native session is released)")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  s->FlushStaged(Napi::Env(env));
+  return nullptr;
+}
+
+void Session::FlushStaged(Napi::Env env) {
+  if (!CheckOpen(env)) return;
   if (!stage_) {
     module_type_error(env, "flush() before setStage()").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return;
   }
   uint32_t start = (uint32_t)ctl_[4];
   uint32_t end = (uint32_t)ctl_[5];
   if (start > end || end > stage_ops_ || end - start > out_quads_) {
     range_error(env, "flush range outside the staging area").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return;
   }
   BufferLookup lookup{&bufs_ref_, Napi::Array()};
   FlushOutcome o = flush_staged(*seg_, (uint32_t)slot_, home_ring_, shutdown_exempt_, delivery_, scratch_, stage_, start,
@@ -680,7 +749,7 @@ Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
     ctl_[2] = more ? 1 : 0;
   }
   UpdateLoopState();
-  if (o.terminating) return env.Undefined();
+  if (o.terminating) return;
   if (o.invalid && o.error_batch == start + o.consumed) {
     int rc = o.error;
     std::string msg = o.why;
@@ -696,10 +765,9 @@ Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
     e.Set("batchStart", Napi::Number::New(env, o.error_batch));
     e.Set("batchEnd", Napi::Number::New(env, o.error_batch_end));
     e.ThrowAsJavaScriptException();
-    return env.Undefined();
+    return;
   }
   ctl_[3] = (int32_t)o.consumed;
-  return env.Undefined();
 }
 
 // collect() -> quads of this environment's completions now in out; ctl[2] = 1: more.
@@ -1200,6 +1268,7 @@ Napi::Function Session::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "NativeSession", {
     InstanceMethod("setStage", &Session::SetStage),
     InstanceMethod("flush", &Session::Flush),
+    InstanceMethod("flushFunction", &Session::FlushFunction),
     InstanceMethod("collect", &Session::Collect),
     InstanceMethod("wakeInfo", &Session::WakeInfo),
     InstanceMethod("openFile", &Session::OpenFile),

@@ -18,6 +18,20 @@ describe('handle lifetime', () => {
   });
 });
 
+describe('flush function lifetime', () => {
+  it('the receiver-less flush function throws ERR_RINGMASTER_DETACHED after close and after its session is collected and destroyed', () => {
+    const dir = tempDir();
+    try {
+      const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, '..', 'fixtures', 'gc-flush-function.cjs'), dir], { encoding: 'utf8', timeout: 60000 });
+      expect(r.stderr).not.toMatch(/Error|FATAL|Segmentation/);
+      expect(r.stdout.trim()).toBe('ok');
+      expect(r.status).toBe(0);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
 describe('event loop', () => {
   it('stays alive while IO is in flight, with nothing else keeping it (30000 reads at depth 16)', () => {
     const dir = tempDir();

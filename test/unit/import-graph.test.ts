@@ -7,7 +7,9 @@
 // The native boundary (the addon loader and its interface) is typed throughout: no
 // explicit `any` there.
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
 
@@ -344,5 +346,44 @@ describe('import graph of core/, bufferpool/ and wal/', () => {
       for (const a of explicitAny(readFileSync(path.join(REPO, f), 'utf8'), f)) found.push(`${f} ${a}`);
     }
     expect(found).toEqual([]);
+  });
+});
+
+// `export { X } from` (or a re-export of an import) compiles to an accessor property, and
+// one accessor turns the module's exports object into a dictionary: every load from it
+// (`io_1.checkOffset`, a constant) is then a generic lookup, on the per-op path too. Only
+// the package entries re-export.
+describe('compiled modules keep fast exports objects', () => {
+  const ENTRIES = new Set(['core/index.ts', 'wal/index.ts']);
+  function slowExports(files: string[]): string {
+    const script = `const out = [];
+for (const f of ${JSON.stringify(files)}) if (!%HasFastProperties(require(f))) out.push(f);
+process.stdout.write(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', '-e', script], { encoding: 'utf8', timeout: 60000 });
+    expect(r.stderr).toBe('');
+    return r.stdout;
+  }
+  it('the check tells an accessor re-export from plain exports (positive control)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rm-exports-'));
+    try {
+      // Compiled as this repository compiles (tsconfig's CommonJS output).
+      const compile = (name: string, text: string): string => {
+        const out = ts.transpileModule(text, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+        writeFileSync(path.join(dir, name), out);
+        return path.join(dir, name);
+      };
+      compile('c.js', 'export const A = 1;\nexport const B = 2;\n');
+      const plain = compile('plain.js', "import { A } from './c';\nexport const C = A + 1;\nexport function f(): number { return A; }\n");
+      const reexport = compile('reexport.js', "import { A } from './c';\nexport { A };\nexport function f(): number { return A; }\n");
+      const reexportFrom = compile('reexport-from.js', "export { B } from './c';\nexport function f(): number { return 1; }\n");
+      expect(JSON.parse(slowExports([plain, reexport, reexportFrom]))).toEqual([reexport, reexportFrom]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('every compiled module but the package entries', () => {
+    const files = sources().filter((f) => !ENTRIES.has(f)).map((f) => path.join(REPO, 'dist', f.replace(/\.ts$/, '.js')));
+    for (const f of files) expect(existsSync(f), `${f} (run npm run build:ts)`).toBe(true);
+    expect(JSON.parse(slowExports(files))).toEqual([]);
   });
 });
