@@ -270,6 +270,7 @@ int32_t content_lock_acquire(Segment& seg, PoolView& v, uint32_t slot, uint32_t 
   uint32_t cur = load_acquire(w);  // pairs with the release CAS of the last unlocker
   for (int t = 0; t < kMaxLockCas && !(cur & kLockHandoff) && lock_grantable(cur, excl); t++) {
     if (cas(w, &cur, lock_taken(cur, excl, slot))) {
+      if (!excl) kill_point(&seg.hdr->faults, KP_POOL_SHARED_LOCK_COUNTED);
       record_hold(rec, excl);  // one store right after the CAS (see the shared-lock window)
       return LA_ACQUIRED;
     }
@@ -747,7 +748,7 @@ void count_stat(PoolSlot& p, SlotStat which) {
 // Pin: refcount + 1, and usage + 1 (up to BS_USAGE_MAX) if `use`, by CAS. A full pin
 // count is never exceeded (false: the caller reports too many pins). The pin is recorded
 // in `rec` by one store right after the CAS (pin_records.h).
-bool pin_state(BufDesc* d, bool use, PinEntry* rec) {
+bool pin_state(FaultTable* faults, BufDesc* d, bool use, PinEntry* rec) {
   uint64_t s = load_acquire(&d->state);
   for (;;) {
     if ((s & BS_PIN_MASK) == BS_PIN_MASK) return false;
@@ -755,6 +756,7 @@ bool pin_state(BufDesc* d, bool use, PinEntry* rec) {
     uint64_t u = (s & BS_USAGE_MASK) >> BS_USAGE_SHIFT;
     if (use && u < BS_USAGE_MAX) ns += 1ull << BS_USAGE_SHIFT;
     if (cas(&d->state, &s, ns)) {
+      kill_point(faults, KP_POOL_PIN_COUNTED);
       store_release(&rec->pins, load_relaxed(&rec->pins) + 1);
       return true;
     }
@@ -774,7 +776,7 @@ int64_t unpin_state(BufDesc* d) {
 // the release is a futex wake, a syscall, where kills land.
 PinResult pin_found(PoolSlot& p, uint32_t id) {
   PinEntry* e = pin_record_for(p.v, p.slot, id, true);
-  bool pinned = e && pin_state(&p.v.d[id], true, e);
+  bool pinned = e && pin_state(&p.seg->hdr->faults, &p.v.d[id], true, e);
   if (e && !pinned) pin_record_maybe_free(e);
   if (!pinned) return {PIN_TOO_MANY, 0};
   return {PIN_OK, id};
@@ -1027,6 +1029,7 @@ bool pool_unpin(PoolSlot& p, uint32_t id) {
   if (!e || load_relaxed(&e->pins) == 0) return false;
   // The word first, then the record (pin_records.h).
   int64_t left = unpin_state(&p.v.d[id]);
+  kill_point(&p.seg->hdr->faults, KP_POOL_UNPIN_COUNTED);
   store_release(&e->pins, load_relaxed(&e->pins) - 1);
   pin_record_maybe_free(e);
   if (left == 0) pool_note_unpinned(*p.seg, p.v);
@@ -1071,6 +1074,7 @@ bool pool_unlock(PoolSlot& p, uint32_t id, bool excl) {
   if (!e || (excl ? load_relaxed(&e->exclusive) == 0 : load_relaxed(&e->shared_locks) == 0)) return false;
   // The word first, then the record (pin_records.h).
   content_lock_release(*p.seg, p.v, id, excl);
+  if (!excl) kill_point(&p.seg->hdr->faults, KP_POOL_SHARED_UNLOCK_COUNTED);
   if (excl) store_release(&e->exclusive, 0u);
   else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
   pin_record_maybe_free(e);
