@@ -357,11 +357,10 @@ namespace {
 // Takes a GRANTED cell's hold: recorded in rec, the cell freed, the wait counted. The
 // exclusive hold is recorded before the cell is freed: a death in between leaves a GRANTED
 // cell, which cleanup releases without fencing the page (the holder never saw the lock).
-// A shared hold is recorded after: a death in between leaks that one shared hold, as a
-// death between the fast path's CAS and its record does (never an over-release).
-// A shared grant moves from the cell to the record outside the queue lock, under the
-// slot's intent (set by content_lock_wait_end): not while a recount runs, which counts the
-// granted cells and the records under that lock.
+// A shared hold is recorded after, outside the queue lock, under the slot's intent word
+// (set by content_lock_wait_end): a death in between leaves the intent, and cleanup
+// recounts the shared count (the granted cells and the records, under that lock). Not
+// begun while a recount runs.
 void take_grant(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool excl, PinEntry* rec) {
   uint64_t since = load_relaxed(&v.wq.cells[cell].since_ns);
   while (!excl && (__atomic_load_n(&v.d[id].content_lock, __ATOMIC_SEQ_CST) & kLockRecount))
@@ -492,8 +491,8 @@ void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uin
 // The recount is idempotent: the records it sums do not change while RECOUNT is set, so a
 // recounter that dies anywhere leaves RECOUNT with the recount lock free, and whoever
 // waits for RECOUNT takes the lock (EOWNERDEAD) and does it again (pool_recount_wait).
-// Counts only ever come out at or above the truth for a dead window (a taker that died
-// after its CAS) and exactly at it otherwise, so nobody's pin or hold is given back twice.
+// Afterwards the count is what the trusted records say: a dead taker's pin is gone, and a
+// dead giver's pin is not given back a second time (from somebody else's).
 
 namespace {
 
