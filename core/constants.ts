@@ -133,6 +133,10 @@ export const KILL_POINTS = [
   'tb-chain-counted',
   'pool-victim-untagged',
   'pool-victim-half-inserted',
+  'pool-pin-counted',
+  'pool-unpin-counted',
+  'pool-shared-lock-counted',
+  'pool-shared-unlock-counted',
 ] as const;
 
 /** A named kill point (KILL_POINTS). */

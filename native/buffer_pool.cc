@@ -2,6 +2,8 @@
 #include "buffer_pool.h"
 #include "crc32c.h"
 
+#include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -124,7 +126,10 @@ namespace {
 
 constexpr int64_t kQueueLockTimeoutNs = 2000000000ll;
 constexpr int kMaxLockCas = 1000;
-constexpr uint32_t kFlags = kLockWaiters | kLockHandoff | kLockWaking;
+// Bits every transition keeps. RECOUNT is one: under the queue lock the shared count may
+// change while it is set (the recount sums under that lock too); outside the lock a shared
+// request that sees it steps aside (step_aside).
+constexpr uint32_t kFlags = kLockWaiters | kLockHandoff | kLockWaking | kLockRecount;
 
 bool lock_grantable(uint32_t w, bool excl) {
   w &= ~kFlags;
@@ -238,7 +243,8 @@ void repair_partition(Segment& seg, PoolView& v, uint32_t q, Wakes& g) {
     WaitCell* c = &v.wq.cells[c1 - 1];
     uint32_t q1 = load_relaxed(&c->queue_plus1);
     if (q1 != 0 && q1 <= v.n && wq_partition_of(q1 - 1) == p && load_acquire(&c->state) == WC_WAITING &&
-        load_acquire(&v.d[q1 - 1].content_lock) != load_relaxed(&part->grant_word)) {
+        // RECOUNT is set outside the queue lock (a recount starting): not the hand-over.
+        (load_acquire(&v.d[q1 - 1].content_lock) & ~kLockRecount) != (load_relaxed(&part->grant_word) & ~kLockRecount)) {
       wq_remove(v.wq, q1 - 1, c1 - 1);
       wq_grant(v.wq, c1 - 1);
       g.add(c1 - 1);
@@ -276,13 +282,33 @@ void record_hold(PinEntry* rec, bool excl) {
 
 }  // namespace
 
-int32_t content_lock_acquire(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, bool excl, bool recursive_shared,
-                             PinEntry* rec, uint32_t* cell_out) {
+// A count's change found RECOUNT on its word before it began: the agent's intent goes (the
+// recount waits for it), it waits the recount out, then names the count again; the caller
+// looks at the word anew. `agent` ~0u: no intent to move.
+void step_aside(Segment& seg, PoolView& v, uint32_t agent, uint32_t id, uint64_t kind) {
+  if (agent < v.max_slots) pin_intent_clear(v, agent);
+  pool_recount_wait(seg, v, id, kind);
+  if (agent < v.max_slots) pin_intent_set(v, agent, id, kind);
+}
+
+namespace {
+
+int32_t content_lock_acquire_named(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, bool excl, bool recursive_shared,
+                                   PinEntry* rec, uint32_t* cell_out) {
   uint32_t* w = &v.d[id].content_lock;
-  uint32_t cur = load_acquire(w);  // pairs with the release CAS of the last unlocker
-  for (int t = 0; t < kMaxLockCas && !(cur & kLockHandoff) && lock_grantable(cur, excl); t++) {
+  // seq_cst: after the intent store (a shared request), so a recount that set RECOUNT
+  // before this load sees the intent, or this load sees RECOUNT (pin_records.h).
+  uint32_t cur = __atomic_load_n(w, __ATOMIC_SEQ_CST);
+  for (int t = 0; t < kMaxLockCas; t++) {
+    if (!excl && (cur & kLockRecount)) {
+      step_aside(seg, v, slot, id, kIntentShared);
+      cur = __atomic_load_n(w, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    if ((cur & kLockHandoff) || !lock_grantable(cur, excl)) break;
     if (cas(w, &cur, lock_taken(cur, excl, slot))) {
-      record_hold(rec, excl);  // one store right after the CAS (see the shared-lock window)
+      if (!excl) kill_point(&seg.hdr->faults, KP_POOL_SHARED_LOCK_COUNTED);
+      record_hold(rec, excl);  // the record, then the intent goes (pin_records.h)
       return LA_ACQUIRED;
     }
   }
@@ -325,15 +351,32 @@ int32_t content_lock_acquire(Segment& seg, PoolView& v, uint32_t slot, uint32_t 
   return rc;
 }
 
+}  // namespace
+
+// A shared request changes the shared count: the slot's intent word names it from before
+// the first look at the word until the hold is recorded (or the request queued).
+int32_t content_lock_acquire(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, bool excl, bool recursive_shared,
+                             PinEntry* rec, uint32_t* cell_out) {
+  if (excl) return content_lock_acquire_named(seg, v, slot, id, excl, recursive_shared, rec, cell_out);
+  pin_intent_set(v, slot, id, kIntentShared);
+  int32_t rc = content_lock_acquire_named(seg, v, slot, id, excl, recursive_shared, rec, cell_out);
+  pin_intent_clear(v, slot);
+  return rc;
+}
+
 namespace {
 
 // Takes a GRANTED cell's hold: recorded in rec, the cell freed, the wait counted. The
 // exclusive hold is recorded before the cell is freed: a death in between leaves a GRANTED
 // cell, which cleanup releases without fencing the page (the holder never saw the lock).
-// A shared hold is recorded after: a death in between leaks that one shared hold, as a
-// death between the fast path's CAS and its record does (never an over-release).
-void take_grant(PoolView& v, uint32_t slot, uint32_t cell, bool excl, PinEntry* rec) {
+// A shared hold is recorded after, outside the queue lock, under the slot's intent word
+// (set by content_lock_wait_end): a death in between leaves the intent, and cleanup
+// recounts the shared count (the granted cells and the records, under that lock). Not
+// begun while a recount runs.
+void take_grant(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool excl, PinEntry* rec) {
   uint64_t since = load_relaxed(&v.wq.cells[cell].since_ns);
+  while (!excl && (__atomic_load_n(&v.d[id].content_lock, __ATOMIC_SEQ_CST) & kLockRecount))
+    step_aside(seg, v, slot, id, kIntentShared);
   if (excl) record_hold(rec, true);
   wq_release_cell(v.wq, cell);
   if (!excl) record_hold(rec, false);
@@ -343,15 +386,17 @@ void take_grant(PoolView& v, uint32_t slot, uint32_t cell, bool excl, PinEntry* 
 
 }  // namespace
 
-int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool cancel,
-                              PinEntry* rec) {
+namespace {
+
+int32_t content_lock_wait_end_named(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool cancel,
+                                    PinEntry* rec) {
   if (cell >= v.wq.ncells || wq_cell_slot(cell) != slot) return LW_BAD_CELL;
   WaitCell* c = &v.wq.cells[cell];
   if (load_relaxed(&c->queue_plus1) != id + 1) return LW_BAD_CELL;
   bool excl = load_relaxed(&c->mode) == kWaitExclusive;
   uint32_t st = load_acquire(&c->state);  // pairs with the waker's release store
   if (st == WC_GRANTED) {
-    take_grant(v, slot, cell, excl, rec);
+    take_grant(seg, v, slot, id, cell, excl, rec);
     return LW_GRANTED;
   }
   if (st != WC_WAITING && st != WC_WOKEN) return LW_BAD_CELL;
@@ -397,16 +442,34 @@ int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t
   wq_unlock(v.wq, id);
   g.ring(seg);
   if (rc == LW_WAITING && load_acquire(&c->state) == WC_GRANTED) {
-    take_grant(v, slot, cell, excl, rec);
+    take_grant(seg, v, slot, id, cell, excl, rec);
     rc = LW_GRANTED;
   }
   return rc;
 }
 
-void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared) {
+}  // namespace
+
+// A shared waiter's grant becomes its record under its intent word (pin_records.h).
+int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t id, uint32_t cell, bool cancel,
+                              PinEntry* rec) {
+  bool shared = cell < v.wq.ncells && wq_cell_slot(cell) == slot && load_relaxed(&v.wq.cells[cell].mode) == kWaitShared;
+  if (!shared) return content_lock_wait_end_named(seg, v, slot, id, cell, cancel, rec);
+  pin_intent_set(v, slot, id, kIntentShared);
+  int32_t rc = content_lock_wait_end_named(seg, v, slot, id, cell, cancel, rec);
+  pin_intent_clear(v, slot);
+  return rc;
+}
+
+void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared, uint32_t agent) {
   uint32_t* w = &v.d[id].content_lock;
-  uint32_t cur = load_acquire(w);
+  uint32_t cur = __atomic_load_n(w, __ATOMIC_SEQ_CST);  // after the agent's intent store
   for (int t = 0; t < kMaxLockCas && !(cur & (kLockWaiters | kLockHandoff)); t++) {
+    if (!excl && (cur & kLockRecount)) {
+      step_aside(seg, v, agent, id, kIntentShared);
+      cur = __atomic_load_n(w, __ATOMIC_SEQ_CST);
+      continue;
+    }
     uint32_t nw = lock_released(cur, excl, shared);
     if (nw == cur || cas(w, &cur, nw)) return;  // release: page edits visible to the next locker
   }
@@ -420,6 +483,164 @@ void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uin
   wake_or_hand_over(seg, v, id, ~0u, g);
   wq_unlock(v.wq, id);
   g.ring(seg);
+}
+
+// ---- recounts --------------------------------------------------------------------------
+//
+// A dead slot's intent word names a count (a buffer's pins, or its shared content locks)
+// it was changing: its CAS may or may not have happened, so its records cannot say what
+// to give back. The count is rebuilt instead (pin_records.h):
+//  1. the recount lock (robust, one per pool) is taken; RECOUNT is set on the word by CAS.
+//     From then on no pin, unpin or shared lock/unlock outside the queue lock begins on it:
+//     one that finds RECOUNT clears its intent and waits (step_aside);
+//  2. every other slot whose intent names that count is waited for while its agent lives
+//     (an ACTIVE slot's process, or a CLEANING slot's cleaner, agent_pid): it is between
+//     its CAS and its record, a few instructions. A slot whose agent is dead is left out:
+//     its records of this buffer are no more trusted than the dead slot's;
+//  3. the count is the sum of the trusted records (for the shared count, taken under the
+//     buffer's queue lock, plus the cells granted shared holds not yet recorded), written
+//     with RECOUNT cleared in one CAS; then the queue may move (hand-overs waited).
+// The recount is idempotent: the records it sums do not change while RECOUNT is set, so a
+// recounter that dies anywhere leaves RECOUNT with the recount lock free, and whoever
+// waits for RECOUNT takes the lock (EOWNERDEAD) and does it again (pool_recount_wait).
+// Afterwards the count is what the trusted records say: a dead taker's pin is gone, and a
+// dead giver's pin is not given back a second time (from somebody else's).
+
+namespace {
+
+constexpr int64_t kRecountLockWaitNs = 20000000ll;  // a pass of pool_recount_wait
+
+RobustLock* recount_lock(PoolView& v) { return &v.locks[kPoolPartitions].lock; }
+
+uint64_t own_start_time() {
+  static const uint64_t t = process_start_time(getpid());
+  return t;
+}
+
+// Is whoever acts for slot y (its process, or the process cleaning it) alive?
+bool agent_alive(Segment& seg, PoolView& v, uint32_t y) {
+  ProcSlot* ps = &seg.slots[y];
+  uint32_t st = load_acquire(&ps->state);
+  if (st == SLOT_ACTIVE) return !slot_owner_dead(ps);
+  if (st != SLOT_CLEANING) return false;
+  int32_t pid = __atomic_load_n(&v.intents[y].agent_pid, __ATOMIC_SEQ_CST);
+  if (pid <= 0) return false;
+  if (pid == (int32_t)getpid()) return true;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  uint64_t t = process_start_time(pid);
+  return t != 0 && t == load_relaxed(&v.intents[y].agent_start);
+}
+
+void pause_a_little(uint32_t n) {
+  if (n < 64) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  } else if (n < 2000) {
+    sched_yield();
+  } else {
+    usleep(200);
+  }
+}
+
+// Holding the recount lock, with RECOUNT set on the word: steps 2 and 3 above.
+void recount_locked(Segment& seg, PoolView& v, uint32_t id, uint64_t kind, uint32_t skip_slot) {
+  uint64_t tag = pin_intent_tag(id, kind);
+  std::vector<uint8_t> trusted(v.max_slots, 1);
+  for (uint32_t y = 0; y < v.max_slots; y++) {
+    if (y == skip_slot) { trusted[y] = 0; continue; }
+    // seq_cst: after the CAS that set RECOUNT (Dekker with the agent's intent store).
+    for (uint32_t n = 0; __atomic_load_n(&v.intents[y].word, __ATOMIC_SEQ_CST) == tag; n++) {
+      if ((n & 255) == 255 || n == 0) {
+        if (!agent_alive(seg, v, y)) { trusted[y] = 0; break; }
+      }
+      pause_a_little(n);
+    }
+  }
+  auto sum_records = [&]() {
+    uint64_t sum = 0;
+    for (uint32_t y = 0; y < v.max_slots; y++)
+      if (trusted[y]) sum += pin_records_count(v, y, id, kind);
+    return sum;
+  };
+  if (kind == kIntentPins) {
+    uint64_t sum = sum_records();
+    if (sum > BS_PIN_MASK) sum = BS_PIN_MASK;
+    BufDesc* d = &v.d[id];
+    uint64_t s = load_acquire(&d->state);
+    for (;;) {
+      uint64_t ns = (s & ~(BS_PIN_MASK | BS_RECOUNT)) | sum;
+      if (cas(&d->state, &s, ns)) break;
+    }
+    if (sum == 0) pool_note_unpinned(seg, v);
+  } else {
+    uint32_t* w = &v.d[id].content_lock;
+    Wakes g;
+    queue_lock_always(seg, v, id, g);  // queued requests count and record under it
+    uint64_t sum = sum_records();
+    for (uint32_t i = 0; i < v.wq.ncells; i++) {
+      WaitCell* c = &v.wq.cells[i];
+      if (load_acquire(&c->state) == WC_GRANTED && load_relaxed(&c->queue_plus1) == id + 1 &&
+          load_relaxed(&c->mode) == kWaitShared)
+        sum++;
+    }
+    if (sum > kLockHoldMask - 1) sum = kLockHoldMask - 1;
+    uint32_t cur = load_acquire(w);
+    for (;;) {
+      // An exclusive holder (named in the word) means no shared one: only the flag goes.
+      uint32_t nw = (cur & kLockExclusive) ? (cur & ~kLockRecount) : ((cur & ~(kLockHoldMask | kLockRecount)) | (uint32_t)sum);
+      if (cas(w, &cur, nw)) break;
+    }
+    wake_or_hand_over(seg, v, id, ~0u, g);  // hand-overs waited for the recount
+    wq_unlock(v.wq, id);
+    g.ring(seg);
+  }
+  stat_add(&v.h->gstats[G_RECOUNTS], (uint64_t)1);
+  wake_word_waiters(seg);
+}
+
+bool recount_flag_set(PoolView& v, uint32_t id, uint64_t kind) {
+  if (kind == kIntentPins) return (__atomic_load_n(&v.d[id].state, __ATOMIC_SEQ_CST) & BS_RECOUNT) != 0;
+  return (__atomic_load_n(&v.d[id].content_lock, __ATOMIC_SEQ_CST) & kLockRecount) != 0;
+}
+
+LockResult recount_lock_take(PoolView& v) {
+  for (;;) {
+    LockResult r = robust_lock_acquire(recount_lock(v), kRecountLockWaitNs);
+    if (r == LockResult::Acquired || r == LockResult::AcquiredOwnerDied) return r;
+    if (r == LockResult::Error) usleep(1000);
+  }
+}
+
+}  // namespace
+
+void pool_recount(Segment& seg, PoolView& v, uint32_t id, uint64_t kind, uint32_t skip_slot) {
+  if (id >= v.n) return;
+  recount_lock_take(v);
+  // seq_cst: the intents are read after this CAS (Dekker, pin_records.h).
+  if (kind == kIntentPins) {
+    uint64_t s = load_acquire(&v.d[id].state);
+    while (!(s & BS_RECOUNT) &&
+           !__atomic_compare_exchange_n(&v.d[id].state, &s, s | BS_RECOUNT, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+  } else {
+    uint32_t w = load_acquire(&v.d[id].content_lock);
+    while (!(w & kLockRecount) &&
+           !__atomic_compare_exchange_n(&v.d[id].content_lock, &w, w | kLockRecount, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+  }
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  recount_locked(seg, v, id, kind, skip_slot);
+  robust_lock_release(recount_lock(v));
+}
+
+void pool_recount_wait(Segment& seg, PoolView& v, uint32_t id, uint64_t kind) {
+  // The recounter holds the recount lock from before it sets RECOUNT until after it
+  // clears it: RECOUNT with the lock free means its recounter died.
+  while (recount_flag_set(v, id, kind)) {
+    LockResult r = robust_lock_acquire(recount_lock(v), kRecountLockWaitNs);
+    if (r != LockResult::Acquired && r != LockResult::AcquiredOwnerDied) continue;
+    if (recount_flag_set(v, id, kind)) recount_locked(seg, v, id, kind, ~0u);
+    robust_lock_release(recount_lock(v));
+  }
 }
 
 namespace {
@@ -508,21 +729,57 @@ bool claim_in_flight(Segment& seg, uint16_t kind, uint64_t arg) {
 void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
   PoolView v;
   if (!pool_view(seg, &v) || slot >= v.max_slots) return;
+  SlotIntent* in = &v.intents[slot];
+  // From here on we act for the slot: a recount that finds its intent set asks whether
+  // we are alive (recounts, above).
+  store_relaxed(&in->agent_start, own_start_time());
+  __atomic_store_n(&in->agent_pid, (int32_t)getpid(), __ATOMIC_SEQ_CST);
+  bool woke = false;
+  // The count the slot was changing when it died: nobody knows whether its CAS happened.
+  uint64_t died_at = __atomic_load_n(&in->word, __ATOMIC_SEQ_CST);
+  if (died_at) {
+    uint32_t iid = (uint32_t)(died_at & 0xFFFFFFFFu) - 1;
+    uint64_t kind = died_at >> 32;
+    if (iid < v.n && (kind == kIntentPins || kind == kIntentShared)) {
+      pool_recount(seg, v, iid, kind, slot);  // leaves out all of this slot's records of it
+      PinEntry* mine = pin_records_of(v, slot);
+      for (uint32_t i = 0; i < kPinsPerSlot; i++)
+        if (load_acquire(&mine[i].buf_plus1) == iid + 1)
+          store_release(kind == kIntentPins ? &mine[i].pins : &mine[i].shared_locks, 0u);
+      woke = true;
+    }
+    pin_intent_clear(v, slot);
+  }
   cleanup_wait_cells(seg, v, slot);
   PinEntry* e = &v.pins[(uint64_t)slot * kPinsPerSlot];
-  bool woke = false;
   for (uint32_t i = 0; i < kPinsPerSlot; i++) {
     uint32_t b1 = load_acquire(&e[i].buf_plus1);
     if (b1 == 0 || b1 > v.n) { store_relaxed(&e[i].buf_plus1, 0u); continue; }
     BufDesc* d = &v.d[b1 - 1];
     uint32_t sh = load_relaxed(&e[i].shared_locks), pins = load_relaxed(&e[i].pins);
+    // Given back as the slot would have: the intent, the word, the record, no intent.
     // Shared holds (clamped at zero); exclusive locks: by owner, below.
-    if (sh && !(load_acquire(&d->content_lock) & kLockExclusive)) content_lock_release(seg, v, b1 - 1, false, sh);
-    uint64_t s = load_acquire(&d->state);
-    for (;;) {
-      uint64_t cnt = s & BS_PIN_MASK;
-      uint64_t ns = (s & ~BS_PIN_MASK) | (cnt - (pins < cnt ? pins : cnt));  // never underflow
-      if (ns == s || cas(&d->state, &s, ns)) break;
+    if (sh && !(load_acquire(&d->content_lock) & kLockExclusive)) {
+      pin_intent_set(v, slot, b1 - 1, kIntentShared);
+      content_lock_release(seg, v, b1 - 1, false, sh, slot);
+      store_release(&e[i].shared_locks, 0u);
+      pin_intent_clear(v, slot);
+    }
+    if (pins) {
+      pin_intent_set(v, slot, b1 - 1, kIntentPins);
+      uint64_t s = __atomic_load_n(&d->state, __ATOMIC_SEQ_CST);
+      for (;;) {
+        if (s & BS_RECOUNT) {
+          step_aside(seg, v, slot, b1 - 1, kIntentPins);
+          s = __atomic_load_n(&d->state, __ATOMIC_SEQ_CST);
+          continue;
+        }
+        uint64_t cnt = s & BS_PIN_MASK;
+        uint64_t ns = (s & ~BS_PIN_MASK) | (cnt - (pins < cnt ? pins : cnt));  // never underflow
+        if (ns == s || cas(&d->state, &s, ns)) break;
+      }
+      store_release(&e[i].pins, 0u);
+      pin_intent_clear(v, slot);
     }
     store_relaxed(&e[i].pins, 0u);
     store_relaxed(&e[i].shared_locks, 0u);
@@ -572,6 +829,8 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
     while (cur > 0 && !cas(&v.h->pin_waiters, &cur, cur - 1)) {}
   }
   for (uint32_t k = 0; k < ST_COUNT; k++) store_relaxed(&v.sstats[slot].v[k], (uint64_t)0);
+  pin_intent_clear(v, slot);
+  store_release(&in->agent_pid, 0);
   if (woke) {
     if (load_acquire(&v.h->pin_waiters)) fetch_add(&v.h->unpin_seq, 1u);  // pins went back too
     wake_word_waiters(seg);
@@ -614,11 +873,13 @@ uint64_t pool_layout_size(uint32_t pages, uint32_t page_size, uint32_t max_slots
   h.buckets_off = o = align_up(o, 64);
   o += (uint64_t)nb * 4;
   h.locks_off = o = align_up(o, 64);
-  o += (uint64_t)kPoolPartitions * sizeof(LockCell);
+  o += (uint64_t)(kPoolPartitions + 1) * sizeof(LockCell);  // the partitions, then the recount lock
   h.pins_off = o = align_up(o, 64);
   o += (uint64_t)max_slots * kPinsPerSlot * sizeof(PinEntry);
   h.sstats_off = o = align_up(o, 64);
   o += (uint64_t)max_slots * sizeof(SlotStats);
+  h.intents_off = o = align_up(o, 64);
+  o += (uint64_t)max_slots * sizeof(SlotIntent);
   h.wparts_off = o = align_up(o, 64);
   o += (uint64_t)kWaitPartitions * sizeof(WaitPartition);
   h.wqueues_off = o = align_up(o, 64);
@@ -643,7 +904,7 @@ int pool_init(Segment& seg, uint64_t off, uint64_t size, uint32_t pages, uint32_
   h.magic = 0;
   memcpy(ph, &h, sizeof(h));  // nobody reads the header before the magic below is published
   auto* locks = reinterpret_cast<LockCell*>(base + h.locks_off);
-  for (uint32_t i = 0; i < kPoolPartitions; i++) robust_lock_init(&locks[i].lock);
+  for (uint32_t i = 0; i < kPoolPartitions + 1; i++) robust_lock_init(&locks[i].lock);
   for (uint32_t i = 0; i < kWaitPartitions; i++)
     robust_lock_init(&reinterpret_cast<WaitPartition*>(base + h.wparts_off)[i].lock);
   store_release(&ph->magic, kPoolMagic);  // pairs with load_acquire in pool_view
@@ -699,7 +960,8 @@ bool pool_view_derive(Segment& seg, PoolView* v) {
   PoolHeader h;
   uint64_t need = pool_layout_size(pages, ps, ms, &h);
   if (need > size || load_relaxed(&ph->desc_off) != h.desc_off || load_relaxed(&ph->pages_off) != h.pages_off ||
-      load_relaxed(&ph->nbuckets) != h.nbuckets || load_relaxed(&ph->wcells_off) != h.wcells_off)
+      load_relaxed(&ph->nbuckets) != h.nbuckets || load_relaxed(&ph->wcells_off) != h.wcells_off ||
+      load_relaxed(&ph->intents_off) != h.intents_off)
     return false;
   v->base = base;
   v->region_off = off;
@@ -709,6 +971,7 @@ bool pool_view_derive(Segment& seg, PoolView* v) {
   v->locks = reinterpret_cast<LockCell*>(base + h.locks_off);
   v->pins = reinterpret_cast<PinEntry*>(base + h.pins_off);
   v->sstats = reinterpret_cast<SlotStats*>(base + h.sstats_off);
+  v->intents = reinterpret_cast<SlotIntent*>(base + h.intents_off);
   v->pages = base + h.pages_off;
   v->wq.parts = reinterpret_cast<WaitPartition*>(base + h.wparts_off);
   v->wq.queues = reinterpret_cast<WaitQueue*>(base + h.wqueues_off);
@@ -792,37 +1055,70 @@ void count_stat(PoolSlot& p, SlotStat which) {
   stat_add(&p.v.sstats[p.slot].v[which], (uint64_t)1);
 }
 
+// The state word, read after the slot's intent store (seq_cst: a recount that set RECOUNT
+// before this load sees the intent, or this load sees RECOUNT; pin_records.h).
+uint64_t state_after_intent(BufDesc* d) { return __atomic_load_n(&d->state, __ATOMIC_SEQ_CST); }
+
 // Pin: refcount + 1, and usage + 1 (up to BS_USAGE_MAX) if `use`, by CAS. A full pin
-// count is never exceeded (false: the caller reports too many pins). The pin is recorded
-// in `rec` by one store right after the CAS (pin_records.h).
-bool pin_state(BufDesc* d, bool use, PinEntry* rec) {
-  uint64_t s = load_acquire(&d->state);
+// count is never exceeded (false: the caller reports too many pins). The slot's intent
+// word names the count from before the CAS until the pin is in `rec` (pin_records.h).
+bool pin_state(PoolSlot& p, uint32_t id, bool use, PinEntry* rec) {
+  BufDesc* d = &p.v.d[id];
+  pin_intent_set(p.v, p.slot, id, kIntentPins);
+  uint64_t s = state_after_intent(d);
   for (;;) {
-    if ((s & BS_PIN_MASK) == BS_PIN_MASK) return false;
+    if (s & BS_RECOUNT) {
+      step_aside(*p.seg, p.v, p.slot, id, kIntentPins);
+      s = state_after_intent(d);
+      continue;
+    }
+    if ((s & BS_PIN_MASK) == BS_PIN_MASK) break;
     uint64_t ns = s + 1;
     uint64_t u = (s & BS_USAGE_MASK) >> BS_USAGE_SHIFT;
     if (use && u < BS_USAGE_MAX) ns += 1ull << BS_USAGE_SHIFT;
     if (cas(&d->state, &s, ns)) {
+      kill_point(&p.seg->hdr->faults, KP_POOL_PIN_COUNTED);
       store_release(&rec->pins, load_relaxed(&rec->pins) + 1);
+      pin_intent_clear(p.v, p.slot);
       return true;
     }
   }
+  pin_intent_clear(p.v, p.slot);
+  return false;
 }
 
-// -1 if not pinned (garbage), else the pins left.
-int64_t unpin_state(BufDesc* d) {
-  uint64_t s = load_acquire(&d->state);
+// Unpin: the word, then the record `rec`, under the slot's intent word (pin_records.h).
+// -1 if the word had no pin (garbage; the record still goes down), else the pins left.
+int64_t unpin_recorded(PoolSlot& p, uint32_t id, PinEntry* rec) {
+  BufDesc* d = &p.v.d[id];
+  pin_intent_set(p.v, p.slot, id, kIntentPins);
+  uint64_t s = state_after_intent(d);
+  int64_t left = -1;
   for (;;) {
-    if ((s & BS_PIN_MASK) == 0) return -1;
-    if (cas(&d->state, &s, s - 1)) return (int64_t)((s - 1) & BS_PIN_MASK);
+    if (s & BS_RECOUNT) {
+      step_aside(*p.seg, p.v, p.slot, id, kIntentPins);
+      s = state_after_intent(d);
+      continue;
+    }
+    if ((s & BS_PIN_MASK) == 0) break;
+    if (cas(&d->state, &s, s - 1)) {
+      left = (int64_t)((s - 1) & BS_PIN_MASK);
+      break;
+    }
   }
+  if (left >= 0) kill_point(&p.seg->hdr->faults, KP_POOL_UNPIN_COUNTED);
+  uint32_t had = load_relaxed(&rec->pins);
+  if (had > 0) store_release(&rec->pins, had - 1);
+  pin_record_maybe_free(rec);
+  pin_intent_clear(p.v, p.slot);
+  return left;
 }
 
 // Pins a found buffer for this slot. Recorded before the partition lock is released:
 // the release is a futex wake, a syscall, where kills land.
 PinResult pin_found(PoolSlot& p, uint32_t id) {
   PinEntry* e = pin_record_for(p.v, p.slot, id, true);
-  bool pinned = e && pin_state(&p.v.d[id], true, e);
+  bool pinned = e && pin_state(p, id, true, e);
   if (e && !pinned) pin_record_maybe_free(e);
   if (!pinned) return {PIN_TOO_MANY, 0};
   return {PIN_OK, id};
@@ -831,7 +1127,8 @@ PinResult pin_found(PoolSlot& p, uint32_t id) {
 // Clock sweep: returns a victim pinned by us (refcount 0 -> 1) and recorded in `spare`
 // (pin_record_spare), or -1 with *dirty = a dirty unpinned candidate (or -1). Buffers with
 // a garbage state word are never taken (counted in *corrupt): nothing about them can be trusted.
-int64_t clock_victim(PoolView& v, PinEntry* spare, int64_t* dirty, uint32_t* corrupt) {
+int64_t clock_victim(PoolSlot& p, PinEntry* spare, int64_t* dirty, uint32_t* corrupt) {
+  PoolView& v = p.v;
   *dirty = -1;
   *corrupt = 0;
   uint64_t limit = (uint64_t)v.n * (BS_USAGE_MAX + 2);
@@ -841,7 +1138,8 @@ int64_t clock_victim(PoolView& v, PinEntry* spare, int64_t* dirty, uint32_t* cor
     uint64_t s = load_acquire(&d->state);
     for (int tries = 0; tries < kMaxCasRetries; tries++) {
       if (!desc_state_valid(s)) { ++*corrupt; break; }
-      if ((s & BS_PIN_MASK) || (s & BS_IO) || (s & BS_TORN)) break;  // a torn page stays fenced
+      // A torn page stays fenced; a recounted one is pinned by somebody, or was.
+      if ((s & BS_PIN_MASK) || (s & BS_IO) || (s & BS_TORN) || (s & BS_RECOUNT)) break;
       if (s & BS_USAGE_MASK) {
         if (cas(&d->state, &s, (uint64_t)(s - (1ull << BS_USAGE_SHIFT)))) break;
         continue;
@@ -850,10 +1148,15 @@ int64_t clock_victim(PoolView& v, PinEntry* spare, int64_t* dirty, uint32_t* cor
         if (*dirty < 0) *dirty = id;
         break;
       }
+      // The intent before the CAS (which expects no RECOUNT): the CAS is the check.
+      pin_intent_set(v, p.slot, id, kIntentPins);
       if (cas(&d->state, &s, s + 1)) {
-        store_release(&spare->buf_plus1, id + 1);  // the record, at once (pin_records.h)
+        kill_point(&p.seg->hdr->faults, KP_POOL_PIN_COUNTED);
+        store_release(&spare->buf_plus1, id + 1);  // the record (pin_records.h)
+        pin_intent_clear(v, p.slot);
         return id;
       }
+      pin_intent_clear(v, p.slot);
     }
   }
   return -1;
@@ -896,14 +1199,14 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
     if (!spare) return {PIN_TOO_MANY, 0};
     int64_t dirty;
     uint32_t bad;
-    int64_t vid = clock_victim(v, spare, &dirty, &bad);
+    int64_t vid = clock_victim(p, spare, &dirty, &bad);
     if (vid < 0) store_relaxed(&spare->pins, 0u);  // still free: no victim taken
     if (vid < 0 && dirty < 0 && bad) return corrupt(G_CORRUPT_DESCRIPTORS);  // only garbage left to evict
     if (vid < 0) return dirty >= 0 ? PinResult{PIN_NEED_CLEAN, (uint64_t)dirty} : PinResult{PIN_EXHAUSTED, 0};
     BufDesc* d = &v.d[vid];
     auto drop_victim = [&]() {
-      if (unpin_state(d) == 0) pool_note_unpinned(*p.seg, v);
-      pin_record_drop_pin(v, p.slot, (uint32_t)vid);
+      PinEntry* rec = pin_record_for(v, p.slot, (uint32_t)vid, false);
+      if (rec && unpin_recorded(p, (uint32_t)vid, rec) == 0) pool_note_unpinned(*p.seg, v);
     };
     uint64_t s = load_acquire(&d->state);
     bool evicted = false;
@@ -935,7 +1238,8 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
       }
       s = load_acquire(&d->state);
       bool ok = false;
-      for (int tries = 0; tries < kMaxCasRetries && (s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO)); tries++) {
+      // Not while a recount runs (the count may be above the truth): given back, retried.
+      for (int tries = 0; tries < kMaxCasRetries && (s & BS_PIN_MASK) == 1 && !(s & (BS_DIRTY | BS_IO | BS_RECOUNT)); tries++) {
         if (cas(&d->state, &s, (s & BS_PIN_MASK))) { ok = true; break; }  // tagless, invalid, pinned once
       }
       // Tagless before unlinked: a kill in between leaves a tagless buffer on this chain,
@@ -974,7 +1278,7 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
     // Release: the tag stores above are visible to anyone who sees TAG_VALID.
     bool tagged = false;
     for (int tries = 0; tries < kMaxCasRetries && !tagged; tries++)
-      tagged = cas(&d->state, &s, (uint64_t)((s & BS_PIN_MASK) | BS_TAG | (1ull << BS_USAGE_SHIFT)));
+      tagged = cas(&d->state, &s, (uint64_t)((s & (BS_PIN_MASK | BS_RECOUNT)) | BS_TAG | (1ull << BS_USAGE_SHIFT)));
     if (!tagged) {  // only a scribbler rewrites an unlinked buffer we pinned
       if (load_relaxed(&v.buckets[bucket]) == (uint32_t)vid + 1) mapping_unlink(v, &v.buckets[bucket], (uint32_t)vid);
       mapping_unlock(v, bucket);
@@ -1074,10 +1378,7 @@ void pool_abort_io(PoolSlot& p, uint32_t id, uint32_t seq, int32_t err, bool wri
 bool pool_unpin(PoolSlot& p, uint32_t id) {
   PinEntry* e = pin_record_for(p.v, p.slot, id, false);
   if (!e || load_relaxed(&e->pins) == 0) return false;
-  // The word first, then the record (pin_records.h).
-  int64_t left = unpin_state(&p.v.d[id]);
-  store_release(&e->pins, load_relaxed(&e->pins) - 1);
-  pin_record_maybe_free(e);
+  int64_t left = unpin_recorded(p, id, e);  // the word, then the record (pin_records.h)
   if (left == 0) pool_note_unpinned(*p.seg, p.v);
   // Our record says we held a pin, so a zero count in the descriptor is garbage (or a
   // repair reset it): report it; the caller's release still succeeded.
@@ -1107,9 +1408,11 @@ int32_t pool_lock_wait_end(PoolSlot& p, uint32_t id, uint32_t cell, bool cancel)
   if (r == LW_GRANTED && (load_acquire(&p.v.d[id].state) & BS_TORN)) {
     // Fenced while we waited: the grant goes straight back.
     bool excl = load_relaxed(&e->exclusive) != 0;
-    content_lock_release(*p.seg, p.v, id, excl);
+    if (!excl) pin_intent_set(p.v, p.slot, id, kIntentShared);
+    content_lock_release(*p.seg, p.v, id, excl, 1, p.slot);
     if (excl) store_release(&e->exclusive, 0u);
     else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
+    if (!excl) pin_intent_clear(p.v, p.slot);
     return LR_TORN;
   }
   return r;
@@ -1118,11 +1421,15 @@ int32_t pool_lock_wait_end(PoolSlot& p, uint32_t id, uint32_t cell, bool cancel)
 bool pool_unlock(PoolSlot& p, uint32_t id, bool excl) {
   PinEntry* e = pin_record_for(p.v, p.slot, id, false);
   if (!e || (excl ? load_relaxed(&e->exclusive) == 0 : load_relaxed(&e->shared_locks) == 0)) return false;
-  // The word first, then the record (pin_records.h).
-  content_lock_release(*p.seg, p.v, id, excl);
+  // The word first, then the record, a shared release under the slot's intent word
+  // (pin_records.h); the exclusive holder is named by the word itself.
+  if (!excl) pin_intent_set(p.v, p.slot, id, kIntentShared);
+  content_lock_release(*p.seg, p.v, id, excl, 1, p.slot);
+  if (!excl) kill_point(&p.seg->hdr->faults, KP_POOL_SHARED_UNLOCK_COUNTED);
   if (excl) store_release(&e->exclusive, 0u);
   else store_release(&e->shared_locks, load_relaxed(&e->shared_locks) - 1);
   pin_record_maybe_free(e);
+  if (!excl) pin_intent_clear(p.v, p.slot);
   return true;
 }
 
@@ -1197,16 +1504,25 @@ bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, b
   BufDesc* d = &p.v.d[id];
   PinEntry* e = pin_record_for(p.v, p.slot, id, true);
   if (!e) return false;
-  uint64_t s = load_acquire(&d->state);
+  pin_intent_set(p.v, p.slot, id, kIntentPins);
+  uint64_t s = state_after_intent(d);
   for (int tries = 0;; tries++) {
+    if (s & BS_RECOUNT) {
+      step_aside(*p.seg, p.v, p.slot, id, kIntentPins);
+      s = state_after_intent(d);
+      continue;
+    }
     bool garbage = tries >= kMaxCasRetries || !desc_state_valid(s);
     if (garbage || !(s & BS_TAG) || !(s & BS_VALID) || (s & BS_PIN_MASK) == BS_PIN_MASK) {
+      pin_intent_clear(p.v, p.slot);
       pin_record_maybe_free(e);
       if (garbage) pool_report_corrupt(*p.seg, p.v, G_CORRUPT_DESCRIPTORS);
       return false;
     }
     if (cas(&d->state, &s, s + 1)) {
-      store_release(&e->pins, load_relaxed(&e->pins) + 1);  // the record, at once (pin_records.h)
+      kill_point(&p.seg->hdr->faults, KP_POOL_PIN_COUNTED);
+      store_release(&e->pins, load_relaxed(&e->pins) + 1);  // the record, then the intent goes (pin_records.h)
+      pin_intent_clear(p.v, p.slot);
       break;
     }
   }

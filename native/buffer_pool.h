@@ -8,7 +8,9 @@
 //   bits  0-17 pin count | 18-20 usage count (0..5) | 21 TORN (a dead holder's
 //   exclusive lock was taken back: fenced until restart) | 22 VALID | 23 DIRTY |
 //   24 IO_IN_PROGRESS (read if !VALID, write if VALID) | 25 IO_ERROR | 26 TAG_VALID |
-//   27-38 slot that claimed the IO in progress
+//   27-38 slot that claimed the IO in progress | 39 IO_WAITERS (somebody waits for that
+//   IO to end) | 40 RECOUNT (slot cleanup is recounting the pin count from the live slots'
+//   records: nobody starts a pin or unpin meanwhile)
 // `io_seq` (32-bit, waitable) is odd while an IO is in progress and even otherwise;
 // the IO's kind_arg carries (seq & 0xFFFFF) << 32 | buffer id so a stale completion
 // (for an IO that cleanup already aborted) is detected and ignored.
@@ -16,7 +18,9 @@
 // shared holders; bit 30 WAITERS (the buffer's wait queue, wait_queue.h, may not be empty:
 // releases go through the queue), bit 29 HANDOFF (a woken waiter lost a race: nobody
 // barges, the next release hands the lock to the head), bit 28 WAKING (a woken waiter has
-// not retried yet: releases wake nobody else). Rules: buffer_pool.cc, "content locks".
+// not retried yet: releases wake nobody else), bit 27 RECOUNT (the shared count is being
+// recounted: nobody starts a shared lock or unlock outside the queue lock meanwhile).
+// Rules: buffer_pool.cc, "content locks"; the recount: buffer_pool.cc, "recounts".
 //
 // Everything inside is an offset or index; every index read from shared memory is
 // bounds-checked; this file owns the layout.
@@ -60,7 +64,12 @@ constexpr uint64_t BS_TORN = 1ull << 21;
 // processes waiting on shared words: every IO completion used to ring every one of them.
 // A bit left over (set just after an IO ended) costs one needless wake at the next end.
 constexpr uint64_t BS_IO_WAITERS = 1ull << 39;
-constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN | BS_OWNER_MASK | BS_IO_WAITERS;
+// RECOUNT: a dead slot's intent word named this buffer's pin count, so nobody knows whether
+// its last CAS happened; the cleaner recounts the pins from the live records (pin_records.h).
+// Not a pin: the clock sweep skips the buffer meanwhile, pinners and unpinners wait.
+constexpr uint64_t BS_RECOUNT = 1ull << 40;
+constexpr uint64_t BS_KNOWN = BS_PIN_MASK | BS_USAGE_MASK | BS_VALID | BS_DIRTY | BS_IO | BS_IO_ERROR | BS_TAG | BS_TORN | BS_OWNER_MASK | BS_IO_WAITERS |
+                               BS_RECOUNT;
 
 // content_lock: exclusive = bit 31 | (holder slot + 1), so a dead holder's lock is found
 // from the word itself (a record written after the CAS could be missing); shared = count.
@@ -68,7 +77,8 @@ constexpr uint32_t kLockExclusive = 0x80000000u;
 constexpr uint32_t kLockWaiters = 0x40000000u;
 constexpr uint32_t kLockHandoff = 0x20000000u;
 constexpr uint32_t kLockWaking = 0x10000000u;
-constexpr uint32_t kLockHoldMask = 0x0FFFFFFFu;  // holder slot + 1, or the shared count
+constexpr uint32_t kLockRecount = 0x08000000u;   // the shared count is being recounted (BS_RECOUNT's twin)
+constexpr uint32_t kLockHoldMask = 0x07FFFFFFu;  // holder slot + 1, or the shared count
 inline uint32_t exclusive_word(uint32_t slot) { return kLockExclusive | (slot + 1); }
 // Wait-cell modes of content-lock waiters.
 constexpr uint32_t kWaitShared = 1;
@@ -113,6 +123,7 @@ struct PoolHeader {
   uint64_t wparts_off;   // content-lock wait queues: partitions, queue heads, cells
   uint64_t wqueues_off;
   uint64_t wcells_off;
+  uint64_t intents_off;  // SlotIntent per slot
   uint64_t wait_ticket;  // atomic: enqueue order of wait cells
   uint32_t unpin_seq;    // waitable: bumped when a buffer's last pin goes while pin_waiters > 0
   uint32_t pin_waiters;  // slots waiting for a buffer to become unpinned (pool exhausted)
@@ -146,6 +157,23 @@ struct PinEntry {
   uint32_t exclusive;
 };
 
+// One per slot, on its own cache line: the count (a buffer's pins, or its shared content
+// locks) the slot is changing right now, from before its CAS on the word until its record
+// says the same (pin_records.h). Written by the slot's own JS thread, and by its cleaner
+// once the slot is no longer live (`agent_pid`: that cleaner, so a recount can tell a
+// cleaner at work from a dead one).
+struct SlotIntent {
+  uint64_t word;         // 0, or pin_intent_tag(buffer, kind)
+  int32_t agent_pid;     // the process cleaning this slot (0: none)
+  uint32_t pad0;
+  uint64_t agent_start;  // its start time (process_start_time): a recycled pid is not it
+  uint64_t pad[5];
+};
+static_assert(sizeof(SlotIntent) == 64, "one cache line per slot");
+constexpr uint64_t kIntentPins = 1;    // the buffer's pin count (state word)
+constexpr uint64_t kIntentShared = 2;  // its shared content-lock count
+inline uint64_t pin_intent_tag(uint32_t id, uint64_t kind) { return (uint64_t)(id + 1) | (kind << 32); }
+
 enum SlotStat {
   ST_HITS, ST_MISSES, ST_READS, ST_WRITES, ST_EVICTIONS, ST_IO_WAITS, ST_COMPLETED_BY_OTHER, ST_COMPLETED_FOR_OTHER,
   ST_LOCK_WAITS,      // content-lock requests that queued
@@ -159,7 +187,7 @@ enum SlotStat {
   ST_COUNT
 };
 // Global-only counters, in PoolHeader::gstats past the per-slot ones (SlotStats has 16).
-enum GlobalStat { G_CORRUPT_DESCRIPTORS = 16, G_CORRUPT_MAPPING, G_INTEGRITY_REPAIRS, G_TORN_PAGES, G_LOCK_QUEUE_REPAIRS };
+enum GlobalStat { G_CORRUPT_DESCRIPTORS = 16, G_CORRUPT_MAPPING, G_INTEGRITY_REPAIRS, G_TORN_PAGES, G_LOCK_QUEUE_REPAIRS, G_RECOUNTS };
 struct SlotStats { uint64_t v[16]; };
 static_assert(ST_COUNT <= 16, "SlotStats holds 16 counters");
 
@@ -172,8 +200,9 @@ struct PoolView {
   PoolHeader* h = nullptr;
   BufDesc* d = nullptr;
   uint32_t* buckets = nullptr;
-  LockCell* locks = nullptr;
+  LockCell* locks = nullptr;    // kPoolPartitions mapping partitions, then the recount lock
   PinEntry* pins = nullptr;
+  SlotIntent* intents = nullptr;
   SlotStats* sstats = nullptr;
   uint8_t* pages = nullptr;
   WaitQueues wq;                // content-lock waiters: one queue per buffer
@@ -221,7 +250,17 @@ int32_t content_lock_wait_end(Segment& seg, PoolView& v, uint32_t slot, uint32_t
 // Gives up one hold (the exclusive one, or `shared` shared ones) and wakes (or, in HANDOFF,
 // hands the lock to) the queued waiters the release lets run, ringing only their doorbells.
 // The caller updates its record.
-void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared = 1);
+// A shared release is counted under `agent`'s intent word (set by the caller, pin_records.h).
+void content_lock_release(Segment& seg, PoolView& v, uint32_t id, bool excl, uint32_t shared = 1, uint32_t agent = ~0u);
+
+// ---- recounts (a dead slot's intent word named a count: buffer_pool.cc, "recounts") ----
+// Recounts the pin count (kIntentPins) or shared-lock count (kIntentShared) of buffer id
+// from the records of the slots other than `skip_slot` (the dead one) and of the slots
+// whose agent is dead with an intent on that count.
+void pool_recount(Segment& seg, PoolView& v, uint32_t id, uint64_t kind, uint32_t skip_slot);
+// Found RECOUNT on the word (the caller's own intent cleared): waits until it is gone,
+// finishing the recount itself if its recounter died.
+void pool_recount_wait(Segment& seg, PoolView& v, uint32_t id, uint64_t kind);
 
 // A buffer's last pin went: if reads wait for one (pool exhausted), bump unpin_seq and
 // wake the waiting environments.

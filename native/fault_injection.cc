@@ -76,6 +76,8 @@ constexpr const char* kKillPointNames[KP_COUNT] = {
     "lock-wake",                "lock-handoff",                "wal-page-image-copied",
     "checkpoint-redo-choosing", "checkpoint-redo-chosen",  "sqe-prepared",
     "tb-chain-counted",         "pool-victim-untagged",      "pool-victim-half-inserted",
+    "pool-pin-counted",         "pool-unpin-counted",        "pool-shared-lock-counted",
+    "pool-shared-unlock-counted",
 };
 
 static_assert(kKillPointNames[KP_COUNT - 1] != nullptr, "every KillPoint needs its name in kKillPointNames");

@@ -52,6 +52,10 @@ enum KillPoint : uint32_t {
   KP_TB_CHAIN_COUNTED,          // threads: tb_lock held, a chain counted toward drains (its slot's tb_counted), not queued
   KP_POOL_VICTIM_UNTAGGED,      // pool eviction: partition lock held, the victim made tagless, still on its old chain
   KP_POOL_VICTIM_HALF_INSERTED, // pool insertion: partition lock held, the victim on its new chain, not yet tagged
+  KP_POOL_PIN_COUNTED,          // pool pin: the state word's pin count taken (CAS), the pinner's record not yet
+  KP_POOL_UNPIN_COUNTED,        // pool unpin: the state word's pin count given back (CAS), the record not yet
+  KP_POOL_SHARED_LOCK_COUNTED,  // shared content lock: the word's shared count taken (CAS), the record not yet
+  KP_POOL_SHARED_UNLOCK_COUNTED,// shared content unlock: the word's shared count given back (CAS), the record not yet
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];

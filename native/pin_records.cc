@@ -40,11 +40,14 @@ PinEntry* pin_record_spare(PoolView& v, uint32_t slot) {
   return nullptr;
 }
 
-void pin_record_drop_pin(PoolView& v, uint32_t slot, uint32_t id) {
-  PinEntry* e = pin_record_for(v, slot, id, false);
-  if (!e || load_relaxed(&e->pins) == 0) return;
-  store_release(&e->pins, load_relaxed(&e->pins) - 1);
-  pin_record_maybe_free(e);
+uint32_t pin_records_count(PoolView& v, uint32_t slot, uint32_t id, uint64_t kind) {
+  PinEntry* e = pin_records_of(v, slot);
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < kPinsPerSlot; i++) {
+    if (load_acquire(&e[i].buf_plus1) != id + 1) continue;
+    n += load_relaxed(kind == kIntentPins ? &e[i].pins : &e[i].shared_locks);
+  }
+  return n > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)n;
 }
 
 void pin_records_list(PoolView& v, std::vector<PinRecordRow>* out) {

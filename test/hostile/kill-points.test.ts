@@ -159,6 +159,95 @@ describe('kill points: submission and completion', () => {
     });
   }
 
+  // A pin or a shared content lock lives in two places: the descriptor's word (a count,
+  // taken and given back by CAS) and the holder's record (what slot cleanup gives back).
+  // A worker killed between the two used to leave them disagreeing: after a pin CAS, a pin
+  // leaked for good (the buffer never evictable again); after an unpin CAS, cleanup took
+  // the pin back a second time, from whoever else held one (a buffer evictable under a
+  // live reader). The slot's intent word names the buffer across the window, and cleanup
+  // recounts it from the live records.
+  describe('pin and shared-lock windows', () => {
+    async function poolWithPage() {
+      await start({ bufferPool: { pages: 8, pageSize: 4096 } });
+      const f = await pm.files.open('d', { create: true });
+      writeFileSync(path.join(pm.dataDir, 'd'), Buffer.concat(Array.from({ length: 24 }, (_, i) => pageImage(i + 1))));
+      (await pm.buffers.read(f.id, 0)).release();  // block 0 is in the pool: the worker's read is a hit
+      return f;
+    }
+    /** Every buffer is taken by the clock sweep at least once: none stays pinned. */
+    async function everyBufferEvictable(f: { id: number }) {
+      for (let round = 0; round < 3; round++) {
+        for (let i = 1; i < 24; i++) {
+          const b = await pm.buffers.read(f.id, i);
+          try { expect(b.page[100]).toBe(i + 1); } finally { b.release(); }
+        }
+      }
+    }
+
+    it("a worker dies at 'pool-pin-counted': no pin leaks, the buffer is evicted again", async () => {
+      const f = await poolWithPage();
+      const a = await spawn('bufferpool-worker.cjs');
+      expect(pm._native().debugKillPoint('pool-pin-counted', { pid: a.pid })).toBe(true);
+      await diedAt(a, 'pool-pin-counted', a.call('read', { file: f.id, block: 0 }));
+      expect(pm.buffers.stats().pinned).toBe(0);
+      await everyBufferEvictable(f);
+      expect(pm.buffers.stats().pinned).toBe(0);
+      expect(pm.checkIntegrity().anomalies).toEqual([]);
+    });
+
+    it("a worker dies at 'pool-unpin-counted': another process's pin on the same buffer survives the cleanup", async () => {
+      const f = await poolWithPage();
+      const held = await pm.buffers.read(f.id, 0);
+      const a = await spawn('bufferpool-worker.cjs');
+      expect(pm._native().debugKillPoint('pool-unpin-counted', { pid: a.pid })).toBe(true);
+      await diedAt(a, 'pool-unpin-counted', a.call('read', { file: f.id, block: 0 }));
+      // Our pin is still counted: the buffer is never the clock's victim while we hold it.
+      expect(pm.buffers.stats().pinned).toBe(1);
+      for (let i = 1; i < 24; i++) (await pm.buffers.read(f.id, i)).release();
+      expect(held.page[100]).toBe(1);
+      expect(pm.buffers.stats().pinned).toBe(1);
+      held.release();
+      expect(pm.buffers.stats().pinned).toBe(0);
+      await everyBufferEvictable(f);
+    });
+
+    it("a worker dies at 'pool-shared-lock-counted': no shared hold leaks, an exclusive locker gets in", async () => {
+      const f = await poolWithPage();
+      pm.buffers.configure({ lockWaitMs: 3000 });
+      const a = await spawn('bufferpool-worker.cjs');
+      expect(pm._native().debugKillPoint('pool-shared-lock-counted', { pid: a.pid })).toBe(true);
+      await diedAt(a, 'pool-shared-lock-counted', a.call('lockStart', { file: f.id, block: 0, mode: 'shared', keep: 'x' }));
+      const b = await pm.buffers.read(f.id, 0);
+      try {
+        await b.lockExclusive();
+        b.unlock();
+      } finally {
+        b.release();
+      }
+      expect(pm.buffers.stats().pinned).toBe(0);
+    });
+
+    it("a worker dies at 'pool-shared-unlock-counted': another process's shared hold survives, no writer gets in under it", async () => {
+      const f = await poolWithPage();
+      const mine = await pm.buffers.read(f.id, 0);
+      await mine.lockShared();
+      const [a, c] = [await spawn('bufferpool-worker.cjs'), await spawn('bufferpool-worker.cjs')];
+      await a.call('lockStart', { file: f.id, block: 0, mode: 'shared', keep: 'x' });
+      expect(await a.call('lockAwait', { keep: 'x' })).toMatchObject({ ok: true });
+      expect(pm._native().debugKillPoint('pool-shared-unlock-counted', { pid: a.pid })).toBe(true);
+      await diedAt(a, 'pool-shared-unlock-counted', a.call('unlock', { keep: 'x' }));
+      // We still hold our shared lock: a writer must wait for it.
+      await c.call('lockStart', { file: f.id, block: 0, mode: 'exclusive', keep: 'y', lockWaitMs: 1000 });
+      expect(await c.call('lockAwait', { keep: 'y' })).toMatchObject({ ok: false, code: 'ERR_RINGMASTER_LOCK_TIMEOUT' });
+      mine.unlock();
+      await c.call('relock', { keep: 'y', mode: 'exclusive' });
+      await c.call('unlock', { keep: 'y' });
+      await c.call('release', { keep: 'y' });
+      mine.release();
+      expect(pm.buffers.stats().pinned).toBe(0);
+    });
+  });
+
   it.runIf(backend !== 'threads')("a worker dies at 'cqe-delivered' holding the completion lock: the next reaper repairs, no completion is lost or doubled", async () => {
     await start();
     if (!uring()) return;

@@ -1,4 +1,4 @@
-// Description: the buffer pool's per-slot pin records: an entry is found or created per buffer, a full table says so (nullptr) without touching another slot's entries, an entry is freed only once it records nothing, the clock sweep's spare entry records one pin by a single store, dropping a pin never goes below zero, and the listing shows every slot's holds.
+// Description: the buffer pool's per-slot pin records: an entry is found or created per buffer, a full table says so (nullptr) without touching another slot's entries, an entry is freed only once it records nothing, the clock sweep's spare entry records one pin by a single store, a slot's count of a buffer (what a recount sums) reads only that slot's records of it, and the listing shows every slot's holds.
 #include "../../native/pin_records.h"
 
 #include "helpers.h"
@@ -81,23 +81,23 @@ int main() {
     T_EQ(rows.size(), 0u);
     s->buf_plus1 = 42 + 1;  // the sweep's one store after its pinning CAS
     T_CHECK(pin_record_for(v, 1, 42, false) == s);
-    pin_record_drop_pin(v, 1, 42);
-    T_EQ(s->buf_plus1, 0u);  // nothing left: freed
+    T_EQ(pin_records_count(v, 1, 42, kIntentPins), 1u);
   });
 
-  t::run_case("dropping pins: down to zero, never below, and a missing record is ignored", [] {
-    PoolView v = make_view(1);
+  t::run_case("a slot's count of a buffer: its pins or its shared locks, nobody else's", [] {
+    PoolView v = make_view(3);
     PinEntry* e = pin_record_for(v, 0, 9, true);
     e->pins = 2;
     e->shared_locks = 1;
-    pin_record_drop_pin(v, 0, 9);
-    T_EQ(e->pins, 1u);
-    pin_record_drop_pin(v, 0, 9);
-    T_EQ(e->pins, 0u);
-    T_EQ(e->buf_plus1, 10u);  // still holds a shared lock
-    pin_record_drop_pin(v, 0, 9);
-    T_EQ(e->pins, 0u);
-    pin_record_drop_pin(v, 0, 77);  // no record: nothing happens
+    pin_record_for(v, 1, 9, true)->pins = 5;  // another slot's
+    pin_record_for(v, 0, 10, true)->pins = 7;  // another buffer
+    T_EQ(pin_records_count(v, 0, 9, kIntentPins), 2u);
+    T_EQ(pin_records_count(v, 0, 9, kIntentShared), 1u);
+    T_EQ(pin_records_count(v, 1, 9, kIntentPins), 5u);
+    T_EQ(pin_records_count(v, 2, 9, kIntentPins), 0u);
+    // A spare entry not yet given its victim is no record.
+    pin_record_spare(v, 2);
+    T_EQ(pin_records_count(v, 2, 9, kIntentPins), 0u);
   });
 
   t::run_case("the listing: every slot's records, in slot order", [] {
