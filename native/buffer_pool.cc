@@ -285,7 +285,7 @@ void record_hold(PinEntry* rec, bool excl) {
 // A count's change found RECOUNT on its word before it began: the agent's intent goes (the
 // recount waits for it), it waits the recount out, then names the count again; the caller
 // looks at the word anew. `agent` ~0u: no intent to move.
-void step_aside(Segment& seg, PoolView& v, uint32_t agent, uint32_t id, uint64_t kind) {
+static void step_aside(Segment& seg, PoolView& v, uint32_t agent, uint32_t id, uint64_t kind) {
   if (agent < v.max_slots) pin_intent_clear(v, agent);
   pool_recount_wait(seg, v, id, kind);
   if (agent < v.max_slots) pin_intent_set(v, agent, id, kind);
