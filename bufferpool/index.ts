@@ -802,6 +802,13 @@ export class BufferPool {
     process: BufferPoolStats; global: BufferPoolStats; pinned: number; dirty: number; valid: number; ioInProgress: number;
     /** Garbage found on operations' paths (state words, tags; chain links), and integrity repairs. */
     corruptDescriptors: number; corruptMapping: number; integrityRepairs: number;
+    /** Wait queues rebuilt after a holder died mid-edit or a link was found scribbled. */
+    lockQueueRepairs: number;
+    /**
+     * Pin or shared-lock counts recounted from the live holders' records because a process
+     * died in the middle of changing one (bufferpool/README.md, "A pin in two places").
+     */
+    recounts: number;
     /**
      * Pages fenced because an exclusive holder died mid-update (`torn` now, the first 64 of
      * them in `tornPages`, `tornTotal` ever): reads and locks fail with

@@ -158,7 +158,8 @@ export interface BufferPoolAddon {
   bpDirtyAhead(s: NativeSession, start: number, fromHand: boolean, scan: number, maxPages: number, recentlyUsed: boolean): number[];
   bpStats(s: NativeSession): {
     process: NativePoolCounters; global: NativePoolCounters; pinned: number; dirty: number; valid: number; ioInProgress: number;
-    corruptDescriptors: number; corruptMapping: number; integrityRepairs: number; torn: number; tornTotal: number; tornPages: { fileId: number; block: number; dirty: boolean }[];
+    corruptDescriptors: number; corruptMapping: number; integrityRepairs: number; lockQueueRepairs: number; recounts: number;
+    torn: number; tornTotal: number; tornPages: { fileId: number; block: number; dirty: boolean }[];
   };
   /** [buffer id, slot, pid, IO seq, submitted, write] per IO in progress. */
   bpIoInProgress(s: NativeSession): [number, number, number, number, boolean, boolean][];

@@ -1566,6 +1566,7 @@ void pool_census(PoolSlot& p, PoolCensus* out) {
   out->corrupt_mapping = load_relaxed(&v.h->gstats[G_CORRUPT_MAPPING]);
   out->integrity_repairs = load_relaxed(&v.h->gstats[G_INTEGRITY_REPAIRS]);
   out->lock_queue_repairs = load_relaxed(&v.h->gstats[G_LOCK_QUEUE_REPAIRS]);
+  out->recounts = load_relaxed(&v.h->gstats[G_RECOUNTS]);
   for (uint32_t id = 0; id < v.n; id++) {
     uint64_t s = load_acquire(&v.d[id].state);
     out->pinned += (s & BS_PIN_MASK) != 0;

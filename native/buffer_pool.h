@@ -387,7 +387,7 @@ struct TornPage {
 };
 struct PoolCensus {
   uint64_t process[ST_COUNT], global[ST_COUNT];
-  uint64_t torn_total, corrupt_descriptors, corrupt_mapping, integrity_repairs, lock_queue_repairs;
+  uint64_t torn_total, corrupt_descriptors, corrupt_mapping, integrity_repairs, lock_queue_repairs, recounts;
   uint32_t pinned = 0, dirty = 0, valid = 0, io = 0, torn = 0, lock_waiters = 0;
   std::vector<TornPage> torn_pages;  // the first 64
 };

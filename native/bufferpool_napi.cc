@@ -292,6 +292,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   o.Set("corruptMapping", Napi::Number::New(env, (double)c.corrupt_mapping));
   o.Set("integrityRepairs", Napi::Number::New(env, (double)c.integrity_repairs));
   o.Set("lockQueueRepairs", Napi::Number::New(env, (double)c.lock_queue_repairs));
+  o.Set("recounts", Napi::Number::New(env, (double)c.recounts));
   o.Set("lockWaiters", Napi::Number::New(env, c.lock_waiters));
   return o;
 }

@@ -190,6 +190,7 @@ describe('kill points: submission and completion', () => {
       expect(pm._native().debugKillPoint('pool-pin-counted', { pid: a.pid })).toBe(true);
       await diedAt(a, 'pool-pin-counted', a.call('read', { file: f.id, block: 0 }));
       expect(pm.buffers.stats().pinned).toBe(0);
+      expect(pm.buffers.stats().recounts).toBeGreaterThanOrEqual(1);  // cleanup recounted, not guessed
       await everyBufferEvictable(f);
       expect(pm.buffers.stats().pinned).toBe(0);
       expect(pm.checkIntegrity().anomalies).toEqual([]);
@@ -203,6 +204,7 @@ describe('kill points: submission and completion', () => {
       await diedAt(a, 'pool-unpin-counted', a.call('read', { file: f.id, block: 0 }));
       // Our pin is still counted: the buffer is never the clock's victim while we hold it.
       expect(pm.buffers.stats().pinned).toBe(1);
+      expect(pm.buffers.stats().recounts).toBeGreaterThanOrEqual(1);
       for (let i = 1; i < 24; i++) (await pm.buffers.read(f.id, i)).release();
       expect(held.page[100]).toBe(1);
       expect(pm.buffers.stats().pinned).toBe(1);
