@@ -4,31 +4,28 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { removeDir, tempDir } from '../helpers';
 
+/** Runs a fixture under `--expose-gc` in a child: it prints 'ok', and nothing crashed. */
+function expectGcFixtureOk(fixture: string): void {
+  const dir = tempDir();
+  try {
+    const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, '..', 'fixtures', fixture), dir], { encoding: 'utf8', timeout: 60000 });
+    expect(r.stderr).not.toMatch(/Error|FATAL|Segmentation/);
+    expect(r.stdout.trim()).toBe('ok');
+    expect(r.status).toBe(0);
+  } finally {
+    removeDir(dir);
+  }
+}
+
 describe('handle lifetime', () => {
   it('an awaited write completes although GC runs while only the awaiting frame holds the handle', () => {
-    const dir = tempDir();
-    try {
-      const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, '..', 'fixtures', 'gc-await.cjs'), dir], { encoding: 'utf8', timeout: 60000 });
-      expect(r.stderr).not.toMatch(/Error|FATAL|Segmentation/);
-      expect(r.stdout.trim()).toBe('ok');
-      expect(r.status).toBe(0);
-    } finally {
-      removeDir(dir);
-    }
+    expectGcFixtureOk('gc-await.cjs');
   });
 });
 
 describe('flush function lifetime', () => {
   it('the receiver-less flush function throws ERR_RINGMASTER_DETACHED after close and after its session is collected and destroyed', () => {
-    const dir = tempDir();
-    try {
-      const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, '..', 'fixtures', 'gc-flush-function.cjs'), dir], { encoding: 'utf8', timeout: 60000 });
-      expect(r.stderr).not.toMatch(/Error|FATAL|Segmentation/);
-      expect(r.stdout.trim()).toBe('ok');
-      expect(r.status).toBe(0);
-    } finally {
-      removeDir(dir);
-    }
+    expectGcFixtureOk('gc-flush-function.cjs');
   });
 });
 
