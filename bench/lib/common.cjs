@@ -127,30 +127,54 @@ function warmPageCache(file) {
 
 // ---- running a measured point in a fresh process ----
 const POINT = path.join(__dirname, 'point.cjs');
-function runPoint(spec, env = {}) {
+const TERM_GRACE_MS = 5000;
+
+// Runs `script` with the point's spec in a fresh process and resolves with the JSON line it
+// prints last ({ error } if it printed none or exited non-zero). A point that has not
+// finished `limitMs` after its start is sent SIGTERM: a point script answers with where it
+// was (its phase) and exits; one that does not within 5 s (its JS thread blocked) is
+// SIGKILLed. Either way the point becomes an error row that says so, and the run goes on:
+// a harness that waits forever reports nothing.
+function runPointScript(script, spec, env, limitMs) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [POINT, JSON.stringify(spec)], {
+    const child = spawn(process.execPath, [script, JSON.stringify(spec)], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     let err = '';
+    let overdue = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.durationMs || 1000) + (spec.warmupMs || 0) + 60000);
-    child.on('exit', (code, signal) => {
+    let kill = null;
+    const limit = setTimeout(() => {
+      overdue = `did not finish within ${Math.round(limitMs / 1000)} s (SIGTERM sent)`;
+      child.kill('SIGTERM');
+      kill = setTimeout(() => {
+        overdue = `did not finish within ${Math.round(limitMs / 1000)} s and did not answer SIGTERM within ${TERM_GRACE_MS / 1000} s (its JS thread was blocked): SIGKILLed`;
+        child.kill('SIGKILL');
+      }, TERM_GRACE_MS);
+    }, limitMs);
+    // 'close', not 'exit': every byte of its stdout is read by then.
+    child.on('close', (code, signal) => {
       clearTimeout(limit);
+      if (kill) clearTimeout(kill);
       const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
       let res = null;
       try { res = line ? JSON.parse(line) : null; } catch { /* below */ }
-      if (!res || code !== 0) {
-        resolve({ error: `point exited ${code ?? signal}: ${(res && res.error) || err.trim().split('\n').slice(-3).join(' | ') || 'no output'}` });
+      if (!res || code !== 0 || overdue) {
+        const why = (res && res.error) || err.trim().split('\n').slice(-3).join(' | ') || 'no output';
+        resolve({ error: `point ${overdue || `exited ${code ?? signal}`}: ${why}` });
       } else {
         if (err.trim()) res.stderr = err.trim().split('\n').filter((l) => !/ExperimentalWarning|--trace-warnings/.test(l)).slice(-3).join(' | ') || undefined;
         resolve(res);
       }
     });
   });
+}
+
+function runPoint(spec, env = {}) {
+  return runPointScript(POINT, spec, env, (spec.durationMs || 1000) + (spec.warmupMs || 0) + 60000);
 }
 
 // ---- fio ----
@@ -374,5 +398,5 @@ function ratio(a, b) {
 
 module.exports = {
   ROOT, KiB, MiB, newHist, histAdd, histMerge, histPct, histSummary, round, machineFacts, fioVersion, FIO_HINT,
-  ensureFile, warmPageCache, runPoint, runFio, fioArgs, progress, progressDone, mdTable, svgBars, svgLines, svgStack, writeOutputs, ratio, fmt,
+  ensureFile, warmPageCache, runPoint, runPointScript, runFio, fioArgs, progress, progressDone, mdTable, svgBars, svgLines, svgStack, writeOutputs, ratio, fmt,
 };

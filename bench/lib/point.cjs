@@ -7,42 +7,9 @@ const { fork } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const { ROOT, histMerge, newHist, histSummary, round } = require('./common.cjs');
 const { rmLoop, nodeLoop } = require('./loops.cjs');
+const { Peer, phase, addProbe } = require('./peer.cjs');
 
 const PARTICIPANT = path.join(__dirname, 'participant.cjs');
-
-/** An RPC wrapper around a child process or a worker thread running participant.cjs. */
-class Peer {
-  constructor(target, kind) {
-    this.target = target;
-    this.kind = kind;
-    this.next = 1;
-    this.waiting = new Map();
-    this.ready = new Promise((r) => (this._ready = r));
-    const onMsg = (m) => {
-      if (m && m.event === 'ready') return this._ready();
-      const w = this.waiting.get(m && m.id);
-      if (!w) return;
-      this.waiting.delete(m.id);
-      if (m.ok) w.resolve(m.result);
-      else w.reject(new Error(m.error));
-    };
-    target.on('message', onMsg);
-    const onGone = (e) => {
-      for (const [, w] of this.waiting) w.reject(new Error(`participant ended: ${e && e.message ? e.message : e}`));
-      this.waiting.clear();
-    };
-    target.on('exit', onGone);
-    target.on('error', onGone);
-  }
-  call(cmd, args = {}) {
-    const id = this.next++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      if (this.kind === 'thread') this.target.postMessage({ id, cmd, args });
-      else this.target.send({ id, cmd, args });
-    });
-  }
-}
 
 function rmStartOptions(spec) {
   const o = spec.rm || {};
@@ -93,9 +60,12 @@ function combine(parts, spec) {
 async function ringmasterPoint(spec) {
   const rm = require(ROOT);
   const opts = rmStartOptions(spec);
+  phase('postmaster start');
   const pm = await rm.Postmaster.start(opts);
   const peers = [];
+  const dropProbe = addProbe(() => ({ participants: peers.map((p) => p.pending()) }));
   try {
+    phase('participants start');
     const file = await pm.files.open(path.basename(spec.file), { direct: !!spec.direct, readOnly: true });
     const mode = spec.mode || 'fork';
     for (let i = 1; i < spec.procs; i++) {
@@ -111,6 +81,7 @@ async function ringmasterPoint(spec) {
       await p.ready;
       await p.call('attach', {});
     }
+    phase('run');
     const run = { ...spec, fileId: file.id };
     const before = pm.stats();
     const parts = await Promise.all([
@@ -124,10 +95,13 @@ async function ringmasterPoint(spec) {
     res.options = opts;
     res.mode = mode;
     res.ringStats = ringDelta(before, after);
+    phase('participants close');
     for (const p of peers) await p.call('close').catch(() => {});
     for (const p of peers) if (p.kind === 'thread') await p.target.terminate();
     return res;
   } finally {
+    phase('postmaster stop');
+    dropProbe();
     await pm.stop({ timeoutMs: 3000 });
   }
 }
@@ -144,6 +118,8 @@ function ringDelta(a, b) {
 
 async function nodePoint(spec) {
   const peers = [];
+  phase(`node fs run (UV_USE_IO_URING=${process.env.UV_USE_IO_URING ?? 'unset'})`);
+  addProbe(() => ({ participants: peers.map((p) => p.pending()) }));
   for (let i = 1; i < spec.procs; i++) peers.push(new Peer(fork(PARTICIPANT, ['node'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'proc'));
   for (const p of peers) await p.ready;
   const parts = await Promise.all([nodeLoop(spec, 1), ...peers.map((p, i) => p.call('run', { ...spec, seed: 1000 + i * 7919 }))]);
@@ -163,6 +139,8 @@ async function handoffPoint(spec) {
   try {
     const A = new Peer(pm.fork(PARTICIPANT, ['rm-fork'], { stdio: ['ignore', 'inherit', 'inherit'], reaper: sc.aReaper }), 'proc');
     const B = new Peer(pm.fork(PARTICIPANT, ['rm-fork'], { stdio: ['ignore', 'inherit', 'inherit'], reaper: sc.bReaper }), 'proc');
+    phase(`handoff ${sc.name || ''}`.trim());
+    addProbe(() => ({ participants: [A.pending(), B.pending()] }));
     await A.ready;
     await B.ready;
     const slotA = (await A.call('attach', { reaper: sc.aReaper })).slot;

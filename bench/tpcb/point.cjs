@@ -8,33 +8,10 @@ const { fork } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const { newHist, histAdd, histMerge, histSummary, round } = require('../lib/common.cjs');
 const engine = require('./engine.cjs');
+const { Peer, phase, addProbe } = require('../lib/peer.cjs');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WORKER = path.join(__dirname, 'worker.cjs');
-
-class Peer {
-  constructor(target, kind) {
-    this.target = target; this.kind = kind; this.next = 1; this.waiting = new Map();
-    this.ready = new Promise((r) => (this._ready = r));
-    target.on('message', (m) => {
-      if (m && m.event === 'ready') return this._ready();
-      const w = this.waiting.get(m && m.id);
-      if (!w) return;
-      this.waiting.delete(m.id);
-      if (m.ok) w.resolve(m.result); else w.reject(new Error(m.error));
-    });
-    const gone = (e) => { for (const [, w] of this.waiting) w.reject(new Error(`participant ended: ${e && e.message ? e.message : e}`)); this.waiting.clear(); };
-    target.on('exit', gone);
-    target.on('error', gone);
-  }
-  call(cmd, args = {}) {
-    const id = this.next++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      if (this.kind === 'thread') this.target.postMessage({ id, cmd, args }); else this.target.send({ id, cmd, args });
-    });
-  }
-}
 
 function combine(parts, durationMs, extraCpuUs = 0) {
   const hist = newHist();
@@ -78,14 +55,18 @@ async function rmPoint(spec) {
   const want = g ? engine.poolPagesFor(g, spec.historyRows || 100000) : 32;
   const pages = spec.poolPages || Math.min(32768, want);
   const bgWriter = spec.bgWriter !== undefined ? spec.bgWriter : g && !spec.poolPages && pages < want ? { intervalMs: 10, maxPages: 256 } : null;
+  phase('postmaster start');
   const pm = await rm.Postmaster.start({
     // The pool's descriptors, wait cells and pin tables, the WAL buffer and the loader's buffers need room too.
     dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: pages * (8192 + 256) + (8 << 20),
     ringEntries: 1024, bufferPool: { pages }, wal: { bufferSize: 1 << 20, segmentSize: 16 << 20, ...(spec.walSync ? { walSync: spec.walSync } : {}) },
   });
   const peers = [];
+  const dropProbe = addProbe(() => ({ wal: pm.wal.stats(), participants: peers.map((p) => p.pending()) }));
   try {
+    phase('load');
     if (g) g = await engine.load(pm, g);
+    phase('participants start');
     for (let i = 0; i < spec.procs; i++) {
       peers.push(spec.mode === 'threads'
         ? new Peer(new Worker(WORKER, { workerData: { token: pm.threadToken() } }), 'thread')
@@ -94,6 +75,7 @@ async function rmPoint(spec) {
     if (spec.walBeforeData) pm.buffers.configure({ walBeforeData: spec.walBeforeData });
     if (bgWriter) pm.buffers.startBackgroundWriter(bgWriter);
     for (const p of peers) { await p.ready; await p.call('attach', { walBeforeData: spec.walBeforeData }); }
+    phase('run');
     const w0 = pm.wal.stats();
     // spec.checkpointEveryMs: the postmaster checkpoints on this period while the load runs,
     // and raises an arena word meanwhile so the participants can tell which commits overlapped.
@@ -132,6 +114,7 @@ async function rmPoint(spec) {
     const pmRu = process.resourceUsage();
     // The pool's counters in the measured window (before the invariant check reads every page).
     const pool1 = g ? pm.buffers.stats().global : null;
+    phase('results');
     await checkpointer;
     if (spec.mode === 'threads') for (const p of parts) p.cpuUs = 0;
     const w1 = pm.wal.stats();
@@ -159,10 +142,13 @@ async function rmPoint(spec) {
       res.pool = pm.buffers.stats().global;
       if (pool0 && res.commits) res.poolPerCommit = Object.fromEntries(Object.keys(pool1).map((k) => [k, round((pool1[k] - pool0[k]) / res.commits, 4)]));
     }
+    phase('participants close');
     for (const p of peers) await p.call('close').catch(() => {});
     for (const p of peers) if (p.kind === 'thread') await p.target.terminate();
     return res;
   } finally {
+    phase('postmaster stop');
+    dropProbe();
     await pm.stop({ timeoutMs: 3000 });
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -177,7 +163,7 @@ async function sqlitePoint(spec) {
   // same geometry (loading 25.6 M accounts takes minutes; copying the file, seconds).
   const template = g && spec.templateDir ? path.join(spec.templateDir, `tpcb-s${g.scale}-a${g.accounts}.sqlite`) : null;
   if (template && fs.existsSync(template)) fs.copyFileSync(template, file);
-  else await sqliteLoad(file, g);
+  else { phase('sqlite load'); await sqliteLoad(file, g); }
   if (template && !fs.existsSync(template)) {
     fs.mkdirSync(spec.templateDir, { recursive: true });
     fs.copyFileSync(file, `${template}.tmp`);
@@ -212,6 +198,8 @@ async function sqliteLoad(file, g) {
 async function sqliteRunPoint(spec, dir, file, g) {
   const Database = require('better-sqlite3');
   const peers = [];
+  phase('sqlite run');
+  addProbe(() => ({ participants: peers.map((p) => p.pending()) }));
   try {
     for (let i = 0; i < spec.procs; i++) peers.push(new Peer(fork(WORKER, ['sqlite'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'proc'));
     for (const p of peers) await p.ready;
@@ -249,6 +237,7 @@ async function nodePoint(spec) {
   const hist = newHist();
   let commits = 0;
   let pos = 0;
+  phase(`node fs run (UV_USE_IO_URING=${process.env.UV_USE_IO_URING ?? 'unset'})`);
   const end = Date.now() + spec.durationMs;
   try {
     while (Date.now() < end) {

@@ -5,9 +5,9 @@
 const path = require('node:path');
 const fs = require('node:fs');
 const { spawn } = require('node:child_process');
-const { mdTable, svgBars, fmt, ratio, round, fioVersion, FIO_HINT } = require('../lib/common.cjs');
+const { mdTable, svgBars, fmt, ratio, round, fioVersion, FIO_HINT, runPointScript } = require('../lib/common.cjs');
 
-const POINT = path.join(__dirname, '..', 'tpcb', 'point.cjs');
+const TPCB_POINT = path.join(__dirname, '..', 'tpcb', 'point.cjs');
 
 function sqliteAvailable() {
   try {
@@ -18,24 +18,11 @@ function sqliteAvailable() {
   }
 }
 
+// A TPC-B data set of scale 256 takes minutes to load (and check) on a small machine; a
+// durable-commits point loads nothing.
 function runTpcbPoint(spec, env = {}) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [POINT, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    // Loading (and checking) a TPC-B data set of scale 256 takes minutes on a small machine.
-    const limit = setTimeout(() => child.kill('SIGKILL'), spec.durationMs + (spec.warmupMs || 0) + 600000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(limit);
-      const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-      let res = null;
-      try { res = line ? JSON.parse(line) : null; } catch { /* below */ }
-      if (!res || code !== 0) resolve({ error: `point exited ${code ?? signal}: ${(res && res.error) || err.trim().split('\n').slice(-3).join(' | ') || 'no output'}` });
-      else resolve(res);
-    });
-  });
+  const loadMs = spec.kind === 'tpcb' ? 600000 : 60000;
+  return runPointScript(TPCB_POINT, spec, env, spec.durationMs + (spec.warmupMs || 0) + loadMs);
 }
 
 function fioSync(dataDir, durationMs) {

@@ -4,7 +4,7 @@
 // RLIMIT_MEMLOCK: the harness must still work) and with RINGMASTER_BACKEND=threads.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { removeDir, tempDir } from '../helpers';
@@ -134,10 +134,12 @@ describe('bench harness smoke', () => {
 
   it('durable-commits --wal-sync=dsync: every ringmaster point, the threads backend one included, runs with it; a bad value is refused', () => {
     const out2 = path.join(dir, 'out-dsync');
+    // Not quiet: the harness's progress lines on stderr say which point was running if it fails.
     const r = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-sync=dsync', `--out=${out2}`, `--data-dir=${data}`], {
-      cwd: REPO, encoding: 'utf8', timeout: 120000, env: { ...process.env, BENCH_QUIET: '1' },
+      cwd: REPO, encoding: 'utf8', timeout: 120000, env: { ...process.env, BENCH_QUIET: '' },
     });
-    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.error, `${r.error}\n${r.stdout}\n${r.stderr}`).toBeUndefined();
+    expect(r.status, `signal ${r.signal}\n${r.stdout}\n${r.stderr}`).toBe(0);
     const j = JSON.parse(readFileSync(path.join(out2, 'durable-commits.json'), 'utf8'));
     expect(j.config.walSync).toBe('dsync');
     const rmRows = j.rows.filter((x: any) => x.engine.startsWith('ringmaster'));
@@ -148,6 +150,19 @@ describe('bench harness smoke', () => {
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--wal-sync must be fdatasync or dsync/);
   }, 130_000);
+
+  // An overdue point must become an error row that says where it stuck, never a harness
+  // that waits for ever (a point's own limit is its duration plus a minute).
+  it('a point that overruns its limit is stopped and reported with the phase it was in; one whose JS thread is blocked is killed and reported so', async () => {
+    const { runPointScript } = require(path.join(REPO, 'bench', 'lib', 'common.cjs'));
+    const spec = { kind: 'commits', engine: 'rm', procs: 1, sessions: 1, durationMs: 60000, dataDir: data };
+    const r = await runPointScript(path.join(REPO, 'bench', 'tpcb', 'point.cjs'), spec, {}, 3000);
+    expect(r.error).toMatch(/^point did not finish within 3 s \(SIGTERM sent\): stopped by the harness in phase '(postmaster start|participants start|run)'/);
+    const blocked = path.join(dir, 'blocked-point.cjs');
+    writeFileSync(blocked, "process.on('SIGTERM', () => process.exit(1)); for (;;) {}\n");
+    const b = await runPointScript(blocked, {}, {}, 1000);
+    expect(b.error).toMatch(/did not answer SIGTERM within 5 s \(its JS thread was blocked\): SIGKILLed: no output/);
+  }, 30_000);
 
   it('tpcb: processes and threads measured, the invariant holds in every ringmaster and sqlite point; pgbench measured or skipped with the hint', () => {
     const j = load('tpcb');
