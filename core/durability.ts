@@ -143,6 +143,9 @@ function dirSyncError(db: SyncingHandle, rc: number, dir: string): RingmasterErr
   const st = fileSyncState(db);
   if (st.failedErrno) return syncFailedError(st);
   const name = errnoName(rc);
+  // Directories are opened beneath the data directory only (RESOLVE_BENEATH): a symbolic
+  // link that leads out of it is refused, as files' paths are.
+  if (name === 'EXDEV') return new RingmasterError('ERR_RINGMASTER_PATH_ESCAPE', `directory '${dir}' leads out of the data directory (a symbolic link to elsewhere?): ringmaster opens nothing outside it`, { errno: -Math.abs(rc) });
   return new RingmasterError(name, `syncing directory '${dir}' failed: ${name}`, { errno: -Math.abs(rc) });
 }
 

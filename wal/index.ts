@@ -1104,7 +1104,9 @@ const FUSE_SUPER_MAGIC = 0x65735546;
 function dsyncWritesAreSynced(db: Ringmaster, o: Resolved): boolean {
   if (!o.direct || db.features.backend !== 'io_uring') return true;
   try {
-    return fs.statfsSync(db.dataDir).type !== FUSE_SUPER_MAGIC;
+    // The segments' own directory: a file system may be mounted there, inside the data
+    // directory (a link out of it is refused: nothing outside the data directory is opened).
+    return fs.statfsSync(path.join(db.info.dataDir, WAL_DIR)).type !== FUSE_SUPER_MAGIC;
   } catch {
     return false;  // unknown file system: the fdatasync chain is durable everywhere
   }

@@ -3,9 +3,9 @@
 // anything: the handle, the file, the arena and the IO handles stay usable afterwards.
 //
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Worker, WORKER, backend, exitWorkers, forkAttached, removeDir, rm, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, WORKER, backend, exitWorkers, forkAttached, removeDir, rm, startPm, startWithWal, tempDir, waitFor } from '../helpers';
 
 type Postmaster = import('../../core/index').Postmaster;
 type Ringmaster = import('../../core/index').Ringmaster;
@@ -217,6 +217,18 @@ describe('files.open', () => {
     }
     await expectError(() => pm.files.open('sub/up/../outside.dat'), rm.RingmasterError, 'ERR_RINGMASTER_PATH_ESCAPE');
     expect(readFileSync(outside, 'utf8')).toBe('secret');
+  });
+
+  it("a pg_wal that is a symbolic link out of the data directory is refused at start with ERR_RINGMASTER_PATH_ESCAPE; the link's target is left as it was", async () => {
+    const elsewhere = path.join(dir, 'wal-elsewhere');
+    mkdirSync(elsewhere);
+    writeFileSync(path.join(elsewhere, 'keep'), 'mine');
+    mkdirSync(path.join(dir, 'data'));
+    symlinkSync(elsewhere, path.join(dir, 'data', 'pg_wal'));
+    const e = await expectError(() => startWithWal(path.join(dir, 'data')), rm.RingmasterError, 'ERR_RINGMASTER_PATH_ESCAPE');
+    expect(e.message).toMatch(/'pg_wal' leads out of the data directory/);
+    expect(readdirSync(elsewhere).filter((f) => f !== 'keep').every((f) => /^[0-9A-F]{24}$/.test(f))).toBe(true);
+    expect(readFileSync(path.join(elsewhere, 'keep'), 'utf8')).toBe('mine');
   });
 
   it('opening a missing file without create is a RingmasterError ENOENT', async () => {
