@@ -189,29 +189,39 @@ function fioArgs(o) {
   if (o.fioExtra) a.push(...o.fioExtra);
   return a;
 }
-function runFio(o) {
+// Runs fio with `args` (its JSON output) and resolves with summarize(job) of its first job,
+// or { error } with fio's last words; fio is SIGKILLed past `limitMs`, like a point.
+function runFioJson(args, limitMs, summarize) {
   return new Promise((resolve) => {
     if (!fioVersion()) return resolve({ skipped: FIO_HINT });
-    const args = fioArgs(o);
+    const cmd = `fio ${args.join(' ')}`;
     const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => {
+    let overdue = false;
+    const limit = setTimeout(() => { overdue = true; child.kill('SIGKILL'); }, limitMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(limit);
+      if (overdue) return resolve({ error: `fio did not finish within ${Math.round(limitMs / 1000)} s: SIGKILLed`, cmd });
       try {
-        const j = JSON.parse(out.slice(out.indexOf('{')));
-        const r = j.jobs[0].read;
-        const pct = (r.lat_ns && r.lat_ns.percentile) || (r.clat_ns && r.clat_ns.percentile) || {};
-        resolve({
-          iops: round(r.iops), mbps: round(r.bw_bytes / MiB, 1),
-          p50us: round((pct['50.000000'] || 0) / 1000, 1), p99us: round((pct['99.000000'] || 0) / 1000, 1),
-          cmd: `fio ${args.join(' ')}`,
-        });
+        resolve({ ...summarize(JSON.parse(out.slice(out.indexOf('{'))).jobs[0]), cmd });
       } catch {
-        resolve({ error: `fio exited ${code}: ${err.trim().split('\n').slice(-2).join(' | ')}`, cmd: `fio ${args.join(' ')}` });
+        resolve({ error: `fio exited ${code ?? signal}: ${err.trim().split('\n').slice(-2).join(' | ')}`, cmd });
       }
     });
+  });
+}
+
+function runFio(o) {
+  return runFioJson(fioArgs(o), o.durationMs + (o.warmupMs || 0) + 60000, (job) => {
+    const r = job.read;
+    const pct = (r.lat_ns && r.lat_ns.percentile) || (r.clat_ns && r.clat_ns.percentile) || {};
+    return {
+      iops: round(r.iops), mbps: round(r.bw_bytes / MiB, 1),
+      p50us: round((pct['50.000000'] || 0) / 1000, 1), p99us: round((pct['99.000000'] || 0) / 1000, 1),
+    };
   });
 }
 
@@ -398,5 +408,5 @@ function ratio(a, b) {
 
 module.exports = {
   ROOT, KiB, MiB, newHist, histAdd, histMerge, histPct, histSummary, round, machineFacts, fioVersion, FIO_HINT,
-  ensureFile, warmPageCache, runPoint, runPointScript, runFio, fioArgs, progress, progressDone, mdTable, svgBars, svgLines, svgStack, writeOutputs, ratio, fmt,
+  ensureFile, warmPageCache, runPoint, runPointScript, runFio, runFioJson, fioArgs, progress, progressDone, mdTable, svgBars, svgLines, svgStack, writeOutputs, ratio, fmt,
 };

@@ -44,6 +44,12 @@ class Peer {
   }
 }
 
+/** Asks each participant to close, then ends the worker threads among them. */
+async function closePeers(peers) {
+  for (const p of peers) await p.call('close').catch(() => {});
+  for (const p of peers) if (p.kind === 'thread') await p.target.terminate();
+}
+
 // Where this point is, for the harness's SIGTERM (bench/lib/common.cjs runPointScript): the
 // point prints it as its error line and exits, so an overdue point says where it stuck
 // (its phase, what each participant has not answered, and what its probes report).
@@ -69,4 +75,4 @@ process.on('SIGTERM', () => {
   process.exit(1);
 });
 
-module.exports = { Peer, phase, addProbe };
+module.exports = { Peer, closePeers, phase, addProbe };

@@ -7,7 +7,7 @@ const { fork } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const { ROOT, histMerge, newHist, histSummary, round } = require('./common.cjs');
 const { rmLoop, nodeLoop } = require('./loops.cjs');
-const { Peer, phase, addProbe } = require('./peer.cjs');
+const { Peer, closePeers, phase, addProbe } = require('./peer.cjs');
 
 const PARTICIPANT = path.join(__dirname, 'participant.cjs');
 
@@ -96,8 +96,7 @@ async function ringmasterPoint(spec) {
     res.mode = mode;
     res.ringStats = ringDelta(before, after);
     phase('participants close');
-    for (const p of peers) await p.call('close').catch(() => {});
-    for (const p of peers) if (p.kind === 'thread') await p.target.terminate();
+    await closePeers(peers);
     return res;
   } finally {
     phase('postmaster stop');

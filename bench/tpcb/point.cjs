@@ -8,7 +8,7 @@ const { fork } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const { newHist, histAdd, histMerge, histSummary, round } = require('../lib/common.cjs');
 const engine = require('./engine.cjs');
-const { Peer, phase, addProbe } = require('../lib/peer.cjs');
+const { Peer, closePeers, phase, addProbe } = require('../lib/peer.cjs');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WORKER = path.join(__dirname, 'worker.cjs');
@@ -143,8 +143,7 @@ async function rmPoint(spec) {
       if (pool0 && res.commits) res.poolPerCommit = Object.fromEntries(Object.keys(pool1).map((k) => [k, round((pool1[k] - pool0[k]) / res.commits, 4)]));
     }
     phase('participants close');
-    for (const p of peers) await p.call('close').catch(() => {});
-    for (const p of peers) if (p.kind === 'thread') await p.target.terminate();
+    await closePeers(peers);
     return res;
   } finally {
     phase('postmaster stop');

@@ -4,8 +4,7 @@
 // NORMAL, P processes, one-row INSERT per transaction) and fio's fdatasync loop (floor).
 const path = require('node:path');
 const fs = require('node:fs');
-const { spawn } = require('node:child_process');
-const { mdTable, svgBars, fmt, ratio, round, fioVersion, FIO_HINT, runPointScript } = require('../lib/common.cjs');
+const { mdTable, svgBars, fmt, ratio, round, runFioJson, runPointScript } = require('../lib/common.cjs');
 
 const TPCB_POINT = path.join(__dirname, '..', 'tpcb', 'point.cjs');
 
@@ -26,36 +25,20 @@ function runTpcbPoint(spec, env = {}) {
 }
 
 function fioSync(dataDir, durationMs) {
-  return new Promise((resolve) => {
-    if (!fioVersion()) return resolve({ skipped: FIO_HINT });
-    const file = path.join(dataDir, 'fio-fdatasync.dat');
-    const args = ['--name=fdatasync', `--filename=${file}`, '--size=64m', '--ioengine=sync', '--fdatasync=1', '--rw=write', '--bs=4k', '--iodepth=1',
-      '--time_based', `--runtime=${Math.max(1, Math.round(durationMs))}ms`, '--lat_percentiles=1', '--percentile_list=50:99', '--output-format=json'];
-    const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => {
-      try { fs.rmSync(file, { force: true }); } catch { /* ignore */ }
-      try {
-        const j = JSON.parse(out.slice(out.indexOf('{')));
-        const w = j.jobs[0].write;
-        const wl = (w.lat_ns && w.lat_ns.percentile) || {};
-        const s = j.jobs[0].sync || {};
-        const sl = (s.lat_ns && s.lat_ns.percentile) || {};
-        // one commit = write + fdatasync: p50/p99 of the write latency plus the sync latency
-        resolve({
-          commitsPerSec: round(w.iops), writeP50us: round((wl['50.000000'] || 0) / 1000, 1),
-          syncP50us: round((sl['50.000000'] || 0) / 1000, 1), syncP99us: round((sl['99.000000'] || 0) / 1000, 1),
-          p50us: round(((wl['50.000000'] || 0) + (sl['50.000000'] || 0)) / 1000, 1), p99us: round(((wl['99.000000'] || 0) + (sl['99.000000'] || 0)) / 1000, 1),
-          cmd: `fio ${args.join(' ')}`,
-        });
-      } catch {
-        resolve({ error: `fio exited ${code}: ${err.trim().split('\n').slice(-2).join(' | ')}`, cmd: `fio ${args.join(' ')}` });
-      }
-    });
-  });
+  const file = path.join(dataDir, 'fio-fdatasync.dat');
+  const args = ['--name=fdatasync', `--filename=${file}`, '--size=64m', '--ioengine=sync', '--fdatasync=1', '--rw=write', '--bs=4k', '--iodepth=1',
+    '--time_based', `--runtime=${Math.max(1, Math.round(durationMs))}ms`, '--lat_percentiles=1', '--percentile_list=50:99', '--output-format=json'];
+  return runFioJson(args, durationMs + 60000, (job) => {
+    const w = job.write;
+    const wl = (w.lat_ns && w.lat_ns.percentile) || {};
+    const sl = (job.sync && job.sync.lat_ns && job.sync.lat_ns.percentile) || {};
+    // one commit = write + fdatasync: p50/p99 of the write latency plus the sync latency
+    return {
+      commitsPerSec: round(w.iops), writeP50us: round((wl['50.000000'] || 0) / 1000, 1),
+      syncP50us: round((sl['50.000000'] || 0) / 1000, 1), syncP99us: round((sl['99.000000'] || 0) / 1000, 1),
+      p50us: round(((wl['50.000000'] || 0) + (sl['50.000000'] || 0)) / 1000, 1), p99us: round(((wl['99.000000'] || 0) + (sl['99.000000'] || 0)) / 1000, 1),
+    };
+  }).finally(() => fs.rmSync(file, { force: true }));
 }
 
 async function oneRound(ctx, roundIndex) {
