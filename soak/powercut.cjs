@@ -462,13 +462,7 @@ async function main() {
             if (roundFault === 'lazyfs-crash') {
               // The daemon is killed while the workers run: the path of LazyFS crashing
               // by itself (judge) must turn the errors that follow into a power cut.
-              timer = setTimeout(() => {
-                try {
-                  process.kill(m.pid, 'SIGKILL');
-                } catch {
-                  /* gone */
-                }
-              }, MIN_MS + rnd(MAX_MS - MIN_MS + 1));
+              timer = setTimeout(() => m.killDaemon(), MIN_MS + rnd(MAX_MS - MIN_MS + 1));
               return;
             }
             timer = setTimeout(() => {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { rm } from '../helpers';
 
@@ -304,6 +305,26 @@ describe('LazyFS mount helper (tools/lazyfs/lazyfs.cjs)', () => {
     }
     expect(inForce).toEqual({ io_uring: 'fdatasync', threads: 'dsync' });
   }, 120000);
+
+  it("cleanup never kills a process whose pid a stale mount's pid file names but which is not that mount's daemon (a reused pid)", async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'rm-stale-'));
+    const bystander = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+      const dir = path.join(base, `${lazyfs.PREFIX}stale`);
+      fs.mkdirSync(path.join(dir, 'mnt'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'owner.pid'), gone.stdout);  // a process that has exited
+      fs.writeFileSync(path.join(dir, 'lazyfs.pid'), String(bystander.pid));  // its pid went to someone else
+      fs.writeFileSync(path.join(dir, 'keep'), '');
+      expect(lazyfs.cleanupStale(base)).toEqual([]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(bystander.exitCode).toBe(null);
+      expect(bystander.signalCode).toBe(null);
+    } finally {
+      bystander.kill('SIGKILL');
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
 
   it('a mount whose owner was SIGKILLed is unmounted by the next cleanup', (ctx) => {
     skipIfNoFuse(ctx);

@@ -17,7 +17,9 @@ const WAL = { segmentSize: 64 << 10, bufferSize: 64 << 10, onUnknownKind: 'skip'
 let dir: string;
 let dataDir: string;
 let pms: import('../../core/index').Postmaster[];
-let procs: number[];
+// Workers that are not this process's children (a host forked them): their pid and start
+// time, so afterEach kills only them and never a later process given the same pid.
+let procs: { pid: number; start: string | null }[];
 let hosts: ChildProcess[];
 
 beforeEach(() => {
@@ -28,7 +30,8 @@ beforeEach(() => {
   hosts = [];
 });
 afterEach(async () => {
-  for (const pid of procs) {
+  for (const { pid, start } of procs) {
+    if (start === null || processStart(pid) !== start) continue;  // gone, or the pid is someone else's now
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -103,6 +106,17 @@ function kill9(h: ChildProcess): Promise<void> {
     h.once('exit', () => resolve());
     h.kill('SIGKILL');
   });
+}
+
+// The process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null if
+// there is no such process: with the pid it names one process for good.
+function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function alive(pid: number): boolean {
@@ -204,7 +218,7 @@ describe('one postmaster per data directory', () => {
     const a = host(['stay']);
     await a.next('started');
     const { worker } = await a.next('worker');
-    procs.push(worker);
+    procs.push({ pid: worker, start: processStart(worker) });
     // The worker holds its own shared lock on the file, never the postmaster's fd.
     expect(lockFds(worker)).toBe(1);
     await kill9(a.h);
@@ -224,7 +238,7 @@ describe('one postmaster per data directory', () => {
     const a = host(['readme']);
     await a.next('started');
     const { worker } = await a.next('worker');
-    procs.push(worker);
+    procs.push({ pid: worker, start: processStart(worker) });
     await kill9(a.h);
     await waitFor(() => !alive(worker), 10000, 'the worker to exit on postmaster-exit');
     await start();
@@ -234,7 +248,7 @@ describe('one postmaster per data directory', () => {
     const a = host(['late']);
     await a.next('started');
     const { worker } = await a.next('worker');
-    procs.push(worker);
+    procs.push({ pid: worker, start: processStart(worker) });
     expect(lockFds(worker)).toBe(0);  // forked workers never inherit the postmaster's lock fd
     await kill9(a.h);
     await start();  // nothing holds the directory: the worker has not attached yet

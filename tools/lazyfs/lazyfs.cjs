@@ -123,8 +123,21 @@ function unmountSync(mnt) {
   return !isMounted(mnt);
 }
 
-function killDaemonSync(pid) {
-  if (!pidAlive(pid)) return;
+// Whether pid is the LazyFS daemon of mount directory `dir`: it was started with its cwd
+// there. A pid read back from a file may since have been given to an unrelated process
+// (pids are reused: pid_max is often 32768), and this runs as root: never kill a pid on
+// the file's word alone.
+function isDaemonOf(pid, dir) {
+  if (!pid) return false;
+  try {
+    return fs.readlinkSync(`/proc/${pid}/cwd`) === fs.realpathSync(dir);
+  } catch {
+    return false;  // gone, or not ours to look at
+  }
+}
+
+function killDaemonSync(pid, dir) {
+  if (!isDaemonOf(pid, dir)) return;
   try {
     process.kill(pid, 'SIGKILL');
   } catch {
@@ -168,9 +181,9 @@ function cleanupStale(baseDir = defaultBase()) {
     }
     if (owner && pidAlive(owner)) continue;
     const mnt = path.join(dir, 'mnt');
-    if (!isMounted(mnt) && !pidAlive(daemon)) continue;  // e.g. kept for inspection by a failed run
+    if (!isMounted(mnt) && !isDaemonOf(daemon, dir)) continue;  // e.g. kept for inspection by a failed run
     if (unmountSync(mnt)) {
-      killDaemonSync(daemon);
+      killDaemonSync(daemon, dir);
       // A mount made with keepDir keeps its files (a failed run's evidence).
       if (!fs.existsSync(path.join(dir, 'keep'))) fs.rmSync(dir, { recursive: true, force: true });
       cleaned.push(dir);
@@ -419,7 +432,7 @@ class LazyFsMount {
     this._stopping = true;
     this._closeFifo();
     const ok = unmountSync(this.mnt);
-    killDaemonSync(this.pid);
+    this.killDaemon();
     return ok;
   }
 
@@ -429,9 +442,19 @@ class LazyFsMount {
     if (!unmountSync(this.mnt)) throw new Error(`could not unmount ${this.mnt} (still busy?)`);
     // After the unmount the daemon leaves its loop by itself; a crashed one is gone already.
     if (!(await this.waitExit(5000))) {
-      killDaemonSync(this.pid);
+      this.killDaemon();
       await this.waitExit(5000);
     }
+  }
+
+  /**
+   * SIGKILLs this mount's daemon if it still runs (the power-cut soak's 'lazyfs-crash'
+   * fault, and stopping one that hangs). Through the child process: Node knows whether
+   * that child has exited, so a pid since reused by another process is never signalled.
+   */
+  killDaemon() {
+    const c = this.child;
+    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
 
   /**
