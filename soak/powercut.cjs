@@ -658,6 +658,9 @@ async function main() {
     controlCaught = caught();
     ok = controlCaught;
   }
+  // Kept for inspection: a run that failed, or --keep. A positive control that caught what it
+  // should is the expected outcome: its directory goes like a passing run's.
+  const keep = has('keep') || !ok;
   const result = {
     scenario: 'powercut', backend: BACKEND, variant: VARIANT, control: CONTROL, faultsDrawn: FAULTS,
     rounds: roundsRun, workers: WORKERS, pageLanesPerWorker: LANES, recordLanesPerWorker: RECORD_LANES, dataPages: PAGES, poolPages: BUFFERS,
@@ -666,11 +669,11 @@ async function main() {
     workerErrorsBeforeCut, workerErrorsAfterCut, errorCodesAfterCut: expectedErrorCodes,
     problemsByRound: problemsByRound.slice(0, 20),
     seconds: (Date.now() - started) / 1000, ok, failure,
-    kept: failure || has('keep') || !ok ? m.dir : null,
+    kept: keep ? m.dir : null,
     command: command(),
     machine: { kernel: os.release(), cores: os.cpus().length, node: process.version, lazyfs: 'a47a5ba (tools/lazyfs)' },
   };
-  if (failure || has('keep') || !ok) {
+  if (keep) {
     await m.unmount().catch(() => {});  // keepDir: the real files and acks.log stay
     process.stderr.write(`kept for inspection: ${m.dir} (root/d is the data directory, acks.log the acknowledgements)\n`);
   } else {
