@@ -155,8 +155,12 @@ function runPointScript(script, spec, env, limitMs) {
         child.kill('SIGKILL');
       }, TERM_GRACE_MS);
     }, limitMs);
-    // 'close', not 'exit': every byte of its stdout is read by then.
-    child.on('close', (code, signal) => {
+    // Its stdout is read to the end at 'close'; but a participant it forked that outlives it
+    // holds the same pipe, so 'close' is awaited at most 2 s after 'exit'.
+    let done = false;
+    const finish = (code, signal) => {
+      if (done) return;
+      done = true;
       clearTimeout(limit);
       if (kill) clearTimeout(kill);
       const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
@@ -169,7 +173,9 @@ function runPointScript(script, spec, env, limitMs) {
         if (err.trim()) res.stderr = err.trim().split('\n').filter((l) => !/ExperimentalWarning|--trace-warnings/.test(l)).slice(-3).join(' | ') || undefined;
         resolve(res);
       }
-    });
+    };
+    child.on('exit', (code, signal) => setTimeout(() => finish(code, signal), 2000));
+    child.on('close', finish);
   });
 }
 
