@@ -51,7 +51,8 @@ async function oneRound(ctx, roundIndex) {
   const n = PS.length * SS.length + PS.length * 2 + 1 + 3;
   let k = 0;
   const base = { kind: 'commits', durationMs: dur, dataDir: ctx.dataDir };
-  const rmWal = ctx.walSync ? { walSync: ctx.walSync } : {};  // --wal-sync: ringmaster's points only
+  // --wal-sync, --wal-direct: ringmaster's points only
+  const rmWal = { ...(ctx.walSync ? { walSync: ctx.walSync } : {}), ...(ctx.walDirect ? { walDirect: true } : {}) };
   for (const P of PS) {
     for (const S of SS) {
       ctx.progress(`durable-commits [${++k}/${n}]${ctx.repeat > 1 ? ` round ${roundIndex + 1}/${ctx.repeat}` : ''} ringmaster P=${P} S=${S}`);
@@ -152,7 +153,7 @@ module.exports = {
       const x = r.result;
       const all = multi ? [(r.rounds || []).join(' / ')] : [];
       if (x.error || x.skipped) return [r.engine, r.P, r.S, '–', ...all, '–', '–', '–', '–', '–', (x.error || x.skipped).slice(0, 120)];
-      return [r.engine, r.P, r.S, x.commitsPerSec, ...all, x.p50us, x.p99us, x.fdatasyncsPerCommit ?? (r.engine.startsWith('fio') ? 1 : '–'), x.cpuPerCommitUs ?? '–', sw(x), x.settings || x.cmd || `backend ${x.backend}${x.walSync ? `, walSync ${x.walSync}` : ''}`];
+      return [r.engine, r.P, r.S, x.commitsPerSec, ...all, x.p50us, x.p99us, x.fdatasyncsPerCommit ?? (r.engine.startsWith('fio') ? 1 : '–'), x.cpuPerCommitUs ?? '–', sw(x), x.settings || x.cmd || `backend ${x.backend}${x.walSync ? `, walSync ${x.walSync}` : ''}${x.walDirect ? ', wal direct' : ''}`];
     }));
     const ok = res.rows.filter((r) => !r.result.error && !r.result.skipped);
     const svg = svgBars({ title: 'Durable commits/s', yLabel: 'commits/s', groups: ok.map((r) => `${r.engine} P${r.P} S${r.S}`), series: ['commits/s'], values: ok.map((r) => [r.result.commitsPerSec]), log: true });

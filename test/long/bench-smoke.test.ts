@@ -132,7 +132,7 @@ describe('bench harness smoke', () => {
     }
   });
 
-  it('durable-commits --wal-sync=dsync: every ringmaster point, the threads backend one included, runs with it; a bad value is refused', () => {
+  it('durable-commits --wal-sync=dsync and --wal-direct: every ringmaster point, the threads backend one included, runs with it; a bad value is refused', () => {
     const out2 = path.join(dir, 'out-dsync');
     // Not quiet: the harness's progress lines on stderr say which point was running if it fails.
     const r = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-sync=dsync', `--out=${out2}`, `--data-dir=${data}`], {
@@ -146,10 +146,19 @@ describe('bench harness smoke', () => {
     expect(rmRows.map((x: any) => x.engine)).toContain('ringmaster threads backend');
     for (const x of rmRows) expect(x.result.walSync, JSON.stringify(x.result)).toBe('dsync');
     expect(readFileSync(path.join(out2, 'durable-commits.md'), 'utf8')).toMatch(/walSync dsync/);
+    // --wal-direct: O_DIRECT segments at every ringmaster point, as the WAL reports them.
+    const out3 = path.join(dir, 'out-direct');
+    const d = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-direct', `--out=${out3}`, `--data-dir=${data}`], {
+      cwd: REPO, encoding: 'utf8', timeout: 120000, env: { ...process.env, BENCH_QUIET: '' },
+    });
+    expect(d.status, `signal ${d.signal}\n${d.stdout}\n${d.stderr}`).toBe(0);
+    const jd = JSON.parse(readFileSync(path.join(out3, 'durable-commits.json'), 'utf8'));
+    expect(jd.config.walDirect).toBe(true);
+    for (const x of jd.rows.filter((y: any) => y.engine.startsWith('ringmaster'))) expect(x.result.walDirect, JSON.stringify(x.result)).toBe(true);
     const bad = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--wal-sync=sometimes'], { cwd: REPO, encoding: 'utf8', timeout: 30000 });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--wal-sync must be fdatasync or dsync/);
-  }, 130_000);
+  }, 250_000);
 
   // An overdue point must become an error row that says where it stuck, never a harness
   // that waits for ever (a point's own limit is its duration plus a minute).
