@@ -796,7 +796,7 @@ export class BufferPool {
       return { bufferId: p.id, fileId: p.fileId, file: this.#fileLabel(p.fileId), block: p.block, ioPid: x ? x.pid : null, ioSubmitted: x ? x.submitted : null };
     });
     const why = (q: (typeof pages)[number]) =>
-      q.ioPid === null ? 'no write in progress: its content lock or its mapping partition lock stayed held'
+      q.ioPid === null ? 'no write of it in progress: its content lock or its mapping partition lock stayed held, or this environment could not pin it'
         : `its write was claimed by pid ${q.ioPid} and ${q.ioSubmitted ? 'submitted, not completed' : 'never submitted'}`;
     const list = pages.slice(0, 8).map((q) => `block ${q.block} of ${q.file} (buffer ${q.bufferId}: ${why(q)})`).join('; ');
     const more = pages.length > 8 ? `; and ${pages.length - 8} more` : '';
