@@ -748,17 +748,18 @@ export class BufferPool {
    * Writes back every page that is dirty when it is called (a checkpoint calls it after
    * choosing its redo point) and resolves, with the number of pages this call wrote, only
    * once each of them has been written since -- by this call or by any other process; a page
-   * dirtied again meanwhile need not be written twice. A page whose write another process
-   * claimed is waited for (a claim not yet submitted is on no disk), up to `timeoutMs`
-   * (default: `configure()`'s `ioWaitMs`); a page still not written then rejects the call
-   * with `ERR_RINGMASTER_WRITEBACK_TIMEOUT`, whose `pages` name each one left (buffer, file,
-   * block, and the process whose write is in progress). A write that fails, or a torn page,
-   * rejects it with that error.
+   * dirtied again meanwhile need not be written twice. A page another process holds -- its
+   * write in progress (a claim not yet submitted is on no disk) or its content lock -- is
+   * waited for, up to `timeoutMs` (default: `configure()`'s `ioWaitMs`) once this call has
+   * written what it could itself (the pages it writes are never timed: a large pool on a
+   * slow disk must not fail every checkpoint). A page still not written then rejects the
+   * call with `ERR_RINGMASTER_WRITEBACK_TIMEOUT`, whose `pages` name each one left (buffer,
+   * file, block, and the process whose write is in progress). A write that fails, or a torn
+   * page, rejects it with that error.
    */
   async flushAll(options: { timeoutMs?: number } = {}): Promise<number> {
     optionsObject('flushAll', options, ['timeoutMs']);
     const timeoutMs = intOpt('timeoutMs', options.timeoutMs, this.#ioWaitMs, 0, 2 ** 31 - 1);
-    const deadline = Date.now() + timeoutMs;
     const n = this.#n();
     // The pages dirty now, each with its dirty generation: what "written since" is measured
     // against (native/buffer_pool.h, pool_written_since). Not the page LSN: a page dirtied
@@ -771,16 +772,19 @@ export class BufferPool {
     const writtenSince = (p: DirtyPage) => N.bpWrittenSince(this.#n(), p.id, p.fileId, p.block, p.gen);
     const max = Math.max(1, Math.min(64, this.db.features.ringEntries >> 1));
     let written = 0;
+    let deadline = Infinity;  // set once the first round is done: only waiting for others is timed
     for (let round = 0; ; round++) {
       pending = pending.filter((p) => !writtenSince(p));
       if (pending.length === 0) return written;
-      const left = deadline - Date.now();
-      if (round > 0 && left <= 0) throw this.#writebackTimeout(pending, timeoutMs);
+      if (round === 1) deadline = Date.now() + timeoutMs;
+      if (round > 0 && Date.now() >= deadline) throw this.#writebackTimeout(pending, timeoutMs);
       // The first round writes what it can and passes over a page whose write is in
-      // progress; later rounds wait for those (until the deadline).
-      const ioUntil = round === 0 ? 0 : deadline;
+      // progress (a content lock it waits for, up to timeoutMs from then); later rounds
+      // wait for those until the deadline.
       for (let i = 0; i < pending.length; i += max) {
-        const rs = await Promise.all(pending.slice(i, i + max).map((p) => this.#flushId(p.id, { until: deadline, ioUntil, covered: () => writtenSince(p) })));
+        const until = round === 0 ? Date.now() + timeoutMs : deadline;
+        const ioUntil = round === 0 ? 0 : deadline;
+        const rs = await Promise.all(pending.slice(i, i + max).map((p) => this.#flushId(p.id, { until, ioUntil, covered: () => writtenSince(p) })));
         for (const r of rs) if (r === 'written') written++;
       }
       // A round that settled nothing without waiting (a page this environment could not
@@ -801,7 +805,7 @@ export class BufferPool {
     const list = pages.slice(0, 8).map((q) => `block ${q.block} of ${q.file} (buffer ${q.bufferId}: ${why(q)})`).join('; ');
     const more = pages.length > 8 ? `; and ${pages.length - 8} more` : '';
     const e = new RingmasterError('ERR_RINGMASTER_WRITEBACK_TIMEOUT',
-      `${pages.length} page(s) dirty when flushAll began were not written within ${timeoutMs} ms: ${list}${more}`);
+      `${pages.length} page(s) dirty when flushAll began were still not written after waiting ${timeoutMs} ms for other processes: ${list}${more}`);
     return Object.assign(e, { pages });
   }
 
