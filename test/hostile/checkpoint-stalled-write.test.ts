@@ -144,6 +144,34 @@ describe('checkpoint and a page write claimed by a stalled process', () => {
       pm._native().debugSetFault(0, null);
     }
   });
+  // Only the waiting for other processes is timed: the checkpoint's own page writes, slower than wal.timeoutMs, do not use up its wait for another process's write in progress.
+  it("a checkpoint whose own page writes outlast wal.timeoutMs (injected delay) still waits timeoutMs for a worker's write in progress, and succeeds", async () => {
+    const { f, bufferId } = await dirtyPage(3000);
+    const w = await spawn();
+    // The worker's write (the first on the file) is late by 4 s, every later one by 2.5 s.
+    pm._native().debugSetFault(0, { opMask: 1 << 2, fileSlot: f.id % 65536, delayUs: 4_000_000 });
+    pm._native().debugSetFault(1, { opMask: 1 << 2, fileSlot: f.id % 65536, repeat: true, delayUs: 2_500_000 });
+    try {
+      const flushing = w.call('flushAll');
+      await waitFor(() => pm.buffers.ioInProgress().some((x) => x.bufferId === bufferId && x.submitted), 10000, "the worker's write to be submitted");
+      for (const blk of [0, 2, 3]) {  // the checkpoint's own pages
+        const b = await pm.buffers.read(f.id, blk);
+        await b.lockExclusive();
+        b.page[100] = 50 + blk;
+        b.markDirty();
+        b.release();
+      }
+      // Its first round takes 2.5 s (> timeoutMs) and leaves the worker's page in progress;
+      // a deadline counted from the start would have passed before any wait for it.
+      await pm.wal.checkpoint();
+      expect(pm.wal.lastCheckpoint?.pagesWritten).toBe(3);
+      expect(onDisk()).toBe(77);
+      expect(await flushing).toBe(1);
+    } finally {
+      pm._native().debugSetFault(0, null);
+      pm._native().debugSetFault(1, null);
+    }
+  });
 });
 
 describe('flushAll measures "written" against the page as it was when it began', () => {
