@@ -84,6 +84,8 @@ function corruptPool(what: string): RingmasterError {
 }
 
 type PoolInfo = NativePoolInfo;
+/** A page dirty when flushAll began, with its dirty generation then (bpDirty). */
+type DirtyPage = { id: number; fileId: number; block: number; gen: number };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -175,16 +177,16 @@ export class PinnedBuffer {
   }
 
   /** @internal writeback's shared lock: may wait for another async flow of this environment. */
-  _lockInternal(): Promise<void> {
-    return this.#lockAs(1, true);
+  _lockInternal(until?: number): Promise<void> {
+    return this.#lockAs(1, true, until);
   }
 
-  async #lockAs(mode: 1 | 2, internal = false): Promise<void> {
+  async #lockAs(mode: 1 | 2, internal = false, until?: number): Promise<void> {
     this.#alive(mode === 1 ? 'lockShared' : 'lockExclusive');
     if (this.#lock) throw new RingmasterError('ERR_RINGMASTER_LOCK_HELD', `buffer ${this.bufferId} is already locked by this handle`);
     this.#lock = mode;  // claimed now so a second concurrent call fails cleanly
     try {
-      await this.#pool._lock(this.bufferId, mode === 2, internal);
+      await this.#pool._lock(this.bufferId, mode === 2, internal, until);
     } catch (e) {
       this.#lock = 0;
       throw e;
@@ -404,8 +406,8 @@ export class BufferPool {
         if (r[0] === PIN_NEED_CLEAN) {
           // Only dirty buffers are evictable: write one back (WAL first), then retry.
           try {
-            await this.#flushId(r[1]);
-            continue;
+            // A page another process is writing is not clean yet: then wait below.
+            if ((await this.#flushId(r[1])) !== 'busy') continue;
           } catch (e) {
             lastFlushError = e;  // fall through to the bounded wait
           }
@@ -632,35 +634,51 @@ export class BufferPool {
   // ---- writeback ----------------------------------------------------------
 
   // Writes back buffer `id` if it is still dirty (pin + shared lock held meanwhile).
-  async #flushId(id: number): Promise<boolean> {
+  // 'busy': not written, because another write of it stayed in progress (or its mapping
+  // partition lock stayed held) -- never to be read as clean. Without `strict` it gives up
+  // after about 5 s of that (eviction and the background writer skip such a page); with it
+  // (a checkpoint's flushAll), it waits until `strict.ioUntil` (0: not at all) for a write
+  // in progress, its lock wait ends at `strict.until`, and it stops as soon as `covered()`
+  // says a write that covers what the checkpoint needs has completed.
+  async #flushId(id: number, strict?: { until: number; ioUntil: number; covered: () => boolean }): Promise<'written' | 'clean' | 'busy'> {
     const t = N.bpPinById(this.#n(), id);
-    if (!t) return false;
+    if (!t) return 'clean';
     const buf = new PinnedBuffer(this, id, t[0], t[1], this.db.arenaSlice(this.#pageSlice(id).offset, this.#inf().pageSize).bytes);
     try {
-      if (!t[2]) return false;
-      await buf._lockInternal();
-      return await this.#writeBack(id);
+      if (!t[2]) return 'clean';
+      try {
+        await buf._lockInternal(strict?.until);
+      } catch (e) {
+        // A content lock held past the checkpoint's deadline: the page is left, and named.
+        if (strict && (e as RingmasterError).code === 'ERR_RINGMASTER_LOCK_TIMEOUT') return 'busy';
+        throw e;
+      }
+      return await this.#writeBack(id, strict);
     } finally {
       buf.release();
     }
   }
 
-  async #writeBack(id: number): Promise<boolean> {
+  async #writeBack(id: number, strict?: { ioUntil: number; covered: () => boolean }): Promise<'written' | 'clean' | 'busy'> {
     const n = this.#n();
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let attempt = 0; ; attempt++) {
+      if (strict?.covered()) return 'clean';
       const r = N.bpStartWrite(n, id);
-      if (r[0] === WS_CLEAN) return false;
+      if (r[0] === WS_CLEAN) return 'clean';
       if (r[0] === WS_CORRUPT) throw corruptPool(`writing back buffer ${id}: its descriptor or mapping entry is corrupt, so where it belongs is unknown`);
       if (r[0] === WS_BUSY) {
-        await this.#core.waitWord(this.#ioSeqOff(id), r[1], 1000);
+        // Another write of this page is in progress (claimed, maybe not even submitted by
+        // a stalled process), or the mapping partition lock stayed held: wait for its end.
+        const left = strict ? strict.ioUntil - Date.now() : attempt < 5 ? 1000 : 0;
+        if (left <= 0) return 'busy';
+        await this.#core.waitWord(this.#ioSeqOff(id), r[1], Math.min(left, 1000));
         continue;
       }
       const seq: number = r[1];
       const lsn = (BigInt(r[4]) << 32n) | BigInt(r[5]);
       await this.#writeWithWal(id, seq, r[2], r[3], lsn);
-      return true;
+      return 'written';
     }
-    return false;
   }
 
   // WAL-before-data: the page (LSN `lsn`) is written only once the WAL is durable to it.
@@ -726,19 +744,69 @@ export class BufferPool {
     if (w.result !== ps) throw new RingmasterError('EIO', `page write of block ${blk} of ${this.#fileLabel(fileId)} was short (${w.result} of ${ps} bytes)`, { errno: -5 });
   }
 
-  /** Writes back every dirty page (checkpoint). Resolves with the number of pages written. */
-  async flushAll(): Promise<number> {
+  /**
+   * Writes back every page that is dirty when it is called (a checkpoint calls it after
+   * choosing its redo point) and resolves, with the number of pages this call wrote, only
+   * once each of them has been written since -- by this call or by any other process; a page
+   * dirtied again meanwhile need not be written twice. A page another process holds -- its
+   * write in progress (a claim not yet submitted is on no disk) or its content lock -- is
+   * waited for, up to `timeoutMs` (default: `configure()`'s `ioWaitMs`) once this call has
+   * written what it could itself (the pages it writes are never timed: a large pool on a
+   * slow disk must not fail every checkpoint). A page still not written then rejects the
+   * call with `ERR_RINGMASTER_WRITEBACK_TIMEOUT`, whose `pages` name each one left (buffer,
+   * file, block, and the process whose write is in progress). A write that fails, or a torn
+   * page, rejects it with that error.
+   */
+  async flushAll(options: { timeoutMs?: number } = {}): Promise<number> {
+    optionsObject('flushAll', options, ['timeoutMs']);
+    const timeoutMs = intOpt('timeoutMs', options.timeoutMs, this.#ioWaitMs, 0, 2 ** 31 - 1);
+    const n = this.#n();
+    // The pages dirty now, each with its dirty generation: what "written since" is measured
+    // against (native/buffer_pool.h, pool_written_since). Not the page LSN: a page dirtied
+    // before the redo point and again after it carries the later LSN; and a write claimed
+    // by another process but not submitted yet is listed too (the old scan skipped pages
+    // with IO in progress, and a checkpoint moved its redo point past such a page).
+    const flat: number[] = N.bpDirty(n);
+    let pending: DirtyPage[] = [];
+    for (let i = 0; i < flat.length; i += 4) pending.push({ id: flat[i], fileId: flat[i + 1], block: flat[i + 2], gen: flat[i + 3] });
+    const writtenSince = (p: DirtyPage) => N.bpWrittenSince(this.#n(), p.id, p.fileId, p.block, p.gen);
+    const max = Math.max(1, Math.min(64, this.db.features.ringEntries >> 1));
     let written = 0;
-    for (let pass = 0; pass < 4; pass++) {
-      const ids: number[] = N.bpDirty(this.#n(), this.#inf().pages);
-      if (ids.length === 0) break;
-      const max = Math.max(1, Math.min(64, this.db.features.ringEntries >> 1));
-      for (let i = 0; i < ids.length; i += max) {
-        const rs = await Promise.all(ids.slice(i, i + max).map((id) => this.#flushId(id)));
-        written += rs.filter(Boolean).length;
+    let deadline = Infinity;  // set once the first round is done: only waiting for others is timed
+    for (let round = 0; ; round++) {
+      pending = pending.filter((p) => !writtenSince(p));
+      if (pending.length === 0) return written;
+      if (round === 1) deadline = Date.now() + timeoutMs;
+      if (round > 0 && Date.now() >= deadline) throw this.#writebackTimeout(pending, timeoutMs);
+      // The first round writes what it can and passes over a page whose write is in
+      // progress (a content lock it waits for, up to timeoutMs from then); later rounds
+      // wait for those until the deadline.
+      for (let i = 0; i < pending.length; i += max) {
+        const until = round === 0 ? Date.now() + timeoutMs : deadline;
+        const ioUntil = round === 0 ? 0 : deadline;
+        const rs = await Promise.all(pending.slice(i, i + max).map((p) => this.#flushId(p.id, { until, ioUntil, covered: () => writtenSince(p) })));
+        for (const r of rs) if (r === 'written') written++;
       }
+      // A round that settled nothing without waiting (a page this environment could not
+      // pin, say): look again shortly rather than spin until the deadline.
+      if (round > 0 && pending.every((p) => !writtenSince(p))) await sleep(Math.max(0, Math.min(deadline - Date.now(), 20)));
     }
-    return written;
+  }
+
+  #writebackTimeout(pending: DirtyPage[], timeoutMs: number): RingmasterError {
+    const io = new Map(this.ioInProgress().map((x) => [x.bufferId, x]));
+    const pages = pending.map((p) => {
+      const x = io.get(p.id);
+      return { bufferId: p.id, fileId: p.fileId, file: this.#fileLabel(p.fileId), block: p.block, ioPid: x ? x.pid : null, ioSubmitted: x ? x.submitted : null };
+    });
+    const why = (q: (typeof pages)[number]) =>
+      q.ioPid === null ? 'no write of it in progress: its content lock or its mapping partition lock stayed held, or this environment could not pin it'
+        : `its write was claimed by pid ${q.ioPid} and ${q.ioSubmitted ? 'submitted, not completed' : 'never submitted'}`;
+    const list = pages.slice(0, 8).map((q) => `block ${q.block} of ${q.file} (buffer ${q.bufferId}: ${why(q)})`).join('; ');
+    const more = pages.length > 8 ? `; and ${pages.length - 8} more` : '';
+    const e = new RingmasterError('ERR_RINGMASTER_WRITEBACK_TIMEOUT',
+      `${pages.length} page(s) dirty when flushAll began were still not written after waiting ${timeoutMs} ms for other processes: ${list}${more}`);
+    return Object.assign(e, { pages });
   }
 
   /**
@@ -843,9 +911,10 @@ export class BufferPool {
    * unless waitForOwnLocks is set or it is `internal` writeback (which waits for the other
    * async flow of this environment that holds the page).
    */
-  async _lock(id: number, exclusive: boolean, internal = false): Promise<void> {
+  async _lock(id: number, exclusive: boolean, internal = false, until?: number): Promise<void> {
     const n = this.#n();
-    const deadline = Date.now() + this.#lockWaitMs;
+    // `until`: a checkpoint's deadline, when it comes before lockWaitMs runs out.
+    const deadline = Math.min(Date.now() + this.#lockWaitMs, until ?? Infinity);
     let backoff = 1;
     let r: number[];
     for (;;) {
@@ -964,7 +1033,7 @@ registerModule('bufferPool', {
         return pool.pageSize;
       },
       setWalHook: (hook) => pool.setWalHook(hook),
-      flushAll: () => pool.flushAll(),
+      flushAll: (options) => pool.flushAll(options),
       pageOf: (value) => (value instanceof PinnedBuffer ? value : null),
       lockedExclusive: (page) => page instanceof PinnedBuffer && page._exclusive,
       async putImage(file, block, data) {

@@ -109,7 +109,7 @@ export const LOCK_WAIT_WAITING = 2;
 
 /**
  * The named kill points (test hooks), in the order of the KillPoint enum: a process
- * arriving at an armed one SIGKILLs itself there. This list is the one source for
+ * arriving at an armed one SIGKILLs itself there (SIGSTOPs, if armed with `stop`). This list is the one source for
  * TypeScript; test/unit/native-constants.test.ts checks it against the enum, the
  * addon's name table (fault_injection.cc), the places that reach each point, and the
  * kill-point table in RELIABILITY.md.
@@ -137,6 +137,7 @@ export const KILL_POINTS = [
   'pool-unpin-counted',
   'pool-shared-lock-counted',
   'pool-shared-unlock-counted',
+  'pool-write-claimed',
 ] as const;
 
 /** A named kill point (KILL_POINTS). */

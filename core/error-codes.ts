@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   ERR_RINGMASTER_TOO_MANY_PINS: 'This environment holds 256 distinct pinned pages: release some.',
   ERR_RINGMASTER_IO_TIMEOUT: "A reader waited ioWaitMs for another process's read of the same page.",
   ERR_RINGMASTER_LOCK_TIMEOUT: 'lockShared()/lockExclusive() waited lockWaitMs.',
+  ERR_RINGMASTER_WRITEBACK_TIMEOUT: "buffers.flushAll() (and so a checkpoint) waited timeoutMs (a checkpoint's: wal.timeoutMs) for other processes and a page dirty when it began was still not written: another process claimed its write and did not finish it (stopped, stalled), or held its content lock. The error's `pages` name each one (bufferId, fileId, file, block, ioPid, ioSubmitted). A checkpoint leaves the control file and redo point as they were; the next one retries.",
   ERR_RINGMASTER_SELF_DEADLOCK: "lockShared()/lockExclusive() on a page this environment already holds in a conflicting mode (through another PinnedBuffer): it could only wait for itself. Fails at once; see buffers.configure({ waitForOwnLocks }).",
   ERR_RINGMASTER_LOCK_HELD: 'lockShared()/lockExclusive() on a PinnedBuffer this handle already locked.',
   ERR_RINGMASTER_NOT_LOCKED: 'unlock() (or a writeback) on a buffer this environment has not locked.',

@@ -56,8 +56,12 @@ export interface PagesForWal {
   readonly pageSize: number;
   /** Installs the WAL's hook: writeback then honours WAL-before-data. */
   setWalHook(hook: WalHook): void;
-  /** Writes every dirty page back (the checkpoint); resolves with how many. */
-  flushAll(): Promise<number>;
+  /**
+   * Writes every page dirty now back (the checkpoint); resolves with how many it wrote once
+   * each was written (by anyone), or rejects (ERR_RINGMASTER_WRITEBACK_TIMEOUT) when one was
+   * not by `timeoutMs`.
+   */
+  flushAll(options?: { timeoutMs?: number }): Promise<number>;
   /** `value` as a page of this pool (null if it is not a pinned buffer of the pool). */
   pageOf(value: unknown): WalPage | null;
   /** Whether this handle holds the exclusive content lock on `page` (the image decision reads and copies it). */

@@ -78,7 +78,7 @@ export interface NativeSession {
   /** Test hooks only: install (or clear, with null) fault rule `index`. */
   debugSetFault(index: number, rule: { opMask?: number; fileSlot?: number; kind?: number; skip?: number; repeat?: boolean | number; error?: number; delayUs?: number } | null): boolean;
   debugFaultFired(index: number): number;
-  debugKillPoint(name: KillPointName, rule: { pid?: number; skip?: number } | null): boolean;
+  debugKillPoint(name: KillPointName, rule: { pid?: number; skip?: number; stop?: boolean } | null): boolean;
   debugKillPointFired(name: KillPointName): number;
   killPoint(name: KillPointName, probe?: boolean): boolean;
   _onCompletions?: (count: number) => void;
@@ -153,7 +153,9 @@ export interface BufferPoolAddon {
   bpPinById(s: NativeSession, id: number): [number, number, boolean] | null;
   /** [WS_STARTED, seq, file id, block, page LSN high and low 32 bits] | [WS_CLEAN] | [WS_BUSY, seq to wait for] | [WS_CORRUPT]. */
   bpStartWrite(s: NativeSession, id: number): [number, number, number, number, number, number];
-  bpDirty(s: NativeSession, maxPages: number): number[];
+  /** Every dirty page, flat: [bufferId, fileId, block, dirtyGen] per page. */
+  bpDirty(s: NativeSession): number[];
+  bpWrittenSince(s: NativeSession, id: number, fileId: number, block: number, dirtyGen: number): boolean;
   /** [clock hand, ...ids]: dirty unpinned buffers among `scan` positions from `start` (or the clock hand); usage 0 only unless `recentlyUsed`. */
   bpDirtyAhead(s: NativeSession, start: number, fromHand: boolean, scan: number, maxPages: number, recentlyUsed: boolean): number[];
   bpStats(s: NativeSession): {

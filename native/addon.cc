@@ -1196,13 +1196,15 @@ Napi::Value Session::DebugKillPoint(const Napi::CallbackInfo& info) {
   if (!test_hooks_enabled()) return Napi::Boolean::New(env, false);
   bool arm = info[1].IsObject();
   double pid = 0, skip = 0;
+  bool stop = false;
   if (arm) {
     Napi::Object o = info[1].As<Napi::Object>();
     auto num = [&](const char* key) { Napi::Value v = o.Get(key); return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.0; };
     pid = num("pid");
     skip = num("skip");
+    stop = o.Get("stop").ToBoolean();
   }
-  kill_point_arm(&seg_->hdr->faults, (rm::KillPoint)kp, arm, (int32_t)pid, (uint32_t)skip);
+  kill_point_arm(&seg_->hdr->faults, (rm::KillPoint)kp, arm, (int32_t)pid, (uint32_t)skip, stop);
   return Napi::Boolean::New(env, true);
 }
 

@@ -1029,8 +1029,16 @@ void pool_write_done(Segment& seg, PoolView& v, uint32_t id, uint32_t seq20, int
   BufDesc* d = &v.d[id];
   if (res >= 0 && (uint32_t)res == v.page_size) {
     // Clean only if nobody re-dirtied it while the write was in flight.
-    bool same = load_relaxed(&d->dirty_gen) == load_relaxed(&d->write_gen);
-    end_io(seg, v, id, seq20, 0, same ? BS_DIRTY : 0, 0);
+    uint32_t covered = load_relaxed(&d->write_gen);
+    bool same = load_relaxed(&d->dirty_gen) == covered;
+    // done_gen only for the IO that is still current (a stale completion, or one cleanup
+    // aborted, says nothing about the page as it is now), and only forwards: a completer
+    // preempted here must not take back a newer write's mark. A completer that dies
+    // before this store leaves done_gen behind: a checkpoint then writes the page again.
+    if (end_io(seg, v, id, seq20, 0, same ? BS_DIRTY : 0, 0)) {
+      uint32_t cur = load_relaxed(&d->done_gen);
+      while ((int32_t)(covered - cur) > 0 && !cas(&d->done_gen, &cur, covered)) {}
+    }
   } else {
     int32_t err = issuer_gone_result(res) ? -ECANCELED : res < 0 ? res : -EIO;
     end_io(seg, v, id, seq20, 0, 0, err);  // stays dirty: retried later
@@ -1490,6 +1498,7 @@ WriteStart pool_start_write(PoolSlot& p, uint32_t id) {
     store_relaxed(&d->io_pid, my_pid());
     page_set_checksum(p.v.pages + (uint64_t)id * p.v.page_size, p.v.page_size);
     count_stat(p, ST_WRITES);
+    kill_point(&p.seg->hdr->faults, KP_POOL_WRITE_CLAIMED);
     WriteStart w{WS_STARTED, nseq};
     w.file = load_relaxed(&d->file_id);
     w.block = load_relaxed(&d->block);
@@ -1532,12 +1541,29 @@ bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, b
   return true;
 }
 
-void pool_dirty_buffers(PoolView& v, uint32_t max, std::vector<uint32_t>* out) {
-  for (uint32_t id = 0; id < v.n && out->size() < max; id++) {
-    uint64_t s = load_acquire(&v.d[id].state);
-    if (desc_state_valid(s) && (s & BS_DIRTY) && (s & BS_VALID) && !(s & BS_IO))
-      out->push_back(id);
+void pool_dirty_buffers(PoolView& v, std::vector<DirtyPage>* out) {
+  for (uint32_t id = 0; id < v.n; id++) {
+    BufDesc* d = &v.d[id];
+    uint64_t s = load_acquire(&d->state);  // pairs with markDirty's CAS: its dirty_gen is seen
+    if (!desc_state_valid(s) || !(s & BS_DIRTY) || !(s & BS_VALID) || !(s & BS_TAG)) continue;
+    // A markDirty after the load may make gen newer than what made the page dirty: that
+    // asks for a later write, never for less.
+    out->push_back({id, load_relaxed(&d->file_id), load_relaxed(&d->block), load_relaxed(&d->dirty_gen)});
   }
+}
+
+bool pool_written_since(PoolView& v, const DirtyPage& page) {
+  BufDesc* d = &v.d[page.id];
+  uint64_t s = load_acquire(&d->state);  // pairs with end_io's CAS
+  if (!desc_state_valid(s)) return false;
+  // Another tag (or none: evicted, or an evictor died half-way): eviction takes only a
+  // clean page, and a dirty page becomes clean only by a write that covered every change.
+  if (!(s & BS_TAG) || load_relaxed(&d->file_id) != page.file || load_relaxed(&d->block) != page.block) return true;
+  if (!(s & BS_DIRTY)) return true;
+  // Dirty again since, or still: written only if a completed write's gen lies in
+  // [page.gen, dirty_gen now] (unsigned distances, so the u32 counters may wrap).
+  uint32_t now = load_relaxed(&d->dirty_gen), done = load_relaxed(&d->done_gen);
+  return (uint32_t)(done - page.gen) <= (uint32_t)(now - page.gen);
 }
 
 void pool_dirty_ahead(PoolView& v, uint32_t start, bool from_hand, uint32_t scan, uint32_t max, bool recently_used,

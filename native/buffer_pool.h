@@ -146,7 +146,7 @@ struct BufDesc {
   uint32_t io_slot;       // slot that claimed the current IO
   int32_t io_pid;         // its pid
   uint32_t io_submitted;  // io_seq value once submitted (cleanup aborts unsubmitted IO)
-  uint32_t pad;
+  uint32_t done_gen;      // write_gen of the last write that completed in full (only moves forward)
 };
 static_assert(sizeof(BufDesc) == 72, "BufDesc is part of the segment ABI");
 
@@ -367,9 +367,21 @@ WriteStart pool_start_write(PoolSlot& p, uint32_t id);
 // valid page (or the pin records are full).
 bool pool_pin_by_id(PoolSlot& p, uint32_t id, uint64_t* file, uint64_t* block, bool* dirty);
 
-// Up to `max` dirty valid buffers not in IO, pinned or not (a checkpoint writes them all;
-// the background writer chooses with pool_dirty_ahead).
-void pool_dirty_buffers(PoolView& v, uint32_t max, std::vector<uint32_t>* out);
+// A checkpoint's view of one page that was dirty when it began: the buffer, its tag, and
+// its dirty_gen then. Its changes up to then are written once pool_written_since says so.
+struct DirtyPage {
+  uint32_t id;
+  uint64_t file, block;
+  uint32_t gen;
+};
+// Every dirty valid buffer, pinned or not, its write in progress or not (a write claimed
+// but not submitted yet is not on any disk: the checkpoint must wait for it).
+void pool_dirty_buffers(PoolView& v, std::vector<DirtyPage>* out);
+// Has a write that covered `page` (its changes up to page.gen) completed in full since?
+// True when the buffer is clean, holds another tag (only a clean page is evicted), or its
+// done_gen lies between page.gen and its dirty_gen now. False while it is not known (a
+// garbage state word too: the writeback attempt reports that).
+bool pool_written_since(PoolView& v, const DirtyPage& page);
 
 // The background writer's pick: up to `max` dirty buffers (valid, unpinned, not in IO,
 // not torn) among `scan` positions from `start`, or from the clock hand when `from_hand`.

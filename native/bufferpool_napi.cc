@@ -222,16 +222,34 @@ Napi::Value PinById(const Napi::CallbackInfo& info) {
   return arr(info.Env(), {(double)file, (double)block, dirty ? 1.0 : 0.0});
 }
 
-// bpDirty(session, max) -> ids of dirty valid buffers (the checkpoint's flushAll)
+// bpDirty(session) -> [bufferId, fileId, block, dirtyGen, ...]: every dirty page, its
+// write in progress or not (the checkpoint's flushAll; pool_dirty_buffers)
 Napi::Value Dirty(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RM_ARG_POOL(p);
-  RM_ARG_UINT32(max, 1, 1, 1 << 24);
-  std::vector<uint32_t> ids;
-  pool_dirty_buffers(p.v, max, &ids);
-  Napi::Array a = Napi::Array::New(env, ids.size());
-  for (size_t i = 0; i < ids.size(); i++) a.Set((uint32_t)i, Napi::Number::New(env, ids[i]));
+  std::vector<DirtyPage> pages;
+  pool_dirty_buffers(p.v, &pages);
+  Napi::Array a = Napi::Array::New(env, pages.size() * 4);
+  uint32_t k = 0;
+  for (const DirtyPage& d : pages) {
+    a.Set(k++, Napi::Number::New(env, d.id));
+    a.Set(k++, Napi::Number::New(env, (double)d.file));
+    a.Set(k++, Napi::Number::New(env, (double)d.block));
+    a.Set(k++, Napi::Number::New(env, d.gen));
+  }
   return a;
+}
+
+// bpWrittenSince(session, id, fileId, block, dirtyGen) -> bool: pool_written_since
+Napi::Value WrittenSince(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RM_ARG_POOL(p);
+  RM_ARG_BUFFER(id, 1, p);
+  if (!info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber())
+    return throw_error(env, "ERR_INVALID_ARG_TYPE", "bpWrittenSince(session, id, fileId, block, dirtyGen): numbers expected");
+  DirtyPage d{id, (uint64_t)info[2].As<Napi::Number>().DoubleValue(), (uint64_t)info[3].As<Napi::Number>().DoubleValue(),
+              info[4].As<Napi::Number>().Uint32Value()};
+  return Napi::Boolean::New(env, pool_written_since(p.v, d));
 }
 
 // bpDirtyAhead(session, start, fromHand, scan, max, recentlyUsed) -> [clock hand, ...ids]: pool_dirty_ahead
@@ -445,6 +463,7 @@ void register_bufferpool_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("bpStartWrite", Napi::Function::New(env, StartWrite));
   exports.Set("bpPinById", Napi::Function::New(env, PinById));
   exports.Set("bpDirty", Napi::Function::New(env, Dirty));
+  exports.Set("bpWrittenSince", Napi::Function::New(env, WrittenSince));
   exports.Set("bpDirtyAhead", Napi::Function::New(env, DirtyAhead));
   exports.Set("bpStats", Napi::Function::New(env, Stats));
   exports.Set("bpVerify", Napi::Function::New(env, Verify));

@@ -77,7 +77,7 @@ constexpr const char* kKillPointNames[KP_COUNT] = {
     "checkpoint-redo-choosing", "checkpoint-redo-chosen",  "sqe-prepared",
     "tb-chain-counted",         "pool-victim-untagged",      "pool-victim-half-inserted",
     "pool-pin-counted",         "pool-unpin-counted",        "pool-shared-lock-counted",
-    "pool-shared-unlock-counted",
+    "pool-shared-unlock-counted", "pool-write-claimed",
 };
 
 static_assert(kKillPointNames[KP_COUNT - 1] != nullptr, "every KillPoint needs its name in kKillPointNames");
@@ -105,7 +105,7 @@ void kill_point_slow(FaultTable* ft, KillPoint kp) {
   uint32_t one = 1;
   if (!cas(&k.armed, &one, 0u)) return;  // another arrival took it
   fetch_add(&k.fired, 1u);
-  raise(SIGKILL);
+  raise(load_relaxed(&k.stop) ? SIGSTOP : SIGKILL);
 }
 
 void fault_rule_set(FaultTable* ft, uint32_t index, const FaultRule* rule) {
@@ -127,11 +127,12 @@ void fault_rule_set(FaultTable* ft, uint32_t index, const FaultRule* rule) {
   store_release(&ft->enabled, any);
 }
 
-void kill_point_arm(FaultTable* ft, KillPoint kp, bool arm, int32_t pid, uint32_t skip) {
+void kill_point_arm(FaultTable* ft, KillPoint kp, bool arm, int32_t pid, uint32_t skip, bool stop) {
   KillRule& k = ft->kills[kp];
   store_relaxed(&k.armed, 0u);
   if (arm) {
     store_relaxed(&k.pid, pid);
+    store_relaxed(&k.stop, stop ? 1u : 0u);
     store_relaxed(&k.skip, skip);
     store_relaxed(&k.fired, 0u);
     store_release(&k.armed, 1u);

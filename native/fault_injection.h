@@ -4,7 +4,9 @@
 // without reaching the kernel; the rest of its soft-linked chain is cancelled, as
 // the kernel would, or is delayed by `delay_us` (a linked IORING_OP_TIMEOUT in front of
 // it; the threads backend sleeps before running it). Kill points: a process reaching
-// an armed named point SIGKILLs itself there (a peer dying at that exact instruction).
+// an armed named point SIGKILLs itself there (a peer dying at that exact instruction),
+// or, armed with `stop`, SIGSTOPs itself there (a live peer stalled at that instruction:
+// it goes on from there after a SIGCONT).
 // Off by default and free when off: one relaxed load per submit / per point.
 #pragma once
 #include <cstdint>
@@ -56,6 +58,7 @@ enum KillPoint : uint32_t {
   KP_POOL_UNPIN_COUNTED,        // pool unpin: the state word's pin count given back (CAS), the record not yet
   KP_POOL_SHARED_LOCK_COUNTED,  // shared content lock: the word's shared count taken (CAS), the record not yet
   KP_POOL_SHARED_UNLOCK_COUNTED,// shared content unlock: the word's shared count given back (CAS), the record not yet
+  KP_POOL_WRITE_CLAIMED,        // pool writeback: the write claimed (IO_IN_PROGRESS, io_seq odd, write_gen set), not submitted
   KP_COUNT
 };
 extern const char* const kKillPointNames[KP_COUNT];
@@ -65,7 +68,8 @@ struct KillRule {
   uint32_t armed;  // 1 = the next matching arrival (after `skip`) dies
   int32_t pid;     // only this process (0 = any)
   uint32_t skip;   // arrivals to let through first (atomic countdown)
-  uint32_t fired;  // arrivals that died here (set just before the SIGKILL)
+  uint32_t fired;  // arrivals that died (or stopped) here (set just before the signal)
+  uint32_t stop;   // SIGSTOP instead of SIGKILL
 };
 
 struct FaultTable {
@@ -79,8 +83,9 @@ struct FaultTable {
 // words are the table's), or removes it (`rule` null); `enabled` is recomputed.
 void fault_rule_set(FaultTable* ft, uint32_t index, const FaultRule* rule);
 // Arms kill point `kp` for `pid` (0: any process) after `skip` arrivals, or disarms it
-// (`arm` false); `kill_enabled` is recomputed.
-void kill_point_arm(FaultTable* ft, KillPoint kp, bool arm, int32_t pid, uint32_t skip);
+// (`arm` false); `stop`: the arrival stops (SIGSTOP) instead of dying. `kill_enabled` is
+// recomputed.
+void kill_point_arm(FaultTable* ft, KillPoint kp, bool arm, int32_t pid, uint32_t skip, bool stop = false);
 
 // A hostile peer (test hook): overwrites `count` random entries (0: all) of a shared table
 // with random bytes from `seed`. Tables: "handles", "files", "bufferDescriptors",
@@ -96,7 +101,7 @@ uint32_t apply_faults(Segment& seg, const SqeRequest* reqs, uint32_t n, bool* sk
 // Is `kp` armed for this process? (A caller may take a different path to reach it.)
 bool kill_point_armed(FaultTable* ft, KillPoint kp);
 void kill_point_slow(FaultTable* ft, KillPoint kp);
-// Dies here if `kp` is armed for this process (test hooks only; otherwise one load).
+// Dies (or stops) here if `kp` is armed for this process (test hooks only; otherwise one load).
 inline void kill_point(FaultTable* ft, KillPoint kp) {
   if (__builtin_expect(__atomic_load_n(&ft->kill_enabled, __ATOMIC_RELAXED) != 0, 0)) kill_point_slow(ft, kp);
 }

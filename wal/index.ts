@@ -797,8 +797,13 @@ export class Wal implements WalHook {
       const redo = Number(addon.walChooseRedo(s));
       s.killPoint('checkpoint-redo-chosen');
       // Checkpoint = every page dirtied before the redo point is on disk (if there is a pool).
+      // A page whose write another process claimed and has not finished (stalled, stopped)
+      // is waited for up to timeoutMs, then the checkpoint rejects
+      // (ERR_RINGMASTER_WRITEBACK_TIMEOUT) with the control file as it was: the barrier
+      // below covers only IO already submitted. (Not a deadline for the whole flush: the
+      // pages this checkpoint writes itself take what the disk takes.)
       const pages = pagesForWal(this.db);
-      const pagesWritten = pages?.configured ? await pages.flushAll() : 0;
+      const pagesWritten = pages?.configured ? await pages.flushAll({ timeoutMs: this.#timeoutMs() }) : 0;
       // Barrier: every IO submitted before this point (any process, any ring) has completed.
       await this.db.barrier();
       const t1 = Date.now();
