@@ -68,15 +68,21 @@ async function cutAndRecover(h: ChildProcess, m: any, dataDir: string) {
   return { onDisk, inReplay, lost: onDisk !== 77 && !inReplay };
 }
 
+/** A fresh LazyFS mount and the stalled-writer host on a data directory in it. */
+async function stalledHostOnLazyFs() {
+  const m = await lazyfs.mount({ bin });
+  mounts.push(m);
+  const dataDir = path.join(m.mnt, 'data');
+  const h = forkCrashHost(HOST, [dataDir]);
+  host = h;
+  return { m, dataDir, h };
+}
+
 describe('power cut after a checkpoint next to a stalled page write (LazyFS)', () => {
   // The checkpoint while the write is stalled must not cover the page: after the cut the update is still in the replayed WAL.
   it('a checkpoint while a stopped worker holds the page write claim, then a power cut: the acknowledged update is recovered (replayed)', async (ctx) => {
     if (skipReason) ctx.skip(`no FUSE here: ${skipReason}`);
-    const m = await lazyfs.mount({ bin });
-    mounts.push(m);
-    const dataDir = path.join(m.mnt, 'data');
-    const h = forkCrashHost(HOST, [dataDir]);
-    host = h;
+    const { m, dataDir, h } = await stalledHostOnLazyFs();
     const acked = next(h, 'ack');
     const first = next(h, 'checkpoint');
     await acked;
@@ -91,11 +97,7 @@ describe('power cut after a checkpoint next to a stalled page write (LazyFS)', (
   // Once the writer goes on, the next checkpoint covers the page: after the cut it is on disk and needs no replay.
   it('after SIGCONT the next checkpoint succeeds, then a power cut: the page is on disk', async (ctx) => {
     if (skipReason) ctx.skip(`no FUSE here: ${skipReason}`);
-    const m = await lazyfs.mount({ bin });
-    mounts.push(m);
-    const dataDir = path.join(m.mnt, 'data');
-    const h = forkCrashHost(HOST, [dataDir]);
-    host = h;
+    const { m, dataDir, h } = await stalledHostOnLazyFs();
     const first = await next(h, 'checkpoint');
     expect(first.checkpoint).toBe('ERR_RINGMASTER_WRITEBACK_TIMEOUT');
     const second = next(h, 'checkpoint');
