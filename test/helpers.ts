@@ -266,7 +266,11 @@ export function untilAcks(h: ChildProcess, n: number, onAck: (ack: any) => void,
   });
 }
 
-/** SIGKILL of the host's whole process group at once (a power cut); resolves when the host is gone. */
+/**
+ * SIGKILL of the host's whole process group at once (a power cut); resolves when the host
+ * and every other process of its group are gone. A killed worker still exiting holds the
+ * data directory's lock, so a restart right after the host alone is gone can be refused.
+ */
 export async function powerCut(h: ChildProcess): Promise<void> {
   const exited = h.exitCode !== null || h.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => h.once('exit', () => r()));
   try {
@@ -275,4 +279,13 @@ export async function powerCut(h: ChildProcess): Promise<void> {
     /* gone */
   }
   await exited;
+  // Bounded: an orphan's zombie stays in the group until its new parent reaps it.
+  for (let i = 0; i < 500; i++) {
+    try {
+      process.kill(-h.pid!, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
