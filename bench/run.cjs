@@ -4,7 +4,7 @@
 //   npm run bench -- <name>|all [--smoke] [--duration=<ms>] [--repeat=<rounds>] [--file-size=<MiB>] [--out=<dir>] [--data-dir=<dir>]
 //     scale only: [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=<TPC-B scale>]
 //     durable-commits, scale (commits): [--wal-sync=fdatasync|dsync] (ringmaster's wal.walSync; default: the library's)
-//       [--wal-direct] (ringmaster's wal.direct: O_DIRECT WAL segments)
+//       [--wal-direct[=false]] (ringmaster's wal.direct: O_DIRECT WAL segments, or not; default: the library's)
 // Workloads: cold-reads, cached-reads, durable-commits, handoff, topologies, tpcb, writeback, shutdown, checkpoint, scale.
 // Each writes <out>/<name>.json (machine facts, options, every point), <name>.md and <name>.svg.
 const fs = require('node:fs');
@@ -17,7 +17,7 @@ const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'),
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);
-  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir] [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=N] [--wal-sync=fdatasync|dsync] [--wal-direct]`);
+  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir] [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=N] [--wal-sync=fdatasync|dsync] [--wal-direct[=false]]`);
   process.exit(2);
 }
 
@@ -40,7 +40,10 @@ function parseArgs(argv) {
     else if (k === 'wal-sync') {
       if (v !== 'fdatasync' && v !== 'dsync') usage(`--wal-sync must be fdatasync or dsync, not '${v}'`);
       o.walSync = v;
-    } else if (k === 'wal-direct') o.walDirect = true;
+    } else if (k === 'wal-direct') {
+      if (v !== undefined && v !== 'true' && v !== 'false') usage(`--wal-direct takes no value, or true or false, not '${v}'`);
+      o.walDirect = v !== 'false';
+    }
     else if (k === 'help') usage();
     else usage(`unknown option --${k}`);
   }
@@ -77,7 +80,7 @@ async function main() {
   common.ensureFile(file, fileSize);
   let warmed = false;
   const ctx = {
-    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1, procs: args.procs, parts: args.parts, scaleHigh: args.scaleHigh, walSync: args.walSync, walDirect: !!args.walDirect,
+    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1, procs: args.procs, parts: args.parts, scaleHigh: args.scaleHigh, walSync: args.walSync, walDirect: args.walDirect,
     load: () => Math.round(os.loadavg()[0] * 100) / 100,
     progress: (m) => common.progress(`${m}  (${Math.round((Date.now() - t0) / 1000)} s)`),
     warm: () => {
@@ -102,7 +105,7 @@ async function main() {
       name: w.name, title: w.title,
       status: res.error ? 'error' : res.skipped ? 'skipped' : 'ok',
       machine: facts,
-      config: { command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, durationMsPerPoint: durationMs, repeat: ctx.repeat, fileSize, file, smoke: args.smoke, walSync: args.walSync || 'library default', walDirect: !!args.walDirect },
+      config: { command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, durationMsPerPoint: durationMs, repeat: ctx.repeat, fileSize, file, smoke: args.smoke, walSync: args.walSync || 'library default', walDirect: args.walDirect ?? 'library default' },
       elapsedSec: Math.round((Date.now() - start) / 100) / 10,
       ...res,
     };
@@ -139,7 +142,7 @@ async function main() {
 function footer(json) {
   const f = json.machine;
   const c = json.config;
-  return `\nMachine: Linux ${f.kernel}, ${f.cores} cores (${f.cpuModel}), Node ${f.node}, ${f.fio}, uid ${f.uid}, memlock ${f.memlock}, ${f.filesystem}. ${c.durationMsPerPoint} ms per point, ${c.repeat || 1} round(s) per point (median; ratios are medians of per-round ratios). 1-min load average at start ${f.load1}.${c.walSync ? ` ringmaster wal.walSync: ${c.walSync}.` : ''}${c.walDirect ? ' ringmaster wal.direct: true.' : ''} Command: \`${c.command}\`.\n`;
+  return `\nMachine: Linux ${f.kernel}, ${f.cores} cores (${f.cpuModel}), Node ${f.node}, ${f.fio}, uid ${f.uid}, memlock ${f.memlock}, ${f.filesystem}. ${c.durationMsPerPoint} ms per point, ${c.repeat || 1} round(s) per point (median; ratios are medians of per-round ratios). 1-min load average at start ${f.load1}.${c.walSync ? ` ringmaster wal.walSync: ${c.walSync}.` : ''}${typeof c.walDirect === 'boolean' ? ` ringmaster wal.direct: ${c.walDirect}.` : ''} Command: \`${c.command}\`.\n`;
 }
 
 /** Re-renders <name>.md and <name>.svg from an existing <name>.json (no measuring). */

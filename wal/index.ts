@@ -42,9 +42,16 @@ export interface WalOptions {
   segmentSize?: number;
   /** The flusher waits this long before collecting a group, µs (default 0: off). */
   commitDelayUs?: number;
-  /** `'fdatasync'` (default): writes linked to fdatasync; `'dsync'`: segments opened O_DSYNC, no sync op. */
+  /**
+   * `'dsync'`: segments opened O_DSYNC, no sync op; `'fdatasync'`: writes linked to an
+   * fdatasync. Default: `'dsync'` when the segments are O_DIRECT (`direct`), else `'fdatasync'`.
+   */
   walSync?: 'fdatasync' | 'dsync';
-  /** O_DIRECT segment files: writes of whole aligned 4 KiB blocks from the arena (default false). */
+  /**
+   * O_DIRECT segment files: writes of whole aligned 4 KiB blocks from the arena. Default:
+   * on when pg_wal's file system accepts O_DIRECT (probed at start), else off; `true` on a
+   * file system without it fails the start with `EINVAL`.
+   */
   direct?: boolean;
   /** Redo handlers by record kind, called in LSN order during recovery, before any worker attaches. */
   redo?: Record<number, RedoHandler>;
@@ -69,8 +76,8 @@ interface Resolved {
   bufferSize: number;
   segmentSize: number;
   commitDelayUs: number;
-  walSync: 'fdatasync' | 'dsync';
-  direct: boolean;
+  walSync: 'fdatasync' | 'dsync' | undefined;  // undefined: chosen from `direct` at start
+  direct: boolean | undefined;                  // undefined: probed at start
   redo: Map<number, RedoHandler>;
   checkpointIntervalMs: number;
   checkpointWalBytes: number;
@@ -117,8 +124,8 @@ export function resolveWalOptions(o: unknown): Resolved {
     bufferSize,
     segmentSize,
     commitDelayUs,
-    walSync: w.walSync ?? 'fdatasync',
-    direct: w.direct ?? false,
+    walSync: w.walSync,
+    direct: w.direct,
     redo,
     checkpointIntervalMs: int('checkpointIntervalMs', w.checkpointIntervalMs, 0, 0, 2 ** 31 - 1),
     checkpointWalBytes: int('checkpointWalBytes', w.checkpointWalBytes, 0, 0, 2 ** 52),
@@ -1106,8 +1113,8 @@ const FUSE_SUPER_MAGIC = 0x65735546;
  * `O_DSYNC` asks for (seen on LazyFS: RELIABILITY.md). There the WAL keeps its write ->
  * fdatasync chain, which is as durable, and `wal.stats().walSync` says `'fdatasync'`.
  */
-function dsyncWritesAreSynced(db: Ringmaster, o: Resolved): boolean {
-  if (!o.direct || db.features.backend !== 'io_uring') return true;
+function dsyncWritesAreSynced(db: Ringmaster, direct: boolean): boolean {
+  if (!direct || db.features.backend !== 'io_uring') return true;
   try {
     // The segments' own directory: a file system may be mounted there, inside the data
     // directory (a link out of it is refused: nothing outside the data directory is opened).
@@ -1115,6 +1122,52 @@ function dsyncWritesAreSynced(db: Ringmaster, o: Resolved): boolean {
   } catch {
     return false;  // unknown file system: the fdatasync chain is durable everywhere
   }
+}
+
+// A regular file in pg_wal, created and removed by the O_DIRECT probe below. Not a segment
+// name, so recovery and recycling never look at one a crash left behind.
+const DIRECT_PROBE = 'direct-probe.tmp';
+
+/**
+ * Whether pg_wal's file system accepts `O_DIRECT` opens. Linux refuses the open itself
+ * with EINVAL where the file system has no direct IO (`do_dentry_open`: no
+ * FMODE_CAN_ODIRECT), so an open of a regular file there is the test. pg_wal exists (its
+ * name made durable) before this is called.
+ */
+function directIoSupported(db: Ringmaster): boolean {
+  const probe = path.join(db.info.dataDir, WAL_DIR, DIRECT_PROBE);
+  let fd = -1;
+  try {
+    fd = fs.openSync(probe, fs.constants.O_CREAT | fs.constants.O_RDWR | fs.constants.O_DIRECT, 0o600);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    throw e;
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+    fs.rmSync(probe, { force: true });
+  }
+}
+
+/**
+ * The WAL's write mode for this start. By default segments are `O_DIRECT | O_DSYNC` where
+ * pg_wal's file system has direct IO: on ext4 and XFS io_uring then issues the write
+ * inline and the sync happens in the write's own completion (a FUA write, or a flush
+ * before it completes: `iomap_dio_rw` with IOCB_DSYNC), so a commit wakes no io-wq worker
+ * and the JS thread sleeps once (README, Performance). Without direct IO, the buffered
+ * write -> fdatasync chain. An explicit `direct: true` where the open is refused fails the
+ * start, before recovery changes anything.
+ */
+function walMode(db: Ringmaster, o: Resolved): { direct: boolean; dsync: boolean } {
+  const walDir = path.join(db.info.dataDir, WAL_DIR);
+  if (fs.mkdirSync(walDir, { recursive: true, mode: 0o700 }) !== undefined) syncDir(db, '.');  // pg_wal's name
+  const supported = o.direct === false ? false : directIoSupported(db);
+  if (o.direct === true && !supported) {
+    throw new RingmasterError('EINVAL', `wal.direct: the file system of ${walDir} does not support O_DIRECT (the open was refused with EINVAL); start without wal.direct (the WAL then writes through the page cache and fdatasyncs)`);
+  }
+  const direct = o.direct ?? supported;
+  const walSync = o.walSync ?? (direct ? 'dsync' : 'fdatasync');
+  return { direct, dsync: walSync === 'dsync' && dsyncWritesAreSynced(db, direct) };
 }
 
 registerModule('wal', {
@@ -1125,13 +1178,13 @@ registerModule('wal', {
   async init(db: Ringmaster, options: unknown): Promise<void> {
     const o = resolveWalOptions(options);
     localOptions.set(db, o);
+    const mode = walMode(db, o);
     const { info, control } = await recover(db, o);
     const n = coreOf(db).native();
     const shared: number = addon.walSharedSize(n);
     const slice = db.allocate(shared + o.bufferSize, { align: 4096 });
     const end = Number(info.endLsn);
-    const dsync = o.walSync === 'dsync' && dsyncWritesAreSynced(db, o);
-    addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end, (o.direct ? WAL_FLAG_DIRECT : 0) | (dsync ? WAL_FLAG_DSYNC : 0));
+    addon.walInit(n, slice.offset, o.bufferSize, o.segmentSize, end, (mode.direct ? WAL_FLAG_DIRECT : 0) | (mode.dsync ? WAL_FLAG_DSYNC : 0));
     coreOf(db).regionSet('wal', slice.offset, shared + o.bufferSize);
     addon.walSetCheckpoint(n, control.checkpointLsn, control.redoLsn);
     // The durable bytes of the last (partial) block go back into the buffer: an aligned

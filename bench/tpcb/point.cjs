@@ -1,7 +1,7 @@
 'use strict';
 // Runs one durable-commits / tpcb point in a fresh process; prints one JSON line.
 // spec: { engine: 'rm'|'sqlite'|'node', kind: 'commits'|'tpcb', procs, sessions, durationMs, dataDir, mode: 'fork'|'threads', g, synchronous,
-//         walSync: 'fdatasync'|'dsync' (ringmaster's wal.walSync; absent: the library's default), walDirect (wal.direct) }
+//         walSync: 'fdatasync'|'dsync' (ringmaster's wal.walSync; absent: the library's default), walDirect (wal.direct; absent: the library's default) }
 const fs = require('node:fs');
 const path = require('node:path');
 const { fork } = require('node:child_process');
@@ -59,7 +59,7 @@ async function rmPoint(spec) {
   const pm = await rm.Postmaster.start({
     // The pool's descriptors, wait cells and pin tables, the WAL buffer and the loader's buffers need room too.
     dataDir: dir, maxProcesses: spec.procs + 4, arenaSize: pages * (8192 + 256) + (8 << 20),
-    ringEntries: 1024, bufferPool: { pages }, wal: { bufferSize: 1 << 20, segmentSize: 16 << 20, ...(spec.walSync ? { walSync: spec.walSync } : {}), ...(spec.walDirect ? { direct: true } : {}) },
+    ringEntries: 1024, bufferPool: { pages }, wal: { bufferSize: 1 << 20, segmentSize: 16 << 20, ...(spec.walSync ? { walSync: spec.walSync } : {}), ...(spec.walDirect !== undefined ? { direct: spec.walDirect } : {}) },
   });
   const peers = [];
   const dropProbe = addProbe(() => ({ wal: pm.wal.stats(), participants: peers.map((p) => p.pending()) }));

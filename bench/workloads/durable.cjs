@@ -52,7 +52,7 @@ async function oneRound(ctx, roundIndex) {
   let k = 0;
   const base = { kind: 'commits', durationMs: dur, dataDir: ctx.dataDir };
   // --wal-sync, --wal-direct: ringmaster's points only
-  const rmWal = { ...(ctx.walSync ? { walSync: ctx.walSync } : {}), ...(ctx.walDirect ? { walDirect: true } : {}) };
+  const rmWal = { ...(ctx.walSync ? { walSync: ctx.walSync } : {}), ...(ctx.walDirect !== undefined ? { walDirect: ctx.walDirect } : {}) };
   for (const P of PS) {
     for (const S of SS) {
       ctx.progress(`durable-commits [${++k}/${n}]${ctx.repeat > 1 ? ` round ${roundIndex + 1}/${ctx.repeat}` : ''} ringmaster P=${P} S=${S}`);

@@ -107,7 +107,7 @@ module.exports = {
           for (const which of order) {
             if (which === 'rm') {
               progress(`durable commits P=${P} x ${S_COMMITS} ringmaster`);
-              rm.push(await runTpcbPoint({ ...base, ...(ctx.walSync ? { walSync: ctx.walSync } : {}), ...(ctx.walDirect ? { walDirect: true } : {}), engine: 'rm', procs: P, sessions: S_COMMITS }));
+              rm.push(await runTpcbPoint({ ...base, ...(ctx.walSync ? { walSync: ctx.walSync } : {}), ...(ctx.walDirect !== undefined ? { walDirect: ctx.walDirect } : {}), engine: 'rm', procs: P, sessions: S_COMMITS }));
             } else {
               progress(`durable commits P=${P} better-sqlite3`);
               sq.push(sqliteSkip ? { skipped: sqliteSkip } : await runTpcbPoint({ ...base, engine: 'sqlite', procs: P, synchronous: 'FULL' }));

@@ -89,7 +89,8 @@ describe('fault injection', () => {
 describe('fault injection: WAL', () => {
   it('an fdatasync slower than wal.timeoutMs: a waiting commit gets ETIMEDOUT and is not reported durable; it is once the sync lands', async () => {
     await pm.stop();
-    pm = await startPm(dir, { wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, timeoutMs: 200 } });
+    // The buffered WAL (its write -> fdatasync chain): the fdatasync is what is slow.
+    pm = await startPm(dir, { wal: { segmentSize: 64 << 10, bufferSize: 64 << 10, timeoutMs: 200, direct: false } });
     const first = await pm.wal.append(1, Buffer.from('first'));
     pm._native().debugSetFault(0, { opMask: 1 << OP.fdatasync, delayUs: 1_000_000 });
     const slow = pm.wal.flush(first);  // becomes the flusher; its fdatasync is delayed

@@ -123,7 +123,8 @@ describe('bench harness smoke', () => {
       expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
       expect(r.result).toMatchObject({ commits: expect.any(Number), commitsPerSec: expect.any(Number), fdatasyncsPerCommit: expect.any(Number), backend: expect.stringMatching(/^(io_uring|threads)$/) });
       expect(r.result.commits).toBeGreaterThan(0);
-      expect(r.result.walSync).toBe('fdatasync');  // no --wal-sync: the library's default, as the WAL reports it
+      // No --wal-sync or --wal-direct: the library's defaults, as the WAL reports them (O_DIRECT | O_DSYNC where the file system has direct IO).
+      expect(r.result.walSync).toBe(r.result.walDirect ? 'dsync' : 'fdatasync');
     }
     expect(j.config.walSync).toBe('library default');
     for (const r of j.rows.filter((x: any) => x.engine !== 'ringmaster')) {
@@ -132,29 +133,29 @@ describe('bench harness smoke', () => {
     }
   });
 
-  it('durable-commits --wal-sync=dsync and --wal-direct: every ringmaster point, the threads backend one included, runs with it; a bad value is refused', () => {
-    const out2 = path.join(dir, 'out-dsync');
+  it('durable-commits --wal-sync=fdatasync and --wal-direct=false: every ringmaster point, the threads backend one included, runs with it; a bad value is refused', () => {
+    const out2 = path.join(dir, 'out-fdatasync');
     // Not quiet: the harness's progress lines on stderr say which point was running if it fails.
-    const r = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-sync=dsync', `--out=${out2}`, `--data-dir=${data}`], {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-sync=fdatasync', `--out=${out2}`, `--data-dir=${data}`], {
       cwd: REPO, encoding: 'utf8', timeout: 120000, env: { ...process.env, BENCH_QUIET: '' },
     });
     expect(r.error, `${r.error}\n${r.stdout}\n${r.stderr}`).toBeUndefined();
     expect(r.status, `signal ${r.signal}\n${r.stdout}\n${r.stderr}`).toBe(0);
     const j = JSON.parse(readFileSync(path.join(out2, 'durable-commits.json'), 'utf8'));
-    expect(j.config.walSync).toBe('dsync');
+    expect(j.config.walSync).toBe('fdatasync');
     const rmRows = j.rows.filter((x: any) => x.engine.startsWith('ringmaster'));
     expect(rmRows.map((x: any) => x.engine)).toContain('ringmaster threads backend');
-    for (const x of rmRows) expect(x.result.walSync, JSON.stringify(x.result)).toBe('dsync');
-    expect(readFileSync(path.join(out2, 'durable-commits.md'), 'utf8')).toMatch(/walSync dsync/);
-    // --wal-direct: O_DIRECT segments at every ringmaster point, as the WAL reports them.
-    const out3 = path.join(dir, 'out-direct');
-    const d = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-direct', `--out=${out3}`, `--data-dir=${data}`], {
+    for (const x of rmRows) expect(x.result.walSync, JSON.stringify(x.result)).toBe('fdatasync');
+    expect(readFileSync(path.join(out2, 'durable-commits.md'), 'utf8')).toMatch(/walSync fdatasync/);
+    // --wal-direct=false: buffered segments (and so the fdatasync chain) at every ringmaster point, as the WAL reports them.
+    const out3 = path.join(dir, 'out-buffered');
+    const d = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--smoke', '--duration=100', '--wal-direct=false', `--out=${out3}`, `--data-dir=${data}`], {
       cwd: REPO, encoding: 'utf8', timeout: 120000, env: { ...process.env, BENCH_QUIET: '' },
     });
     expect(d.status, `signal ${d.signal}\n${d.stdout}\n${d.stderr}`).toBe(0);
     const jd = JSON.parse(readFileSync(path.join(out3, 'durable-commits.json'), 'utf8'));
-    expect(jd.config.walDirect).toBe(true);
-    for (const x of jd.rows.filter((y: any) => y.engine.startsWith('ringmaster'))) expect(x.result.walDirect, JSON.stringify(x.result)).toBe(true);
+    expect(jd.config.walDirect).toBe(false);
+    for (const x of jd.rows.filter((y: any) => y.engine.startsWith('ringmaster'))) expect(x.result, JSON.stringify(x.result)).toMatchObject({ walDirect: false, walSync: 'fdatasync' });
     const bad = spawnSync(process.execPath, [path.join(REPO, 'bench', 'run.cjs'), 'durable-commits', '--wal-sync=sometimes'], { cwd: REPO, encoding: 'utf8', timeout: 30000 });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--wal-sync must be fdatasync or dsync/);

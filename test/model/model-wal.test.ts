@@ -422,7 +422,7 @@ describe('wal: a forked worker flushes with the postmaster\'s segment settings',
 describe('wal: a dead issuer\'s EFAULT', () => {
   it('a worker killed as it submits its commit, whose fdatasync completes with EFAULT: the WAL does not fail and the next flush rewrites the record', async () => {
     const dir = tempDir('rm-wal-efault-');
-    const pm = await rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, arenaSize: 2 << 20, wal: { segmentSize: SEG, bufferSize: 128 << 10 } } as any);
+    const pm = await rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, arenaSize: 2 << 20, wal: { segmentSize: SEG, bufferSize: 128 << 10, direct: false } } as any);
     const w = new Worker(pm.fork(path.join(__dirname, '..', 'fixtures', 'wal-worker.cjs'), []));
     try {
       await w.ready;

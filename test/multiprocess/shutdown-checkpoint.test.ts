@@ -146,7 +146,7 @@ describe('pm.stop(): the shutdown checkpoint', () => {
   });
 
   it('a failed WAL: no checkpoint, no page written past the durable WAL; the next start recovers what was durable', async () => {
-    await start();
+    await start({ wal: { direct: false } });  // the buffered WAL: its fdatasync fails
     const file = await P.rowsFile(pm!);
     for (const [p, r, v] of ROWS.slice(0, 2)) {
       const lsn = await pm!.wal.append(P.KIND_SET, P.encode(p, r, v));

@@ -2,7 +2,7 @@
 // fsync failure (fsyncgate), dead inserters and flushers, recovery, checkpoints, waldump.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { openSync, readFileSync, readdirSync, writeSync, closeSync, statSync, truncateSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, truncateSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Worker, forkWalWorker, rm, startWithWal, teardown, tempDir, waitFor } from '../helpers';
 
@@ -136,7 +136,71 @@ describe('wal: append and group commit', () => {
   });
 });
 
+// Whether `d`'s file system accepts an O_DIRECT open (what the WAL probes at start).
+function directIo(d: string): boolean {
+  const probe = path.join(d, 'o-direct-probe');
+  try {
+    closeSync(openSync(probe, constants.O_CREAT | constants.O_RDWR | constants.O_DIRECT));
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    throw e;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
 describe('wal: O_DIRECT', () => {
+  it('by default the WAL is O_DIRECT | O_DSYNC where the file system has direct IO: a forked worker commits with no sync op, and every commit recovers', async () => {
+    pm = await start();
+    const direct = directIo(dir);
+    // On FUSE under io_uring O_DSYNC is not trusted and the fdatasync chain stays (RELIABILITY.md).
+    const fuse = statfsSync(dir).type === 0x65735546 && pm.features.backend === 'io_uring';
+    expect(pm.wal.stats()).toMatchObject({ direct, walSync: direct && !fuse ? 'dsync' : 'fdatasync' });
+    const w = await walWorker(pm);
+    const lsn = BigInt(await w.call('append', { data: 'from the worker' }));
+    expect(await w.call('flushCode', { lsn: lsn.toString() })).toBe('ok');
+    await pm.wal.flush(await pm.wal.append(1, Buffer.from('from the postmaster')));
+    const got: string[] = [];
+    await restart({ redo: { 1: (r: any) => { got.push(r.payload.toString()); } } });
+    expect(got).toEqual(['from the worker', 'from the postmaster']);
+    expect(readdirSync(path.join(dataDir, 'pg_wal')).filter((f) => !/^[0-9A-F]{24}$/.test(f))).toEqual([]);  // the probe file is gone
+  });
+
+  it('on a file system without O_DIRECT (ramfs) the default WAL is buffered with its fdatasync chain; an explicit direct: true fails the start with EINVAL before recovery changes anything', async (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip();  // mounting ramfs needs root
+    const mnt = path.join(dir, 'ramfs');
+    mkdirSync(mnt);
+    try {
+      execFileSync('mount', ['-t', 'ramfs', '-o', 'mode=0700', 'none', mnt], { stdio: 'ignore' });
+    } catch {
+      ctx.skip();  // no ramfs here (or no mount permission in this container)
+    }
+    let p: import('../../core/index').Postmaster | null = null;
+    try {
+      expect(directIo(mnt)).toBe(false);
+      const d = path.join(mnt, 'data');
+      p = await startWithWal(d, {});
+      expect(p.wal.stats()).toMatchObject({ direct: false, walSync: 'fdatasync' });
+      const s0 = p.wal.stats().fdatasyncs;
+      await p.wal.flush(await p.wal.append(1, Buffer.from('buffered')));
+      expect(p.wal.stats().fdatasyncs).toBeGreaterThan(s0);
+      await p.stop();
+      p = null;
+      const before = readFileSync(path.join(d, 'pg_control'));
+      const segs = readdirSync(path.join(d, 'pg_wal')).sort();
+      await expect(startWithWal(d, { direct: true })).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/does not support O_DIRECT/) });
+      expect(readFileSync(path.join(d, 'pg_control')).equals(before)).toBe(true);
+      expect(readdirSync(path.join(d, 'pg_wal')).sort()).toEqual(segs);
+      let got = '';
+      p = await startWithWal(d, { redo: { 1: (r: any) => { got = r.payload.toString(); } } });
+      expect(got).toBe('buffered');
+    } finally {
+      await p?.stop().catch(() => {});
+      execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
+    }
+  });
+
   it('direct: true writes whole aligned blocks from the arena and recovers every record', async (ctx) => {
     try {
       pm = await start({ direct: true });
@@ -207,7 +271,8 @@ describe('wal: WAL-before-data chains and fsyncgate', () => {
   it('a WAL write or fdatasync completing with EFAULT (what Linux gives a SIGKILLed submitter\'s re-issued request) is written again, not fsyncgate', async () => {
     // Found by the mixed kill soak: a killed flusher's fixed-buffer WAL write came back
     // EFAULT (io_req_task_submit on an exiting task) and failed the WAL for everyone.
-    pm = await start();
+    // The buffered WAL, which sends both ops (an O_DIRECT | O_DSYNC one sends writes only).
+    pm = await start({ direct: false });
     for (const op of [OP.write, OP.fdatasync]) {
       const lsn = await pm.wal.append(1, Buffer.from(`survives an EFAULT on op ${op}`));
       const segId = await pm.wal._segmentFileId(lsn);
@@ -221,7 +286,7 @@ describe('wal: WAL-before-data chains and fsyncgate', () => {
   });
 
   it('an injected fdatasync EIO fails the WAL for good: no false durability, later flushes and appends reject everywhere', async () => {
-    pm = await start();
+    pm = await start({ direct: false });
     const w = await walWorker(pm);
     const before = pm.wal.flushedLsn();
     const lsn = await pm.wal.append(1, Buffer.from('x'));
@@ -239,7 +304,7 @@ describe('wal: WAL-before-data chains and fsyncgate', () => {
   });
 
   it("a worker's failed fdatasync is reported by the postmaster ('wal-failed') and fails the postmaster's flushes", async () => {
-    pm = await start();
+    pm = await start({ direct: false });
     const events: any[] = [];
     pm.on('wal-failed', (e) => events.push(e));
     const w = await walWorker(pm);

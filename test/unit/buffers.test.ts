@@ -202,9 +202,9 @@ describe('a buffer changed while its IO is in flight', () => {
     const db = await start({ wal: { segmentSize: 1 << 20, bufferSize: 64 << 10 } });
     const a = await db.wal.append(1, Buffer.alloc(30 << 10, 1));
     await db.wal.append(1, Buffer.alloc(30 << 10, 2));
-    // The WAL's fdatasync is slow: the third record waits for the first two to be flushed.
+    // The WAL's write is slow: the third record waits for the first two to be flushed.
     const seg = await db.wal._segmentFileId(a);
-    expect(db._native().debugSetFault(0, { opMask: 1 << 4, fileSlot: seg % 65536, delayUs: 300_000 })).toBe(true);
+    expect(db._native().debugSetFault(0, { opMask: 1 << 2, fileSlot: seg % 65536, delayUs: 300_000 })).toBe(true);
     const ab = new ArrayBuffer(30 << 10, { maxByteLength: 64 << 10 });
     const payload = new Uint8Array(ab);
     const p = db.wal.append(1, payload);
