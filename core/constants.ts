@@ -40,6 +40,7 @@ export const KIND_BUFFER_READ_DONE = 2;
 export const KIND_BUFFER_WRITE_DONE = 3;
 export const KIND_WAL_WRITE_DONE = 4;
 export const KIND_WAL_SYNC_DONE = 5;
+export const KIND_WAL_DSYNC_WRITE_DONE = 6;
 
 // ---- native/buffer_pool.h --------------------------------------------------------
 

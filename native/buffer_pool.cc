@@ -696,7 +696,7 @@ bool kind_valid(Segment& seg, uint64_t arg) {
   return (arg & 0xFFFFFFFFu) < v.n && (arg >> 52) == 0;
 }
 
-void read_action(Segment& seg, uint64_t arg, int32_t res) {
+void read_action(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
   PoolView v;
   if (!pool_view(seg, &v)) return;
   uint32_t id = (uint32_t)(arg & 0xFFFFFFFFu);
@@ -704,7 +704,7 @@ void read_action(Segment& seg, uint64_t arg, int32_t res) {
   pool_read_done(seg, v, id, (uint32_t)(arg >> 32) & 0xFFFFF, res);
 }
 
-void write_action(Segment& seg, uint64_t arg, int32_t res) {
+void write_action(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
   PoolView v;
   if (!pool_view(seg, &v)) return;
   uint32_t id = (uint32_t)(arg & 0xFFFFFFFFu);

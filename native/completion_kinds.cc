@@ -16,7 +16,7 @@ bool word_valid(Segment& seg, uint64_t arg) {
   return arg % alignof(CompletionWord) == 0 && arg <= seg.arena.size && seg.arena.size - arg >= sizeof(CompletionWord);
 }
 
-void word_action(Segment& seg, uint64_t arg, int32_t res) {
+void word_action(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
   auto* w = reinterpret_cast<CompletionWord*>(seg.arena.base + arg);
   store_relaxed(&w->result, res);
   store_release(&w->done, 1u);  // pairs with load_acquire of `done` by waiters
@@ -40,9 +40,9 @@ bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg) {
   return g_validate[kind](seg, kind_arg);
 }
 
-bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res) {
+bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res, uint32_t len) {
   if (!kind_arg_valid(seg, kind, kind_arg)) return false;
-  if (kind != CK_NONE) g_action[kind](seg, kind_arg, res);
+  if (kind != CK_NONE) g_action[kind](seg, kind_arg, res, len);
   return true;
 }
 

@@ -21,6 +21,7 @@ enum CompletionKind : uint16_t {
   CK_BUFFER_WRITE_DONE = 3,  // bufferpool: kind_arg = buffer id
   CK_WAL_WRITE_DONE = 4,     // wal: kind_arg = module-defined
   CK_WAL_SYNC_DONE = 5,      // wal: kind_arg = module-defined
+  CK_WAL_DSYNC_WRITE_DONE = 6,  // wal: kind_arg = module-defined
   CK_MAX = 16,
 };
 
@@ -33,8 +34,9 @@ struct ArenaView { uint8_t* base; uint64_t size; };
 
 // Validate `arg` for `kind` (false: reject the op / report the completion corrupt).
 using KindValidate = bool (*)(Segment& seg, uint64_t arg);
-// Run the action for a completed IO with result `res`.
-using KindAction = void (*)(Segment& seg, uint64_t arg, int32_t res);
+// Run the action for a completed IO with result `res`; `len` is the length the op asked
+// for (0 where it is not known: an op failed without a CQE).
+using KindAction = void (*)(Segment& seg, uint64_t arg, int32_t res, uint32_t len);
 
 // Called from a static initializer of the module that owns `kind`.
 bool register_completion_kind(uint16_t kind, KindValidate validate, KindAction action);
@@ -54,6 +56,6 @@ inline bool kind_observed_by_polling(uint16_t kind) { return kind == CK_COMPLETI
 
 bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg);
 // Returns false if the kind or its argument is invalid (reported as corrupt by the caller).
-bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res);
+bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res, uint32_t len = 0);
 
 }  // namespace rm

@@ -86,7 +86,7 @@ CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, ui
     info.kind_arg = load_relaxed(&h->kind_arg);
     if (!action_done && action) {
       action_done = true;
-      bad_kind = !action(ctx, info.kind, info.kind_arg, final_res, load_relaxed(&h->op), load_relaxed(&h->file_slot));
+      bad_kind = !action(ctx, info.kind, info.kind_arg, final_res, load_relaxed(&h->op), load_relaxed(&h->file_slot), load_relaxed(&h->len));
     }
     uint64_t done = hw_make(H_COMPLETED, hw_owner(w), flags, gen);
     if (!cas(&h->word, &w, done)) continue;  // an orphaning raced us: re-read

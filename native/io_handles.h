@@ -86,7 +86,7 @@ struct CompleteInfo { CompleteOutcome outcome; uint32_t owner; uint16_t kind; ui
 // completion action (by kind id) runs before the state flips, so when the issuer sees
 // COMPLETED the shared state the action maintains is already updated.
 // `op` and `file_slot` are the handle's (written by the issuer before it published it).
-using CompletionHook = bool (*)(void* ctx, uint16_t kind, uint64_t kind_arg, int32_t res, uint8_t op, uint32_t file_slot);
+using CompletionHook = bool (*)(void* ctx, uint16_t kind, uint64_t kind_arg, int32_t res, uint8_t op, uint32_t file_slot, uint32_t len);
 CompleteInfo handle_complete(HandleTable& t, uint64_t user_data, int32_t res, uint32_t reaper_slot,
                              CompletionHook action, void* ctx);
 // COMPLETED -> FREE by the issuer. Returns false if the handle is not (index, gen) COMPLETED.

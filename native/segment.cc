@@ -311,12 +311,12 @@ void segment_unmap(Segment* seg) {
   seg->memfd = -1;
 }
 
-static bool kind_action(void* ctx, uint16_t kind, uint64_t arg, int32_t res, uint8_t op, uint32_t file_slot) {
+static bool kind_action(void* ctx, uint16_t kind, uint64_t arg, int32_t res, uint8_t op, uint32_t file_slot, uint32_t len) {
   Segment& seg = *static_cast<Segment*>(ctx);
   // fsyncgate: a failed sync of any file, by any issuer, may have dropped dirty pages the
   // next sync would then report clean. Latched before the completion is published.
   if ((op == OP_FSYNC || op == OP_FDATASYNC) && sync_error_loses_data(res)) file_sync_failed(seg, file_slot, res);
-  return run_completion_kind(seg, kind, arg, res);
+  return run_completion_kind(seg, kind, arg, res, len);
 }
 
 int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size) {

@@ -254,7 +254,7 @@ bool write_done_valid(Segment& seg, uint64_t arg) {
 // (issuer_gone_result, completion_kinds.h: ECANCELED, EINTR, EFAULT.)
 
 // kind_arg = requested length. Errors other than a cancellation fail the WAL.
-void write_done(Segment& seg, uint64_t arg, int32_t res) {
+void write_done(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
   WalView v;
   if (!view_of(seg, &v)) return;
   if (issuer_gone_result(res)) return;  // never ran (dead issuer, broken link): the next flusher rewrites it
@@ -267,7 +267,7 @@ bool sync_done_valid(Segment& seg, uint64_t arg) {
   return view_of(seg, &v) && arg < (1ull << 62);
 }
 // kind_arg = the LSN this sync makes durable (the writes before it in its chain).
-void sync_done(Segment& seg, uint64_t arg, int32_t res) {
+void sync_done(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
   WalView v;
   if (!view_of(seg, &v)) return;
   if (issuer_gone_result(res)) return;
@@ -278,8 +278,34 @@ void sync_done(Segment& seg, uint64_t arg, int32_t res) {
   wal_publish(seg, v.w, arg);
 }
 
+// The last write of an O_DSYNC chain (no sync op): kind_arg = the LSN the chain makes
+// durable. A write of a segment opened O_DSYNC (and O_DIRECT) is durable when it
+// completes in full (the kernel syncs it before completing it: generic_write_sync from
+// the iomap DIO completion), and a soft link breaks on any result short of the full
+// request, so this write's full completion means every write before it in the chain
+// completed in full too. Publishing here, in whichever process reaps it, wakes the
+// waiters of every process without waiting for the flusher's JS thread to settle, as
+// CK_WAL_SYNC_DONE does for the fdatasync chain.
+void dsync_write_done(Segment& seg, uint64_t arg, int32_t res, uint32_t len) {
+  WalView v;
+  if (!view_of(seg, &v)) return;
+  if (issuer_gone_result(res)) return;
+  if (res < 0) {
+    wal_fail(seg, v.w, res);
+    return;
+  }
+  if (len == 0) return;  // length unknown (failed without a CQE): the flusher's settle decides
+  if ((uint32_t)res != len) {  // short: ENOSPC and friends
+    wal_fail(seg, v.w, -EIO);
+    return;
+  }
+  stat_add(&v.w->stat_writes, (uint64_t)1);
+  wal_publish(seg, v.w, arg);
+}
+
 const bool g_registered = register_completion_kind(CK_WAL_WRITE_DONE, write_done_valid, write_done) &&
                           register_completion_kind(CK_WAL_SYNC_DONE, sync_done_valid, sync_done) &&
+                          register_completion_kind(CK_WAL_DSYNC_WRITE_DONE, sync_done_valid, dsync_write_done) &&
                           register_slot_cleanup_hook(wal_cleanup_hook);
 }  // namespace
 

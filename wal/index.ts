@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { coreOf, pagesForWal, registerModule, type ModuleCore, type PagesForWal, type WalPage } from '../core/modules';
-import { KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, SELF_WAKE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
+import { KIND_WAL_DSYNC_WRITE_DONE, KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, SELF_WAKE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
 import type { EncodedOp } from '../core/io';
 import { native, type NativeSession, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
@@ -573,12 +573,18 @@ export class Wal implements WalHook {
         ops.push({ fields: [OP_FDATASYNC, last ? 0 : LINK, f, 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
       });
     } else {
-      ops[ops.length - 1].fields[1] = 0;
+      // The last write ends the chain and publishes (kind DSYNC_WRITE_DONE, arg = LSN) in
+      // whichever process reaps it, as the last sync does in the fdatasync chain.
+      const f = ops[ops.length - 1].fields;
+      f[1] = 0;
+      f[6] = KIND_WAL_DSYNC_WRITE_DONE;
+      f[7] = plan.upto;
     }
     if (s.killPoint('wal-written', true)) {
-      // Test hook: this process dies with the WAL written but not published. With
-      // fdatasync the chain is split (written, not synced); with dsync the writes are the
-      // whole chain (written and synced: only this flusher's settle would publish them).
+      // Test hook: this process dies with the WAL written. With fdatasync the chain is
+      // split (written, not synced, not published); with dsync the writes are the whole
+      // chain (written and synced; published by the last write's completion action in
+      // whichever process reaps it).
       const writes = ops.slice(0, plan.pieces.length);
       if (!plan.dsync) writes[writes.length - 1].fields[1] = 0;
       await this.#core.submit(undefined, writes, []);

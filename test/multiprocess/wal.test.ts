@@ -318,6 +318,31 @@ describe('wal: WAL-before-data chains and fsyncgate', () => {
   });
 });
 
+describe('wal: publication', () => {
+  for (const walSync of ['fdatasync', 'dsync'] as const) {
+    it(`walSync '${walSync}': a commit waiting in another process is published by the chain's completion while the flusher's JS thread is busy`, async () => {
+      // The sync (fdatasync) or the last O_DSYNC write carries the LSN it makes durable;
+      // whichever process reaps it publishes. Without that the waiter would wait for the
+      // blocked flusher's settle and time out (timeoutMs).
+      pm = await start({ walSync, timeoutMs: 20000 });
+      expect(pm.wal.stats().walSync).toBe(walSync);
+      const flag = pm.allocate(8, { align: 8 });
+      flag.bytes[0] = 0;
+      const w = await walWorker(pm);
+      const mine = await pm.wal.append(1, Buffer.from('from the postmaster'));
+      const reply = w.call('flushThenBlock', { data: 'from the blocked flusher', flag: flag.offset });
+      // The worker holds the role while its JS thread spins, so this commit is published
+      // only by the completion of the worker's chain (or a later chain of its).
+      await waitFor(() => pm!.wal.stats().flushes > 0, 10000, "the worker's flush to be submitted");
+      await pm.wal.flush(mine);
+      expect(pm.wal.flushedLsn()).toBeGreaterThanOrEqual(mine);
+      flag.bytes[0] = 1;
+      const r = await reply;
+      expect(BigInt(r.flushed)).toBeGreaterThanOrEqual(BigInt(r.lsn));
+    });
+  }
+});
+
 describe('wal: dead participants', () => {
   it('an inserter killed mid-copy does not wedge the WAL: its range becomes padding, later records flush and recover', async () => {
     pm = await start();
