@@ -41,6 +41,7 @@ const MIRRORED: Record<string, [string, string]> = {
   KIND_BUFFER_WRITE_DONE: ['completion_kinds.h', 'CK_BUFFER_WRITE_DONE'],
   KIND_WAL_WRITE_DONE: ['completion_kinds.h', 'CK_WAL_WRITE_DONE'],
   KIND_WAL_SYNC_DONE: ['completion_kinds.h', 'CK_WAL_SYNC_DONE'],
+  KIND_WAL_DSYNC_WRITE_DONE: ['completion_kinds.h', 'CK_WAL_DSYNC_WRITE_DONE'],
   BP_ERR_CHECKSUM: ['buffer_pool.h', 'BP_ERR_CHECKSUM'],
   BP_ERR_SHORT_READ: ['buffer_pool.h', 'BP_ERR_SHORT_READ'],
   BP_ERR_TORN: ['buffer_pool.h', 'BP_ERR_TORN'],
