@@ -744,7 +744,13 @@ export class Wal implements WalHook {
       const first = batch.length;
       // The WAL's own kind on its writes, as in #flushOnce: the reaper fails the WAL on an
       // error, and the file-sync requests leave them out (the WAL syncs its segments itself).
-      for (const p of pieces) this.#core.setKind(batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true }), KIND_WAL_WRITE_DONE, p.len);
+      // With dsync the last write is the WAL's end of the chain and publishes `upto` where
+      // it is reaped (its full completion means all of it is synced), as in #flushOnce.
+      pieces.forEach((p, i) => {
+        const op = batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true });
+        if (dsync && i === pieces.length - 1) this.#core.setKind(op, KIND_WAL_DSYNC_WRITE_DONE, upto);
+        else this.#core.setKind(op, KIND_WAL_WRITE_DONE, p.len);
+      });
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
       addon.walCount(s, 'flushes', 1);
