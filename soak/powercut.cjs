@@ -2,7 +2,7 @@
 // Power-cut soak on LazyFS: `npm run soak -- powercut [--rounds N] [--workers W]
 // [--backend io_uring|threads] [--variant fdatasync|direct|dsync|direct-dsync]
 // [--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|skip-dsync|no-page-images]
-// [--keep-going] [--min-ms A --max-ms B] [--pages P --buffers B] [--checkpoint-ms T]`.
+// [--fs lazyfs|ext4-lazyfs] [--keep-going] [--min-ms A --max-ms B] [--pages P --buffers B] [--checkpoint-ms T]`.
 //
 // Unlike the SIGKILL soaks, unsynced data is really lost here. The data directory lives
 // on a LazyFS mount (tools/lazyfs), which keeps every write in its own cache until
@@ -45,6 +45,18 @@
 // sends no sync op, so an acknowledged commit is only in the page cache (acknowledged
 // commits must be lost: the check that LazyFS does not make every write durable).
 //
+// --fs ext4-lazyfs puts the data directory on a real ext4 instead of on LazyFS itself: ext4
+// on a loop device on an image file on LazyFS (tools/lazyfs/ext4-on-lazyfs.cjs). The loop
+// device turns each flush ext4 sends the disk into an fsync of the image, so a cut keeps
+// exactly what ext4 had flushed, as a disk losing its write cache, and the next round mounts
+// the ext4 again (its journal replayed). The cut there is the LazyFS daemon's SIGKILL: `clear`
+// after the group is killed, `lazyfs-crash` under the workers (the default faults: clear).
+// torn-op, torn-op-wal, torn-seq and the no-page-images control tear or reorder writes to one
+// file at LazyFS, which under ext4 sees only the image: refused. This is where wal.direct +
+// walSync 'dsync' under io_uring is tested (on FUSE the WAL falls back to fdatasync there).
+// Every recovery checks that the WAL runs with the variant's walSync and direct (the host
+// reports wal.stats()): 'dsync' means no sync op is sent.
+//
 // More options: --lanes L / --record-lanes K (page / plain-record sessions per worker),
 // --checkpoint-ms 0 and --no-worker-checkpoints (no checkpoints), --max-files N and
 // --keep-segments N (postmaster options), --build-dir D (LazyFS build), --keep (keep the
@@ -53,9 +65,10 @@
 // update and the controller cuts no power: with LazyFS alive, the first round must fail
 // (the check that taking LazyFS's own crashes for power cuts swallows no real error).
 //
-// Writes soak/results/powercut-<backend>[-<variant>][-<control>].json. Exit status: 0 ok,
+// Writes soak/results/powercut-[ext4-lazyfs-]<backend>[-<variant>][-<control>].json. Exit status: 0 ok,
 // 1 failed (or a control that caught nothing; the files and acks.log are kept, path
-// printed), 3 skipped (no usable FUSE, or LazyFS cannot be built here).
+// printed), 3 skipped (no usable FUSE, or LazyFS cannot be built here; with --fs ext4-lazyfs
+// also not root, no /dev/loop-control, losetup or mkfs.ext4 missing).
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
