@@ -337,7 +337,8 @@ async function main() {
   });
   // --fs ext4-lazyfs: the data directory is on ext4, on a loop device, on an image on LazyFS;
   // `m` has the same face (mnt, dir, alive, exited, waitExit, killDaemon, remount, unmount).
-  const m = EXT4 ? await ext4.mount({ bin: built.bin, keepDir: true }) : await lazyfs.mount({ bin: built.bin, keepDir: true });
+  const m = EXT4 ? await ext4.mount({ bin: built.bin, keepDir: true }).catch((e) => (e.skipped ? skipped(e.skipped) : Promise.reject(e)))
+    : await lazyfs.mount({ bin: built.bin, keepDir: true });
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
   const dataDir = path.join(m.mnt, 'd');  // short: LazyFS fault commands (paths included) must stay under 100 bytes

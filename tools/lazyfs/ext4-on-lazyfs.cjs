@@ -178,7 +178,14 @@ class Ext4OnLazyFs {
 
   async _format() {
     must('truncate', ['-s', this.imageSize, this.image]);
-    this._attachLoop();
+    try {
+      this._attachLoop();
+    } catch (e) {
+      // Root with /dev/loop-control and still no loop device (a container without them,
+      // all taken): the machine cannot run this, which is a skip, not a failure.
+      e.skipped = `no loop device could be attached: ${e.message.split('\n')[0]}`;
+      throw e;
+    }
     // No discard (LazyFS has no hole punching) and no lazy init: the inode tables and the
     // journal are written now, not by a kernel thread in the middle of a round. mkfs
     // flushes the device at its end: the empty file system is durable.
@@ -239,6 +246,22 @@ class Ext4OnLazyFs {
 }
 
 /**
+ * A throwaway mount and unmount: null when ext4 on LazyFS works here, else why not (the
+ * cheap checks of unavailable(), then what the attempt ran into). `bin`: LazyFS's binary.
+ */
+async function probe(bin) {
+  const why = unavailable();
+  if (why) return why;
+  try {
+    const d = await mount({ bin, imageSize: '16M', cacheSize: '64mb' });
+    await d.unmount();
+    return null;
+  } catch (e) {
+    return e.skipped ?? `ext4 on LazyFS failed to mount: ${e.message.split('\n')[0]}`;
+  }
+}
+
+/**
  * Mounts LazyFS (lazyfs.mount: `bin`, `cacheSize`, `baseDir`, `keepDir`), creates an image
  * of `imageSize` (default 128M) on it, attaches a free loop device, formats it ext4 and
  * mounts it at `<dir>/ext4` (returned as `.mnt`). LazyFS's cache (`cacheSize`, default
@@ -266,4 +289,4 @@ function cleanupStale(baseDir) {
   return lazyfs.cleanupStale(baseDir);
 }
 
-module.exports = { unavailable, mount, releaseStale, cleanupStale, loops, mounts, Ext4OnLazyFs, STATE };
+module.exports = { unavailable, probe, mount, releaseStale, cleanupStale, loops, mounts, Ext4OnLazyFs, STATE };
