@@ -78,6 +78,9 @@ process.on('disconnect', () => process.kill(0, 'SIGKILL'));
     recovered: {
       fromLsn: rec.fromLsn.toString(), endLsn: rec.endLsn.toString(), records: rec.records, stop: rec.stop, tornTail: rec.tornTail,
       recoveryMs, cells, unreadable, replayed, redoApplied: counters.applied, redoBad: counters.bad,
+      // The WAL's settings in force: with walSync 'dsync' it sends no sync op (the segments
+      // are O_DSYNC), unless it fell back to the fdatasync chain (FUSE under io_uring).
+      wal: { walSync: pm.wal.stats().walSync, direct: pm.wal.stats().direct, backend: pm.features.backend },
     },
   });
   if (a.verifyOnly) return;  // the controller kills this process group once it has checked

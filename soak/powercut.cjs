@@ -2,7 +2,7 @@
 // Power-cut soak on LazyFS: `npm run soak -- powercut [--rounds N] [--workers W]
 // [--backend io_uring|threads] [--variant fdatasync|direct|dsync|direct-dsync]
 // [--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|skip-dsync|no-page-images]
-// [--keep-going] [--min-ms A --max-ms B] [--pages P --buffers B] [--checkpoint-ms T]`.
+// [--fs lazyfs|ext4-lazyfs] [--keep-going] [--min-ms A --max-ms B] [--pages P --buffers B] [--checkpoint-ms T]`.
 //
 // Unlike the SIGKILL soaks, unsynced data is really lost here. The data directory lives
 // on a LazyFS mount (tools/lazyfs), which keeps every write in its own cache until
@@ -45,6 +45,18 @@
 // sends no sync op, so an acknowledged commit is only in the page cache (acknowledged
 // commits must be lost: the check that LazyFS does not make every write durable).
 //
+// --fs ext4-lazyfs puts the data directory on a real ext4 instead of on LazyFS itself: ext4
+// on a loop device on an image file on LazyFS (tools/lazyfs/ext4-on-lazyfs.cjs). The loop
+// device turns each flush ext4 sends the disk into an fsync of the image, so a cut keeps
+// exactly what ext4 had flushed, as a disk losing its write cache, and the next round mounts
+// the ext4 again (its journal replayed). The cut there is the LazyFS daemon's SIGKILL: `clear`
+// after the group is killed, `lazyfs-crash` under the workers (the default faults: clear).
+// torn-op, torn-op-wal, torn-seq and the no-page-images control tear or reorder writes to one
+// file at LazyFS, which under ext4 sees only the image: refused. This is where wal.direct +
+// walSync 'dsync' under io_uring is tested (on FUSE the WAL falls back to fdatasync there).
+// Every recovery checks that the WAL runs with the variant's walSync and direct (the host
+// reports wal.stats()): 'dsync' means no sync op is sent.
+//
 // More options: --lanes L / --record-lanes K (page / plain-record sessions per worker),
 // --checkpoint-ms 0 and --no-worker-checkpoints (no checkpoints), --max-files N and
 // --keep-segments N (postmaster options), --build-dir D (LazyFS build), --keep (keep the
@@ -53,15 +65,17 @@
 // update and the controller cuts no power: with LazyFS alive, the first round must fail
 // (the check that taking LazyFS's own crashes for power cuts swallows no real error).
 //
-// Writes soak/results/powercut-<backend>[-<variant>][-<control>].json. Exit status: 0 ok,
+// Writes soak/results/powercut-[ext4-lazyfs-]<backend>[-<variant>][-<control>].json. Exit status: 0 ok,
 // 1 failed (or a control that caught nothing; the files and acks.log are kept, path
-// printed), 3 skipped (no usable FUSE, or LazyFS cannot be built here).
+// printed), 3 skipped (no usable FUSE, or LazyFS cannot be built here; with --fs ext4-lazyfs
+// also not root, no /dev/loop-control, losetup or mkfs.ext4 missing).
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const lazyfs = require(path.join(__dirname, '..', 'tools', 'lazyfs', 'lazyfs.cjs'));
+const ext4 = require(path.join(__dirname, '..', 'tools', 'lazyfs', 'ext4-on-lazyfs.cjs'));
 const P = require('./powercut-pages.cjs');
 const rm = require(path.join(__dirname, '..'));
 
@@ -93,7 +107,12 @@ const KEEP_GOING = has('keep-going');
 const BACKEND = str('backend', process.env.RINGMASTER_BACKEND === 'threads' ? 'threads' : 'io_uring');
 const VARIANT = str('variant', 'fdatasync');
 const CONTROL = str('control', 'none');
-const FAULTS = str('faults', CONTROL === 'no-page-images' ? 'torn-op' : 'clear,torn-op,torn-op-wal,torn-seq').split(',').filter(Boolean);
+const FS = str('fs', 'lazyfs');
+const EXT4 = FS === 'ext4-lazyfs';
+// The torn faults tear a write to one file at LazyFS; under ext4 LazyFS sees only the image
+// of the whole disk (tools/lazyfs/ext4-on-lazyfs.cjs): they do not apply there.
+const FILE_FAULTS = ['torn-op', 'torn-op-wal', 'torn-seq'];
+const FAULTS = str('faults', CONTROL === 'no-page-images' ? 'torn-op' : EXT4 ? 'clear' : 'clear,torn-op,torn-op-wal,torn-seq').split(',').filter(Boolean);
 const WORKER_CHECKPOINTS = !has('no-worker-checkpoints');
 const MAX_FILES = str('max-files', null) === null ? undefined : num('max-files', 256);  // default: the library's
 const KEEP_SEGMENTS = num('keep-segments', 2);
@@ -101,12 +120,18 @@ const INJECT_ERROR = process.env.POWERCUT_INJECT_ERROR === '1';
 
 const usage = () => {
   console.error('usage: npm run soak -- powercut [--rounds N] [--workers W] [--backend io_uring|threads] [--variant fdatasync|direct|dsync|direct-dsync] ' +
-    '[--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|skip-dsync|no-page-images] [--keep-going]');
+    '[--faults clear,torn-op,torn-op-wal,torn-seq,lazyfs-crash] [--control none|skip-data-sync|skip-fdatasync|skip-dsync|no-page-images] [--fs lazyfs|ext4-lazyfs] [--keep-going]');
   process.exit(2);
 };
 if (!['io_uring', 'threads'].includes(BACKEND) || !['fdatasync', 'direct', 'dsync', 'direct-dsync'].includes(VARIANT) ||
     !['none', 'skip-data-sync', 'skip-fdatasync', 'skip-dsync', 'no-page-images'].includes(CONTROL) ||
+    !['lazyfs', 'ext4-lazyfs'].includes(FS) ||
     FAULTS.length === 0 || FAULTS.some((f) => !['clear', 'torn-op', 'torn-op-wal', 'torn-seq', 'lazyfs-crash'].includes(f))) usage();
+if (EXT4 && (FAULTS.some((f) => FILE_FAULTS.includes(f)) || CONTROL === 'no-page-images')) {
+  console.error(`--fs ext4-lazyfs: ${CONTROL === 'no-page-images' ? '--control no-page-images needs torn page writes, and ' : ''}the faults ${FILE_FAULTS.join(', ')} tear or reorder the writes to ` +
+    'one file at LazyFS, which under ext4 sees only the disk image (a torn ext4 block is a test of ext4, not of this library): use --faults clear,lazyfs-crash');
+  process.exit(2);
+}
 if (CONTROL === 'skip-fdatasync' && VARIANT.endsWith('dsync')) {
   console.error('--control skip-fdatasync needs fdatasyncs: not with --variant dsync');
   process.exit(2);
@@ -136,12 +161,12 @@ function subset(n, k) {  // k distinct numbers of 1..n, sorted
   return all.slice(0, k).sort((x, y) => x - y);
 }
 const command = () => `${BACKEND === 'threads' ? 'RINGMASTER_BACKEND=threads ' : ''}npm run soak -- powercut --rounds ${ROUNDS} --workers ${WORKERS}` +
-  `${VARIANT !== 'fdatasync' ? ` --variant ${VARIANT}` : ''}${CONTROL !== 'none' ? ` --control ${CONTROL}` : ''}` +
+  `${EXT4 ? ` --fs ${FS}` : ''}${VARIANT !== 'fdatasync' ? ` --variant ${VARIANT}` : ''}${CONTROL !== 'none' ? ` --control ${CONTROL}` : ''}` +
   `${str('faults', null) ? ` --faults ${FAULTS.join(',')}` : ''}${str('checkpoint-ms', null) !== null ? ` --checkpoint-ms ${CHECKPOINT_MS}` : ''}${WORKER_CHECKPOINTS ? '' : ' --no-worker-checkpoints'}${MAX_FILES ? ` --max-files ${MAX_FILES}` : ''}${KEEP_SEGMENTS !== 2 ? ` --keep-segments ${KEEP_SEGMENTS}` : ''}${KEEP_GOING ? ' --keep-going' : ''}`;
 
 function writeResult(result) {
   if (!process.env.SOAK_NO_RESULTS && !has('no-results')) {
-    const name = `powercut-${result.backend}${VARIANT !== 'fdatasync' ? `-${VARIANT}` : ''}${CONTROL !== 'none' ? `-${CONTROL}` : ''}.json`;
+    const name = `powercut-${EXT4 ? `${FS}-` : ''}${result.backend}${VARIANT !== 'fdatasync' ? `-${VARIANT}` : ''}${CONTROL !== 'none' ? `-${CONTROL}` : ''}.json`;
     fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
     fs.writeFileSync(path.join(__dirname, 'results', name), JSON.stringify(result, null, 2));
   }
@@ -150,7 +175,7 @@ function writeResult(result) {
 
 function skipped(why) {
   process.stderr.write(`powercut soak: skipped: ${why}\n`);
-  console.log(JSON.stringify({ scenario: 'powercut', backend: BACKEND, variant: VARIANT, control: CONTROL, skipped: why }));
+  console.log(JSON.stringify({ scenario: 'powercut', fs: FS, backend: BACKEND, variant: VARIANT, control: CONTROL, skipped: why }));
   process.exit(3);
 }
 
@@ -159,8 +184,9 @@ function skipped(why) {
 // drops it at the cut (test/long/powercut.test.ts shows it; a pwrite, the threads backend,
 // is synced). So on FUSE under io_uring the WAL keeps its fdatasync chain for direct + dsync,
 // and this variant would only repeat --variant direct.
-if (VARIANT === 'direct-dsync' && BACKEND === 'io_uring') {
-  skipped('--variant direct-dsync on io_uring: on FUSE the WAL keeps its fdatasync chain for direct + dsync (FUSE does not sync an async O_DIRECT | O_DSYNC write), which is --variant direct; use --backend threads');
+// Under ext4 (--fs ext4-lazyfs) the WAL sees ext4 and uses O_DSYNC; the soak checks that it does.
+if (VARIANT === 'direct-dsync' && BACKEND === 'io_uring' && !EXT4) {
+  skipped('--variant direct-dsync on io_uring: on FUSE the WAL keeps its fdatasync chain for direct + dsync (FUSE does not sync an async O_DIRECT | O_DSYNC write), which is --variant direct; use --backend threads or --fs ext4-lazyfs');
 }
 
 // ---- what the controller knows: acks.log, read back before every check --------------
@@ -294,7 +320,7 @@ class Checker {
 // ---- one round --------------------------------------------------------------------
 let currentHost = null;
 async function main() {
-  const unavailable = lazyfs.fuseUnavailable();
+  const unavailable = EXT4 ? ext4.unavailable() : lazyfs.fuseUnavailable();
   if (unavailable) skipped(unavailable);
   const built = lazyfs.ensureBuilt({ buildDir: str('build-dir', undefined) });
   if (built.skipped) skipped(built.skipped);
@@ -309,7 +335,10 @@ async function main() {
       }
     }
   });
-  const m = await lazyfs.mount({ bin: built.bin, keepDir: true });
+  // --fs ext4-lazyfs: the data directory is on ext4, on a loop device, on an image on LazyFS;
+  // `m` has the same face (mnt, dir, alive, exited, waitExit, killDaemon, remount, unmount).
+  const m = EXT4 ? await ext4.mount({ bin: built.bin, keepDir: true }).catch((e) => (e.skipped ? skipped(e.skipped) : Promise.reject(e)))
+    : await lazyfs.mount({ bin: built.bin, keepDir: true });
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
   const dataDir = path.join(m.mnt, 'd');  // short: LazyFS fault commands (paths included) must stay under 100 bytes
@@ -340,6 +369,11 @@ async function main() {
   let recoveriesCut = 0;
   let workerErrorsAfterCut = 0;
   const expectedErrorCodes = {};
+  // What the WAL must run with, every round: walSync 'dsync' (no sync op) for the dsync
+  // variants, on ext4 under io_uring too (on LazyFS itself direct-dsync is not run there).
+  const EXPECTED_WAL = { walSync: VARIANT.endsWith('dsync') ? 'dsync' : 'fdatasync', direct: VARIANT.startsWith('direct') };
+  let walInForce = null;
+  let walMismatches = 0;
 
   // Pages whose checksum does not match on disk now (torn writes), before recovery.
   let tornPagesOnDisk = 0;
@@ -448,6 +482,12 @@ async function main() {
           if (msg.recovered) {
             maxRecoveryMs = Math.max(maxRecoveryMs, msg.recovered.recoveryMs);
             const problems = checker.check(msg.recovered);
+            const wal = msg.recovered.wal;
+            walInForce = wal;
+            if (wal.walSync !== EXPECTED_WAL.walSync || wal.direct !== EXPECTED_WAL.direct) {
+              walMismatches++;
+              problems.push(`the WAL runs walSync '${wal.walSync}', direct ${wal.direct} on ${wal.backend}: --variant ${VARIANT}${EXT4 ? ' on ext4' : ''} expects '${EXPECTED_WAL.walSync}', direct ${EXPECTED_WAL.direct}`);
+            }
             if (verifyOnly || (problems.length && (!keepGoing || caught()))) {
               clearTimeout(watchdog);
               return resolve({ problems, recovered: msg.recovered });
@@ -515,6 +555,14 @@ async function main() {
         if (roundFault === 'lazyfs-crash') faults['lazyfs-crash'].killed++;
         else faults['lazyfs-crash'].unplanned++;
         how = roundFault === 'lazyfs-crash' ? 'lazyfs-crash (daemon killed)' : 'LazyFS crashed by itself (a power cut with no fault armed)';
+        await m.remount();
+      } else if (fault === 'clear' && EXT4) {
+        // Under ext4 the cut is LazyFS's SIGKILL (ext4-on-lazyfs.cjs says why), and ext4
+        // must be mounted again to forget what it held in memory.
+        cut = true;
+        await killGroup();
+        await m.powerCut();
+        faults.clear++;
         await m.remount();
       } else if (fault === 'clear') {
         cut = true;
@@ -662,7 +710,7 @@ async function main() {
   // should is the expected outcome: its directory goes like a passing run's.
   const keep = has('keep') || !ok;
   const result = {
-    scenario: 'powercut', backend: BACKEND, variant: VARIANT, control: CONTROL, faultsDrawn: FAULTS,
+    scenario: 'powercut', fs: FS, backend: BACKEND, variant: VARIANT, control: CONTROL, faultsDrawn: FAULTS, walInForce, walMismatches,
     rounds: roundsRun, workers: WORKERS, pageLanesPerWorker: LANES, recordLanesPerWorker: RECORD_LANES, dataPages: PAGES, poolPages: BUFFERS,
     segmentSize: SEGMENT, checkpointIntervalMs: CHECKPOINT_MS, workerCheckpoints: WORKER_CHECKPOINTS, maxFiles: MAX_FILES ?? 'default', keepSegments: KEEP_SEGMENTS,
     ...t, recoveriesCut, finalRecoveryRetries: finalAttempts, tornPagesOnDiskBeforeRecovery: tornPagesOnDisk, lostAnything, controlCaught, faults, machinery, maxRecoveryMs,
@@ -671,16 +719,16 @@ async function main() {
     seconds: (Date.now() - started) / 1000, ok, failure,
     kept: keep ? m.dir : null,
     command: command(),
-    machine: { kernel: os.release(), cores: os.cpus().length, node: process.version, lazyfs: 'a47a5ba (tools/lazyfs)' },
+    machine: { kernel: os.release(), cores: os.cpus().length, node: process.version, lazyfs: 'a47a5ba (tools/lazyfs)', ...(EXT4 ? { fs: 'ext4 (mkfs.ext4 defaults, mount defaults) on a loop device on an image on LazyFS' } : {}) },
   };
   if (keep) {
     await m.unmount().catch(() => {});  // keepDir: the real files and acks.log stay
-    process.stderr.write(`kept for inspection: ${m.dir} (root/d is the data directory, acks.log the acknowledgements)\n`);
+    process.stderr.write(`kept for inspection: ${m.dir} (${EXT4 ? 'root/disk.img is the ext4 image, d/ in it' : 'root/d'} is the data directory, acks.log the acknowledgements)\n`);
   } else {
     await m.unmount();
     fs.rmSync(m.dir, { recursive: true, force: true });
   }
-  process.stderr.write(`powercut soak (${BACKEND}, ${VARIANT}${CONTROL !== 'none' ? `, control ${CONTROL}` : ''}): ${roundsRun} rounds, ` +
+  process.stderr.write(`powercut soak (${EXT4 ? `${FS}, ` : ''}${BACKEND}, ${VARIANT}${CONTROL !== 'none' ? `, control ${CONTROL}` : ''}): ${roundsRun} rounds, ` +
     `${t.pageUpdatesAcknowledged} page updates and ${t.recordsAcknowledged} records acknowledged, ${t.pageUpdatesLost} page updates and ${t.recordsLost} records lost, ` +
     `${t.unreadablePages} unreadable pages: ${CONTROL !== 'none' ? (controlCaught ? 'control CAUGHT' : 'control NOT caught: FAIL') : failure ? `FAIL: ${failure}` : 'OK'}\n`);
   writeResult(result);

@@ -180,6 +180,9 @@ function cleanupStale(baseDir = defaultBase()) {
       /* half-made */
     }
     if (owner && pidAlive(owner)) continue;
+    // A file system on a loop device backed by a file on this mount (ext4-on-lazyfs.cjs)
+    // goes first: while it holds the image, LazyFS cannot be unmounted.
+    if (fs.existsSync(path.join(dir, 'ext4.json'))) require('./ext4-on-lazyfs.cjs').releaseStale(dir);
     const mnt = path.join(dir, 'mnt');
     if (!isMounted(mnt) && !isDaemonOf(daemon, dir)) continue;  // e.g. kept for inspection by a failed run
     if (unmountSync(mnt)) {
@@ -225,6 +228,19 @@ class LazyFsMount {
     this._waiters = [];
     this._logOffset = 0;
     this._queue = Promise.resolve();
+    // Synchronous functions run before every unmount (also the exit hook's): users of the
+    // mount that must let go of it first, e.g. a loop device on an image here.
+    this.holders = [];
+  }
+
+  _releaseHolders() {
+    for (const h of this.holders) {
+      try {
+        h();
+      } catch {
+        /* the unmount reports what is still busy */
+      }
+    }
   }
 
   /** Path under the real directory of a path under the mount: fault commands name files that way. */
@@ -430,6 +446,7 @@ class LazyFsMount {
 
   _unmountSync() {
     this._stopping = true;
+    this._releaseHolders();
     this._closeFifo();
     const ok = unmountSync(this.mnt);
     this.killDaemon();
@@ -438,6 +455,7 @@ class LazyFsMount {
 
   async _stop() {
     this._stopping = true;
+    this._releaseHolders();
     this._closeFifo();
     if (!unmountSync(this.mnt)) throw new Error(`could not unmount ${this.mnt} (still busy?)`);
     // After the unmount the daemon leaves its loop by itself; a crashed one is gone already.
