@@ -124,7 +124,7 @@ describe('power cuts under ext4 on LazyFS (soak/powercut.cjs --fs ext4-lazyfs, s
     expectNothingLost(result, status, stderr, 3);
   }, 180000);
 
-  it('the default WAL (buffered writes linked to fdatasync) on io_uring: every acknowledged commit and page update survives the cuts', async (ctx) => {
+  it('the buffered WAL (wal.direct false: writes linked to fdatasync) on io_uring: every acknowledged commit and page update survives the cuts', async (ctx) => {
     skipSoakIfUnavailable(ctx);
     const { status, result, stderr } = await soak(['--backend', 'io_uring', '--rounds', '3', '--workers', '2', '--max-ms', '900', ...CUTS], 150000);
     console.log(`ext4 powercut fdatasync io_uring: ${summary(result)}`);
