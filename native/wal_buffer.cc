@@ -266,8 +266,9 @@ bool sync_done_valid(Segment& seg, uint64_t arg) {
   WalView v;
   return view_of(seg, &v) && arg < (1ull << 62);
 }
-// kind_arg = the LSN this sync makes durable (the writes before it in its chain).
-void sync_done(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
+// Publishes `lsn`, the end of what a chain's last op makes durable, or fails the WAL on
+// its error. `want_len`: the length a write must have completed in full (0 for a sync).
+void publish_done(Segment& seg, uint64_t lsn, int32_t res, bool is_write, uint32_t want_len) {
   WalView v;
   if (!view_of(seg, &v)) return;
   if (issuer_gone_result(res)) return;
@@ -275,33 +276,29 @@ void sync_done(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
     wal_fail(seg, v.w, res);
     return;
   }
-  wal_publish(seg, v.w, arg);
+  if (is_write) {
+    if (want_len == 0) return;  // length unknown (failed without a CQE): the flusher's settle decides
+    if ((uint32_t)res != want_len) {  // short: ENOSPC and friends
+      wal_fail(seg, v.w, -EIO);
+      return;
+    }
+    stat_add(&v.w->stat_writes, (uint64_t)1);
+  }
+  wal_publish(seg, v.w, lsn);
 }
+
+// kind_arg = the LSN this sync makes durable (the writes before it in its chain).
+void sync_done(Segment& seg, uint64_t arg, int32_t res, uint32_t) { publish_done(seg, arg, res, false, 0); }
 
 // The last write of an O_DSYNC chain (no sync op): kind_arg = the LSN the chain makes
 // durable. A write of a segment opened O_DSYNC (and O_DIRECT) is durable when it
 // completes in full (the kernel syncs it before completing it: generic_write_sync from
-// the iomap DIO completion), and a soft link breaks on any result short of the full
-// request, so this write's full completion means every write before it in the chain
-// completed in full too. Publishing here, in whichever process reaps it, wakes the
+// the iomap DIO completion, or a FUA write), and a soft link breaks on any result short of
+// the full request, so this write's full completion means every write before it in the
+// chain completed in full too. Publishing here, in whichever process reaps it, wakes the
 // waiters of every process without waiting for the flusher's JS thread to settle, as
 // CK_WAL_SYNC_DONE does for the fdatasync chain.
-void dsync_write_done(Segment& seg, uint64_t arg, int32_t res, uint32_t len) {
-  WalView v;
-  if (!view_of(seg, &v)) return;
-  if (issuer_gone_result(res)) return;
-  if (res < 0) {
-    wal_fail(seg, v.w, res);
-    return;
-  }
-  if (len == 0) return;  // length unknown (failed without a CQE): the flusher's settle decides
-  if ((uint32_t)res != len) {  // short: ENOSPC and friends
-    wal_fail(seg, v.w, -EIO);
-    return;
-  }
-  stat_add(&v.w->stat_writes, (uint64_t)1);
-  wal_publish(seg, v.w, arg);
-}
+void dsync_write_done(Segment& seg, uint64_t arg, int32_t res, uint32_t len) { publish_done(seg, arg, res, true, len); }
 
 const bool g_registered = register_completion_kind(CK_WAL_WRITE_DONE, write_done_valid, write_done) &&
                           register_completion_kind(CK_WAL_SYNC_DONE, sync_done_valid, sync_done) &&

@@ -1,4 +1,4 @@
-import { ChildProcess, fork } from 'node:child_process';
+import { ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -288,4 +288,37 @@ export async function powerCut(h: ChildProcess): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Runs the power-cut soak (soak/powercut.cjs) with `args` and resolves with its exit status,
+ * its result (the JSON on its last stdout line) and its stderr. `env` adds to this process's
+ * environment (a key set to undefined is removed). A run that kept its files is cleaned up
+ * unless `keepOnFailure` and it failed (a loss to look into: the path is in the result).
+ */
+export function runPowercutSoak<R extends { kept: string | null; failure: string | null }>(args: string[], timeoutMs: number,
+  options: { env?: Record<string, string | undefined>; keepOnFailure?: boolean } = {}): Promise<{ status: number | null; result: R; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'soak', 'powercut.cjs'), '--no-results', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env as NodeJS.ProcessEnv });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const t = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(t);
+      const last = out.trim().split('\n').pop() ?? '{}';
+      let result: R;
+      try {
+        result = JSON.parse(last);
+      } catch {
+        return reject(new Error(`soak printed no result (exit ${status}):\n${err.slice(-3000)}`));
+      }
+      if (result.kept && !(options.keepOnFailure && result.failure)) rmSync(result.kept, { recursive: true, force: true });
+      resolve({ status, result, stderr: err });
+    });
+  });
 }

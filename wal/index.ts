@@ -1173,6 +1173,9 @@ function directIoSupported(db: Ringmaster): boolean {
 function walMode(db: Ringmaster, o: Resolved): { direct: boolean; dsync: boolean } {
   const walDir = path.join(db.info.dataDir, WAL_DIR);
   if (fs.mkdirSync(walDir, { recursive: true, mode: 0o700 }) !== undefined) syncDir(db, '.');  // pg_wal's name
+  // Opened beneath the data directory: a pg_wal that leads out of it is refused here
+  // (ERR_RINGMASTER_PATH_ESCAPE), before the probe or recovery writes anything there.
+  syncDir(db, WAL_DIR);
   const supported = o.direct === false ? false : directIoSupported(db);
   if (o.direct === true && !supported) {
     throw new RingmasterError('EINVAL', `wal.direct: the file system of ${walDir} does not support O_DIRECT (the open was refused with EINVAL); start without wal.direct (the WAL then writes through the page cache and fdatasyncs)`);

@@ -9,9 +9,10 @@
 // backends themselves, so they run in the leg without RINGMASTER_BACKEND only (the threads
 // leg would repeat them). Long runs: RELIABILITY.md.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { runPowercutSoak } from '../helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const lazyfs = require('../../tools/lazyfs/lazyfs.cjs');
@@ -53,31 +54,10 @@ interface SoakResult {
   kept: string | null;
 }
 
-function soak(args: string[], timeoutMs: number): Promise<{ status: number | null; result: SoakResult; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.RINGMASTER_BACKEND;  // --backend decides
-    const child = spawn(process.execPath, [SOAK, '--no-results', '--fs', 'ext4-lazyfs', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    const t = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      const last = out.trim().split('\n').pop() ?? '{}';
-      let result: SoakResult;
-      try {
-        result = JSON.parse(last);
-      } catch {
-        return reject(new Error(`soak printed no result (exit ${status}):\n${err.slice(-3000)}`));
-      }
-      // A run that lost something keeps its files (the path is printed) to look into.
-      if (result.kept && !result.failure) fs.rmSync(result.kept, { recursive: true, force: true });
-      resolve({ status, result, stderr: err });
-    });
-  });
+// --backend decides, not the leg's RINGMASTER_BACKEND. A run that lost something keeps its
+// files (the path is printed) to look into.
+function soak(args: string[], timeoutMs: number) {
+  return runPowercutSoak<SoakResult>(['--fs', 'ext4-lazyfs', ...args], timeoutMs, { env: { RINGMASTER_BACKEND: undefined }, keepOnFailure: true });
 }
 
 const summary = (r: SoakResult) => JSON.stringify({

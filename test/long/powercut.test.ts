@@ -8,12 +8,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { rm } from '../helpers';
+import { rm, runPowercutSoak } from '../helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const lazyfs = require('../../tools/lazyfs/lazyfs.cjs');
 
-const SOAK = path.join(__dirname, '..', '..', 'soak', 'powercut.cjs');
 let skipReason: string | null = null;
 let bin: string | null = null;
 
@@ -46,30 +45,10 @@ interface SoakResult {
   kept: string | null;
 }
 
-function soak(args: string[], timeoutMs: number, env: Record<string, string> = {}, keepOnFailure = false): Promise<{ status: number | null; result: SoakResult; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SOAK, '--no-results', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    const t = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      const last = out.trim().split('\n').pop() ?? '{}';
-      let result: SoakResult;
-      try {
-        result = JSON.parse(last);
-      } catch {
-        return reject(new Error(`soak printed no result (exit ${status}):\n${err.slice(-3000)}`));
-      }
-      // A failed run keeps its files for a look; a test run prints what it found instead,
-      // and keeps them only where a failure is not expected (a loss to look into).
-      if (result.kept && !(keepOnFailure && result.failure)) fs.rmSync(result.kept, { recursive: true, force: true });
-      resolve({ status, result, stderr: err });
-    });
-  });
+// A failed run keeps its files for a look; a test run prints what it found instead, and
+// keeps them only where a failure is not expected (a loss to look into).
+function soak(args: string[], timeoutMs: number, env: Record<string, string> = {}, keepOnFailure = false) {
+  return runPowercutSoak<SoakResult>(args, timeoutMs, { env, keepOnFailure });
 }
 
 const summary = (r: SoakResult) => JSON.stringify({
