@@ -302,6 +302,11 @@ export class Wal implements WalHook {
   #timeoutMs(): number {
     return this.#opts()?.timeoutMs ?? 30000;
   }
+  // The failed state from its shared word: the full native state (an object of a dozen
+  // fields and BigInts, a third of a commit's JS time when read per flush) only once set.
+  #failedNow(): RingmasterError | null {
+    return Atomics.load(this.#hot().failed, 0) ? this.#failed(this.#state()) : null;
+  }
   #failed(st: NativeState): RingmasterError | null {
     if (!st.failed) return null;
     if (!this.#failedEmitted) {
@@ -344,7 +349,7 @@ export class Wal implements WalHook {
   }
   /** Whether the WAL is in the failed state (fsyncgate: permanent until restart). */
   get failed(): boolean {
-    return this.#state().failed !== 0;
+    return Atomics.load(this.#hot().failed, 0) !== 0;
   }
 
   stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean; syncsPerCommit: number; walSync: 'fdatasync' | 'dsync'; direct: boolean } {
@@ -554,8 +559,7 @@ export class Wal implements WalHook {
     const delay = this.#opts()?.commitDelayUs ?? 0;
     if (delay > 0) await sleep(delay / 1000);
     const s = this.#s();
-    const st = this.#state();
-    const from = Number(st.flushed);
+    const from = Number(Atomics.load(this.#hot().flushed, 0));
     const upto = Number(addon.walInsertedUpto(s));
     if (upto <= from) {
       await sleep(1);  // an earlier inserter is still copying (or died and awaits cleanup)
@@ -612,7 +616,7 @@ export class Wal implements WalHook {
       }
     }
     if (ok) addon.walPublish(s, upto);
-    const err = this.#failed(this.#state());
+    const err = this.#failedNow();
     if (err) throw err;
     return ok;
   }
@@ -695,12 +699,12 @@ export class Wal implements WalHook {
   appendFlushChain(batch: Batch, lsn: bigint): ((results: IoResult[], firstIndex: number) => void) | null {
     const target = toLsn(lsn);
     const s = this.#s();
-    const st = this.#state();
-    const err = this.#failed(st);
+    const hot = this.#hot();
+    const err = this.#failedNow();
     if (err) throw err;
-    if (target > Number(st.reserved)) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
+    if (target > Number(Atomics.load(hot.reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
     addon.walCount(s, 'commits', 1);
-    if (Number(st.flushed) >= target) return () => {};
+    if (Number(Atomics.load(hot.flushed, 0)) >= target) return () => {};
     if (this.#holding || !addon.walRole(s, 'flusher', true)) return null;
     this.#holding = true;
     const release = () => {
@@ -713,7 +717,7 @@ export class Wal implements WalHook {
       }
     };
     try {
-      const from = Number(this.#state().flushed);
+      const from = Number(Atomics.load(hot.flushed, 0));
       const upto = Number(addon.walInsertedUpto(s));
       if (upto < target) {
         release();
@@ -907,7 +911,7 @@ export class Wal implements WalHook {
 
   /** @internal emits 'wal-failed' (once per environment) if the WAL has failed. */
   _pollFailed(): boolean {
-    return this.#failed(this.#state()) !== null;
+    return this.#failedNow() !== null;
   }
 
   /** @internal test hook: reserve and half-copy a record, then abandon it (as if the process died mid-copy). */
