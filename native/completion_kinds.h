@@ -54,6 +54,11 @@ inline bool issuer_gone_result(int32_t res) { return res == -125 /* ECANCELED */
 // must be reaped promptly even if its issuer's JS thread is busy (reaper.h).
 inline bool kind_observed_by_polling(uint16_t kind) { return kind == CK_COMPLETION_WORD; }
 
+// The WAL's own writes: the WAL syncs (or O_DSYNC-writes) its segments itself before it
+// reports anything durable, so the data-file sync requests and the write barrier leave
+// them out (file_sync.h).
+inline bool is_wal_write_kind(uint16_t kind) { return kind == CK_WAL_WRITE_DONE || kind == CK_WAL_DSYNC_WRITE_DONE; }
+
 bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg);
 // Returns false if the kind or its argument is invalid (reported as corrupt by the caller).
 bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res, uint32_t len = 0);

@@ -68,7 +68,7 @@ bool sync_error_loses_data(int32_t res) {
 
 void note_submitted_writes(Segment& seg, const SqeRequest* reqs, uint32_t n) {
   bool any = false;
-  for (uint32_t i = 0; i < n && !any; i++) any = reqs[i].op == OP_WRITE && reqs[i].kind != CK_WAL_WRITE_DONE;
+  for (uint32_t i = 0; i < n && !any; i++) any = reqs[i].op == OP_WRITE && !is_wal_write_kind(reqs[i].kind);
   if (!any) return;
   FileSyncShared* fs = &seg.hdr->file_sync;
   // Pairs with the fence in file_sync_begin: our handles were RESERVED before this load,
@@ -77,7 +77,7 @@ void note_submitted_writes(Segment& seg, const SqeRequest* reqs, uint32_t n) {
   uint64_t c = load_relaxed(&fs->cycle);
   for (uint32_t i = 0; i < n; i++) {
     const SqeRequest& q = reqs[i];
-    if (q.op != OP_WRITE || q.kind == CK_WAL_WRITE_DONE || q.file_slot >= seg.hdr->max_files) continue;
+    if (q.op != OP_WRITE || is_wal_write_kind(q.kind) || q.file_slot >= seg.hdr->max_files) continue;
     // No generation check: on io_uring the kernel resolves the fixed-file slot when it
     // issues the write, so the slot's current file is the one written. Marking a file
     // that is not written costs an extra sync, nothing more.
@@ -109,7 +109,7 @@ uint64_t file_sync_begin(Segment& seg) {
 // A submitted op the barrier waits for: a write that may carry a sync request (the WAL's
 // own writes are synced by the WAL, and are left out).
 static bool barrier_op(IoHandle* h, uint32_t file_slot) {
-  return load_relaxed(&h->op) == OP_WRITE && load_relaxed(&h->kind) != CK_WAL_WRITE_DONE &&
+  return load_relaxed(&h->op) == OP_WRITE && !is_wal_write_kind(load_relaxed(&h->kind)) &&
          (file_slot == ~0u || load_relaxed(&h->file_slot) == file_slot);
 }
 

@@ -24,7 +24,7 @@
 //   extra sync); a dead issuer's handles are completed by whoever reaps or cleans up.
 //   The cycle fields are never reset when an entry is reused: a late mark can only cause
 //   an extra sync of the next file in that slot, never hide a write.
-//   WAL writes (completion kind CK_WAL_WRITE_DONE) are not marked: the WAL syncs its own
+//   WAL writes (is_wal_write_kind) are not marked: the WAL syncs its own
 //   segments before it reports anything durable. O_DSYNC files are not marked either.
 //   fsync or fdatasync: fdatasync unless a write since the last sync may have extended
 //   the file (it ended past size_hint) or the file was created or truncated (meta_cycle).
