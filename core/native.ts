@@ -204,6 +204,8 @@ export interface WalAddon {
   walAppend(s: NativeSession, kind: number, payload: Uint8Array, page?: Uint8Array, imagePrefix?: Uint8Array): bigint | [bigint, boolean] | null;
   walDebugAbandon(s: NativeSession, kind: number, payload: Uint8Array): bigint | null;
   walState(s: NativeSession): NativeWalState;
+  /** The WAL's failed errno (0: working), a failed data-file or directory sync latched into it first. */
+  walFailed(s: NativeSession): number;
   walStats(s: NativeSession): NativeWalStats;
   walInsertedUpto(s: NativeSession): bigint;
   walCount(s: NativeSession, counter: WalCounter, n: number): void;

@@ -200,6 +200,17 @@ Napi::Value DebugAbandon(const Napi::CallbackInfo& info) {
   return AppendImpl(info, true);
 }
 
+// walFailed(session) -> the WAL's failed errno (0: working), a failed data-file or
+// directory sync latched into it first, as walState does: the commit path's check,
+// without building walState's object.
+Napi::Value Failed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  if (uint32_t e = file_sync_failed_errno(*c.seg)) wal_fail(*c.seg, c.w, -(int32_t)e);
+  return Napi::Number::New(env, load_acquire(&c.w->failed));
+}
+
 // walState(session) -> { reserved, flushed, insertedUpto, flushSeq, flushSeqOffset, failed, flusher, ... }
 Napi::Value State(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -390,6 +401,7 @@ void register_wal_exports(Napi::Env env, Napi::Object exports) {
   exports.Set("walAppend", Napi::Function::New(env, Append));
   exports.Set("walDebugAbandon", Napi::Function::New(env, DebugAbandon));
   exports.Set("walState", Napi::Function::New(env, State));
+  exports.Set("walFailed", Napi::Function::New(env, Failed));
   exports.Set("walStats", Napi::Function::New(env, Stats));
   exports.Set("walCount", Napi::Function::New(env, Count));
   exports.Set("walInsertedUpto", Napi::Function::New(env, InsertedUpto));

@@ -302,12 +302,19 @@ export class Wal implements WalHook {
   #timeoutMs(): number {
     return this.#opts()?.timeoutMs ?? 30000;
   }
-  // The failed state from its shared word: the full native state (an object of a dozen
-  // fields and BigInts, a third of a commit's JS time when read per flush) only once set.
+  // The failed state (a failed data-file or directory sync latched into it), without the
+  // full native state: an object of a dozen fields and BigInts, a third of a commit's JS
+  // time when it was read per flush.
   #failedNow(): RingmasterError | null {
-    return Atomics.load(this.#hot().failed, 0) ? this.#failed(this.#state()) : null;
+    let failed: number;
+    try {
+      failed = addon.walFailed(this.#s());
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return this.#failed({ failed });
   }
-  #failed(st: NativeState): RingmasterError | null {
+  #failed(st: { failed: number }): RingmasterError | null {
     if (!st.failed) return null;
     if (!this.#failedEmitted) {
       this.#failedEmitted = true;
@@ -349,7 +356,7 @@ export class Wal implements WalHook {
   }
   /** Whether the WAL is in the failed state (fsyncgate: permanent until restart). */
   get failed(): boolean {
-    return Atomics.load(this.#hot().failed, 0) !== 0;
+    return this.#state().failed !== 0;
   }
 
   stats(): { appends: number; commits: number; fdatasyncs: number; flushes: number; writes: number; paddings: number; spaceWaits: number; flusherTakeovers: number; pageImages: number; imageRetries: number; crc32cHardware: boolean; syncsPerCommit: number; walSync: 'fdatasync' | 'dsync'; direct: boolean } {
@@ -1177,9 +1184,14 @@ function directIoSupported(db: Ringmaster): boolean {
 function walMode(db: Ringmaster, o: Resolved): { direct: boolean; dsync: boolean } {
   const walDir = path.join(db.info.dataDir, WAL_DIR);
   if (fs.mkdirSync(walDir, { recursive: true, mode: 0o700 }) !== undefined) syncDir(db, '.');  // pg_wal's name
-  // Opened beneath the data directory: a pg_wal that leads out of it is refused here
-  // (ERR_RINGMASTER_PATH_ESCAPE), before the probe or recovery writes anything there.
-  syncDir(db, WAL_DIR);
+  // Nothing is written outside the data directory: a pg_wal that leads out of it (a
+  // symbolic link) is refused before the probe or recovery writes anything there, as the
+  // first sync of pg_wal would refuse it (RESOLVE_BENEATH). The data directory's own path
+  // has its links resolved already.
+  const real = fs.realpathSync(walDir);
+  if (path.relative(db.info.dataDir, real).startsWith('..') || path.isAbsolute(path.relative(db.info.dataDir, real))) {
+    throw new RingmasterError('ERR_RINGMASTER_PATH_ESCAPE', `directory '${WAL_DIR}' leads out of the data directory (a symbolic link to elsewhere?): ringmaster opens nothing outside it`);
+  }
   const supported = o.direct === false ? false : directIoSupported(db);
   if (o.direct === true && !supported) {
     throw new RingmasterError('EINVAL', `wal.direct: the file system of ${walDir} does not support O_DIRECT (the open was refused with EINVAL); start without wal.direct (the WAL then writes through the page cache and fdatasyncs)`);
