@@ -200,15 +200,21 @@ Napi::Value DebugAbandon(const Napi::CallbackInfo& info) {
   return AppendImpl(info, true);
 }
 
-// walFailed(session) -> the WAL's failed errno (0: working), a failed data-file or
-// directory sync latched into it first, as walState does: the commit path's check,
+// A failed data-file or directory sync fails the WAL (file_sync.h): latched into it here,
+// by walState and walFailed, so the postmaster's poll and the commit path report it even
+// when nobody appends or flushes. Returns the WAL's failed errno (0: working).
+uint32_t latch_failed(Ctx& c) {
+  if (uint32_t e = file_sync_failed_errno(*c.seg)) wal_fail(*c.seg, c.w, -(int32_t)e);
+  return load_acquire(&c.w->failed);
+}
+
+// walFailed(session) -> the WAL's failed errno (0: working): the commit path's check,
 // without building walState's object.
 Napi::Value Failed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
-  if (uint32_t e = file_sync_failed_errno(*c.seg)) wal_fail(*c.seg, c.w, -(int32_t)e);
-  return Napi::Number::New(env, load_acquire(&c.w->failed));
+  return Napi::Number::New(env, latch_failed(c));
 }
 
 // walState(session) -> { reserved, flushed, insertedUpto, flushSeq, flushSeqOffset, failed, flusher, ... }
@@ -217,9 +223,7 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
   WalShared* w = c.w;
-  // A failed data-file or directory sync fails the WAL (file_sync.h), noticed here too so
-  // the postmaster's poll reports it even when nobody appends or flushes.
-  if (uint32_t e = file_sync_failed_errno(*c.seg)) wal_fail(*c.seg, w, -(int32_t)e);
+  const uint32_t failed = latch_failed(c);
   Napi::Object o = Napi::Object::New(env);
   o.Set("reserved", big(env, load_acquire(&w->reserved)));
   o.Set("flushed", big(env, load_acquire(&w->flushed)));
@@ -230,7 +234,7 @@ Napi::Value State(const Napi::CallbackInfo& info) {
   o.Set("flushedOffset", Napi::Number::New(env, (double)((uint8_t*)&w->flushed - c.seg->arena.base)));
   o.Set("failedOffset", Napi::Number::New(env, (double)((uint8_t*)&w->failed - c.seg->arena.base)));
   o.Set("checkpointRunningOffset", Napi::Number::New(env, (double)((uint8_t*)&w->ckpt_running - c.seg->arena.base)));
-  o.Set("failed", Napi::Number::New(env, load_acquire(&w->failed)));
+  o.Set("failed", Napi::Number::New(env, failed));
   o.Set("flusher", Napi::Number::New(env, (double)load_acquire(&w->flusher) - 1));
   o.Set("bufOffset", Napi::Number::New(env, (double)load_relaxed(&w->buf_off)));
   o.Set("bufSize", Napi::Number::New(env, (double)load_relaxed(&w->buf_size)));

@@ -1188,8 +1188,8 @@ function walMode(db: Ringmaster, o: Resolved): { direct: boolean; dsync: boolean
   // symbolic link) is refused before the probe or recovery writes anything there, as the
   // first sync of pg_wal would refuse it (RESOLVE_BENEATH). The data directory's own path
   // has its links resolved already.
-  const real = fs.realpathSync(walDir);
-  if (path.relative(db.info.dataDir, real).startsWith('..') || path.isAbsolute(path.relative(db.info.dataDir, real))) {
+  const rel = path.relative(db.info.dataDir, fs.realpathSync(walDir));
+  if (rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new RingmasterError('ERR_RINGMASTER_PATH_ESCAPE', `directory '${WAL_DIR}' leads out of the data directory (a symbolic link to elsewhere?): ringmaster opens nothing outside it`);
   }
   const supported = o.direct === false ? false : directIoSupported(db);
