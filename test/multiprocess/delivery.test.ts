@@ -62,12 +62,12 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     expect(await settlesWithin(p, 0)).toBe(false);  // nothing ran on this thread meanwhile
     expect(await p).toBe(4096);
     expect(s.bytes[0]).toBe(2);
-    // The message is counted when the loop's poll on the wake ring takes it, which may come
+    // The message (threads backend: the eventfd write) is counted when the loop's poll takes it, which may come
     // after the promise settled (a sweep timer that ran first, as the other tests here
     // allow for): wait for it, bounded, rather than for one poll phase (seen failing once in
     // eight runs on an idle machine).
     if (uring()) await waitFor(() => db!._native().wakeInfo().selfWakes > wake0.selfWakes, 5000, "the read's self-wake message");
-    else await new Promise((r) => setImmediate(r));
+    else await waitFor(() => db!._native().wakeInfo().doorbells > wake0.doorbells, 5000, "the pool thread's eventfd write");
     const wake1 = db._native().wakeInfo();
     if (uring()) {
       expect(wake0).toMatchObject({ channel: 'ring', selfWake: true });
