@@ -160,7 +160,25 @@ void Delivery::doorbell_thread_main() {
   }
 }
 
+int Delivery::registered_ring(uint32_t ring) {
+  if (ring >= registered_rings_.size()) {
+    if (!uring_ || ring >= seg_->rings.size()) return -1;
+    registered_rings_.resize(seg_->rings.size(), -2);
+  }
+  int& r = registered_rings_[ring];
+  if (r == -2) {
+    int idx = ring_fd_register(seg_->rings[ring].fd);
+    r = idx >= 0 ? idx : -1;
+  }
+  return r;
+}
+
 void Delivery::close() {
+  // Registered ring fds are this thread's (it is the JS thread that attached): each holds
+  // a reference to its ring, which must not outlive the session.
+  for (size_t i = 0; i < registered_rings_.size(); i++)
+    if (registered_rings_[i] >= 0) ring_fd_unregister(i < seg_->rings.size() ? seg_->rings[i].fd : -1, registered_rings_[i]);
+  registered_rings_.clear();
   if (channel_ == WakeChannel::Eventfd) {
     seg_->local_wake[slot_].store(-1, std::memory_order_release);
     closing_ = true;
@@ -294,9 +312,9 @@ bool Delivery::collect_one(uint32_t index, uint32_t gen, int32_t* res, uint32_t*
   if (!handle_collect(seg_->handles, index, gen, res, reaper)) return false;
   erase_at(pos_[index]);
   ProcSlot* me = &seg_->slots[slot_];
-  stat_add(&me->stat_completed, (uint64_t)1);
+  stat_add_owned(&me->stat_completed, (uint64_t)1);
   if (*reaper != slot_ && (*reaper >= seg_->hdr->max_slots || load_relaxed(&seg_->slots[*reaper].pid) != load_relaxed(&me->pid)))
-    stat_add(&me->stat_completed_by_other, (uint64_t)1);
+    stat_add_owned(&me->stat_completed_by_other, (uint64_t)1);
   return true;
 }
 

@@ -99,6 +99,10 @@ class Delivery {
   // Collect one specific op now (just submitted); false if not completed yet.
   bool collect_one(uint32_t index, uint32_t gen, int32_t* res, uint32_t* reaper);
 
+  // This thread's registered index of ring `ring` (ring_fd_register, on first use), or
+  // -1 where the kernel refused: enters then name the ring by its fd.
+  int registered_ring(uint32_t ring);
+
   // ---- shared word waits (shared_wait.h) ----------------------------------------
   // Returns the wait id (> 0), or 0 if the word already differs from `value`.
   uint32_t wait_add(uint64_t offset, uint32_t value);
@@ -148,6 +152,7 @@ class Delivery {
   bool full_scan_ = false;
   size_t scan_pos_ = 0;
   std::vector<WordWait> waits_;
+  std::vector<int> registered_rings_;  // per ring: index, -1 refused, -2 not tried yet
   uint32_t next_wait_id_ = 0;
   bool waits_dirty_ = false;
 };

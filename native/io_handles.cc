@@ -20,9 +20,9 @@ static void free_handle(HandleTable& t, IoHandle* h, uint64_t observed) {
   // Generation bumps on free so any stale (index, gen) reference stops matching.
   uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(observed) + 1);
   uint64_t expected = observed;
-  // Counted for statistics only: no one sleeps on it (back-pressure retries from JS),
-  // so no futex wake here — this runs once per IO.
-  if (cas(&h->word, &expected, next)) stat_add(t.freed_seq, 1u);
+  // No count and no futex wake: no one sleeps on frees (back-pressure retries from JS),
+  // and this runs once per IO.
+  cas(&h->word, &expected, next);
 }
 
 int64_t handle_reserve(HandleTable& t, uint32_t owner) {
@@ -130,7 +130,6 @@ OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_fligh
         uint64_t expected = w;
         uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(w) + 1);
         if (!cas(&h->word, &expected, next)) continue;
-        stat_add(t.freed_seq, 1u);
         r.freed++;
         break;
       }
