@@ -191,6 +191,8 @@ void Delivery::close() {
   channel_ = WakeChannel::None;
   poll_fd_ = -1;
   self_wake_fd_ = -1;
+  futex_armed_ = false;
+  arm_pending_ = false;
 }
 
 void Delivery::foreign_changed(int delta) {
@@ -243,7 +245,7 @@ void Delivery::note_file(uint32_t file_slot, bool went_async) {
   else if (s > 0) s--;
 }
 
-void Delivery::on_ready() {
+void Delivery::on_ready(bool defer_arm) {
   if (channel_ == WakeChannel::Eventfd) {
     uint64_t v;
     while (read(eventfd_, &v, sizeof(v)) == (ssize_t)sizeof(v)) doorbells++;
@@ -279,12 +281,25 @@ void Delivery::on_ready() {
   if (bell || !futex_armed_) {
     if (bell) doorbells++;
     futex_armed_ = false;
-    arm_doorbell_wait();  // arm first, then scan: a ring after our read of the bell is not lost
+    // Arm, then scan: a ring after our read of the bell is not lost. Deferred, the scan
+    // after arm_deferred() is the one that covers it (the scan before it delivers sooner).
+    if (defer_arm) arm_pending_ = true;
+    else arm_doorbell_wait();
     full_scan_ = true;
   }
   // Test hook: die with our CQEs posted but not reaped (the loop woke for them).
   kill_point(&seg_->hdr->faults, KP_WAKE_BEFORE_REAP);
   reap_own();
+}
+
+bool Delivery::arm_deferred() {
+  if (!arm_pending_) return false;
+  arm_pending_ = false;
+  if (channel_ != WakeChannel::Ring || futex_armed_) return false;
+  arm_doorbell_wait();
+  full_scan_ = true;
+  reap_own();
+  return true;
 }
 
 void Delivery::reap_own() {

@@ -88,7 +88,13 @@ class Delivery {
 
   // ---- waking ------------------------------------------------------------------
   // The loop reported poll_fd() readable: drain the channel, re-arm the doorbell wait.
-  void on_ready();
+  // `defer_arm`: a doorbell that fired is re-armed by arm_deferred() instead, which the
+  // caller runs after delivering what this wake brought (the arm is an io_uring_enter
+  // that then stays off the path from the wake to JS); it must scan again after it.
+  void on_ready(bool defer_arm = false);
+  // The doorbell wait on_ready(true) left unarmed, armed now. True: it was, and the
+  // caller must collect again (with a full scan) to see a ring that came before the arm.
+  bool arm_deferred();
   // Reap this environment's rings now (never waits for a completion lock); what it
   // completes for this environment is collected exactly.
   void reap_own();
@@ -140,6 +146,7 @@ class Delivery {
   int self_wake_fd_ = -1;
   RingMap wake_ring_{};
   bool futex_armed_ = false;
+  bool arm_pending_ = false;  // on_ready(true) left the doorbell wait for arm_deferred()
   int eventfd_ = -1;  // Eventfd channel: Segment::local_wake_fds owns it
   std::thread doorbell_thread_;
   std::atomic<bool> closing_{false};
