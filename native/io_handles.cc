@@ -35,7 +35,11 @@ int64_t handle_reserve(HandleTable& t, uint32_t owner) {
     // Owner is recorded in the same CAS that claims the handle: a claimer killed right
     // after it still leaves a handle whose owner the cleanup can find.
     if (cas(&h->word, &w, hw_make(H_RESERVED, owner, 0, hw_gen(w)))) {
-      store_relaxed(t.cursor, (i + 1) % t.count);
+      // The next scan starts here, not past it: a handle this process just freed is
+      // taken again (its line is still in this core's cache), and processes stay in
+      // their own stretches of the table instead of each walking the whole of it behind
+      // the other, taking every line from the other's core.
+      store_relaxed(t.cursor, i);
       return i;
     }
   }
