@@ -318,8 +318,12 @@ bool Session::Bind(Segment* seg, int slot, bool reaps, Napi::Env env) {
 void Session::OnReady(void* self) {
   auto* s = static_cast<Session*>(self);
   if (!s->attached()) return;
-  s->delivery_.on_ready();
+  // What the wake brought reaches JS first; the doorbell wait is re-armed after (an
+  // io_uring_enter less between another process's ring and this thread's JS), then
+  // everything is scanned again for a ring that came before the arm.
+  s->delivery_.on_ready(true);
   s->Deliver();
+  if (s->attached() && s->delivery_.arm_deferred()) s->Deliver();
 }
 
 void Session::OnSweep(void* self) {

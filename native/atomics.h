@@ -14,6 +14,10 @@ template <typename T> inline void store_relaxed(T* p, T v) { __atomic_store_n(p,
 template <typename T> inline T fetch_add(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 template <typename T> inline T fetch_sub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_ACQ_REL); }
 template <typename T> inline void stat_add(T* p, T v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+// A statistic only one thread writes at a time (its lock's holder, or the owner of a
+// slot's counters): a relaxed load and store, not a locked read-modify-write, which
+// costs 15-20 ns and drains the store buffer on x86, several times per IO.
+template <typename T> inline void stat_add_owned(T* p, T v) { __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED); }
 // Strong CAS with acq_rel on success: every state transition in shared memory is a
 // CAS so that a racing process (or a dead one's half-finished work) is detected.
 template <typename T> inline bool cas(T* p, T* expected, T desired) {

@@ -20,8 +20,11 @@ void word_action(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
   auto* w = reinterpret_cast<CompletionWord*>(seg.arena.base + arg);
   store_relaxed(&w->result, res);
   store_release(&w->done, 1u);  // pairs with load_acquire of `done` by waiters
-  futex_wake_all(&w->done);
+  // The environments waiting on it (waitCompletionWord) first: the futex wake is for
+  // anyone blocked on `done` itself, usually no one, and would delay their doorbells
+  // by a system call.
   wake_word_waiters(seg);
+  futex_wake_all(&w->done);
 }
 
 const bool registered = register_completion_kind(CK_COMPLETION_WORD, word_valid, word_action);

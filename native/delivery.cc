@@ -160,7 +160,25 @@ void Delivery::doorbell_thread_main() {
   }
 }
 
+int Delivery::registered_ring(uint32_t ring) {
+  if (ring >= registered_rings_.size()) {
+    if (!uring_ || ring >= seg_->rings.size()) return -1;
+    registered_rings_.resize(seg_->rings.size(), -2);
+  }
+  int& r = registered_rings_[ring];
+  if (r == -2) {
+    int idx = ring_fd_register(seg_->rings[ring].fd);
+    r = idx >= 0 ? idx : -1;
+  }
+  return r;
+}
+
 void Delivery::close() {
+  // Registered ring fds are this thread's (it is the JS thread that attached): each holds
+  // a reference to its ring, which must not outlive the session.
+  for (size_t i = 0; i < registered_rings_.size(); i++)
+    if (registered_rings_[i] >= 0) ring_fd_unregister(i < seg_->rings.size() ? seg_->rings[i].fd : -1, registered_rings_[i]);
+  registered_rings_.clear();
   if (channel_ == WakeChannel::Eventfd) {
     seg_->local_wake[slot_].store(-1, std::memory_order_release);
     closing_ = true;
@@ -173,6 +191,8 @@ void Delivery::close() {
   channel_ = WakeChannel::None;
   poll_fd_ = -1;
   self_wake_fd_ = -1;
+  futex_armed_ = false;
+  arm_pending_ = false;
 }
 
 void Delivery::foreign_changed(int delta) {
@@ -225,7 +245,7 @@ void Delivery::note_file(uint32_t file_slot, bool went_async) {
   else if (s > 0) s--;
 }
 
-void Delivery::on_ready() {
+void Delivery::on_ready(bool defer_arm) {
   if (channel_ == WakeChannel::Eventfd) {
     uint64_t v;
     while (read(eventfd_, &v, sizeof(v)) == (ssize_t)sizeof(v)) doorbells++;
@@ -261,12 +281,25 @@ void Delivery::on_ready() {
   if (bell || !futex_armed_) {
     if (bell) doorbells++;
     futex_armed_ = false;
-    arm_doorbell_wait();  // arm first, then scan: a ring after our read of the bell is not lost
+    // Arm, then scan: a ring after our read of the bell is not lost. Deferred, the scan
+    // after arm_deferred() is the one that covers it (the scan before it delivers sooner).
+    if (defer_arm) arm_pending_ = true;
+    else arm_doorbell_wait();
     full_scan_ = true;
   }
   // Test hook: die with our CQEs posted but not reaped (the loop woke for them).
   kill_point(&seg_->hdr->faults, KP_WAKE_BEFORE_REAP);
   reap_own();
+}
+
+bool Delivery::arm_deferred() {
+  if (!arm_pending_) return false;
+  arm_pending_ = false;
+  if (channel_ != WakeChannel::Ring || futex_armed_) return false;
+  arm_doorbell_wait();
+  full_scan_ = true;
+  reap_own();
+  return true;
 }
 
 void Delivery::reap_own() {
@@ -294,9 +327,9 @@ bool Delivery::collect_one(uint32_t index, uint32_t gen, int32_t* res, uint32_t*
   if (!handle_collect(seg_->handles, index, gen, res, reaper)) return false;
   erase_at(pos_[index]);
   ProcSlot* me = &seg_->slots[slot_];
-  stat_add(&me->stat_completed, (uint64_t)1);
+  stat_add_owned(&me->stat_completed, (uint64_t)1);
   if (*reaper != slot_ && (*reaper >= seg_->hdr->max_slots || load_relaxed(&seg_->slots[*reaper].pid) != load_relaxed(&me->pid)))
-    stat_add(&me->stat_completed_by_other, (uint64_t)1);
+    stat_add_owned(&me->stat_completed_by_other, (uint64_t)1);
   return true;
 }
 

@@ -88,7 +88,13 @@ class Delivery {
 
   // ---- waking ------------------------------------------------------------------
   // The loop reported poll_fd() readable: drain the channel, re-arm the doorbell wait.
-  void on_ready();
+  // `defer_arm`: a doorbell that fired is re-armed by arm_deferred() instead, which the
+  // caller runs after delivering what this wake brought (the arm is an io_uring_enter
+  // that then stays off the path from the wake to JS); it must scan again after it.
+  void on_ready(bool defer_arm = false);
+  // The doorbell wait on_ready(true) left unarmed, armed now. True: it was, and the
+  // caller must collect again (with a full scan) to see a ring that came before the arm.
+  bool arm_deferred();
   // Reap this environment's rings now (never waits for a completion lock); what it
   // completes for this environment is collected exactly.
   void reap_own();
@@ -98,6 +104,10 @@ class Delivery {
   uint32_t collect(int32_t* out, uint32_t cap, bool* more);
   // Collect one specific op now (just submitted); false if not completed yet.
   bool collect_one(uint32_t index, uint32_t gen, int32_t* res, uint32_t* reaper);
+
+  // This thread's registered index of ring `ring` (ring_fd_register, on first use), or
+  // -1 where the kernel refused: enters then name the ring by its fd.
+  int registered_ring(uint32_t ring);
 
   // ---- shared word waits (shared_wait.h) ----------------------------------------
   // Returns the wait id (> 0), or 0 if the word already differs from `value`.
@@ -136,6 +146,7 @@ class Delivery {
   int self_wake_fd_ = -1;
   RingMap wake_ring_{};
   bool futex_armed_ = false;
+  bool arm_pending_ = false;  // on_ready(true) left the doorbell wait for arm_deferred()
   int eventfd_ = -1;  // Eventfd channel: Segment::local_wake_fds owns it
   std::thread doorbell_thread_;
   std::atomic<bool> closing_{false};
@@ -148,6 +159,7 @@ class Delivery {
   bool full_scan_ = false;
   size_t scan_pos_ = 0;
   std::vector<WordWait> waits_;
+  std::vector<int> registered_rings_;  // per ring: index, -1 refused, -2 not tried yet
   uint32_t next_wait_id_ = 0;
   bool waits_dirty_ = false;
 };

@@ -20,9 +20,9 @@ static void free_handle(HandleTable& t, IoHandle* h, uint64_t observed) {
   // Generation bumps on free so any stale (index, gen) reference stops matching.
   uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(observed) + 1);
   uint64_t expected = observed;
-  // Counted for statistics only: no one sleeps on it (back-pressure retries from JS),
-  // so no futex wake here — this runs once per IO.
-  if (cas(&h->word, &expected, next)) stat_add(t.freed_seq, 1u);
+  // No count and no futex wake: no one sleeps on frees (back-pressure retries from JS),
+  // and this runs once per IO.
+  cas(&h->word, &expected, next);
 }
 
 int64_t handle_reserve(HandleTable& t, uint32_t owner) {
@@ -35,7 +35,11 @@ int64_t handle_reserve(HandleTable& t, uint32_t owner) {
     // Owner is recorded in the same CAS that claims the handle: a claimer killed right
     // after it still leaves a handle whose owner the cleanup can find.
     if (cas(&h->word, &w, hw_make(H_RESERVED, owner, 0, hw_gen(w)))) {
-      store_relaxed(t.cursor, (i + 1) % t.count);
+      // The next scan starts here, not past it: a handle this process just freed is
+      // taken again (its line is still in this core's cache), and processes stay in
+      // their own stretches of the table instead of each walking the whole of it behind
+      // the other, taking every line from the other's core.
+      store_relaxed(t.cursor, i);
       return i;
     }
   }
@@ -130,7 +134,6 @@ OrphanReport handles_release_owner(HandleTable& t, uint32_t owner, bool in_fligh
         uint64_t expected = w;
         uint64_t next = hw_make(H_FREE, 0, 0, hw_gen(w) + 1);
         if (!cas(&h->word, &expected, next)) continue;
-        stat_add(t.freed_seq, 1u);
         r.freed++;
         break;
       }

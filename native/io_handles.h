@@ -69,8 +69,10 @@ inline uint64_t user_data_of(uint32_t index, uint32_t gen) { return ((uint64_t)g
 struct HandleTable {
   IoHandle* handles;
   uint32_t count;
-  uint32_t* cursor;        // shared allocation hint
-  uint32_t* freed_seq;     // handles freed so far (statistics)
+  // Allocation hint, private to this process (relaxed atomic: its threads share it). A
+  // shared one was written by every reservation of every process, a cache line that
+  // then moved between cores on each IO; each process starts its scan elsewhere.
+  uint32_t* cursor;
   uint32_t* orphans;       // ORPHAN handles not yet freed (reap demand, reaper.h); may be null
 };
 

@@ -50,8 +50,10 @@ static void bind_views(Segment* seg) {
   seg->slots = reinterpret_cast<ProcSlot*>(seg->base + h->slots_off);
   seg->handles.handles = reinterpret_cast<IoHandle*>(seg->base + h->handles_off);
   seg->handles.count = h->max_handles;
-  seg->handles.cursor = &h->handle_cursor;
-  seg->handles.freed_seq = &h->handle_freed_seq;
+  // Processes start their scans far apart, so that they rarely reserve (and write) the
+  // same handles' lines.
+  seg->handle_cursor = h->max_handles ? (uint32_t)(((uint64_t)(uint32_t)getpid() * 2654435761u) % h->max_handles) : 0;
+  seg->handles.cursor = &seg->handle_cursor;
   seg->handles.orphans = &h->orphans_outstanding;
   seg->files = reinterpret_cast<FileEntry*>(seg->base + h->files_off);
   seg->arena.base = seg->base + h->arena_off;

@@ -63,8 +63,8 @@ struct SegmentHeader {
   uint64_t arena_off;
   uint64_t arena_size;
   uint64_t arena_used;      // bump allocator for arena regions (atomic)
-  uint32_t handle_cursor;   // allocation hint (atomic)
-  uint32_t handle_freed_seq;  // handles freed so far (statistics, relaxed)
+  uint32_t unused_handle_cursor;  // was a shared allocation hint (now process-local: HandleTable)
+  uint32_t unused_handle_freed_seq;  // was a count of freed handles nothing read
   // threads backend: cross-process emulation of IOSQE_IO_DRAIN
   RobustLock tb_lock;
   uint64_t tb_next_seq;
@@ -128,6 +128,7 @@ struct Segment {
   std::vector<RingMap> rings;
   int data_dir_fd = -1;
   // process-local
+  uint32_t handle_cursor = 0;  // HandleTable::cursor (relaxed atomic)
   std::mutex mu;
   int env_refs = 0;
   std::vector<std::thread> watchers;

@@ -136,6 +136,7 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, bool 
     sw.after = call_after.data();
     sw.linked = call_linked.data();
     sw.reap_inline = delivery.reaps();
+    sw.registered_ring = delivery.registered_ring(call_ring);
     int rc = io.submit(seg, call_ring, call.data(), n, slot, &sw, shutdown_exempt);
     if (rc < 0) {
       // Nothing was published: take the handles back.
@@ -148,7 +149,7 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, bool 
       call_sqes = 0;
       return false;
     }
-    stat_add(&seg.slots[slot].stat_submitted, (uint64_t)n);
+    stat_add_owned(&seg.slots[slot].stat_submitted, (uint64_t)n);
     for (uint32_t k = 0; k < n; k++) {
       uint32_t e = k;
       while (e + 1 < n && (call[e].link_flags & (LF_LINK | LF_HARDLINK))) e++;

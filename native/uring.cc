@@ -378,7 +378,7 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   }
   // Publish: SQE stores happen-before the kernel's acquire load of the tail.
   store_release(m.sq_tail, tail + n_sqes);
-  stat_add(&rs->stat_sqes, (uint64_t)n_sqes);
+  stat_add_owned(&rs->stat_sqes, (uint64_t)n_sqes);
   kill_point(&seg.hdr->faults, KP_SQES_PUBLISHED);
   int result = (int)n_all;
   if (sqpoll) {
@@ -392,11 +392,14 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
     bool quiet = inline_reap && m.efd >= 0 && m.cq_flags && !(load_acquire(m.cq_flags) & IORING_CQ_EVENTFD_DISABLED);
     if (quiet) __atomic_fetch_or(m.cq_flags, (uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
     int tries = 0;
+    const bool registered = sw && sw->registered_ring >= 0;
+    const int enter_fd = registered ? sw->registered_ring : m.fd;
+    const unsigned enter_flags = registered ? IORING_ENTER_REGISTERED_RING : 0;
     for (;;) {
       uint32_t head_now = load_acquire(m.sq_head);
       if (head_now == target) break;
-      int rc = sys_io_uring_enter(m.fd, target - head_now, 0, 0, nullptr, 0);
-      stat_add(&rs->stat_enters, (uint64_t)1);
+      int rc = sys_io_uring_enter(enter_fd, target - head_now, 0, enter_flags, nullptr, 0);
+      stat_add_owned(&rs->stat_enters, (uint64_t)1);
       if (rc > 0) continue;
       if ((rc == -EINTR || rc == -EAGAIN || rc == -EBUSY || rc == 0) && ++tries < 1000) {
         if (rc == -EBUSY || rc == -EAGAIN) sys_io_uring_enter(m.fd, 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
@@ -430,6 +433,27 @@ int ring_submit(Segment& seg, uint32_t ring_index, const SqeRequest* reqs, uint3
   robust_lock_release(&rs->submit_lock);
   ring_doorbells(seg, wake);
   return result;
+}
+
+int ring_fd_register(int ring_fd) {
+  io_uring_rsrc_update u;
+  memset(&u, 0, sizeof(u));
+  u.offset = ~0u;  // any free index
+  u.data = (uint64_t)ring_fd;
+  int rc = sys_io_uring_register(ring_fd, IORING_REGISTER_RING_FDS, &u, 1);
+  if (rc < 0) return rc;
+  return rc == 1 ? (int)u.offset : -EINVAL;
+}
+
+void ring_fd_unregister(int ring_fd, int index) {
+  if (index < 0) return;
+  io_uring_rsrc_update u;
+  memset(&u, 0, sizeof(u));
+  u.offset = (uint32_t)index;
+  // Any io_uring fd addresses the call (the registration is the thread's, not the
+  // ring's); once that one is closed, the registered ring itself (Linux 6.3).
+  if (ring_fd < 0 || sys_io_uring_register(ring_fd, IORING_UNREGISTER_RING_FDS, &u, 1) < 0)
+    sys_io_uring_register((unsigned)index, IORING_UNREGISTER_RING_FDS | (1u << 31), &u, 1);
 }
 
 int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t lock_timeout_ns, uint32_t quiet_slot,
@@ -469,7 +493,7 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
     }
     break;
   }
-  stat_add(&rs->stat_cqes, (uint64_t)processed);
+  stat_add_owned(&rs->stat_cqes, (uint64_t)processed);
   robust_lock_release(&rs->complete_lock);
   // A CQE posted after our last look, whose poster found the lock taken (an inline
   // reaper's trylock), would wait for the next event: look again after unlocking.

@@ -115,7 +115,16 @@ struct SubmitWake {
   const uint8_t* after = nullptr;
   uint8_t* linked = nullptr;
   bool reap_inline = false;  // the caller reaps right after the enter (see ring_submit)
+  // The submitting thread's registered index of this ring (IORING_REGISTER_RING_FDS), or
+  // -1: its io_uring_enter then skips the ring file's lookup and reference count.
+  int registered_ring = -1;
 };
+
+// Register `ring_fd` in the calling thread's io_uring task (IORING_REGISTER_RING_FDS,
+// Linux 5.18): returns the index for IORING_ENTER_REGISTERED_RING, or -errno. Only this
+// thread can enter by that index; ring_fd_unregister must run on the same thread.
+int ring_fd_register(int ring_fd);
+void ring_fd_unregister(int ring_fd, int index);
 
 // Returns n once every request is accounted for: in flight, or (if io_uring_enter
 // failed hard) completed with that error through the normal delivery path. Returns

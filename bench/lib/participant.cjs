@@ -41,7 +41,7 @@ const handlers = {
     return r;
   },
   // handoff: submit an op whose completion sets the word; optionally keep the JS thread busy
-  async fire({ offset, busyMs = 0 }) {
+  async fire({ offset, busyMs = 0, quietMs = 0 }) {
     const t0 = hr();
     const p = db.batch().nop({ completionWord: offset }).submit();
     // Ops go to the kernel at the end of the turn; flush now instead, so that t1 is taken
@@ -53,6 +53,9 @@ const handlers = {
     // completes inside A's io_uring_enter); t1 - t0 is A's whole submit call.
     const [r] = await p;
     const t2 = hr();
+    // The reply wakes the driver process: held back `quietMs` so that it does not compete
+    // with B for the 2 cores while B resumes (bench/wake/handoff.c's A sleeps there too).
+    if (quietMs) await new Promise((res) => setTimeout(res, quietMs));
     return { t0, t1, t2, ok: r.ok, reapedBy: r.reapedBy };
   },
   async close() {

@@ -156,7 +156,7 @@ async function handoffPoint(spec) {
     for (let i = 0; i < spec.iterations + 5; i++) {
       await B.call('arm', { offset: words[i] });
       await new Promise((r) => setTimeout(r, 1));  // everyone idle (threads asleep) before the IO
-      const a = await A.call('fire', { offset: words[i], busyMs: sc.busyMs || 0 });
+      const a = await A.call('fire', { offset: words[i], busyMs: sc.busyMs || 0, quietMs: spec.quietMs ?? 2 });
       const b = await B.call('collect');
       if (b.value === undefined || b.value === null || !a.ok) { bad++; continue; }
       if (i < 5) continue;  // warm-up

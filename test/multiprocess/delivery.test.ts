@@ -169,6 +169,35 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     expect((await busy).n).toBe(4096);
   });
 
+  it('a doorbell rung while the woken environment runs JS (before it re-arms its wait) is delivered as that JS returns, not by the sweep', async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20 });
+    const a = await worker();
+    const w1 = pm.completionWord();
+    const w2 = pm.completionWord();
+    let sweepsAfterFirst = -1;
+    let setWhileFirstRan = false;
+    const second = pm.waitCompletionWord(w2, { timeoutMs: 20000 }).then((r) => ({ r, sweeps: pm!._native().wakeInfo().sweeps }));
+    const first = pm.waitCompletionWord(w1, { timeoutMs: 20000 }).then(() => {
+      // Still inside the delivery of w1: A completes w2 and rings this environment now.
+      const done = a.call('nopWord', { offset: w2 });
+      done.catch(() => {});
+      const end = Date.now() + 15000;
+      while (pm!.completionWordResult(w2) === undefined && Date.now() < end) { /* JS that does not yield */ }
+      setWhileFirstRan = pm!.completionWordResult(w2) !== undefined;
+      sweepsAfterFirst = pm!._native().wakeInfo().sweeps;
+      return done;
+    });
+    await new Promise((r) => setTimeout(r, 50));  // both waits registered, the loop asleep
+    expect(await a.call('nopWord', { offset: w1 })).toBe(true);
+    expect(await first).toBe(true);
+    expect(setWhileFirstRan).toBe(true);
+    const got = await second;
+    expect(got.r).toBe(0);
+    // Seen by the scan after the re-arm, before the loop could run the 250 ms sweep.
+    expect(got.sweeps).toBe(sweepsAfterFirst);
+  });
+
   it.runIf(backend !== 'threads')('the issuer killed between the kernel posting its CQE and its loop reaping it: the IO is reaped by another process and reported', async () => {
     dir = tempDir('rm-deliv-');
     pm = await startPm(dir, { arenaSize: 1 << 20 });
