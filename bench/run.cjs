@@ -3,6 +3,7 @@
 // The bench harness. Usage:
 //   npm run bench -- <name>|all [--smoke] [--duration=<ms>] [--repeat=<rounds>] [--file-size=<MiB>] [--out=<dir>] [--data-dir=<dir>]
 //     scale only: [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=<TPC-B scale>]
+//       [--tpcb-warmup=<ms>] (every TPC-B point's warm-up; default 2 s + 0.5 s per worker)
 //     durable-commits, scale (commits): [--wal-sync=fdatasync|dsync] (ringmaster's wal.walSync; default: the library's)
 //       [--wal-direct[=false]] (ringmaster's wal.direct: O_DIRECT WAL segments, or not; default: the library's)
 // Workloads: cold-reads, cached-reads, durable-commits, handoff, topologies, tpcb, writeback, shutdown, checkpoint, scale.
@@ -17,7 +18,7 @@ const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'),
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);
-  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir] [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=N] [--wal-sync=fdatasync|dsync] [--wal-direct[=false]]`);
+  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir] [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=N] [--tpcb-warmup=ms] [--wal-sync=fdatasync|dsync] [--wal-direct[=false]]`);
   process.exit(2);
 }
 
@@ -37,6 +38,10 @@ function parseArgs(argv) {
     else if (k === 'procs') o.procs = v;
     else if (k === 'parts') o.parts = v;
     else if (k === 'scale-high') o.scaleHigh = Math.max(1, Math.floor(Number(v)) || 1);
+    else if (k === 'tpcb-warmup') {
+      if (!/^\d+$/.test(v || '')) usage(`--tpcb-warmup takes milliseconds, not '${v}'`);
+      o.tpcbWarmupMs = Number(v);
+    }
     else if (k === 'wal-sync') {
       if (v !== 'fdatasync' && v !== 'dsync') usage(`--wal-sync must be fdatasync or dsync, not '${v}'`);
       o.walSync = v;
@@ -80,7 +85,7 @@ async function main() {
   common.ensureFile(file, fileSize);
   let warmed = false;
   const ctx = {
-    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1, procs: args.procs, parts: args.parts, scaleHigh: args.scaleHigh, walSync: args.walSync, walDirect: args.walDirect,
+    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1, procs: args.procs, parts: args.parts, scaleHigh: args.scaleHigh, tpcbWarmupMs: args.tpcbWarmupMs, walSync: args.walSync, walDirect: args.walDirect,
     load: () => Math.round(os.loadavg()[0] * 100) / 100,
     progress: (m) => common.progress(`${m}  (${Math.round((Date.now() - t0) / 1000)} s)`),
     warm: () => {
