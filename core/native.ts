@@ -193,7 +193,6 @@ export interface NativeWalStats {
   syncsPerCommit: number;
 }
 
-export type WalCounter = 'commits' | 'flushes' | 'fdatasyncs';
 
 /** The WAL's mechanism (native/wal_napi.cc over native/wal_buffer.cc). */
 export interface WalAddon {
@@ -207,11 +206,14 @@ export interface WalAddon {
   /** The WAL's failed errno (0: working), a failed data-file or directory sync latched into it first. */
   walFailed(s: NativeSession): number;
   walStats(s: NativeSession): NativeWalStats;
-  walInsertedUpto(s: NativeSession): bigint;
-  walCount(s: NativeSession, counter: WalCounter, n: number): void;
+  /** LSN up to which every record is copied in (a number: LSNs stay below 2^53). */
+  walInsertedUpto(s: NativeSession): number;
+  /** Adds to the shared counters: commits, flushes, fdatasyncs (one call per commit or flush). */
+  walCount(s: NativeSession, commits: number, flushes: number, fdatasyncs: number): void;
   walRole(s: NativeSession, role: 'flusher' | 'checkpoint', acquire: boolean): boolean;
   walFail(s: NativeSession, errno: number): void;
-  walPublish(s: NativeSession, upto: number): void;
+  /** Publishes `upto` as durable; returns the WAL's failed errno afterwards (0: working). */
+  walPublish(s: NativeSession, upto: number): number;
   /** The file id of segment `segno` (-1: none); with `fileId`, sets it (-1 clears) and returns the previous one. */
   walSeg(s: NativeSession, segno: number, fileId?: number): number;
   walSetCheckpoint(s: NativeSession, checkpointLsn: number | bigint, redoLsn: number | bigint): void;

@@ -270,24 +270,36 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// walCount(session, 'commits' | 'fdatasyncs' | 'flushes', n)
+// walCount(session, commits, flushes, fdatasyncs): adds to the three shared counters in one
+// call (a flush counts its flush and its syncs together; a commit counts itself alone).
+uint64_t count_arg(const Napi::Value& v) {
+  if (!v.IsNumber()) return 0;
+  double n = v.As<Napi::Number>().DoubleValue();
+  return n >= 0 && n < 1e9 ? (uint64_t)n : 0;
+}
 Napi::Value Count(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
-  std::string k = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  double n = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 1;
-  uint64_t v = n >= 0 && n < 1e9 ? (uint64_t)n : 1;
-  if (k == "commits") stat_add(&c.w->stat_commits, v);
-  else if (k == "fdatasyncs") stat_add(&c.w->stat_syncs, v);
-  else if (k == "flushes") stat_add(&c.w->stat_flushes, v);
+  if (uint64_t v = count_arg(info[1])) stat_add(&c.w->stat_commits, v);
+  if (uint64_t v = count_arg(info[2])) stat_add(&c.w->stat_flushes, v);
+  if (uint64_t v = count_arg(info[3])) stat_add(&c.w->stat_syncs, v);
   return env.Undefined();
 }
 
+// walInsertedUpto(session) -> LSN (a number: JS keeps LSNs as numbers below 2^53)
 Napi::Value InsertedUpto(const Napi::CallbackInfo& info) {
   Ctx c;
   if (!ctx(info, &c)) return info.Env().Undefined();
-  return big(info.Env(), wal_inserted_upto(*c.seg, c.w));
+  return Napi::Number::New(info.Env(), (double)wal_inserted_upto(*c.seg, c.w));
+}
+
+// Whether the string argument `v` is `want`, without building a std::string.
+bool string_is(Napi::Env env, const Napi::Value& v, const char* want) {
+  char buf[16];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &n) != napi_ok) return false;
+  return n < sizeof buf - 1 && strcmp(buf, want) == 0;
 }
 
 // walRole(session, 'flusher' | 'checkpoint', acquire: boolean) -> boolean
@@ -295,14 +307,13 @@ Napi::Value Role(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
-  std::string which = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
   bool acquire = info[2].ToBoolean();
-  if (which == "flusher") {
+  if (string_is(env, info[1], "flusher")) {
     if (acquire) return Napi::Boolean::New(env, wal_try_flusher(*c.seg, c.w, c.slot));
     wal_release_flusher(*c.seg, c.w, c.slot);
     return Napi::Boolean::New(env, true);
   }
-  if (which == "checkpoint") {
+  if (string_is(env, info[1], "checkpoint")) {
     uint32_t expect = acquire ? 0 : c.slot + 1;
     return Napi::Boolean::New(env, cas(&c.w->ckpt_running, &expect, acquire ? c.slot + 1 : 0u));
   }
@@ -310,6 +321,8 @@ Napi::Value Role(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// walPublish(session, lsn) -> the WAL's failed errno afterwards (0: working), so the
+// flusher's settle learns both in one call.
 Napi::Value Publish(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
@@ -317,7 +330,7 @@ Napi::Value Publish(const Napi::CallbackInfo& info) {
   uint64_t lsn;
   if (!get_u64(env, info[1], &lsn, "lsn")) return env.Undefined();
   wal_publish(*c.seg, c.w, lsn);
-  return env.Undefined();
+  return Napi::Number::New(env, latch_failed(c));
 }
 
 Napi::Value Fail(const Napi::CallbackInfo& info) {

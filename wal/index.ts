@@ -196,6 +196,9 @@ interface FlushWaiter { target: number; deadline: number; resolve: () => void; r
 // WalShared::flags (native/wal_buffer.h): the postmaster's segment settings, for every process.
 
 interface Piece { segno: number; fileOff: number; arenaOff: number; len: number }
+interface PlannedPiece extends Piece { fileId: number }
+// One chain's writes and the segment files they touch (Wal#plan).
+interface Plan { pieces: PlannedPiece[]; files: number[]; upto: number; dsync: boolean }
 
 /** What the last checkpoint this environment ran did (`db.wal.lastCheckpoint`). */
 export interface CheckpointInfo {
@@ -422,7 +425,7 @@ export class Wal implements WalHook {
   }
 
   async #append(kind: number, payload: Uint8Array, image?: { page: Uint8Array; prefix: Buffer }): Promise<bigint> {
-    const deadline = Date.now() + this.#timeoutMs();
+    let deadline = 0;  // set when the buffer is first found full (a clock read per append otherwise)
     const length = payload.byteLength;
     for (;;) {
       let r: bigint | [bigint, boolean] | null;
@@ -442,9 +445,11 @@ export class Wal implements WalHook {
       const st = this.#state();
       const err = this.#failed(st);
       if (err) throw err;
-      if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', 'the WAL buffer stayed full (is a flusher stuck?)');
-      const upto: bigint = addon.walInsertedUpto(this.#s());
-      if (upto > st.flushed) await this.#flush(Number(upto), false);
+      const now = Date.now();
+      if (deadline === 0) deadline = now + this.#timeoutMs();
+      else if (now > deadline) throw new RingmasterError('ETIMEDOUT', 'the WAL buffer stayed full (is a flusher stuck?)');
+      const upto = addon.walInsertedUpto(this.#s());
+      if (upto > st.flushed) await this.#flush(upto, false);
       else await sleep(1);
     }
   }
@@ -453,7 +458,7 @@ export class Wal implements WalHook {
   flush(lsn?: bigint | number): Promise<void> {
     let target: number;
     try {
-      target = lsn === undefined ? Number(addon.walInsertedUpto(this.#s())) : toLsn(lsn);
+      target = lsn === undefined ? addon.walInsertedUpto(this.#s()) : toLsn(lsn);
       if (target > Number(Atomics.load(this.#hot().reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
     } catch (e) {
       return Promise.reject(e);
@@ -473,7 +478,7 @@ export class Wal implements WalHook {
   #flush(target: number, commit: boolean): Promise<void> {
     try {
       const s = this.#s();
-      if (commit) addon.walCount(s, 'commits', 1);
+      if (commit) addon.walCount(s, 1, 0, 0);
       const hot = this.#hot();
       if (Atomics.load(hot.failed, 0)) {
         const err = this.#failed(this.#state());
@@ -541,11 +546,11 @@ export class Wal implements WalHook {
       }
     }
     const flushed = Number(Atomics.load(hot.flushed, 0));
-    const now = Date.now();
+    let now = 0;  // read once, and only if a waiter is still waiting
     let kept = 0;
     for (const w of this.#waiters) {
       if (flushed >= w.target) w.resolve();
-      else if (now > w.deadline) w.reject(new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(w.target)} within ${this.#timeoutMs()} ms`));
+      else if ((now ||= Date.now()) > w.deadline) w.reject(new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(w.target)} within ${this.#timeoutMs()} ms`));
       else this.#waiters[kept++] = w;
     }
     this.#waiters.length = kept;
@@ -567,14 +572,18 @@ export class Wal implements WalHook {
     if (delay > 0) await sleep(delay / 1000);
     const s = this.#s();
     const from = Number(Atomics.load(this.#hot().flushed, 0));
-    const upto = Number(addon.walInsertedUpto(s));
+    const upto = addon.walInsertedUpto(s);
     if (upto <= from) {
       await sleep(1);  // an earlier inserter is still copying (or died and awaits cleanup)
       return;
     }
-    const plan = await this.#plan(from, upto);
+    // Segments already open (every flush but the first of a segment): no await.
+    const plan = this.#plan(from, upto) ?? (await this.#openSegments(from, upto), this.#plan(from, upto));
+    if (!plan) return;  // not open after all (closed meanwhile): the drive loop tries again
+    const { pieces } = plan;
     const ops: EncodedOp[] = [];
-    for (const p of plan.pieces) {
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i];
       ops.push({ fields: [OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
     }
     if (!plan.dsync) {
@@ -596,44 +605,56 @@ export class Wal implements WalHook {
       // split (written, not synced, not published); with dsync the writes are the whole
       // chain (written and synced; published by the last write's completion action in
       // whichever process reaps it).
-      const writes = ops.slice(0, plan.pieces.length);
+      const writes = ops.slice(0, pieces.length);
       if (!plan.dsync) writes[writes.length - 1].fields[1] = 0;
       await this.#core.submit(undefined, writes, []);
       s.killPoint('wal-written');
     }
-    addon.walCount(s, 'flushes', 1);
-    addon.walCount(s, 'fdatasyncs', plan.dsync ? 1 : plan.files.length);
+    addon.walCount(s, 0, 1, plan.dsync ? 1 : plan.files.length);
     const res = await this.#core.submit(undefined, ops, []);
-    this.#settle(res, 0, ops.length, plan.pieces.length, plan.upto, plan.pieces.map((p) => p.len));
+    this.#settle(res, 0, ops.length, pieces, plan.upto);
   }
 
   // Publishes, or enters the failed state. A cancelled op alone (dead issuer, repair)
-  // proves nothing either way: the next flusher writes the range again.
-  #settle(res: IoResult[], first: number, n: number, writes: number, upto: number, lens: number[]): boolean {
+  // proves nothing either way: the next flusher writes the range again. Ops [first,
+  // first + pieces.length) are the chain's writes, then its syncs (to first + n).
+  #settle(res: IoResult[], first: number, n: number, pieces: readonly Piece[], upto: number): boolean {
     const s = this.#s();
+    const writes = pieces.length;
     let ok = true;
     for (let i = 0; i < n; i++) {
       const r = res[first + i];
       if (!r) { ok = false; continue; }
       const isWrite = i < writes;
       if (r.result === -125 /* ECANCELED */ || r.result === -4 /* EINTR */ || r.result === -14 /* EFAULT: exiting submitter */) { ok = false; continue; }
-      if (r.result < 0 || (isWrite && r.result !== lens[i])) {
+      if (r.result < 0 || (isWrite && r.result !== pieces[i].len)) {
         addon.walFail(s, r.result < 0 ? r.result : -5);
         ok = false;
       }
     }
-    if (ok) addon.walPublish(s, upto);
-    const err = this.#failedNow();
+    // walPublish reports the failed state too (one call); without a publish, ask for it.
+    let failed: number;
+    try {
+      failed = ok ? addon.walPublish(s, upto) : addon.walFailed(s);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const err = this.#failed({ failed });
     if (err) throw err;
     return ok;
   }
 
-  // Splits [from, upto) at buffer wraps and segment ends; opens segments as needed.
-  async #plan(from: number, upto: number): Promise<{ pieces: (Piece & { fileId: number })[]; files: number[]; upto: number; dsync: boolean }> {
+  // The chain that makes the WAL durable from `from` towards `upto`: [from, upto) split at
+  // buffer wraps and segment ends into at most 2 writes (and so at most 2 syncs), the
+  // rest left for the next chain (`upto` is cut there). Both the WAL's own flushes and
+  // appendFlushChain build their chain from this. Null if a segment's file is not open
+  // yet (#openSegments opens it: asynchronous, so this stays synchronous).
+  #plan(from: number, upto: number): Plan | null {
     // From shared memory, not this process's options: a worker has none.
     const { bufOffset, bufSize, segmentSize, direct, dsync } = this.#size();
-    const maxOps = Math.max(4, this.db.features.ringEntries) - 2;  // room for the syncs
-    const pieces: (Piece & { fileId: number })[] = [];
+    const maxPieces = Math.min(2, Math.max(4, this.db.features.ringEntries) - 2);  // room for the syncs
+    const s = this.#s();
+    const pieces: PlannedPiece[] = [];
     const files: number[] = [];
     let a = direct ? from - (from % 4096) : from;
     const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
@@ -643,18 +664,27 @@ export class Wal implements WalHook {
       const segEnd = (segno + 1) * segmentSize;
       const pos = a % bufSize;
       const q = Math.min(b, segEnd, a - pos + bufSize);
-      // At most 2 writes (a wrap or a segment end) and so at most 2 syncs per chain;
-      // the rest goes in the next chain.
-      if (pieces.length >= Math.min(2, maxOps)) {
+      if (pieces.length >= maxPieces) {
         end = Math.min(end, a);
         break;
       }
-      const fileId = await this.#segFile(segno);
+      const fileId: number = addon.walSeg(s, segno);
+      if (fileId < 0) return null;
       pieces.push({ segno, fileOff: a - segno * segmentSize, arenaOff: bufOffset + pos, len: q - a, fileId });
       if (!files.includes(fileId)) files.push(fileId);
       a = q;
     }
     return { pieces, files, upto: Math.min(end, upto), dsync };
+  }
+
+  // Opens the segments a chain from `from` to `upto` writes (flusher role held).
+  async #openSegments(from: number, upto: number): Promise<void> {
+    const { segmentSize, direct } = this.#size();
+    const a = direct ? from - (from % 4096) : from;
+    const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
+    const last = Math.floor((b - 1) / segmentSize);
+    // #plan writes at most 2 pieces: at most 2 segments.
+    for (let segno = Math.floor(a / segmentSize); segno <= last && segno <= Math.floor(a / segmentSize) + 1; segno++) await this.#segFile(segno);
   }
 
   // The file id of segment `segno` (flusher role held: only flushers and checkpoints open or close segments).
@@ -710,7 +740,7 @@ export class Wal implements WalHook {
     const err = this.#failedNow();
     if (err) throw err;
     if (target > Number(Atomics.load(hot.reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
-    addon.walCount(s, 'commits', 1);
+    addon.walCount(s, 1, 0, 0);
     if (Number(Atomics.load(hot.flushed, 0)) >= target) return () => {};
     if (this.#holding || !addon.walRole(s, 'flusher', true)) return null;
     this.#holding = true;
@@ -725,55 +755,36 @@ export class Wal implements WalHook {
     };
     try {
       const from = Number(Atomics.load(hot.flushed, 0));
-      const upto = Number(addon.walInsertedUpto(s));
-      if (upto < target) {
+      const upto = addon.walInsertedUpto(s);
+      // The same chain as the WAL's own flushes; null (let flush() do it) if records before
+      // `lsn` are still being copied, a segment must be opened first (asynchronous), or the
+      // chain would stop short of `lsn` (more pieces than one chain writes).
+      const plan = upto < target ? null : this.#plan(from, upto);
+      if (!plan || plan.upto < target || plan.pieces.length + (plan.dsync ? 0 : plan.files.length) + 1 > this.db.features.ringEntries) {
         release();
         return null;
       }
-      const { bufOffset, bufSize, segmentSize, direct, dsync } = this.#size();  // shared: workers too
-      const pieces: (Piece & { fileId: number })[] = [];
-      const files: number[] = [];
-      let a = direct ? from - (from % 4096) : from;
-      const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
-      while (a < b) {
-        const segno = Math.floor(a / segmentSize);
-        const pos = a % bufSize;
-        const q = Math.min(b, (segno + 1) * segmentSize, a - pos + bufSize);
-        const fileId: number = addon.walSeg(s, segno);
-        if (fileId < 0) {  // opening a segment is async: let flush() do it
-          release();
-          return null;
-        }
-        pieces.push({ segno, fileOff: a - segno * segmentSize, arenaOff: bufOffset + pos, len: q - a, fileId });
-        if (!files.includes(fileId)) files.push(fileId);
-        a = q;
-      }
-      if (pieces.length + (dsync ? 0 : files.length) + 1 > this.db.features.ringEntries) {
-        release();
-        return null;
-      }
+      const { pieces, files, dsync } = plan;
       const first = batch.length;
       // The WAL's own kind on its writes, as in #flushOnce: the reaper fails the WAL on an
       // error, and the file-sync requests leave them out (the WAL syncs its segments itself).
-      // With dsync the last write is the WAL's end of the chain and publishes `upto` where
+      // With dsync the last write is the WAL's end of the chain and publishes its end where
       // it is reaped (its full completion means all of it is synced), as in #flushOnce.
       pieces.forEach((p, i) => {
         const op = batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true });
-        if (dsync && i === pieces.length - 1) this.#core.setKind(op, KIND_WAL_DSYNC_WRITE_DONE, upto);
+        if (dsync && i === pieces.length - 1) this.#core.setKind(op, KIND_WAL_DSYNC_WRITE_DONE, plan.upto);
         else this.#core.setKind(op, KIND_WAL_WRITE_DONE, p.len);
       });
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
-      addon.walCount(s, 'flushes', 1);
-      addon.walCount(s, 'fdatasyncs', dsync ? 1 : files.length);
+      addon.walCount(s, 0, 1, dsync ? 1 : files.length);
       // Never wedge the WAL if the caller never submits or never calls back.
       const guard = setTimeout(release, this.#timeoutMs());
       guard.unref?.();
-      const lens = pieces.map((p) => p.len);
       return (results: IoResult[], firstIndex: number) => {
         clearTimeout(guard);
         try {
-          this.#settle(results, firstIndex ?? first, n, pieces.length, upto, lens);
+          this.#settle(results, firstIndex ?? first, n, pieces, plan.upto);
         } catch {
           /* the failed state is recorded in shared memory; flush() reports it */
         } finally {
