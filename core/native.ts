@@ -219,6 +219,20 @@ export interface WalAddon {
   walSetCheckpoint(s: NativeSession, checkpointLsn: number | bigint, redoLsn: number | bigint): void;
   walChooseRedo(s: NativeSession): bigint;
   walCrc32c(bytes: Uint8Array): number;
+  /** The commit path's WAL functions bound to `s`: the walX functions without their session argument. */
+  walBind(s: NativeSession): NativeWalBound;
+}
+
+/** walBind's functions: each is its walX counterpart with the session bound. */
+export interface NativeWalBound {
+  append(kind: number, payload: Uint8Array, page?: Uint8Array, imagePrefix?: Uint8Array): bigint | [bigint, boolean] | null;
+  failed(): number;
+  count(commits: number, flushes: number, fdatasyncs: number): void;
+  insertedUpto(): number;
+  role(role: 'flusher' | 'checkpoint', acquire: boolean): boolean;
+  publish(upto: number): number;
+  fail(errno: number): void;
+  seg(segno: number, fileId?: number): number;
 }
 
 export const RUN_RUNNING = 1;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { coreOf, pagesForWal, registerModule, type ModuleCore, type PagesForWal, type WalPage } from '../core/modules';
 import { KIND_WAL_DSYNC_WRITE_DONE, KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, SELF_WAKE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
 import type { EncodedOp } from '../core/io';
-import { native, type NativeSession, type NativeWalState } from '../core/native';
+import { native, type NativeSession, type NativeWalBound, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
@@ -245,6 +245,7 @@ export class Wal implements WalHook {
   #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number; direct: boolean; dsync: boolean } | null = null;
   #failedEmitted = false;
   #hotWords: HotWords | null = null;
+  #bound: { session: NativeSession; fns: NativeWalBound } | null = null;
   /** Set in the postmaster after recovery. */
   recovery: RecoveryInfo | null = null;
   /** The last checkpoint this environment completed. */
@@ -269,6 +270,21 @@ export class Wal implements WalHook {
 
   #s(): NativeSession {
     return this.#core.native();
+  }
+  // The commit path's native functions, bound to this environment's session (walBind):
+  // bound once, they skip the per-call check of the session argument.
+  #w(): NativeWalBound {
+    const s = this.#s();  // throws if closed
+    const b = this.#bound;
+    if (b !== null && b.session === s) return b.fns;
+    let fns: NativeWalBound;
+    try {
+      fns = addon.walBind(s);
+    } catch (e) {
+      throw fromNative(e);  // ERR_RINGMASTER_NO_WAL as a RingmasterError
+    }
+    this.#bound = { session: s, fns };
+    return fns;
   }
   #state(): NativeState {
     try {
@@ -311,7 +327,7 @@ export class Wal implements WalHook {
   #failedNow(): RingmasterError | null {
     let failed: number;
     try {
-      failed = addon.walFailed(this.#s());
+      failed = this.#w().failed();
     } catch (e) {
       throw fromNative(e);
     }
@@ -435,7 +451,7 @@ export class Wal implements WalHook {
         throw new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED', `payload: its ArrayBuffer was detached or resized (from ${length} to ${payload.byteLength} bytes) while append() waited for room in the WAL buffer`);
       }
       try {
-        r = image ? addon.walAppend(this.#s(), kind, payload, image.page, image.prefix) : addon.walAppend(this.#s(), kind, payload);
+        r = image ? this.#w().append(kind, payload, image.page, image.prefix) : this.#w().append(kind, payload);
       } catch (e) {
         if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
         throw fromNative(e);
@@ -448,7 +464,7 @@ export class Wal implements WalHook {
       const now = Date.now();
       if (deadline === 0) deadline = now + this.#timeoutMs();
       else if (now > deadline) throw new RingmasterError('ETIMEDOUT', 'the WAL buffer stayed full (is a flusher stuck?)');
-      const upto = addon.walInsertedUpto(this.#s());
+      const upto = this.#w().insertedUpto();
       if (upto > st.flushed) await this.#flush(upto, false);
       else await sleep(1);
     }
@@ -458,7 +474,7 @@ export class Wal implements WalHook {
   flush(lsn?: bigint | number): Promise<void> {
     let target: number;
     try {
-      target = lsn === undefined ? addon.walInsertedUpto(this.#s()) : toLsn(lsn);
+      target = lsn === undefined ? this.#w().insertedUpto() : toLsn(lsn);
       if (target > Number(Atomics.load(this.#hot().reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
     } catch (e) {
       return Promise.reject(e);
@@ -478,7 +494,7 @@ export class Wal implements WalHook {
   #flush(target: number, commit: boolean): Promise<void> {
     try {
       const s = this.#s();
-      if (commit) addon.walCount(s, 1, 0, 0);
+      if (commit) this.#w().count(1, 0, 0);
       const hot = this.#hot();
       if (Atomics.load(hot.failed, 0)) {
         const err = this.#failed(this.#state());
@@ -507,7 +523,7 @@ export class Wal implements WalHook {
         // cannot miss one that the settling did not see.
         const seq = Atomics.load(this.#hot().flushSeq, 0);
         if (!this.#settleWaiters()) return;
-        if (!this.#holding && addon.walRole(this.#s(), 'flusher', true)) {
+        if (!this.#holding && this.#w().role('flusher', true)) {
           this.#holding = true;
           let checkpoint = false;
           try {
@@ -517,7 +533,7 @@ export class Wal implements WalHook {
             } while (this.#settleWaiters() && !checkpoint);
           } finally {
             this.#holding = false;
-            addon.walRole(this.#s(), 'flusher', false);
+            this.#w().role('flusher', false);
           }
           // A checkpoint waits for the role (its recycling): leave it a moment to take it.
           if (checkpoint) await sleep(1);
@@ -572,7 +588,7 @@ export class Wal implements WalHook {
     if (delay > 0) await sleep(delay / 1000);
     const s = this.#s();
     const from = Number(Atomics.load(this.#hot().flushed, 0));
-    const upto = addon.walInsertedUpto(s);
+    const upto = this.#w().insertedUpto();
     if (upto <= from) {
       await sleep(1);  // an earlier inserter is still copying (or died and awaits cleanup)
       return;
@@ -610,7 +626,7 @@ export class Wal implements WalHook {
       await this.#core.submit(undefined, writes, []);
       s.killPoint('wal-written');
     }
-    addon.walCount(s, 0, 1, plan.dsync ? 1 : plan.files.length);
+    this.#w().count(0, 1, plan.dsync ? 1 : plan.files.length);
     const res = await this.#core.submit(undefined, ops, []);
     this.#settle(res, 0, ops.length, pieces, plan.upto);
   }
@@ -628,14 +644,14 @@ export class Wal implements WalHook {
       const isWrite = i < writes;
       if (r.result === -125 /* ECANCELED */ || r.result === -4 /* EINTR */ || r.result === -14 /* EFAULT: exiting submitter */) { ok = false; continue; }
       if (r.result < 0 || (isWrite && r.result !== pieces[i].len)) {
-        addon.walFail(s, r.result < 0 ? r.result : -5);
+        this.#w().fail(r.result < 0 ? r.result : -5);
         ok = false;
       }
     }
     // walPublish reports the failed state too (one call); without a publish, ask for it.
     let failed: number;
     try {
-      failed = ok ? addon.walPublish(s, upto) : addon.walFailed(s);
+      failed = ok ? this.#w().publish(upto) : this.#w().failed();
     } catch (e) {
       throw fromNative(e);
     }
@@ -668,7 +684,7 @@ export class Wal implements WalHook {
         end = Math.min(end, a);
         break;
       }
-      const fileId: number = addon.walSeg(s, segno);
+      const fileId: number = this.#w().seg(segno);
       if (fileId < 0) return null;
       pieces.push({ segno, fileOff: a - segno * segmentSize, arenaOff: bufOffset + pos, len: q - a, fileId });
       if (!files.includes(fileId)) files.push(fileId);
@@ -690,7 +706,7 @@ export class Wal implements WalHook {
   // The file id of segment `segno` (flusher role held: only flushers and checkpoints open or close segments).
   async #segFile(segno: number): Promise<number> {
     const s = this.#s();
-    const id: number = addon.walSeg(s, segno);
+    const id: number = this.#w().seg(segno);
     if (id >= 0) return id;
     const { segmentSize, direct, dsync } = this.#size();
     // Moving into a new segment: the ones wholly below the durable point are done.
@@ -700,7 +716,7 @@ export class Wal implements WalHook {
     // skipWalDsync(): the test hook of a positive control (segments opened without O_DSYNC
     // while the WAL still sends no sync op: acknowledged commits are not durable).
     const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct, dsync: dsync && !skipWalDsync() });
-    const prev: number = addon.walSeg(s, segno, f.id);
+    const prev: number = this.#w().seg(segno, f.id);
     if (prev >= 0) this.#closeSegment(prev);
     return f.id;
   }
@@ -722,7 +738,7 @@ export class Wal implements WalHook {
       const n = parseSegmentName(e.path.slice(WAL_DIR.length + 1));
       if (n === null || n >= segno) continue;
       this.#closeSegment(e.id);
-      if (addon.walSeg(s, n) === e.id) addon.walSeg(s, n, -1);
+      if (this.#w().seg(n) === e.id) this.#w().seg(n, -1);
     }
   }
 
@@ -740,22 +756,22 @@ export class Wal implements WalHook {
     const err = this.#failedNow();
     if (err) throw err;
     if (target > Number(Atomics.load(hot.reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
-    addon.walCount(s, 1, 0, 0);
+    this.#w().count(1, 0, 0);
     if (Number(Atomics.load(hot.flushed, 0)) >= target) return () => {};
-    if (this.#holding || !addon.walRole(s, 'flusher', true)) return null;
+    if (this.#holding || !this.#w().role('flusher', true)) return null;
     this.#holding = true;
     const release = () => {
       if (!this.#holding) return;
       this.#holding = false;
       try {
-        addon.walRole(this.#s(), 'flusher', false);
+        this.#w().role('flusher', false);
       } catch {
         /* closed */
       }
     };
     try {
       const from = Number(Atomics.load(hot.flushed, 0));
-      const upto = addon.walInsertedUpto(s);
+      const upto = this.#w().insertedUpto();
       // The same chain as the WAL's own flushes; null (let flush() do it) if records before
       // `lsn` are still being copied, a segment must be opened first (asynchronous), or the
       // chain would stop short of `lsn` (more pieces than one chain writes).
@@ -777,7 +793,7 @@ export class Wal implements WalHook {
       });
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
-      addon.walCount(s, 0, 1, dsync ? 1 : files.length);
+      this.#w().count(0, 1, dsync ? 1 : files.length);
       // Never wedge the WAL if the caller never submits or never calls back.
       const guard = setTimeout(release, this.#timeoutMs());
       guard.unref?.();
@@ -826,7 +842,7 @@ export class Wal implements WalHook {
     const err = this.#failed(this.#state());
     if (err) throw err;
     const deadline = Date.now() + this.#timeoutMs();
-    while (!addon.walRole(s, 'checkpoint', true)) {
+    while (!this.#w().role('checkpoint', true)) {
       if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', 'another checkpoint did not finish in time');
       await sleep(5);
     }
@@ -873,7 +889,7 @@ export class Wal implements WalHook {
       };
       return BigInt(ckptLsn);
     } finally {
-      addon.walRole(this.#s(), 'checkpoint', false);
+      this.#w().role('checkpoint', false);
     }
   }
 
@@ -881,7 +897,7 @@ export class Wal implements WalHook {
   async #recycle(redoSeg: number): Promise<void> {
     const s = this.#s();
     const deadline = Date.now() + this.#timeoutMs();
-    while (this.#holding || !addon.walRole(s, 'flusher', true)) {
+    while (this.#holding || !this.#w().role('flusher', true)) {
       if (Date.now() > deadline) return;  // recycling is an optimisation: try next time
       await sleep(1);
     }
@@ -912,7 +928,7 @@ export class Wal implements WalHook {
       if (changed) syncDir(this.db, WAL_DIR);
     } finally {
       this.#holding = false;
-      addon.walRole(this.#s(), 'flusher', false);
+      this.#w().role('flusher', false);
     }
   }
 

@@ -110,6 +110,19 @@ describe('wal: bad input', () => {
     expect(addon.walFailed(s)).toBe(0);
   });
 
+  it('the WAL functions bound to a session (walBind) throw ERR_RINGMASTER_DETACHED once it is closed', async () => {
+    const db = await rm.open({ dataDir: path.join(dir, 'bound'), backend, wal } as any);
+    const fns = addon.walBind(db._native());
+    const end = await db.wal.append(1, new Uint8Array(3));
+    expect(fns.insertedUpto()).toBe(Number(end));
+    expect(fns.failed()).toBe(0);
+    await db.close();
+    for (const call of [() => fns.insertedUpto(), () => fns.count(1, 0, 0), () => fns.role('flusher', true), () => fns.append(1, new Uint8Array(1)), () => fns.publish(0)]) {
+      expect(call).toThrow(expect.objectContaining({ code: 'ERR_RINGMASTER_DETACHED' }));
+    }
+    expect(() => addon.walBind({} as any)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
   it('after all of that the WAL still commits', async () => {
     const l = await pm.wal.append(1, new Uint8Array([1, 2, 3]));
     await pm.wal.flush(l);
