@@ -135,6 +135,12 @@ export function resolveWalOptions(o: unknown): Resolved {
   };
 }
 
+// Resolves once the microtasks queued so far, and those they queue, have run: a nextTick
+// runs when the microtask queue is empty.
+function afterMicrotasks(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -490,7 +496,11 @@ export class Wal implements WalHook {
   // rings every waiting process) for another process to take; that other process's
   // records go out in the same flushes (each takes everything inserted so far), and it
   // is woken by the publications. It lets go after each flush while a checkpoint runs,
-  // which needs the role to recycle segments.
+  // which needs the role to recycle segments. When its last waiter is served it still
+  // holds the role until the microtasks that the settling started have run (a nextTick
+  // runs after them): a session that commits again as soon as its commit resolves does
+  // so there, and is flushed without the role being released and taken again (two more
+  // native calls and a `flush_seq` bump per commit).
   #flush(target: number, commit: boolean): Promise<void> {
     try {
       const s = this.#s();
@@ -527,10 +537,14 @@ export class Wal implements WalHook {
           this.#holding = true;
           let checkpoint = false;
           try {
-            do {
+            for (;;) {
               await this.#flushOnce();
               checkpoint = Atomics.load(this.#hot().checkpointRunning, 0) !== 0;
-            } while (this.#settleWaiters() && !checkpoint);
+              if (checkpoint) break;
+              if (this.#settleWaiters()) continue;
+              await afterMicrotasks();  // a commit that follows at once (see above)
+              if (!this.#settleWaiters()) break;
+            }
           } finally {
             this.#holding = false;
             this.#w().role('flusher', false);
@@ -569,7 +583,7 @@ export class Wal implements WalHook {
       else if ((now ||= Date.now()) > w.deadline) w.reject(new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(w.target)} within ${this.#timeoutMs()} ms`));
       else this.#waiters[kept++] = w;
     }
-    this.#waiters.length = kept;
+    if (kept !== this.#waiters.length) this.#waiters.length = kept;
     return kept > 0;
   }
 
