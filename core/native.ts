@@ -81,6 +81,8 @@ export interface NativeSession {
   debugKillPoint(name: KillPointName, rule: { pid?: number; skip?: number; stop?: boolean } | null): boolean;
   debugKillPointFired(name: KillPointName): number;
   killPoint(name: KillPointName, probe?: boolean): boolean;
+  /** A function answering killPoint(name, true), the name checked once (a probe on a hot path). */
+  killPointProbe(name: KillPointName): () => boolean;
   _onCompletions?: (count: number) => void;
 }
 

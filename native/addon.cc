@@ -170,6 +170,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value DebugKillPoint(const Napi::CallbackInfo& info);
   Napi::Value DebugKillPointFired(const Napi::CallbackInfo& info);
   Napi::Value KillPoint(const Napi::CallbackInfo& info);
+  Napi::Value KillPointProbe(const Napi::CallbackInfo& info);
   Napi::Value WakeInfo(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
@@ -1241,6 +1242,48 @@ Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, false);
 }
 
+// killPointProbe(name) -> a function () => boolean that answers killPoint(name, true),
+// with the name checked once here: the WAL asks it on every flush, and the name's
+// conversion and the receiver's unwrap were most of that call.
+Napi::Value Session::KillPointProbe(const Napi::CallbackInfo& info) {
+  RM_REQUIRE_ATTACHED();
+  int kp = kill_point_arg(env, info[0]);
+  if (kp < 0) return env.Undefined();
+  struct Probe {
+    SessionLink* link;
+    int kp;
+  };
+  SessionLink* link = Link();
+  auto* probe = new Probe{link, kp};
+  Napi::Function f = Napi::Function::New(
+      env,
+      [](const Napi::CallbackInfo& ci) -> Napi::Value {
+        auto* p = static_cast<Probe*>(ci.Data());
+        Session* s = p->link->session;
+        if (!s || !s->attached() || !s->seg_) {
+          make_error(ci.Env(), "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)").ThrowAsJavaScriptException();
+          return ci.Env().Undefined();
+        }
+        return Napi::Boolean::New(ci.Env(), kill_point_armed(&s->seg_->hdr->faults, (rm::KillPoint)p->kp));
+      },
+      "killPointProbe", probe);
+  if (f.IsEmpty()) {
+    delete probe;
+    return env.Undefined();
+  }
+  link->refs++;
+  if (napi_add_finalizer(env, f, probe, [](napi_env, void* data, void*) {
+        auto* p = static_cast<Probe*>(data);
+        DropLink(p->link);
+        delete p;
+      }, nullptr, nullptr) != napi_ok) {
+    link->refs--;
+    Napi::Error::New(env, "killPointProbe: napi_add_finalizer failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return f;
+}
+
 // debugScribble(region, seed, count?): overwrite a shared table with garbage (a hostile
 // peer): the whole table, or `count` entries chosen at random. Returns entries written.
 // Regions: 'handles', 'files', 'bufferDescriptors', 'mappingTable' (hash bucket heads).
@@ -1320,6 +1363,7 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("debugKillPoint", &Session::DebugKillPoint),
     InstanceMethod("debugKillPointFired", &Session::DebugKillPointFired),
     InstanceMethod("killPoint", &Session::KillPoint),
+    InstanceMethod("killPointProbe", &Session::KillPointProbe),
   });
   return f;
 }

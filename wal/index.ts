@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { coreOf, pagesForWal, registerModule, type ModuleCore, type PagesForWal, type WalPage } from '../core/modules';
 import { KIND_WAL_DSYNC_WRITE_DONE, KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, SELF_WAKE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
-import type { EncodedOp } from '../core/io';
+import type { EncodedOp, OpName } from '../core/io';
 import { native, type NativeSession, type NativeWalBound, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
@@ -135,6 +135,22 @@ export function resolveWalOptions(o: unknown): Resolved {
   };
 }
 
+// Appends an op to a reused list of ops (Wal#flushOnce), taking its object from `pool`
+// (the list's objects from earlier flushes), made if new.
+function setOp(ops: EncodedOp[], pool: EncodedOp[], name: OpName, op: number, flags: number, file: number, offset: number, length: number, arena: number, kind: number, kindArg: number): void {
+  const k = ops.length;
+  let o = pool[k];
+  if (o === undefined) {
+    o = { fields: [0, 0, 0, 0, 0, 0, 0, 0], buffer: undefined, name };
+    pool[k] = o;
+  } else {
+    o.name = name;
+  }
+  ops.push(o);
+  const f = o.fields;
+  f[0] = op; f[1] = flags; f[2] = file; f[3] = offset; f[4] = length; f[5] = arena; f[6] = kind; f[7] = kindArg;
+}
+
 // Resolves once the microtasks queued so far, and those they queue, have run: a nextTick
 // runs when the microtask queue is empty.
 function afterMicrotasks(): Promise<void> {
@@ -251,7 +267,10 @@ export class Wal implements WalHook {
   #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number; direct: boolean; dsync: boolean } | null = null;
   #failedEmitted = false;
   #hotWords: HotWords | null = null;
-  #bound: { session: NativeSession; fns: NativeWalBound } | null = null;
+  /** The ops of the chain #flushOnce submits, reused (see there), and their objects. */
+  #chainOps: EncodedOp[] = [];
+  #chainOpPool: EncodedOp[] = [];
+  #bound: { session: NativeSession; fns: NativeWalBound; walWritten: () => boolean } | null = null;
   /** Set in the postmaster after recovery. */
   recovery: RecoveryInfo | null = null;
   /** The last checkpoint this environment completed. */
@@ -280,17 +299,22 @@ export class Wal implements WalHook {
   // The commit path's native functions, bound to this environment's session (walBind):
   // bound once, they skip the per-call check of the session argument.
   #w(): NativeWalBound {
+    return this.#bind().fns;
+  }
+  #bind(): { session: NativeSession; fns: NativeWalBound; walWritten: () => boolean } {
     const s = this.#s();  // throws if closed
     const b = this.#bound;
-    if (b !== null && b.session === s) return b.fns;
+    if (b !== null && b.session === s) return b;
     let fns: NativeWalBound;
     try {
       fns = addon.walBind(s);
     } catch (e) {
       throw fromNative(e);  // ERR_RINGMASTER_NO_WAL as a RingmasterError
     }
-    this.#bound = { session: s, fns };
-    return fns;
+    // The test hook every flush asks about (would this process die with the WAL written?).
+    const nb = { session: s, fns, walWritten: s.killPointProbe('wal-written') };
+    this.#bound = nb;
+    return nb;
   }
   #state(): NativeState {
     try {
@@ -419,7 +443,24 @@ export class Wal implements WalHook {
     } catch (e) {
       return Promise.reject(e);
     }
+    if (image === undefined) {
+      // The usual case, room in the buffer: the record is in before this returns, with no
+      // async function behind the promise. A full buffer takes #append's waiting loop.
+      let r: bigint | [bigint, boolean] | null;
+      try {
+        r = this.#w().append(kind, bytes);
+      } catch (e) {
+        return Promise.reject(this.#appendError(e));
+      }
+      if (r !== null) return Promise.resolve(r as bigint);
+    }
     return this.#append(kind, bytes, image);
+  }
+
+  // A native append's error, as append() reports it (a failed WAL also emits 'wal-failed').
+  #appendError(e: unknown): Error {
+    if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
+    return fromNative(e);
   }
 
   // The page to image and the image header (wal/format.ts encodePageImage without the data).
@@ -459,8 +500,7 @@ export class Wal implements WalHook {
       try {
         r = image ? this.#w().append(kind, payload, image.page, image.prefix) : this.#w().append(kind, payload);
       } catch (e) {
-        if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
-        throw fromNative(e);
+        throw this.#appendError(e);
       }
       if (r !== null) return Array.isArray(r) ? r[0] : r;
       // The buffer is full of unflushed bytes: flush what is inserted, then retry.
@@ -611,17 +651,21 @@ export class Wal implements WalHook {
     const plan = this.#plan(from, upto) ?? (await this.#openSegments(from, upto), this.#plan(from, upto));
     if (!plan) return;  // not open after all (closed meanwhile): the drive loop tries again
     const { pieces } = plan;
-    const ops: EncodedOp[] = [];
+    // The chain's ops, in objects reused from flush to flush: submit copies them into its
+    // staging area before it returns (only this loop flushes, one chain at a time).
+    const ops = this.#chainOps;
+    const pool = this.#chainOpPool;
+    ops.length = 0;
     for (let i = 0; i < pieces.length; i++) {
       const p = pieces[i];
-      ops.push({ fields: [OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
+      setOp(ops, pool, 'write', OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len);
     }
     if (!plan.dsync) {
-      plan.files.forEach((f, i) => {
+      for (let i = 0; i < plan.files.length; i++) {
         const last = i === plan.files.length - 1;
         // Only the last sync publishes (kind SYNC_DONE, arg = LSN); earlier ones only report errors.
-        ops.push({ fields: [OP_FDATASYNC, last ? 0 : LINK, f, 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
-      });
+        setOp(ops, pool, 'fdatasync', OP_FDATASYNC, last ? 0 : LINK, plan.files[i], 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0);
+      }
     } else {
       // The last write ends the chain and publishes (kind DSYNC_WRITE_DONE, arg = LSN) in
       // whichever process reaps it, as the last sync does in the fdatasync chain.
@@ -630,19 +674,20 @@ export class Wal implements WalHook {
       f[6] = KIND_WAL_DSYNC_WRITE_DONE;
       f[7] = plan.upto;
     }
-    if (s.killPoint('wal-written', true)) {
+    if (this.#bind().walWritten()) {
       // Test hook: this process dies with the WAL written. With fdatasync the chain is
       // split (written, not synced, not published); with dsync the writes are the whole
       // chain (written and synced; published by the last write's completion action in
       // whichever process reaps it).
-      const writes = ops.slice(0, pieces.length);
+      const writes = ops.slice(0, pieces.length).map((o) => ({ ...o, fields: [...o.fields] }));
       if (!plan.dsync) writes[writes.length - 1].fields[1] = 0;
       await this.#core.submit(undefined, writes, []);
       s.killPoint('wal-written');
     }
     this.#w().count(0, 1, plan.dsync ? 1 : plan.files.length);
+    const n = ops.length;
     const res = await this.#core.submit(undefined, ops, []);
-    this.#settle(res, 0, ops.length, pieces, plan.upto);
+    this.#settle(res, 0, n, pieces, plan.upto);
   }
 
   // Publishes, or enters the failed state. A cancelled op alone (dead issuer, repair)
