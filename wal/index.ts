@@ -135,10 +135,10 @@ export function resolveWalOptions(o: unknown): Resolved {
   };
 }
 
-// Appends an op to a reused list of ops (Wal#flushOnce), taking its object from `pool`
-// (the list's objects from earlier flushes), made if new.
-function setOp(ops: EncodedOp[], pool: EncodedOp[], name: OpName, op: number, flags: number, file: number, offset: number, length: number, arena: number, kind: number, kindArg: number): void {
-  const k = ops.length;
+// Sets op `k` of a reused list of ops (Wal#flushOnce) to the object `pool[k]` (made if
+// new) holding these fields. The caller then sets the list's length: assigning in place,
+// and trimming rather than emptying, keeps the list's backing store from flush to flush.
+function setOp(ops: EncodedOp[], pool: EncodedOp[], k: number, name: OpName, op: number, flags: number, file: number, offset: number, length: number, arena: number, kind: number, kindArg: number): void {
   let o = pool[k];
   if (o === undefined) {
     o = { fields: [0, 0, 0, 0, 0, 0, 0, 0], buffer: undefined, name };
@@ -146,7 +146,7 @@ function setOp(ops: EncodedOp[], pool: EncodedOp[], name: OpName, op: number, fl
   } else {
     o.name = name;
   }
-  ops.push(o);
+  ops[k] = o;
   const f = o.fields;
   f[0] = op; f[1] = flags; f[2] = file; f[3] = offset; f[4] = length; f[5] = arena; f[6] = kind; f[7] = kindArg;
 }
@@ -655,18 +655,20 @@ export class Wal implements WalHook {
     // staging area before it returns (only this loop flushes, one chain at a time).
     const ops = this.#chainOps;
     const pool = this.#chainOpPool;
-    ops.length = 0;
+    let k = 0;
     for (let i = 0; i < pieces.length; i++) {
       const p = pieces[i];
-      setOp(ops, pool, 'write', OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len);
+      setOp(ops, pool, k++, 'write', OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len);
     }
     if (!plan.dsync) {
       for (let i = 0; i < plan.files.length; i++) {
         const last = i === plan.files.length - 1;
         // Only the last sync publishes (kind SYNC_DONE, arg = LSN); earlier ones only report errors.
-        setOp(ops, pool, 'fdatasync', OP_FDATASYNC, last ? 0 : LINK, plan.files[i], 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0);
+        setOp(ops, pool, k++, 'fdatasync', OP_FDATASYNC, last ? 0 : LINK, plan.files[i], 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0);
       }
-    } else {
+    }
+    ops.length = k;
+    if (plan.dsync) {
       // The last write ends the chain and publishes (kind DSYNC_WRITE_DONE, arg = LSN) in
       // whichever process reaps it, as the last sync does in the fdatasync chain.
       const f = ops[ops.length - 1].fields;
