@@ -773,8 +773,8 @@ export class BufferPool {
     const max = Math.max(1, Math.min(64, this.db.features.ringEntries >> 1));
     let written = 0;
     let deadline = Infinity;  // set once the first round is done: only waiting for others is timed
+    pending = pending.filter((p) => !writtenSince(p));
     for (let round = 0; ; round++) {
-      pending = pending.filter((p) => !writtenSince(p));
       if (pending.length === 0) return written;
       if (round === 1) deadline = Date.now() + timeoutMs;
       if (round > 0 && Date.now() >= deadline) throw this.#writebackTimeout(pending, timeoutMs);
@@ -787,9 +787,15 @@ export class BufferPool {
         const rs = await Promise.all(pending.slice(i, i + max).map((p) => this.#flushId(p.id, { until, ioUntil, covered: () => writtenSince(p) })));
         for (const r of rs) if (r === 'written') written++;
       }
+      // One look per page per round (it is a native call): what is left for the next.
+      const before = pending.length;
+      pending = pending.filter((p) => !writtenSince(p));
       // A round that settled nothing without waiting (a page this environment could not
       // pin, say): look again shortly rather than spin until the deadline.
-      if (round > 0 && pending.every((p) => !writtenSince(p))) await sleep(Math.max(0, Math.min(deadline - Date.now(), 20)));
+      if (round > 0 && pending.length > 0 && pending.length === before) {
+        await sleep(Math.max(0, Math.min(deadline - Date.now(), 20)));
+        pending = pending.filter((p) => !writtenSince(p));
+      }
     }
   }
 

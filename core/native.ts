@@ -81,6 +81,8 @@ export interface NativeSession {
   debugKillPoint(name: KillPointName, rule: { pid?: number; skip?: number; stop?: boolean } | null): boolean;
   debugKillPointFired(name: KillPointName): number;
   killPoint(name: KillPointName, probe?: boolean): boolean;
+  /** A function answering killPoint(name, true), the name checked once (a probe on a hot path). */
+  killPointProbe(name: KillPointName): () => boolean;
   _onCompletions?: (count: number) => void;
 }
 
@@ -193,7 +195,6 @@ export interface NativeWalStats {
   syncsPerCommit: number;
 }
 
-export type WalCounter = 'commits' | 'flushes' | 'fdatasyncs';
 
 /** The WAL's mechanism (native/wal_napi.cc over native/wal_buffer.cc). */
 export interface WalAddon {
@@ -207,16 +208,33 @@ export interface WalAddon {
   /** The WAL's failed errno (0: working), a failed data-file or directory sync latched into it first. */
   walFailed(s: NativeSession): number;
   walStats(s: NativeSession): NativeWalStats;
-  walInsertedUpto(s: NativeSession): bigint;
-  walCount(s: NativeSession, counter: WalCounter, n: number): void;
+  /** LSN up to which every record is copied in (a number: LSNs stay below 2^53). */
+  walInsertedUpto(s: NativeSession): number;
+  /** Adds to the shared counters: commits, flushes, fdatasyncs (one call per commit or flush). */
+  walCount(s: NativeSession, commits: number, flushes: number, fdatasyncs: number): void;
   walRole(s: NativeSession, role: 'flusher' | 'checkpoint', acquire: boolean): boolean;
   walFail(s: NativeSession, errno: number): void;
-  walPublish(s: NativeSession, upto: number): void;
+  /** Publishes `upto` as durable; returns the WAL's failed errno afterwards (0: working). */
+  walPublish(s: NativeSession, upto: number): number;
   /** The file id of segment `segno` (-1: none); with `fileId`, sets it (-1 clears) and returns the previous one. */
   walSeg(s: NativeSession, segno: number, fileId?: number): number;
   walSetCheckpoint(s: NativeSession, checkpointLsn: number | bigint, redoLsn: number | bigint): void;
   walChooseRedo(s: NativeSession): bigint;
   walCrc32c(bytes: Uint8Array): number;
+  /** The commit path's WAL functions bound to `s`: the walX functions without their session argument. */
+  walBind(s: NativeSession): NativeWalBound;
+}
+
+/** walBind's functions: each is its walX counterpart with the session bound. */
+export interface NativeWalBound {
+  append(kind: number, payload: Uint8Array, page?: Uint8Array, imagePrefix?: Uint8Array): bigint | [bigint, boolean] | null;
+  failed(): number;
+  count(commits: number, flushes: number, fdatasyncs: number): void;
+  insertedUpto(): number;
+  role(role: 'flusher' | 'checkpoint', acquire: boolean): boolean;
+  publish(upto: number): number;
+  fail(errno: number): void;
+  seg(segno: number, fileId?: number): number;
 }
 
 export const RUN_RUNNING = 1;

@@ -170,6 +170,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value DebugKillPoint(const Napi::CallbackInfo& info);
   Napi::Value DebugKillPointFired(const Napi::CallbackInfo& info);
   Napi::Value KillPoint(const Napi::CallbackInfo& info);
+  Napi::Value KillPointProbe(const Napi::CallbackInfo& info);
   Napi::Value WakeInfo(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
@@ -206,14 +207,20 @@ class Session : public Napi::ObjectWrap<Session> {
   // JS's completion callback, from setStage (else looked up as _onCompletions per delivery).
   Napi::FunctionReference on_completions_;
   FlushScratch scratch_;
-  // flushFunction()'s link to this session: shared with that function, freed by whichever
-  // of the two goes last (both are finalized on this environment's JS thread).
-  struct FlushLink {
+  // The link from functions bound to this session (flushFunction(), the modules' bound
+  // functions: session_bound_function) to it: shared with them, freed by whichever goes
+  // last (all are finalized on this environment's JS thread). `session` is cleared when
+  // the session object is destroyed.
+  struct SessionLink {
     Session* session;
     int refs;
   };
-  FlushLink* flush_link_ = nullptr;
-  static void DropFlushLink(FlushLink* l);
+  SessionLink* link_ = nullptr;
+  SessionLink* Link() {
+    if (!link_) link_ = new SessionLink{this, 1};
+    return link_;
+  }
+  static void DropLink(SessionLink* l);
   double* stage_ = nullptr;
   uint32_t stage_ops_ = 0;
   int32_t* out_ = nullptr;
@@ -243,19 +250,28 @@ Napi::FunctionReference* Session::ctor = nullptr;
   Napi::Env env = info.Env();   \
   if (!CheckOpen(env)) return env.Undefined()
 
-Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {}
+// Tags every NativeSession object, so a module function recognises its session argument
+// with one private-field compare (napi_check_object_type_tag) instead of `instanceof`,
+// which calls into JS for Symbol.hasInstance: the WAL's commit path makes about ten such
+// calls, and instanceof was a tenth of a commit's CPU. The tag also refuses an object
+// made with Object.create(NativeSession.prototype), which instanceof accepted.
+const napi_type_tag kSessionTypeTag = {0x72696e676d617374ull, 0x657253657373696full};
+
+Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
+  napi_type_tag_object(info.Env(), info.This(), &kSessionTypeTag);
+}
 
 Session::~Session() {
   RM_TRACE("session %p destroyed (state %s)", (void*)this, session_state_name(state_));
   DetachNative();
-  if (flush_link_) {
-    flush_link_->session = nullptr;
-    DropFlushLink(flush_link_);
-    flush_link_ = nullptr;
+  if (link_) {
+    link_->session = nullptr;
+    DropLink(link_);
+    link_ = nullptr;
   }
 }
 
-void Session::DropFlushLink(FlushLink* l) {
+void Session::DropLink(SessionLink* l) {
   if (--l->refs == 0) delete l;
 }
 
@@ -698,16 +714,16 @@ Napi::Value Session::Flush(const Napi::CallbackInfo& info) {
 // about a tenth of a microsecond, which ObjectWrap pays on every method call).
 Napi::Value Session::FlushFunction(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!flush_link_) flush_link_ = new FlushLink{this, 1};
+  SessionLink* link = Link();
   napi_value fn;
-  if (napi_create_function(env, "flush", NAPI_AUTO_LENGTH, &Session::FlushBound, flush_link_, &fn) != napi_ok) {
+  if (napi_create_function(env, "flush", NAPI_AUTO_LENGTH, &Session::FlushBound, link, &fn) != napi_ok) {
     Napi::Error::New(env, "flushFunction: napi_create_function failed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  flush_link_->refs++;
-  if (napi_add_finalizer(env, fn, flush_link_, [](napi_env, void* data, void*) { DropFlushLink(static_cast<FlushLink*>(data)); },
+  link->refs++;
+  if (napi_add_finalizer(env, fn, link, [](napi_env, void* data, void*) { DropLink(static_cast<SessionLink*>(data)); },
                          nullptr, nullptr) != napi_ok) {
-    flush_link_->refs--;
+    link->refs--;
     Napi::Error::New(env, "flushFunction: napi_add_finalizer failed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -718,7 +734,7 @@ napi_value Session::FlushBound(napi_env env, napi_callback_info info) {
   void* data = nullptr;
   size_t argc = 0;
   if (napi_get_cb_info(env, info, &argc, nullptr, nullptr, &data) != napi_ok || !data) return nullptr;
-  Session* s = static_cast<FlushLink*>(data)->session;
+  Session* s = static_cast<SessionLink*>(data)->session;
   if (!s) {
     make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (its native session is released)")
         .ThrowAsJavaScriptException();
@@ -1230,6 +1246,48 @@ Napi::Value Session::KillPoint(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, false);
 }
 
+// killPointProbe(name) -> a function () => boolean that answers killPoint(name, true),
+// with the name checked once here: the WAL asks it on every flush, and the name's
+// conversion and the receiver's unwrap were most of that call.
+Napi::Value Session::KillPointProbe(const Napi::CallbackInfo& info) {
+  RM_REQUIRE_ATTACHED();
+  int kp = kill_point_arg(env, info[0]);
+  if (kp < 0) return env.Undefined();
+  struct Probe {
+    SessionLink* link;
+    int kp;
+  };
+  SessionLink* link = Link();
+  auto* probe = new Probe{link, kp};
+  Napi::Function f = Napi::Function::New(
+      env,
+      [](const Napi::CallbackInfo& ci) -> Napi::Value {
+        auto* p = static_cast<Probe*>(ci.Data());
+        Session* s = p->link->session;
+        if (!s || !s->attached() || !s->seg_) {
+          make_error(ci.Env(), "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)").ThrowAsJavaScriptException();
+          return ci.Env().Undefined();
+        }
+        return Napi::Boolean::New(ci.Env(), kill_point_armed(&s->seg_->hdr->faults, (rm::KillPoint)p->kp));
+      },
+      "killPointProbe", probe);
+  if (f.IsEmpty()) {
+    delete probe;
+    return env.Undefined();
+  }
+  link->refs++;
+  if (napi_add_finalizer(env, f, probe, [](napi_env, void* data, void*) {
+        auto* p = static_cast<Probe*>(data);
+        DropLink(p->link);
+        delete p;
+      }, nullptr, nullptr) != napi_ok) {
+    link->refs--;
+    Napi::Error::New(env, "killPointProbe: napi_add_finalizer failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return f;
+}
+
 // debugScribble(region, seed, count?): overwrite a shared table with garbage (a hostile
 // peer): the whole table, or `count` entries chosen at random. Returns entries written.
 // Regions: 'handles', 'files', 'bufferDescriptors', 'mappingTable' (hash bucket heads).
@@ -1309,6 +1367,7 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("debugKillPoint", &Session::DebugKillPoint),
     InstanceMethod("debugKillPointFired", &Session::DebugKillPointFired),
     InstanceMethod("killPoint", &Session::KillPoint),
+    InstanceMethod("killPointProbe", &Session::KillPointProbe),
   });
   return f;
 }
@@ -1317,14 +1376,42 @@ Napi::Function Session::Init(Napi::Env env) {
 
 namespace rm {
 Segment* session_segment(Napi::Env env, Napi::Value v, uint32_t* slot) {
-  Napi::FunctionReference* ctor = env.GetInstanceData<Napi::FunctionReference>();
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor->Value())) {
+  bool tagged = false;
+  if (!v.IsObject() || napi_check_object_type_tag(env, v, &kSessionTypeTag, &tagged) != napi_ok || !tagged) {
     module_type_error(env, "expected a NativeSession").ThrowAsJavaScriptException();
     return nullptr;
   }
   Session* s = Session::Unwrap(v.As<Napi::Object>());
   if (!s || !s->attached() || !s->seg_) {
     make_error(env, "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (slot) *slot = (uint32_t)s->slot_;
+  return s->seg_;
+}
+
+Napi::Value session_bound_function(Napi::Env env, Napi::Value session, const char* name, SessionBoundFn fn) {
+  if (!session_segment(env, session, nullptr)) return Napi::Value();
+  Session* s = Session::Unwrap(session.As<Napi::Object>());
+  Session::SessionLink* link = s->Link();
+  Napi::Function f = Napi::Function::New(env, fn, name, link);
+  if (f.IsEmpty()) return Napi::Value();
+  link->refs++;
+  if (napi_add_finalizer(env, f, link, [](napi_env, void* data, void*) { Session::DropLink(static_cast<Session::SessionLink*>(data)); },
+                         nullptr, nullptr) != napi_ok) {
+    link->refs--;
+    Napi::Error::New(env, "session_bound_function: napi_add_finalizer failed").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  return f;
+}
+
+Segment* bound_session_segment(const Napi::CallbackInfo& info, uint32_t* slot) {
+  auto* link = static_cast<Session::SessionLink*>(info.Data());
+  Session* s = link ? link->session : nullptr;
+  if (!s || !s->attached() || !s->seg_) {
+    make_error(info.Env(), "ERR_RINGMASTER_DETACHED", "this ringmaster handle is closed (detached from the segment)")
         .ThrowAsJavaScriptException();
     return nullptr;
   }

@@ -43,13 +43,24 @@ bool in_arena(Segment& seg, uint64_t off, uint64_t len) {
   return off <= seg.arena.size && seg.arena.size - off >= len;
 }
 
+// The last view this thread used, checked as the shared map's entry is: every WAL call
+// and completion action looks its view up, and the map's mutex was most of that cost.
+thread_local uint64_t t_view_seg = 0;
+thread_local WalView t_view;
+
 bool view_of(Segment& seg, WalView* out) {
+  if (t_view_seg == seg.id && t_view.w && (uint8_t*)t_view.w >= seg.arena.base && (uint8_t*)t_view.w < seg.arena.base + seg.arena.size) {
+    *out = t_view;
+    return true;
+  }
   {
     std::lock_guard<std::mutex> g(g_mu);
     auto it = g_views.find(seg.id);
     if (it != g_views.end() && it->second.w && (uint8_t*)it->second.w >= seg.arena.base &&
         (uint8_t*)it->second.w < seg.arena.base + seg.arena.size) {
       *out = it->second;
+      t_view_seg = seg.id;
+      t_view = it->second;
       return true;
     }
   }
@@ -72,6 +83,8 @@ bool view_of(Segment& seg, WalView* out) {
   v.max_slots = max_slots;
   std::lock_guard<std::mutex> g(g_mu);
   g_views[seg.id] = v;
+  t_view_seg = seg.id;
+  t_view = v;
   *out = v;
   return true;
 }

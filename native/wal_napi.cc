@@ -43,11 +43,20 @@ struct Ctx {
   Segment* seg = nullptr;
   uint32_t slot = 0;
   WalShared* w = nullptr;
+  size_t first = 1;  // index of the first argument after the session (0 when bound: walBind)
+  // Argument `i` after the session.
+  Napi::Value arg(const Napi::CallbackInfo& info, size_t i) const { return info[first + i]; }
 };
 
+// The session comes first, or is the function's own (a walBind function).
 bool ctx(const Napi::CallbackInfo& info, Ctx* c, bool need_wal = true) {
   Napi::Env env = info.Env();
-  c->seg = session_segment(env, info[0], &c->slot);
+  if (info.Data()) {
+    c->first = 0;
+    c->seg = bound_session_segment(info, &c->slot);
+  } else {
+    c->seg = session_segment(env, info[0], &c->slot);
+  }
   if (!c->seg) return false;
   if (!need_wal) return true;
   c->w = wal_get(*c->seg);
@@ -117,18 +126,18 @@ Napi::Value AppendImpl(const Napi::CallbackInfo& info, bool abandon) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
-  if (!info[1].IsNumber()) {
+  if (!c.arg(info, 0).IsNumber()) {
     module_type_error(env, "kind must be a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  double k = info[1].As<Napi::Number>().DoubleValue();
+  double k = c.arg(info, 0).As<Napi::Number>().DoubleValue();
   if (!(k >= 0 && k <= 65535) || k != (double)(uint32_t)k) {
     module_range_error(env, "kind must be an integer in 0..65535").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   JsBytes u;
   const char* why = nullptr;
-  if (!js_bytes(env, info[2], &u, &why)) {
+  if (!js_bytes(env, c.arg(info, 1), &u, &why)) {
     module_type_error(env, std::string("payload: ") + why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -143,15 +152,15 @@ Napi::Value AppendImpl(const Napi::CallbackInfo& info, bool abandon) {
   uint64_t end = 0;
   int rc;
   bool imaged = false;
-  bool with_page = !abandon && info.Length() > 3 && !info[3].IsUndefined();
+  bool with_page = !abandon && info.Length() > c.first + 2 && !c.arg(info, 2).IsUndefined();
   if (with_page) {
     // walAppend(session, kind, payload, page, imagePrefix) -> [end, imaged] | null
     JsBytes pg, pre;
-    if (!js_bytes(env, info[3], &pg, &why) || pg.detached) {
+    if (!js_bytes(env, c.arg(info, 2), &pg, &why) || pg.detached) {
       module_type_error(env, std::string("page: ") + (why ? why : "detached")).ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    if (!js_bytes(env, info[4], &pre, &why) || pre.detached) {
+    if (!js_bytes(env, c.arg(info, 3), &pre, &why) || pre.detached) {
       module_type_error(env, std::string("image prefix: ") + (why ? why : "detached")).ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -270,24 +279,36 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// walCount(session, 'commits' | 'fdatasyncs' | 'flushes', n)
+// walCount(session, commits, flushes, fdatasyncs): adds to the three shared counters in one
+// call (a flush counts its flush and its syncs together; a commit counts itself alone).
+uint64_t count_arg(const Napi::Value& v) {
+  if (!v.IsNumber()) return 0;
+  double n = v.As<Napi::Number>().DoubleValue();
+  return n >= 0 && n < 1e9 ? (uint64_t)n : 0;
+}
 Napi::Value Count(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
-  std::string k = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  double n = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 1;
-  uint64_t v = n >= 0 && n < 1e9 ? (uint64_t)n : 1;
-  if (k == "commits") stat_add(&c.w->stat_commits, v);
-  else if (k == "fdatasyncs") stat_add(&c.w->stat_syncs, v);
-  else if (k == "flushes") stat_add(&c.w->stat_flushes, v);
+  if (uint64_t v = count_arg(c.arg(info, 0))) stat_add(&c.w->stat_commits, v);
+  if (uint64_t v = count_arg(c.arg(info, 1))) stat_add(&c.w->stat_flushes, v);
+  if (uint64_t v = count_arg(c.arg(info, 2))) stat_add(&c.w->stat_syncs, v);
   return env.Undefined();
 }
 
+// walInsertedUpto(session) -> LSN (a number: JS keeps LSNs as numbers below 2^53)
 Napi::Value InsertedUpto(const Napi::CallbackInfo& info) {
   Ctx c;
   if (!ctx(info, &c)) return info.Env().Undefined();
-  return big(info.Env(), wal_inserted_upto(*c.seg, c.w));
+  return Napi::Number::New(info.Env(), (double)wal_inserted_upto(*c.seg, c.w));
+}
+
+// Whether the string argument `v` is `want`, without building a std::string.
+bool string_is(Napi::Env env, const Napi::Value& v, const char* want) {
+  char buf[16];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &n) != napi_ok) return false;
+  return n < sizeof buf - 1 && strcmp(buf, want) == 0;
 }
 
 // walRole(session, 'flusher' | 'checkpoint', acquire: boolean) -> boolean
@@ -295,14 +316,13 @@ Napi::Value Role(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
-  std::string which = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  bool acquire = info[2].ToBoolean();
-  if (which == "flusher") {
+  bool acquire = c.arg(info, 1).ToBoolean();
+  if (string_is(env, c.arg(info, 0), "flusher")) {
     if (acquire) return Napi::Boolean::New(env, wal_try_flusher(*c.seg, c.w, c.slot));
     wal_release_flusher(*c.seg, c.w, c.slot);
     return Napi::Boolean::New(env, true);
   }
-  if (which == "checkpoint") {
+  if (string_is(env, c.arg(info, 0), "checkpoint")) {
     uint32_t expect = acquire ? 0 : c.slot + 1;
     return Napi::Boolean::New(env, cas(&c.w->ckpt_running, &expect, acquire ? c.slot + 1 : 0u));
   }
@@ -310,21 +330,23 @@ Napi::Value Role(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// walPublish(session, lsn) -> the WAL's failed errno afterwards (0: working), so the
+// flusher's settle learns both in one call.
 Napi::Value Publish(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
   uint64_t lsn;
-  if (!get_u64(env, info[1], &lsn, "lsn")) return env.Undefined();
+  if (!get_u64(env, c.arg(info, 0), &lsn, "lsn")) return env.Undefined();
   wal_publish(*c.seg, c.w, lsn);
-  return env.Undefined();
+  return Napi::Number::New(env, latch_failed(c));
 }
 
 Napi::Value Fail(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
-  int32_t e = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -EIO;
+  int32_t e = c.arg(info, 0).IsNumber() ? c.arg(info, 0).As<Napi::Number>().Int32Value() : -EIO;
   wal_fail(*c.seg, c.w, e);
   return env.Undefined();
 }
@@ -335,10 +357,10 @@ Napi::Value Seg(const Napi::CallbackInfo& info) {
   Ctx c;
   if (!ctx(info, &c)) return env.Undefined();
   uint64_t segno;
-  if (!get_u64(env, info[1], &segno, "segno")) return env.Undefined();
+  if (!get_u64(env, c.arg(info, 0), &segno, "segno")) return env.Undefined();
   WalSegFile* e = &c.w->segs[segno % kWalSegTable];
-  if (info.Length() > 2) {
-    double id = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+  if (info.Length() > c.first + 1) {
+    double id = c.arg(info, 1).IsNumber() ? c.arg(info, 1).As<Napi::Number>().DoubleValue() : -1;
     // Returns the file id this entry held for another segment (the caller closes it), or -1.
     uint64_t prev = load_acquire(&e->segno_plus1);
     double prev_id = prev != 0 && prev != segno + 1 ? (double)load_relaxed(&e->file_id) : -1;
@@ -395,9 +417,32 @@ Napi::Value DebugChooseRedoInNextAppend(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// walBind(session) -> { append, failed, count, insertedUpto, role, publish, fail, seg }:
+// the commit path's functions bound to `session`, taking the arguments that follow the
+// session in their walX forms. A commit calls into native about nine times; bound, none of
+// those calls checks and unwraps the session object again.
+Napi::Value Bind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ctx c;
+  if (!ctx(info, &c)) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  const struct {
+    const char* name;
+    SessionBoundFn fn;
+  } fns[] = {{"append", Append}, {"failed", Failed}, {"count", Count}, {"insertedUpto", InsertedUpto},
+             {"role", Role}, {"publish", Publish}, {"fail", Fail}, {"seg", Seg}};
+  for (const auto& f : fns) {
+    Napi::Value v = session_bound_function(env, info[0], f.name, f.fn);
+    if (v.IsEmpty()) return env.Undefined();
+    o.Set(f.name, v);
+  }
+  return o;
+}
+
 }  // namespace
 
 void register_wal_exports(Napi::Env env, Napi::Object exports) {
+  exports.Set("walBind", Napi::Function::New(env, Bind));
   exports.Set("walCrc32c", Napi::Function::New(env, Crc32c));
   exports.Set("walSharedSize", Napi::Function::New(env, SharedSize));
   exports.Set("walSharedSizeFor", Napi::Function::New(env, SharedSizeFor));

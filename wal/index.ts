@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { coreOf, pagesForWal, registerModule, type ModuleCore, type PagesForWal, type WalPage } from '../core/modules';
 import { KIND_WAL_DSYNC_WRITE_DONE, KIND_WAL_SYNC_DONE, KIND_WAL_WRITE_DONE, LINK, OP_FDATASYNC, OP_WRITE, SELF_WAKE, WAL_FLAG_DIRECT, WAL_FLAG_DSYNC } from '../core/constants';
-import type { EncodedOp } from '../core/io';
-import { native, type NativeSession, type NativeWalState } from '../core/native';
+import type { EncodedOp, OpName } from '../core/io';
+import { native, type NativeSession, type NativeWalBound, type NativeWalState } from '../core/native';
 import type { WalHook } from '../core/modules';
 import type { Batch, Ringmaster } from '../core/ringmaster';
 import type { IoResult } from '../core/io';
@@ -135,6 +135,28 @@ export function resolveWalOptions(o: unknown): Resolved {
   };
 }
 
+// Sets op `k` of a reused list of ops (Wal#flushOnce) to the object `pool[k]` (made if
+// new) holding these fields. The caller then sets the list's length: assigning in place,
+// and trimming rather than emptying, keeps the list's backing store from flush to flush.
+function setOp(ops: EncodedOp[], pool: EncodedOp[], k: number, name: OpName, op: number, flags: number, file: number, offset: number, length: number, arena: number, kind: number, kindArg: number): void {
+  let o = pool[k];
+  if (o === undefined) {
+    o = { fields: [0, 0, 0, 0, 0, 0, 0, 0], buffer: undefined, name };
+    pool[k] = o;
+  } else {
+    o.name = name;
+  }
+  ops[k] = o;
+  const f = o.fields;
+  f[0] = op; f[1] = flags; f[2] = file; f[3] = offset; f[4] = length; f[5] = arena; f[6] = kind; f[7] = kindArg;
+}
+
+// Resolves once the microtasks queued so far, and those they queue, have run: a nextTick
+// runs when the microtask queue is empty.
+function afterMicrotasks(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -196,6 +218,9 @@ interface FlushWaiter { target: number; deadline: number; resolve: () => void; r
 // WalShared::flags (native/wal_buffer.h): the postmaster's segment settings, for every process.
 
 interface Piece { segno: number; fileOff: number; arenaOff: number; len: number }
+interface PlannedPiece extends Piece { fileId: number }
+// One chain's writes and the segment files they touch (Wal#plan).
+interface Plan { pieces: PlannedPiece[]; files: number[]; upto: number; dsync: boolean }
 
 /** What the last checkpoint this environment ran did (`db.wal.lastCheckpoint`). */
 export interface CheckpointInfo {
@@ -242,6 +267,10 @@ export class Wal implements WalHook {
   #sizes: { bufOffset: number; bufSize: number; segmentSize: number; flushSeqOffset: number; direct: boolean; dsync: boolean } | null = null;
   #failedEmitted = false;
   #hotWords: HotWords | null = null;
+  /** The ops of the chain #flushOnce submits, reused (see there), and their objects. */
+  #chainOps: EncodedOp[] = [];
+  #chainOpPool: EncodedOp[] = [];
+  #bound: { session: NativeSession; fns: NativeWalBound; walWritten: () => boolean } | null = null;
   /** Set in the postmaster after recovery. */
   recovery: RecoveryInfo | null = null;
   /** The last checkpoint this environment completed. */
@@ -266,6 +295,26 @@ export class Wal implements WalHook {
 
   #s(): NativeSession {
     return this.#core.native();
+  }
+  // The commit path's native functions, bound to this environment's session (walBind):
+  // bound once, they skip the per-call check of the session argument.
+  #w(): NativeWalBound {
+    return this.#bind().fns;
+  }
+  #bind(): { session: NativeSession; fns: NativeWalBound; walWritten: () => boolean } {
+    const s = this.#s();  // throws if closed
+    const b = this.#bound;
+    if (b !== null && b.session === s) return b;
+    let fns: NativeWalBound;
+    try {
+      fns = addon.walBind(s);
+    } catch (e) {
+      throw fromNative(e);  // ERR_RINGMASTER_NO_WAL as a RingmasterError
+    }
+    // The test hook every flush asks about (would this process die with the WAL written?).
+    const nb = { session: s, fns, walWritten: s.killPointProbe('wal-written') };
+    this.#bound = nb;
+    return nb;
   }
   #state(): NativeState {
     try {
@@ -308,7 +357,7 @@ export class Wal implements WalHook {
   #failedNow(): RingmasterError | null {
     let failed: number;
     try {
-      failed = addon.walFailed(this.#s());
+      failed = this.#w().failed();
     } catch (e) {
       throw fromNative(e);
     }
@@ -394,7 +443,24 @@ export class Wal implements WalHook {
     } catch (e) {
       return Promise.reject(e);
     }
+    if (image === undefined) {
+      // The usual case, room in the buffer: the record is in before this returns, with no
+      // async function behind the promise. A full buffer takes #append's waiting loop.
+      let r: bigint | [bigint, boolean] | null;
+      try {
+        r = this.#w().append(kind, bytes);
+      } catch (e) {
+        return Promise.reject(this.#appendError(e));
+      }
+      if (r !== null) return Promise.resolve(r as bigint);
+    }
     return this.#append(kind, bytes, image);
+  }
+
+  // A native append's error, as append() reports it (a failed WAL also emits 'wal-failed').
+  #appendError(e: unknown): Error {
+    if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
+    return fromNative(e);
   }
 
   // The page to image and the image header (wal/format.ts encodePageImage without the data).
@@ -422,7 +488,7 @@ export class Wal implements WalHook {
   }
 
   async #append(kind: number, payload: Uint8Array, image?: { page: Uint8Array; prefix: Buffer }): Promise<bigint> {
-    const deadline = Date.now() + this.#timeoutMs();
+    let deadline = 0;  // set when the buffer is first found full (a clock read per append otherwise)
     const length = payload.byteLength;
     for (;;) {
       let r: bigint | [bigint, boolean] | null;
@@ -432,19 +498,20 @@ export class Wal implements WalHook {
         throw new RingmasterError('ERR_RINGMASTER_BUFFER_CHANGED', `payload: its ArrayBuffer was detached or resized (from ${length} to ${payload.byteLength} bytes) while append() waited for room in the WAL buffer`);
       }
       try {
-        r = image ? addon.walAppend(this.#s(), kind, payload, image.page, image.prefix) : addon.walAppend(this.#s(), kind, payload);
+        r = image ? this.#w().append(kind, payload, image.page, image.prefix) : this.#w().append(kind, payload);
       } catch (e) {
-        if ((e as { code?: string }).code === 'ERR_RINGMASTER_WAL_FAILED') this.#failed(this.#state());
-        throw fromNative(e);
+        throw this.#appendError(e);
       }
       if (r !== null) return Array.isArray(r) ? r[0] : r;
       // The buffer is full of unflushed bytes: flush what is inserted, then retry.
       const st = this.#state();
       const err = this.#failed(st);
       if (err) throw err;
-      if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', 'the WAL buffer stayed full (is a flusher stuck?)');
-      const upto: bigint = addon.walInsertedUpto(this.#s());
-      if (upto > st.flushed) await this.#flush(Number(upto), false);
+      const now = Date.now();
+      if (deadline === 0) deadline = now + this.#timeoutMs();
+      else if (now > deadline) throw new RingmasterError('ETIMEDOUT', 'the WAL buffer stayed full (is a flusher stuck?)');
+      const upto = this.#w().insertedUpto();
+      if (upto > st.flushed) await this.#flush(upto, false);
       else await sleep(1);
     }
   }
@@ -453,7 +520,7 @@ export class Wal implements WalHook {
   flush(lsn?: bigint | number): Promise<void> {
     let target: number;
     try {
-      target = lsn === undefined ? Number(addon.walInsertedUpto(this.#s())) : toLsn(lsn);
+      target = lsn === undefined ? this.#w().insertedUpto() : toLsn(lsn);
       if (target > Number(Atomics.load(this.#hot().reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
     } catch (e) {
       return Promise.reject(e);
@@ -469,11 +536,15 @@ export class Wal implements WalHook {
   // rings every waiting process) for another process to take; that other process's
   // records go out in the same flushes (each takes everything inserted so far), and it
   // is woken by the publications. It lets go after each flush while a checkpoint runs,
-  // which needs the role to recycle segments.
+  // which needs the role to recycle segments. When its last waiter is served it still
+  // holds the role until the microtasks that the settling started have run (a nextTick
+  // runs after them): a session that commits again as soon as its commit resolves does
+  // so there, and is flushed without the role being released and taken again (two more
+  // native calls and a `flush_seq` bump per commit).
   #flush(target: number, commit: boolean): Promise<void> {
     try {
       const s = this.#s();
-      if (commit) addon.walCount(s, 'commits', 1);
+      if (commit) this.#w().count(1, 0, 0);
       const hot = this.#hot();
       if (Atomics.load(hot.failed, 0)) {
         const err = this.#failed(this.#state());
@@ -502,17 +573,21 @@ export class Wal implements WalHook {
         // cannot miss one that the settling did not see.
         const seq = Atomics.load(this.#hot().flushSeq, 0);
         if (!this.#settleWaiters()) return;
-        if (!this.#holding && addon.walRole(this.#s(), 'flusher', true)) {
+        if (!this.#holding && this.#w().role('flusher', true)) {
           this.#holding = true;
           let checkpoint = false;
           try {
-            do {
+            for (;;) {
               await this.#flushOnce();
               checkpoint = Atomics.load(this.#hot().checkpointRunning, 0) !== 0;
-            } while (this.#settleWaiters() && !checkpoint);
+              if (checkpoint) break;
+              if (this.#settleWaiters()) continue;
+              await afterMicrotasks();  // a commit that follows at once (see above)
+              if (!this.#settleWaiters()) break;
+            }
           } finally {
             this.#holding = false;
-            addon.walRole(this.#s(), 'flusher', false);
+            this.#w().role('flusher', false);
           }
           // A checkpoint waits for the role (its recycling): leave it a moment to take it.
           if (checkpoint) await sleep(1);
@@ -541,14 +616,14 @@ export class Wal implements WalHook {
       }
     }
     const flushed = Number(Atomics.load(hot.flushed, 0));
-    const now = Date.now();
+    let now = 0;  // read once, and only if a waiter is still waiting
     let kept = 0;
     for (const w of this.#waiters) {
       if (flushed >= w.target) w.resolve();
-      else if (now > w.deadline) w.reject(new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(w.target)} within ${this.#timeoutMs()} ms`));
+      else if ((now ||= Date.now()) > w.deadline) w.reject(new RingmasterError('ETIMEDOUT', `the WAL did not become durable up to ${formatLsn(w.target)} within ${this.#timeoutMs()} ms`));
       else this.#waiters[kept++] = w;
     }
-    this.#waiters.length = kept;
+    if (kept !== this.#waiters.length) this.#waiters.length = kept;
     return kept > 0;
   }
 
@@ -567,23 +642,33 @@ export class Wal implements WalHook {
     if (delay > 0) await sleep(delay / 1000);
     const s = this.#s();
     const from = Number(Atomics.load(this.#hot().flushed, 0));
-    const upto = Number(addon.walInsertedUpto(s));
+    const upto = this.#w().insertedUpto();
     if (upto <= from) {
       await sleep(1);  // an earlier inserter is still copying (or died and awaits cleanup)
       return;
     }
-    const plan = await this.#plan(from, upto);
-    const ops: EncodedOp[] = [];
-    for (const p of plan.pieces) {
-      ops.push({ fields: [OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len], buffer: undefined, name: 'write' });
+    // Segments already open (every flush but the first of a segment): no await.
+    const plan = this.#plan(from, upto) ?? (await this.#openSegments(from, upto), this.#plan(from, upto));
+    if (!plan) return;  // not open after all (closed meanwhile): the drive loop tries again
+    const { pieces } = plan;
+    // The chain's ops, in objects reused from flush to flush: submit copies them into its
+    // staging area before it returns (only this loop flushes, one chain at a time).
+    const ops = this.#chainOps;
+    const pool = this.#chainOpPool;
+    let k = 0;
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i];
+      setOp(ops, pool, k++, 'write', OP_WRITE, LINK | SELF_WAKE, p.fileId, p.fileOff, p.len, p.arenaOff, KIND_WAL_WRITE_DONE, p.len);
     }
     if (!plan.dsync) {
-      plan.files.forEach((f, i) => {
+      for (let i = 0; i < plan.files.length; i++) {
         const last = i === plan.files.length - 1;
         // Only the last sync publishes (kind SYNC_DONE, arg = LSN); earlier ones only report errors.
-        ops.push({ fields: [OP_FDATASYNC, last ? 0 : LINK, f, 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0], buffer: undefined, name: 'fdatasync' });
-      });
-    } else {
+        setOp(ops, pool, k++, 'fdatasync', OP_FDATASYNC, last ? 0 : LINK, plan.files[i], 0, 0, -1, last ? KIND_WAL_SYNC_DONE : KIND_WAL_WRITE_DONE, last ? plan.upto : 0);
+      }
+    }
+    ops.length = k;
+    if (plan.dsync) {
       // The last write ends the chain and publishes (kind DSYNC_WRITE_DONE, arg = LSN) in
       // whichever process reaps it, as the last sync does in the fdatasync chain.
       const f = ops[ops.length - 1].fields;
@@ -591,49 +676,62 @@ export class Wal implements WalHook {
       f[6] = KIND_WAL_DSYNC_WRITE_DONE;
       f[7] = plan.upto;
     }
-    if (s.killPoint('wal-written', true)) {
+    if (this.#bind().walWritten()) {
       // Test hook: this process dies with the WAL written. With fdatasync the chain is
       // split (written, not synced, not published); with dsync the writes are the whole
       // chain (written and synced; published by the last write's completion action in
       // whichever process reaps it).
-      const writes = ops.slice(0, plan.pieces.length);
+      const writes = ops.slice(0, pieces.length).map((o) => ({ ...o, fields: [...o.fields] }));
       if (!plan.dsync) writes[writes.length - 1].fields[1] = 0;
       await this.#core.submit(undefined, writes, []);
       s.killPoint('wal-written');
     }
-    addon.walCount(s, 'flushes', 1);
-    addon.walCount(s, 'fdatasyncs', plan.dsync ? 1 : plan.files.length);
+    this.#w().count(0, 1, plan.dsync ? 1 : plan.files.length);
+    const n = ops.length;
     const res = await this.#core.submit(undefined, ops, []);
-    this.#settle(res, 0, ops.length, plan.pieces.length, plan.upto, plan.pieces.map((p) => p.len));
+    this.#settle(res, 0, n, pieces, plan.upto);
   }
 
   // Publishes, or enters the failed state. A cancelled op alone (dead issuer, repair)
-  // proves nothing either way: the next flusher writes the range again.
-  #settle(res: IoResult[], first: number, n: number, writes: number, upto: number, lens: number[]): boolean {
+  // proves nothing either way: the next flusher writes the range again. Ops [first,
+  // first + pieces.length) are the chain's writes, then its syncs (to first + n).
+  #settle(res: IoResult[], first: number, n: number, pieces: readonly Piece[], upto: number): boolean {
     const s = this.#s();
+    const writes = pieces.length;
     let ok = true;
     for (let i = 0; i < n; i++) {
       const r = res[first + i];
       if (!r) { ok = false; continue; }
       const isWrite = i < writes;
       if (r.result === -125 /* ECANCELED */ || r.result === -4 /* EINTR */ || r.result === -14 /* EFAULT: exiting submitter */) { ok = false; continue; }
-      if (r.result < 0 || (isWrite && r.result !== lens[i])) {
-        addon.walFail(s, r.result < 0 ? r.result : -5);
+      if (r.result < 0 || (isWrite && r.result !== pieces[i].len)) {
+        this.#w().fail(r.result < 0 ? r.result : -5);
         ok = false;
       }
     }
-    if (ok) addon.walPublish(s, upto);
-    const err = this.#failedNow();
+    // walPublish reports the failed state too (one call); without a publish, ask for it.
+    let failed: number;
+    try {
+      failed = ok ? this.#w().publish(upto) : this.#w().failed();
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const err = this.#failed({ failed });
     if (err) throw err;
     return ok;
   }
 
-  // Splits [from, upto) at buffer wraps and segment ends; opens segments as needed.
-  async #plan(from: number, upto: number): Promise<{ pieces: (Piece & { fileId: number })[]; files: number[]; upto: number; dsync: boolean }> {
+  // The chain that makes the WAL durable from `from` towards `upto`: [from, upto) split at
+  // buffer wraps and segment ends into at most 2 writes (and so at most 2 syncs), the
+  // rest left for the next chain (`upto` is cut there). Both the WAL's own flushes and
+  // appendFlushChain build their chain from this. Null if a segment's file is not open
+  // yet (#openSegments opens it: asynchronous, so this stays synchronous).
+  #plan(from: number, upto: number): Plan | null {
     // From shared memory, not this process's options: a worker has none.
     const { bufOffset, bufSize, segmentSize, direct, dsync } = this.#size();
-    const maxOps = Math.max(4, this.db.features.ringEntries) - 2;  // room for the syncs
-    const pieces: (Piece & { fileId: number })[] = [];
+    const maxPieces = Math.min(2, Math.max(4, this.db.features.ringEntries) - 2);  // room for the syncs
+    const s = this.#s();
+    const pieces: PlannedPiece[] = [];
     const files: number[] = [];
     let a = direct ? from - (from % 4096) : from;
     const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
@@ -643,13 +741,12 @@ export class Wal implements WalHook {
       const segEnd = (segno + 1) * segmentSize;
       const pos = a % bufSize;
       const q = Math.min(b, segEnd, a - pos + bufSize);
-      // At most 2 writes (a wrap or a segment end) and so at most 2 syncs per chain;
-      // the rest goes in the next chain.
-      if (pieces.length >= Math.min(2, maxOps)) {
+      if (pieces.length >= maxPieces) {
         end = Math.min(end, a);
         break;
       }
-      const fileId = await this.#segFile(segno);
+      const fileId: number = this.#w().seg(segno);
+      if (fileId < 0) return null;
       pieces.push({ segno, fileOff: a - segno * segmentSize, arenaOff: bufOffset + pos, len: q - a, fileId });
       if (!files.includes(fileId)) files.push(fileId);
       a = q;
@@ -657,10 +754,20 @@ export class Wal implements WalHook {
     return { pieces, files, upto: Math.min(end, upto), dsync };
   }
 
+  // Opens the segments a chain from `from` to `upto` writes (flusher role held).
+  async #openSegments(from: number, upto: number): Promise<void> {
+    const { segmentSize, direct } = this.#size();
+    const a = direct ? from - (from % 4096) : from;
+    const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
+    const last = Math.floor((b - 1) / segmentSize);
+    // #plan writes at most 2 pieces: at most 2 segments.
+    for (let segno = Math.floor(a / segmentSize); segno <= last && segno <= Math.floor(a / segmentSize) + 1; segno++) await this.#segFile(segno);
+  }
+
   // The file id of segment `segno` (flusher role held: only flushers and checkpoints open or close segments).
   async #segFile(segno: number): Promise<number> {
     const s = this.#s();
-    const id: number = addon.walSeg(s, segno);
+    const id: number = this.#w().seg(segno);
     if (id >= 0) return id;
     const { segmentSize, direct, dsync } = this.#size();
     // Moving into a new segment: the ones wholly below the durable point are done.
@@ -670,7 +777,7 @@ export class Wal implements WalHook {
     // skipWalDsync(): the test hook of a positive control (segments opened without O_DSYNC
     // while the WAL still sends no sync op: acknowledged commits are not durable).
     const f = await this.db.files.open(path.posix.join(WAL_DIR, segmentName(segno)), { direct, dsync: dsync && !skipWalDsync() });
-    const prev: number = addon.walSeg(s, segno, f.id);
+    const prev: number = this.#w().seg(segno, f.id);
     if (prev >= 0) this.#closeSegment(prev);
     return f.id;
   }
@@ -692,7 +799,7 @@ export class Wal implements WalHook {
       const n = parseSegmentName(e.path.slice(WAL_DIR.length + 1));
       if (n === null || n >= segno) continue;
       this.#closeSegment(e.id);
-      if (addon.walSeg(s, n) === e.id) addon.walSeg(s, n, -1);
+      if (this.#w().seg(n) === e.id) this.#w().seg(n, -1);
     }
   }
 
@@ -710,70 +817,51 @@ export class Wal implements WalHook {
     const err = this.#failedNow();
     if (err) throw err;
     if (target > Number(Atomics.load(hot.reserved, 0))) throw rangeError('ERR_OUT_OF_RANGE', `lsn ${formatLsn(target)} is beyond the end of the WAL`);
-    addon.walCount(s, 'commits', 1);
+    this.#w().count(1, 0, 0);
     if (Number(Atomics.load(hot.flushed, 0)) >= target) return () => {};
-    if (this.#holding || !addon.walRole(s, 'flusher', true)) return null;
+    if (this.#holding || !this.#w().role('flusher', true)) return null;
     this.#holding = true;
     const release = () => {
       if (!this.#holding) return;
       this.#holding = false;
       try {
-        addon.walRole(this.#s(), 'flusher', false);
+        this.#w().role('flusher', false);
       } catch {
         /* closed */
       }
     };
     try {
       const from = Number(Atomics.load(hot.flushed, 0));
-      const upto = Number(addon.walInsertedUpto(s));
-      if (upto < target) {
+      const upto = this.#w().insertedUpto();
+      // The same chain as the WAL's own flushes; null (let flush() do it) if records before
+      // `lsn` are still being copied, a segment must be opened first (asynchronous), or the
+      // chain would stop short of `lsn` (more pieces than one chain writes).
+      const plan = upto < target ? null : this.#plan(from, upto);
+      if (!plan || plan.upto < target || plan.pieces.length + (plan.dsync ? 0 : plan.files.length) + 1 > this.db.features.ringEntries) {
         release();
         return null;
       }
-      const { bufOffset, bufSize, segmentSize, direct, dsync } = this.#size();  // shared: workers too
-      const pieces: (Piece & { fileId: number })[] = [];
-      const files: number[] = [];
-      let a = direct ? from - (from % 4096) : from;
-      const b = direct ? Math.ceil(upto / 4096) * 4096 : upto;
-      while (a < b) {
-        const segno = Math.floor(a / segmentSize);
-        const pos = a % bufSize;
-        const q = Math.min(b, (segno + 1) * segmentSize, a - pos + bufSize);
-        const fileId: number = addon.walSeg(s, segno);
-        if (fileId < 0) {  // opening a segment is async: let flush() do it
-          release();
-          return null;
-        }
-        pieces.push({ segno, fileOff: a - segno * segmentSize, arenaOff: bufOffset + pos, len: q - a, fileId });
-        if (!files.includes(fileId)) files.push(fileId);
-        a = q;
-      }
-      if (pieces.length + (dsync ? 0 : files.length) + 1 > this.db.features.ringEntries) {
-        release();
-        return null;
-      }
+      const { pieces, files, dsync } = plan;
       const first = batch.length;
       // The WAL's own kind on its writes, as in #flushOnce: the reaper fails the WAL on an
       // error, and the file-sync requests leave them out (the WAL syncs its segments itself).
-      // With dsync the last write is the WAL's end of the chain and publishes `upto` where
+      // With dsync the last write is the WAL's end of the chain and publishes its end where
       // it is reaped (its full completion means all of it is synced), as in #flushOnce.
       pieces.forEach((p, i) => {
         const op = batch.write(p.fileId, p.fileOff, this.db.arenaSlice(p.arenaOff, p.len), { link: true });
-        if (dsync && i === pieces.length - 1) this.#core.setKind(op, KIND_WAL_DSYNC_WRITE_DONE, upto);
+        if (dsync && i === pieces.length - 1) this.#core.setKind(op, KIND_WAL_DSYNC_WRITE_DONE, plan.upto);
         else this.#core.setKind(op, KIND_WAL_WRITE_DONE, p.len);
       });
       if (!dsync) for (const f of files) batch.fdatasync(f, { link: true });
       const n = batch.length - first;
-      addon.walCount(s, 'flushes', 1);
-      addon.walCount(s, 'fdatasyncs', dsync ? 1 : files.length);
+      this.#w().count(0, 1, dsync ? 1 : files.length);
       // Never wedge the WAL if the caller never submits or never calls back.
       const guard = setTimeout(release, this.#timeoutMs());
       guard.unref?.();
-      const lens = pieces.map((p) => p.len);
       return (results: IoResult[], firstIndex: number) => {
         clearTimeout(guard);
         try {
-          this.#settle(results, firstIndex ?? first, n, pieces.length, upto, lens);
+          this.#settle(results, firstIndex ?? first, n, pieces, plan.upto);
         } catch {
           /* the failed state is recorded in shared memory; flush() reports it */
         } finally {
@@ -815,7 +903,7 @@ export class Wal implements WalHook {
     const err = this.#failed(this.#state());
     if (err) throw err;
     const deadline = Date.now() + this.#timeoutMs();
-    while (!addon.walRole(s, 'checkpoint', true)) {
+    while (!this.#w().role('checkpoint', true)) {
       if (Date.now() > deadline) throw new RingmasterError('ETIMEDOUT', 'another checkpoint did not finish in time');
       await sleep(5);
     }
@@ -862,7 +950,7 @@ export class Wal implements WalHook {
       };
       return BigInt(ckptLsn);
     } finally {
-      addon.walRole(this.#s(), 'checkpoint', false);
+      this.#w().role('checkpoint', false);
     }
   }
 
@@ -870,7 +958,7 @@ export class Wal implements WalHook {
   async #recycle(redoSeg: number): Promise<void> {
     const s = this.#s();
     const deadline = Date.now() + this.#timeoutMs();
-    while (this.#holding || !addon.walRole(s, 'flusher', true)) {
+    while (this.#holding || !this.#w().role('flusher', true)) {
       if (Date.now() > deadline) return;  // recycling is an optimisation: try next time
       await sleep(1);
     }
@@ -901,7 +989,7 @@ export class Wal implements WalHook {
       if (changed) syncDir(this.db, WAL_DIR);
     } finally {
       this.#holding = false;
-      addon.walRole(this.#s(), 'flusher', false);
+      this.#w().role('flusher', false);
     }
   }
 

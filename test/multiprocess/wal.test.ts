@@ -80,14 +80,36 @@ describe('wal: append and group commit', () => {
     const addon = require('../../dist/core/native').native;
     const seq = () => addon.walState(pm!._native()).flushSeq as number;
     await pm.wal.flush(await pm.wal.append(1, Buffer.from('warm')));  // the segment is open
+    // The flusher holds the role until the microtasks its settling started have run (a
+    // commit that follows at once reuses it): let it go before counting.
+    await new Promise((r) => setImmediate(r));
     const q0 = seq();
     const f0 = pm.wal.stats().flushes;
     const first = pm.wal.flush(await pm.wal.append(1, Buffer.from('one')));  // its flush takes 'one' now
     const second = pm.wal.flush(await pm.wal.append(1, Buffer.from('two')));  // appended while it is in flight
     await Promise.all([first, second]);
+    await new Promise((r) => setImmediate(r));  // its release, as above
     expect(pm.wal.stats().flushes - f0).toBe(2);
     // Two publications and one release (it was publication, release, publication, release).
     expect(seq() - q0).toBe(3);
+    expect(pm.wal.flushedLsn()).toBe(pm.wal.insertLsn());
+  });
+
+  it('a session that commits again as soon as its commit resolves keeps the flusher role: one flush_seq bump per commit, one release at the end', async () => {
+    // Releasing and retaking the role between two commits of one session was two more
+    // native calls and a bump (which rings every waiting process) per commit.
+    pm = await start();
+    const addon = require('../../dist/core/native').native;
+    const seq = () => addon.walState(pm!._native()).flushSeq as number;
+    await pm.wal.flush(await pm.wal.append(1, Buffer.from('warm')));  // the segment is open
+    await new Promise((r) => setImmediate(r));
+    const q0 = seq();
+    const f0 = pm.wal.stats().flushes;
+    for (let i = 0; i < 20; i++) await pm.wal.flush(await pm.wal.append(1, Buffer.from(`c${i}`)));
+    await new Promise((r) => setImmediate(r));  // the role is let go once the loop stops committing
+    expect(pm.wal.stats().flushes - f0).toBe(20);
+    expect(seq() - q0).toBe(21);  // 20 publications, 1 release
+    expect(addon.walState(pm._native()).flusher).toBe(-1);  // nobody holds the role now
     expect(pm.wal.flushedLsn()).toBe(pm.wal.insertLsn());
   });
 

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { backend, removeDir, rm, tempDir } from '../helpers';
+import { addon, backend, removeDir, rm, tempDir } from '../helpers';
 
 let dir: string;
 let pm: import('../../core/index').Postmaster;
@@ -98,6 +98,29 @@ describe('wal: bad input', () => {
     await p2.stop();
     expect(seen).toEqual(['boom']);
     expect(() => rm.Wal.onRedo(0, () => {})).toThrow(RangeError);
+  });
+
+  it('a module function given something that is not a session throws ERR_INVALID_ARG_TYPE, even an object with its prototype', () => {
+    const s = pm._native();
+    const fake = Object.create(Object.getPrototypeOf(s));
+    for (const bad of [fake, {}, null, 1]) {
+      expect(() => addon.walState(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => addon.walCount(bad, 1, 0, 0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    }
+    expect(addon.walFailed(s)).toBe(0);
+  });
+
+  it('the WAL functions bound to a session (walBind) throw ERR_RINGMASTER_DETACHED once it is closed', async () => {
+    const db = await rm.open({ dataDir: path.join(dir, 'bound'), backend, wal } as any);
+    const fns = addon.walBind(db._native());
+    const end = await db.wal.append(1, new Uint8Array(3));
+    expect(fns.insertedUpto()).toBe(Number(end));
+    expect(fns.failed()).toBe(0);
+    await db.close();
+    for (const call of [() => fns.insertedUpto(), () => fns.count(1, 0, 0), () => fns.role('flusher', true), () => fns.append(1, new Uint8Array(1)), () => fns.publish(0)]) {
+      expect(call).toThrow(expect.objectContaining({ code: 'ERR_RINGMASTER_DETACHED' }));
+    }
+    expect(() => addon.walBind({} as any)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
   it('after all of that the WAL still commits', async () => {
