@@ -540,7 +540,8 @@ export class Wal implements WalHook {
   // holds the role until the microtasks that the settling started have run (a nextTick
   // runs after them): a session that commits again as soon as its commit resolves does
   // so there, and is flushed without the role being released and taken again (two more
-  // native calls and a `flush_seq` bump per commit).
+  // native calls and a `flush_seq` bump per commit). Not when another environment has a
+  // record past the flushed LSN: it would wait for this thread's microtasks (user code).
   #flush(target: number, commit: boolean): Promise<void> {
     try {
       const s = this.#s();
@@ -582,6 +583,10 @@ export class Wal implements WalHook {
               checkpoint = Atomics.load(this.#hot().checkpointRunning, 0) !== 0;
               if (checkpoint) break;
               if (this.#settleWaiters()) continue;
+              // Records appended past what is flushed are another environment's, which
+              // waits for this role: release it now rather than after this thread's
+              // microtasks, which may be user code that runs for a while.
+              if (this.#unflushedElsewhere()) break;
               await afterMicrotasks();  // a commit that follows at once (see above)
               if (!this.#settleWaiters()) break;
             }
@@ -602,6 +607,13 @@ export class Wal implements WalHook {
     } finally {
       this.#driving = false;
     }
+  }
+
+  // Whether anything is reserved past the flushed LSN: with no waiter of this environment
+  // left, that is another environment's record (or one it is still copying in).
+  #unflushedElsewhere(): boolean {
+    const hot = this.#hot();
+    return Atomics.load(hot.reserved, 0) > Atomics.load(hot.flushed, 0);
   }
 
   // Resolves the waiters that are durable now, rejects them all if the WAL failed, and
