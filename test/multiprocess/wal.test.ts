@@ -365,6 +365,33 @@ describe('wal: publication', () => {
   }
 });
 
+describe('wal: the flusher role and user code', () => {
+  it("a flusher whose commit continuation runs long does not keep the role while another process's record waits for a flush", async () => {
+    // The flusher keeps its role across the microtasks its settling started (a session
+    // that commits again at once is flushed without a release), but not when a record of
+    // another environment is already past the flushed LSN: that environment would wait
+    // for this thread's user code. The postmaster appends after the worker's chain was
+    // collected; its flush must resolve while the worker's continuation still runs.
+    pm = await start({ timeoutMs: 20000 });
+    const other = pm.allocate(8, { align: 8 });
+    const done = pm.allocate(8, { align: 8 });
+    other.bytes[0] = 0;
+    done.bytes[0] = 0;
+    const w = await walWorker(pm);
+    await w.call('flush', {});  // the worker's WAL view and segment are ready
+    const flushes = pm.wal.stats().flushes;
+    const reply = w.call('commitThenBusy', { data: 'from the worker', other: other.offset, done: done.offset, busyMs: 3000 });
+    await waitFor(() => pm!.wal.stats().flushes > flushes, 10000, "the worker's flush to be submitted");
+    const mine = await pm.wal.append(1, Buffer.from('from the postmaster'));
+    other.bytes[0] = 1;
+    await pm.wal.flush(mine);
+    const workerStillBusy = done.bytes[0] === 0;
+    await reply;
+    expect(workerStillBusy).toBe(true);
+    expect(pm.wal.flushedLsn()).toBeGreaterThanOrEqual(mine);
+  });
+});
+
 describe('wal: dead participants', () => {
   it('an inserter killed mid-copy does not wedge the WAL: its range becomes padding, later records flush and recover', async () => {
     pm = await start();
