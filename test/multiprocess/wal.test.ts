@@ -72,10 +72,9 @@ describe('wal: append and group commit', () => {
     expect(group).toBeLessThan(solo);
   });
 
-  it('a flusher keeps the role for a flush its own environment still waits for: one flush_seq bump per flush, not two', async () => {
-    // Every bump of flush_seq rings every process waiting on the WAL. A publication bumps
-    // it; so did every release of the flusher role, even when the releasing environment
-    // had another flush waiting that took the role straight back.
+  // A started postmaster with its WAL segment open and the flusher role let go, and the
+  // flush_seq and flush counts to measure from.
+  async function startCountingFlushSeq() {
     pm = await start();
     const addon = require('../../dist/core/native').native;
     const seq = () => addon.walState(pm!._native()).flushSeq as number;
@@ -83,8 +82,14 @@ describe('wal: append and group commit', () => {
     // The flusher holds the role until the microtasks its settling started have run (a
     // commit that follows at once reuses it): let it go before counting.
     await new Promise((r) => setImmediate(r));
-    const q0 = seq();
-    const f0 = pm.wal.stats().flushes;
+    return { addon, seq, q0: seq(), f0: pm.wal.stats().flushes };
+  }
+
+  it('a flusher keeps the role for a flush its own environment still waits for: one flush_seq bump per flush, not two', async () => {
+    // Every bump of flush_seq rings every process waiting on the WAL. A publication bumps
+    // it; so did every release of the flusher role, even when the releasing environment
+    // had another flush waiting that took the role straight back.
+    const { seq, q0, f0 } = await startCountingFlushSeq();
     const first = pm.wal.flush(await pm.wal.append(1, Buffer.from('one')));  // its flush takes 'one' now
     const second = pm.wal.flush(await pm.wal.append(1, Buffer.from('two')));  // appended while it is in flight
     await Promise.all([first, second]);
@@ -98,13 +103,7 @@ describe('wal: append and group commit', () => {
   it('a session that commits again as soon as its commit resolves keeps the flusher role: one flush_seq bump per commit, one release at the end', async () => {
     // Releasing and retaking the role between two commits of one session was two more
     // native calls and a bump (which rings every waiting process) per commit.
-    pm = await start();
-    const addon = require('../../dist/core/native').native;
-    const seq = () => addon.walState(pm!._native()).flushSeq as number;
-    await pm.wal.flush(await pm.wal.append(1, Buffer.from('warm')));  // the segment is open
-    await new Promise((r) => setImmediate(r));
-    const q0 = seq();
-    const f0 = pm.wal.stats().flushes;
+    const { addon, seq, q0, f0 } = await startCountingFlushSeq();
     for (let i = 0; i < 20; i++) await pm.wal.flush(await pm.wal.append(1, Buffer.from(`c${i}`)));
     await new Promise((r) => setImmediate(r));  // the role is let go once the loop stops committing
     expect(pm.wal.stats().flushes - f0).toBe(20);
