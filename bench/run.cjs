@@ -2,7 +2,7 @@
 'use strict';
 // The bench harness. Usage:
 //   npm run bench -- <name>|all [--smoke] [--duration=<ms>] [--repeat=<rounds>] [--file-size=<MiB>] [--out=<dir>] [--data-dir=<dir>]
-//     scale only: [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=<TPC-B scale>]
+//     scale only: [--procs=1,2,4,8,16] [--bs=4,8] [--qd=1,8,32,128] [--parts=reads,commits,tpcb] [--scale-high=<TPC-B scale>]
 //       [--tpcb-warmup=<ms>] (every TPC-B point's warm-up; default 2 s + 0.5 s per worker)
 //     durable-commits, scale (commits): [--wal-sync=fdatasync|dsync] (ringmaster's wal.walSync; default: the library's)
 //       [--wal-direct[=false]] (ringmaster's wal.direct: O_DIRECT WAL segments, or not; default: the library's)
@@ -18,7 +18,7 @@ const WORKLOADS = [reads.cold, reads.cached, require('./workloads/durable.cjs'),
 
 function usage(msg) {
   if (msg) console.error(`bench: ${msg}`);
-  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir] [--procs=1,2,4,8,16] [--parts=reads,commits,tpcb] [--scale-high=N] [--tpcb-warmup=ms] [--wal-sync=fdatasync|dsync] [--wal-direct[=false]]`);
+  console.error(`usage: npm run bench -- <${WORKLOADS.map((w) => w.name).join('|')}|all> [--smoke] [--duration=ms] [--repeat=N] [--file-size=MiB] [--out=dir] [--data-dir=dir] [--procs=1,2,4,8,16] [--bs=4,8] [--qd=1,8,32,128] [--parts=reads,commits,tpcb] [--scale-high=N] [--tpcb-warmup=ms] [--wal-sync=fdatasync|dsync] [--wal-direct[=false]]`);
   process.exit(2);
 }
 
@@ -36,6 +36,8 @@ function parseArgs(argv) {
     else if (k === 'data-dir') o.dataDir = v;
     else if (k === 'render-only') o.renderOnly = true;
     else if (k === 'procs') o.procs = v;
+    else if (k === 'bs') o.bs = v;
+    else if (k === 'qd') o.qd = v;
     else if (k === 'parts') o.parts = v;
     else if (k === 'scale-high') o.scaleHigh = Math.max(1, Math.floor(Number(v)) || 1);
     else if (k === 'tpcb-warmup') {
@@ -85,7 +87,7 @@ async function main() {
   common.ensureFile(file, fileSize);
   let warmed = false;
   const ctx = {
-    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1, procs: args.procs, parts: args.parts, scaleHigh: args.scaleHigh, tpcbWarmupMs: args.tpcbWarmupMs, walSync: args.walSync, walDirect: args.walDirect,
+    smoke: args.smoke, durationMs, fileSize, file, dataDir, repeat: args.repeat || 1, procs: args.procs, bs: args.bs, qd: args.qd, parts: args.parts, scaleHigh: args.scaleHigh, tpcbWarmupMs: args.tpcbWarmupMs, walSync: args.walSync, walDirect: args.walDirect,
     load: () => Math.round(os.loadavg()[0] * 100) / 100,
     progress: (m) => common.progress(`${m}  (${Math.round((Date.now() - t0) / 1000)} s)`),
     warm: () => {

@@ -240,6 +240,7 @@ class Session : public Napi::ObjectWrap<Session> {
   // Deliver() is on the stack: a JS callback it made must not start another (re-entrancy
   // guard of one activity, not a lifecycle state).
   bool delivering_ = false;
+  bool deliver_chunked_ = false;  // Deliver's round hands JS one chunk: flushes leave other completions to it
 };
 
 Napi::FunctionReference* Session::ctor = nullptr;
@@ -361,15 +362,25 @@ void Session::OnSweep(void* self) {
   }
 }
 
+constexpr uint32_t kDeliverFirstChunk = 2;
+
 void Session::Deliver() {
   if (!attached() || delivering_) return;
   delivering_ = true;
   Napi::Env env(env_);
   Napi::HandleScope scope(env);
+  // Completions that arrived together (a device completes a whole queue at once) reach JS
+  // in chunks of 2, 4, 8, ...: each chunk's callback returns to the loop's microtask
+  // checkpoint, where the reads its continuations start are flushed to the kernel before
+  // the next chunk is settled. Settled all at once, every new read waited for the last
+  // completion's JS and went out in one enter, and the device sat idle meanwhile.
+  uint32_t chunk = kDeliverFirstChunk;
   for (int rounds = 0; rounds < 1000 && attached(); rounds++) {
     bool more = false;
-    uint32_t n = delivery_.collect(out_, out_quads_, &more);
-    if (n == 0 && !more) break;
+    deliver_chunked_ = rounds < 64;
+    uint32_t n = delivery_.collect(out_, chunk < out_quads_ ? chunk : out_quads_, &more);
+    if (n == 0) break;
+    if (chunk < out_quads_) chunk *= 2;
     if (n) {
       RM_TRACE("session %p delivers %u", (void*)this, n);
       Napi::Object self = Value();
@@ -389,8 +400,14 @@ void Session::Deliver() {
       }
       if (st != napi_ok) break;
     }
-    if (!more) break;
+    // Not done at !more: the flushes run by this chunk's microtasks left the completions
+    // they reaped to the next round (FlushStaged does not collect during a chunked
+    // round). After 64 rounds the flushes collect again, as outside a delivery, and the
+    // delivery ends at the first round that empties the queue, so that a stream of
+    // completions does not keep the loop's other handles (timers, sockets) waiting.
+    if (!more && !deliver_chunked_) break;
   }
+  deliver_chunked_ = false;
   delivering_ = false;
   if (attached()) UpdateLoopState();
 }
@@ -763,7 +780,9 @@ void Session::FlushStaged(Napi::Env env) {
   ctl_[0] = o.stop;
   ctl_[1] = 0;
   ctl_[2] = 0;
-  if (!o.terminating && o.consumed < out_quads_) {
+  // Inside a delivery (a chunk's microtasks), the other completions are Deliver's next
+  // chunk: collected here, they would all be settled before this flush's reads go out.
+  if (!o.terminating && o.consumed < out_quads_ && !(delivering_ && deliver_chunked_)) {
     bool more = false;
     ctl_[1] = (int32_t)delivery_.collect(out_ + (size_t)o.consumed * kQuad, out_quads_ - o.consumed, &more);
     ctl_[2] = more ? 1 : 0;

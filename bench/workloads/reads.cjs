@@ -23,7 +23,9 @@ const ENGINES = {
 
 function grid(ctx) {
   if (ctx.smoke) return { bs: [4096], depth: [2], procs: [1] };
-  return { bs: [4096, 8192], depth: [1, 8, 32, 128], procs: [1, 2] };
+  // --bs=4,8 (KiB), --qd=8,32 and --procs=1 restrict the grid (to re-measure a few points).
+  const pick = (arg, all, scale = 1) => (arg ? String(arg).split(',').map((v) => Number(v) * scale).filter((v) => all.includes(v)) : all);
+  return { bs: pick(ctx.bs, [4096, 8192], 1024), depth: pick(ctx.qd, [1, 8, 32, 128]), procs: pick(ctx.procs, [1, 2]) };
 }
 
 function median(a) {

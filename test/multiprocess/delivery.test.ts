@@ -80,6 +80,38 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     }
   });
 
+  it('completions that arrive together reach JS in growing chunks: the reads their continuations start go to the kernel before the rest are settled', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, arenaSize: 1 << 20 } as any);
+    const N = 16;
+    const f = await directFile(db, 'd', N);
+    const slices = Array.from({ length: N }, () => db!.allocate(4096));
+    const swept0 = db._native().wakeInfo().swept;
+    const seen: number[] = [];  // per settled first read: the ring's enters when its continuation ran
+    const second: Promise<number>[] = [];
+    const first = slices.map((s, i) => db!.read(f, i * 4096, s).then((n) => {
+      seen.push(uring() ? db!.stats().rings[0].enters : 0);
+      second.push(db!.read(f, ((i + 1) % N) * 4096, s));  // the lane's next read
+      return n;
+    }));
+    await null;  // end of the turn: the 16 reads go to the kernel in one enter
+    spin(100);   // they all complete while this thread is busy, and reach it in one wake
+    expect(await Promise.all(first)).toEqual(Array(N).fill(4096));
+    expect(await Promise.all(second)).toEqual(Array(N).fill(4096));
+    slices.forEach((s, i) => expect(s.bytes[0]).toBe(((i + 1) % N) + 1));
+    if (uring()) {
+      // Settled all at once, every continuation would see the same count (the new reads
+      // would go out together after the last one). In chunks of 2, 4, 8, ... the reads of
+      // the first chunk were submitted before the later chunks' continuations ran.
+      expect(seen.length).toBe(N);
+      expect(seen[N - 1]).toBeGreaterThan(seen[0]);
+      expect(new Set(seen).size).toBeGreaterThanOrEqual(3);
+    }
+    // Nothing was left for the 250 ms safety sweep: the flushes inside the delivery left
+    // what they reaped to its next chunk, which took it.
+    expect(db._native().wakeInfo().swept).toBe(swept0);
+  });
+
   it('a hard-linked chain (write -> fdatasync) is woken by its own message, even when its first op fails; a soft-linked one is not', async () => {
     dir = tempDir('rm-deliv-');
     db = await rm.open({ dataDir: path.join(dir, 'data'), backend, arenaSize: 1 << 20 } as any);
