@@ -302,10 +302,11 @@ bool Delivery::arm_deferred() {
   return true;
 }
 
-void Delivery::reap_own() {
+void Delivery::reap_own(uint64_t ring_mask) {
   if (!reaps_) return;
   uint32_t n = (uint32_t)seg_->rings.size();
   for (uint32_t r = 0; r < n; r++) {
+    if (r < 64 && !(ring_mask & (1ull << r))) continue;
     RingMap& m = seg_->rings[r];
     if (ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW)) {
       int got = ring_reap(*seg_, r, slot_, 0, slot_, &check_);

@@ -97,7 +97,8 @@ class Delivery {
   bool arm_deferred();
   // Reap this environment's rings now (never waits for a completion lock); what it
   // completes for this environment is collected exactly.
-  void reap_own();
+  // ring_mask: the rings to look at (bit r: ring r; rings above 63 are always looked at).
+  void reap_own(uint64_t ring_mask = ~0ull);
   // Next collect() scans every in-flight op and every wait (doorbell, sweep).
   void want_full_scan() { full_scan_ = true; }
   // Writes up to `cap` quads to `out`; returns how many. `*more`: call again.

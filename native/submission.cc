@@ -117,6 +117,7 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, bool 
   auto& done = scratch.done;
   call.clear(); call_after.clear(); call_linked.clear(); call_observed.clear(); call_stage.clear(); done.clear();
   uint32_t call_ring = ~0u;
+  uint64_t submitted_rings = 0;  // bit r: this flush published SQEs on ring r
   uint32_t call_sqes = 0;
   uint32_t consumed_upto = start;
   const int wake_fd = delivery.self_wake_fd();
@@ -150,6 +151,7 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, bool 
       return false;
     }
     stat_add_owned(&seg.slots[slot].stat_submitted, (uint64_t)n);
+    submitted_rings |= call_ring < 64 ? 1ull << call_ring : ~0ull;
     for (uint32_t k = 0; k < n; k++) {
       uint32_t e = k;
       while (e + 1 < n && (call[e].link_flags & (LF_LINK | LF_HARDLINK))) e++;
@@ -282,8 +284,12 @@ FlushOutcome flush_staged(Segment& seg, uint32_t slot, uint32_t home_ring, bool 
 
   // Inline reap: page-cache hits and NOPs complete inside the enter; their CQEs are in
   // the CQ already (taken here without waiting for the lock; if another reaper holds
-  // it, that one takes them and rings our doorbell).
-  if (!done.empty()) delivery.reap_own();
+  // it, that one takes them and rings our doorbell). Only the rings this flush submitted
+  // to: another process's home ring holds that process's inline completions, which it is
+  // about to take itself; taking them here cost both of us (its CQ's cache lines and
+  // lock, a doorbell to wake it, and the op it then found pending counted its file as
+  // going asynchronous, adding a self-wake message to its next reads).
+  if (!done.empty()) delivery.reap_own(submitted_rings);
   for (const SubmittedOp& s : done) {
     int32_t* q = out + (size_t)(s.stage - start) * kQuad;
     int32_t res;

@@ -95,6 +95,7 @@ async function ringmasterPoint(spec) {
     res.options = opts;
     res.mode = mode;
     res.ringStats = ringDelta(before, after);
+    res.processStats = processDelta(before, after);
     phase('participants close');
     await closePeers(peers);
     return res;
@@ -102,6 +103,21 @@ async function ringmasterPoint(spec) {
     phase('postmaster stop');
     dropProbe();
     await pm.stop({ timeoutMs: 3000 });
+  }
+}
+
+// Per environment over the run: ops submitted and completed, of them reaped by another
+// process (completedByOther), and CQEs it reaped for anyone.
+function processDelta(a, b) {
+  try {
+    const was = new Map((a.processes || []).map((p) => [p.slot, p]));
+    return (b.processes || []).map((p) => {
+      const q = was.get(p.slot) || {};
+      const d = (k) => p[k] - (q[k] || 0);
+      return { slot: p.slot, kind: p.kind, submitted: d('submitted'), completed: d('completed'), completedByOther: d('completedByOther'), reaped: d('reaped') };
+    });
+  } catch {
+    return null;
   }
 }
 
