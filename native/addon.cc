@@ -352,7 +352,10 @@ void Session::OnSweep(void* self) {
   size_t before = s->delivery_.inflight();
   s->delivery_.on_ready();
   s->delivery_.want_full_scan();
-  s->delivery_.reap_own();
+  // Our own CQEs; every ring's while we wait on a word that another process's CQE may
+  // change (its issuer busy, a reap signal skipped). Other processes' own completions
+  // are theirs to take.
+  s->delivery_.reap_own(s->delivery_.waits() ? ~0ull : s->delivery_.rings_in_use());
   s->Deliver();
   // Deliver ran JS, which may have detached the session.
   if (s->attached() && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();

@@ -207,12 +207,15 @@ void Delivery::track(const InflightOp& op) {
   if (op.index >= pos_.size()) return;
   pos_[op.index] = (uint32_t)ops_.size();
   ops_.push_back(op);
+  if (op.ring >= ring_ops_.size()) ring_ops_.resize(op.ring + 1, 0);
+  ring_ops_[op.ring]++;
   if (op.foreign) foreign_changed(1);
 }
 
 void Delivery::erase_at(size_t p) {
   InflightOp gone = ops_[p];
   pos_[gone.index] = ~0u;
+  if (gone.ring < ring_ops_.size() && ring_ops_[gone.ring]) ring_ops_[gone.ring]--;
   if (p + 1 != ops_.size()) {
     ops_[p] = ops_.back();
     pos_[ops_[p].index] = (uint32_t)p;
@@ -289,7 +292,10 @@ void Delivery::on_ready(bool defer_arm) {
   }
   // Test hook: die with our CQEs posted but not reaped (the loop woke for them).
   kill_point(&seg_->hdr->faults, KP_WAKE_BEFORE_REAP);
-  reap_own();
+  // Our own CQEs: the rings we have ops in flight on. Another process's home ring holds
+  // its own completions, which it takes itself (a busy or dead one's: the watchers, on
+  // demand, and wait_add's look).
+  reap_own(rings_in_use());
 }
 
 bool Delivery::arm_deferred() {
@@ -298,8 +304,15 @@ bool Delivery::arm_deferred() {
   if (channel_ != WakeChannel::Ring || futex_armed_) return false;
   arm_doorbell_wait();
   full_scan_ = true;
-  reap_own();
+  reap_own(rings_in_use());
   return true;
+}
+
+uint64_t Delivery::rings_in_use() const {
+  uint64_t mask = 0;
+  for (size_t r = 0; r < ring_ops_.size(); r++)
+    if (ring_ops_[r]) mask |= r < 64 ? 1ull << r : ~0ull;
+  return mask;
 }
 
 void Delivery::reap_own(uint64_t ring_mask) {

@@ -99,6 +99,8 @@ class Delivery {
   // completes for this environment is collected exactly.
   // ring_mask: the rings to look at (bit r: ring r; rings above 63 are always looked at).
   void reap_own(uint64_t ring_mask = ~0ull);
+  // The rings this environment has ops in flight on (bit r: ring r).
+  uint64_t rings_in_use() const;
   // Next collect() scans every in-flight op and every wait (doorbell, sweep).
   void want_full_scan() { full_scan_ = true; }
   // Writes up to `cap` quads to `out`; returns how many. `*more`: call again.
@@ -153,6 +155,7 @@ class Delivery {
   std::atomic<bool> closing_{false};
 
   std::vector<InflightOp> ops_;
+  std::vector<uint32_t> ring_ops_;  // per ring: how many of ops_ were submitted to it
   std::vector<uint32_t> pos_;  // handle index -> position in ops_, or ~0u
   std::vector<uint32_t> check_;  // handle indices to look at in the next collect()
   std::vector<int8_t> file_async_;  // per file slot: > 0 while its ops tend to go async

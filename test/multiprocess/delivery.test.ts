@@ -201,6 +201,31 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     expect((await busy).n).toBe(4096);
   });
 
+  it("a process reaps its own rings' completions (its flush, its wake, its sweep), never another process's home ring's", async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20, rings: 2 });
+    if (!uring()) return;  // the threads backend has no rings to reap
+    const f = await directFile(pm, 'd');
+    const cached = await pm.files.open('c', { create: true });
+    await pm.write(cached, 0, Buffer.alloc(4096, 9));
+    const a = await worker();
+    const aSlot = (await a.call('info')).slot;
+    expect((await a.call('info')).homeRing).toBe(1);
+    expect(pm._native().info().homeRing).toBe(0);
+    const other0 = pm.stats().processes.find((p) => p.slot === aSlot)!.completedByOther;
+    // A's O_DIRECT read completes while A's JS spins: its CQE waits in ring 1 for A (it has
+    // its self-wake; no watcher is asked to reap it, and one takes entries nobody demands
+    // only after a second of sweeps).
+    const busy = a.call('directReadBusy', { file: f.id, busyMs: 400 });
+    await new Promise((r) => setTimeout(r, 100));
+    // Meanwhile this process reads from the page cache on ring 0: each flush reaps inline.
+    const s = pm.allocate(4096);
+    for (let i = 0; i < 20; i++) expect(await pm.read(cached, 0, s)).toBe(4096);
+    expect((await busy).n).toBe(4096);
+    // A took its completion itself: nobody reaped it for A and rang A's doorbell.
+    expect(pm.stats().processes.find((p) => p.slot === aSlot)!.completedByOther).toBe(other0);
+  });
+
   it('a doorbell rung while the woken environment runs JS (before it re-arms its wait) is delivered as that JS returns, not by the sweep', async () => {
     dir = tempDir('rm-deliv-');
     pm = await startPm(dir, { arenaSize: 1 << 20 });
