@@ -355,7 +355,7 @@ void Session::OnSweep(void* self) {
   // Our own CQEs; every ring's while we wait on a word that another process's CQE may
   // change (its issuer busy, a reap signal skipped). Other processes' own completions
   // are theirs to take.
-  s->delivery_.reap_own(s->delivery_.waits() ? ~0ull : s->delivery_.rings_in_use());
+  s->delivery_.reap_own(s->delivery_.reap_mask());
   s->Deliver();
   // Deliver ran JS, which may have detached the session.
   if (s->attached() && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();

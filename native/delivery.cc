@@ -292,10 +292,10 @@ void Delivery::on_ready(bool defer_arm) {
   }
   // Test hook: die with our CQEs posted but not reaped (the loop woke for them).
   kill_point(&seg_->hdr->faults, KP_WAKE_BEFORE_REAP);
-  // Our own CQEs: the rings we have ops in flight on. Another process's home ring holds
-  // its own completions, which it takes itself (a busy or dead one's: the watchers, on
-  // demand, and wait_add's look).
-  reap_own(rings_in_use());
+  // Our own CQEs: the rings we have ops in flight on (every ring while we wait on a word,
+  // which any CQE may change). Another process's home ring holds its own completions,
+  // which it takes itself (a busy or dead one's: the watchers, on demand).
+  reap_own(reap_mask());
 }
 
 bool Delivery::arm_deferred() {
@@ -304,7 +304,7 @@ bool Delivery::arm_deferred() {
   if (channel_ != WakeChannel::Ring || futex_armed_) return false;
   arm_doorbell_wait();
   full_scan_ = true;
-  reap_own(rings_in_use());
+  reap_own(reap_mask());
   return true;
 }
 
@@ -314,6 +314,8 @@ uint64_t Delivery::rings_in_use() const {
     if (ring_ops_[r]) mask |= r < 64 ? 1ull << r : ~0ull;
   return mask;
 }
+
+uint64_t Delivery::reap_mask() const { return waits_.empty() ? rings_in_use() : ~0ull; }
 
 void Delivery::reap_own(uint64_t ring_mask) {
   if (!reaps_) return;

@@ -101,6 +101,9 @@ class Delivery {
   void reap_own(uint64_t ring_mask = ~0ull);
   // The rings this environment has ops in flight on (bit r: ring r).
   uint64_t rings_in_use() const;
+  // What a wake or a sweep reaps: rings_in_use(), or every ring while a word wait is
+  // registered (a busy or dead issuer's CQE anywhere may change the word).
+  uint64_t reap_mask() const;
   // Next collect() scans every in-flight op and every wait (doorbell, sweep).
   void want_full_scan() { full_scan_ = true; }
   // Writes up to `cap` quads to `out`; returns how many. `*more`: call again.
