@@ -86,6 +86,10 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     const N = 16;
     const f = await directFile(db, 'd', N);
     const slices = Array.from({ length: N }, () => db!.allocate(4096));
+    // The setup's ops started the loop's 250 ms sweep timer; it stops at its first run
+    // with nothing in flight. The reads below start it afresh, so it is not due while
+    // they complete (else it could collect them first, as it may).
+    await new Promise((r) => setTimeout(r, 600));
     const swept0 = db._native().wakeInfo().swept;
     const seen: number[] = [];  // per settled first read: the ring's enters when its continuation ran
     const second: Promise<number>[] = [];
@@ -95,7 +99,7 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
       return n;
     }));
     await null;  // end of the turn: the 16 reads go to the kernel in one enter
-    spin(100);   // they all complete while this thread is busy, and reach it in one wake
+    spin(50);    // they all complete while this thread is busy, and reach it in one wake
     expect(await Promise.all(first)).toEqual(Array(N).fill(4096));
     expect(await Promise.all(second)).toEqual(Array(N).fill(4096));
     slices.forEach((s, i) => expect(s.bytes[0]).toBe(((i + 1) % N) + 1));
