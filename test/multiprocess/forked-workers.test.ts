@@ -196,6 +196,25 @@ describe('forked workers', () => {
     expect(await pm.waitCompletionWord(w, { timeoutMs: 50 })).toBeUndefined();
   });
 
+  it('a wait with a shorter timeout than one already pending times out first', async () => {
+    // The environment's waits share one timer armed for the earliest deadline: a later,
+    // shorter wait must move it forward.
+    const long = pm.waitCompletionWord(pm.completionWord(), { timeoutMs: 60000 });
+    expect(await pm.waitCompletionWord(pm.completionWord(), { timeoutMs: 50 })).toBeUndefined();
+    expect(await settlesWithin(long, 100)).toBe(false);
+  });
+
+  it('a wait woken before its timeout leaves no referenced timer behind', async () => {
+    const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = refTimers();
+    const w = pm.completionWord();
+    const waiting = pm.waitCompletionWord(w, { timeoutMs: 60000 });
+    await pm.batch().nop({ completionWord: w }).submit();
+    expect(await waiting).toBe(0);
+    // A timer still armed for the deadline would keep the process alive for a minute.
+    expect(refTimers()).toBe(before);
+  });
+
   it('drain waits for IO in flight from another process on the same ring', async () => {
     const fifo = path.join(pm.dataDir, 'fifo2');
     execFileSync('mkfifo', ['-m', '0600', fifo]);
