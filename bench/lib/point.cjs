@@ -143,7 +143,7 @@ async function handoffPoint(spec) {
     await A.ready;
     await B.ready;
     const slotA = (await A.call('attach', { reaper: sc.aReaper })).slot;
-    const slotB = (await B.call('attach', { reaper: sc.bReaper })).slot;
+    const slotB = (await B.call('attach', { reaper: sc.bReaper, wakeSliceUs: sc.bWakeSliceUs || 0 })).slot;
     const words = [];
     for (let i = 0; i < spec.iterations + 5; i++) words.push(pm.completionWord());
     const handoff = [];
