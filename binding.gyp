@@ -7,6 +7,7 @@
         "native/delivery.cc",
         "native/loop_wake.cc",
         "native/reaper.cc",
+        "native/sched_slice.cc",
         "native/slot_cleanup.cc",
         "native/submission.cc",
         "native/uring_method.cc",

@@ -7,6 +7,7 @@ import { optionsObject } from './io';
 import { RUN_STOPPED, native } from './native';
 import { ATTACH_ENV } from './postmaster';
 import { shareDataDir } from './datadir-lock';
+import { wakeSliceOption } from './options';
 
 let forkedAttached = false;
 
@@ -14,6 +15,12 @@ export interface AttachOptions {
   /** Run watcher threads that reap completions in this process (default true). */
   reaper?: boolean;
   submitTimeoutMs?: number;
+  /**
+   * The scheduler slice, µs, this thread (and, in a forked worker, its watcher threads)
+   * asks for: 0 (the kernel's) or 100..100000. A forked worker's default is the
+   * postmaster's `wakeSliceUs`; a worker thread's is 0.
+   */
+  wakeSliceUs?: number;
 }
 
 /**
@@ -21,7 +28,8 @@ export interface AttachOptions {
  * In a worker thread: `attach(token)` with the token from `db.threadToken()`.
  */
 export async function attach(token?: ThreadToken, options: AttachOptions = {}): Promise<Ringmaster> {
-  optionsObject('attach', options, ['reaper', 'submitTimeoutMs']);
+  optionsObject('attach', options, ['reaper', 'submitTimeoutMs', 'wakeSliceUs']);
+  const wakeSliceUs = options.wakeSliceUs === undefined ? undefined : wakeSliceOption('options.wakeSliceUs', options.wakeSliceUs);
   if (options.reaper !== undefined && typeof options.reaper !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', 'options.reaper must be a boolean');
   if (options.submitTimeoutMs !== undefined) {
     const v = options.submitTimeoutMs;
@@ -31,6 +39,8 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
   if (token !== undefined) {
     // A thread shares its process's watcher threads: it never starts its own.
     if (options.reaper !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', 'attach(token, { reaper }): worker threads never run watchers (their process\'s watchers reap for them); reaper applies to forked workers');
+    // The thread's own slice only: the process's watchers are not this thread's.
+    if (wakeSliceUs) native.setWakeSlice(wakeSliceUs, false);
     return attachThread(token, options);
   }
   const raw = process.env[ATTACH_ENV];
@@ -38,13 +48,16 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
     throw new RingmasterError('ERR_RINGMASTER_NOT_FORKED', `this process was not started by pm.fork() or pm.clusterFork() (no ${ATTACH_ENV} in its environment); worker threads pass a token: attach(db.threadToken())`);
   }
   if (forkedAttached) throw new RingmasterError('ERR_RINGMASTER_ALREADY_ATTACHED', 'this process is already attached; use the handle attach() returned');
-  let spec: { v: number; lockStamp?: string; memfd: number; ringFds: number[]; eventFds?: number[]; postmasterPid: number; features: Features; reaper: boolean };
+  let spec: { v: number; lockStamp?: string; memfd: number; ringFds: number[]; eventFds?: number[]; postmasterPid: number; features: Features; reaper: boolean; wakeSliceUs?: number };
   try {
     spec = JSON.parse(raw);
   } catch {
     throw new RingmasterError('ERR_RINGMASTER_ATTACH', `${ATTACH_ENV} is not valid JSON`);
   }
   if (spec?.v !== 1 || !Number.isInteger(spec.memfd) || !Array.isArray(spec.ringFds)) throw new RingmasterError('ERR_RINGMASTER_ATTACH', `${ATTACH_ENV} has an unknown format`);
+  // Before attaching: the watcher threads it starts read the process's setting.
+  const slice = wakeSliceUs ?? (Number.isInteger(spec.wakeSliceUs) && (spec.wakeSliceUs as number) >= 100 && (spec.wakeSliceUs as number) <= 100000 ? spec.wakeSliceUs as number : 0);
+  if (slice) native.setWakeSlice(slice, true);
   let session;
   try {
     session = native.attachForked(spec.memfd, spec.ringFds, { reaper: options.reaper ?? spec.reaper ?? true, eventFds: Array.isArray(spec.eventFds) ? spec.eventFds : [] });

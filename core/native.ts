@@ -92,6 +92,8 @@ export interface NativeAddon extends FileSyncAddon, DataDirLockAddon, BufferPool
   attachForked(memfd: number, ringFds: number[], options: { reaper: boolean; eventFds?: number[] }): NativeSession;
   attachThread(segmentId: number): NativeSession;
   probe(): { ok: boolean; errno: number; code: string; features: number; kernel: string };
+  /** The calling thread asks for a `us` µs scheduler slice (0: the kernel's); with `libraryThreads`, so do this process's watcher and doorbell threads started later. 0 or -errno. */
+  setWakeSlice(us: number, libraryThreads: boolean): number;
 }
 
 /** The shared file table's sync state (native/file_sync_napi.cc). */

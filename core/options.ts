@@ -36,6 +36,14 @@ export interface StartOptions {
   reaper?: boolean;
   /** How long a submission may wait for a free IO handle or a ring lock, ms (default 30000). */
   submitTimeoutMs?: number;
+  /**
+   * The scheduler slice, µs, that the threads woken by other processes ask for: each
+   * attaching thread's own (its event loop's) and this process's watcher threads
+   * (Linux 6.12+ EEVDF; the kernel clamps it to 100..100000). 0 (default): the kernel's.
+   * A short slice lets a woken thread preempt a busy one on the CPU it is placed on.
+   * Forked workers inherit it; `attach({ wakeSliceUs })` overrides it.
+   */
+  wakeSliceUs?: number;
   // The modules built on core add their own options here (bufferPool, wal): each
   // declares its field where it registers itself.
 }
@@ -55,6 +63,12 @@ function positiveInt(name: string, v: unknown, def: number, min: number, max: nu
   return v;
 }
 
+/** `wakeSliceUs`: 0 (the kernel's slice) or 100..100000 µs. */
+export function wakeSliceOption(name: string, v: unknown): number {
+  if (v === 0) return 0;
+  return positiveInt(name, v, 0, 100, 100000);
+}
+
 function bool(name: string, v: unknown, def: boolean): boolean {
   if (v === undefined) return def;
   if (typeof v !== 'boolean') throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be a boolean`);
@@ -72,7 +86,7 @@ function oneOf<T extends string>(name: string, v: unknown, def: T, allowed: read
 export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
   if (o === null || typeof o !== 'object') throw typeError('ERR_INVALID_ARG_TYPE', 'options must be an object with at least { dataDir }');
   if (typeof o.dataDir !== 'string' || o.dataDir.length === 0) throw typeError('ERR_INVALID_ARG_TYPE', 'options.dataDir must be a non-empty string');
-  const known = new Set(['dataDir', 'backend', 'rings', 'ringEntries', 'topology', 'sqpoll', 'sqpollIdleMs', 'fixedBuffers', 'maxProcesses', 'maxFiles', 'arenaSize', 'reaper', 'submitTimeoutMs', 'bufferPool', 'wal']);
+  const known = new Set(['dataDir', 'backend', 'rings', 'ringEntries', 'topology', 'sqpoll', 'sqpollIdleMs', 'fixedBuffers', 'maxProcesses', 'maxFiles', 'arenaSize', 'reaper', 'submitTimeoutMs', 'wakeSliceUs', 'bufferPool', 'wal']);
   const moduleOptions = o as { [K in ModuleOptionName]?: unknown };
   for (const k of ['bufferPool', 'wal'] as const) {
     if (moduleOptions[k] !== undefined && (moduleOptions[k] === null || typeof moduleOptions[k] !== 'object')) throw typeError('ERR_INVALID_ARG_TYPE', `options.${k} must be an object`);
@@ -109,6 +123,7 @@ export function resolveStartOptions(o: StartOptions): ResolvedStartOptions {
     arenaSize,
     reaper: bool('reaper', o.reaper, true),
     submitTimeoutMs: positiveInt('submitTimeoutMs', o.submitTimeoutMs, 30000, 1, 2 ** 31 - 1),
+    wakeSliceUs: wakeSliceOption('wakeSliceUs', o.wakeSliceUs),
     bufferPool: moduleOptions.bufferPool,
     wal: moduleOptions.wal,
   };

@@ -160,11 +160,13 @@ export class Postmaster extends Ringmaster {
   #childState = new WeakMap<ChildProcess, ChildState>();
   #stopping: Promise<void> | null = null;
   #lock: DataDirLock;
+  #wakeSliceUs: number;  // handed to forked workers (their default)
 
   /** @internal */
-  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, submitTimeoutMs: number, lock: DataDirLock) {
+  constructor(session: ReturnType<typeof native.createSegment>, features: Omit<Features, 'sameAddress'>, submitTimeoutMs: number, lock: DataDirLock, wakeSliceUs = 0) {
     super(session, features, submitTimeoutMs);
     this.#lock = lock;
+    this.#wakeSliceUs = wakeSliceUs;
   }
 
   /** Creates the segment, rings and registered tables; probes features once. */
@@ -207,6 +209,8 @@ export class Postmaster extends Ringmaster {
       arenaSize: o.arenaSize, sqpoll: o.sqpoll, sqpollIdleMs: o.sqpollIdleMs, fixedBuffers: o.fixedBuffers,
       topology: o.topology, dataDir, reaper: o.reaper,
     };
+    // Before the segment's watcher threads start: they read the process's setting as they do.
+    if (o.wakeSliceUs) native.setWakeSlice(o.wakeSliceUs, true);
     let session;
     try {
       session = native.createSegment({ ...base, backend }, () => {});
@@ -237,7 +241,7 @@ export class Postmaster extends Ringmaster {
       warnOnce('RINGMASTER_FALLBACK', `ringmaster: ${backendReason}; using the threads backend (pread/pwrite on a thread pool)`);
     }
     if (backend === 'io_uring' && o.fixedBuffers && !info.fixedBuffers) warnOnce('RINGMASTER_NO_FIXED_BUFFERS', `ringmaster: fixed buffers off: ${fixedBuffersReason}`);
-    const pm = new Postmaster(session, features, o.submitTimeoutMs, lock);
+    const pm = new Postmaster(session, features, o.submitTimeoutMs, lock, o.wakeSliceUs);
     try {
       syncCreatedDataDirs(pm, dataDir, dirsMade);
       await initModules(pm, { bufferPool: o.bufferPool, wal: o.wal });
@@ -260,7 +264,7 @@ export class Postmaster extends Ringmaster {
     const ringChildFds = ringFds.map((_, i) => FIRST_FD + 1 + i);
     const haveEvents = eventFds.length > 0 && eventFds.every((fd) => fd >= 0);
     const eventChildFds = haveEvents ? eventFds.map((_, i) => FIRST_FD + 1 + ringFds.length + i) : [];
-    const env = JSON.stringify({ v: 1, lockStamp: this.#lock.stamp, memfd: FIRST_FD, ringFds: ringChildFds, eventFds: eventChildFds, segment: this.info.segmentId, postmasterPid: process.pid, features: this.features, reaper });
+    const env = JSON.stringify({ v: 1, lockStamp: this.#lock.stamp, memfd: FIRST_FD, ringFds: ringChildFds, eventFds: eventChildFds, segment: this.info.segmentId, postmasterPid: process.pid, features: this.features, reaper, wakeSliceUs: this.#wakeSliceUs });
     return { stdio: [memfd, ...ringFds, ...(haveEvents ? eventFds : [])], env };
   }
 

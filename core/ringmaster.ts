@@ -132,14 +132,34 @@ export interface Ringmaster {
   prependOnceListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
   emit<K extends keyof RingmasterEvents>(event: K, ...args: RingmasterEvents[K]): boolean;
 }
+// One caller's wait on a shared word, and the native wait its environment shares.
+interface TimedWait {
+  deadline: number;  // Date.now() ms
+  group: WaitGroup;
+  resolve: (value: number | undefined) => void;
+}
+interface WaitGroup {
+  id: number;
+  key: number;
+  waiters: Set<TimedWait>;
+}
 export class Ringmaster extends EventEmitter {
   readonly files: Files;
   readonly features: Features;
   #native: NativeSession | null;
   #info: NativeInfo;
   #waits = new Map<number, (value: number | undefined) => void>();
-  #waitGroups = new Map<number, { id: number; waiters: Set<(value: number | undefined) => void> }>();
+  #waitGroups = new Map<number, WaitGroup>();
+  // Every caller's wait that has not settled, with its deadline. One unreferenced timer,
+  // armed for the earliest deadline, expires them (a pending native wait keeps the loop
+  // alive): a wait that is woken in time costs no timer of its own. A per-wait setTimeout
+  // and its clearTimeout were a fifth of a woken process's JS time between its event loop
+  // waking and the waiter resuming (bench/results/handoff-s22).
+  #timedWaits = new Set<TimedWait>();
+  #waitTimer: ReturnType<typeof setTimeout> | null = null;
+  #waitTimerAt = 0;  // the deadline #waitTimer fires for (Date.now() ms)
   #arena: ArrayBuffer | null = null;
+  #arenaWords: Int32Array | null = null;  // the arena as 32-bit words (completion words)
   #closing: Promise<void> | null = null;
   #submitTimeoutMs: number;
 
@@ -310,32 +330,56 @@ export class Ringmaster extends EventEmitter {
         const s = this.arenaSlice(offset, 4);
         return Promise.resolve(new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0]);
       }
-      const g = { id, waiters: new Set<(v: number | undefined) => void>() };
+      const g: WaitGroup = { id, key, waiters: new Set<TimedWait>() };
       group = g;
       this.#waitGroups.set(key, g);
       this.#waits.set(id, (v) => {
         this.#waitGroups.delete(key);
-        for (const w of g.waiters) w(v);
+        for (const w of g.waiters) {
+          this.#timedWaits.delete(w);
+          w.resolve(v);
+        }
       });
     }
     const g = group;
     return new Promise((resolve) => {
-      const done = (v: number | undefined) => {
-        clearTimeout(timer);
-        resolve(v);
-      };
-      const timer = setTimeout(() => {
-        g.waiters.delete(done);
-        if (g.waiters.size === 0 && this.#waitGroups.get(key) === g) {
-          this.#waitGroups.delete(key);
-          this.#waits.delete(g.id);
-          this.#native?.cancelWait(g.id);
-        }
-        resolve(undefined);
-      }, timeoutMs);
-      g.waiters.add(done);
+      const w: TimedWait = { deadline: Date.now() + timeoutMs, group: g, resolve };
+      g.waiters.add(w);
+      this.#timedWaits.add(w);
+      if (this.#waitTimer === null || w.deadline < this.#waitTimerAt) this.#armWaitTimer(w.deadline);
     });
   }
+
+  #armWaitTimer(deadline: number): void {
+    if (this.#waitTimer !== null) clearTimeout(this.#waitTimer);
+    this.#waitTimerAt = deadline;
+    // Timers run on the loop's cached clock, which may be behind Date.now(): one that
+    // fires early finds nothing due and is armed again for what is left.
+    this.#waitTimer = setTimeout(this.#onWaitTimer, Math.min(Math.max(1, deadline - Date.now()), 2 ** 31 - 1));
+    this.#waitTimer.unref();
+  }
+
+  #onWaitTimer = (): void => {
+    this.#waitTimer = null;
+    const now = Date.now();
+    let next = Infinity;
+    for (const w of this.#timedWaits) {
+      if (w.deadline > now) {
+        if (w.deadline < next) next = w.deadline;
+        continue;
+      }
+      this.#timedWaits.delete(w);
+      const g = w.group;
+      g.waiters.delete(w);
+      if (g.waiters.size === 0 && this.#waitGroups.get(g.key) === g) {
+        this.#waitGroups.delete(g.key);
+        this.#waits.delete(g.id);
+        this.#native?.cancelWait(g.id);
+      }
+      w.resolve(undefined);
+    }
+    if (next !== Infinity && this.#native !== null) this.#armWaitTimer(next);
+  };
 
   /** @internal a named arena region published by the postmaster (module state). */
   _regionGet(name: string): { offset: number; size: number } | null {
@@ -354,9 +398,15 @@ export class Ringmaster extends EventEmitter {
   completionWordResult(offset: number): number | undefined {
     if (typeof offset !== 'number' || Number.isNaN(offset)) throw typeError('ERR_INVALID_ARG_TYPE', `a completion word offset is a number, got ${typeof offset}`);
     if (offset % 8 !== 0) throw rangeError('ERR_OUT_OF_RANGE', `a completion word offset is a multiple of 8, got ${offset}`);
-    const s = this.arenaSlice(offset, 8);
-    const v = new Int32Array(s.bytes.buffer, s.bytes.byteOffset, 2);
-    return Atomics.load(v, 0) ? Atomics.load(v, 1) : undefined;
+    checkOffset('offset', offset);
+    if (offset + 8 > this.#info.arenaSize) throw rangeError('ERR_OUT_OF_RANGE', `arena slice ${offset}+8 exceeds the arena (${this.#info.arenaSize} bytes)`);
+    let words = this.#arenaWords;
+    if (words === null) {
+      const arena = this.#arena ?? this.arenaSlice(0, 0).bytes.buffer as ArrayBuffer;
+      words = this.#arenaWords = new Int32Array(arena, 0, Math.floor(this.#info.arenaSize / 4));
+    }
+    const i = offset / 4;
+    return Atomics.load(words, i) ? Atomics.load(words, i + 1) : undefined;
   }
 
   // ---- IO ---------------------------------------------------------------------
@@ -545,6 +595,7 @@ export class Ringmaster extends EventEmitter {
       const n = this.#native;
       this.#native = null;
       this.#arena = null;
+      this.#arenaWords = null;
       if (this.#retryTimer) clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
       n?.detach();
@@ -567,6 +618,9 @@ export class Ringmaster extends EventEmitter {
       for (const [, w] of this.#waits) w(undefined);
       this.#waits.clear();
       this.#waitGroups.clear();
+      this.#timedWaits.clear();
+      if (this.#waitTimer !== null) clearTimeout(this.#waitTimer);
+      this.#waitTimer = null;
       this.emit('close');
     })();
     return this.#closing;

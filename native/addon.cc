@@ -27,6 +27,7 @@
 #include "modules.h"
 #include "reaper.h"
 #include "ring_test_hooks.h"
+#include "sched_slice.h"
 #include "segment.h"
 #include "shared_wait.h"
 #include "slot_cleanup.h"
@@ -1473,6 +1474,16 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setWakeSlice(us, libraryThreads) -> 0 or -errno: the calling thread asks for a `us`
+// microsecond EEVDF slice (0: the kernel's); with libraryThreads, so will this process's
+// watcher and doorbell threads started from now on (sched_slice.h).
+Napi::Value SetWakeSlice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t us = info[0].As<Napi::Number>().Uint32Value();
+  if (info.Length() > 1 && info[1].ToBoolean().Value()) set_library_thread_slice(us);
+  return Napi::Number::New(env, request_thread_slice(us));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function s = Session::Init(env);
   // One constructor reference per env (main thread and each worker thread).
@@ -1484,6 +1495,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachForked", Napi::Function::New(env, AttachForked));
   exports.Set("attachThread", Napi::Function::New(env, AttachThread));
   exports.Set("probe", Napi::Function::New(env, Probe));
+  exports.Set("setWakeSlice", Napi::Function::New(env, SetWakeSlice));
   register_bufferpool_exports(env, exports);
   register_wal_exports(env, exports);
   register_datadir_exports(env, exports);

@@ -9,6 +9,7 @@
 
 #include "atomics.h"
 #include "reaper.h"
+#include "sched_slice.h"
 #include "segment.h"
 #include "shared_wait.h"
 
@@ -144,6 +145,7 @@ bool Delivery::arm_doorbell_wait() {
 }
 
 void Delivery::doorbell_thread_main() {
+  apply_library_thread_slice();
   // Eventfd channel: a doorbell rung by another process reaches the loop through here.
   // Completers in this process write the eventfd themselves.
   uint32_t* bell = &seg_->slots[slot_].doorbell;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "atomics.h"
+#include "sched_slice.h"
 #include "segment.h"
 #include "shared_wait.h"
 
@@ -23,6 +24,7 @@ constexpr uint32_t kStillSweeps = 4;
 
 void watcher_main(Segment* seg, uint32_t ring) {
   RingMap& m = seg->rings[ring];
+  apply_library_thread_slice();  // woken by other processes; runs microseconds per wake
   if (m.efd >= 0) {
     // EPOLLEXCLUSIVE: one event wakes one watcher among all processes, not all of
     // them; that one reaps for everybody and rings the issuers' doorbells. The 250 ms

@@ -22,7 +22,7 @@ const handlers = {
   async attach(a) {
     const rm = require(ROOT);
     if (role === 'rm-thread') db = await rm.attach(workerData.token);
-    else db = await rm.attach(undefined, a.reaper === undefined ? {} : { reaper: a.reaper });
+    else db = await rm.attach(undefined, { ...(a.reaper === undefined ? {} : { reaper: a.reaper }), ...(a.wakeSliceUs ? { wakeSliceUs: a.wakeSliceUs } : {}) });
     db.on && db.on('stop', () => db.close());
     return { slot: db.slot, features: db.features };
   },

@@ -159,7 +159,7 @@ async function handoffPoint(spec) {
     await A.ready;
     await B.ready;
     const slotA = (await A.call('attach', { reaper: sc.aReaper })).slot;
-    const slotB = (await B.call('attach', { reaper: sc.bReaper })).slot;
+    const slotB = (await B.call('attach', { reaper: sc.bReaper, wakeSliceUs: sc.bWakeSliceUs || 0 })).slot;
     const words = [];
     for (let i = 0; i < spec.iterations + 5; i++) words.push(pm.completionWord());
     const handoff = [];
@@ -167,6 +167,7 @@ async function handoffPoint(spec) {
     const issuer = [];
     const submitCall = [];
     const reapedBy = {};
+    const raw = [];  // spec.samplesOut: every handoff's timestamps, to line up with a sched trace
     let bad = 0;
     const t0 = Date.now();
     for (let i = 0; i < spec.iterations + 5; i++) {
@@ -177,6 +178,7 @@ async function handoffPoint(spec) {
       if (b.value === undefined || b.value === null || !a.ok) { bad++; continue; }
       if (i < 5) continue;  // warm-up
       handoff.push((b.tWake - a.t1) / 1000);
+      if (spec.samplesOut) raw.push({ t0: a.t0, t1: a.t1, tWake: b.tWake });
       fromSubmit.push((b.tWake - a.t0) / 1000);
       submitCall.push((a.t1 - a.t0) / 1000);
       if (!sc.busyMs) issuer.push((a.t2 - a.t1) / 1000);
@@ -186,6 +188,7 @@ async function handoffPoint(spec) {
     }
     await A.call('close').catch(() => {});
     await B.call('close').catch(() => {});
+    if (spec.samplesOut) require('fs').writeFileSync(spec.samplesOut, JSON.stringify({ aPid: A.target.pid, bPid: B.target.pid, samples: raw }));
     const pct = (arr, p) => {
       if (!arr.length) return null;
       const s = [...arr].sort((x, y) => x - y);

@@ -12,6 +12,10 @@ const { runPoint, mdTable, svgBars, fmt } = require('../lib/common.cjs');
 // The machine's floor, no library: a sleeping process woken by another through a futex,
 // blocked in FUTEX_WAIT itself or in epoll on a private io_uring with a FUTEX_WAIT armed
 // (how a ringmaster process waits), with the same 1 ms idle gap (bench/wake/handoff.c).
+// [key, mode, A's busy ms after its wake, B's slice µs]: idle, then A busy as in the busy
+// scenarios, with the kernel's slice and with the one those scenarios' B asks for.
+const FLOOR_MODES = [['futex', 'futex', 0, 0], ['ring', 'ring', 0, 0], ['ringBusy', 'ring', 5, 0], ['ringBusySlice', 'ring', 5, 100]];
+
 function machineFloor(iterations) {
   const exe = path.join(os.tmpdir(), `rm-bench-handoff-${process.pid}`);
   try {
@@ -21,13 +25,13 @@ function machineFloor(iterations) {
   }
   try {
     const out = {};
-    for (const mode of ['futex', 'ring']) {
+    for (const [key, mode, busyMs, sliceUs] of FLOOR_MODES) {
       try {
-        const line = execFileSync(exe, [mode, String(iterations)], { encoding: 'utf8', timeout: 60000, stdio: ['ignore', 'pipe', 'pipe'] });
+        const line = execFileSync(exe, [mode, String(iterations), String(busyMs), String(sliceUs)], { encoding: 'utf8', timeout: 60000, stdio: ['ignore', 'pipe', 'pipe'] });
         const m = /p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+)/.exec(line);
-        out[mode] = m ? { p50us: Number(m[1]), p99us: Number(m[2]), maxUs: Number(m[3]) } : { error: line.trim() };
+        out[key] = m ? { p50us: Number(m[1]), p99us: Number(m[2]), maxUs: Number(m[3]) } : { error: line.trim() };
       } catch (e) {
-        out[mode] = { error: String((e.stderr || e.message || e)).trim().slice(0, 120) };
+        out[key] = { error: String((e.stderr || e.message || e)).trim().slice(0, 120) };
       }
     }
     return out;
@@ -40,6 +44,9 @@ const SCENARIOS = [
   { id: 'b-reaps', label: 'A reaper:false submits, B reaps', aReaper: false, bReaper: true, pmReaper: false },
   { id: 'a-reaps', label: 'A reaps its own IO, B (reaper:false) waits', aReaper: true, bReaper: false, pmReaper: false },
   { id: 'a-busy-b-reaps', label: 'A busy (JS spins 5 ms), B reaps', aReaper: false, bReaper: true, pmReaper: false, busyMs: 5 },
+  // B's threads ask for a 100 µs slice: woken on the CPU where A spins, they preempt A
+  // instead of waiting for A's slice to end (README, wakeSliceUs).
+  { id: 'a-busy-b-slice', label: 'A busy (JS spins 5 ms), B reaps, B wakeSliceUs: 100', aReaper: false, bReaper: true, pmReaper: false, busyMs: 5, bWakeSliceUs: 100 },
   { id: 'all-reap', label: 'defaults: postmaster, A and B all reap', aReaper: true, bReaper: true, pmReaper: true },
 ];
 
@@ -92,6 +99,8 @@ module.exports = {
     const floorMd = f.skipped ? `Machine floor: skipped (${f.skipped}).` : mdTable(['machine floor, no library (bench/wake/handoff.c)', 'p50 µs', 'p99 µs', 'max µs'], [
       ['sleeping process woken by FUTEX_WAKE, blocked in FUTEX_WAIT', ...floorCells(f.futex)],
       ['same, blocked in epoll on a private io_uring with FUTEX_WAIT armed', ...floorCells(f.ring)],
+      ['same (ring), A spins 5 ms after its wake', ...floorCells(f.ringBusy)],
+      ['same (ring), A spins 5 ms, B asks for a 100 µs slice', ...floorCells(f.ringBusySlice)],
     ]);
     return { md: `${how}\n\n${md}\n\n${floorMd}\n\n**Target**: ${t.text}: **${t.status}** (worst p99 ${fmt(t.worstP99us)} µs)`, svg };
   },

@@ -92,7 +92,10 @@ describe('bench harness smoke', () => {
 
   it('handoff: every scenario has samples and percentiles', () => {
     const j = load('handoff');
-    expect(j.rows.length).toBe(4);
+    expect(j.rows.length).toBe(5);  // four layouts, and the busy one again with B's wakeSliceUs
+    expect(j.rows.map((r: { scenario: string }) => r.scenario)).toContain('a-busy-b-slice');
+    // The floor: idle (futex, ring), and ring with A busy, with and without B's slice (or skipped without cc).
+    if (!j.floor.skipped) expect(Object.keys(j.floor).sort()).toEqual(['futex', 'ring', 'ringBusy', 'ringBusySlice']);
     for (const r of j.rows) {
       expect(r.result.error, JSON.stringify(r.result)).toBeUndefined();
       expect(r.result.samples).toBeGreaterThan(0);

@@ -3,9 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import cluster from 'node:cluster';
 import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Worker as ThreadWorker } from 'node:worker_threads';
-import { Worker, WORKER, forkWorker, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
+import { Worker, WORKER, addon, forkAttached, forkWorker, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
 
 let dir: string;
 let pm: import('../../core/index').Postmaster;
@@ -194,6 +195,57 @@ describe('forked workers', () => {
   it('waitCompletionWord resolves undefined after its timeout, and leaves nothing behind', async () => {
     const w = pm.completionWord();
     expect(await pm.waitCompletionWord(w, { timeoutMs: 50 })).toBeUndefined();
+  });
+
+  it('a wait with a shorter timeout than one already pending times out first', async () => {
+    // The environment's waits share one timer armed for the earliest deadline: a later,
+    // shorter wait must move it forward.
+    const long = pm.waitCompletionWord(pm.completionWord(), { timeoutMs: 60000 });
+    expect(await pm.waitCompletionWord(pm.completionWord(), { timeoutMs: 50 })).toBeUndefined();
+    expect(await settlesWithin(long, 100)).toBe(false);
+  });
+
+  it('a wait woken before its timeout leaves no referenced timer behind', async () => {
+    const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = refTimers();
+    const w = pm.completionWord();
+    const waiting = pm.waitCompletionWord(w, { timeoutMs: 60000 });
+    await pm.batch().nop({ completionWord: w }).submit();
+    expect(await waiting).toBe(0);
+    // A timer still armed for the deadline would keep the process alive for a minute.
+    expect(refTimers()).toBe(before);
+  });
+
+  it('wakeSliceUs: a forked worker\'s JS thread and watcher threads ask for the slice, inherited from the postmaster or given to attach()', async () => {
+    // Custom EEVDF slices (sched_setattr's sched_runtime on SCHED_OTHER) came in Linux 6.12.
+    const [maj, min] = os.release().split('.').map(Number);
+    if (maj < 6 || (maj === 6 && min < 12)) return;
+    const sliced = (threads: { tid: number; slice: number | null }[]) => threads.filter((t) => t.slice === 100000).map((t) => t.tid);
+    const plain = await spawn();
+    const plainSlices = await plain.call('slices');
+    if (plainSlices.every((t: { slice: number | null }) => t.slice === null)) return;  // se.slice not shown
+    expect(sliced(plainSlices)).toEqual([]);  // the default: the kernel's slice everywhere
+    const w = await forkAttached(pm, WORKER, { attach: { wakeSliceUs: 100 }, into: workers });
+    const threads = await w.call('slices');
+    // The JS thread (tid = pid) and this process's watcher threads, not libuv's or V8's.
+    expect(sliced(threads)).toContain(w.pid);
+    expect(sliced(threads).length).toBeGreaterThanOrEqual(isUring() ? 2 : 1);
+    expect(sliced(threads).length).toBeLessThan(threads.length);
+    // Inherited: a postmaster started with the option hands it to its forked workers.
+    const dir2 = tempDir();
+    const pm2 = await startPm(dir2, { wakeSliceUs: 100 });
+    try {
+      const own = readFileSync('/proc/self/sched', 'utf8');
+      expect(/se\.slice\s*:\s*(\d+)/.exec(own)?.[1]).toBe('100000');
+      const child = await forkWorker(pm2);
+      workers.push(child);
+      expect(sliced(await child.call('slices'))).toContain(child.pid);
+    } finally {
+      await killWorkers(workers);
+      await pm2.stop({ timeoutMs: 2000 });
+      removeDir(dir2);
+      addon.setWakeSlice(0, true);  // this test process's threads back to the kernel's slice
+    }
   });
 
   it('drain waits for IO in flight from another process on the same ring', async () => {
