@@ -357,15 +357,16 @@ export class Ringmaster extends EventEmitter {
   #timeWait(w: TimedWait): void {
     this.#timedWaits.add(w);
     if (w.at < this.#waitTimerAt) this.#armWaitTimer(w.at);
+    else if (this.#timedWaits.size === 1) this.#waitTimer?.ref();
   }
 
   #untimeWait(w: TimedWait): void {
     if (!this.#timedWaits.delete(w) || this.#timedWaits.size !== 0) return;
-    // Nothing left to bound: a timer left armed would hold the loop open (it is ref'd, as
-    // each waiter's own timer was) and wake it for nothing.
-    if (this.#waitTimer) clearTimeout(this.#waitTimer);
-    this.#waitTimer = null;
-    this.#waitTimerAt = Infinity;
+    // Nothing left to bound: the timer stays armed for the next wait (a process that
+    // waits again within the bound, as a busy one does, creates no timer), unref'd so that
+    // it holds the loop open no more than each waiter's cleared timer did. If it fires
+    // with nothing to bound, it is one wake per burst of waits, and is not re-armed.
+    this.#waitTimer?.unref();
   }
 
   #armWaitTimer(at: number): void {
@@ -373,6 +374,7 @@ export class Ringmaster extends EventEmitter {
     this.#waitTimerAt = at;
     // Rounded up: a waiter never times out before its own timeoutMs.
     this.#waitTimer = setTimeout(() => this.#expireWaits(), Math.max(1, Math.ceil(at - performance.now())));
+    if (this.#timedWaits.size === 0) this.#waitTimer.unref();
   }
 
   #expireWaits(): void {

@@ -133,8 +133,8 @@ describe('embedded', () => {
     expect(await waits[3]).toBe(3);
     expect(await Promise.all(waits.slice(0, 3))).toEqual([undefined, undefined, undefined]);
     for (let i = 0; i < 3; i++) expect(took[i]).toBeGreaterThanOrEqual(asked[i]);
-    // A wait ended by its wake with no other bound left takes the shared timer with it
-    // (an armed timer would hold the loop open for its 60 s).
+    // A wait ended by its wake with no other bound left leaves the shared timer unref'd:
+    // it holds the loop open no longer (a ref'd timer would, for its 60 s).
     const alone = db.completionWord();
     const last = db.waitCompletionWord(alone, { timeoutMs: 60000 });
     const armed = timers();
