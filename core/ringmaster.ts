@@ -132,11 +132,6 @@ export interface Ringmaster {
   prependOnceListener<K extends keyof RingmasterEvents>(event: K, listener: RingmasterListener<RingmasterEvents, K>): this;
   emit<K extends keyof RingmasterEvents>(event: K, ...args: RingmasterEvents[K]): boolean;
 }
-/** A bounded wait of `_waitWord`: its deadline (performance.now() ms) and what ends it then. */
-interface TimedWait {
-  at: number;
-  expire: () => void;
-}
 export class Ringmaster extends EventEmitter {
   readonly files: Files;
   readonly features: Features;
@@ -144,14 +139,6 @@ export class Ringmaster extends EventEmitter {
   #info: NativeInfo;
   #waits = new Map<number, (value: number | undefined) => void>();
   #waitGroups = new Map<number, { id: number; waiters: Set<(value: number | undefined) => void> }>();
-  // The bounds of the shared waits above: one Node timer for all of them, armed for the
-  // earliest deadline, rather than a setTimeout and clearTimeout per waiter. With 16
-  // processes each holding a few short waits at a time, every per-waiter timer created and
-  // removed Node's list for its duration, a priority-queue entry and the loop's native
-  // timer (and its ref), most of them for a wait that a wake ended within microseconds.
-  #timedWaits = new Set<TimedWait>();
-  #waitTimer: ReturnType<typeof setTimeout> | null = null;
-  #waitTimerAt = Infinity;
   #arena: ArrayBuffer | null = null;
   #closing: Promise<void> | null = null;
   #submitTimeoutMs: number;
@@ -333,63 +320,21 @@ export class Ringmaster extends EventEmitter {
     }
     const g = group;
     return new Promise((resolve) => {
-      const timed: TimedWait = {
-        at: performance.now() + timeoutMs,
-        expire: () => {
-          g.waiters.delete(done);
-          if (g.waiters.size === 0 && this.#waitGroups.get(key) === g) {
-            this.#waitGroups.delete(key);
-            this.#waits.delete(g.id);
-            this.#native?.cancelWait(g.id);
-          }
-          resolve(undefined);
-        },
-      };
       const done = (v: number | undefined) => {
-        this.#untimeWait(timed);
+        clearTimeout(timer);
         resolve(v);
       };
-      this.#timeWait(timed);
+      const timer = setTimeout(() => {
+        g.waiters.delete(done);
+        if (g.waiters.size === 0 && this.#waitGroups.get(key) === g) {
+          this.#waitGroups.delete(key);
+          this.#waits.delete(g.id);
+          this.#native?.cancelWait(g.id);
+        }
+        resolve(undefined);
+      }, timeoutMs);
       g.waiters.add(done);
     });
-  }
-
-  #timeWait(w: TimedWait): void {
-    this.#timedWaits.add(w);
-    if (w.at < this.#waitTimerAt) this.#armWaitTimer(w.at);
-    else if (this.#timedWaits.size === 1) this.#waitTimer?.ref();
-  }
-
-  #untimeWait(w: TimedWait): void {
-    if (!this.#timedWaits.delete(w) || this.#timedWaits.size !== 0) return;
-    // Nothing left to bound: the timer stays armed for the next wait (a process that
-    // waits again within the bound, as a busy one does, creates no timer), unref'd so that
-    // it holds the loop open no more than each waiter's cleared timer did. If it fires
-    // with nothing to bound, it is one wake per burst of waits, and is not re-armed.
-    this.#waitTimer?.unref();
-  }
-
-  #armWaitTimer(at: number): void {
-    if (this.#waitTimer) clearTimeout(this.#waitTimer);
-    this.#waitTimerAt = at;
-    // Rounded up: a waiter never times out before its own timeoutMs.
-    this.#waitTimer = setTimeout(() => this.#expireWaits(), Math.max(1, Math.ceil(at - performance.now())));
-    if (this.#timedWaits.size === 0) this.#waitTimer.unref();
-  }
-
-  #expireWaits(): void {
-    this.#waitTimer = null;
-    this.#waitTimerAt = Infinity;
-    const now = performance.now();
-    let next = Infinity;
-    const due: TimedWait[] = [];
-    for (const w of this.#timedWaits) {
-      if (w.at <= now) due.push(w);
-      else if (w.at < next) next = w.at;
-    }
-    for (const w of due) this.#timedWaits.delete(w);
-    if (next !== Infinity) this.#armWaitTimer(next);
-    for (const w of due) w.expire();
   }
 
   /** @internal a named arena region published by the postmaster (module state). */
@@ -622,13 +567,6 @@ export class Ringmaster extends EventEmitter {
       for (const [, w] of this.#waits) w(undefined);
       this.#waits.clear();
       this.#waitGroups.clear();
-      // Every waiter was resolved above (each left #timedWaits); a waiter that registered
-      // no native wait has nothing else to end it.
-      for (const w of [...this.#timedWaits]) w.expire();
-      this.#timedWaits.clear();
-      if (this.#waitTimer) clearTimeout(this.#waitTimer);
-      this.#waitTimer = null;
-      this.#waitTimerAt = Infinity;
       this.emit('close');
     })();
     return this.#closing;

@@ -115,34 +115,6 @@ describe('embedded', () => {
     expect(db.completionWordResult(w)).toBe(5);
   });
 
-  it('bounded waits share one timer: each ends no earlier than its own timeout, a woken one with its result, and none stays armed', async () => {
-    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const f = await db.files.open('tw.dat', { create: true });
-    const words = [db.completionWord(), db.completionWord(), db.completionWord(), db.completionWord()];
-    const asked = [120, 40, 80, 60000];
-    const took: number[] = [];
-    const before = timers();
-    const t0 = performance.now();
-    const waits = words.map((w, i) => db.waitCompletionWord(w, { timeoutMs: asked[i] }).then((v) => {
-      took[i] = performance.now() - t0;
-      return v;
-    }));
-    // One Node timer for the four bounds (a timer per waiter made four).
-    expect(timers() - before).toBe(1);
-    await db.write(f, 0, Buffer.from('abc'), { completionWord: words[3] });
-    expect(await waits[3]).toBe(3);
-    expect(await Promise.all(waits.slice(0, 3))).toEqual([undefined, undefined, undefined]);
-    for (let i = 0; i < 3; i++) expect(took[i]).toBeGreaterThanOrEqual(asked[i]);
-    // A wait ended by its wake with no other bound left leaves the shared timer unref'd:
-    // it holds the loop open no longer (a ref'd timer would, for its 60 s).
-    const alone = db.completionWord();
-    const last = db.waitCompletionWord(alone, { timeoutMs: 60000 });
-    const armed = timers();
-    await db.write(f, 0, Buffer.from('abc'), { completionWord: alone });
-    expect(await last).toBe(3);
-    expect(timers()).toBe(armed - 1);
-  });
-
   it('stats count submissions and completions', async () => {
     const f = await db.files.open('st.dat', { create: true });
     await db.write(f, 0, Buffer.from('x'));
