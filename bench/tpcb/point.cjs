@@ -36,6 +36,57 @@ function perfControl(cmd) {
   if (fifo) fs.writeFileSync(fifo, `${cmd}\n`);
 }
 
+// TPCB_SLICES=<file>: every TPCB_SLICE_MS (default 5000) of the run (warm-up included) the
+// postmaster appends one JSON line there: the transactions appended to the WAL in the slice
+// (every process's, from the shared counter), the CPU of the postmaster and every worker by
+// thread name (/proc/<pid>/task/<tid>/stat, clock ticks -> µs), their voluntary and
+// involuntary switches, RSS, and the pool's counters: how the CPU per transaction moves
+// over a long run, and in which threads.
+function threadTicks(pids) {
+  const by = {};
+  let vol = 0, invol = 0, rssKiB = 0;
+  for (const pid of pids) {
+    let tids = [];
+    try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { continue; }
+    try { rssKiB += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); } catch { /* gone */ }
+    for (const tid of tids) {
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        const key = tid === String(pid) ? (pid === process.pid ? 'pm:main' : 'js') : name.replace(/[0-9]+$/, '');
+        by[key] = (by[key] || 0) + Number(f[11]) + Number(f[12]);
+        const ss = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        vol += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(ss)[1]);
+        invol += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(ss)[1]);
+      } catch { /* thread gone */ }
+    }
+  }
+  return { by, vol, invol, rssKiB };
+}
+
+function startSlices(pm, peers, g) {
+  const file = process.env.TPCB_SLICES;
+  if (!file) return () => {};
+  const every = Number(process.env.TPCB_SLICE_MS || 5000);
+  const tick = 1e6 / 100;  // USER_HZ
+  const pids = () => [process.pid, ...peers.map((p) => p.target.pid).filter(Boolean)];
+  const t0 = Date.now();
+  const take = () => ({ t: Date.now(), appends: pm.wal.stats().appends, th: threadTicks(pids()), pool: g ? pm.buffers.stats() : null });
+  let prev = take();
+  const timer = setInterval(() => {
+    const cur = take();
+    const n = cur.appends - prev.appends;
+    const cpu = {};
+    let total = 0;
+    for (const k of Object.keys(cur.th.by)) { const d = (cur.th.by[k] - (prev.th.by[k] || 0)) * tick; total += d; if (d) cpu[k] = round(n ? d / n : 0, 1); }
+    const pool = cur.pool ? Object.fromEntries(Object.entries(cur.pool.global).filter(([k, v]) => typeof v === 'number' && v !== prev.pool.global[k]).map(([k, v]) => [k, round((v - prev.pool.global[k]) / (n || 1), 4)])) : null;
+    fs.appendFileSync(file, `${JSON.stringify({ s: round((cur.t - t0) / 1000, 1), mono: round(Number(process.hrtime.bigint()) / 1e9, 3), tps: round(n / ((cur.t - prev.t) / 1000)), cpuUsPerTx: round(n ? total / n : 0, 1), byThread: cpu, volPerTx: round((cur.th.vol - prev.th.vol) / (n || 1), 3), involPerTx: round((cur.th.invol - prev.th.invol) / (n || 1), 3), rssMiB: round(cur.th.rssKiB / 1024), dirty: cur.pool && cur.pool.dirty, valid: cur.pool && cur.pool.valid, poolPerTx: pool, load1: round(require('node:os').loadavg()[0], 2) })}\n`);
+    prev = cur;
+  }, every);
+  return () => clearInterval(timer);
+}
+
 function freshDir(spec, tag) {
   const dir = path.join(spec.dataDir, `${tag}-${process.pid}`);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -76,6 +127,7 @@ async function rmPoint(spec) {
     if (bgWriter) pm.buffers.startBackgroundWriter(bgWriter);
     for (const p of peers) { await p.ready; await p.call('attach', { walBeforeData: spec.walBeforeData }); }
     phase('run');
+    const stopSlices = startSlices(pm, peers, g);
     const w0 = pm.wal.stats();
     // spec.checkpointEveryMs: the postmaster checkpoints on this period while the load runs,
     // and raises an arena word meanwhile so the participants can tell which commits overlapped.
@@ -109,6 +161,7 @@ async function rmPoint(spec) {
     const runArgs = { kind: spec.kind, sessions: spec.sessions, durationMs: spec.durationMs, warmupMs: spec.warmupMs, g, ...(flagSlice ? { checkpointFlag: flagSlice.offset } : {}) };
     const parts = await Promise.all(peers.map((p, i) => p.call('run', { ...runArgs, worker: i }))).finally(() => { loadDone = true; });
     clearTimeout(pmTimer);
+    stopSlices();
     perfControl('disable');
     const pmCpu = process.cpuUsage(pmCpu0 || undefined);
     const pmRu = process.resourceUsage();

@@ -70,6 +70,34 @@ int main() {
     T_EQ(again->pins, 0u);
   });
 
+  t::run_case("lookups scan only as far as the slot has used, across slots, spares and cleanup", [] {
+    PoolView v = make_view(2);
+    for (uint32_t b = 0; b < 10; b++) pin_record_for(v, 0, b, true)->pins = 1;
+    PinEntry* mine = pin_records_of(v, 0);
+    T_CHECK(pin_record_for(v, 0, 9, false) == &mine[9]);
+    // Another slot in between (another environment of this thread): both still found.
+    PinEntry* other = pin_record_for(v, 1, 9, true);
+    T_CHECK(other == &pin_records_of(v, 1)[0]);
+    T_CHECK(pin_record_for(v, 0, 9, false) == &mine[9]);
+    T_CHECK(pin_record_for(v, 1, 9, false) == other);
+    // A new buffer takes the next entry, and a spare the one after it: both found after.
+    PinEntry* next = pin_record_for(v, 0, 100, true);
+    T_CHECK(next == &mine[10]);
+    next->pins = 1;
+    PinEntry* s = pin_record_spare(v, 0);
+    T_CHECK(s == &mine[11]);
+    s->buf_plus1 = 200 + 1;
+    T_CHECK(pin_record_for(v, 0, 200, false) == s);
+    T_CHECK(pin_record_for(v, 0, 200, true) == s);  // found, not created again below it
+    // Cleanup zeroes entries (another process, acting for the slot): the first free
+    // entry is taken again, the records above it are still found.
+    mine[0].buf_plus1 = 0;
+    mine[0].pins = 0;
+    T_CHECK(pin_record_for(v, 0, 300, true) == &mine[0]);
+    T_CHECK(pin_record_for(v, 0, 200, false) == s);
+    T_CHECK(pin_record_for(v, 0, 5, false) == &mine[5]);
+  });
+
   t::run_case("the spare entry: one pin, recorded by setting buf_plus1 alone", [] {
     PoolView v = make_view(2);
     PinEntry* s = pin_record_spare(v, 1);
