@@ -385,25 +385,23 @@ void Session::Deliver() {
     uint32_t n = delivery_.collect(out_, chunk < out_quads_ ? chunk : out_quads_, &more);
     if (n == 0) break;
     if (chunk < out_quads_) chunk *= 2;
-    if (n) {
-      RM_TRACE("session %p delivers %u", (void*)this, n);
-      Napi::Object self = Value();
-      if (self.IsEmpty()) break;
-      // The callback given to setStage (a reference: no property lookup, which would
-      // also build the name's string, per wakeup), else the _onCompletions property.
-      Napi::Value cb = on_completions_.IsEmpty() ? self.Get("_onCompletions") : on_completions_.Value();
-      if (cb.IsEmpty() || !cb.IsFunction()) break;
-      napi_value argv[1] = {Napi::Number::New(env, n)};
-      napi_value result;
-      napi_status st = napi_make_callback(env, async_ctx_, self, cb, 1, argv, &result);
-      if (st == napi_pending_exception) {
-        napi_value err;
-        napi_get_and_clear_last_exception(env, &err);
-        napi_fatal_exception(env, err);
-        break;
-      }
-      if (st != napi_ok) break;
+    RM_TRACE("session %p delivers %u", (void*)this, n);
+    Napi::Object self = Value();
+    if (self.IsEmpty()) break;
+    // The callback given to setStage (a reference: no property lookup, which would
+    // also build the name's string, per wakeup), else the _onCompletions property.
+    Napi::Value cb = on_completions_.IsEmpty() ? self.Get("_onCompletions") : on_completions_.Value();
+    if (cb.IsEmpty() || !cb.IsFunction()) break;
+    napi_value argv[1] = {Napi::Number::New(env, n)};
+    napi_value result;
+    napi_status st = napi_make_callback(env, async_ctx_, self, cb, 1, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+      break;
     }
+    if (st != napi_ok) break;
     // Not done at !more: the flushes run by this chunk's microtasks left the completions
     // they reaped to the next round (FlushStaged does not collect during a chunked
     // round). After 64 rounds the flushes collect again, as outside a delivery, and the
