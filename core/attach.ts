@@ -7,7 +7,7 @@ import { optionsObject } from './io';
 import { RUN_STOPPED, native } from './native';
 import { ATTACH_ENV } from './postmaster';
 import { shareDataDir } from './datadir-lock';
-import { wakeSliceOption } from './options';
+import { inheritedWakeSlice, wakeSliceOption } from './options';
 
 let forkedAttached = false;
 
@@ -56,7 +56,7 @@ export async function attach(token?: ThreadToken, options: AttachOptions = {}): 
   }
   if (spec?.v !== 1 || !Number.isInteger(spec.memfd) || !Array.isArray(spec.ringFds)) throw new RingmasterError('ERR_RINGMASTER_ATTACH', `${ATTACH_ENV} has an unknown format`);
   // Before attaching: the watcher threads it starts read the process's setting.
-  const slice = wakeSliceUs ?? (Number.isInteger(spec.wakeSliceUs) && (spec.wakeSliceUs as number) >= 100 && (spec.wakeSliceUs as number) <= 100000 ? spec.wakeSliceUs as number : 0);
+  const slice = wakeSliceUs ?? inheritedWakeSlice(spec.wakeSliceUs);
   if (slice) native.setWakeSlice(slice, true);
   let session;
   try {

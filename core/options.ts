@@ -63,10 +63,19 @@ function positiveInt(name: string, v: unknown, def: number, min: number, max: nu
   return v;
 }
 
-/** `wakeSliceUs`: 0 (the kernel's slice) or 100..100000 µs. */
+/** The range sched_setattr accepts for a SCHED_OTHER slice (sched_runtime), µs. */
+export const WAKE_SLICE_MIN_US = 100;
+export const WAKE_SLICE_MAX_US = 100000;
+
+/** `wakeSliceUs`: 0 (the kernel's slice) or WAKE_SLICE_MIN_US..WAKE_SLICE_MAX_US µs. */
 export function wakeSliceOption(name: string, v: unknown): number {
   if (v === 0) return 0;
-  return positiveInt(name, v, 0, 100, 100000);
+  return positiveInt(name, v, 0, WAKE_SLICE_MIN_US, WAKE_SLICE_MAX_US);
+}
+
+/** A slice inherited from the postmaster's environment: a valid value, else 0 (never throws). */
+export function inheritedWakeSlice(v: unknown): number {
+  return Number.isInteger(v) && (v as number) >= WAKE_SLICE_MIN_US && (v as number) <= WAKE_SLICE_MAX_US ? (v as number) : 0;
 }
 
 function bool(name: string, v: unknown, def: boolean): boolean {
