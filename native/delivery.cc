@@ -428,8 +428,8 @@ void Delivery::queue_cq_polls() {
   }
 }
 
-void Delivery::sync_cq_polls() {
-  if (!cq_sync_pending_ || arm_pending_ || channel_ != WakeChannel::Ring) return;
+void Delivery::sync_cq_polls_now() {
+  if (arm_pending_ || channel_ != WakeChannel::Ring) return;
   queue_cq_polls();
   submit_private();
 }

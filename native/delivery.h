@@ -131,7 +131,9 @@ class Delivery {
   // Arm or remove the CQ polls as the direct waits now ask (one io_uring_enter, none if
   // nothing changed). Run after a delivery: a resolved wait's polls are removed here.
   // Deferred while on_ready(true) left the doorbell wait to arm_deferred(), which does both.
-  void sync_cq_polls();
+  void sync_cq_polls() {
+    if (cq_sync_pending_) sync_cq_polls_now();
+  }
 
   // Everything this environment still has in flight, for cancellation at detach.
   const std::vector<InflightOp>& ops() const { return ops_; }
@@ -155,6 +157,7 @@ class Delivery {
   bool arm_doorbell_wait();
   void queue_doorbell_wait();
   void queue_cq_polls();
+  void sync_cq_polls_now();
   io_uring_sqe* private_sqe(uint8_t what, uint32_t ring);
   bool submit_private();
   bool direct_capable() const { return channel_ == WakeChannel::Ring && reaps_; }
