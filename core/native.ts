@@ -44,7 +44,7 @@ export interface NativeSession {
   /** Collects this environment's completions into `out`: returns how many quads. */
   collect(): number;
   /** This environment's wake channel and how often each kind of wakeup came (diagnostics, tests). */
-  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; swept: number; reapedHere: number };
+  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; swept: number; reapedHere: number; cqWakes: number };
   openFile(path: string, flags: number, mode: number): number;
   /** true: closed or released; false: not open; `{ fsync }`: the last handle of a file with unsynced writes (sync it, then close again; `force` closes anyway). */
   closeFile(id: number, force?: boolean): boolean | { fsync: boolean };
@@ -66,7 +66,7 @@ export interface NativeSession {
   handlesInUse(): number;
   handleSnapshot(): [number, number, number, number, number, number][];
   detach(): void;
-  waitWord(offset: number, value: number): number;
+  waitWord(offset: number, value: number, direct?: boolean): number;
   cancelWait(id: number): void;
   regionSet(name: string, offset: number, size: number): void;
   regionGet(name: string): { offset: number; size: number } | null;

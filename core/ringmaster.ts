@@ -303,16 +303,20 @@ export class Ringmaster extends EventEmitter {
     const timeoutMs = timeoutOption('timeoutMs', optionsObject('waitCompletionWord', options, ['timeoutMs']).timeoutMs, 30000);
     const now = this.completionWordResult(offset);
     if (now !== undefined) return now;
-    const done = await this._waitWord(offset, 0, timeoutMs);
+    // Direct: a CQE's completion action sets the word, so this thread is woken by the
+    // shared rings' CQ signals and reaps it itself (ARCHITECTURE.md, Delivery).
+    const done = await this._waitWord(offset, 0, timeoutMs, true);
     return done === undefined ? undefined : this.completionWordResult(offset);
   }
 
   /**
    * @internal Resolves with the word's new value once the 32-bit arena word at `offset`
    * differs from `value` (any process may change it and call the shared waker), or
-   * `undefined` after `timeoutMs`.
+   * `undefined` after `timeoutMs`. `direct`: a CQE's completion action changes the word
+   * (a completion word): while the wait is registered, this thread is also woken by the
+   * shared rings' CQ signals, and reaps, instead of waiting for a watcher to ring it.
    */
-  _waitWord(offset: number, value: number, timeoutMs: number): Promise<number | undefined> {
+  _waitWord(offset: number, value: number, timeoutMs: number, direct = false): Promise<number | undefined> {
     // Callers of this environment waiting on the same word for the same value share one
     // native wait (many sessions waiting for one WAL flush cost one doorbell delivery).
     const key = offset * 2 ** 32 + (value >>> 0);
@@ -325,7 +329,7 @@ export class Ringmaster extends EventEmitter {
       if (now !== value >>> 0) return Promise.resolve(now);
     } else {
       const n = this._native();
-      const id = n.waitWord(offset, value >>> 0);
+      const id = n.waitWord(offset, value >>> 0, direct);
       if (id === 0) {
         const s = this.arenaSlice(offset, 4);
         return Promise.resolve(new Uint32Array(s.bytes.buffer, s.bytes.byteOffset, 1)[0]);

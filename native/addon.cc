@@ -415,6 +415,8 @@ void Session::Deliver() {
 }
 
 void Session::UpdateLoopState() {
+  // A direct wait resolved or added: its CQ polls removed or armed now.
+  delivery_.sync_cq_polls();
   bool pending = delivery_.inflight() > 0 || delivery_.waits() > 0;
   loop_wake_ref(wake_, pending);
   // The sweep runs while anything is pending; it stops itself once nothing is (OnSweep),
@@ -834,6 +836,7 @@ Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
   o.Set("sweeps", Napi::Number::New(env, (double)delivery_.sweeps));
   o.Set("swept", Napi::Number::New(env, (double)delivery_.swept));
   o.Set("reapedHere", Napi::Number::New(env, (double)delivery_.reaped_here));
+  o.Set("cqWakes", Napi::Number::New(env, (double)delivery_.cq_wakes));
   return o;
 }
 
@@ -1106,7 +1109,7 @@ Napi::Value Session::Detach(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// waitWord(arenaOffset, value) -> wait id (> 0), or 0 if the word already differs.
+// waitWord(arenaOffset, value, direct?) -> wait id (> 0), or 0 if the word already differs.
 // The doorbell thread resolves the wait (delivered as [-1, id, newValue, 0]) once the
 // word differs from `value`. JS bounds it with its own timer and cancelWait(id).
 Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
@@ -1121,7 +1124,10 @@ Napi::Value Session::WaitWord(const Napi::CallbackInfo& info) {
     range_error(env, "wait word offset outside the arena or misaligned").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t id = delivery_.wait_add((uint64_t)off, value);
+  // A third argument, true: a CQE's completion action sets the word (a completion word),
+  // so the shared rings' CQ signals wake this thread directly while it waits.
+  bool direct = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  uint32_t id = delivery_.wait_add((uint64_t)off, value, direct);
   UpdateLoopState();
   return Napi::Number::New(env, id);
 }

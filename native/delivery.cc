@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -24,6 +25,10 @@ namespace rm {
 
 namespace {
 constexpr uint64_t kDoorbellWaitUd = ~0ull - 16;  // the private ring's FUTEX_WAIT (never a handle's user_data)
+constexpr uint64_t kCqPollRemoveUd = ~0ull - 17;  // removal of a CQ poll
+// + ring: the POLL_ADD on that shared ring's eventfd (a direct wait). Its low 32 bits are
+// no handle index either.
+constexpr uint64_t kCqPollUd = ~0ull - (1ull << 24);
 constexpr uint32_t kFutex2SizeU32 = 0x02;         // futex2 flags: 32-bit word, shared (not FUTEX2_PRIVATE)
 constexpr uint32_t kFutexBitsetAny = 0xffffffffu;
 constexpr uint32_t kWakeRingSq = 8;
@@ -77,7 +82,9 @@ bool Delivery::open_ring() {
   io_uring_params p;
   memset(&p, 0, sizeof(p));
   uint32_t cq = 64;
-  while (cq < seg_->hdr->max_handles + 16 && cq < 4096) cq <<= 1;
+  // Self-wakes, the doorbell wait, and a CQ poll and its removal per shared ring.
+  uint32_t need = seg_->hdr->max_handles + 16 + 2 * (uint32_t)seg_->rings.size();
+  while (cq < need && cq < 4096) cq <<= 1;
   p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
   p.cq_entries = cq;
   int fd = sys_io_uring_setup(kWakeRingSq, &p);
@@ -114,34 +121,72 @@ bool Delivery::open_ring() {
   return true;
 }
 
-bool Delivery::arm_doorbell_wait() {
-  uint32_t* bell = &seg_->slots[slot_].doorbell;
-  uint32_t seen = load_acquire(bell);
+// The private ring's SQ: only this thread submits to it. SQEs are written past the
+// published tail and published together by submit_private, which takes back what the
+// kernel did not consume on a failed enter (each one's state is undone).
+io_uring_sqe* Delivery::private_sqe(uint8_t what, uint32_t ring) {
   RingMap& m = wake_ring_;
-  uint32_t tail = load_relaxed(m.sq_tail);
+  uint32_t tail = load_relaxed(m.sq_tail) + (uint32_t)staged_.size();
+  if (tail - load_acquire(m.sq_head) > *m.sq_mask) {
+    if (!submit_private()) return nullptr;
+    tail = load_relaxed(m.sq_tail);
+  }
   uint32_t idx = tail & *m.sq_mask;
   io_uring_sqe* sqe = &m.sqes[idx];
   memset(sqe, 0, sizeof(*sqe));
+  m.sq_array[idx] = idx;
+  staged_.push_back({what, ring});
+  return sqe;
+}
+
+bool Delivery::submit_private() {
+  if (staged_.empty()) return true;
+  RingMap& m = wake_ring_;
+  uint32_t start = load_relaxed(m.sq_tail);
+  uint32_t tail = start + (uint32_t)staged_.size();
+  store_release(m.sq_tail, tail);
+  for (int tries = 0; tries < 100 && load_acquire(m.sq_head) != tail; tries++) {
+    int rc = sys_io_uring_enter(m.fd, tail - load_acquire(m.sq_head), 0, 0, nullptr, 0);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
+  }
+  uint32_t consumed = load_acquire(m.sq_head) - start;
+  if (consumed > staged_.size()) consumed = (uint32_t)staged_.size();
+  bool ok = consumed == staged_.size();
+  if (!ok) {
+    store_release(m.sq_tail, start + consumed);
+    for (size_t i = consumed; i < staged_.size(); i++) {
+      const PrivateSqe& q = staged_[i];
+      if (q.what == kSqeDoorbell) {
+        futex_armed_ = false;  // the sweep arms it again
+      } else {
+        cq_poll_[q.ring] = q.what == kSqeCqPoll ? kCqPollIdle : kCqPollArmed;
+        cq_sync_pending_ = true;
+      }
+    }
+  }
+  staged_.clear();
+  return ok;
+}
+
+void Delivery::queue_doorbell_wait() {
+  uint32_t* bell = &seg_->slots[slot_].doorbell;
+  uint32_t seen = load_acquire(bell);
+  io_uring_sqe* sqe = private_sqe(kSqeDoorbell, 0);
+  if (!sqe) return;
   sqe->opcode = IORING_OP_FUTEX_WAIT;
   sqe->fd = (int32_t)kFutex2SizeU32;
   sqe->addr = (uint64_t)(uintptr_t)bell;
   sqe->off = seen;  // a ring after we read `seen` completes the wait at once (-EAGAIN)
   sqe->addr3 = kFutexBitsetAny;
   sqe->user_data = kDoorbellWaitUd;
-  m.sq_array[idx] = idx;
-  store_release(m.sq_tail, tail + 1);
-  for (int tries = 0; tries < 100; tries++) {
-    if (load_acquire(m.sq_head) == tail + 1) {
-      futex_armed_ = true;
-      return true;
-    }
-    int rc = sys_io_uring_enter(m.fd, 1, 0, 0, nullptr, 0);
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
-  }
-  // Could not arm: take the SQE back; the sweep covers us until the next attempt.
-  if (load_acquire(m.sq_head) != tail + 1) store_release(m.sq_tail, tail);
-  futex_armed_ = false;
-  return false;
+  futex_armed_ = true;  // taken back by submit_private if the kernel refuses it
+}
+
+bool Delivery::arm_doorbell_wait() {
+  queue_doorbell_wait();
+  if (cq_sync_pending_) queue_cq_polls();
+  submit_private();
+  return futex_armed_;
 }
 
 void Delivery::doorbell_thread_main() {
@@ -195,6 +240,11 @@ void Delivery::close() {
   self_wake_fd_ = -1;
   futex_armed_ = false;
   arm_pending_ = false;
+  cq_poll_.clear();
+  staged_.clear();
+  direct_waits_ = 0;
+  cq_sync_pending_ = false;
+  cq_polls_spent_ = false;
 }
 
 void Delivery::foreign_changed(int delta) {
@@ -261,6 +311,7 @@ void Delivery::on_ready(bool defer_arm) {
   if (channel_ != WakeChannel::Ring) return;
   RingMap& m = wake_ring_;
   bool bell = false;
+  uint64_t drained = 0;  // rings whose CQ signal this wake took (see below)
   for (;;) {
     uint32_t head = load_relaxed(m.cq_head);
     uint32_t tail = load_acquire(m.cq_tail);
@@ -276,6 +327,31 @@ void Delivery::on_ready(bool defer_arm) {
       uint64_t ud = load_relaxed(&cqe->user_data);
       if (ud == kDoorbellWaitUd) {
         bell = true;
+      } else if (ud == kCqPollRemoveUd) {
+        // A poll's removal: its poll reports itself (ECANCELED), or had fired already.
+      } else if (ud >= kCqPollUd && ud - kCqPollUd < cq_poll_.size()) {
+        uint32_t r = (uint32_t)(ud - kCqPollUd);
+        cq_poll_[r] = kCqPollIdle;
+        cq_sync_pending_ = true;  // the other rings' polls are removed after the delivery
+        if (load_relaxed(&cqe->res) > 0) {
+          // One such wake per stretch of direct waits: not re-armed until they are all
+          // over (a CQE that was not theirs, or one a watcher took first, leaves them to
+          // the watcher's doorbell, as for any wait), so a waiter is woken at most once
+          // more than before however much IO the other processes complete meanwhile.
+          if (direct_waits_) cq_polls_spent_ = true;
+          // The kernel signalled ring r's CQ: take the count, so the re-arm does not fire
+          // on this same signal, then reap ring r below, whatever the waits say now: a
+          // watcher woken by the same signal finds the count taken and sleeps again.
+          // Count first, reap second: a CQE posted after the read signals again; one
+          // posted before it is reaped here, or, behind another reaper's lock, by that
+          // reaper, which looks again after unlocking.
+          cq_wakes++;
+          if (r < 64) drained |= 1ull << r;
+          else drained = ~0ull;
+          uint64_t v;
+          ssize_t got = read(seg_->rings[r].efd, &v, sizeof(v));
+          (void)got;
+        }
       } else {
         check_.push_back((uint32_t)(ud & 0xffffffffu));  // a self-wake: (gen << 32 | index) of the chain's last op
         self_wakes++;
@@ -292,22 +368,70 @@ void Delivery::on_ready(bool defer_arm) {
     else arm_doorbell_wait();
     full_scan_ = true;
   }
+  if (!defer_arm && cq_sync_pending_) sync_cq_polls();
   // Test hook: die with our CQEs posted but not reaped (the loop woke for them).
   kill_point(&seg_->hdr->faults, KP_WAKE_BEFORE_REAP);
   // Our own CQEs: the rings we have ops in flight on (every ring while we wait on a word,
   // which any CQE may change). Another process's home ring holds its own completions,
   // which it takes itself (a busy or dead one's: the watchers, on demand).
-  reap_own(reap_mask());
+  reap_own(reap_mask() | drained);
 }
 
 bool Delivery::arm_deferred() {
-  if (!arm_pending_) return false;
+  if (!arm_pending_) {
+    sync_cq_polls();
+    return false;
+  }
   arm_pending_ = false;
-  if (channel_ != WakeChannel::Ring || futex_armed_) return false;
-  arm_doorbell_wait();
+  if (channel_ != WakeChannel::Ring || futex_armed_) {
+    sync_cq_polls();
+    return false;
+  }
+  arm_doorbell_wait();  // and the CQ polls, in the same enter
   full_scan_ = true;
   reap_own(reap_mask());
   return true;
+}
+
+// A poll per shared ring with an eventfd while a direct wait is registered and none has
+// fired yet, none otherwise: a process that waits on nothing is never woken by other
+// processes' CQEs, and one that waits is woken by them at most once per stretch of waits.
+// Non-exclusive, unlike the watchers' EPOLLEXCLUSIVE waits on the same eventfd, so the
+// kernel still wakes one watcher: a busy JS thread does not see its poll fire, and the
+// watcher reaps as before (the watchers stay the backstop). An exclusive poll would
+// take the wake whether or not this thread is in its loop.
+void Delivery::queue_cq_polls() {
+  cq_sync_pending_ = false;
+  if (!direct_capable()) return;
+  bool want = direct_waits_ > 0 && !cq_polls_spent_;
+  uint32_t n = (uint32_t)seg_->rings.size();
+  if (cq_poll_.size() < n) cq_poll_.resize(n, kCqPollIdle);
+  for (uint32_t r = 0; r < n; r++) {
+    int efd = seg_->rings[r].efd;
+    if (efd < 0) continue;  // no eventfd (GETEVENTS watchers): the doorbell path only
+    if (want && cq_poll_[r] == kCqPollIdle) {
+      io_uring_sqe* sqe = private_sqe(kSqeCqPoll, r);
+      if (!sqe) { cq_sync_pending_ = true; return; }
+      sqe->opcode = IORING_OP_POLL_ADD;
+      sqe->fd = efd;
+      sqe->poll32_events = POLLIN;  // one-shot: re-armed after each delivery that needs it
+      sqe->user_data = kCqPollUd + r;
+      cq_poll_[r] = kCqPollArmed;
+    } else if (!want && cq_poll_[r] == kCqPollArmed) {
+      io_uring_sqe* sqe = private_sqe(kSqeCqPollRemove, r);
+      if (!sqe) { cq_sync_pending_ = true; return; }
+      sqe->opcode = IORING_OP_POLL_REMOVE;
+      sqe->addr = kCqPollUd + r;
+      sqe->user_data = kCqPollRemoveUd;
+      cq_poll_[r] = kCqPollRemoving;
+    }
+  }
+}
+
+void Delivery::sync_cq_polls_now() {
+  if (arm_pending_ || channel_ != WakeChannel::Ring) return;
+  queue_cq_polls();
+  submit_private();
 }
 
 uint64_t Delivery::rings_in_use() const {
@@ -398,9 +522,7 @@ uint32_t Delivery::collect(int32_t* out, uint32_t cap, bool* more) {
     uint32_t v = __atomic_load_n(word, __ATOMIC_SEQ_CST);
     if (v != waits_[i].value) {
       emit(-1, (int32_t)waits_[i].id, (int32_t)v, 0);  // a wait, not an IO
-      waits_[i] = waits_.back();
-      waits_.pop_back();
-      if (waits_.empty()) set_slot_waiting(*seg_, slot_, false);
+      wait_erase_at(i);
     } else {
       i++;
     }
@@ -409,11 +531,22 @@ uint32_t Delivery::collect(int32_t* out, uint32_t cap, bool* more) {
   return n;
 }
 
-uint32_t Delivery::wait_add(uint64_t offset, uint32_t value) {
+void Delivery::wait_erase_at(size_t i) {
+  if (waits_[i].direct && direct_waits_ && --direct_waits_ == 0) {
+    cq_sync_pending_ = true;  // polls removed by sync_cq_polls
+    cq_polls_spent_ = false;
+  }
+  waits_[i] = waits_.back();
+  waits_.pop_back();
+  if (waits_.empty()) set_slot_waiting(*seg_, slot_, false);
+}
+
+uint32_t Delivery::wait_add(uint64_t offset, uint32_t value, bool direct) {
   auto* word = reinterpret_cast<uint32_t*>(seg_->arena.base + offset);
   uint32_t id = ++next_wait_id_;
   if (id == 0) id = ++next_wait_id_;
-  waits_.push_back({id, offset, value});
+  direct = direct && direct_capable();
+  waits_.push_back({id, offset, value, false});
   set_slot_waiting(*seg_, slot_, true);
   // A CQE already in a ring may be what changes the word (a busy or dead issuer's):
   // take it now rather than wait for a reaper.
@@ -425,17 +558,32 @@ uint32_t Delivery::wait_add(uint64_t offset, uint32_t value) {
     if (waits_.empty()) set_slot_waiting(*seg_, slot_, false);
     return 0;
   }
+  // The CQ polls, after the look: a CQE posted since signals the eventfd (the flag set
+  // above is reap demand), and a poll armed on a signalled eventfd fires at once; one
+  // whose signal a watcher took first is reaped by it, which rings our doorbell.
+  if (direct) {
+    for (auto& w : waits_)
+      if (w.id == id) w.direct = true;
+    if (direct_waits_++ == 0) {
+      cq_sync_pending_ = true;
+      sync_cq_polls();
+    }
+  }
   return id;
 }
 
 void Delivery::wait_cancel(uint32_t id) {
   for (size_t i = 0; i < waits_.size(); i++)
-    if (waits_[i].id == id) { waits_[i] = waits_.back(); waits_.pop_back(); break; }
+    if (waits_[i].id == id) { wait_erase_at(i); break; }
   if (waits_.empty()) set_slot_waiting(*seg_, slot_, false);
+  sync_cq_polls();
 }
 
 void Delivery::waits_clear() {
   waits_.clear();
+  direct_waits_ = 0;
+  cq_polls_spent_ = false;
+  cq_sync_pending_ = true;  // the ring's close takes the polls with it, if it comes first
   if (seg_) set_slot_waiting(*seg_, slot_, false);
 }
 

@@ -18,7 +18,11 @@
 //    reapers. (2) An IORING_OP_FUTEX_WAIT stays armed on the slot's
 //    doorbell word: any process that completes this environment's IO or changes a
 //    word it waits on rings the doorbell (fetch_add + FUTEX_WAKE, unchanged), the
-//    kernel completes the wait in this thread's context and the loop wakes.
+//    kernel completes the wait in this thread's context and the loop wakes. (3) While
+//    the environment waits on a word that a CQE sets (a completion word: a direct wait),
+//    an IORING_OP_POLL_ADD on every shared ring's eventfd: the kernel's CQ signal wakes
+//    this thread itself, beside the one watcher it wakes, and the thread reaps and
+//    settles the wait without waiting for a watcher to be scheduled and ring it.
 //  - Eventfd (the threads backend, or io_uring without futex waits): an eventfd polled
 //    by the loop. Completers in this process write it directly (Segment::local_wake):
 //    a pool thread's completion is one wakeup. Doorbells rung by other processes reach
@@ -117,10 +121,19 @@ class Delivery {
 
   // ---- shared word waits (shared_wait.h) ----------------------------------------
   // Returns the wait id (> 0), or 0 if the word already differs from `value`.
-  uint32_t wait_add(uint64_t offset, uint32_t value);
+  // `direct`: a CQE's completion action sets the word (a completion word): while such a
+  // wait is registered, the shared rings' CQ signals wake this thread too, which reaps
+  // (Ring channel, a reaping environment; elsewhere the flag changes nothing).
+  uint32_t wait_add(uint64_t offset, uint32_t value, bool direct = false);
   void wait_cancel(uint32_t id);
   size_t waits() const { return waits_.size(); }
   void waits_clear();
+  // Arm or remove the CQ polls as the direct waits now ask (one io_uring_enter, none if
+  // nothing changed). Run after a delivery: a resolved wait's polls are removed here.
+  // Deferred while on_ready(true) left the doorbell wait to arm_deferred(), which does both.
+  void sync_cq_polls() {
+    if (cq_sync_pending_) sync_cq_polls_now();
+  }
 
   // Everything this environment still has in flight, for cancellation at detach.
   const std::vector<InflightOp>& ops() const { return ops_; }
@@ -132,11 +145,23 @@ class Delivery {
   uint64_t sweeps = 0;
   uint64_t swept = 0;  // ops the sweep collected (each one a wake that never came)
   uint64_t reaped_here = 0;
+  uint64_t cq_wakes = 0;  // woken by a shared ring's CQ signal (a direct wait's poll)
 
  private:
-  struct WordWait { uint32_t id; uint64_t offset; uint32_t value; };
+  struct WordWait { uint32_t id; uint64_t offset; uint32_t value; bool direct; };
+  // What an SQE staged on the private ring is for, to take back on a failed enter.
+  struct PrivateSqe { uint8_t what; uint32_t ring; };
+  enum : uint8_t { kSqeDoorbell, kSqeCqPoll, kSqeCqPollRemove };
+  enum : uint8_t { kCqPollIdle, kCqPollArmed, kCqPollRemoving };
   bool open_ring();
   bool arm_doorbell_wait();
+  void queue_doorbell_wait();
+  void queue_cq_polls();
+  void sync_cq_polls_now();
+  io_uring_sqe* private_sqe(uint8_t what, uint32_t ring);
+  bool submit_private();
+  bool direct_capable() const { return channel_ == WakeChannel::Ring && reaps_; }
+  void wait_erase_at(size_t i);
   void foreign_changed(int delta);
   bool scribbled(const InflightOp& op) const;
   // Remove ops_[pos] (swap with the last).
@@ -169,6 +194,11 @@ class Delivery {
   std::vector<int> registered_rings_;  // per ring: index, -1 refused, -2 not tried yet
   uint32_t next_wait_id_ = 0;
   bool waits_dirty_ = false;
+  uint32_t direct_waits_ = 0;
+  std::vector<uint8_t> cq_poll_;  // per shared ring: kCqPoll*
+  bool cq_sync_pending_ = false;  // cq_poll_ may not match direct_waits_: sync_cq_polls()
+  bool cq_polls_spent_ = false;   // a CQ poll fired during this stretch of direct waits
+  std::vector<PrivateSqe> staged_;  // SQEs written to the private ring, not yet entered
 };
 
 }  // namespace rm

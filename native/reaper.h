@@ -12,7 +12,9 @@
 // dead process (orphans). Each ring's eventfd (registered with IORING_REGISTER_EVENTFD,
 // shared by every process) is signalled by the kernel for every CQE unless the ring's
 // IORING_CQ_EVENTFD_DISABLED flag is set; that flag is set while nobody demands reaping,
-// so a watcher sleeps through every completion its issuer takes itself.
+// so a watcher sleeps through every completion its issuer takes itself. A JS thread
+// that waits on a completion word polls the same eventfds from its private ring, not
+// exclusively (delivery.h): it is woken beside one watcher, never instead of one.
 //
 // Demand lives in the segment header: `foreign_slots` (slots with ops in flight that
 // need someone else to reap them), `waiting_slots` (slots with shared word waits,

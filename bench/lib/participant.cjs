@@ -35,6 +35,9 @@ const handlers = {
     armed = db.waitCompletionWord(offset, { timeoutMs }).then((v) => ({ tWake: hr(), value: v }));
     return true;
   },
+  async wakeInfo() {
+    return db._native().wakeInfo();
+  },
   async collect() {
     const r = await armed;
     armed = null;

@@ -169,8 +169,17 @@ async function handoffPoint(spec) {
     const reapedBy = {};
     const raw = [];  // spec.samplesOut: every handoff's timestamps, to line up with a sched trace
     let bad = 0;
+    // Who took the CQEs and how B was woken: the rings' watcher reaps, B's own reaps and
+    // wakes (its CQ polls, doorbells), over the measured handoffs.
+    const watcherReaps = () => pm.stats().rings.reduce((n, r) => n + r.reapedByWatchers, 0);
+    let w0 = 0;
+    let b0 = null;
     const t0 = Date.now();
     for (let i = 0; i < spec.iterations + 5; i++) {
+      if (i === 5) {
+        w0 = watcherReaps();
+        b0 = await B.call('wakeInfo').catch(() => null);
+      }
       await B.call('arm', { offset: words[i] });
       await new Promise((r) => setTimeout(r, 1));  // everyone idle (threads asleep) before the IO
       const a = await A.call('fire', { offset: words[i], busyMs: sc.busyMs || 0, quietMs: spec.quietMs ?? 2 });
@@ -186,6 +195,12 @@ async function handoffPoint(spec) {
       reapedBy[who] = (reapedBy[who] || 0) + 1;
       if (Date.now() - t0 > spec.maxMs) break;
     }
+    const wakes = {};
+    if (b0) {
+      const b1 = await B.call('wakeInfo');
+      wakes.watcherReaps = watcherReaps() - w0;
+      for (const k of ['reapedHere', 'cqWakes', 'doorbells', 'selfWakes', 'sweeps']) if (typeof b1[k] === 'number') wakes[`b_${k}`] = b1[k] - b0[k];
+    }
     await A.call('close').catch(() => {});
     await B.call('close').catch(() => {});
     if (spec.samplesOut) require('fs').writeFileSync(spec.samplesOut, JSON.stringify({ aPid: A.target.pid, bPid: B.target.pid, samples: raw }));
@@ -195,7 +210,7 @@ async function handoffPoint(spec) {
       return round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)], 1);
     };
     return {
-      samples: handoff.length, failed: bad, reapedBy,
+      samples: handoff.length, failed: bad, reapedBy, wakes,
       handoffP50us: pct(handoff, 50), handoffP99us: pct(handoff, 99), handoffMaxUs: pct(handoff, 100),
       fromSubmitP50us: pct(fromSubmit, 50), fromSubmitP99us: pct(fromSubmit, 99),
       submitCallP50us: pct(submitCall, 50), submitCallP99us: pct(submitCall, 99),

@@ -205,6 +205,86 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     expect((await busy).n).toBe(4096);
   });
 
+  it("a process waiting on a completion word is woken by the shared ring's CQ signal itself, not only by a watcher's doorbell", async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20, reaper: false });
+    const a = await worker({ reaper: false });  // A's NOPs go to the reapers: the CQ signal is on
+    const b = await worker();                    // B reaps: its watcher and, while it waits, its own JS thread
+    let cqWakes = 0;
+    let reapedByB = 0;
+    const watcherReaps = () => pm!.stats().rings.reduce((n: number, r: { reapedByWatchers: number }) => n + r.reapedByWatchers, 0);
+    const w0 = watcherReaps();
+    for (let i = 0; i < 10; i++) {
+      const word = pm.completionWord();
+      const waiting = b.call('waitWordWake', { offset: word, timeoutMs: 20000 });
+      await new Promise((r) => setTimeout(r, 20));  // B's wait is registered, its loop asleep
+      expect(await a.call('nopWord', { offset: word })).toBe(true);
+      const got = await waiting;
+      expect(got.r).toBe(0);
+      cqWakes += got.after.cqWakes - got.before.cqWakes;
+      reapedByB += got.after.reapedHere - got.before.reapedHere;
+    }
+    if (uring()) {
+      // Every NOP's CQE signalled the ring's eventfd, and B's poll on it fired: B's JS
+      // thread was woken by the kernel, beside the one watcher the signal wakes (which of
+      // the two then reaps is a race; together they took every NOP).
+      expect(cqWakes).toBeGreaterThanOrEqual(10);
+      expect(reapedByB + watcherReaps() - w0).toBeGreaterThanOrEqual(10);
+    } else {
+      expect(cqWakes).toBe(0);  // the threads backend has no CQ to poll
+    }
+  });
+
+  it('a process that waits on nothing (its direct waits resolved or timed out) is not woken by other processes\' CQEs', async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20, reaper: false });
+    const a = await worker({ reaper: false });
+    const inline = await worker();  // reaps its own NOP inside its enter: the CQ signal is off then
+    const b = await worker();
+    // Three ways a direct wait ends: the CQ poll fires, the wait times out, a doorbell.
+    const w1 = pm.completionWord();
+    const first = b.call('waitWordWake', { offset: w1, timeoutMs: 20000 });
+    await new Promise((r) => setTimeout(r, 20));
+    await a.call('nopWord', { offset: w1 });
+    expect((await first).r).toBe(0);
+    expect((await b.call('waitWordWake', { offset: pm.completionWord(), timeoutMs: 30 })).r).toBe('timeout');
+    const w3 = pm.completionWord();
+    const third = b.call('waitWordWake', { offset: w3, timeoutMs: 20000 });
+    await new Promise((r) => setTimeout(r, 20));
+    await inline.call('nopWord', { offset: w3 });
+    expect((await third).r).toBe(0);
+    await new Promise((r) => setTimeout(r, 20));
+    // B waits on nothing now: A's IO (reaped by the watchers, which wake for it) and the
+    // postmaster's wait on it do not wake B's JS thread.
+    const before = await b.call('wakeInfo');
+    for (let i = 0; i < 10; i++) {
+      const word = pm.completionWord();
+      const waiting = pm.waitCompletionWord(word, { timeoutMs: 20000 });
+      expect(await a.call('nopWord', { offset: word })).toBe(true);
+      expect(await waiting).toBe(0);
+    }
+    const after = await b.call('wakeInfo');
+    expect(after.cqWakes).toBe(before.cqWakes);
+    expect(after.doorbells).toBe(before.doorbells);
+  });
+
+  it("a waiter whose JS thread is busy does not hold up another process's IO: the watchers still reap it", async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20, reaper: false });
+    const a = await worker({ reaper: false });
+    const b = await worker();  // the only reaping process; its JS thread spins with a direct wait registered
+    const mine = pm.completionWord();
+    const busy = b.call('waitWordBusy', { offset: mine, busyMs: 1500 });
+    await new Promise((r) => setTimeout(r, 100));  // B registered its wait and spins
+    const other = pm.completionWord();
+    const waiting = pm.waitCompletionWord(other, { timeoutMs: 20000 });
+    expect(await a.call('nopWord', { offset: other })).toBe(true);  // reaped by B's watcher, which rang A
+    expect(await waiting).toBe(0);
+    expect(await settlesWithin(busy, 0)).toBe(false);  // B was still spinning
+    expect(await a.call('nopWord', { offset: mine })).toBe(true);
+    expect(await busy).toBe(0);
+  });
+
   it("a process reaps its own rings' completions (its flush, its wake, its sweep), never another process's home ring's", async () => {
     dir = tempDir('rm-deliv-');
     pm = await startPm(dir, { arenaSize: 1 << 20, rings: 2 });
