@@ -18,8 +18,11 @@ const { REGION_BYTES, record } = require('./raw-records.cjs');
 const REGION = workerId * REGION_BYTES;
 const rawRecord = (seq) => record(workerId, seq);
 
-const acks = L.ackBatcher(() => ({ c: [], raw: undefined, reads: 0, rawReads: 0 }), (m) => process.send({ t: Date.now(), ...m }));
+const acks = L.ackBatcher(() => ({ c: [], raw: undefined, reads: 0, rawReads: 0, slow: [] }), (m) => process.send({ t: Date.now(), ...m }));
 const progress = () => acks.progress();
+// Steps that took 500 ms or more go with the next progress message (the controller
+// names them when it reports a long silence).
+const slow = (what, ms) => { acks.pending().slow.push([what, ms]); progress(); };
 
 function fail(e) {
   process.send?.({ error: String((e && e.stack) || e) });
@@ -43,7 +46,7 @@ function fail(e) {
     for (let seq = 1; ; seq++) {
       const page = rnd(pages);
       const value = P.cellValue(page, lane, epoch, seq);
-      await L.commitCell(db, f, P, page, lane, value, { onApplied: () => applied.get(lane).set(page, value & P.VMASK) });
+      await L.commitCell(db, f, P, page, lane, value, { onApplied: () => applied.get(lane).set(page, value & P.VMASK), slow });
       acks.pending().c.push([lane, seq, page]);
       progress();
     }
@@ -52,9 +55,9 @@ function fail(e) {
   async function reader() {
     for (;;) {
       const page = rnd(pages);
-      const b = await db.buffers.read(f, page);
+      const b = await L.step(slow, 'reader: buffers.read', db.buffers.read(f, page));
       try {
-        await b.lockShared();
+        await L.step(slow, 'reader: lockShared', b.lockShared());
         const c = P.cells(b.page);
         for (let lane = 0; lane < P.maxLanes; lane++) {
           const v = c[P.cellIndex(lane)];
@@ -77,10 +80,10 @@ function fail(e) {
   async function rawSession() {
     let seq = rawStart;
     for (;;) {
-      seq = await L.rawBatch(db, raw, REGION, seq, rawRecord);
+      seq = await L.step(slow, 'raw: linked writes + fdatasync', L.rawBatch(db, raw, REGION, seq, rawRecord));
       acks.pending().raw = seq;  // records [.., seq) are durable
       progress();
-      if (Math.random() < 0.5 && await L.rawReadBack(db, raw, REGION, rawStart, seq, rawRecord)) acks.pending().rawReads++;
+      if (Math.random() < 0.5 && await L.step(slow, 'raw: read back', L.rawReadBack(db, raw, REGION, rawStart, seq, rawRecord))) acks.pending().rawReads++;
     }
   }
 

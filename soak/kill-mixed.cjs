@@ -72,6 +72,7 @@ async function main() {
   let kills = 0;
   let restarts = 0;
   let maxStall = 0;
+  let longestSilence = null;  // the longest gap between a worker's progress messages, and what it says
   let maxStartup = 0;
   let stuckBuffers = 0;
   let leakedHandles = 0;
@@ -98,7 +99,16 @@ async function main() {
       if (m.ready) w.slot = m.slot;
       if (m.error) fail(`worker ${id} (pid ${w.pid}): ${m.error}`);
       if (m.t === undefined) return;
-      if (w.lastT) maxStall = Math.max(maxStall, m.t - w.lastT);
+      if (w.lastT && m.t - w.lastT > maxStall) {
+        maxStall = m.t - w.lastT;
+        // What the silence ended with (steps of 500 ms or more) and the kills around it, so
+        // a long one says whether a kill, a lock, the WAL or the device held the worker up.
+        const from = w.lastT;
+        longestSilence = {
+          worker: id, pid: w.pid, ms: maxStall, slowSteps: m.slow || [],
+          killsDuring: [...killed.values()].filter((k) => k >= from - 1000 && k <= m.t).map((k) => k - from),
+        };
+      }
       else maxStartup = Math.max(maxStartup, m.t - w.forkedAt);
       w.lastT = Math.max(w.lastT, m.t);
       w.ready = true;
@@ -163,7 +173,7 @@ async function main() {
   let lastLog = Date.now();
   while (kills < KILLS && !failure && Date.now() - started < SECONDS * 1000) {
     await sleep(20 + Math.random() * 200);
-    if (maxStall > STALL_MS) fail(`a worker made no progress for ${maxStall} ms`);
+    if (maxStall > STALL_MS) fail(`a worker made no progress for ${maxStall} ms: ${JSON.stringify(longestSilence)}`);
     const ready = [...workers.values()].filter((w) => w.ready);
     if (ready.length === 0) continue;
     const victim = ready[Math.floor(Math.random() * ready.length)];
@@ -244,7 +254,7 @@ async function main() {
     dataPages: PAGES, poolPages: BUFFERS, kills, restarts, seconds: (Date.now() - started) / 1000,
     acknowledgedCommitsChecked: ackLog.length, lost, acknowledgedRawRecordsChecked: rawChecked, rawLost,
     poolReadsVerified: poolReads, rawReadsVerified: rawReads,
-    maxStallMs: maxStall, maxWorkerStartupMs: maxStartup, maxKillCleanupMs: maxCleanupMs,
+    maxStallMs: maxStall, longestSilence, maxWorkerStartupMs: maxStartup, maxKillCleanupMs: maxCleanupMs,
     stuckBuffers, leakedHandles, orphanHandlesAwaited: orphansAwaited, pinsLeft, inconsistentCells,
     faults: stats.rings.reduce((a, r) => a + r.submitLockRepairs + r.completionLockRepairs, 0),
     submitLockRepairs: stats.rings.reduce((a, r) => a + r.submitLockRepairs, 0),

@@ -14,30 +14,46 @@ const { REC, REGION_BYTES } = require('./raw-records.cjs');
 const rnd = (n) => Math.floor(Math.random() * n);
 
 /**
+ * Awaits `p`; when it took `SLOW_MS` or more, calls `slow(what, ms)`. A soak that finds a
+ * worker silent for long then names the step it was waiting in, not only the silence.
+ */
+const SLOW_MS = 500;
+async function step(slow, what, p) {
+  if (!slow) return p;
+  const t0 = Date.now();
+  try {
+    return await p;
+  } finally {
+    const ms = Date.now() - t0;
+    if (ms >= SLOW_MS) slow(what, ms);
+  }
+}
+
+/**
  * One page-lane commit: sets cell `lane` of `page` to `value` (layout `P`: kill-mixed-pages.cjs
  * or powercut-pages.cjs). `stamp`: also set every part's stamp (powercut-pages.cjs), so a torn
  * write shows; `image`: append with `{ page }`, so the WAL logs a full-page image first when the
  * page needs one; `onApplied()`: called once the change is in the pool, before the flush.
  * Resolves with the record's LSN once it is durable.
  */
-async function commitCell(db, file, P, page, lane, value, { stamp = false, image = false, onApplied } = {}) {
+async function commitCell(db, file, P, page, lane, value, { stamp = false, image = false, onApplied, slow } = {}) {
   let lsn;
-  const b = await db.buffers.read(file, page);
+  const b = await step(slow, 'commit: buffers.read', db.buffers.read(file, page));
   try {
-    await b.lockExclusive();
+    await step(slow, 'commit: lockExclusive', b.lockExclusive());
     const cells = P.cells(b.page);
     Atomics.store(cells, P.cellIndex(lane), value);
     if (stamp) P.stamp(cells, value);
     b.markDirty();
     // With the page: a full-page image first, in the same reservation, if the page's LSN is
     // at or below the redo point chosen last (the library decides, atomically).
-    lsn = await db.wal.append(P.KIND_CELL, P.encodeRecord(page, lane, value), image ? { page: b } : undefined);
+    lsn = await step(slow, 'commit: wal.append', db.wal.append(P.KIND_CELL, P.encodeRecord(page, lane, value), image ? { page: b } : undefined));
     b.markDirty(lsn);
   } finally {
     b.release();
   }
   onApplied?.();
-  await db.wal.flush(lsn);
+  await step(slow, 'commit: wal.flush', db.wal.flush(lsn));
   return lsn;
 }
 
@@ -95,4 +111,4 @@ function ackBatcher(empty, send) {
   };
 }
 
-module.exports = { rnd, commitCell, commitRecord, rawBatch, rawReadBack, ackBatcher };
+module.exports = { rnd, step, commitCell, commitRecord, rawBatch, rawReadBack, ackBatcher };

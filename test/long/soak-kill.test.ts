@@ -25,7 +25,7 @@ describe('kill soak (short)', () => {
     expect(result.leakedHandles).toBe(0);
     expect(result.pinsLeft).toBe(0);
     expect(result.inconsistentCells).toBe(0);
-    expect(result.maxStallMs).toBeLessThanOrEqual(2000);  // the issue's criterion, in the workers' own clocks
+    expect(result.maxStallMs, JSON.stringify(result.longestSilence)).toBeLessThanOrEqual(2000);  // the issue's criterion, in the workers' own clocks
     expect(result.acknowledgedCommitsChecked).toBeGreaterThan(0);
     expect(r.status).toBe(0);
   }, 120000);
