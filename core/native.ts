@@ -44,7 +44,7 @@ export interface NativeSession {
   /** Collects this environment's completions into `out`: returns how many quads. */
   collect(): number;
   /** This environment's wake channel and how often each kind of wakeup came (diagnostics, tests). */
-  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; swept: number; reapedHere: number; cqWakes: number };
+  wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; swept: number; reapedHere: number; cqWakes: number; stalledReaps: number };
   openFile(path: string, flags: number, mode: number): number;
   /** true: closed or released; false: not open; `{ fsync }`: the last handle of a file with unsynced writes (sync it, then close again; `force` closes anyway). */
   closeFile(id: number, force?: boolean): boolean | { fsync: boolean };

@@ -357,6 +357,7 @@ void Session::OnSweep(void* self) {
   // change (its issuer busy, a reap signal skipped). Other processes' own completions
   // are theirs to take.
   s->delivery_.reap_own(s->delivery_.reap_mask());
+  s->delivery_.reap_stalled();
   s->Deliver();
   // Deliver ran JS, which may have detached the session.
   if (s->attached() && s->delivery_.inflight() < before) s->delivery_.swept += before - s->delivery_.inflight();
@@ -837,6 +838,7 @@ Napi::Value Session::WakeInfo(const Napi::CallbackInfo& info) {
   o.Set("swept", Napi::Number::New(env, (double)delivery_.swept));
   o.Set("reapedHere", Napi::Number::New(env, (double)delivery_.reaped_here));
   o.Set("cqWakes", Napi::Number::New(env, (double)delivery_.cq_wakes));
+  o.Set("stalledReaps", Napi::Number::New(env, (double)delivery_.stalled_reaps));
   return o;
 }
 

@@ -456,6 +456,34 @@ void Delivery::reap_own(uint64_t ring_mask) {
   }
 }
 
+void Delivery::reap_stalled() {
+  if (reaps_ || !seg_) return;
+  uint64_t mask = reap_mask();
+  uint32_t n = (uint32_t)seg_->rings.size();
+  if (stalled_head_.size() < n) stalled_head_.resize(n, ~0u);
+  for (uint32_t r = 0; r < n; r++) {
+    RingMap& m = seg_->rings[r];
+    bool needed = r >= 64 || (mask & (1ull << r));
+    if (!needed || !(ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW))) {
+      stalled_head_[r] = ~0u;
+      continue;
+    }
+    // The head moves whenever anyone reaps: the same head with CQEs behind it at two
+    // sweeps means nobody took them for a whole sweep interval.
+    uint32_t head = load_acquire(m.cq_head);
+    if (head != stalled_head_[r]) {
+      stalled_head_[r] = head;
+      continue;
+    }
+    stalled_head_[r] = ~0u;
+    int got = ring_reap(*seg_, r, slot_, 0, slot_, &check_);
+    if (got > 0) {
+      reaped_here += (uint64_t)got;
+      stalled_reaps++;
+    }
+  }
+}
+
 // While we are attached, only we free our handles (collect) and only our slot's cleanup
 // orphans them: any other generation, owner or state is another process's garbage.
 bool Delivery::scribbled(const InflightOp& op) const {

@@ -103,6 +103,13 @@ class Delivery {
   // completes for this environment is collected exactly.
   // ring_mask: the rings to look at (bit r: ring r; rings above 63 are always looked at).
   void reap_own(uint64_t ring_mask = ~0ull);
+  // The sweep's backstop for an environment that does not reap (`reaper: false`): a ring
+  // it needs (reap_mask()) whose CQEs sat unreaped from one sweep to the next is reaped
+  // here. Others reap for such an environment; when none that reaps is attached (a
+  // postmaster started with `reaper: false` before its workers, or after they exit) or
+  // all are stuck, its IO would otherwise never complete. Costs nothing while a reaper
+  // keeps up: CQEs that a watcher takes within a sweep never sit through two.
+  void reap_stalled();
   // The rings this environment has ops in flight on (bit r: ring r).
   uint64_t rings_in_use() const;
   // What a wake or a sweep reaps: rings_in_use(), or every ring while a word wait is
@@ -146,6 +153,7 @@ class Delivery {
   uint64_t swept = 0;  // ops the sweep collected (each one a wake that never came)
   uint64_t reaped_here = 0;
   uint64_t cq_wakes = 0;  // woken by a shared ring's CQ signal (a direct wait's poll)
+  uint64_t stalled_reaps = 0;  // rings a non-reaping environment's sweep reaped (reap_stalled)
 
  private:
   struct WordWait { uint32_t id; uint64_t offset; uint32_t value; bool direct; };
@@ -196,6 +204,7 @@ class Delivery {
   bool waits_dirty_ = false;
   uint32_t direct_waits_ = 0;
   std::vector<uint8_t> cq_poll_;  // per shared ring: kCqPoll*
+  std::vector<uint32_t> stalled_head_;  // per ring: CQ head at the last sweep that found CQEs there, or ~0u
   bool cq_sync_pending_ = false;  // cq_poll_ may not match direct_waits_: sync_cq_polls()
   bool cq_polls_spent_ = false;   // a CQ poll fired during this stretch of direct waits
   std::vector<PrivateSqe> staged_;  // SQEs written to the private ring, not yet entered

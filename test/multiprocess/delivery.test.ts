@@ -315,6 +315,39 @@ describe('delivery: the issuer settles its own completions on its JS thread', ()
     expect(pm.stats().processes.find((p) => p.slot === aSlot)!.completedByOther).toBe(other0);
   });
 
+  it('a postmaster started with reaper: false and no process that reaps still completes its IO (its sweep reaps a ring nobody took) and takes its shutdown checkpoint', async () => {
+    dir = tempDir('rm-deliv-');
+    pm = await startPm(dir, { arenaSize: 1 << 20, reaper: false, bufferPool: { pages: 8, pageSize: 4096 } });
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => { if (w.code) warnings.push(w.code); };
+    process.on('warning', onWarning);
+    try {
+      const f = await pm.files.open('d', { create: true });
+      const s = pm.allocate(4096);
+      s.bytes.fill(0);  // an all-zero page: valid for the pool without a checksum
+      // Nobody else is attached to reap it: before the backstop, this never settled.
+      const write = pm.write(f, 0, s.bytes);
+      expect(await settlesWithin(write, 10000)).toBe(true);
+      expect(await write).toBe(4096);
+      const b = await pm.buffers.read(f, 0);
+      expect(b.page[0]).toBe(0);
+      await b.lockExclusive();
+      b.page.fill(5);
+      b.markDirty();
+      b.release();
+      if (uring()) expect(pm._native().wakeInfo().stalledReaps).toBeGreaterThan(0);
+      const stopped = pm.stop({ timeoutMs: 10000 });
+      pm = undefined;
+      await stopped;
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('RINGMASTER_NO_SHUTDOWN_CHECKPOINT');
+      const data = readFileSync(path.join(dir, 'data', 'd'));
+      expect(data[0]).toBe(5);  // the dirty page reached the file at stop
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a doorbell rung while the woken environment runs JS (before it re-arms its wait) is delivered as that JS returns, not by the sweep', async () => {
     dir = tempDir('rm-deliv-');
     pm = await startPm(dir, { arenaSize: 1 << 20 });
