@@ -99,7 +99,9 @@ async function main() {
       if (m.ready) w.slot = m.slot;
       if (m.error) fail(`worker ${id} (pid ${w.pid}): ${m.error}`);
       if (m.t === undefined) return;
-      if (w.lastT && m.t - w.lastT > maxStall) {
+      if (!w.lastT) {
+        maxStartup = Math.max(maxStartup, m.t - w.forkedAt);
+      } else if (m.t - w.lastT > maxStall) {
         maxStall = m.t - w.lastT;
         // What the silence ended with (steps of 500 ms or more) and the kills around it, so
         // a long one says whether a kill, a lock, the WAL or the device held the worker up.
@@ -109,7 +111,6 @@ async function main() {
           killsDuring: [...killed.values()].filter((k) => k >= from - 1000 && k <= m.t).map((k) => k - from),
         };
       }
-      else maxStartup = Math.max(maxStartup, m.t - w.forkedAt);
       w.lastT = Math.max(w.lastT, m.t);
       w.ready = true;
       for (const [lane, seq, page] of m.c) ackLog.push([lane, w.epoch, seq, page]);
