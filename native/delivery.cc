@@ -449,7 +449,7 @@ void Delivery::reap_own(uint64_t ring_mask) {
   for (uint32_t r = 0; r < n; r++) {
     if (r < 64 && !(ring_mask & (1ull << r))) continue;
     RingMap& m = seg_->rings[r];
-    if (ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW)) {
+    if (ring_has_completions(m)) {
       int got = ring_reap(*seg_, r, slot_, 0, slot_, &check_);
       if (got > 0) reaped_here += (uint64_t)got;
     }
@@ -464,7 +464,7 @@ void Delivery::reap_stalled() {
   for (uint32_t r = 0; r < n; r++) {
     RingMap& m = seg_->rings[r];
     bool needed = r >= 64 || (mask & (1ull << r));
-    if (!needed || !(ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW))) {
+    if (!needed || !ring_has_completions(m)) {
       stalled_head_[r] = ~0u;
       continue;
     }

@@ -52,7 +52,7 @@ void watcher_main(Segment* seg, uint32_t ring) {
           (void)r;
         }
       }
-      bool pending = ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW);
+      bool pending = ring_has_completions(m);
       bool reap = n > 0 || (pending && reap_demand_present(*seg));
       if (!reap && pending) {
         // Entries nobody demands: a busy issuer's own, which it takes when it returns.
@@ -91,11 +91,12 @@ void set_bit(uint64_t* words, uint32_t slot, bool on) {
   else __atomic_fetch_and(&words[slot / 64], ~bit, __ATOMIC_SEQ_CST);
 }
 
-// Clear the flag, then look: a CQE posted while it was set signalled nobody. If it was
-// clear already, every CQE since signalled the watchers itself: nothing to poke.
+// Clear the flag, then look: a CQE posted (or held back on overflow) while it was set
+// signalled nobody. If it was clear already, every CQE since signalled the watchers
+// itself: nothing to poke.
 void enable_eventfd(RingMap& m) {
   uint32_t old = __atomic_fetch_and(m.cq_flags, ~(uint32_t)IORING_CQ_EVENTFD_DISABLED, __ATOMIC_SEQ_CST);
-  if ((old & IORING_CQ_EVENTFD_DISABLED) && ring_cq_pending(m)) ring_poke_reapers(m);
+  if ((old & IORING_CQ_EVENTFD_DISABLED) && ring_has_completions(m)) ring_poke_reapers(m);
 }
 
 }  // namespace

@@ -114,6 +114,10 @@ bool ring_cq_pending(RingMap& m) {
   return load_acquire(m.cq_tail) != load_acquire(m.cq_head);
 }
 
+bool ring_has_completions(RingMap& m) {
+  return ring_cq_pending(m) || (load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW) != 0;
+}
+
 void ring_poke_reapers(RingMap& m) {
   if (m.efd < 0) return;
   uint64_t one = 1;

@@ -150,6 +150,10 @@ int ring_reap(Segment& seg, uint32_t ring_index, uint32_t reaper_slot, int64_t l
 int ring_cancel(Segment& seg, uint32_t ring_index, const uint64_t* user_data, uint32_t n, int64_t lock_timeout_ns);
 // True if the CQ holds entries nobody has reaped yet.
 bool ring_cq_pending(RingMap& m);
+// True if a reap is due: entries in the CQ, or completions the kernel holds back in its
+// overflow list (IORING_FEAT_NODROP: a full CQ sets IORING_SQ_CQ_OVERFLOW instead of
+// dropping them, and only an enter with GETEVENTS, which ring_reap makes, moves them in).
+bool ring_has_completions(RingMap& m);
 // Signal the ring's eventfd so one watcher (in any process) reaps: used by a submitter
 // that does not reap itself and left CQEs behind (inline completions do not signal).
 void ring_poke_reapers(RingMap& m);
