@@ -13,7 +13,8 @@ KindValidate g_validate[CK_MAX];
 KindAction g_action[CK_MAX];
 
 bool word_valid(Segment& seg, uint64_t arg) {
-  return arg % alignof(CompletionWord) == 0 && arg <= seg.arena.size && seg.arena.size - arg >= sizeof(CompletionWord);
+  return arg % alignof(CompletionWord) == 0 && arg <= seg.arena.size && seg.arena.size - arg >= sizeof(CompletionWord) &&
+         !arena_overlaps_region(seg, arg, sizeof(CompletionWord));
 }
 
 void word_action(Segment& seg, uint64_t arg, int32_t res, uint32_t) {

@@ -335,15 +335,29 @@ int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size) {
   if (rc != -EEXIST) {
     for (auto& r : h->regions) {
       if (r.name[0]) continue;
-      r.offset = offset;
-      r.size = size;
-      memcpy(r.name, name, n + 1);
+      // The name's first byte last, released: arena_overlaps_region reads the table
+      // without the lock, and must see offset and size once it sees the entry.
+      store_relaxed(&r.offset, offset);
+      store_relaxed(&r.size, size);
+      memcpy(r.name + 1, name + 1, n);
+      store_release(&r.name[0], name[0]);
       rc = 0;
       break;
     }
   }
   robust_lock_release(&h->regions_lock);
   return rc;
+}
+
+bool arena_overlaps_region(Segment& seg, uint64_t offset, uint64_t len) {
+  // Regions are only ever added (a module's state lives as long as the segment), so a
+  // lock-free pass sees every region set before the caller's op was staged.
+  for (auto& r : seg.hdr->regions) {
+    if (!load_acquire(&r.name[0])) continue;
+    uint64_t o = load_relaxed(&r.offset), s = load_relaxed(&r.size);
+    if (offset < o + s && o < offset + len) return true;
+  }
+  return false;
 }
 
 int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size) {

@@ -175,6 +175,11 @@ VerifyCounts segment_verify_handles(Segment& seg, bool repair, std::vector<Handl
 // Named regions: 0 or -errno (-EEXIST, -ENOSPC, -ENOENT, -ENAMETOOLONG).
 int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size);
 int region_get(Segment& seg, const char* name, uint64_t* offset, uint64_t* size);
+// True if [offset, offset + len) of the arena overlaps a named region: a module's shared
+// state (the buffer pool's descriptors, locks and pages; the WAL buffer), which only that
+// module's own ops may target. A user's completion word or read there would overwrite
+// locks or pages that other processes trust.
+bool arena_overlaps_region(Segment& seg, uint64_t offset, uint64_t len);
 // Move the handle named by `ud` to COMPLETED (running its completion action) and
 // remember whose doorbell to ring; `rs` (may be null) receives the statistics.
 CompleteInfo deliver_completion(Segment& seg, uint64_t ud, int32_t res, uint32_t reaper_slot, RingShared* rs,
