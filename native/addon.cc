@@ -42,10 +42,10 @@ namespace {
 constexpr uint32_t kSweepMs = 250;
 
 // RINGMASTER_TRACE=1: lifecycle events on stderr (debugging aid, off by default).
-bool trace_enabled() {
-  static const bool on = [] { const char* v = getenv("RINGMASTER_TRACE"); return v && *v == '1'; }();
-  return on;
-}
+// Read once at load: RM_TRACE runs on every flush and delivery, and a function-local
+// static is a call and a guard check each time.
+const bool g_trace_on = [] { const char* v = getenv("RINGMASTER_TRACE"); return v && *v == '1'; }();
+inline bool trace_enabled() { return g_trace_on; }
 #define RM_TRACE(...) do { if (trace_enabled()) { fprintf(stderr, "[ringmaster %d] ", (int)getpid()); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 bool test_hooks_enabled() {
