@@ -875,6 +875,10 @@ export class Ringmaster extends EventEmitter {
         this.#hOff[index] = f[i * OP_STAGE_FIELDS + 3];
         this.#hPath[index] = this.#sPath[i];
         this.#inflight++;
+      } else if (this.#sAs[i] === AS_VALUE && res >= 0 && res <= len && this.#sBuf[i] === undefined) {
+        // A single read or write into the arena that completed inside the flush (a cached
+        // read): what #finish would do, without its checks for cases this is not.
+        (this.#sRes[i] as (v: number) => void)(res);
       } else {
         this.#finish(this.#sAs[i], this.#sRes[i], this.#sRej[i], this.#sPos[i], op, len, res, out[q + 3], this.#sBuf[i], undefined, false,
           f[i * OP_STAGE_FIELDS + 2], f[i * OP_STAGE_FIELDS + 3], this.#sPath[i]);

@@ -42,10 +42,10 @@ namespace {
 constexpr uint32_t kSweepMs = 250;
 
 // RINGMASTER_TRACE=1: lifecycle events on stderr (debugging aid, off by default).
-bool trace_enabled() {
-  static const bool on = [] { const char* v = getenv("RINGMASTER_TRACE"); return v && *v == '1'; }();
-  return on;
-}
+// Read once at load: RM_TRACE runs on every flush and delivery, and a function-local
+// static is a call and a guard check each time.
+const bool g_trace_on = [] { const char* v = getenv("RINGMASTER_TRACE"); return v && *v == '1'; }();
+inline bool trace_enabled() { return g_trace_on; }
 #define RM_TRACE(...) do { if (trace_enabled()) { fprintf(stderr, "[ringmaster %d] ", (int)getpid()); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 bool test_hooks_enabled() {
@@ -380,6 +380,9 @@ void Session::Deliver() {
   // the next chunk is settled. Settled all at once, every new read waited for the last
   // completion's JS and went out in one enter, and the device sat idle meanwhile.
   uint32_t chunk = kDeliverFirstChunk;
+  // The receiver and the callback, looked up at the first chunk and kept for the others.
+  Napi::Object self;
+  Napi::Value cb;
   for (int rounds = 0; rounds < 1000 && attached(); rounds++) {
     bool more = false;
     deliver_chunked_ = rounds < 64;
@@ -387,12 +390,21 @@ void Session::Deliver() {
     if (n == 0) break;
     if (chunk < out_quads_) chunk *= 2;
     RM_TRACE("session %p delivers %u", (void*)this, n);
-    Napi::Object self = Value();
-    if (self.IsEmpty()) break;
-    // The callback given to setStage (a reference: no property lookup, which would
-    // also build the name's string, per wakeup), else the _onCompletions property.
-    Napi::Value cb = on_completions_.IsEmpty() ? self.Get("_onCompletions") : on_completions_.Value();
-    if (cb.IsEmpty() || !cb.IsFunction()) break;
+    if (cb.IsEmpty()) {
+      self = Value();
+      if (self.IsEmpty()) break;
+      // The callback given to setStage (a reference: no property lookup, which would
+      // also build the name's string, per wakeup), checked to be a function there: a
+      // typeof per wake cost several V8 calls (napi_typeof tries each type in turn).
+      // Else the _onCompletions property, checked here.
+      if (!on_completions_.IsEmpty()) {
+        cb = on_completions_.Value();
+      } else {
+        cb = self.Get("_onCompletions");
+        if (!cb.IsEmpty() && !cb.IsFunction()) cb = Napi::Value();
+      }
+      if (cb.IsEmpty()) break;
+    }
     napi_value argv[1] = {Napi::Number::New(env, n)};
     napi_value result;
     napi_status st = napi_make_callback(env, async_ctx_, self, cb, 1, argv, &result);

@@ -59,6 +59,11 @@ bool file_path_names(int dir_fd, const FileEntry* e, uint64_t dev, uint64_t ino)
   return same;
 }
 
+void fd_skip_atime(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NOATIME)) (void)fcntl(fd, F_SETFL, fl | O_NOATIME);
+}
+
 namespace {
 // A stopped (SIGSTOPped) holder of the table's lock: an error, never a hang.
 constexpr int64_t kFilesLockTimeoutNs = 2000000000;
@@ -72,6 +77,7 @@ int file_open(Segment& seg, const char* rel_path, int flags, int mode, FileOpenR
     r->failed = FileOpenStep::Open;
     return fd;
   }
+  fd_skip_atime(fd);
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int e = errno;

@@ -20,6 +20,7 @@
 #include <cstdlib>
 
 #include "atomics.h"
+#include "file_table.h"
 #include "io_method.h"
 #include "segment.h"
 
@@ -160,6 +161,7 @@ static std::shared_ptr<LocalFd> local_fd(ThreadBackend* tb, uint32_t file_slot, 
     *err = -ESTALE;
     return nullptr;
   }
+  fd_skip_atime(fd);  // as the opener's fd (file_open)
   cur = std::make_shared<LocalFd>(fd, want_gen);  // the old one closes when its last user drops it
   return cur;
 }

@@ -27,10 +27,12 @@ int sys_io_uring_setup(unsigned entries, io_uring_params* p) {
   long rc = syscall(__NR_io_uring_setup, entries, p);
   return rc < 0 ? -errno : (int)rc;
 }
+#if !defined(__x86_64__)
 int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void* arg, size_t argsz) {
   long rc = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz);
   return rc < 0 ? -errno : (int)rc;
 }
+#endif
 int sys_io_uring_register(int fd, unsigned opcode, const void* arg, unsigned nr_args) {
   long rc = syscall(__NR_io_uring_register, fd, opcode, arg, nr_args);
   return rc < 0 ? -errno : (int)rc;

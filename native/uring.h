@@ -11,6 +11,8 @@
 // held while the CQ head is advanced; every CQE is validated before use.
 #pragma once
 #include <linux/io_uring.h>
+#include <sys/syscall.h>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -79,7 +81,25 @@ struct RingMap {
 };
 
 int sys_io_uring_setup(unsigned entries, io_uring_params* p);
+// io_uring_enter is on every IO's path (one per flush): on x86-64 a `syscall`
+// instruction inlined at the caller, without libc's variadic wrapper, its errno and two
+// more calls (and returns) after the kernel's. Returns -errno like the others.
+#if defined(__x86_64__)
+inline int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void* arg, size_t argsz) {
+  long rc;
+  register long r10 __asm__("r10") = (long)flags;
+  register long r8 __asm__("r8") = (long)arg;
+  register long r9 __asm__("r9") = (long)argsz;
+  __asm__ volatile("syscall"
+                   : "=a"(rc)
+                   : "0"((long)__NR_io_uring_enter), "D"((long)fd), "S"((long)to_submit), "d"((long)min_complete),
+                     "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return (int)rc;
+}
+#else
 int sys_io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void* arg, size_t argsz);
+#endif
 int sys_io_uring_register(int fd, unsigned opcode, const void* arg, unsigned nr_args);
 
 // Postmaster: create a ring, fill `shared`, map it. Returns 0 or -errno.

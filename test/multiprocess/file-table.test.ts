@@ -3,7 +3,7 @@
 // number (device, inode) that now names another file, or by a path that no longer
 // names it.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renameSync, statSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { renameSync, statSync, unlinkSync, utimesSync, writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker, backend, forkWalWorker, forkWorker, rm, startWithWal, teardown, tempDir } from '../helpers';
 
@@ -117,5 +117,25 @@ describe('file table: identity is never matched by a reused inode or a stale pat
     // ext4 hands the freed inode number to the next file at once; on another file system
     // this case may not arise, which the rename case above covers deterministically.
     if (!reused) console.warn('inode number not reused on this file system: the reuse case was not exercised');
+  });
+});
+
+describe('file table: reads leave a data file\'s access time alone', () => {
+  // A read through the rings (or the threads backend's pool) does not update the file's atime (O_NOATIME on its fd).
+  it('an atime older than relatime\'s day stays as it was after reads, from the opener and a forked worker', async () => {
+    pm = await rm.Postmaster.start({ dataDir, arenaSize: 1 << 20, backend });
+    const f = await pm.files.open('t', { create: true });
+    await pm.write(f, 0, Buffer.alloc(8192, 7));
+    const p = path.join(dataDir, 't');
+    // Older than a day and than the mtime: relatime would update it on the next read.
+    const old = new Date(Math.floor(Date.now() / 1000) * 1000 - 3 * 86400 * 1000);
+    utimesSync(p, old, statSync(p).mtime);
+    const s = pm.allocate(4096);
+    for (let i = 0; i < 4; i++) expect(await pm.read(f, (i % 2) * 4096, s)).toBe(4096);
+    const w = await forkWorker(pm);
+    workers.push(w);
+    // Under the threads backend the worker opens the path itself: its fd must skip atime too.
+    expect(await w.call('read', { file: f.id, offset: 4096, length: 4096 })).toHaveLength(4096);
+    expect(statSync(p).atimeMs).toBe(old.getTime());
   });
 });
