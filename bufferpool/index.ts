@@ -12,7 +12,7 @@ import {
 } from '../core/constants';
 import type { PagesForWal, WalHook } from '../core/modules';
 import type { Ringmaster } from '../core/ringmaster';
-import { FileHandle } from '../core/files';
+import { FileHandle, onBeforeLastClose } from '../core/files';
 import { RingmasterError, errnoName, fromNative, rangeError, typeError } from '../core/errors';
 import { native, type NativePoolInfo, type NativeSession } from '../core/native';
 import { viewBytes } from '../core/bytes';
@@ -760,6 +760,16 @@ export class BufferPool {
   async flushAll(options: { timeoutMs?: number } = {}): Promise<number> {
     optionsObject('flushAll', options, ['timeoutMs']);
     const timeoutMs = intOpt('timeoutMs', options.timeoutMs, this.#ioWaitMs, 0, 2 ** 31 - 1);
+    return this.#writeBackDirty(timeoutMs);
+  }
+
+  /** Before the last handle of `fileId` closes: its dirty pages written back (the pool's default IO wait). */
+  async _writeBackFile(fileId: number): Promise<number> {
+    return this.configured ? this.#writeBackDirty(this.#ioWaitMs, fileId) : 0;
+  }
+
+  // Every page dirty now (of `fileId` only, if given) written back, by this environment or another.
+  async #writeBackDirty(timeoutMs: number, fileId?: number): Promise<number> {
     const n = this.#n();
     // The pages dirty now, each with its dirty generation: what "written since" is measured
     // against (native/buffer_pool.h, pool_written_since). Not the page LSN: a page dirtied
@@ -768,7 +778,9 @@ export class BufferPool {
     // with IO in progress, and a checkpoint moved its redo point past such a page).
     const flat: number[] = N.bpDirty(n);
     let pending: DirtyPage[] = [];
-    for (let i = 0; i < flat.length; i += 4) pending.push({ id: flat[i], fileId: flat[i + 1], block: flat[i + 2], gen: flat[i + 3] });
+    for (let i = 0; i < flat.length; i += 4) {
+      if (fileId === undefined || flat[i + 1] === fileId) pending.push({ id: flat[i], fileId: flat[i + 1], block: flat[i + 2], gen: flat[i + 3] });
+    }
     const writtenSince = (p: DirtyPage) => N.bpWrittenSince(this.#n(), p.id, p.fileId, p.block, p.gen);
     const max = Math.max(1, Math.min(64, this.db.features.ringEntries >> 1));
     let written = 0;
@@ -1000,6 +1012,13 @@ function resolvePoolOptions(options: unknown): { pages: number; pageSize: number
   if ((pageSize & (pageSize - 1)) !== 0) throw rangeError('ERR_OUT_OF_RANGE', `bufferPool.pageSize must be a power of two, got ${pageSize}`);
   return { pages, pageSize, onHolderDeath: o.onHolderDeath ?? 'fence' };
 }
+
+// A file's last close writes its dirty pages back first: after it, the pages' file id
+// names nothing, so no writeback or checkpoint could write them.
+onBeforeLastClose(async (db, fileId) => {
+  const pool = (db as unknown as { buffers?: BufferPool }).buffers;
+  if (pool) await pool._writeBackFile(fileId);
+});
 
 registerModule('bufferPool', {
   validate(options, context) {

@@ -1,6 +1,6 @@
 import { constants as fsc } from 'node:fs';
 import { RingmasterError, fromNative, rangeError, typeError } from './errors';
-import { syncPass, type SyncingHandle } from './durability';
+import { fileEntries, syncPass, type SyncingHandle } from './durability';
 
 /** Longest relative path the shared file table stores (native/file_table.h kMaxRelPath - 1). */
 const MAX_PATH_BYTES = 215;
@@ -45,6 +45,9 @@ export class FileHandle {
    * `ERR_RINGMASTER_SYNC_FAILED` if that sync fails (the failed state, as at a
    * checkpoint); if the sync cannot run (stopping, timeout) it rejects with that error
    * and the file stays in the table, with its sync request, for the next checkpoint.
+   * Before the last close, the buffer pool writes back the file's dirty pages (WAL
+   * first); if that fails, close rejects with the writeback's error and the handle stays
+   * open.
    */
   async close(): Promise<void> {
     if (this.#closed) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' is already closed`);
@@ -53,6 +56,17 @@ export class FileHandle {
     // IO started on it before close() was called (staged for the end of this turn) goes
     // to the kernel first: it is then in flight, and a last close syncs after it.
     this.#db._flushStaged();
+    // The last handle (as the table says now; a handle another process closes at the same
+    // instant can make both skip this, see ARCHITECTURE.md, Files): the modules first. If
+    // that fails (a writeback that failed or timed out), this handle stays open.
+    if (beforeLastCloseHooks.length > 0 && fileEntries(this.#db).some((e) => e.id === this.id && e.refs === 1)) {
+      try {
+        for (const hook of beforeLastCloseHooks) await hook(this.#db, this.id);
+      } catch (e) {
+        this.#closed = false;
+        throw e;
+      }
+    }
     for (let attempt = 0; ; attempt++) {
       const r = n.closeFile(this.id, false);
       if (r === true) return;
@@ -73,6 +87,18 @@ export class FileHandle {
       }
     }
   }
+}
+
+/**
+ * What a module must do before the last handle of a file closes: the buffer pool writes
+ * the file's dirty pages back, since once the file leaves the shared table nothing can
+ * write them, and every later checkpoint would fail on them. Registered by the module
+ * when it loads (core knows no module).
+ */
+export type BeforeLastClose = (db: SyncingHandle, fileId: number) => Promise<void>;
+const beforeLastCloseHooks: BeforeLastClose[] = [];
+export function onBeforeLastClose(hook: BeforeLastClose): void {
+  beforeLastCloseHooks.push(hook);
 }
 
 export class Files {

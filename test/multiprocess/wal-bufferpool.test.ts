@@ -324,6 +324,23 @@ describe('wal + buffer pool: checkpoints with dirty pages', () => {
     for (let i = 0; i < 4; i++) expect(await poolRow(pm!, f2, 3 + i, 7)).toBe(2000 + i);
   });
 
+  // The last close of a file writes its dirty pages back first (WAL first); after it the pages' file id names nothing, and a checkpoint could never write them.
+  it('closing the last handle of a file whose pages are dirty in the pool writes them first: the next checkpoint succeeds and the file holds them', async () => {
+    await start({ pages: 8 });
+    const handle = await pm!.files.open(P.FILE);  // the only handle on it
+    const file = handle.id;
+    for (let i = 0; i < 3; i++) {
+      const lsn = await pm!.wal.append(P.KIND_SET, P.encode(i, 4, 3000 + i));
+      await P.setRow(pm!, file, i, 4, 3000 + i, lsn);
+    }
+    expect(pm!.buffers.stats().dirty).toBe(3);
+    await handle.close();
+    expect(pm!.buffers.stats().dirty).toBe(0);
+    for (let i = 0; i < 3; i++) expect(diskRow(i, 4)).toBe(3000 + i);
+    expect(diskLsn(2) <= pm!.wal.flushedLsn()).toBe(true);  // WAL before data
+    await pm!.wal.checkpoint();
+  });
+
   // A checkpoint can land anywhere in an update. With the safe order (the page is
   // dirtied before its WAL record is appended, all under the exclusive lock), none of
   // those places loses the update: if the redo point follows the record, the page is
