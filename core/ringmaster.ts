@@ -734,7 +734,12 @@ export class Ringmaster extends EventEmitter {
           return;
         }
         // That batch was refused and submitted nothing; the ones before it went out.
-        this.#take(start, err.consumed ?? 0);
+        const taken = err.consumed ?? 0;
+        this.#take(start, taken);
+        // The flush had already collected this environment's other completions (an op of
+        // an earlier flush that completed meanwhile) behind the consumed ops' quads: they
+        // are out of the delivery queue, so settle them now or they never settle.
+        this.#settleCollected(taken);
         if (this.#changedSinceStaged(err.batchStart, err.batchEnd)) {
           this.#failChanged(err.batchStart, err.batchEnd);
         } else {
@@ -750,12 +755,7 @@ export class Ringmaster extends EventEmitter {
         return;
       }
       this.#take(start, consumed);
-      if (this.#ctl[1] > 0) this.#settleQuads(consumed, this.#ctl[1]);
-      while (this.#ctl[2] === 1 && this.#native) {
-        const more = this.#native.collect();
-        if (!more) break;
-        this.#settleQuads(0, more);
-      }
+      this.#settleCollected(consumed);
       if (this.#head < this.#tail) {
         const stop = this.#ctl[0];
         if (stop === -ESHUTDOWN) {
@@ -773,6 +773,17 @@ export class Ringmaster extends EventEmitter {
     this.#head = this.#tail = 0;
     this.#stalledSince = 0;
     this.#retryDelay = 0;
+  }
+
+  // The completions a flush collected after its `consumed` ops' quads (ctl[1] of them),
+  // and any more the delivery holds (ctl[2]).
+  #settleCollected(consumed: number): void {
+    if (this.#ctl[1] > 0) this.#settleQuads(consumed, this.#ctl[1]);
+    while (this.#ctl[2] === 1 && this.#native) {
+      const more = this.#native.collect();
+      if (!more) break;
+      this.#settleQuads(0, more);
+    }
   }
 
   // Every IO handle is in flight, or a ring lock is held by a stopped process: the

@@ -1,6 +1,7 @@
 // The shared buffer pool (layout and rules: buffer_pool.h).
 #include "buffer_pool.h"
 #include "crc32c.h"
+#include "file_table.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -1445,6 +1446,11 @@ int32_t pool_mark_dirty(PoolSlot& p, uint32_t id, uint64_t lsn) {
   PinEntry* e = pin_record_for(p.v, p.slot, id, false);
   if (!e || load_relaxed(&e->exclusive) == 0) return MD_NOT_LOCKED;
   BufDesc* d = &p.v.d[id];
+  // A page whose file left the table (its last handle closed: that close wrote the file's
+  // dirty pages back) can never be written again, since its id names nothing; dirty, it
+  // would fail every later checkpoint. Refused, it stays clean and unreachable by the
+  // file's next id.
+  if (file_lookup(p.seg->files, p.seg->hdr->max_files, (double)load_relaxed(&d->file_id), nullptr) < 0) return MD_FILE_CLOSED;
   uint8_t* page = p.v.pages + (uint64_t)id * p.v.page_size;
   uint64_t cur = load_relaxed(&d->lsn);
   if (lsn > cur) store_relaxed(&d->lsn, lsn), cur = lsn;

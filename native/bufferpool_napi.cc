@@ -194,6 +194,8 @@ Napi::Value MarkDirty(const Napi::CallbackInfo& info) {
   int32_t r = pool_mark_dirty(p, id, lsn);
   if (r == MD_CORRUPT)
     return throw_error(env, "ERR_RINGMASTER_CORRUPT", "buffer " + std::to_string(id) + ": state word is corrupt; the page was not marked dirty");
+  if (r == MD_FILE_CLOSED)
+    return throw_error(env, "ERR_RINGMASTER_FILE_CLOSED", "buffer " + std::to_string(id) + ": its file was closed (the last handle): the page can no longer be written, so it was not marked dirty");
   return Napi::Boolean::New(env, r == MD_DIRTIED);
 }
 

@@ -508,6 +508,23 @@ describe('submission: the ops of one turn go to the kernel together', () => {
     expect(data.subarray(0, 1).toString() + data.subarray(3, 4).toString()).toBe('14');
   });
 
+  // The flush collects the environment's other completions before it finds a batch invalid: those must still settle.
+  it('an op in flight whose completion a flush collects while refusing a batch still settles', async () => {
+    dir = tempDir('rm-deliv-');
+    db = await rm.open({ dataDir: path.join(dir, 'data'), backend, bufferPool: { pages: 16, pageSize: 8192 } } as any);
+    const f = await db.files.open('x', { create: true });
+    const sync = db.fdatasync(f);  // completes in a kernel worker, after its flush
+    // A pool read submits at once (flushing the fdatasync with it) and fails: the block is past the end.
+    await expect(db.buffers.read(f, 7)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_PAST_EOF' });
+    const next = db.fdatasync(f);
+    const bad = db.batch().nop({ completionWord: 1 }).submit();  // refused: not a word's alignment
+    await expect(bad).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await next;
+    expect(await settlesWithin(sync, 10000)).toBe(true);
+    await sync;
+    expect(db.handlesInUse()).toBe(0);
+  });
+
   it('an op started just before the postmaster stops goes out before the segment refuses new IO', async () => {
     dir = tempDir('rm-deliv-');
     pm = await startPm(dir);

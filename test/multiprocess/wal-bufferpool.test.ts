@@ -341,6 +341,21 @@ describe('wal + buffer pool: checkpoints with dirty pages', () => {
     await pm!.wal.checkpoint();
   });
 
+  // A page pinned across its file's last close can no longer be written: markDirty refuses it, so no checkpoint fails on it.
+  it('markDirty on a page whose file was closed (last handle) is refused with ERR_RINGMASTER_FILE_CLOSED and leaves it clean', async () => {
+    await start({ pages: 8 });
+    const handle = await pm!.files.open(P.FILE);
+    const b = await pm!.buffers.read(handle.id, 1);
+    await handle.close();
+    await b.lockExclusive();
+    b.page[200] = 7;
+    expect(() => b.markDirty(pm!.wal.insertLsn())).toThrow(expect.objectContaining({ code: 'ERR_RINGMASTER_FILE_CLOSED' }));
+    b.unlock();
+    b.release();
+    expect(pm!.buffers.stats().dirty).toBe(0);
+    await pm!.wal.checkpoint();
+  });
+
   // A checkpoint can land anywhere in an update. With the safe order (the page is
   // dirtied before its WAL record is appended, all under the exclusive lock), none of
   // those places loses the update: if the redo point follows the record, the page is
