@@ -350,10 +350,12 @@ int region_set(Segment& seg, const char* name, uint64_t offset, uint64_t size) {
 }
 
 bool arena_overlaps_region(Segment& seg, uint64_t offset, uint64_t len) {
-  // Regions are only ever added (a module's state lives as long as the segment), so a
-  // lock-free pass sees every region set before the caller's op was staged.
+  // Regions are only ever added (a module's state lives as long as the segment), each in
+  // the first free entry: the set ones are a prefix of the table, and a lock-free pass up
+  // to the first free entry sees every region set before the caller's op was staged. It
+  // runs for every read into the arena, so it stops there rather than scan all 16.
   for (auto& r : seg.hdr->regions) {
-    if (!load_acquire(&r.name[0])) continue;
+    if (!load_acquire(&r.name[0])) break;
     uint64_t o = load_relaxed(&r.offset), s = load_relaxed(&r.size);
     if (offset < o + s && o < offset + len) return true;
   }
