@@ -10,9 +10,9 @@ import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, 
 
 const uring = () => pm.features.backend === 'io_uring';
 let dir: string;
-let pm: import('../../core/index').Postmaster;
+let pm: import('../../index').Postmaster;
 const workers: Worker[] = [];
-const exits: import('../../core/index').ProcessExit[] = [];
+const exits: import('../../index').ProcessExit[] = [];
 
 beforeEach(() => {
   dir = tempDir('rm-killpt-');
