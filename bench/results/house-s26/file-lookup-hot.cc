@@ -1,4 +1,4 @@
-// Cache-hot cost of rm::file_lookup, linked from the worktree's file_table.o (-O3 build).
+// Cache-hot cost of rm::file_lookup (native/file_table.cc at -O3): see README.md here.
 #include <chrono>
 #include <cstdio>
 #include <cstdint>

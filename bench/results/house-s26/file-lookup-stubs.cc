@@ -1,3 +1,5 @@
+// Stand-ins for what native/file_table.cc links against besides file_lookup (never called
+// by file-lookup-hot.cc): enough to link it alone.
 #include <string>
 #include <cstdint>
 namespace rm { struct Segment; struct FileEntry; struct RobustLock; struct IoMethod;
