@@ -1,6 +1,6 @@
 import { constants as fsc } from 'node:fs';
 import { RingmasterError, fromNative, rangeError, typeError } from './errors';
-import { fileEntries, syncPass, type SyncingHandle } from './durability';
+import { syncPass, type SyncingHandle } from './durability';
 
 /** Longest relative path the shared file table stores (native/file_table.h kMaxRelPath - 1). */
 const MAX_PATH_BYTES = 215;
@@ -56,24 +56,47 @@ export class FileHandle {
     // IO started on it before close() was called (staged for the end of this turn) goes
     // to the kernel first: it is then in flight, and a last close syncs after it.
     this.#db._flushStaged();
-    // The last handle (as the table says now; a handle another process closes at the same
-    // instant can make both skip this, see ARCHITECTURE.md, Files): the modules first. If
-    // that fails (a writeback that failed or timed out), this handle stays open.
-    if (beforeLastCloseHooks.length > 0 && fileEntries(this.#db).some((e) => e.id === this.id && e.refs === 1)) {
-      try {
-        for (const hook of beforeLastCloseHooks) await hook(this.#db, this.id);
-      } catch (e) {
-        this.#closed = false;
-        throw e;
-      }
-    }
-    for (let attempt = 0; ; attempt++) {
-      const r = n.closeFile(this.id, false);
+    // Whether this is the last handle is decided, and if not this handle's reference
+    // dropped, in one step under the table's lock: two processes closing the last two
+    // handles at once cannot both decide "not last" and leave the file's dirty pages with
+    // no file to write them to. The last handle keeps its reference while the modules
+    // prepare the file (if that fails, a writeback that failed or timed out, this handle
+    // stays open); a handle another process adds meanwhile makes the final close below
+    // refuse (`reopened`) and the modules prepare again.
+    let epoch: number | undefined;
+    if (beforeLastCloseHooks.length > 0) {
+      const r = n.closeFileUnlessLast(this.id);
       if (r === true) return;
-      if (r === false) throw new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' (id ${this.id}) was already closed by another handle`);
-      // The last handle of a file with writes no sync pass has covered yet.
+      if (r === false) throw this.#closedByAnother();
+      epoch = r.last;
+    }
+    let prepare = epoch !== undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (prepare) {
+        try {
+          for (const hook of beforeLastCloseHooks) await hook(this.#db, this.id);
+        } catch (e) {
+          this.#closed = false;
+          throw e;
+        }
+        prepare = false;
+      }
+      const r = n.closeFile(this.id, false, epoch);
+      if (r === true) return;
+      if (r === false) throw this.#closedByAnother();
+      // The last handle of a file that had another handle added (and closed) while the
+      // modules prepared it, or of a file with writes no sync pass has covered yet.
       if (attempt >= 8) {
+        if ('reopened' in r) {
+          this.#closed = false;
+          throw new RingmasterError('EBUSY', `file '${this.path}' keeps getting new handles while its last handle closes; this handle stays open`);
+        }
         throw new RingmasterError('EBUSY', `file '${this.path}' is still being written through its id while its last handle closes; it stays in the shared table (the next checkpoint syncs it)`);
+      }
+      if ('reopened' in r) {
+        epoch = r.reopened;
+        prepare = true;
+        continue;
       }
       try {
         await syncPass(this.#db, { fileId: this.id, timeoutMs: 30000 });
@@ -86,6 +109,10 @@ export class FileHandle {
         throw e;
       }
     }
+  }
+
+  #closedByAnother(): RingmasterError {
+    return new RingmasterError('ERR_RINGMASTER_FILE_CLOSED', `file '${this.path}' (id ${this.id}) was already closed by another handle`);
   }
 }
 

@@ -46,8 +46,13 @@ export interface NativeSession {
   /** This environment's wake channel and how often each kind of wakeup came (diagnostics, tests). */
   wakeInfo(): { channel: 'ring' | 'eventfd'; selfWake: boolean; reaps: boolean; selfWakes: number; doorbells: number; sweeps: number; swept: number; reapedHere: number; cqWakes: number; stalledReaps: number };
   openFile(path: string, flags: number, mode: number): number;
-  /** true: closed or released; false: not open; `{ fsync }`: the last handle of a file with unsynced writes (sync it, then close again; `force` closes anyway). */
-  closeFile(id: number, force?: boolean): boolean | { fsync: boolean };
+  /**
+   * true: closed or released; false: not open; `{ fsync }`: the last handle of a file with unsynced writes (sync it, then close again; `force` closes anyway).
+   * With `epoch` (from closeFileUnlessLast): `{ reopened }`, the last handle, but a handle was added since; nothing changed (prepare again, then close with the new epoch).
+   */
+  closeFile(id: number, force?: boolean, epoch?: number): boolean | { fsync: boolean } | { reopened: number };
+  /** Under the file table's lock: true, one reference fewer (other handles remain); false: not open; `{ last }`: the only reference, nothing changed (its epoch for closeFile). */
+  closeFileUnlessLast(id: number): boolean | { last: number };
   fileInfo(id: number): { path: string; flags: number; slot: number } | null;
   fileRef(id: number): boolean;
   arena(): ArrayBuffer;

@@ -141,6 +141,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value Collect(const Napi::CallbackInfo& info);
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
   Napi::Value CloseFile(const Napi::CallbackInfo& info);
+  Napi::Value CloseFileUnlessLast(const Napi::CallbackInfo& info);
   Napi::Value FileInfo(const Napi::CallbackInfo& info);
   Napi::Value FileRef(const Napi::CallbackInfo& info);
   Napi::Value Arena(const Napi::CallbackInfo& info);
@@ -886,25 +887,52 @@ Napi::Value Session::OpenFile(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// closeFile(id, force) -> true (closed or released), false (not open), or, for the last
-// handle of a file with writes no sync pass has covered, { fsync } and nothing changed:
-// the caller syncs it (file_sync.h) and closes again. `force` closes anyway.
+// closeFile(id, force, epoch?) -> true (closed or released), false (not open), or, for the
+// last handle of a file with writes no sync pass has covered, { fsync } and nothing changed:
+// the caller syncs it (file_sync.h) and closes again. `force` closes anyway. With `epoch`
+// (from closeFileUnlessLast), a last handle that had company since then is not closed:
+// { reopened: epoch } (the new epoch), nothing changed.
 Napi::Value Session::CloseFile(const Napi::CallbackInfo& info) {
   RM_REQUIRE_ATTACHED();
   double id = info[0].As<Napi::Number>().DoubleValue();
   bool force = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  bool has_epoch = info.Length() > 2 && info[2].IsNumber();
+  uint32_t epoch = has_epoch ? info[2].As<Napi::Number>().Uint32Value() : 0;
   bool needs_fsync = false;
-  switch (file_close(*seg_, id, force, &needs_fsync)) {
+  switch (file_close(*seg_, id, force, &needs_fsync, has_epoch ? &epoch : nullptr)) {
     case FileClose::Released:
     case FileClose::Closed: return Napi::Boolean::New(env, true);
-    case FileClose::NotOpen: return Napi::Boolean::New(env, false);
+    case FileClose::NotOpen:
+    case FileClose::Last: return Napi::Boolean::New(env, false);
     case FileClose::SyncFirst: {
       Napi::Object need = Napi::Object::New(env);
       need.Set("fsync", Napi::Boolean::New(env, needs_fsync));
       return need;
     }
+    case FileClose::Reopened: {
+      Napi::Object again = Napi::Object::New(env);
+      again.Set("reopened", Napi::Number::New(env, epoch));
+      return again;
+    }
   }
   return Napi::Boolean::New(env, false);
+}
+
+// closeFileUnlessLast(id) -> true (one reference fewer: other handles remain), false (not
+// open), or { last: epoch } (the only reference; nothing changed: prepare the file, then
+// closeFile(id, false, epoch)).
+Napi::Value Session::CloseFileUnlessLast(const Napi::CallbackInfo& info) {
+  RM_REQUIRE_ATTACHED();
+  uint32_t epoch = 0;
+  switch (file_close_unless_last(*seg_, info[0].As<Napi::Number>().DoubleValue(), &epoch)) {
+    case FileClose::Released: return Napi::Boolean::New(env, true);
+    case FileClose::Last: {
+      Napi::Object last = Napi::Object::New(env);
+      last.Set("last", Napi::Number::New(env, epoch));
+      return last;
+    }
+    default: return Napi::Boolean::New(env, false);
+  }
 }
 
 // fileRef(id) -> true if the id names an open file; counts one more handle on it.
@@ -1378,6 +1406,7 @@ Napi::Function Session::Init(Napi::Env env) {
     InstanceMethod("wakeInfo", &Session::WakeInfo),
     InstanceMethod("openFile", &Session::OpenFile),
     InstanceMethod("closeFile", &Session::CloseFile),
+    InstanceMethod("closeFileUnlessLast", &Session::CloseFileUnlessLast),
     InstanceMethod("fileInfo", &Session::FileInfo),
     InstanceMethod("fileRef", &Session::FileRef),
     InstanceMethod("arena", &Session::Arena),

@@ -691,10 +691,10 @@ void cleanup_wait_cells(Segment& seg, PoolView& v, uint32_t slot) {
 
 namespace {
 
-bool kind_valid(Segment& seg, uint64_t arg) {
+KindArg kind_valid(Segment& seg, uint64_t arg) {
   PoolView v;
-  if (!pool_view(seg, &v)) return false;
-  return (arg & 0xFFFFFFFFu) < v.n && (arg >> 52) == 0;
+  if (!pool_view(seg, &v)) return KindArg::Invalid;
+  return (arg & 0xFFFFFFFFu) < v.n && (arg >> 52) == 0 ? KindArg::Valid : KindArg::Invalid;
 }
 
 void read_action(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
@@ -838,8 +838,9 @@ void cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
   }
 }
 
-const bool g_registered = register_completion_kind(CK_BUFFER_READ_DONE, kind_valid, read_action) &&
-                          register_completion_kind(CK_BUFFER_WRITE_DONE, kind_valid, write_action) &&
+// The pool's IO targets its own pages (its arena region).
+const bool g_registered = register_completion_kind(CK_BUFFER_READ_DONE, kind_valid, read_action, KF_READS_INTO_REGION) &&
+                          register_completion_kind(CK_BUFFER_WRITE_DONE, kind_valid, write_action, KF_READS_INTO_REGION) &&
                           register_slot_cleanup_hook(cleanup_hook);
 
 }  // namespace

@@ -32,14 +32,27 @@ struct CompletionWord {
 
 struct ArenaView { uint8_t* base; uint64_t size; };
 
-// Validate `arg` for `kind` (false: reject the op / report the completion corrupt).
-using KindValidate = bool (*)(Segment& seg, uint64_t arg);
+// What a kind's check of its argument found. InRegion: an arena offset the argument names
+// lies inside a module's arena region (a completion word there would be stored into state
+// other processes trust); the submitter is told so.
+enum class KindArg : uint8_t { Valid, Invalid, InRegion };
+// Validate `arg` for `kind` (not Valid: reject the op / report the completion corrupt).
+using KindValidate = KindArg (*)(Segment& seg, uint64_t arg);
 // Run the action for a completed IO with result `res`; `len` is the length the op asked
 // for (0 where it is not known: an op failed without a CQE).
 using KindAction = void (*)(Segment& seg, uint64_t arg, int32_t res, uint32_t len);
 
+// What a kind may do, beyond what every kind may.
+enum KindFlags : uint32_t {
+  KF_NONE = 0,
+  // Its reads may land in a named arena region (segment.h, region_register): the module
+  // that owns the region issues them, with this kind, into its own pages or buffers. A
+  // read of any other kind there would overwrite state that other processes trust.
+  KF_READS_INTO_REGION = 1u << 0,
+};
+
 // Called from a static initializer of the module that owns `kind`.
-bool register_completion_kind(uint16_t kind, KindValidate validate, KindAction action);
+bool register_completion_kind(uint16_t kind, KindValidate validate, KindAction action, uint32_t flags = KF_NONE);
 
 // Results that mean "this request never ran to completion because its issuer died or
 // detached, or its link broke": ECANCELED, EINTR, and EFAULT, which Linux gives a
@@ -59,7 +72,11 @@ inline bool kind_observed_by_polling(uint16_t kind) { return kind == CK_COMPLETI
 // them out (file_sync.h).
 inline bool is_wal_write_kind(uint16_t kind) { return kind == CK_WAL_WRITE_DONE || kind == CK_WAL_DSYNC_WRITE_DONE; }
 
-bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg);
+KindArg kind_arg_check(Segment& seg, uint16_t kind, uint64_t kind_arg);
+inline bool kind_arg_valid(Segment& seg, uint16_t kind, uint64_t kind_arg) { return kind_arg_check(seg, kind, kind_arg) == KindArg::Valid; }
+// Whether a read with this kind may target a named arena region (KF_READS_INTO_REGION);
+// false for CK_NONE and any kind not registered.
+bool kind_reads_into_region(uint16_t kind);
 // Returns false if the kind or its argument is invalid (reported as corrupt by the caller).
 bool run_completion_kind(Segment& seg, uint16_t kind, uint64_t kind_arg, int32_t res, uint32_t len = 0);
 

@@ -110,6 +110,7 @@ int file_open(Segment& seg, const char* rel_path, int flags, int mode, FileOpenR
     if (!file_path_names(seg.data_dir_fd, f, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) continue;
     // Already open with the same access: one identity, one id. Our fd is not needed.
     f->open_count++;
+    f->ref_epoch++;
     if (flags & O_TRUNC) file_sync_entry_opened(seg, f, (uint64_t)st.st_size, true);  // its size must be synced
     uint32_t gen = load_relaxed(&f->generation);
     robust_lock_release(&seg.hdr->files_lock);
@@ -148,7 +149,11 @@ int file_open(Segment& seg, const char* rel_path, int flags, int mode, FileOpenR
   return 0;
 }
 
-FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync) {
+// Under files_lock, each step below is one store to the entry (a decrement, or nothing
+// until the final close's CAS), so a closer killed at any instruction leaves the entry
+// consistent for the next holder (the robust lock hands it over): at worst its reference
+// stays counted, like a dead process's handles.
+FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync, uint32_t* epoch) {
   RobustGuard guard(&seg.hdr->files_lock, kFilesLockTimeoutNs);
   if (!guard.held()) return FileClose::NotOpen;
   int slot = file_lookup(seg.files, seg.hdr->max_files, id, nullptr);
@@ -157,6 +162,12 @@ FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync) {
   if (e->open_count > 1) {  // other handles (any process) still use it
     e->open_count--;
     return FileClose::Released;
+  }
+  // The last handle, but one was added (and closed again: it was not the last) since the
+  // caller prepared the last close: prepare again.
+  if (epoch && e->ref_epoch != *epoch) {
+    *epoch = e->ref_epoch;
+    return FileClose::Reopened;
   }
   // The last handle: the entry's sync request would go with it, so the file is synced first.
   if (!force && file_sync_pending(e)) {
@@ -171,11 +182,28 @@ FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync) {
   return FileClose::Closed;
 }
 
+FileClose file_close_unless_last(Segment& seg, double id, uint32_t* epoch) {
+  RobustGuard guard(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (!guard.held()) return FileClose::NotOpen;
+  int slot = file_lookup(seg.files, seg.hdr->max_files, id, nullptr);
+  if (slot < 0) return FileClose::NotOpen;
+  FileEntry* e = &seg.files[slot];
+  if (e->open_count > 1) {
+    e->open_count--;
+    return FileClose::Released;
+  }
+  *epoch = e->ref_epoch;
+  return FileClose::Last;
+}
+
 bool file_ref(Segment& seg, double id) {
   RobustGuard guard(&seg.hdr->files_lock, kFilesLockTimeoutNs);
   if (!guard.held()) return false;
   int slot = file_lookup(seg.files, seg.hdr->max_files, id, nullptr);
-  if (slot >= 0) seg.files[slot].open_count++;
+  if (slot >= 0) {
+    seg.files[slot].open_count++;
+    seg.files[slot].ref_epoch++;
+  }
   return slot >= 0;
 }
 

@@ -27,7 +27,8 @@ struct FileEntry {
   uint32_t open_flags;   // O_* flags the file was opened with (O_DIRECT...)
   int32_t opener_pid;
   uint32_t open_count;   // FileHandles open on it, in every process (files_lock)
-  uint32_t pad;
+  uint32_t ref_epoch;    // bumped with every new reference (files_lock): a last closer's
+                         // writeback is stale if a handle came (and perhaps went) meanwhile
   uint64_t dev;          // st_dev and st_ino of the file: its identity
   uint64_t ino;
   // Sync requests (file_sync.h owns their protocol). Values of FileSyncShared::cycle,
@@ -85,10 +86,21 @@ enum class FileClose {
   Closed,     // the last handle: the entry is free and the IO method dropped the file
   NotOpen,    // the id names no open file (or the table's lock was not granted in time)
   SyncFirst,  // the last handle, with writes no sync pass has covered: nothing changed
+  Last,       // file_close_unless_last: the last handle; nothing changed
+  Reopened,   // the last handle, but a handle was added since `epoch`: nothing changed
 };
 // Gives back one handle on file `id`. SyncFirst (unless `force`): the caller syncs the file
 // (file_sync.h) and closes again; *needs_fsync says whether its metadata must be synced too.
-FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync);
+// With `epoch` (from file_close_unless_last), the last handle is not closed if a handle was
+// added since (Reopened, *epoch updated): what the caller did before the last close (the
+// buffer pool's writeback of the file's pages) may not cover that handle's changes.
+FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync, uint32_t* epoch = nullptr);
+// The "am I the last handle?" decision, atomic under files_lock: Released (one reference
+// fewer: other handles, in any process, remain), Last (this is the only reference: nothing
+// changed, *epoch set; the caller prepares the file for its last close, then calls
+// file_close with that epoch), or NotOpen. Two processes closing the last two handles at
+// once can never both see "not last": each decision and its decrement are one step.
+FileClose file_close_unless_last(Segment& seg, double id, uint32_t* epoch);
 // One more handle on file `id`; false if the id names no open file.
 bool file_ref(Segment& seg, double id);
 

@@ -64,16 +64,17 @@ int op_from_fields(Segment& seg, const double* f, const PrivateBuffer* buf, SqeR
     *why = "bad completion kind";
     return -EINVAL;
   }
-  if (!kind_arg_valid(seg, (uint16_t)kind, (uint64_t)karg)) {
-    *why = kind == CK_COMPLETION_WORD && karg <= (double)seg.arena.size && arena_overlaps_region(seg, (uint64_t)karg, sizeof(CompletionWord))
+  KindArg arg_check = kind_arg_check(seg, (uint16_t)kind, (uint64_t)karg);
+  if (arg_check != KindArg::Valid) {
+    *why = arg_check == KindArg::InRegion
                ? "completionWord lies inside the arena region of the buffer pool or the WAL (use db.completionWord())"
                : "bad completion kind argument";
     return -ERANGE;
   }
   // Only the module that owns a region reads into it (its reads carry its completion
-  // kind): a plain read there would overwrite pages or locks that other processes trust.
-  // Writes from a region only copy it out.
-  if (r->op == OP_READ && arena_off != kNoArena && (kind == CK_NONE || kind == CK_COMPLETION_WORD) &&
+  // kind, KF_READS_INTO_REGION): any other read there would overwrite pages or locks that
+  // other processes trust. Writes from a region only copy it out.
+  if (r->op == OP_READ && arena_off != kNoArena && !kind_reads_into_region((uint16_t)kind) &&
       arena_overlaps_region(seg, arena_off, r->len)) {
     *why = "read target lies inside the arena region of the buffer pool or the WAL";
     return -EINVAL;

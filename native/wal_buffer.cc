@@ -253,9 +253,9 @@ void wal_cleanup_hook(Segment& seg, uint32_t slot, bool process_died) {
 
 // ---- completion kinds --------------------------------------------------------------
 
-bool write_done_valid(Segment& seg, uint64_t arg) {
+KindArg write_done_valid(Segment& seg, uint64_t arg) {
   WalView v;
-  return view_of(seg, &v) && arg <= 0xffffffffull;
+  return view_of(seg, &v) && arg <= 0xffffffffull ? KindArg::Valid : KindArg::Invalid;
 }
 // Results that mean "never ran": a broken link, a dead issuer. EFAULT too: io_uring fails
 // a request with it when it would be issued from the task_work of an exiting task (the
@@ -275,9 +275,9 @@ void write_done(Segment& seg, uint64_t arg, int32_t res, uint32_t) {
   else if ((uint64_t)res != arg) wal_fail(seg, v.w, -EIO);  // short write: ENOSPC and friends
   else stat_add(&v.w->stat_writes, (uint64_t)1);
 }
-bool sync_done_valid(Segment& seg, uint64_t arg) {
+KindArg sync_done_valid(Segment& seg, uint64_t arg) {
   WalView v;
-  return view_of(seg, &v) && arg < (1ull << 62);
+  return view_of(seg, &v) && arg < (1ull << 62) ? KindArg::Valid : KindArg::Invalid;
 }
 // Publishes `lsn`, the end of what a chain's last op makes durable, or fails the WAL on
 // its error. `want_len`: the length a write must have completed in full (0 for a sync).
@@ -313,9 +313,10 @@ void sync_done(Segment& seg, uint64_t arg, int32_t res, uint32_t) { publish_done
 // CK_WAL_SYNC_DONE does for the fdatasync chain.
 void dsync_write_done(Segment& seg, uint64_t arg, int32_t res, uint32_t len) { publish_done(seg, arg, res, true, len); }
 
-const bool g_registered = register_completion_kind(CK_WAL_WRITE_DONE, write_done_valid, write_done) &&
-                          register_completion_kind(CK_WAL_SYNC_DONE, sync_done_valid, sync_done) &&
-                          register_completion_kind(CK_WAL_DSYNC_WRITE_DONE, sync_done_valid, dsync_write_done) &&
+// Reads with the WAL's kinds may land in its buffer (its arena region), which it owns.
+const bool g_registered = register_completion_kind(CK_WAL_WRITE_DONE, write_done_valid, write_done, KF_READS_INTO_REGION) &&
+                          register_completion_kind(CK_WAL_SYNC_DONE, sync_done_valid, sync_done, KF_READS_INTO_REGION) &&
+                          register_completion_kind(CK_WAL_DSYNC_WRITE_DONE, sync_done_valid, dsync_write_done, KF_READS_INTO_REGION) &&
                           register_slot_cleanup_hook(wal_cleanup_hook);
 }  // namespace
 

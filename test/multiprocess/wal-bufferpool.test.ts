@@ -341,6 +341,33 @@ describe('wal + buffer pool: checkpoints with dirty pages', () => {
     await pm!.wal.checkpoint();
   });
 
+  // Two processes closing the last two handles of a file at once: exactly one of them writes the file's dirty pages back before the file leaves the table.
+  it('two processes each closing one of the last two handles of a file with dirty pages, at the same instant, 20 rounds: no page is left dirty, a checkpoint succeeds and the file holds them', async () => {
+    await start({ pages: 48 });  // room for every page a round could leave dirty
+    const a = await worker();
+    const b = await worker();
+    const ROUNDS = 20;
+    const leaked: number[] = [];  // rounds that left dirty pages behind
+    for (let round = 0; round < ROUNDS; round++) {
+      const file = await a.call('openRows');
+      expect(await b.call('openRows')).toBe(file);  // one entry, two references
+      await a.call('set', { file, p: 0, r: round % P.ROWS, v: 5000 + round, flush: true });
+      await b.call('set', { file, p: 1, r: round % P.ROWS, v: 6000 + round, flush: true });
+      const before = pm!.buffers.stats().dirty;
+      const at = Date.now() + 30;
+      await Promise.all([a.call('closeRowsAt', { at }), b.call('closeRowsAt', { at })]);
+      expect(pm!.stats().files.entries.filter((e: { path: string }) => e.path === P.FILE)).toEqual([]);
+      if (pm!.buffers.stats().dirty > before - 2) leaked.push(round);
+    }
+    expect(leaked).toEqual([]);
+    expect(pm!.buffers.stats().dirty).toBe(0);
+    await pm!.wal.checkpoint();
+    for (let r = 0; r < P.ROWS; r++) {
+      const last = ROUNDS - 1 - ((ROUNDS - 1 - r) % P.ROWS);  // the last round that wrote row r
+      expect([diskRow(0, r), diskRow(1, r)]).toEqual([5000 + last, 6000 + last]);
+    }
+  });
+
   // A page pinned across its file's last close can no longer be written: markDirty refuses it, so no checkpoint fails on it.
   it('markDirty on a page whose file was closed (last handle) is refused with ERR_RINGMASTER_FILE_CLOSED and leaves it clean', async () => {
     await start({ pages: 8 });

@@ -86,6 +86,27 @@ int main() {
     T_CHECK(file_close(seg, (double)again.id, true, &fsync) == FileClose::Closed);
   });
 
+  t::run_case("the last-handle decision and its decrement are one step; a handle added while the last closer prepares makes its close refuse", [&] {
+    FileOpenResult x, y;
+    T_EQ(file_open(seg, "lc", rw, 0600, &x), 0);
+    T_EQ(file_open(seg, "lc", rw, 0600, &y), 0);  // two references
+    uint32_t epoch = 0;
+    T_CHECK(file_close_unless_last(seg, (double)x.id, &epoch) == FileClose::Released);
+    T_CHECK(file_close_unless_last(seg, (double)x.id, &epoch) == FileClose::Last);  // nothing changed
+    T_CHECK(file_close_unless_last(seg, (double)x.id, &epoch) == FileClose::Last);
+    uint32_t stale = epoch;
+    // Another handle comes and goes while the last closer prepares the file.
+    T_CHECK(file_ref(seg, (double)x.id));
+    bool fsync = false;
+    T_CHECK(file_close(seg, (double)x.id, true, &fsync) == FileClose::Released);
+    T_CHECK(file_close(seg, (double)x.id, true, &fsync, &epoch) == FileClose::Reopened);  // still open
+    T_CHECK(epoch != stale);
+    FileDescription d;
+    T_CHECK(file_describe(seg, (double)x.id, &d));
+    T_CHECK(file_close(seg, (double)x.id, true, &fsync, &epoch) == FileClose::Closed);
+    T_CHECK(file_close_unless_last(seg, (double)x.id, &epoch) == FileClose::NotOpen);
+  });
+
   t::run_case("a full table: EMFILE, and the fd is not kept", [&] {
     uint64_t ids[4];
     char name[8];
