@@ -3,6 +3,7 @@
 #include "crc32c.h"
 #include "file_table.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -1451,7 +1452,12 @@ int32_t pool_mark_dirty(PoolSlot& p, uint32_t id, uint64_t lsn) {
   // dirty pages back) can never be written again, since its id names nothing; dirty, it
   // would fail every later checkpoint. Refused, it stays clean and unreachable by the
   // file's next id.
-  if (file_lookup(p.seg->files, p.seg->hdr->max_files, (double)load_relaxed(&d->file_id), nullptr) < 0) return MD_FILE_CLOSED;
+  uint32_t file_flags = 0;
+  if (file_lookup(p.seg->files, p.seg->hdr->max_files, (double)load_relaxed(&d->file_id), &file_flags) < 0) return MD_FILE_CLOSED;
+  // A page of a file opened read-only: every process writes it back through an fd opened
+  // with the entry's flags, O_RDONLY, and the kernel refuses each write with EBADF. Dirty,
+  // it would fail every flushAll, checkpoint and last close of the file, for good.
+  if ((file_flags & O_ACCMODE) == O_RDONLY) return MD_READ_ONLY;
   uint8_t* page = p.v.pages + (uint64_t)id * p.v.page_size;
   uint64_t cur = load_relaxed(&d->lsn);
   if (lsn > cur) store_relaxed(&d->lsn, lsn), cur = lsn;

@@ -348,7 +348,7 @@ int32_t pool_lock_wait_end(PoolSlot& p, uint32_t id, uint32_t cell, bool cancel)
 // False: this slot does not hold that lock.
 bool pool_unlock(PoolSlot& p, uint32_t id, bool excl);
 
-enum MarkDirtyResult : int32_t { MD_DIRTIED = 0, MD_NOT_LOCKED = 1, MD_CORRUPT = 2, MD_FILE_CLOSED = 3 };
+enum MarkDirtyResult : int32_t { MD_DIRTIED = 0, MD_NOT_LOCKED = 1, MD_CORRUPT = 2, MD_FILE_CLOSED = 3, MD_READ_ONLY = 4 };
 // Needs the exclusive lock. Raises the page LSN (descriptor and page header) to `lsn`.
 int32_t pool_mark_dirty(PoolSlot& p, uint32_t id, uint64_t lsn);
 

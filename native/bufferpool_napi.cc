@@ -196,6 +196,8 @@ Napi::Value MarkDirty(const Napi::CallbackInfo& info) {
     return throw_error(env, "ERR_RINGMASTER_CORRUPT", "buffer " + std::to_string(id) + ": state word is corrupt; the page was not marked dirty");
   if (r == MD_FILE_CLOSED)
     return throw_error(env, "ERR_RINGMASTER_FILE_CLOSED", "buffer " + std::to_string(id) + ": its file was closed (the last handle): the page can no longer be written, so it was not marked dirty");
+  if (r == MD_READ_ONLY)
+    return throw_error(env, "EBADF", "buffer " + std::to_string(id) + ": its file was opened read-only (that file id): the page could never be written back, so it was not marked dirty");
   return Napi::Boolean::New(env, r == MD_DIRTIED);
 }
 

@@ -383,6 +383,24 @@ describe('wal + buffer pool: checkpoints with dirty pages', () => {
     await pm!.wal.checkpoint();
   });
 
+  // A page of a file opened read-only could never be written back (EBADF on every write): markDirty refuses it, so no checkpoint or last close fails on it.
+  it('markDirty on a page of a file opened read-only is refused with EBADF and leaves it clean: checkpoints and the close still succeed', async () => {
+    await start({ pages: 8 });
+    const rw = await pm!.files.open(P.FILE);
+    const ro = await pm!.files.open(P.FILE, { readOnly: true });
+    const b = await pm!.buffers.read(ro, 1);
+    await b.lockExclusive();
+    b.page[200] = 7;
+    expect(() => b.markDirty(pm!.wal.insertLsn())).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    b.unlock();
+    b.release();
+    expect(pm!.buffers.stats().dirty).toBe(0);
+    await pm!.wal.checkpoint();
+    await ro.close();
+    await rw.close();
+    await pm!.wal.checkpoint();
+  });
+
   // A checkpoint can land anywhere in an update. With the safe order (the page is
   // dirtied before its WAL record is appended, all under the exclusive lock), none of
   // those places loses the update: if the redo point follows the record, the page is

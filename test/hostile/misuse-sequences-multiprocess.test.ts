@@ -1,0 +1,57 @@
+// Seeded random misuse sequences (fixtures/misuse-ops.cjs) in 3 forked workers, or 3 worker
+// threads, at once against one postmaster's buffer pool, WAL and files, one of them killed
+// mid-sequence, beside an honest worker that updates pages under the rules
+// (fixtures/misuse-multiprocess.cjs, one process per seed and mode): every failure is a
+// coded error, every op settles once its sequence gives its locks back, the shared tables
+// stay sound, every acknowledged honest update is in the pool, on disk and in the WAL, and
+// a checkpoint and stop() succeed. Sequences like these found a page of a file opened
+// read-only that markDirty accepted and no writeback could ever write (EBADF on every
+// checkpoint). A failing seed is cut down with ONLY, KEEP, KEEPk and KILLAT (see the fixture).
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+
+const FIXTURE = path.join(__dirname, '..', 'fixtures', 'misuse-multiprocess.cjs');
+const OPS = 400;
+const RUNS: Array<{ mode: 'fork' | 'threads'; seeds: number[] }> = [
+  { mode: 'fork', seeds: [2, 3, 4, 5, 6, 7] },
+  { mode: 'threads', seeds: [1, 2, 3, 4, 5, 6] },
+];
+
+function runSeed(seed: number, mode: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [FIXTURE, String(seed), mode, String(OPS)], { timeout: 170_000, maxBuffer: 1 << 24 }, (e, out, err) => {
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, out, err });
+    });
+  });
+}
+
+for (const { mode, seeds } of RUNS) {
+  describe(`random misuse sequences at once in 3 ${mode === 'fork' ? 'forked workers' : 'worker threads'}, one killed, beside an honest worker`, () => {
+    for (const seed of seeds) {
+      // Seed N: coded errors only, nothing unsettled, sound tables, every acknowledged update kept, a working checkpoint and stop.
+      it(`seed ${seed}: no uncoded error, no unsettled op, no damaged table, no acknowledged update lost, and a checkpoint and stop that succeed`, async () => {
+        const r = await runSeed(seed, mode);
+        const last = r.out.trim().split('\n').pop() ?? '';
+        let report: any;
+        try {
+          report = JSON.parse(last);
+        } catch {
+          throw new Error(`seed ${seed}: no report (exit ${r.code}): ${r.out.slice(-2000)} ${r.err.slice(-2000)}`);
+        }
+        const all = JSON.stringify(report);
+        expect(report.allDone, `seed ${seed}: every misusing worker not killed reported its end: ${all}`).toBe(true);
+        expect(report.bad, `seed ${seed}`).toEqual([]);
+        expect(report.unsettled, `seed ${seed}: ops that never settled: ${all}`).toBe(0);
+        expect(report.closeErrors, `seed ${seed}: a worker's close()`).toEqual([]);
+        expect(report.integrity.anomalies, `seed ${seed}: integrity after the sequences`).toEqual([]);
+        expect(report.honest.acked, `seed ${seed}: the honest worker got updates acknowledged`).toBeGreaterThan(0);
+        expect(report.lost, `seed ${seed}: acknowledged page updates missing from the pool or the disk`).toEqual([]);
+        expect(report.lostRecords, `seed ${seed}: acknowledged WAL records missing`).toEqual([]);
+        expect(report.checkpointError, `seed ${seed}: checkpoint after the sequences`).toBeNull();
+        expect(report.stopError, `seed ${seed}: stop`).toBeNull();
+        expect(r.code, `seed ${seed}: exit code`).toBe(0);
+      }, 180_000);
+    }
+  });
+}
