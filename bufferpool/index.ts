@@ -7,7 +7,7 @@ import { coreOf, registerModule, type ModuleCore } from '../core/modules';
 import { registerIntegrityCheck } from '../core/integrity';
 import {
   BP_ERR_CHECKSUM, BP_ERR_PAST_EOF, BP_ERR_SHORT_READ, BP_ERR_TORN, CORRUPT_RESULT, IO_CLAIMED, IO_CORRUPT, IO_VALID, IO_WAIT,
-  KIND_BUFFER_READ_DONE, KIND_BUFFER_WRITE_DONE, LOCK_ACQUIRED, LOCK_QUEUED, LOCK_WAIT_CANCELLED, LOCK_WAIT_GRANTED, OP_READ, PIN_CORRUPT, PIN_EXHAUSTED,
+  KIND_BUFFER_READ_DONE, KIND_BUFFER_WRITE_DONE, LOCK_ACQUIRED, LOCK_QUEUED, LOCK_WAIT_CANCELLED, LOCK_WAIT_GRANTED, OP_READ, PIN_ALIASED, PIN_CORRUPT, PIN_EXHAUSTED,
   PIN_NEED_CLEAN, PIN_OK, PIN_TOO_MANY, PAGE_HEADER_SIZE as NATIVE_PAGE_HEADER_SIZE, POOL_RELEASE_ON_HOLDER_DEATH, WS_BUSY, WS_CLEAN, WS_CORRUPT,
 } from '../core/constants';
 import type { PagesForWal, WalHook } from '../core/modules';
@@ -386,9 +386,19 @@ export class BufferPool {
   #pinNow(fileId: number, blk: number): number {
     const r = N.bpPin(this.#n(), fileId, blk);
     if (r[0] === PIN_OK) return r[1];
+    this.#throwIfPinRefused(r, fileId, blk);
+    return -1;
+  }
+
+  // The answers of bpPin that end a read with an error.
+  #throwIfPinRefused(r: number[], fileId: number, blk: number): void {
     if (r[0] === PIN_CORRUPT) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
     if (r[0] === PIN_TOO_MANY) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
-    return -1;
+    if (r[0] === PIN_ALIASED && r[1]) throw new RingmasterError('ETIMEDOUT', `block ${blk} of ${this.#fileLabel(fileId)}: the shared file table's lock was not granted in time (a stopped holder?)`);
+    if (r[0] === PIN_ALIASED) {
+      throw new RingmasterError('ERR_RINGMASTER_FILE_ALIASED',
+        `block ${blk} of ${this.#fileLabel(fileId)}: the pool caches this file under the id of its other open entry (opened with other access flags); read it through that id, or close that id's handles first`);
+    }
   }
 
   async #pinSlow(fileId: number, blk: number): Promise<number> {
@@ -401,8 +411,7 @@ export class BufferPool {
       for (;;) {
         const r = N.bpPin(this.#n(), fileId, blk);
         if (r[0] === PIN_OK) return r[1];
-        if (r[0] === PIN_CORRUPT) throw corruptPool(`block ${blk} of ${this.#fileLabel(fileId)}: the buffer pool's ${r[1] ? 'mapping table' : 'buffer descriptors'} are corrupt`);
-        if (r[0] === PIN_TOO_MANY) throw new RingmasterError('ERR_RINGMASTER_TOO_MANY_PINS', 'this environment holds too many pinned buffers (256 distinct pages): release some');
+        this.#throwIfPinRefused(r, fileId, blk);
         if (r[0] === PIN_NEED_CLEAN) {
           // Only dirty buffers are evictable: write one back (WAL first), then retry.
           try {

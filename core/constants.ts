@@ -64,6 +64,7 @@ export const PIN_NEED_CLEAN = 3;
 export const PIN_EXHAUSTED = 4;
 export const PIN_TOO_MANY = 5;
 export const PIN_CORRUPT = 6;
+export const PIN_ALIASED = 7;
 
 /** IoStartStatus: bpStartIo's first element. */
 export const IO_VALID = 0;

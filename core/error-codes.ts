@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   // Files and IO
   ERR_RINGMASTER_BAD_FILE: 'files.get(id), or an op, named a file id that is unknown or already closed (ids carry a generation: a reused table slot does not match an old id).',
   ERR_RINGMASTER_FILE_CLOSED: 'A FileHandle was used or closed after it was closed, or closed after another handle for the same id had already closed it; or markDirty was called on a page of a file whose last handle has closed (the page can no longer be written).',
+  ERR_RINGMASTER_FILE_ALIASED: 'A buffer-pool read through a file id whose file is also open under another id (opened with other access flags: readOnly or not, direct or not) whose pages the pool already caches. One file is cached under one id at a time, so that no read sees a stale copy; read through that id, or close its handles first.',
   ERR_RINGMASTER_PATH_ESCAPE: 'files.open() was given a path that resolves outside dataDir (`..`, an absolute path, a symlink).',
   ERR_RINGMASTER_SYNC_FAILED: "A data-file or directory sync failed, now or earlier (any process): the shared failed state. `errno` is the sync's. A checkpoint (and the last close() of a written file) rejects with it until a restart; see README, 'The failed state'.",
   ERR_RINGMASTER_BUFFER_CHANGED: "An IO's private buffer was detached or resized smaller while the IO was in flight (the bytes read did not land in it; what was written may not be what it held), or a wal.append payload changed size while append() waited for room.",

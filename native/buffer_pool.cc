@@ -1181,6 +1181,8 @@ uint64_t pool_arena_offset(const PoolView& v, const void* word) {
 
 PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
   PoolView& v = p.v;
+  FilePoolTag tag = file_pool_tag(*p.seg, (double)file);
+  if (tag != FilePoolTag::Ok) return {PIN_ALIASED, tag == FilePoolTag::LockTimeout ? 1u : 0u};
   uint32_t bucket = mapping_bucket(v, file, block);
   auto corrupt = [&](GlobalStat what) {
     pool_report_corrupt(*p.seg, v, what);

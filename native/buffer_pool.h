@@ -290,6 +290,8 @@ enum PinStatus : int32_t {
   PIN_EXHAUSTED = 4,   // every buffer pinned or in IO (or a partition lock timed out)
   PIN_TOO_MANY = 5,    // this slot's pin records are full
   PIN_CORRUPT = 6,     // value: 0 a descriptor, 1 the mapping table is corrupt (counted)
+  PIN_ALIASED = 7,     // value 0: the file is cached under its other open entry's id (file_pool_tag);
+                       // 1: the file table's lock was not granted for that check
 };
 struct PinResult {
   int32_t status;

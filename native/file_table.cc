@@ -134,6 +134,7 @@ int file_open(Segment& seg, const char* rel_path, int flags, int mode, FileOpenR
   e->dev = (uint64_t)st.st_dev;
   e->ino = (uint64_t)st.st_ino;
   e->open_count = 1;
+  store_relaxed(&e->pool_tagged, 0u);
   file_sync_entry_opened(seg, e, (uint64_t)st.st_size, created || (flags & O_TRUNC));
   uint32_t gen = load_relaxed(&e->generation);
   int rc = io_method(seg).install_file(seg, (uint32_t)slot, gen, fd);  // takes the fd
@@ -194,6 +195,28 @@ FileClose file_close_unless_last(Segment& seg, double id, uint32_t* epoch) {
   }
   *epoch = e->ref_epoch;
   return FileClose::Last;
+}
+
+FilePoolTag file_pool_tag(Segment& seg, double id) {
+  int slot = file_lookup(seg.files, seg.hdr->max_files, id, nullptr);
+  if (slot < 0) return FilePoolTag::Ok;
+  FileEntry* e = &seg.files[slot];
+  if (load_acquire(&e->pool_tagged)) return FilePoolTag::Ok;
+  // First page of this id: decide under the lock, so two entries of one file cannot both
+  // be marked by processes deciding at the same instant.
+  RobustGuard guard(&seg.hdr->files_lock, kFilesLockTimeoutNs);
+  if (!guard.held()) return FilePoolTag::LockTimeout;  // refused, never guessed
+  if (file_lookup(seg.files, seg.hdr->max_files, id, nullptr) != slot) return FilePoolTag::Ok;
+  for (uint32_t i = 0; i < seg.hdr->max_files; i++) {
+    FileEntry* f = &seg.files[i];
+    if ((int)i == slot || load_acquire(&f->state) != F_OPEN || !load_relaxed(&f->pool_tagged) || f->dev != e->dev || f->ino != e->ino)
+      continue;
+    // The same device and inode only name the same file while the entry's path still does
+    // (an inode number is reused after a delete).
+    if (file_path_names(seg.data_dir_fd, f, f->dev, f->ino)) return FilePoolTag::Aliased;
+  }
+  store_release(&e->pool_tagged, 1u);
+  return FilePoolTag::Ok;
 }
 
 bool file_ref(Segment& seg, double id) {

@@ -29,6 +29,9 @@ struct FileEntry {
   uint32_t open_count;   // FileHandles open on it, in every process (files_lock)
   uint32_t ref_epoch;    // bumped with every new reference (files_lock): a last closer's
                          // writeback is stale if a handle came (and perhaps went) meanwhile
+  uint32_t pool_tagged;  // 1 once the buffer pool has tagged a page with this entry's id
+                         // (set under files_lock, read lock-free): see file_pool_tag
+  uint32_t pad;
   uint64_t dev;          // st_dev and st_ino of the file: its identity
   uint64_t ino;
   // Sync requests (file_sync.h owns their protocol). Values of FileSyncShared::cycle,
@@ -39,7 +42,7 @@ struct FileEntry {
   uint64_t size_hint;     // largest size the file is known to have reached (CAS max)
   char path[kMaxRelPath];  // relative to the data directory, NUL-terminated
 };
-static_assert(sizeof(FileEntry) == 288, "FileEntry layout is part of the segment ABI");
+static_assert(sizeof(FileEntry) == 296, "FileEntry layout is part of the segment ABI");
 
 inline uint64_t file_id_of(uint32_t slot, uint32_t gen) { return (uint64_t)gen * 65536u + slot; }
 
@@ -101,6 +104,17 @@ FileClose file_close(Segment& seg, double id, bool force, bool* needs_fsync, uin
 // file_close with that epoch), or NotOpen. Two processes closing the last two handles at
 // once can never both see "not last": each decision and its decrement are one step.
 FileClose file_close_unless_last(Segment& seg, double id, uint32_t* epoch);
+// The buffer pool tags pages by file id, and one file opened with two access modes
+// (readOnly and read-write, direct and not) has two entries, two ids: pages cached under
+// both would be two copies of one block, and a read through one id would not see a change
+// made through the other. So the pool caches each file under one id at a time: the first
+// entry of an identity whose id tags a page is marked, and another entry of the same file
+// is refused (Aliased) while the marked one is open. Ok: this id may tag pages (also when
+// it names no open file: the pool's own checks answer that). Once marked, an entry stays
+// so until it is freed, so the check after the first is one lookup and one load.
+// LockTimeout: the first check could not take the table's lock (a stopped holder).
+enum class FilePoolTag { Ok, Aliased, LockTimeout };
+FilePoolTag file_pool_tag(Segment& seg, double id);
 // One more handle on file `id`; false if the id names no open file.
 bool file_ref(Segment& seg, double id);
 

@@ -27,7 +27,7 @@
 namespace rm {
 
 constexpr uint64_t kSegmentMagic = 0x5254534d474e4952ull;  // "RINGMSTR"
-constexpr uint32_t kLayoutVersion = 15;  // bump on any change to a shared structure
+constexpr uint32_t kLayoutVersion = 16;  // bump on any change to a shared structure
 constexpr uint32_t kMaxRings = 64;
 
 enum RunState : uint32_t { RUN_STARTING = 0, RUN_RUNNING = 1, RUN_STOPPING = 2, RUN_STOPPED = 3 };

@@ -401,6 +401,34 @@ describe('wal + buffer pool: checkpoints with dirty pages', () => {
     await pm!.wal.checkpoint();
   });
 
+  // One file under two ids (opened read-write and read-only): the pool caches it under the first id that tags a page, refuses the other while that one is open, and after its last close a read through the other sees the change.
+  it('a file open read-write and read-only is cached under one id: a pool read through the other is refused with ERR_RINGMASTER_FILE_ALIASED, and after the first closes it sees the change', async () => {
+    await start({ pages: 8 });
+    const rw = await pm!.files.open(P.FILE);
+    const ro = await pm!.files.open(P.FILE, { readOnly: true });
+    expect(ro.id).not.toBe(rw.id);
+    const b = await pm!.buffers.read(rw, 1);
+    await b.lockExclusive();
+    b.page[200] = 9;
+    b.markDirty(pm!.wal.insertLsn());
+    b.unlock();
+    b.release();
+    await expect(pm!.buffers.read(ro, 1)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_FILE_ALIASED' });
+    await expect(pm!.buffers.read(ro, 5)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_FILE_ALIASED' });
+    await rw.close();  // the last handle of that id: its dirty page is written back first
+    const c = await pm!.buffers.read(ro, 1);
+    await c.lockShared();
+    expect(c.page[200]).toBe(9);
+    c.unlock();
+    c.release();
+    // Now the read-write id is the one refused.
+    const rw2 = await pm!.files.open(P.FILE);
+    await expect(pm!.buffers.read(rw2, 1)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_FILE_ALIASED' });
+    await rw2.close();
+    await ro.close();
+    await pm!.wal.checkpoint();
+  });
+
   // A checkpoint can land anywhere in an update. With the safe order (the page is
   // dirtied before its WAL record is appended, all under the exclusive lock), none of
   // those places loses the update: if the redo point follows the record, the page is

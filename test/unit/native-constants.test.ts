@@ -53,6 +53,7 @@ const MIRRORED: Record<string, [string, string]> = {
   PIN_EXHAUSTED: ['buffer_pool.h', 'PIN_EXHAUSTED'],
   PIN_TOO_MANY: ['buffer_pool.h', 'PIN_TOO_MANY'],
   PIN_CORRUPT: ['buffer_pool.h', 'PIN_CORRUPT'],
+  PIN_ALIASED: ['buffer_pool.h', 'PIN_ALIASED'],
   IO_VALID: ['buffer_pool.h', 'IO_VALID'],
   IO_CLAIMED: ['buffer_pool.h', 'IO_CLAIMED'],
   IO_WAIT: ['buffer_pool.h', 'IO_WAIT'],
