@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { NativeAddon, NativeSession } from '../core/native';
 // The tests use the built package, exactly as users do (and as forked workers must).
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-export const rm: typeof import('../index') = require('..');
+export const rm: typeof import('../core/index') = require('..');
 
 /** Test hooks the addon exports that the package's own types (core/native.ts) leave out. */
 interface AddonTestHooks {
@@ -27,7 +27,7 @@ export const WAL_WORKER = path.join(__dirname, 'fixtures', 'wal-worker.cjs');
 /** The repository root (the package, as a consumer's node_modules/ringmaster links it). */
 export const REPO = path.resolve(__dirname, '..');
 
-type Postmaster = import('../index').Postmaster;
+type Postmaster = import('../core/index').Postmaster;
 
 export function tempDir(prefix = 'rm-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
@@ -95,7 +95,7 @@ export class Worker {
 }
 
 /** fixtures/worker.cjs forked from `pm` and attached (see forkAttached); `env` adds to process.env. */
-export function forkWorker(pm: import('../index').Postmaster, options: { reaper?: boolean; attach?: boolean; env?: Record<string, string> } = {}): Promise<Worker> {
+export function forkWorker(pm: import('../core/index').Postmaster, options: { reaper?: boolean; attach?: boolean; env?: Record<string, string> } = {}): Promise<Worker> {
   return forkAttached(pm, WORKER, {
     reaper: options.reaper ?? true,
     env: options.env ? { ...process.env, ...options.env } : undefined,
@@ -110,7 +110,7 @@ export function forkWorker(pm: import('../index').Postmaster, options: { reaper?
  * fixture that fails to start is still cleaned up. `reaper` and `env` go to pm.fork().
  */
 export async function forkAttached(
-  pm: import('../index').Postmaster,
+  pm: import('../core/index').Postmaster,
   script: string,
   options: { attach?: Record<string, unknown> | false; into?: Worker[]; reaper?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Worker> {
@@ -142,7 +142,7 @@ export async function exitWorkers(workers: Worker[]): Promise<void> {
   }
 }
 
-export async function startPm(dir: string, extra: Record<string, unknown> = {}): Promise<import('../index').Postmaster> {
+export async function startPm(dir: string, extra: Record<string, unknown> = {}): Promise<import('../core/index').Postmaster> {
   return rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, ...extra } as any);
 }
 

@@ -11,7 +11,7 @@ import { Worker, forkAttached, killWorkers, pageImage, removeDir, startPm, tempD
 const PS = 4096;
 const BLOCK = 1;
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 const workers: Worker[] = [];
 const stopped: number[] = [];
 

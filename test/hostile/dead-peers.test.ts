@@ -6,9 +6,9 @@ import path from 'node:path';
 import { Worker, forkWorker, killWorkers, removeDir, startPm, tempDir, waitFor } from '../helpers';
 
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 const workers: Worker[] = [];
-const exits: import('../../index').ProcessExit[] = [];
+const exits: import('../../core/index').ProcessExit[] = [];
 
 async function spawn(): Promise<Worker> {
   const w = await forkWorker(pm);
@@ -31,7 +31,7 @@ afterEach(async () => {
 const uring = () => pm.features.backend === 'io_uring';
 
 /** Survivors write `n` records each and read them back: the ring still works for everyone. */
-async function survivorsWork(file: import('../../index').FileHandle, survivors: Worker[], n = 50): Promise<void> {
+async function survivorsWork(file: import('../../core/index').FileHandle, survivors: Worker[], n = 50): Promise<void> {
   await Promise.all(survivors.map((w, k) => {
     const ops = [];
     for (let i = 0; i < n; i++) ops.push({ op: 'write', file: file.id, offset: (k * n + i) * 6, data: `s${String(k * n + i).padStart(5, '0')}` });

@@ -10,7 +10,7 @@ const EIO = -5;
 const ENOSPC = -28;
 
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 beforeEach(async () => {
   dir = tempDir();
   pm = await startPm(dir);

@@ -21,7 +21,7 @@ function rule(op: keyof typeof OP, fault: Fault): Record<string, number> {
 }
 
 let dir: string | null = null;
-let pm: import('../../index').Postmaster | null = null;
+let pm: import('../../core/index').Postmaster | null = null;
 afterEach(async () => {
   await teardown({ pm, dir, clearFaults: true });
   pm = null;

@@ -20,7 +20,7 @@ const SUBMIT_TIMEOUT_MS = 2000;  // back-pressure bound when garbage makes every
 type Tally = { ops: number; ok: number; wrong: number; hung: number; errors: Record<string, number>; untyped: string[] };
 
 let dir: string | null = null;
-let pm: import('../../index').Postmaster | null = null;
+let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {

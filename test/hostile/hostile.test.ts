@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { removeDir, startPm, tempDir, waitFor } from '../helpers';
 
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 beforeEach(async () => {
   dir = tempDir();
   pm = await startPm(dir);

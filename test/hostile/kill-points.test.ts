@@ -10,9 +10,9 @@ import { Worker, backend, forkAttached, forkCrashHost, forkWorker, killWorkers, 
 
 const uring = () => pm.features.backend === 'io_uring';
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 const workers: Worker[] = [];
-const exits: import('../../index').ProcessExit[] = [];
+const exits: import('../../core/index').ProcessExit[] = [];
 
 beforeEach(() => {
   dir = tempDir('rm-killpt-');

@@ -35,8 +35,8 @@ interface Model {
 }
 interface Real {
   dir: string;
-  pm: import('../../index').Postmaster;
-  files: import('../../index').FileHandle[];
+  pm: import('../../core/index').Postmaster;
+  files: import('../../core/index').FileHandle[];
   call: Record<Proc, (cmd: string, args?: Record<string, unknown>) => Promise<any>>;
   worker: Worker | null;
 }

@@ -12,7 +12,7 @@ const FIXTURE = path.join(__dirname, '..', 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
 
 let dir: string | null = null;
-let pm: import('../../index').Postmaster | null = null;
+let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {
@@ -492,9 +492,9 @@ describe('buffer pool: WAL-before-data', () => {
     const hook = {
       flushedLsn: () => durable,
       flush: async () => { throw new Error('flush must not be used in link mode'); },
-      appendFlushChain(batch: import('../../index').Batch, lsn: bigint) {
+      appendFlushChain(batch: import('../../core/index').Batch, lsn: bigint) {
         batch.write(wal, 0, Buffer.from(`wal-${lsn}`), { link: true }).fdatasync(wal, { link: true });
-        return (results: import('../../index').IoResult[], first: number) => {
+        return (results: import('../../core/index').IoResult[], first: number) => {
           seen.push(results.map((r) => `${r.op}:${r.ok}`));
           if (results[first].ok && results[first + 1].ok) durable = lsn;
         };

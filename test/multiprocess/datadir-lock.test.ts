@@ -16,7 +16,7 @@ const WAL = { segmentSize: 64 << 10, bufferSize: 64 << 10, onUnknownKind: 'skip'
 
 let dir: string;
 let dataDir: string;
-let pms: import('../../index').Postmaster[];
+let pms: import('../../core/index').Postmaster[];
 // Workers that are not this process's children (a host forked them): their pid and start
 // time, so afterEach kills only them and never a later process given the same pid.
 let procs: { pid: number; start: string | null }[];

@@ -15,7 +15,7 @@ const EXITS_EARLY = path.join(__dirname, '..', 'fixtures', 'exits-early.cjs');
 const REPO = path.resolve(__dirname, '..', '..');
 
 let dir: string;
-let pm: import('../../index').Postmaster | null = null;
+let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 beforeEach(() => {
@@ -111,8 +111,8 @@ describe('pm.fork(): a worker that ends before attaching is reported', () => {
   for (const [what, modulePath, args, { code }] of cases) {
     it(`${what}: 'worker-failed', whenAttached rejects, 'exit' says attached: false`, async () => {
       await start();
-      const failed: import('../../index').WorkerFailure[] = [];
-      const exits: import('../../index').ProcessExit[] = [];
+      const failed: import('../../core/index').WorkerFailure[] = [];
+      const exits: import('../../core/index').ProcessExit[] = [];
       pm!.on('worker-failed', (f) => failed.push(f));
       pm!.on('exit', (e) => exits.push(e));
       const child = pm!.fork(modulePath, args, { stdio: ['ignore', 'ignore', 'ignore'] });
@@ -131,7 +131,7 @@ describe('pm.fork(): a worker that ends before attaching is reported', () => {
 
   it('a process that cannot be spawned at all: worker-failed with the spawn error as cause, and no crash without an error listener', async () => {
     await start();
-    const failed: import('../../index').WorkerFailure[] = [];
+    const failed: import('../../core/index').WorkerFailure[] = [];
     pm!.on('worker-failed', (f) => failed.push(f));
     const child = pm!.fork(EXITS_EARLY, [], { execPath: path.join(dir, 'no-such-node') });
     await expect(pm!.whenAttached(child)).rejects.toMatchObject({ code: 'ERR_RINGMASTER_WORKER_FAILED', cause: { code: 'ENOENT' } });
@@ -141,8 +141,8 @@ describe('pm.fork(): a worker that ends before attaching is reported', () => {
 
   it("a worker that attaches: 'worker-attached' with its slot, whenAttached resolves (also after the fact), 'exit' says attached: true", async () => {
     await start();
-    const attached: import('../../index').WorkerAttached[] = [];
-    const exits: import('../../index').ProcessExit[] = [];
+    const attached: import('../../core/index').WorkerAttached[] = [];
+    const exits: import('../../core/index').ProcessExit[] = [];
     pm!.on('worker-attached', (a) => attached.push(a));
     pm!.on('exit', (e) => exits.push(e));
     const w = await worker();

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { Worker, backend, forkWorker, killWorkers, removeDir, rm, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
 
 let dir: string | undefined;
-let pm: import('../../index').Postmaster | undefined;
-let db: import('../../index').Ringmaster | undefined;
+let pm: import('../../core/index').Postmaster | undefined;
+let db: import('../../core/index').Ringmaster | undefined;
 const workers: Worker[] = [];
 
 afterEach(async () => {
@@ -36,7 +36,7 @@ async function worker(options: { reaper?: boolean } = {}): Promise<Worker> {
 }
 
 // A file of `blocks` 4 KiB blocks, block b filled with byte b + 1, opened O_DIRECT.
-async function directFile(h: import('../../index').Ringmaster, name: string, blocks = 4) {
+async function directFile(h: import('../../core/index').Ringmaster, name: string, blocks = 4) {
   const plain = await h.files.open(name, { create: true });
   const buf = Buffer.alloc(blocks * 4096);
   for (let b = 0; b < blocks; b++) buf.fill(b + 1, b * 4096, (b + 1) * 4096);
@@ -464,8 +464,8 @@ describe('submission: the ops of one turn go to the kernel together', () => {
     // 30 chains write -> write -> fdatasync and, in between, a batch whose last op asks
     // to link on and whose write fails: the next batch must run regardless. All in one
     // turn, on an 8-entry ring (the single ops carry self-wakes where they pay off).
-    const chains: Promise<import('../../index').IoResult[]>[] = [];
-    const loners: Promise<import('../../index').IoResult[]>[] = [];
+    const chains: Promise<import('../../core/index').IoResult[]>[] = [];
+    const loners: Promise<import('../../core/index').IoResult[]>[] = [];
     for (let i = 0; i < 30; i++) {
       chains.push(db.batch().write(f, i * 8, Buffer.from(`a${String(i).padStart(3, '0')}`), { link: true })
         .write(f, i * 8 + 4, Buffer.from(`b${String(i).padStart(3, '0')}`), { link: true }).fdatasync(f).submit());

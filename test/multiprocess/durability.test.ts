@@ -19,7 +19,7 @@ const SYNC_THREAD = path.join(__dirname, '..', 'fixtures', 'sync-thread.cjs');
 const OP = { write: 2, fsync: 3, fdatasync: 4 };
 const SYNCS = (1 << OP.fsync) | (1 << OP.fdatasync);
 const SEG = 64 << 10;
-type Pm = import('../../index').Postmaster;
+type Pm = import('../../core/index').Postmaster;
 
 let dir: string;
 let dataDir: string;

@@ -11,7 +11,7 @@ const SEG = 64 << 10;
 
 let dir: string;
 let dataDir: string;
-let pm: import('../../index').Postmaster | null;
+let pm: import('../../core/index').Postmaster | null;
 const workers: Worker[] = [];
 
 beforeEach(() => {
@@ -23,10 +23,10 @@ afterEach(async () => {
   await teardown({ workers, pm, dir });
 });
 
-const walWorker = (p: import('../../index').Postmaster) => forkWalWorker(p, workers);
+const walWorker = (p: import('../../core/index').Postmaster) => forkWalWorker(p, workers);
 
 // Appends `bytes` of records in 2 KiB records and flushes them.
-async function fill(p: import('../../index').Postmaster, bytes: number): Promise<void> {
+async function fill(p: import('../../core/index').Postmaster, bytes: number): Promise<void> {
   const rec = Buffer.alloc(2000, 0x41);
   let last = 0n;
   for (let n = 0; n < bytes; n += rec.length) last = await p.wal.append(1, rec);

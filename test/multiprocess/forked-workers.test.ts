@@ -9,7 +9,7 @@ import { Worker as ThreadWorker } from 'node:worker_threads';
 import { Worker, WORKER, addon, forkAttached, forkWorker, killWorkers, removeDir, settlesWithin, startPm, tempDir, waitFor } from '../helpers';
 
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 const workers: Worker[] = [];
 
 async function spawn(options: { reaper?: boolean } = {}): Promise<Worker> {

@@ -22,9 +22,9 @@ const SEG = 4 << 20;     // one segment for each whole test: nothing is recycled
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'fpi-worker.cjs');
 
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 const workers: Worker[] = [];
-const exits: import('../../index').ProcessExit[] = [];
+const exits: import('../../core/index').ProcessExit[] = [];
 
 beforeEach(() => {
   dir = tempDir('rm-fpi-');
@@ -58,7 +58,7 @@ function payload(block: number, value: number): Buffer {
 }
 
 /** One page change in the safe order, with the page given to append. */
-async function change(f: import('../../index').FileHandle, block: number, value: number, before?: (page: Uint8Array) => void): Promise<bigint> {
+async function change(f: import('../../core/index').FileHandle, block: number, value: number, before?: (page: Uint8Array) => void): Promise<bigint> {
   const b = await pm.buffers.read(f, block, { mode: 'extend' });
   try {
     await b.lockExclusive();
@@ -350,7 +350,7 @@ describe('full-page images: recovery', () => {
     await pm.stop({ checkpoint: false });
     const reads: { value: number; lsn: bigint }[] = [];
     const sets: { value: number; lsn: bigint; stamp: number; endLsn: bigint }[] = [];
-    let g: import('../../index').FileHandle | null = null;
+    let g: import('../../core/index').FileHandle | null = null;
     const open = async (db: any) => (g ??= await db.files.open('t.dat'));
     pm = await rm.Postmaster.start({
       dataDir: dataDir(), backend, bufferPool: { pages: 32, pageSize: PS },

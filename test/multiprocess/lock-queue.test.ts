@@ -17,7 +17,7 @@ const HANDOFF = 0x20000000;  // content-lock word bits (native/buffer_pool.h)
 const WAKING = 0x10000000;
 
 let dir: string | null = null;
-let pm: import('../../index').Postmaster | null = null;
+let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 let exits: { pid: number }[] = [];
 

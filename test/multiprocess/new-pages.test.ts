@@ -13,7 +13,7 @@ const FIXTURE = path.join(__dirname, '..', 'fixtures', 'bufferpool-worker.cjs');
 const PS = 4096;
 
 let dir: string | null = null;
-let pm: import('../../index').Postmaster | null = null;
+let pm: import('../../core/index').Postmaster | null = null;
 const workers: Worker[] = [];
 
 afterEach(async () => {

@@ -15,8 +15,8 @@ const fmt: typeof import('../../wal/format') = require('../../dist/wal/format');
 const WORKER = path.join(__dirname, '..', 'fixtures', 'integ-worker.cjs');
 const OP_FDATASYNC = 4;
 const EIO = -5;
-type Pm = import('../../index').Postmaster;
-type Report = import('../../index').ShutdownCheckpoint;
+type Pm = import('../../core/index').Postmaster;
+type Report = import('../../core/index').ShutdownCheckpoint;
 
 let dir: string;
 let dataDir: string;

@@ -7,7 +7,7 @@ import { Piscina } from 'piscina';
 import { Worker, forkWorker, killWorkers, removeDir, startPm, tempDir, waitFor } from '../helpers';
 
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 const workers: Worker[] = [];
 const THREAD = path.join(__dirname, '..', 'fixtures', 'thread.cjs');
 

@@ -15,7 +15,7 @@ const WORKER = path.join(__dirname, '..', 'fixtures', 'integ-worker.cjs');
 const HOST = path.join(__dirname, '..', 'fixtures', 'integ-host.cjs');
 const OP = { write: 2, fdatasync: 4 };
 const EIO = -5;
-type Pm = import('../../index').Postmaster;
+type Pm = import('../../core/index').Postmaster;
 
 let dir: string;
 let dataDir: string;

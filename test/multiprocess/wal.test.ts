@@ -15,11 +15,11 @@ const SEG = 64 << 10;
 
 let dir: string;
 let dataDir: string;
-let pm: import('../../index').Postmaster | null;
+let pm: import('../../core/index').Postmaster | null;
 const workers: Worker[] = [];
 
 const start = (wal: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => startWithWal(dataDir, wal, extra);
-const walWorker = (p: import('../../index').Postmaster) => forkWalWorker(p, workers);
+const walWorker = (p: import('../../core/index').Postmaster) => forkWalWorker(p, workers);
 
 beforeEach(() => {
   dir = tempDir('rm-wal-');
@@ -197,7 +197,7 @@ describe('wal: O_DIRECT', () => {
     } catch {
       ctx.skip();  // no ramfs here (or no mount permission in this container)
     }
-    let p: import('../../index').Postmaster | null = null;
+    let p: import('../../core/index').Postmaster | null = null;
     try {
       expect(directIo(mnt)).toBe(false);
       const d = path.join(mnt, 'data');

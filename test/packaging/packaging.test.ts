@@ -48,7 +48,7 @@ describe('packaging', () => {
   it('package.json: engines, entry points, exports map', () => {
     expect(pkg.name).toBe('ringmaster');
     expect(pkg.engines?.node).toBe('>=20');
-    expect(pkg.exports['.']).toEqual({ types: './dist/index.d.ts', import: './dist/index.mjs', require: './dist/index.js' });
+    expect(pkg.exports['.']).toEqual({ types: './dist/core/index.d.ts', import: './dist/index.mjs', require: './dist/core/index.js' });
     // "types" must come first: TypeScript takes the first matching condition.
     expect(Object.keys(pkg.exports['.'])[0]).toBe('types');
     for (const f of [pkg.main, pkg.types, pkg.exports['.'].import, pkg.exports['.'].require, pkg.exports['.'].types]) {
@@ -82,7 +82,7 @@ describe('packaging', () => {
       'console.log(JSON.stringify(require.resolve(' + JSON.stringify(spec) + ')));',
     ].join('\n');
     for (const [spec, cwd] of [[REPO, dir], ['ringmaster', REPO], ['ringmaster', app]] as const) {
-      expect(lastJson(await node(['-e', script(spec)], cwd))).toBe(path.join(REPO, 'dist', 'index.js'));
+      expect(lastJson(await node(['-e', script(spec)], cwd))).toBe(path.join(REPO, 'dist', 'core', 'index.js'));
     }
   });
 
@@ -109,11 +109,11 @@ describe('packaging', () => {
     expect(out).toEqual({ different: [], pm: true, rmaster: true, file: true, batch: true, error: true, code: 'ERR_RINGMASTER_BAD_FILE' });
   });
 
-  it('ships types: dist/index.d.ts declares Postmaster, attach, open and a consumer type-checks', () => {
-    const dts = readFileSync(path.join(REPO, 'dist', 'index.d.ts'), 'utf8');
-    expect(dts).toMatch(/export \{[^}]*\bPostmaster\b[^}]*\} from '\.\/core\/postmaster'/);
-    expect(dts).toMatch(/export \{[^}]*\bopen\b[^}]*\} from '\.\/core\/postmaster'/);
-    expect(dts).toMatch(/export \{[^}]*\battach\b[^}]*\} from '\.\/core\/attach'/);
+  it('ships types: dist/core/index.d.ts declares Postmaster, attach, open and a consumer type-checks', () => {
+    const dts = readFileSync(path.join(REPO, 'dist', 'core', 'index.d.ts'), 'utf8');
+    expect(dts).toMatch(/export \{[^}]*\bPostmaster\b[^}]*\} from '\.\/postmaster'/);
+    expect(dts).toMatch(/export \{[^}]*\bopen\b[^}]*\} from '\.\/postmaster'/);
+    expect(dts).toMatch(/export \{[^}]*\battach\b[^}]*\} from '\.\/attach'/);
     expect(readFileSync(path.join(REPO, 'dist', 'core', 'postmaster.d.ts'), 'utf8')).toMatch(/export declare class Postmaster extends Ringmaster/);
 
     const code = [
@@ -141,7 +141,7 @@ describe('packaging', () => {
     const host = ts.createCompilerHost(options);
     for (const f of files) {
       const resolved = ts.resolveModuleName('ringmaster', f, options, host).resolvedModule;
-      expect(resolved?.resolvedFileName, f).toBe(path.join(REPO, 'dist', 'index.d.ts'));
+      expect(resolved?.resolvedFileName, f).toBe(path.join(REPO, 'dist', 'core', 'index.d.ts'));
     }
     const program = ts.createProgram(files, options, host);
     const diags = ts.getPreEmitDiagnostics(program).map((d) => {
@@ -200,7 +200,7 @@ describe('packaging', () => {
 
   it('npm pack would ship the built JS, the types and everything node-gyp needs to build on install', () => {
     const files = packed();
-    for (const f of ['package.json', 'binding.gyp', 'dist/index.mjs', 'dist/index.js', 'dist/index.d.ts', 'dist/core/postmaster.d.ts']) {
+    for (const f of ['package.json', 'binding.gyp', 'dist/index.mjs', 'dist/core/index.js', 'dist/core/index.d.ts', 'dist/core/postmaster.d.ts']) {
       expect(files.has(f), `${f} is packed`).toBe(true);
     }
     const gyp = readFileSync(path.join(REPO, 'binding.gyp'), 'utf8');

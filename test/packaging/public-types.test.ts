@@ -124,7 +124,7 @@ describe('public types', () => {
     for (const f of files) writeFileSync(f, CONSUMER);
     const options = strictConsumerOptions(ts);
     const host = ts.createCompilerHost(options);
-    for (const f of files) expect(ts.resolveModuleName('ringmaster', f, options, host).resolvedModule?.resolvedFileName).toBe(path.join(DIST, 'index.d.ts'));
+    for (const f of files) expect(ts.resolveModuleName('ringmaster', f, options, host).resolvedModule?.resolvedFileName).toBe(path.join(DIST, 'core', 'index.d.ts'));
     const program = ts.createProgram(files, options, host);
     const diags = ts.getPreEmitDiagnostics(program).map((d) => {
       const where = d.file ? `${path.basename(d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}: ` : '';

@@ -15,8 +15,8 @@ import { backend, forkWorker, removeDir, rm, tempDir, Worker } from '../helpers'
 const { cases, runCases, summary } = require('../fixtures/bad-input-cases.cjs');
 
 let dir: string;
-let pm: import('../../index').Postmaster;
-let plain: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
+let plain: import('../../core/index').Postmaster;
 let ctx: any;
 let fresh = 0;
 const TABLE = Buffer.from('the contents of table.0 that no misuse may change');

@@ -7,9 +7,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFil
 import path from 'node:path';
 import { Worker, WORKER, backend, exitWorkers, forkAttached, removeDir, rm, startPm, startWithWal, tempDir, waitFor } from '../helpers';
 
-type Postmaster = import('../../index').Postmaster;
-type Ringmaster = import('../../index').Ringmaster;
-type FileHandle = import('../../index').FileHandle;
+type Postmaster = import('../../core/index').Postmaster;
+type Ringmaster = import('../../core/index').Ringmaster;
+type FileHandle = import('../../core/index').FileHandle;
 type ErrorClass = new (...args: any[]) => Error;
 
 let dir: string;

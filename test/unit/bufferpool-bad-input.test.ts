@@ -5,8 +5,8 @@ import { addon, removeDir, rm, startPm, tempDir, backend } from '../helpers';
 
 const PS = 4096;
 let dir: string;
-let pm: import('../../index').Postmaster;
-let f: import('../../index').FileHandle;
+let pm: import('../../core/index').Postmaster;
+let f: import('../../core/index').FileHandle;
 
 beforeAll(async () => {
   dir = tempDir('rm-bp-bad-');

@@ -18,7 +18,7 @@ const OP = { read: 1, write: 2 };
 const WAL = { segmentSize: 1 << 20, bufferSize: 256 << 10 };
 
 let dir: string;
-let pm: import('../../index').Postmaster | null;
+let pm: import('../../core/index').Postmaster | null;
 let workers: Worker[];
 
 beforeEach(() => {
@@ -132,7 +132,7 @@ describe('every kind of buffer, on every path', () => {
 
 describe('a buffer changed while its IO is in flight', () => {
   // Delayed ops (test hooks) stay in flight long enough to change their buffer meanwhile.
-  function delay(db: import('../../index').Postmaster, file: { id: number }, op: 'read' | 'write', us = 300_000) {
+  function delay(db: import('../../core/index').Postmaster, file: { id: number }, op: 'read' | 'write', us = 300_000) {
     expect(db._native().debugSetFault(0, { opMask: 1 << OP[op], fileSlot: file.id % 65536, delayUs: us })).toBe(true);
   }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { backend, removeDir, rm, tempDir } from '../helpers';
 
 let dir: string;
-let db: import('../../index').Postmaster;
+let db: import('../../core/index').Postmaster;
 
 beforeEach(async () => {
   dir = tempDir();

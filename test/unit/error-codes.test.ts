@@ -63,7 +63,7 @@ describe('error codes: one table', () => {
 
 describe('error messages name the file', () => {
   let dir: string;
-  let pm: import('../../index').Postmaster;
+  let pm: import('../../core/index').Postmaster;
   beforeEach(async () => {
     dir = tempDir('rm-errcodes-');
     pm = await rm.Postmaster.start({ dataDir: path.join(dir, 'data'), backend, arenaSize: 1 << 20 } as any);

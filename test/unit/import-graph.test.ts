@@ -1,7 +1,7 @@
 // The TypeScript layers point one way. core/ (the ring, files, postmaster, attach) knows
 // nothing of the modules built on it: the buffer pool and the WAL attach themselves through
-// core/modules.ts, and only the package entry (index.ts at the root, whose compiled path is
-// the published main/types/exports) imports core, the pool and the WAL together. Every kind of
+// core/modules.ts, and only the package entry (core/index.ts, whose compiled path is the
+// published main/types/exports) imports core, the pool and the WAL together. Every kind of
 // import counts here, type-only ones included (`import type`, `import('...').T`,
 // `export ... from`, `require()`): a type import is still an edge a reader has to follow.
 // The native boundary (the addon loader and its interface) is typed throughout: no
@@ -15,12 +15,12 @@ import ts from 'typescript';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const LAYERS = ['core', 'bufferpool', 'wal'];
-const ENTRY = 'index.ts';
+const ENTRY = 'core/index.ts';
 /** The files that define what crosses between JavaScript and the addon. */
 const NATIVE_BOUNDARY = ['core/native.ts', 'core/constants.ts'];
 
 function sources(): string[] {
-  const out: string[] = [ENTRY];
+  const out: string[] = [];
   for (const dir of LAYERS) {
     for (const f of readdirSync(path.join(REPO, dir))) {
       if (f.endsWith('.ts') && !f.endsWith('.d.ts')) out.push(`${dir}/${f}`);
@@ -107,9 +107,9 @@ export function cycles(g: Map<string, string[]>): string[][] {
 function layerViolations(g: Map<string, string[]>): string[] {
   const out: string[] = [];
   for (const [f, deps] of g) {
-    if (!f.startsWith('core/')) continue;
+    if (!f.startsWith('core/') || f === ENTRY) continue;
     for (const d of deps) {
-      if (!d.startsWith('core/')) out.push(`${f} -> ${d}`);
+      if (!d.startsWith('core/') || d === ENTRY) out.push(`${f} -> ${d}`);
     }
   }
   for (const [f, deps] of g) {
@@ -354,7 +354,7 @@ describe('import graph of core/, bufferpool/ and wal/', () => {
 // (`io_1.checkOffset`, a constant) is then a generic lookup, on the per-op path too. Only
 // the package entries re-export.
 describe('compiled modules keep fast exports objects', () => {
-  const ENTRIES = new Set([ENTRY, 'wal/index.ts']);
+  const ENTRIES = new Set(['core/index.ts', 'wal/index.ts']);
   function slowExports(files: string[]): string {
     const script = `const out = [];
 for (const f of ${JSON.stringify(files)}) if (!%HasFastProperties(require(f))) out.push(f);

@@ -93,7 +93,7 @@ function prepareRunner(): Runner {
     who: `nobody (uid ${ids.uid}, gid ${ids.gid})`,
   };
   // What the fixture loads: package.json, dist/, the addon, and the fixture itself.
-  const needed = ['package.json', path.join('dist', 'index.js'), path.join('build', 'Release', 'ringmaster.node'), FIXTURE_REL];
+  const needed = ['package.json', path.join('dist', 'core', 'index.js'), path.join('build', 'Release', 'ringmaster.node'), FIXTURE_REL];
   const readable = (root: string) => asNobody('sh', '-c', 'for f; do test -r "$f" || { echo "not readable: $f"; exit 1; }; done', 'sh', ...needed.map((f) => path.join(root, f)));
   let probe = readable(REPO);
   if (probe.status === 0) return runner;
@@ -189,7 +189,7 @@ describe('RLIMIT_MEMLOCK and fixed buffers', () => {
     });
     afterAll(() => removeDir(dir));
 
-    async function roundTrip(db: import('../../index').Postmaster): Promise<void> {
+    async function roundTrip(db: import('../../core/index').Postmaster): Promise<void> {
       const f = await db.files.open('small.dat', { create: true, truncate: true });
       const s = db.allocate(64 * 1024);
       for (let i = 0; i < s.length; i++) s.bytes[i] = (i * 7) & 0xff;

@@ -11,7 +11,7 @@ import { addon, removeDir, rm, startWithWal, tempDir } from '../helpers';
 
 let dir: string;
 let dataDir: string;
-let pm: import('../../index').Postmaster | null = null;
+let pm: import('../../core/index').Postmaster | null = null;
 
 beforeEach(() => {
   dir = tempDir('rm-kinds-');
@@ -33,7 +33,7 @@ function walImage(): string {
 }
 
 /** Appends 1,1,1,7,1,1 (kind 7 carries 'seven'); returns the start LSN of the kind-7 record. */
-async function appendMixed(db: import('../../index').Postmaster): Promise<bigint> {
+async function appendMixed(db: import('../../core/index').Postmaster): Promise<bigint> {
   let at = 0n;
   for (const [i, kind] of [1, 1, 1, 7, 1, 1].entries()) {
     if (kind === 7) at = db.wal.insertLsn();  // one appender: the next record starts here

@@ -41,7 +41,7 @@ function canRunAsOwnUid(): string | null {
   if (!isRoot) return 'needs root (setpriv to a uid of its own)';
   if (backend === 'threads') return 'io_uring only';
   if (!have('prlimit') || !have('setpriv')) return 'prlimit/setpriv (util-linux) missing';
-  const r = spawnSync('setpriv', [`--reuid=${ownUid}`, `--regid=${ownUid}`, '--clear-groups', 'test', '-r', path.join(REPO, 'dist', 'index.js')]);
+  const r = spawnSync('setpriv', [`--reuid=${ownUid}`, `--regid=${ownUid}`, '--clear-groups', 'test', '-r', path.join(REPO, 'dist', 'core', 'index.js')]);
   if (r.status !== 0) return `the checkout is not readable by uid ${ownUid}`;
   return null;
 }

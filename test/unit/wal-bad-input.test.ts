@@ -5,7 +5,7 @@ import path from 'node:path';
 import { addon, backend, removeDir, rm, tempDir } from '../helpers';
 
 let dir: string;
-let pm: import('../../index').Postmaster;
+let pm: import('../../core/index').Postmaster;
 const wal = { segmentSize: 64 << 10, bufferSize: 64 << 10 };
 
 beforeAll(async () => {
