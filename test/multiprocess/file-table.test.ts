@@ -1,7 +1,7 @@
 // File table hygiene: the files the library opens for itself (WAL segments) leave the
 // shared table when they are done, and an entry is never matched to a file by an inode
 // number (device, inode) that now names another file, or by a path that no longer
-// names it.
+// names it; a last close whose file gets a handle meanwhile prepares the file again.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renameSync, statSync, unlinkSync, utimesSync, writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -137,5 +137,31 @@ describe('file table: reads leave a data file\'s access time alone', () => {
     // Under the threads backend the worker opens the path itself: its fd must skip atime too.
     expect(await w.call('read', { file: f.id, offset: 4096, length: 4096 })).toHaveLength(4096);
     expect(statSync(p).atimeMs).toBe(old.getTime());
+  });
+});
+
+describe('file table: the last close of a file', () => {
+  // A handle opened and closed while the last closer's modules prepare the file (the pool's writeback) makes the final close answer `reopened`: the modules prepare it again before the file leaves the table.
+  it('a handle opened and closed during the last close\'s hooks makes them run again, and the file then leaves the table', async () => {
+    pm = await rm.Postmaster.start({ dataDir, arenaSize: 1 << 20, backend });
+    const db = pm;
+    const f = await db.files.open('r', { create: true });
+    // The same module instance as the package's (dist/core/files.js): hooks are process-wide,
+    // so this one acts only on `f`.
+    const { onBeforeLastClose } = require('../../dist/core/files.js') as typeof import('../../core/files');
+    let runs = 0;
+    let reopen = true;
+    onBeforeLastClose(async (_db, id) => {
+      if (id !== f.id) return;
+      runs++;
+      if (!reopen) return;
+      reopen = false;
+      const g = await db.files.open('r');
+      expect(g.id).toBe(f.id);
+      await g.close();  // not the last: `f` still holds its reference
+    });
+    await f.close();
+    expect(runs).toBe(2);
+    expect(db.stats().files.entries.some((e) => e.id === f.id)).toBe(false);
   });
 });
