@@ -1181,8 +1181,6 @@ uint64_t pool_arena_offset(const PoolView& v, const void* word) {
 
 PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
   PoolView& v = p.v;
-  FilePoolTag tag = file_pool_tag(*p.seg, (double)file);
-  if (tag != FilePoolTag::Ok) return {PIN_ALIASED, tag == FilePoolTag::LockTimeout ? 1u : 0u};
   uint32_t bucket = mapping_bucket(v, file, block);
   auto corrupt = [&](GlobalStat what) {
     pool_report_corrupt(*p.seg, v, what);
@@ -1205,6 +1203,12 @@ PinResult pool_pin(PoolSlot& p, uint64_t file, uint64_t block) {
       return r;
     }
     mapping_unlock(v, bucket);
+    // A miss: this id is about to tag a page. One file is cached under one id at a time
+    // (file_pool_tag), so a hit needs no check: a page carries an id only if that id's
+    // entry was marked when it tagged it, and while a marked entry is open no other entry
+    // of its file is marked (a freed entry's id is never matched again).
+    FilePoolTag tag = file_pool_tag(*p.seg, (double)file);
+    if (tag != FilePoolTag::Ok) return {PIN_ALIASED, tag == FilePoolTag::LockTimeout ? 1u : 0u};
     // The victim's pin is recorded by clock_victim right after its CAS, not after the
     // partition locks: a worker killed while it waits for one of them (preempted at a
     // syscall exit) would otherwise leak the pin forever.
