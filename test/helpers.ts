@@ -1,4 +1,4 @@
-import { ChildProcess, fork, spawn } from 'node:child_process';
+import { ChildProcess, execFile, fork, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -319,6 +319,24 @@ export function runPowercutSoak<R extends { kept: string | null; failure: string
       }
       if (result.kept && !(options.keepOnFailure && result.failure)) rmSync(result.kept, { recursive: true, force: true });
       resolve({ status, result, stderr: err });
+    });
+  });
+}
+
+/**
+ * Runs a fixture script that ends by printing one JSON report line (the misuse sequences),
+ * and returns that report with the exit code; no report is an error naming `what` and the
+ * script's last output.
+ */
+export function runFixtureReport(script: string, args: string[], what: string, options: { timeoutMs: number; env?: Record<string, string> }): Promise<{ report: any; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [script, ...args], { timeout: options.timeoutMs, maxBuffer: 1 << 24, env: { ...process.env, ...options.env } }, (e, out, err) => {
+      const code = e ? (typeof e.code === 'number' ? e.code : null) : 0;
+      try {
+        resolve({ report: JSON.parse(out.trim().split('\n').pop() ?? ''), code });
+      } catch {
+        reject(new Error(`${what}: no report (exit ${code}): ${out.slice(-2000)} ${err.slice(-2000)}`));
+      }
     });
   });
 }

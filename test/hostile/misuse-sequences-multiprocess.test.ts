@@ -8,8 +8,8 @@
 // read-only that markDirty accepted and no writeback could ever write (EBADF on every
 // checkpoint). A failing seed is cut down with ONLY, KEEP, KEEPk and KILLAT (see the fixture).
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { runFixtureReport } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'misuse-multiprocess.cjs');
 const OPS = 400;
@@ -18,27 +18,15 @@ const RUNS: Array<{ mode: 'fork' | 'threads'; seeds: number[] }> = [
   { mode: 'threads', seeds: [1, 2, 3, 4, 5, 6] },
 ];
 
-function runSeed(seed: number, mode: string, env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [FIXTURE, String(seed), mode, String(OPS)], { timeout: 170_000, maxBuffer: 1 << 24, env: { ...process.env, ...env } }, (e, out, err) => {
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, out, err });
-    });
-  });
-}
+const runSeed = (seed: number, mode: string, env: Record<string, string> = {}) =>
+  runFixtureReport(FIXTURE, [String(seed), mode, String(OPS)], `seed ${seed}`, { timeoutMs: 170_000, env });
 
 for (const { mode, seeds } of RUNS) {
   describe(`random misuse sequences at once in 3 ${mode === 'fork' ? 'forked workers' : 'worker threads'}, one killed, beside an honest worker`, () => {
     for (const seed of seeds) {
       // Seed N: coded errors only, nothing unsettled, sound tables, every acknowledged update kept, a working checkpoint and stop.
       it(`seed ${seed}: no uncoded error, no unsettled op, no damaged table, no acknowledged update lost, and a checkpoint and stop that succeed`, async () => {
-        const r = await runSeed(seed, mode);
-        const last = r.out.trim().split('\n').pop() ?? '';
-        let report: any;
-        try {
-          report = JSON.parse(last);
-        } catch {
-          throw new Error(`seed ${seed}: no report (exit ${r.code}): ${r.out.slice(-2000)} ${r.err.slice(-2000)}`);
-        }
+        const { report, code } = await runSeed(seed, mode);
         const all = JSON.stringify(report);
         expect(report.allDone, `seed ${seed}: every misusing worker not killed reported its end: ${all}`).toBe(true);
         expect(report.bad, `seed ${seed}`).toEqual([]);
@@ -50,7 +38,7 @@ for (const { mode, seeds } of RUNS) {
         expect(report.lostRecords, `seed ${seed}: acknowledged WAL records missing`).toEqual([]);
         expect(report.checkpointError, `seed ${seed}: checkpoint after the sequences`).toBeNull();
         expect(report.stopError, `seed ${seed}: stop`).toBeNull();
-        expect(r.code, `seed ${seed}: exit code`).toBe(0);
+        expect(code, `seed ${seed}: exit code`).toBe(0);
       }, 180_000);
     }
   });
@@ -59,8 +47,7 @@ for (const { mode, seeds } of RUNS) {
 describe('the lost-update check catches a loss (positive control)', () => {
   // An acknowledged page zeroed on disk after stop() is reported lost: the check reads what it claims to.
   it('seed 2, forked workers, with the latest acknowledged page zeroed on disk: reported lost on disk', async () => {
-    const r = await runSeed(2, 'fork', { BREAK_DISK: '1' });
-    const report = JSON.parse(r.out.trim().split('\n').pop() ?? '');
+    const { report } = await runSeed(2, 'fork', { BREAK_DISK: '1' });
     expect(report.honest.acked).toBeGreaterThan(0);
     expect(report.lost.filter((l: { where: string }) => l.where === 'disk').length).toBe(1);
     expect(report.lost.filter((l: { where: string }) => l.where === 'pool')).toEqual([]);

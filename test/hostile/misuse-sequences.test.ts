@@ -5,40 +5,25 @@
 // a file closed with dirty pages that failed every later checkpoint, and completions lost
 // when a flush refused a batch. A failing seed is cut down with KEEP (see the fixture).
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { runFixtureReport } from '../helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'misuse-sequence.cjs');
 const SEEDS = Array.from({ length: 16 }, (_, i) => i + 1);
 const OPS = 400;
 
-function runSeed(seed: number): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [FIXTURE, String(seed), String(OPS)], { timeout: 150_000, maxBuffer: 1 << 24 }, (e, out, err) => {
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, out, err });
-    });
-  });
-}
-
 describe('random misuse sequences', () => {
   for (const seed of SEEDS) {
     // Seed N: coded errors only, nothing left unsettled, sound tables, a working checkpoint and stop.
     it(`seed ${seed}: ${OPS} calls leave no uncoded error, no unsettled op, no damaged table, and a checkpoint and stop that succeed`, async () => {
-      const r = await runSeed(seed);
-      const last = r.out.trim().split('\n').pop() ?? '';
-      let report: any;
-      try {
-        report = JSON.parse(last);
-      } catch {
-        throw new Error(`seed ${seed}: no report (exit ${r.code}): ${r.out.slice(-2000)} ${r.err.slice(-2000)}`);
-      }
+      const { report, code } = await runFixtureReport(FIXTURE, [String(seed), String(OPS)], `seed ${seed}`, { timeoutMs: 150_000 });
       expect(report.stranded, `seed ${seed}: the loop emptied with ops unsettled: ${JSON.stringify(report)}`).toBeUndefined();
       expect(report.bad, `seed ${seed}`).toEqual([]);
       expect(report.unsettled, `seed ${seed}: ops that never settled`).toBe(0);
       expect(report.integrity.anomalies, `seed ${seed}: integrity after the sequence`).toEqual([]);
       expect(report.checkpointError, `seed ${seed}: checkpoint after the sequence`).toBeNull();
       expect(report.stopError, `seed ${seed}: stop`).toBeNull();
-      expect(r.code, `seed ${seed}: exit code`).toBe(0);
+      expect(code, `seed ${seed}: exit code`).toBe(0);
     }, 180_000);
   }
 });
